@@ -1,0 +1,323 @@
+/* zg_api.c - the api table modules call: thin, checked wrappers over the
+ * connection, timer, file and config machinery of the core. */
+#define _GNU_SOURCE
+#include "zg_log.h"
+#include "zg_module.h"
+#include "zg_worker.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+
+zg_worker *zg_current_worker;
+
+static void api_log(int level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    zg_vlog(level, fmt, ap);
+    va_end(ap);
+}
+
+static int api_conf_apply(zerg_conf_ctx *cx, const zerg_conf_node *map, const zerg_directive *d,
+                          void *conf)
+{
+    return zg_conf_apply(cx, map, d, conf, NULL);
+}
+
+/* ---- worker ---- */
+
+static unsigned api_worker_id(zg_worker *w)
+{
+    return w->id;
+}
+static unsigned api_worker_count(zg_worker *w)
+{
+    return w->count;
+}
+static int api_worker_draining(zg_worker *w)
+{
+    return w->draining;
+}
+static uint64_t api_now_ms(zg_worker *w)
+{
+    return w->now_ms;
+}
+static int64_t api_unix_time(zg_worker *w)
+{
+    return w->unix_time;
+}
+static const zerg_stats *api_stats(zg_worker *w)
+{
+    return &w->stats;
+}
+static void api_timer_set(zg_worker *w, zerg_timer *t, uint64_t ms)
+{
+    zg_timer_set(&w->timers, t, w->now_ms, ms);
+}
+static void api_timer_cancel(zg_worker *w, zerg_timer *t)
+{
+    zg_timer_cancel(&w->timers, t);
+}
+
+static int api_file_io(zg_worker *w, zg_conn *owner, int is_write, int fd, void *buf, size_t len,
+                       int64_t off, zerg_io_fn cb, void *arg)
+{
+    if (!cb || (owner && (owner->flags & ZG_C_CLOSING)))
+        return -EINVAL;
+    uint32_t idx;
+    zg_file_op *op = zg_pool_get(&w->file_ops, &idx);
+    if (!op)
+        return -ENOMEM;
+    uint32_t gen = (op->gen + 1) & 0xffffff;
+    op->idx = idx;
+    op->gen = gen;
+    op->cb = cb;
+    op->arg = arg;
+    op->owner = owner;
+    struct io_uring_sqe *sqe = zg_sqe(w);
+    if (is_write)
+        io_uring_prep_write(sqe, fd, buf, (unsigned)len, (uint64_t)off);
+    else
+        io_uring_prep_read(sqe, fd, buf, (unsigned)len, (uint64_t)off);
+    io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_FILE, idx, gen));
+    if (owner)
+        owner->inflight++;
+    return 0;
+}
+
+/* ---- connections ---- */
+
+static void *api_conn_ctx(zg_conn *c)
+{
+    return c->ctx;
+}
+static void *api_conn_conf(zg_conn *c)
+{
+    return c->conf;
+}
+static zg_worker *api_conn_worker(zg_conn *c)
+{
+    return c->w;
+}
+static const struct sockaddr *api_conn_peer(zg_conn *c, socklen_t *len)
+{
+    if (len)
+        *len = c->peer_len;
+    return (const struct sockaddr *)&c->peer;
+}
+static int api_conn_closing(zg_conn *c)
+{
+    return (c->flags & (ZG_C_CLOSING | ZG_C_CLOSE_WANT)) != 0;
+}
+static size_t api_conn_out_pending(zg_conn *c)
+{
+    return c->out.bytes;
+}
+static void api_conn_set_watermarks(zg_conn *c, size_t low, size_t high)
+{
+    c->out_low = low < high ? low : high;
+    c->out_high = high;
+}
+static void api_conn_want_drain(zg_conn *c)
+{
+    c->flags |= ZG_C_WANT_DRAIN;
+    if (c->out.bytes == 0)
+        zg_conn_queue_flush(c); /* the flush turn reports it */
+}
+static void api_conn_set_input_limit(zg_conn *c, size_t max)
+{
+    c->in_limit = max;
+}
+static void api_conn_timeout(zg_conn *c, uint64_t ms)
+{
+    if (c->flags & ZG_C_CLOSING)
+        return;
+    if (ms)
+        zg_timer_set(&c->w->timers, &c->timer, c->w->now_ms, ms);
+    else
+        zg_timer_cancel(&c->w->timers, &c->timer);
+}
+
+static int writable(zg_conn *c)
+{
+    return !(c->flags & (ZG_C_CLOSING | ZG_C_CLOSE_WANT | ZG_C_SHUT_WANT));
+}
+
+static int api_write(zg_conn *c, const void *data, size_t len)
+{
+    if (!writable(c))
+        return -EPIPE;
+    if (zg_outq_copy(&c->w->bufs, &c->out, data, len) < 0)
+        return -ENOMEM;
+    zg_conn_after_write(c);
+    return 0;
+}
+
+static int api_writev(zg_conn *c, const struct iovec *iov, int iovcnt)
+{
+    if (!writable(c))
+        return -EPIPE;
+    for (int i = 0; i < iovcnt; i++)
+        if (zg_outq_copy(&c->w->bufs, &c->out, iov[i].iov_base, iov[i].iov_len) < 0)
+            return -ENOMEM;
+    zg_conn_after_write(c);
+    return 0;
+}
+
+static void *api_write_reserve(zg_conn *c, size_t min, size_t *avail)
+{
+    if (!writable(c))
+        return NULL;
+    return zg_outq_reserve(&c->w->bufs, &c->out, min, avail);
+}
+
+static void api_write_commit(zg_conn *c, size_t used)
+{
+    if (!writable(c) || !c->out.tail)
+        return;
+    zg_outq_commit(&c->out, used);
+    zg_conn_after_write(c);
+}
+
+static int api_write_ext(zg_conn *c, const void *data, size_t len, zerg_done_fn done, void *arg)
+{
+    if (!writable(c))
+        return -EPIPE;
+    if (zg_outq_ref(&c->w->bufs, &c->out, data, len, NULL, done, arg) < 0)
+        return -ENOMEM;
+    zg_conn_after_write(c);
+    return 0;
+}
+
+static zerg_ref *api_hold(zg_conn *c, const void *data)
+{
+    zg_chunk *k = c->cur;
+    const uint8_t *p = data;
+    if (!k || p < k->base || p >= k->base + k->size)
+        return NULL;
+    zg_chunk_get(k);
+    return (zerg_ref *)k;
+}
+
+static void api_release(zg_worker *w, zerg_ref *r)
+{
+    if (r)
+        zg_chunk_put(&w->bufs, (zg_chunk *)r);
+}
+
+static int api_write_ref(zg_conn *c, const void *data, size_t len, zerg_ref *r)
+{
+    if (!writable(c)) {
+        zg_chunk_put(&c->w->bufs, (zg_chunk *)r);
+        return -EPIPE;
+    }
+    if (zg_outq_ref(&c->w->bufs, &c->out, data, len, (zg_chunk *)r, NULL, NULL) < 0) {
+        zg_chunk_put(&c->w->bufs, (zg_chunk *)r);
+        return -ENOMEM;
+    }
+    zg_conn_after_write(c);
+    return 0;
+}
+
+static void api_pause_read(zg_conn *c)
+{
+    c->flags |= ZG_C_PAUSE_MOD;
+    zg_conn_update_read(c);
+}
+
+static void api_resume_read(zg_conn *c)
+{
+    if (!(c->flags & ZG_C_PAUSE_MOD))
+        return;
+    c->flags &= ~ZG_C_PAUSE_MOD;
+    zg_conn_deliver_held(c);
+}
+
+static void api_shutdown(zg_conn *c, int how)
+{
+    if (c->flags & (ZG_C_CLOSING | ZG_C_SHUT_WANT))
+        return;
+    c->flags |= ZG_C_SHUT_WANT;
+    c->shut_how = how;
+    zg_conn_queue_flush(c);
+}
+
+static void api_close(zg_conn *c)
+{
+    if (c->flags & (ZG_C_CLOSING | ZG_C_CLOSE_WANT))
+        return;
+    c->flags |= ZG_C_CLOSE_WANT;
+    zg_conn_update_read(c);
+    zg_conn_queue_flush(c);
+}
+
+static void api_abort(zg_conn *c)
+{
+    if (c->flags & ZG_C_CLOSING)
+        return;
+    c->flags |= ZG_C_ABORT;
+    zg_conn_teardown(c, 0);
+}
+
+static zg_conn *api_connect(zg_worker *w, const zerg_module *m, void *conf,
+                            const struct sockaddr *sa, socklen_t len, uint64_t timeout_ms)
+{
+    return zg_conn_connect(w, m, conf, sa, len, timeout_ms);
+}
+
+const zerg_api zg_api = {
+    .abi_version = ZERG_ABI_VERSION,
+    .struct_size = sizeof(zerg_api),
+    .log = api_log,
+    .conf_error = zg_conf_error,
+    .conf_alloc = zg_conf_alloc,
+    .conf_strdup = zg_conf_strdup,
+    .conf_apply = api_conf_apply,
+    .node_kind = zg_node_kind,
+    .node_scalar = zg_node_scalar,
+    .node_len = zg_node_len,
+    .node_item = zg_node_item,
+    .node_key = zg_node_key,
+    .node_get = zg_node_get,
+    .conf_size = zg_conf_size,
+    .conf_msec = zg_conf_msec,
+    .conf_int = zg_conf_int,
+    .conf_bool = zg_conf_bool,
+    .conf_addr = zg_conf_addr,
+    .conf_shm = zg_conf_shm,
+    .conf_want_peer_addr = zg_conf_want_peer_addr,
+    .worker_id = api_worker_id,
+    .worker_count = api_worker_count,
+    .worker_draining = api_worker_draining,
+    .now_ms = api_now_ms,
+    .unix_time = api_unix_time,
+    .stats = api_stats,
+    .timer_set = api_timer_set,
+    .timer_cancel = api_timer_cancel,
+    .file_io = api_file_io,
+    .conn_ctx = api_conn_ctx,
+    .conn_conf = api_conn_conf,
+    .conn_worker = api_conn_worker,
+    .conn_peer = api_conn_peer,
+    .conn_closing = api_conn_closing,
+    .conn_out_pending = api_conn_out_pending,
+    .conn_set_watermarks = api_conn_set_watermarks,
+    .conn_want_drain = api_conn_want_drain,
+    .conn_set_input_limit = api_conn_set_input_limit,
+    .conn_timeout = api_conn_timeout,
+    .write = api_write,
+    .writev = api_writev,
+    .write_reserve = api_write_reserve,
+    .write_commit = api_write_commit,
+    .write_ext = api_write_ext,
+    .hold = api_hold,
+    .release = api_release,
+    .write_ref = api_write_ref,
+    .pause_read = api_pause_read,
+    .resume_read = api_resume_read,
+    .shutdown = api_shutdown,
+    .close = api_close,
+    .abort = api_abort,
+    .connect = api_connect,
+};

@@ -1,0 +1,70 @@
+/* zg_bufring.h - receive and send memory of a worker: the provided buffer
+ * ring the kernel receives into, pooled chunks for copied writes, and the
+ * reference counts that return each buffer once nobody uses it. */
+#ifndef ZG_BUFRING_H
+#define ZG_BUFRING_H
+
+#include <liburing.h>
+#include <stdint.h>
+
+#include "zg_pool.h"
+
+#ifndef IOU_PBUF_RING_INC
+#define IOU_PBUF_RING_INC 2
+#endif
+#ifndef IORING_CQE_F_BUF_MORE
+#define IORING_CQE_F_BUF_MORE (1U << 4)
+#endif
+
+enum { ZG_CHUNK_RING = 1, ZG_CHUNK_POOL = 2, ZG_CHUNK_HEAP = 3 };
+
+/* A reference-counted piece of memory; zerg_ref is this. */
+typedef struct zg_chunk {
+    uint8_t *base;
+    uint32_t size;
+    uint32_t refs;
+    uint32_t used;  /* POOL: bytes written; RING+incremental: bytes the kernel consumed */
+    uint32_t index; /* RING: buffer id; POOL: pool index */
+    uint8_t kind;
+} zg_chunk;
+
+#define ZG_POOL_CHUNK_BYTES 16384
+
+typedef struct zg_bufs {
+    struct io_uring *ring;
+    struct io_uring_buf_ring *br;
+    size_t br_bytes;
+    uint8_t *mem;
+    size_t mem_bytes;
+    zg_chunk *ring_chunks;
+    uint32_t nbufs, buf_size;
+    uint16_t bgid;
+    int incremental;
+    uint32_t pending_adds; /* buffers added since the last advance */
+    uint32_t in_ring;      /* buffers the kernel may fill */
+    zg_pool chunk_pool;    /* zg_chunk header + ZG_POOL_CHUNK_BYTES */
+    zg_pool seg_pool;      /* output segments */
+} zg_bufs;
+
+/* Register the ring (incremental consumption when want_inc and the kernel
+ * takes it; want_inc < 0 = auto). 0 or -errno. */
+int zg_bufs_init(zg_bufs *b, struct io_uring *ring, uint32_t nbufs, uint32_t buf_size,
+                 int want_inc);
+void zg_bufs_destroy(zg_bufs *b);
+/* Publish buffers given back since the last call (once per loop turn). */
+void zg_bufs_commit(zg_bufs *b);
+/* The chunk and data of a receive completion with buffer id bid, len bytes.
+ * The caller gets one reference (the kernel's, when it is done with the
+ * buffer, is released here). */
+zg_chunk *zg_bufs_recv(zg_bufs *b, unsigned cqe_flags, uint32_t len, uint8_t **data);
+/* A fresh pool chunk, refs = 1, used = 0; NULL when memory is exhausted. */
+zg_chunk *zg_chunk_new(zg_bufs *b);
+/* A malloc'd chunk of cap bytes (connection carry-over input), refs = 1. */
+zg_chunk *zg_chunk_heap(size_t cap);
+static inline void zg_chunk_get(zg_chunk *c)
+{
+    c->refs++;
+}
+void zg_chunk_put(zg_bufs *b, zg_chunk *c);
+
+#endif

@@ -1,0 +1,124 @@
+/* zg_conf.h - the parsed zerg.yaml: core settings, server blocks, the modules
+ * they use, and the directive engine that fills them from YAML. */
+#ifndef ZG_CONF_H
+#define ZG_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <yaml.h>
+#include <zerg/module.h>
+
+typedef struct zg_module zg_module;
+
+typedef struct zg_uring_conf {
+    uint64_t entries;           /* SQ entries */
+    uint64_t cq_entries;        /* 0: 4 x entries */
+    uint64_t buffers;           /* provided buffers (power of two) */
+    uint64_t buffer_size;
+    uint64_t send_zc_threshold; /* 0 disables SEND_ZC */
+    uint64_t output_high, output_low;
+    int sqpoll;
+    int64_t sqpoll_cpu;         /* -1: the worker's own CPU */
+    char *incremental;          /* auto | true | false */
+    int fixed_files;
+} zg_uring_conf;
+
+typedef struct zg_addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char *text;
+} zg_addr;
+
+typedef struct zg_server {
+    unsigned index;
+    zg_addr *addrs;
+    size_t naddrs;
+    const char *module_name;
+    zg_module *module;
+    void *module_conf;
+    int64_t backlog;
+    int want_peer; /* accept into plain fds so conn_peer works */
+} zg_server;
+
+typedef struct zg_shm {
+    struct zg_shm *next;
+    void *ptr;
+    size_t size;
+} zg_shm;
+
+typedef struct zg_arena_block zg_arena_block;
+
+typedef struct zg_config {
+    char *file;
+    char *prefix;
+    int64_t worker_processes; /* 0 = auto, resolved by zg_conf_workers() */
+    int *cpus;                /* explicit worker_cpu_affinity, or NULL */
+    size_t ncpus;
+    int64_t worker_connections;
+    int64_t worker_rlimit_nofile;
+    uint64_t worker_shutdown_timeout;
+    char *user, *group;
+    char *pid;
+    char *error_log_path;
+    int error_log_level;
+    char *modules_path;
+    zerg_str_list load_modules;
+    zg_uring_conf uring;
+    zg_server *servers;
+    size_t nservers;
+    zg_module **modules; /* loaded for this config, in load_modules order */
+    size_t nmodules;
+    size_t max_conn_ctx;  /* largest conn_ctx_size among the modules */
+    zg_arena_block *arena;
+    zg_shm *shm;
+} zg_config;
+
+/* The parse context handed to modules as zerg_conf_ctx. */
+struct zerg_conf_ctx {
+    zg_config *cfg;
+    yaml_document_t *doc;
+    const char *file;
+    char *err;      /* first error, "file:line:col: message" */
+    size_t errlen;
+    int failed;
+    zg_server *server; /* the server block being parsed */
+};
+
+/* Load and validate a config; modules are dlopened as load_modules says.
+ * NULL with a message in err on failure. */
+zg_config *zg_conf_load(const char *file, const char *prefix, char *err, size_t errlen);
+void zg_conf_free(zg_config *cfg);
+/* worker_processes resolved (auto = CPUs allowed to this process). */
+int zg_conf_workers(const zg_config *cfg);
+/* CPU for worker i: the explicit list, else the i-th allowed CPU. */
+int zg_conf_worker_cpu(const zg_config *cfg, int i);
+/* A path relative to the prefix (or as is when absolute). */
+char *zg_conf_path(zerg_conf_ctx *cx, const char *p);
+
+/* The directive engine (zg_conf_parse.c), also behind the api table. */
+int zg_conf_apply(zerg_conf_ctx *cx, const zerg_conf_node *map, const zerg_directive *d, void *base,
+                  const char *skip_key);
+int zg_conf_error(zerg_conf_ctx *cx, const zerg_conf_node *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void *zg_conf_alloc(zerg_conf_ctx *cx, size_t size);
+void zg_conf_arena_free(zg_config *cfg);
+char *zg_conf_strdup(zerg_conf_ctx *cx, const char *s);
+int zg_node_kind(zerg_conf_ctx *cx, const zerg_conf_node *n);
+const char *zg_node_scalar(zerg_conf_ctx *cx, const zerg_conf_node *n);
+size_t zg_node_len(zerg_conf_ctx *cx, const zerg_conf_node *n);
+const zerg_conf_node *zg_node_item(zerg_conf_ctx *cx, const zerg_conf_node *n, size_t i);
+const char *zg_node_key(zerg_conf_ctx *cx, const zerg_conf_node *n, size_t i);
+const zerg_conf_node *zg_node_get(zerg_conf_ctx *cx, const zerg_conf_node *n, const char *key);
+int zg_conf_size(zerg_conf_ctx *cx, const zerg_conf_node *n, uint64_t *out);
+int zg_conf_msec(zerg_conf_ctx *cx, const zerg_conf_node *n, uint64_t *out);
+int zg_conf_int(zerg_conf_ctx *cx, const zerg_conf_node *n, int64_t min, int64_t max,
+                int64_t *out);
+int zg_conf_bool(zerg_conf_ctx *cx, const zerg_conf_node *n, int *out);
+int zg_conf_addr(zerg_conf_ctx *cx, const zerg_conf_node *n, struct sockaddr_storage *out,
+                 socklen_t *len);
+void *zg_conf_shm(zerg_conf_ctx *cx, size_t size);
+void zg_conf_want_peer_addr(zerg_conf_ctx *cx);
+int zg_conf_str_list(zerg_conf_ctx *cx, const zerg_conf_node *n, zerg_str_list *out);
+
+#endif

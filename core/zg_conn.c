@@ -1,0 +1,599 @@
+/* zg_conn.c - a connection's life on the ring: multishot recv into provided
+ * buffers, delivery to its module (with carry-over and pause), the output
+ * queue's sends (SEND_ZC above the threshold), outbound connects, and a close
+ * that waits for every completion before the slot is reused. */
+#define _GNU_SOURCE
+#include "zg_log.h"
+#include "zg_module.h"
+#include "zg_worker.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef IORING_ASYNC_CANCEL_FD_FIXED
+#define IORING_ASYNC_CANCEL_FD_FIXED (1U << 3)
+#endif
+
+static void conn_timer_fired(zerg_timer *t);
+
+static void set_fd(struct io_uring_sqe *sqe, const zg_conn *c)
+{
+    if (c->fixed)
+        sqe->flags |= IOSQE_FIXED_FILE;
+}
+
+zg_conn *zg_conn_new(zg_worker *w, const zerg_module *m, void *conf, int fd, int fixed)
+{
+    uint32_t idx;
+    zg_conn *c = zg_pool_get(&w->conns, &idx);
+    if (!c)
+        return NULL;
+    uint32_t gen = c->gen + 1;
+    memset(c, 0, sizeof(*c) + w->cfg->max_conn_ctx);
+    c->w = w;
+    c->idx = idx;
+    c->gen = gen & 0xffffff;
+    c->fd = fd;
+    c->fixed = fixed;
+    c->mod = m;
+    c->conf = conf;
+    c->out_high = w->cfg->uring.output_high;
+    c->out_low = w->cfg->uring.output_low;
+    c->in_limit = 64 * 1024;
+    c->timer.fn = conn_timer_fired;
+    c->timer.data = c;
+    zg_list_init(&c->link);
+    zg_list_init(&c->wait_link);
+    zg_outq_init(&c->out);
+    zg_outq_init(&c->in_held);
+    w->stats.conns_active++;
+    return c;
+}
+
+static void close_fd(zg_worker *w, int fd, int fixed)
+{
+    if (fixed) {
+        struct io_uring_sqe *sqe = zg_sqe(w);
+        io_uring_prep_close_direct(sqe, (unsigned)fd);
+        io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_IGNORE, 0, 0));
+    } else {
+        close(fd);
+    }
+}
+
+void zg_conn_accepted(zg_worker *w, zg_listener *l, int fd)
+{
+    zg_conn *c = zg_conn_new(w, l->srv->module->desc, l->srv->module_conf, fd, l->direct);
+    if (!c) {
+        zg_log_warn("worker_connections (%u) reached: closing a new connection", w->max_conns);
+        close_fd(w, fd, l->direct);
+        return;
+    }
+    c->srv = l->srv;
+    w->stats.conns_accepted++;
+    if (!l->direct) {
+        c->peer_len = sizeof(c->peer);
+        if (getpeername(fd, (struct sockaddr *)&c->peer, &c->peer_len) < 0)
+            c->peer_len = 0;
+    }
+    c->flags |= ZG_C_OPEN;
+    if (c->mod->on_open)
+        c->mod->on_open(c);
+    zg_conn_update_read(c);
+    zg_conn_settle(c);
+}
+
+/* ---- reading ---- */
+
+static void starve(zg_conn *c)
+{
+    if (!(c->flags & ZG_C_STARVED)) {
+        c->flags |= ZG_C_STARVED;
+        zg_list_add_tail(&c->w->starved_list, &c->wait_link);
+    }
+}
+
+void zg_conn_feed_starved(zg_worker *w)
+{
+    while (!zg_list_empty(&w->starved_list) && w->bufs.in_ring > 0) {
+        zg_conn *c = ZG_CONTAINER_OF(w->starved_list.next, zg_conn, wait_link);
+        zg_list_del(&c->wait_link);
+        c->flags &= ~ZG_C_STARVED;
+        zg_conn_update_read(c);
+    }
+}
+
+void zg_conn_update_read(zg_conn *c)
+{
+    const uint32_t stop = ZG_C_PAUSE_MOD | ZG_C_PAUSE_OUT | ZG_C_EOF | ZG_C_CLOSING |
+                          ZG_C_CLOSE_WANT | ZG_C_CONNECTING | ZG_C_STARVED;
+    zg_worker *w = c->w;
+    int want = !(c->flags & stop) && !c->in_held.head;
+    if (want && !(c->flags & ZG_C_RECV_ARMED)) {
+        if (w->bufs.in_ring == 0) {
+            starve(c);
+            return;
+        }
+        struct io_uring_sqe *sqe = zg_sqe(w);
+        io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = w->bufs.bgid;
+        set_fd(sqe, c);
+        io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_RECV, c->idx, c->gen));
+        c->flags |= ZG_C_RECV_ARMED;
+        c->inflight++;
+    } else if (!want && (c->flags & ZG_C_RECV_ARMED) && !(c->flags & (ZG_C_RECV_CANCEL | ZG_C_CLOSING))) {
+        struct io_uring_sqe *sqe = zg_sqe(w);
+        io_uring_prep_cancel64(sqe, ZG_UD(ZG_OP_RECV, c->idx, c->gen), 0);
+        io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_IGNORE, 0, 0));
+        c->flags |= ZG_C_RECV_CANCEL;
+    }
+}
+
+/* Make the carry chunk private to us and able to hold need bytes. */
+static int carry_room(zg_conn *c, size_t need)
+{
+    zg_chunk *old = c->carry;
+    if (old && old->refs == 1 && old->size >= need)
+        return 0;
+    if (need > c->in_limit)
+        return -1;
+    size_t cap = 4096;
+    while (cap < need)
+        cap *= 2;
+    zg_chunk *k = zg_chunk_heap(cap);
+    if (!k)
+        return -1;
+    if (old) {
+        memcpy(k->base, old->base, old->used);
+        k->used = old->used;
+        zg_chunk_put(&c->w->bufs, old);
+    }
+    c->carry = k;
+    return 0;
+}
+
+/* Keep the n unconsumed bytes at rest (inside chunk k) for the next call. */
+static int keep_rest(zg_conn *c, zg_chunk *k, const uint8_t *rest, size_t n)
+{
+    zg_bufs *b = &c->w->bufs;
+    if (n == 0) {
+        if (c->carry) {
+            zg_chunk_put(b, c->carry);
+            c->carry = NULL;
+        }
+        return 0;
+    }
+    if (k == c->carry && k->refs == 1) {
+        memmove(k->base, rest, n);
+        k->used = (uint32_t)n;
+        return 0;
+    }
+    zg_chunk *old = c->carry; /* rest may point into it: release after the copy */
+    c->carry = NULL;
+    int rc = carry_room(c, n);
+    if (rc == 0) {
+        memcpy(c->carry->base, rest, n);
+        c->carry->used = (uint32_t)n;
+    }
+    if (old)
+        zg_chunk_put(b, old);
+    return rc;
+}
+
+static void deliver(zg_conn *c, zg_chunk *k, const uint8_t *data, size_t len)
+{
+    if (c->carry) {
+        if (carry_room(c, c->carry->used + len) < 0) {
+            zg_log_info("connection input above %zu bytes unconsumed: closing", c->in_limit);
+            zg_conn_teardown(c, -EMSGSIZE);
+            return;
+        }
+        memcpy(c->carry->base + c->carry->used, data, len);
+        c->carry->used += (uint32_t)len;
+        k = c->carry;
+        data = k->base;
+        len = k->used;
+    }
+    c->cur = k;
+    size_t used = c->mod->on_data ? c->mod->on_data(c, data, len) : len;
+    c->cur = NULL;
+    if (c->flags & ZG_C_CLOSING)
+        return;
+    if (used > len)
+        used = len;
+    if (keep_rest(c, k, data + used, len - used) < 0) {
+        zg_log_info("connection input above %zu bytes unconsumed: closing", c->in_limit);
+        zg_conn_teardown(c, -EMSGSIZE);
+    }
+}
+
+static void close_gracefully(zg_conn *c)
+{
+    c->flags |= ZG_C_CLOSE_WANT;
+    zg_conn_update_read(c);
+    zg_conn_queue_flush(c);
+}
+
+static void deliver_eof(zg_conn *c)
+{
+    c->flags &= ~ZG_C_EOF_PENDING;
+    if (c->mod->on_eof)
+        c->mod->on_eof(c);
+    else
+        close_gracefully(c);
+}
+
+void zg_conn_deliver_held(zg_conn *c)
+{
+    zg_bufs *b = &c->w->bufs;
+    while (c->in_held.head && !(c->flags & (ZG_C_PAUSE_MOD | ZG_C_PAUSE_OUT | ZG_C_CLOSING))) {
+        zg_seg *s = c->in_held.head;
+        const uint8_t *p = s->ptr;
+        size_t n = s->len;
+        zg_chunk *k = s->chunk;
+        zg_chunk_get(k);
+        zg_outq_consume(b, &c->in_held, n, NULL);
+        deliver(c, k, p, n);
+        zg_chunk_put(b, k);
+    }
+    if (!c->in_held.head && (c->flags & ZG_C_EOF_PENDING) &&
+        !(c->flags & (ZG_C_PAUSE_MOD | ZG_C_PAUSE_OUT | ZG_C_CLOSING)))
+        deliver_eof(c);
+    zg_conn_update_read(c);
+}
+
+static void recv_complete(zg_conn *c, struct io_uring_cqe *cqe)
+{
+    zg_worker *w = c->w;
+    int res = cqe->res;
+    if (!(cqe->flags & IORING_CQE_F_MORE)) {
+        c->flags &= ~(ZG_C_RECV_ARMED | ZG_C_RECV_CANCEL);
+        c->inflight--;
+    }
+    if (res > 0) {
+        uint8_t *data;
+        zg_chunk *k = zg_bufs_recv(&w->bufs, cqe->flags, (uint32_t)res, &data);
+        if (!k) {
+            zg_log_error("recv completion with a bad buffer id");
+            zg_conn_teardown(c, -EIO);
+            return;
+        }
+        w->stats.bytes_in += (uint64_t)res;
+        if (c->flags & (ZG_C_CLOSING | ZG_C_CLOSE_WANT)) {
+            /* input after close: dropped */
+        } else if ((c->flags & (ZG_C_PAUSE_MOD | ZG_C_PAUSE_OUT)) || c->in_held.head) {
+            zg_chunk_get(k);
+            if (zg_outq_ref(&w->bufs, &c->in_held, data, (size_t)res, k, NULL, NULL) < 0) {
+                zg_chunk_put(&w->bufs, k);
+                zg_conn_teardown(c, -ENOMEM);
+            }
+        } else {
+            deliver(c, k, data, (size_t)res);
+        }
+        zg_chunk_put(&w->bufs, k);
+    } else if (res == 0) {
+        c->flags |= ZG_C_EOF;
+        if ((c->flags & (ZG_C_PAUSE_MOD | ZG_C_PAUSE_OUT)) || c->in_held.head)
+            c->flags |= ZG_C_EOF_PENDING;
+        else if (!(c->flags & (ZG_C_CLOSING | ZG_C_CLOSE_WANT)))
+            deliver_eof(c);
+    } else if (res == -ENOBUFS) {
+        w->stats.enobufs++;
+        starve(c);
+    } else if (res != -ECANCELED) {
+        zg_conn_teardown(c, res);
+        return;
+    }
+    if (!(c->flags & ZG_C_RECV_ARMED))
+        zg_conn_update_read(c);
+}
+
+/* ---- writing ---- */
+
+void zg_conn_queue_flush(zg_conn *c)
+{
+    if (!(c->flags & (ZG_C_QUEUED | ZG_C_REAP))) {
+        c->flags |= ZG_C_QUEUED;
+        zg_list_add_tail(&c->w->flush_list, &c->link);
+    }
+}
+
+void zg_conn_after_write(zg_conn *c)
+{
+    if (c->out.bytes > c->out_high && !(c->flags & ZG_C_ABOVE_HIGH)) {
+        c->flags |= ZG_C_ABOVE_HIGH | ZG_C_PAUSE_OUT;
+        zg_conn_update_read(c);
+    }
+    zg_conn_queue_flush(c);
+}
+
+/* The queue is empty: do what waited for it. */
+static void output_done(zg_conn *c)
+{
+    zg_worker *w = c->w;
+    if ((c->flags & ZG_C_SHUT_WANT) && !(c->flags & ZG_C_SHUT_DONE)) {
+        struct io_uring_sqe *sqe = zg_sqe(w);
+        io_uring_prep_shutdown(sqe, c->fd, c->shut_how);
+        set_fd(sqe, c);
+        io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_SHUTDOWN, c->idx, c->gen));
+        c->inflight++;
+        c->flags |= ZG_C_SHUT_DONE;
+    }
+    if (c->flags & ZG_C_CLOSE_WANT) {
+        zg_conn_teardown(c, 0);
+        return;
+    }
+    if (c->flags & ZG_C_WANT_DRAIN) {
+        c->flags &= ~ZG_C_WANT_DRAIN;
+        if (c->mod->on_drain)
+            c->mod->on_drain(c);
+    }
+}
+
+static void conn_send(zg_conn *c)
+{
+    zg_worker *w = c->w;
+    if (c->flags & (ZG_C_SENDING | ZG_C_ZC_WAIT | ZG_C_CLOSING | ZG_C_CONNECTING))
+        return;
+    if (c->out.bytes == 0) {
+        output_done(c);
+        return;
+    }
+    int n = zg_outq_iov(&c->out, c->iov, ZG_IOV_MAX);
+    uint64_t zc_min = w->cfg->uring.send_zc_threshold;
+    struct io_uring_sqe *sqe = zg_sqe(w);
+    memset(&c->msg, 0, sizeof(c->msg));
+    c->msg.msg_iov = c->iov;
+    c->msg.msg_iovlen = (size_t)n;
+    if (w->zc_ok && zc_min && c->out.bytes >= zc_min) {
+        io_uring_prep_sendmsg_zc(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
+        w->stats.sends_zc++;
+    } else if (n == 1) {
+        io_uring_prep_send(sqe, c->fd, c->iov[0].iov_base, c->iov[0].iov_len, MSG_NOSIGNAL);
+    } else {
+        io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
+    }
+    set_fd(sqe, c);
+    io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_SEND, c->idx, c->gen));
+    c->flags |= ZG_C_SENDING;
+    c->inflight++;
+}
+
+void zg_conn_flush_all(zg_worker *w)
+{
+    while (!zg_list_empty(&w->flush_list)) {
+        zg_conn *c = ZG_CONTAINER_OF(w->flush_list.next, zg_conn, link);
+        zg_list_del(&c->link);
+        c->flags &= ~ZG_C_QUEUED;
+        conn_send(c);
+        zg_conn_settle(c);
+    }
+}
+
+static void send_complete(zg_conn *c, struct io_uring_cqe *cqe)
+{
+    zg_worker *w = c->w;
+    if (cqe->flags & IORING_CQE_F_NOTIF) {
+        /* SEND_ZC: the kernel no longer reads the sent memory */
+        c->inflight--;
+        c->flags &= ~ZG_C_ZC_WAIT;
+        zg_outq_release_list(&w->bufs, c->zc_retired);
+        c->zc_retired = NULL;
+        if (!(c->flags & ZG_C_CLOSING))
+            zg_conn_queue_flush(c);
+        return;
+    }
+    c->flags &= ~ZG_C_SENDING;
+    if (cqe->flags & IORING_CQE_F_MORE)
+        c->flags |= ZG_C_ZC_WAIT; /* the notification keeps our inflight count */
+    else
+        c->inflight--;
+    if (cqe->res < 0) {
+        zg_conn_teardown(c, cqe->res);
+        return;
+    }
+    w->stats.bytes_out += (uint64_t)cqe->res;
+    zg_outq_consume(&w->bufs, &c->out, (size_t)cqe->res,
+                    (c->flags & ZG_C_ZC_WAIT) ? &c->zc_retired : NULL);
+    if (c->flags & ZG_C_CLOSING)
+        return;
+    if ((c->flags & ZG_C_ABOVE_HIGH) && c->out.bytes <= c->out_low) {
+        c->flags &= ~(ZG_C_ABOVE_HIGH | ZG_C_PAUSE_OUT);
+        if (c->mod->on_drain)
+            c->mod->on_drain(c);
+        if (!(c->flags & ZG_C_CLOSING))
+            zg_conn_deliver_held(c);
+    } else if (c->out.bytes == 0 && (c->flags & ZG_C_WANT_DRAIN)) {
+        c->flags &= ~ZG_C_WANT_DRAIN;
+        if (c->mod->on_drain)
+            c->mod->on_drain(c);
+    }
+    if (!(c->flags & ZG_C_CLOSING))
+        zg_conn_queue_flush(c);
+}
+
+/* ---- outbound connections ---- */
+
+zg_conn *zg_conn_connect(zg_worker *w, const zerg_module *m, void *conf,
+                         const struct sockaddr *sa, socklen_t len, uint64_t timeout_ms)
+{
+    if (len > sizeof(struct sockaddr_storage)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return NULL;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    zg_conn *c = zg_conn_new(w, m, conf, fd, 0);
+    if (!c) {
+        close(fd);
+        errno = EMFILE;
+        return NULL;
+    }
+    memcpy(&c->peer, sa, len);
+    c->peer_len = len;
+    c->flags |= ZG_C_OPEN | ZG_C_CONNECTING;
+    w->stats.conns_outbound++;
+    struct io_uring_sqe *sqe = zg_sqe(w);
+    io_uring_prep_connect(sqe, fd, (struct sockaddr *)&c->peer, len);
+    io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_CONNECT, c->idx, c->gen));
+    c->inflight++;
+    if (timeout_ms) {
+        sqe->flags |= IOSQE_IO_LINK;
+        c->connect_ts.tv_sec = (long long)(timeout_ms / 1000);
+        c->connect_ts.tv_nsec = (long long)(timeout_ms % 1000) * 1000000;
+        struct io_uring_sqe *t = zg_sqe(w);
+        io_uring_prep_link_timeout(t, &c->connect_ts, 0);
+        io_uring_sqe_set_data64(t, ZG_UD(ZG_OP_LINK_TIMEOUT, c->idx, c->gen));
+        c->inflight++;
+    }
+    return c;
+}
+
+static void connect_complete(zg_conn *c, struct io_uring_cqe *cqe)
+{
+    c->inflight--;
+    c->flags &= ~ZG_C_CONNECTING;
+    if (c->flags & ZG_C_CLOSING)
+        return;
+    int res = cqe->res == -ECANCELED ? -ETIMEDOUT : cqe->res;
+    if (c->mod->on_connect)
+        c->mod->on_connect(c, res);
+    if (res < 0) {
+        zg_conn_teardown(c, res);
+        return;
+    }
+    zg_conn_update_read(c);
+    zg_conn_queue_flush(c);
+}
+
+/* ---- timeouts ---- */
+
+static void conn_timer_fired(zerg_timer *t)
+{
+    zg_conn *c = t->data;
+    if (c->flags & ZG_C_CLOSING)
+        return;
+    if (c->mod->on_timeout)
+        c->mod->on_timeout(c);
+    else
+        zg_conn_teardown(c, -ETIMEDOUT);
+    zg_conn_settle(c);
+}
+
+/* ---- closing ---- */
+
+void zg_conn_teardown(zg_conn *c, int err)
+{
+    zg_worker *w = c->w;
+    if (c->flags & ZG_C_CLOSING)
+        return;
+    c->flags |= ZG_C_CLOSING;
+    c->flags &= ~ZG_C_CLOSE_WANT;
+    c->close_err = err;
+    zg_timer_cancel(&w->timers, &c->timer);
+    if (c->flags & ZG_C_STARVED) {
+        zg_list_del(&c->wait_link);
+        c->flags &= ~ZG_C_STARVED;
+    }
+    if (c->flags & (ZG_C_RECV_ARMED | ZG_C_SENDING | ZG_C_CONNECTING) ||
+        ((c->flags & ZG_C_SHUT_DONE) && c->inflight)) {
+        struct io_uring_sqe *sqe = zg_sqe(w);
+        io_uring_prep_cancel_fd(sqe, c->fd,
+                                IORING_ASYNC_CANCEL_ALL | (c->fixed ? IORING_ASYNC_CANCEL_FD_FIXED : 0));
+        io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_IGNORE, 0, 0));
+    }
+    zg_conn_settle(c);
+}
+
+void zg_conn_settle(zg_conn *c)
+{
+    if ((c->flags & (ZG_C_CLOSING | ZG_C_REAP)) != ZG_C_CLOSING || c->inflight)
+        return;
+    if (c->flags & ZG_C_QUEUED) {
+        zg_list_del(&c->link);
+        c->flags &= ~ZG_C_QUEUED;
+    }
+    c->flags |= ZG_C_REAP;
+    zg_list_add_tail(&c->w->reap_list, &c->link);
+}
+
+static void finalize(zg_conn *c)
+{
+    zg_worker *w = c->w;
+    zg_bufs *b = &w->bufs;
+    zg_outq_clear(b, &c->out);
+    zg_outq_clear(b, &c->in_held);
+    zg_outq_release_list(b, c->zc_retired);
+    c->zc_retired = NULL;
+    if (c->carry) {
+        zg_chunk_put(b, c->carry);
+        c->carry = NULL;
+    }
+    if (c->flags & ZG_C_OPEN) {
+        c->flags &= ~ZG_C_OPEN;
+        if (c->mod->on_close)
+            c->mod->on_close(c, c->close_err);
+    }
+    zg_timer_cancel(&w->timers, &c->timer); /* on_close may have armed it */
+    if ((c->flags & ZG_C_ABORT) && !c->fixed) {
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    }
+    close_fd(w, c->fd, c->fixed);
+    w->stats.conns_active--;
+    w->stats.conns_closed++;
+    c->w = NULL;
+    c->gen = (c->gen + 1) & 0xffffff;
+    zg_pool_put(&w->conns, c, c->idx);
+}
+
+void zg_conn_reap_all(zg_worker *w)
+{
+    while (!zg_list_empty(&w->reap_list)) {
+        zg_conn *c = ZG_CONTAINER_OF(w->reap_list.next, zg_conn, link);
+        zg_list_del(&c->link);
+        finalize(c);
+    }
+}
+
+void zg_conn_close_all(zg_worker *w)
+{
+    uint32_t n = w->conns.nslabs << ZG_POOL_CHUNK_SHIFT;
+    for (uint32_t i = 0; i < n; i++) {
+        zg_conn *c = zg_pool_at(&w->conns, i);
+        if (c && c->w && !(c->flags & ZG_C_CLOSING))
+            zg_conn_teardown(c, -ECANCELED);
+    }
+}
+
+void zg_conn_complete(zg_worker *w, struct io_uring_cqe *cqe)
+{
+    zg_conn *c = zg_pool_at(&w->conns, ZG_UD_IDX(cqe->user_data));
+    if (!c || !c->w || c->gen != ZG_UD_GEN(cqe->user_data))
+        return; /* a completion for a connection that is gone */
+    switch (ZG_UD_OP(cqe->user_data)) {
+    case ZG_OP_RECV:
+        recv_complete(c, cqe);
+        break;
+    case ZG_OP_SEND:
+        send_complete(c, cqe);
+        break;
+    case ZG_OP_CONNECT:
+        connect_complete(c, cqe);
+        break;
+    case ZG_OP_LINK_TIMEOUT:
+    case ZG_OP_SHUTDOWN:
+        c->inflight--;
+        break;
+    default:
+        break;
+    }
+    zg_conn_settle(c);
+}

@@ -1,0 +1,366 @@
+/* zg_event.c - the worker's event core: one io_uring, set up with the best
+ * flags the kernel takes, and a loop that per turn flushes output, submits
+ * and waits in one io_uring_enter, then drains completions in a batch. */
+#define _GNU_SOURCE
+#include "zg_log.h"
+#include "zg_module.h"
+#include "zg_worker.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef IORING_SETUP_SINGLE_ISSUER
+#define IORING_SETUP_SINGLE_ISSUER (1U << 12)
+#endif
+#ifndef IORING_SETUP_DEFER_TASKRUN
+#define IORING_SETUP_DEFER_TASKRUN (1U << 13)
+#endif
+#ifndef IORING_SETUP_COOP_TASKRUN
+#define IORING_SETUP_COOP_TASKRUN (1U << 8)
+#endif
+
+#define ZG_ACCEPT_BACKOFF_MS 100
+
+struct io_uring_sqe *zg_sqe(zg_worker *w)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
+    if (ZG_UNLIKELY(!sqe)) {
+        /* the SQ is full mid-turn: push it to the kernel and go on */
+        int rc = io_uring_submit(&w->ring);
+        if (rc < 0)
+            zg_log_error("io_uring_submit: %s", strerror(-rc));
+        sqe = io_uring_get_sqe(&w->ring);
+    }
+    return sqe;
+}
+
+/* Try ring flags from the best to the plainest the kernel accepts. */
+static int setup_ring(zg_worker *w)
+{
+    const zg_uring_conf *u = &w->cfg->uring;
+    unsigned cq = u->cq_entries ? (unsigned)u->cq_entries : (unsigned)u->entries * 4;
+    if (cq < (unsigned)w->max_conns)
+        cq = (unsigned)w->max_conns;
+    const unsigned base = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
+    unsigned candidates[4];
+    int n = 0;
+    if (u->sqpoll) {
+        candidates[n++] = base | IORING_SETUP_SQPOLL | IORING_SETUP_SQ_AFF | IORING_SETUP_SINGLE_ISSUER;
+        candidates[n++] = base | IORING_SETUP_SQPOLL | IORING_SETUP_SQ_AFF;
+    }
+    candidates[n++] = base | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+    candidates[n++] = base | IORING_SETUP_COOP_TASKRUN;
+    int rc = -EINVAL;
+    for (int i = 0; i < n; i++) {
+        struct io_uring_params p;
+        memset(&p, 0, sizeof(p));
+        p.flags = candidates[i];
+        p.cq_entries = cq;
+        if (p.flags & IORING_SETUP_SQPOLL) {
+            p.sq_thread_cpu = u->sqpoll_cpu >= 0 ? (unsigned)u->sqpoll_cpu : (unsigned)(w->cpu < 0 ? 0 : w->cpu);
+            p.sq_thread_idle = 1000;
+        }
+        rc = io_uring_queue_init_params((unsigned)u->entries, &w->ring, &p);
+        if (rc == 0) {
+            w->ring_flags = p.flags;
+            if (!(p.features & IORING_FEAT_EXT_ARG))
+                zg_log_warn("kernel lacks IORING_FEAT_EXT_ARG: waits cost an extra SQE");
+            return 0;
+        }
+        if (rc != -EINVAL)
+            break;
+    }
+    return rc;
+}
+
+static void probe_features(zg_worker *w)
+{
+    struct io_uring_probe *probe = io_uring_get_probe_ring(&w->ring);
+    if (probe) {
+        w->zc_ok = io_uring_opcode_supported(probe, IORING_OP_SENDMSG_ZC);
+        io_uring_free_probe(probe);
+    }
+    /* IORING_ASYNC_CANCEL_FD_FIXED came with 6.0, as did multishot recv,
+     * which we need anyway: assume fd cancellation with it. */
+    w->cancel_fd_ok = 1;
+}
+
+static void arm_signal(zg_worker *w)
+{
+    struct io_uring_sqe *sqe = zg_sqe(w);
+    io_uring_prep_read(sqe, w->signal_fd, &w->siginfo, sizeof(w->siginfo), 0);
+    io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_SIGNAL, 0, 0));
+}
+
+int zg_event_init(zg_worker *w)
+{
+    zg_list_init(&w->flush_list);
+    zg_list_init(&w->starved_list);
+    zg_list_init(&w->reap_list);
+    w->max_conns = (uint32_t)w->cfg->worker_connections;
+    int rc = setup_ring(w);
+    if (rc < 0) {
+        zg_log_error("io_uring_queue_init: %s", strerror(-rc));
+        return rc;
+    }
+    rc = io_uring_register_ring_fd(&w->ring);
+    if (rc < 0 && rc != -EINVAL)
+        zg_log_warn("io_uring_register_ring_fd: %s", strerror(-rc));
+    rc = io_uring_register_files_sparse(&w->ring, w->max_conns);
+    if (rc < 0) {
+        zg_log_error("io_uring_register_files_sparse(%u): %s", w->max_conns, strerror(-rc));
+        return rc;
+    }
+    probe_features(w);
+    const char *inc = w->cfg->uring.incremental;
+    int want_inc = strcmp(inc, "auto") == 0 ? -1 : (strcmp(inc, "true") == 0 || strcmp(inc, "on") == 0 || strcmp(inc, "yes") == 0);
+    rc = zg_bufs_init(&w->bufs, &w->ring, (uint32_t)w->cfg->uring.buffers,
+                      (uint32_t)w->cfg->uring.buffer_size, want_inc);
+    if (rc < 0) {
+        zg_log_error("provided buffer ring (%llu x %llu): %s",
+                     (unsigned long long)w->cfg->uring.buffers,
+                     (unsigned long long)w->cfg->uring.buffer_size, strerror(-rc));
+        return rc;
+    }
+    zg_pool_init(&w->bufs.seg_pool, sizeof(zg_seg), 0);
+    zg_pool_init(&w->conns, sizeof(zg_conn) + w->cfg->max_conn_ctx, w->max_conns);
+    zg_pool_init(&w->file_ops, sizeof(zg_file_op), 0);
+    w->now_ms = zg_monotonic_ms();
+    w->unix_time = time(NULL);
+    zg_timers_init(&w->timers, w->now_ms);
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGQUIT);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGHUP);
+    w->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (w->signal_fd < 0) {
+        zg_log_error("signalfd: %s", strerror(errno));
+        return -errno;
+    }
+    arm_signal(w);
+    zg_log_info("ring ready: %s%s%s, %llu buffers of %llu bytes%s%s",
+                w->ring_flags & IORING_SETUP_SQPOLL ? "sqpoll" : "",
+                w->ring_flags & IORING_SETUP_SINGLE_ISSUER ? " single-issuer" : "",
+                w->ring_flags & IORING_SETUP_DEFER_TASKRUN ? " defer-taskrun" : "",
+                (unsigned long long)w->cfg->uring.buffers,
+                (unsigned long long)w->cfg->uring.buffer_size,
+                w->bufs.incremental ? ", incremental" : "", w->zc_ok ? ", send-zc" : "");
+    return 0;
+}
+
+void zg_event_destroy(zg_worker *w)
+{
+    zg_bufs_destroy(&w->bufs);
+    zg_pool_destroy(&w->conns);
+    zg_pool_destroy(&w->file_ops);
+    if (w->signal_fd >= 0)
+        close(w->signal_fd);
+    io_uring_queue_exit(&w->ring);
+}
+
+/* ---- accept ---- */
+
+static void accept_retry(zerg_timer *t)
+{
+    zg_listener *l = t->data;
+    zg_arm_accept(l->w, l);
+}
+
+void zg_arm_accept(zg_worker *w, zg_listener *l)
+{
+    if (l->armed || w->draining)
+        return;
+    struct io_uring_sqe *sqe = zg_sqe(w);
+    if (l->direct)
+        io_uring_prep_multishot_accept_direct(sqe, l->fd, NULL, NULL, 0);
+    else
+        io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_ACCEPT, l->index, l->gen));
+    l->armed = 1;
+}
+
+static void accept_complete(zg_worker *w, struct io_uring_cqe *cqe)
+{
+    uint32_t idx = ZG_UD_IDX(cqe->user_data);
+    if (idx >= w->nlisteners)
+        return;
+    zg_listener *l = &w->listeners[idx];
+    if (!(cqe->flags & IORING_CQE_F_MORE))
+        l->armed = 0;
+    if (cqe->res >= 0) {
+        zg_conn_accepted(w, l, cqe->res);
+    } else if (cqe->res == -ECANCELED || w->draining) {
+        return;
+    } else if (cqe->res != -ECONNABORTED && cqe->res != -EAGAIN && cqe->res != -EINTR) {
+        /* out of descriptors or fixed slots, or worse: pause, never spin */
+        w->stats.accept_backoffs++;
+        if (!l->armed) {
+            zg_log_warn("accept on %s: %s, retrying in %d ms", l->srv->addrs[0].text,
+                        strerror(-cqe->res), ZG_ACCEPT_BACKOFF_MS);
+            zg_timer_set(&w->timers, &l->retry, w->now_ms, ZG_ACCEPT_BACKOFF_MS);
+        }
+        return;
+    }
+    if (!l->armed)
+        zg_arm_accept(w, l);
+}
+
+/* ---- signals and file I/O ---- */
+
+static void signal_complete(zg_worker *w, struct io_uring_cqe *cqe)
+{
+    if (cqe->res == (int)sizeof(w->siginfo)) {
+        switch (w->siginfo.ssi_signo) {
+        case SIGQUIT:
+            zg_log_notice("graceful stop: draining");
+            zg_worker_drain(w);
+            break;
+        case SIGTERM:
+        case SIGINT:
+            w->exiting = 1;
+            break;
+        case SIGUSR1:
+            zg_log_reopen();
+            for (size_t i = 0; i < w->cfg->nmodules; i++)
+                if (w->cfg->modules[i]->desc->worker_reopen)
+                    w->cfg->modules[i]->desc->worker_reopen(w);
+            break;
+        default:
+            break;
+        }
+    } else if (cqe->res < 0 && cqe->res != -EAGAIN && cqe->res != -EINTR) {
+        zg_log_error("signalfd read: %s", strerror(-cqe->res));
+        return;
+    }
+    if (!w->exiting)
+        arm_signal(w);
+}
+
+static void file_complete(zg_worker *w, struct io_uring_cqe *cqe)
+{
+    zg_file_op *op = zg_pool_at(&w->file_ops, ZG_UD_IDX(cqe->user_data));
+    if (!op || op->gen != ZG_UD_GEN(cqe->user_data))
+        return;
+    zg_conn *owner = op->owner;
+    zerg_io_fn cb = op->cb;
+    void *arg = op->arg;
+    op->gen++;
+    zg_pool_put(&w->file_ops, op, op->idx);
+    cb(arg, cqe->res);
+    if (owner) {
+        owner->inflight--;
+        zg_conn_settle(owner);
+    }
+}
+
+/* ---- drain (reload, graceful stop) ---- */
+
+static void shutdown_expired(zerg_timer *t)
+{
+    zg_worker *w = t->data;
+    zg_log_notice("worker_shutdown_timeout: closing %llu connections",
+                  (unsigned long long)w->stats.conns_active);
+    zg_conn_close_all(w);
+}
+
+void zg_worker_drain(zg_worker *w)
+{
+    if (w->draining)
+        return;
+    w->draining = 1;
+    zg_proctitle_set("zerg: worker %u (old, draining)", w->id);
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        zg_listener *l = &w->listeners[i];
+        zg_timer_cancel(&w->timers, &l->retry);
+        if (l->armed) {
+            struct io_uring_sqe *sqe = zg_sqe(w);
+            io_uring_prep_cancel64(sqe, ZG_UD(ZG_OP_ACCEPT, l->index, l->gen), 0);
+            io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_IGNORE, 0, 0));
+        }
+    }
+    for (size_t i = 0; i < w->cfg->nmodules; i++)
+        if (w->cfg->modules[i]->desc->worker_drain)
+            w->cfg->modules[i]->desc->worker_drain(w);
+    w->shutdown_timer.fn = shutdown_expired;
+    w->shutdown_timer.data = w;
+    zg_timer_set(&w->timers, &w->shutdown_timer, w->now_ms, w->cfg->worker_shutdown_timeout);
+}
+
+/* ---- the loop ---- */
+
+static void dispatch(zg_worker *w, struct io_uring_cqe *cqe)
+{
+    switch (ZG_UD_OP(cqe->user_data)) {
+    case ZG_OP_ACCEPT:
+        accept_complete(w, cqe);
+        break;
+    case ZG_OP_SIGNAL:
+        signal_complete(w, cqe);
+        break;
+    case ZG_OP_FILE:
+        file_complete(w, cqe);
+        break;
+    case ZG_OP_IGNORE:
+        break;
+    default:
+        zg_conn_complete(w, cqe);
+        break;
+    }
+}
+
+static void update_clock(zg_worker *w)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    w->now_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    w->unix_time = time(NULL);
+}
+
+void zg_event_loop(zg_worker *w)
+{
+    struct io_uring_cqe *cqes[256];
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        w->listeners[i].retry.fn = accept_retry;
+        w->listeners[i].retry.data = &w->listeners[i];
+        zg_arm_accept(w, &w->listeners[i]);
+    }
+    while (!w->exiting) {
+        zg_conn_flush_all(w);
+        zg_conn_feed_starved(w);
+        zg_bufs_commit(&w->bufs);
+        if (w->draining && w->stats.conns_active == 0)
+            break;
+
+        int64_t wait_ms = zg_timers_next(&w->timers, w->now_ms);
+        struct __kernel_timespec ts = {.tv_sec = wait_ms / 1000, .tv_nsec = (wait_ms % 1000) * 1000000};
+        struct io_uring_cqe *first;
+        int rc = io_uring_submit_and_wait_timeout(&w->ring, &first, 1, wait_ms >= 0 ? &ts : NULL, NULL);
+        w->stats.loop_turns++;
+        if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
+            zg_log_error("io_uring_submit_and_wait: %s", strerror(-rc));
+            break;
+        }
+        update_clock(w);
+        unsigned n;
+        while ((n = io_uring_peek_batch_cqe(&w->ring, cqes, ZG_ARRAY_SIZE(cqes))) > 0) {
+            for (unsigned i = 0; i < n; i++)
+                dispatch(w, cqes[i]);
+            io_uring_cq_advance(&w->ring, n);
+            if (n < ZG_ARRAY_SIZE(cqes))
+                break;
+        }
+        if (*w->ring.cq.koverflow)
+            w->stats.cq_overflows = *w->ring.cq.koverflow;
+        zg_conn_reap_all(w);
+        zg_timers_run(&w->timers, w->now_ms);
+        zg_conn_reap_all(w);
+    }
+}

@@ -1,0 +1,145 @@
+/* zg_listen.c - listening sockets owned by the master (see zg_listen.h). */
+#define _GNU_SOURCE
+#include "zg_listen.h"
+#include "zg_util.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static zg_lsock *find(const zg_listen_set *set, const zg_addr *a, unsigned slot)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        zg_lsock *s = &set->socks[i];
+        if (s->slot == slot && s->len == a->len && memcmp(&s->ss, &a->ss, a->len) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+static int open_socket(const zg_addr *a, int backlog, char *err, size_t errlen)
+{
+    int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket() for %s: %s", a->text, strerror(errno));
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
+        (a->ss.ss_family == AF_INET6 &&
+         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)) {
+        snprintf(err, errlen, "setsockopt() for %s: %s", a->text, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0) {
+        snprintf(err, errlen, "bind() to %s: %s", a->text, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (listen(fd, backlog) < 0) {
+        snprintf(err, errlen, "listen() on %s: %s", a->text, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int zg_listen_open(zg_listen_set *set, const zg_config *cfg, int nworkers, char *err,
+                   size_t errlen)
+{
+    size_t first_new = set->n;
+    for (size_t s = 0; s < cfg->nservers; s++) {
+        const zg_server *srv = &cfg->servers[s];
+        for (size_t a = 0; a < srv->naddrs; a++) {
+            for (unsigned slot = 0; slot < (unsigned)nworkers; slot++) {
+                zg_lsock *ls = find(set, &srv->addrs[a], slot);
+                if (ls) {
+                    listen(ls->fd, (int)srv->backlog); /* a reload may change it */
+                    continue;
+                }
+                int fd = open_socket(&srv->addrs[a], (int)srv->backlog, err, errlen);
+                if (fd < 0)
+                    goto fail;
+                if (set->n == set->cap) {
+                    size_t cap = set->cap ? set->cap * 2 : 16;
+                    zg_lsock *p = realloc(set->socks, cap * sizeof(*p));
+                    if (!p) {
+                        close(fd);
+                        snprintf(err, errlen, "out of memory");
+                        goto fail;
+                    }
+                    set->socks = p;
+                    set->cap = cap;
+                }
+                zg_lsock *n = &set->socks[set->n++];
+                memset(n, 0, sizeof(*n));
+                n->ss = srv->addrs[a].ss;
+                n->len = srv->addrs[a].len;
+                n->slot = slot;
+                n->fd = fd;
+            }
+        }
+    }
+    return 0;
+fail:
+    while (set->n > first_new)
+        close(set->socks[--set->n].fd);
+    return -1;
+}
+
+int zg_listen_fd(const zg_listen_set *set, const zg_addr *addr, unsigned slot)
+{
+    zg_lsock *s = find(set, addr, slot);
+    return s ? s->fd : -1;
+}
+
+void zg_listen_prune(zg_listen_set *set, const zg_config *cfg, int nworkers)
+{
+    for (size_t i = 0; i < set->n; i++)
+        set->socks[i].mark = 0;
+    for (size_t s = 0; s < cfg->nservers; s++)
+        for (size_t a = 0; a < cfg->servers[s].naddrs; a++)
+            for (unsigned slot = 0; slot < (unsigned)nworkers; slot++) {
+                zg_lsock *ls = find(set, &cfg->servers[s].addrs[a], slot);
+                if (ls)
+                    ls->mark = 1;
+            }
+    size_t keep = 0;
+    for (size_t i = 0; i < set->n; i++) {
+        if (set->socks[i].mark)
+            set->socks[keep++] = set->socks[i];
+        else
+            close(set->socks[i].fd);
+    }
+    set->n = keep;
+}
+
+void zg_listen_close_all(zg_listen_set *set)
+{
+    for (size_t i = 0; i < set->n; i++)
+        close(set->socks[i].fd);
+    free(set->socks);
+    memset(set, 0, sizeof(*set));
+}
+
+int *zg_listen_worker_fds(const zg_listen_set *set, const zg_config *cfg, unsigned slot)
+{
+    size_t total = 0;
+    for (size_t s = 0; s < cfg->nservers; s++)
+        total += cfg->servers[s].naddrs;
+    int *fds = calloc(total + 1, sizeof(int));
+    if (!fds)
+        return NULL;
+    size_t k = 0;
+    for (size_t s = 0; s < cfg->nservers; s++)
+        for (size_t a = 0; a < cfg->servers[s].naddrs; a++)
+            fds[k++] = zg_listen_fd(set, &cfg->servers[s].addrs[a], slot);
+    return fds;
+}

@@ -1,0 +1,35 @@
+/* zg_listen.h - the master's listening sockets: one SO_REUSEPORT socket per
+ * (address, worker slot), kept open across reloads so no accept queue holding
+ * connections is ever closed while its address stays configured. */
+#ifndef ZG_LISTEN_H
+#define ZG_LISTEN_H
+
+#include "zg_conf.h"
+
+typedef struct zg_lsock {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    unsigned slot;
+    int fd;
+    int mark;
+} zg_lsock;
+
+typedef struct zg_listen_set {
+    zg_lsock *socks;
+    size_t n, cap;
+} zg_listen_set;
+
+/* Make sure every address of cfg has a socket for slots 0..nworkers-1,
+ * reusing open ones. On failure, sockets opened by this call are closed. */
+int zg_listen_open(zg_listen_set *set, const zg_config *cfg, int nworkers, char *err,
+                   size_t errlen);
+/* The socket of addr for a slot, or -1. */
+int zg_listen_fd(const zg_listen_set *set, const zg_addr *addr, unsigned slot);
+/* Close the sockets cfg (with nworkers) does not use. */
+void zg_listen_prune(zg_listen_set *set, const zg_config *cfg, int nworkers);
+void zg_listen_close_all(zg_listen_set *set);
+/* The fds a worker of cfg in slot uses, server-major then address order.
+ * Returns a malloc'd array of cfg's address count. */
+int *zg_listen_worker_fds(const zg_listen_set *set, const zg_config *cfg, unsigned slot);
+
+#endif

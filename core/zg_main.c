@@ -1,0 +1,93 @@
+/* zg_main.c - the zerg command line: test a config, signal a running master,
+ * or start one. */
+#define _GNU_SOURCE
+#include "config.h"
+#include "zg_conf.h"
+#include "zg_log.h"
+#include "zg_master.h"
+#include "zg_util.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: zerg [-c FILE] [-p PREFIX] [-t] [-s reload|stop|quit|reopen] [-d] [-v] [-h]\n"
+            "  -c FILE    configuration file (default %s)\n"
+            "  -p PREFIX  prefix for relative paths in the configuration\n"
+            "  -t         test the configuration and exit (0 good, 1 bad)\n"
+            "  -s SIGNAL  signal the running master: reload, stop, quit, reopen\n"
+            "  -d         run as a daemon (default: foreground)\n"
+            "  -v         print the version and exit\n"
+            "  -h         this help\n",
+            ZG_CONF_PATH);
+}
+
+int main(int argc, char **argv)
+{
+    const char *conf_file = ZG_CONF_PATH, *prefix = NULL, *action = NULL;
+    int test = 0, daemon = 0, opt;
+    while ((opt = getopt(argc, argv, "c:p:ts:dvh")) != -1) {
+        switch (opt) {
+        case 'c':
+            conf_file = optarg;
+            break;
+        case 'p':
+            prefix = optarg;
+            break;
+        case 't':
+            test = 1;
+            break;
+        case 's':
+            action = optarg;
+            break;
+        case 'd':
+            daemon = 1;
+            break;
+        case 'v':
+            printf("zerg %s (module ABI %d)\n", PACKAGE_VERSION, ZERG_ABI_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "zerg: unexpected argument \"%s\"\n", argv[optind]);
+        usage(stderr);
+        return 1;
+    }
+    zg_proctitle_init(argc, argv);
+    char err[2048];
+    zg_config *cfg = zg_conf_load(conf_file, prefix, err, sizeof(err));
+    if (!cfg) {
+        fprintf(stderr, "zerg: %s\n", err);
+        if (test)
+            fprintf(stderr, "zerg: configuration file %s test failed\n", conf_file);
+        return 1;
+    }
+    if (test) {
+        printf("zerg: configuration file %s test is successful\n", conf_file);
+        zg_conf_free(cfg);
+        return 0;
+    }
+    if (action) {
+        int rc = zg_master_signal(cfg, action);
+        zg_conf_free(cfg);
+        return rc;
+    }
+    if (zg_log_open(cfg->error_log_path, cfg->error_log_level) < 0) {
+        fprintf(stderr, "zerg: cannot open error log %s\n", cfg->error_log_path);
+        zg_conf_free(cfg);
+        return 1;
+    }
+    zg_master_opts opts = {.conf_file = conf_file, .prefix = prefix, .daemonize = daemon};
+    return zg_master_run(cfg, &opts);
+}

@@ -1,0 +1,492 @@
+/* zg_master.c - the master: it owns the listening sockets and forks one
+ * worker per CPU; it never touches client traffic. Signals are taken
+ * synchronously with sigtimedwait, so the whole cycle reads top to bottom. */
+#define _GNU_SOURCE
+#include "config.h"
+#include "zg_master.h"
+#include "zg_listen.h"
+#include "zg_log.h"
+#include "zg_module.h"
+#include "zg_util.h"
+#include "zg_worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ZG_READY_TIMEOUT_MS 10000
+#define ZG_RESPAWN_MAX_DELAY_MS 5000
+
+typedef struct zg_gen {
+    zg_config *cfg;
+    int nworkers;
+    int live; /* worker processes of this generation still running */
+} zg_gen;
+
+typedef struct zg_child {
+    pid_t pid;
+    unsigned slot;
+    zg_gen *gen;
+    uint64_t started_ms;
+    uint64_t respawn_at; /* pid 0 and respawn_at set: waiting to respawn */
+    unsigned crashes;
+} zg_child;
+
+typedef struct zg_master {
+    const zg_master_opts *opts;
+    zg_gen *cur;
+    zg_listen_set listen;
+    zg_child *children;
+    size_t nchildren, cap;
+    int stopping; /* 1 graceful, 2 fast */
+    uint64_t kill_at;
+} zg_master;
+
+static void gen_release(zg_gen *g)
+{
+    if (g && g->live == 0) {
+        zg_conf_free(g->cfg);
+        free(g);
+    }
+}
+
+/* ---- workers ---- */
+
+static zg_child *child_slot(zg_master *m)
+{
+    for (size_t i = 0; i < m->nchildren; i++)
+        if (!m->children[i].pid && !m->children[i].respawn_at)
+            return &m->children[i];
+    if (m->nchildren == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 16;
+        zg_child *c = realloc(m->children, cap * sizeof(*c));
+        if (!c)
+            return NULL;
+        m->children = c;
+        m->cap = cap;
+    }
+    zg_child *c = &m->children[m->nchildren++];
+    memset(c, 0, sizeof(*c));
+    return c;
+}
+
+/* Fork worker slot of gen into ch. Returns the read end of its ready pipe. */
+static int spawn(zg_master *m, zg_gen *gen, zg_child *ch, unsigned slot)
+{
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) < 0) {
+        zg_log_error("pipe: %s", strerror(errno));
+        return -1;
+    }
+    int cpu = zg_conf_worker_cpu(gen->cfg, (int)slot);
+    int *fds = zg_listen_worker_fds(&m->listen, gen->cfg, slot);
+    if (!fds) {
+        close(pipefd[0]);
+        close(pipefd[1]);
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        zg_log_error("fork: %s", strerror(errno));
+        free(fds);
+        close(pipefd[0]);
+        close(pipefd[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        close(pipefd[0]);
+        _exit(zg_worker_main(gen->cfg, slot, cpu, fds, pipefd[1]));
+    }
+    free(fds);
+    close(pipefd[1]);
+    ch->pid = pid;
+    ch->slot = slot;
+    ch->gen = gen;
+    ch->started_ms = zg_monotonic_ms();
+    ch->respawn_at = 0;
+    gen->live++;
+    zg_log_info("worker %u started (pid %d, cpu %d)", slot, (int)pid, cpu);
+    return pipefd[0];
+}
+
+/* Wait until each pipe says ready ('R') or closes; 0 when all are ready. */
+static int wait_ready(int *fds, int n)
+{
+    int pending = n, ok = 1;
+    uint64_t deadline = zg_monotonic_ms() + ZG_READY_TIMEOUT_MS;
+    struct pollfd pfd[1024];
+    for (int i = 0; i < n && i < 1024; i++)
+        pfd[i] = (struct pollfd){.fd = fds[i], .events = POLLIN};
+    while (pending > 0) {
+        int64_t left = (int64_t)(deadline - zg_monotonic_ms());
+        if (left <= 0 || poll(pfd, (nfds_t)n, (int)left) <= 0) {
+            if (errno == EINTR)
+                continue;
+            ok = 0;
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            if (pfd[i].fd < 0 || !pfd[i].revents)
+                continue;
+            char c = 0;
+            if (read(pfd[i].fd, &c, 1) != 1 || c != 'R')
+                ok = 0;
+            pfd[i].fd = -1;
+            pending--;
+        }
+    }
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+    return ok ? 0 : -1;
+}
+
+static int start_generation(zg_master *m, zg_gen *gen)
+{
+    int fds[1024];
+    int n = 0;
+    for (int slot = 0; slot < gen->nworkers && n < 1024; slot++) {
+        zg_child *ch = child_slot(m);
+        int fd = ch ? spawn(m, gen, ch, (unsigned)slot) : -1;
+        if (fd < 0)
+            break;
+        fds[n++] = fd;
+    }
+    if (wait_ready(fds, n) == 0 && n == gen->nworkers)
+        return 0;
+    /* a worker could not start: stop the ones that did */
+    for (size_t i = 0; i < m->nchildren; i++)
+        if (m->children[i].gen == gen && m->children[i].pid)
+            kill(m->children[i].pid, SIGKILL);
+    return -1;
+}
+
+static void signal_generation(zg_master *m, zg_gen *gen, int sig)
+{
+    for (size_t i = 0; i < m->nchildren; i++)
+        if (m->children[i].pid && (!gen || m->children[i].gen == gen))
+            kill(m->children[i].pid, sig);
+}
+
+static void describe_exit(int status, char *buf, size_t len)
+{
+    if (WIFSIGNALED(status))
+        snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+    else
+        snprintf(buf, len, "exited with code %d", WEXITSTATUS(status));
+}
+
+static void reap_children(zg_master *m)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        zg_child *ch = NULL;
+        for (size_t i = 0; i < m->nchildren; i++)
+            if (m->children[i].pid == pid)
+                ch = &m->children[i];
+        if (!ch)
+            continue;
+        zg_gen *gen = ch->gen;
+        char how[96];
+        describe_exit(status, how, sizeof(how));
+        ch->pid = 0;
+        gen->live--;
+        int crashed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        if (gen == m->cur && !m->stopping) {
+            /* unexpected: respawn on the same CPU, backing off if it keeps dying */
+            uint64_t now = zg_monotonic_ms();
+            ch->crashes = now - ch->started_ms < 2000 ? ch->crashes + 1 : 0;
+            uint64_t delay = ch->crashes ? 100u << (ch->crashes < 6 ? ch->crashes : 6) : 0;
+            if (delay > ZG_RESPAWN_MAX_DELAY_MS)
+                delay = ZG_RESPAWN_MAX_DELAY_MS;
+            ch->respawn_at = now + delay + 1;
+            zg_log_error("worker %u (pid %d) %s; respawning in %llu ms", ch->slot, (int)pid, how,
+                         (unsigned long long)delay);
+        } else {
+            if (crashed)
+                zg_log_warn("worker %u (pid %d) %s", ch->slot, (int)pid, how);
+            else
+                zg_log_info("worker %u (pid %d) exited", ch->slot, (int)pid);
+            ch->gen = NULL;
+            if (gen != m->cur)
+                gen_release(gen);
+        }
+    }
+}
+
+static void respawn_due(zg_master *m)
+{
+    uint64_t now = zg_monotonic_ms();
+    for (size_t i = 0; i < m->nchildren; i++) {
+        zg_child *ch = &m->children[i];
+        if (ch->pid || !ch->respawn_at || ch->respawn_at > now)
+            continue;
+        unsigned crashes = ch->crashes;
+        int fd = spawn(m, m->cur, ch, ch->slot);
+        ch->crashes = crashes;
+        if (fd >= 0)
+            close(fd); /* it serves as soon as it can; nothing to wait for */
+        else
+            ch->respawn_at = now + ZG_RESPAWN_MAX_DELAY_MS;
+    }
+}
+
+static int64_t next_wakeup_ms(zg_master *m)
+{
+    uint64_t now = zg_monotonic_ms(), next = UINT64_MAX;
+    for (size_t i = 0; i < m->nchildren; i++)
+        if (!m->children[i].pid && m->children[i].respawn_at && m->children[i].respawn_at < next)
+            next = m->children[i].respawn_at;
+    if (m->kill_at && m->kill_at < next)
+        next = m->kill_at;
+    if (next == UINT64_MAX)
+        return -1;
+    return next > now ? (int64_t)(next - now) : 0;
+}
+
+static int live_children(zg_master *m)
+{
+    int n = 0;
+    for (size_t i = 0; i < m->nchildren; i++)
+        n += m->children[i].pid != 0;
+    return n;
+}
+
+/* ---- reload ---- */
+
+static void reload(zg_master *m)
+{
+    char err[2048];
+    zg_log_notice("reloading configuration from %s", m->opts->conf_file);
+    zg_config *cfg = zg_conf_load(m->opts->conf_file, m->opts->prefix, err, sizeof(err));
+    if (!cfg) {
+        zg_log_error("reload failed, keeping the running configuration: %s", err);
+        return;
+    }
+    zg_gen *gen = calloc(1, sizeof(*gen));
+    if (!gen) {
+        zg_conf_free(cfg);
+        return;
+    }
+    gen->cfg = cfg;
+    gen->nworkers = zg_conf_workers(cfg);
+    if (zg_listen_open(&m->listen, cfg, gen->nworkers, err, sizeof(err)) < 0) {
+        zg_log_error("reload failed, keeping the running configuration: %s", err);
+        gen_release(gen);
+        return;
+    }
+    if (start_generation(m, gen) < 0) {
+        zg_log_error("reload failed: new workers did not start; keeping the running ones");
+        zg_listen_prune(&m->listen, m->cur->cfg, m->cur->nworkers);
+        /* their exits are reaped later; the generation is freed with the last */
+        if (gen->live == 0)
+            gen_release(gen);
+        return;
+    }
+    zg_gen *old = m->cur;
+    m->cur = gen;
+    /* cancel pending respawns of the old generation, then let it drain */
+    for (size_t i = 0; i < m->nchildren; i++)
+        if (m->children[i].gen == old && !m->children[i].pid)
+            m->children[i].respawn_at = 0, m->children[i].gen = NULL;
+    signal_generation(m, old, SIGQUIT);
+    zg_listen_prune(&m->listen, cfg, gen->nworkers);
+    if (zg_log_open(cfg->error_log_path, cfg->error_log_level) < 0)
+        zg_log_error("cannot open error log %s: %s", cfg->error_log_path, strerror(errno));
+    gen_release(old);
+    zg_log_notice("reload done: %d workers on the new configuration", gen->nworkers);
+}
+
+/* ---- pid file ---- */
+
+static int write_pid_file(const char *path)
+{
+    char tmp[4200], buf[32];
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+    if (write(fd, buf, (size_t)n) != n || fsync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static void remove_pid_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    int pid = 0;
+    if (!f)
+        return;
+    if (fscanf(f, "%d", &pid) == 1 && pid == (int)getpid())
+        unlink(path);
+    fclose(f);
+}
+
+int zg_master_signal(const zg_config *cfg, const char *action)
+{
+    static const struct {
+        const char *name;
+        int sig;
+    } actions[] = {{"reload", SIGHUP}, {"stop", SIGTERM}, {"quit", SIGQUIT}, {"reopen", SIGUSR1}};
+    int sig = 0;
+    for (size_t i = 0; i < ZG_ARRAY_SIZE(actions); i++)
+        if (strcmp(action, actions[i].name) == 0)
+            sig = actions[i].sig;
+    if (!sig) {
+        fprintf(stderr, "zerg: unknown signal \"%s\" (reload, stop, quit, reopen)\n", action);
+        return 1;
+    }
+    FILE *f = fopen(cfg->pid, "r");
+    int pid = 0;
+    if (!f || fscanf(f, "%d", &pid) != 1 || pid <= 0) {
+        fprintf(stderr, "zerg: cannot read pid file %s: %s (is zerg running?)\n", cfg->pid,
+                f ? "no pid in it" : strerror(errno));
+        if (f)
+            fclose(f);
+        return 1;
+    }
+    fclose(f);
+    if (kill(pid, sig) < 0) {
+        fprintf(stderr, "zerg: cannot signal pid %d from %s: %s\n", pid, cfg->pid,
+                errno == ESRCH ? "not running" : strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- the cycle ---- */
+
+static int daemonize(void)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid > 0)
+        _exit(0);
+    if (setsid() < 0)
+        return -1;
+    pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid > 0)
+        _exit(0);
+    int fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, STDIN_FILENO);
+        dup2(fd, STDOUT_FILENO);
+        if (fd > STDERR_FILENO)
+            close(fd);
+    }
+    return 0;
+}
+
+static void handle_signal(zg_master *m, int sig)
+{
+    switch (sig) {
+    case SIGCHLD:
+        reap_children(m);
+        break;
+    case SIGHUP:
+        if (!m->stopping)
+            reload(m);
+        break;
+    case SIGQUIT:
+        if (!m->stopping) {
+            zg_log_notice("graceful stop: workers drain");
+            m->stopping = 1;
+            signal_generation(m, NULL, SIGQUIT);
+        }
+        break;
+    case SIGTERM:
+    case SIGINT:
+        if (m->stopping != 2) {
+            zg_log_notice("fast stop");
+            m->stopping = 2;
+            m->kill_at = zg_monotonic_ms() + 5000;
+            signal_generation(m, NULL, SIGTERM);
+        }
+        break;
+    case SIGUSR1:
+        zg_log_reopen();
+        signal_generation(m, NULL, SIGUSR1);
+        break;
+    default:
+        break;
+    }
+}
+
+int zg_master_run(zg_config *cfg, const zg_master_opts *opts)
+{
+    zg_master master = {.opts = opts};
+    zg_master *m = &master;
+    char err[1024];
+    sigset_t set;
+    sigemptyset(&set);
+    int sigs[] = {SIGCHLD, SIGHUP, SIGQUIT, SIGTERM, SIGINT, SIGUSR1};
+    for (size_t i = 0; i < ZG_ARRAY_SIZE(sigs); i++)
+        sigaddset(&set, sigs[i]);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    m->cur = calloc(1, sizeof(zg_gen));
+    if (!m->cur)
+        return 1;
+    m->cur->cfg = cfg;
+    m->cur->nworkers = zg_conf_workers(cfg);
+    if (zg_listen_open(&m->listen, cfg, m->cur->nworkers, err, sizeof(err)) < 0) {
+        zg_log_error("%s", err);
+        return 1;
+    }
+    if (opts->daemonize && daemonize() < 0) {
+        zg_log_error("daemonize: %s", strerror(errno));
+        return 1;
+    }
+    if (cfg->pid && write_pid_file(cfg->pid) < 0)
+        zg_log_warn("cannot write pid file %s: %s", cfg->pid, strerror(errno));
+    zg_log_set_role("master");
+    zg_proctitle_set("zerg: master");
+    zg_log_notice("zerg %s starting %d workers", PACKAGE_VERSION, m->cur->nworkers);
+    int rc = 0;
+    if (start_generation(m, m->cur) < 0) {
+        zg_log_error("workers failed to start");
+        m->stopping = 2;
+        m->kill_at = zg_monotonic_ms() + 2000;
+        rc = 1;
+    }
+    while (!m->stopping || live_children(m) > 0) {
+        int64_t wait = next_wakeup_ms(m);
+        struct timespec ts = {.tv_sec = wait / 1000, .tv_nsec = (wait % 1000) * 1000000};
+        siginfo_t info;
+        int sig = sigtimedwait(&set, &info, wait >= 0 ? &ts : NULL);
+        if (sig > 0)
+            handle_signal(m, sig);
+        else if (errno != EAGAIN && errno != EINTR)
+            zg_log_error("sigtimedwait: %s", strerror(errno));
+        reap_children(m);
+        if (!m->stopping)
+            respawn_due(m);
+        if (m->kill_at && zg_monotonic_ms() >= m->kill_at) {
+            signal_generation(m, NULL, SIGKILL);
+            m->kill_at = 0;
+        }
+    }
+    zg_log_notice("exiting");
+    if (m->cur->cfg->pid)
+        remove_pid_file(m->cur->cfg->pid);
+    zg_listen_close_all(&m->listen);
+    m->cur->live = 0;
+    gen_release(m->cur);
+    free(m->children);
+    return rc;
+}

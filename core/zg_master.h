@@ -1,0 +1,19 @@
+/* zg_master.h - the master process: listening sockets, worker processes,
+ * signals, reload and respawn. */
+#ifndef ZG_MASTER_H
+#define ZG_MASTER_H
+
+#include "zg_conf.h"
+
+typedef struct zg_master_opts {
+    const char *conf_file;
+    const char *prefix;
+    int daemonize;
+} zg_master_opts;
+
+/* Run until stopped; returns the process exit code. Takes cfg. */
+int zg_master_run(zg_config *cfg, const zg_master_opts *opts);
+/* -s: signal the master named in the pid file of cfg. */
+int zg_master_signal(const zg_config *cfg, const char *action);
+
+#endif

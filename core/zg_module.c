@@ -1,0 +1,119 @@
+/* zg_module.c - the module loader: copies each .so into a memfd and dlopens
+ * that copy, then checks the exported descriptor against ZERG_ABI_VERSION. */
+#define _GNU_SOURCE
+#include "zg_module.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* A private copy of path in a memfd, so dlopen never reuses an older
+ * mapping of the same file name. Returns the memfd or -1. */
+static int copy_to_memfd(const char *path, const char *name, char *err, size_t errlen)
+{
+    int in = open(path, O_RDONLY | O_CLOEXEC);
+    if (in < 0) {
+        snprintf(err, errlen, "module %s: cannot open %s: %s", name, path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    int mfd = -1;
+    if (fstat(in, &st) < 0 || (mfd = memfd_create(name, MFD_CLOEXEC)) < 0) {
+        snprintf(err, errlen, "module %s: %s: %s", name, path, strerror(errno));
+        close(in);
+        return -1;
+    }
+    off_t off = 0;
+    while (off < st.st_size) {
+        ssize_t n = sendfile(mfd, in, &off, st.st_size - off);
+        if (n <= 0) {
+            snprintf(err, errlen, "module %s: cannot read %s: %s", name, path,
+                     n < 0 ? strerror(errno) : "short file");
+            close(in);
+            close(mfd);
+            return -1;
+        }
+    }
+    close(in);
+    return mfd;
+}
+
+zg_module *zg_module_load_path(const char *path, const char *name, char *err, size_t errlen)
+{
+    int mfd = copy_to_memfd(path, name, err, errlen);
+    if (mfd < 0)
+        return NULL;
+    char fdpath[64];
+    snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", mfd);
+    void *h = dlopen(fdpath, RTLD_NOW | RTLD_LOCAL);
+    close(mfd);
+    if (!h) {
+        snprintf(err, errlen, "module %s: cannot load %s: %s", name, path, dlerror());
+        return NULL;
+    }
+    const zerg_module *desc = dlsym(h, ZERG_MODULE_SYMBOL);
+    if (!desc) {
+        snprintf(err, errlen, "module %s: %s has no symbol %s: not a zerg module", name, path,
+                 ZERG_MODULE_SYMBOL);
+        dlclose(h);
+        return NULL;
+    }
+    if (desc->abi_version != ZERG_ABI_VERSION) {
+        snprintf(err, errlen,
+                 "module %s: %s was built for module ABI version %u, this zerg has version %u",
+                 name, path, desc->abi_version, ZERG_ABI_VERSION);
+        dlclose(h);
+        return NULL;
+    }
+    if (desc->struct_size < offsetof(zerg_module, on_close) + sizeof(desc->on_close) ||
+        !desc->name || strcmp(desc->name, name) != 0) {
+        snprintf(err, errlen, "module %s: %s has a malformed descriptor (name \"%s\", size %u)",
+                 name, path, desc->name ? desc->name : "(null)", desc->struct_size);
+        dlclose(h);
+        return NULL;
+    }
+    if (desc->load && desc->load(&zg_api) != 0) {
+        snprintf(err, errlen, "module %s: %s refused to load", name, path);
+        dlclose(h);
+        return NULL;
+    }
+    zg_module *m = calloc(1, sizeof(*m));
+    if (!m || !(m->path = strdup(path))) {
+        free(m);
+        snprintf(err, errlen, "module %s: out of memory", name);
+        dlclose(h);
+        return NULL;
+    }
+    m->desc = desc;
+    m->handle = h;
+    return m;
+}
+
+zg_module *zg_module_load(const char *dir, const char *name, char *err, size_t errlen)
+{
+    for (const char *p = name; *p; p++) {
+        if (*p == '/' || *p == '.') {
+            snprintf(err, errlen, "bad module name \"%s\"", name);
+            return NULL;
+        }
+    }
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s.so", dir, name);
+    return zg_module_load_path(path, name, err, errlen);
+}
+
+void zg_module_unload(zg_module *m)
+{
+    if (!m)
+        return;
+    dlclose(m->handle);
+    free(m->path);
+    free(m);
+}

@@ -1,0 +1,26 @@
+/* zg_module.h - loading module shared objects and checking their ABI. */
+#ifndef ZG_MODULE_H
+#define ZG_MODULE_H
+
+#include <stddef.h>
+#include <zerg/module.h>
+
+struct zg_module {
+    const zerg_module *desc;
+    void *handle;
+    char *path;
+};
+typedef struct zg_module zg_module;
+
+/* The core's api table, handed to every module's load hook. */
+extern const zerg_api zg_api;
+
+/* Load DIR/NAME.so. Each call maps a fresh private copy of the file, so a
+ * module replaced on disk is picked up by the next load (reload) while the
+ * old copy keeps serving the old workers. NULL with err set on failure. */
+zg_module *zg_module_load(const char *dir, const char *name, char *err, size_t errlen);
+/* Load a given path (tests, tools). */
+zg_module *zg_module_load_path(const char *path, const char *name, char *err, size_t errlen);
+void zg_module_unload(zg_module *m);
+
+#endif

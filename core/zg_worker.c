@@ -1,0 +1,155 @@
+/* zg_worker.c - a worker process from fork to exit: pin to its CPU, drop
+ * privileges, build the ring, start the modules, run the loop. */
+#define _GNU_SOURCE
+#include "zg_worker.h"
+#include "zg_log.h"
+#include "zg_module.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+static int pin_cpu(int cpu)
+{
+    if (cpu < 0)
+        return 0;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (sched_setaffinity(0, sizeof(set), &set) < 0) {
+        zg_log_error("sched_setaffinity(cpu %d): %s", cpu, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int drop_privileges(const zg_config *cfg)
+{
+    if (geteuid() != 0 || (!cfg->user && !cfg->group))
+        return 0;
+    gid_t gid = 0;
+    uid_t uid = 0;
+    if (cfg->group) {
+        struct group *g = getgrnam(cfg->group);
+        if (!g) {
+            zg_log_error("group \"%s\" not found", cfg->group);
+            return -1;
+        }
+        gid = g->gr_gid;
+    }
+    if (cfg->user) {
+        struct passwd *p = getpwnam(cfg->user);
+        if (!p) {
+            zg_log_error("user \"%s\" not found", cfg->user);
+            return -1;
+        }
+        uid = p->pw_uid;
+        if (!cfg->group)
+            gid = p->pw_gid;
+    }
+    if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || (cfg->user && setuid(uid) < 0)) {
+        zg_log_error("dropping privileges: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int setup_listeners(zg_worker *w, const int *fds)
+{
+    size_t total = 0;
+    for (size_t s = 0; s < w->cfg->nservers; s++)
+        total += w->cfg->servers[s].naddrs;
+    w->listeners = calloc(total ? total : 1, sizeof(zg_listener));
+    if (!w->listeners)
+        return -1;
+    size_t k = 0;
+    for (size_t s = 0; s < w->cfg->nservers; s++) {
+        zg_server *srv = &w->cfg->servers[s];
+        for (size_t a = 0; a < srv->naddrs; a++, k++) {
+            zg_listener *l = &w->listeners[k];
+            l->srv = srv;
+            l->fd = fds[k];
+            l->index = (uint32_t)k;
+            l->w = w;
+            l->direct = w->cfg->uring.fixed_files && !srv->want_peer;
+            if (l->fd < 0) {
+                zg_log_error("no listening socket for %s", srv->addrs[a].text);
+                return -1;
+            }
+        }
+    }
+    w->nlisteners = total;
+    return 0;
+}
+
+static int start_modules(zg_worker *w)
+{
+    zg_config *cfg = w->cfg;
+    for (size_t i = 0; i < cfg->nmodules; i++) {
+        const zerg_module *d = cfg->modules[i]->desc;
+        if (d->worker_init && d->worker_init(w) != 0) {
+            zg_log_error("module %s: worker_init failed", d->name);
+            return -1;
+        }
+    }
+    for (size_t s = 0; s < cfg->nservers; s++) {
+        const zerg_module *d = cfg->servers[s].module->desc;
+        if (d->server_init && d->server_init(w, cfg->servers[s].module_conf) != 0) {
+            zg_log_error("module %s: server_init failed for servers[%zu]", d->name, s);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int zg_worker_main(zg_config *cfg, unsigned id, int cpu, int *listen_fds, int ready_fd)
+{
+    static zg_worker worker;
+    zg_worker *w = &worker;
+    memset(w, 0, sizeof(*w));
+    w->cfg = cfg;
+    w->id = id;
+    w->count = (unsigned)zg_conf_workers(cfg);
+    w->cpu = cpu;
+    w->signal_fd = -1;
+    zg_current_worker = w;
+
+    char role[32];
+    snprintf(role, sizeof(role), "worker %u", id);
+    zg_log_set_role(role);
+    zg_proctitle_set("zerg: worker %u (cpu %d)", id, cpu);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+
+    if (pin_cpu(cpu) < 0)
+        return 2;
+    if (cfg->worker_rlimit_nofile) {
+        struct rlimit rl = {(rlim_t)cfg->worker_rlimit_nofile, (rlim_t)cfg->worker_rlimit_nofile};
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            zg_log_warn("worker_rlimit_nofile %lld: %s", (long long)cfg->worker_rlimit_nofile,
+                        strerror(errno));
+    }
+    if (drop_privileges(cfg) < 0 || zg_event_init(w) < 0 || setup_listeners(w, listen_fds) < 0 ||
+        start_modules(w) < 0)
+        return 2;
+    if (ready_fd >= 0) {
+        ssize_t n = write(ready_fd, "R", 1);
+        (void)n;
+        close(ready_fd);
+    }
+    zg_event_loop(w);
+    for (size_t i = 0; i < cfg->nmodules; i++)
+        if (cfg->modules[i]->desc->worker_exit)
+            cfg->modules[i]->desc->worker_exit(w);
+    zg_conn_close_all(w);
+    zg_conn_reap_all(w);
+    zg_event_destroy(w);
+    free(w->listeners);
+    return 0;
+}

@@ -1,0 +1,287 @@
+/* zerg/module.h - the public, versioned module ABI of zerg.
+ * A module is a shared object that exports one `zerg_module` descriptor named
+ * `zerg_module_info` and talks to the core only through the `zerg_api` table. */
+#ifndef ZERG_MODULE_H
+#define ZERG_MODULE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped on every incompatible change of this header. The loader refuses a
+ * module whose abi_version differs. Compatible growth (new API entries at the
+ * end of zerg_api, new hooks at the end of zerg_module) keeps the version and
+ * is detected through the struct_size fields. */
+#define ZERG_ABI_VERSION 1
+#define ZERG_MODULE_SYMBOL "zerg_module_info"
+
+/* Opaque core objects. */
+typedef struct zerg_worker zerg_worker;    /* one per worker process */
+typedef struct zerg_conn zerg_conn;        /* one TCP connection */
+typedef struct zerg_ref zerg_ref;          /* a held receive buffer */
+typedef struct zerg_conf_ctx zerg_conf_ctx; /* a config being parsed */
+typedef struct zerg_conf_node zerg_conf_node; /* one YAML node */
+typedef struct zerg_api zerg_api;
+
+/* ---- Timers ------------------------------------------------------------ */
+
+typedef struct zerg_timer zerg_timer;
+typedef void (*zerg_timer_fn)(zerg_timer *t);
+
+/* Embed in your own memory; set fn (and data) before timer_set. The _core
+ * words belong to the core: zero them once (memset or = {0}). */
+struct zerg_timer {
+    zerg_timer_fn fn;
+    void *data;
+    uint64_t _core[4];
+};
+
+/* ---- Counters ---------------------------------------------------------- */
+
+/* Per-worker counters, maintained by the core, readable by every module. */
+typedef struct zerg_stats {
+    uint64_t conns_active;    /* open now, inbound and outbound */
+    uint64_t conns_accepted;  /* accepted since worker start */
+    uint64_t conns_outbound;  /* outbound connects started */
+    uint64_t conns_closed;
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    uint64_t enobufs;         /* multishot recv ran out of provided buffers */
+    uint64_t accept_backoffs; /* EMFILE/ENFILE pauses of accept */
+    uint64_t cq_overflows;    /* completions the kernel had to hold back */
+    uint64_t sends_zc;        /* sends done with SEND_ZC */
+    uint64_t loop_turns;      /* io_uring_enter calls of the event loop */
+} zerg_stats;
+
+/* ---- Logging ----------------------------------------------------------- */
+
+enum zerg_log_level {
+    ZERG_LOG_ERROR = 0,
+    ZERG_LOG_WARN = 1,
+    ZERG_LOG_NOTICE = 2,
+    ZERG_LOG_INFO = 3,
+    ZERG_LOG_DEBUG = 4,
+};
+
+/* ---- Configuration ----------------------------------------------------- */
+
+/* A module declares the keys of its section (servers[].<module name>) as a
+ * table of directives, ended by an entry whose key is NULL. The core checks
+ * unknown keys and types and reports "file:line:col: message" itself. */
+typedef enum zerg_conf_type {
+    ZERG_CONF_STR,      /* char *        (copied into the config's arena) */
+    ZERG_CONF_INT,      /* int64_t       (range min..max when max > min) */
+    ZERG_CONF_BOOL,     /* int           (true/false, on/off, yes/no) */
+    ZERG_CONF_SIZE,     /* uint64_t      bytes: 512, 16k, 1m, 2g */
+    ZERG_CONF_MSEC,     /* uint64_t      milliseconds: 500ms, 60s, 10m, 1h */
+    ZERG_CONF_STR_LIST, /* zerg_str_list (a scalar or a sequence of them) */
+    ZERG_CONF_CUSTOM,   /* parse() decides; it gets the node itself */
+} zerg_conf_type;
+
+typedef struct zerg_str_list {
+    size_t n;
+    char **items;
+} zerg_str_list;
+
+typedef struct zerg_directive {
+    const char *key;
+    zerg_conf_type type;
+    size_t offset; /* offsetof(your_conf, field) */
+    /* CUSTOM only: field = (char *)conf + offset. Return 0, or -1 after
+     * api->conf_error(). */
+    int (*parse)(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field);
+    int64_t min, max; /* INT/SIZE/MSEC bounds, checked when max > min */
+} zerg_directive;
+
+#define ZERG_DIRECTIVE_END {NULL, 0, 0, NULL, 0, 0}
+
+enum zerg_node_kind {
+    ZERG_NODE_NONE = 0,
+    ZERG_NODE_SCALAR,
+    ZERG_NODE_SEQ,
+    ZERG_NODE_MAP,
+};
+
+/* ---- The module descriptor --------------------------------------------- */
+
+/* Hooks run in the worker process on its single thread, never concurrently.
+ * Every hook may call any api function. For a given connection the order is:
+ *   on_open | on_connect, then any number of on_data / on_eof / on_drain /
+ *   on_timeout and file callbacks, then on_close exactly once, last.
+ * The conn pointer and its ctx are valid from the first hook to on_close. */
+typedef struct zerg_module {
+    uint32_t abi_version;  /* ZERG_ABI_VERSION */
+    uint32_t struct_size;  /* sizeof(zerg_module) */
+    const char *name;      /* the name used in load_modules and servers[].module */
+    const char *version;   /* the module's own version string */
+
+    size_t conn_ctx_size;  /* bytes of per-connection state the core reserves
+                              (zeroed at open); see api->conn_ctx() */
+    size_t conf_size;      /* bytes of per-server config (zeroed, then
+                              conf_init, then the directives fill it) */
+    const zerg_directive *directives;
+
+    /* Master, once, right after dlopen: keep the api pointer. Non-zero
+     * refuses the module. */
+    int (*load)(const zerg_api *api);
+    /* Master: defaults for one server block's conf, before its keys. */
+    int (*conf_init)(zerg_conf_ctx *cx, void *conf);
+    /* Master: after the keys; check cross-key rules, derive tables.
+     * section is the module's own mapping node (may be NULL if absent). */
+    int (*conf_done)(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf);
+
+    /* Worker: once after the ring exists, then once per server block that
+     * uses this module (conf is this process's private copy). */
+    int (*worker_init)(zerg_worker *w);
+    int (*server_init)(zerg_worker *w, void *conf);
+    /* Worker: stop taking new work (reload or graceful stop). The core has
+     * stopped accepting; close idle connections, finish busy ones. */
+    void (*worker_drain)(zerg_worker *w);
+    /* Worker: SIGUSR1, reopen log files. */
+    void (*worker_reopen)(zerg_worker *w);
+    void (*worker_exit)(zerg_worker *w);
+
+    /* A connection was accepted on one of the module's listeners. */
+    void (*on_open)(zerg_conn *c);
+    /* An api->connect() finished: status 0, or -errno (-ETIMEDOUT on the
+     * connect timeout). On failure on_close follows. */
+    void (*on_connect)(zerg_conn *c, int status);
+    /* Bytes arrived. Return how many were consumed; the core keeps the rest
+     * and presents it again, joined with what comes next (up to
+     * api->conn_set_input_limit()). Bytes may be held past the call with
+     * api->hold(). */
+    size_t (*on_data)(zerg_conn *c, const uint8_t *data, size_t len);
+    /* The peer shut its write side (FIN). Default when NULL: close. */
+    void (*on_eof)(zerg_conn *c);
+    /* The output queue drained below the low-water mark after having been
+     * above it, or became empty after api->conn_want_drain(). */
+    void (*on_drain)(zerg_conn *c);
+    /* api->conn_timeout() expired. Default when NULL: close. */
+    void (*on_timeout)(zerg_conn *c);
+    /* Last call for c: err is 0 for an orderly close or -errno. Release
+     * everything the ctx owns here. */
+    void (*on_close)(zerg_conn *c, int err);
+} zerg_module;
+
+/* Export the descriptor:
+ *   ZERG_MODULE_EXPORT const zerg_module zerg_module_info = { ... };  */
+#define ZERG_MODULE_EXPORT __attribute__((visibility("default")))
+
+/* ---- The API table ----------------------------------------------------- */
+
+typedef void (*zerg_done_fn)(void *arg);
+typedef void (*zerg_io_fn)(void *arg, ssize_t res);
+
+struct zerg_api {
+    uint32_t abi_version; /* ZERG_ABI_VERSION */
+    uint32_t struct_size; /* sizeof(zerg_api) of the core: check before using
+                             entries newer than your header */
+
+    /* Logging: goes to error_log with the worker id and module name. */
+    void (*log)(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+    /* -- configuration (master, inside conf hooks and directive parsers) -- */
+    int (*conf_error)(zerg_conf_ctx *cx, const zerg_conf_node *n, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4))); /* records file:line:col; returns -1 */
+    void *(*conf_alloc)(zerg_conf_ctx *cx, size_t size); /* zeroed, lives as long as the config */
+    char *(*conf_strdup)(zerg_conf_ctx *cx, const char *s);
+    /* Apply a directive table to a mapping node (nested blocks such as
+     * locations or upstream servers). Unknown keys are errors. */
+    int (*conf_apply)(zerg_conf_ctx *cx, const zerg_conf_node *map, const zerg_directive *d,
+                      void *conf);
+    int (*node_kind)(zerg_conf_ctx *cx, const zerg_conf_node *n);
+    const char *(*node_scalar)(zerg_conf_ctx *cx, const zerg_conf_node *n); /* NULL if not a scalar */
+    size_t (*node_len)(zerg_conf_ctx *cx, const zerg_conf_node *n);         /* seq/map items */
+    const zerg_conf_node *(*node_item)(zerg_conf_ctx *cx, const zerg_conf_node *n, size_t i);
+    const char *(*node_key)(zerg_conf_ctx *cx, const zerg_conf_node *map, size_t i);
+    const zerg_conf_node *(*node_get)(zerg_conf_ctx *cx, const zerg_conf_node *map, const char *key);
+    int (*conf_size)(zerg_conf_ctx *cx, const zerg_conf_node *n, uint64_t *out);
+    int (*conf_msec)(zerg_conf_ctx *cx, const zerg_conf_node *n, uint64_t *out);
+    int (*conf_int)(zerg_conf_ctx *cx, const zerg_conf_node *n, int64_t min, int64_t max,
+                    int64_t *out);
+    int (*conf_bool)(zerg_conf_ctx *cx, const zerg_conf_node *n, int *out);
+    /* "1.2.3.4:80", "[::1]:80", "host:80" (resolved now, first address). */
+    int (*conf_addr)(zerg_conf_ctx *cx, const zerg_conf_node *n, struct sockaddr_storage *out,
+                     socklen_t *len);
+    /* Memory shared by the master and all workers of this config generation
+     * (MAP_SHARED, zeroed). Only from conf hooks. */
+    void *(*conf_shm)(zerg_conf_ctx *cx, size_t size);
+    /* The server block being parsed wants client addresses (api->conn_peer):
+     * its listeners accept into plain fds instead of fixed files. */
+    void (*conf_want_peer_addr)(zerg_conf_ctx *cx);
+
+    /* -- worker ----------------------------------------------------------- */
+    unsigned (*worker_id)(zerg_worker *w);      /* 0 .. worker_count-1 */
+    unsigned (*worker_count)(zerg_worker *w);
+    int (*worker_draining)(zerg_worker *w);      /* reload or graceful stop under way */
+    uint64_t (*now_ms)(zerg_worker *w);          /* monotonic, cached per loop turn */
+    int64_t (*unix_time)(zerg_worker *w);        /* wall clock seconds, cached per turn */
+    const zerg_stats *(*stats)(zerg_worker *w);
+    void (*timer_set)(zerg_worker *w, zerg_timer *t, uint64_t ms); /* (re)arm, ms from now */
+    void (*timer_cancel)(zerg_worker *w, zerg_timer *t);
+    /* Asynchronous file I/O through the ring: read (write when is_write) at
+     * offset off (-1: current position, for O_APPEND logs). cb(arg, res) with
+     * bytes or -errno. When owner is non-NULL, owner stays open until cb ran. */
+    int (*file_io)(zerg_worker *w, zerg_conn *owner, int is_write, int fd, void *buf, size_t len,
+                   int64_t off, zerg_io_fn cb, void *arg);
+
+    /* -- connections ------------------------------------------------------ */
+    void *(*conn_ctx)(zerg_conn *c);             /* conn_ctx_size bytes, zeroed at open */
+    void *(*conn_conf)(zerg_conn *c);            /* the module conf of its server block */
+    zerg_worker *(*conn_worker)(zerg_conn *c);
+    /* Client address (only when conf_want_peer_addr was called for the server
+     * block, else family AF_UNSPEC); local address of its listener. */
+    const struct sockaddr *(*conn_peer)(zerg_conn *c, socklen_t *len);
+    int (*conn_closing)(zerg_conn *c);
+    size_t (*conn_out_pending)(zerg_conn *c);    /* bytes queued, not yet sent */
+    /* Output bound: above high the core stops reading c (and calls on_drain
+     * once it is back under low). Defaults from uring.output_high/low. */
+    void (*conn_set_watermarks)(zerg_conn *c, size_t low, size_t high);
+    void (*conn_want_drain)(zerg_conn *c);       /* one on_drain when the queue is empty */
+    void (*conn_set_input_limit)(zerg_conn *c, size_t max); /* carry-over bound, default 64k */
+    void (*conn_timeout)(zerg_conn *c, uint64_t ms); /* on_timeout in ms; 0 cancels */
+
+    /* Copying writes: the bytes are copied into the output queue. */
+    int (*write)(zerg_conn *c, const void *data, size_t len);
+    int (*writev)(zerg_conn *c, const struct iovec *iov, int iovcnt);
+    /* In-place formatting: a pointer to at least min (<= 4096) writable bytes
+     * at the queue tail (*avail says how many), then commit what was used. */
+    void *(*write_reserve)(zerg_conn *c, size_t min, size_t *avail);
+    void (*write_commit)(zerg_conn *c, size_t used);
+    /* Zero-copy writes of memory the caller keeps alive until done(arg) runs
+     * (done may be NULL for static memory). done runs after the kernel is
+     * finished with the bytes, or when c closes with them unsent. */
+    int (*write_ext)(zerg_conn *c, const void *data, size_t len, zerg_done_fn done, void *arg);
+    /* Receive buffers: hold the buffer containing data (a pointer inside the
+     * current on_data range) past the callback... */
+    zerg_ref *(*hold)(zerg_conn *c, const void *data);
+    void (*release)(zerg_worker *w, zerg_ref *r);
+    /* ...and send from it without a copy; consumes one reference of r. */
+    int (*write_ref)(zerg_conn *c, const void *data, size_t len, zerg_ref *r);
+
+    void (*pause_read)(zerg_conn *c);  /* no on_data until resume_read */
+    void (*resume_read)(zerg_conn *c);
+    /* After the queued output is sent: shutdown(how) the socket. */
+    void (*shutdown)(zerg_conn *c, int how);
+    /* Graceful close: send what is queued, then close. */
+    void (*close)(zerg_conn *c);
+    /* Abortive close: drop the queue, reset the peer (RST) where possible. */
+    void (*abort)(zerg_conn *c);
+    /* Outbound TCP connection served by module m's hooks, with conf as its
+     * conn_conf (may be NULL). Returns the new conn (its ctx zeroed and
+     * usable at once) or NULL with errno set; the result comes to
+     * on_connect, then on_close if it failed. */
+    zerg_conn *(*connect)(zerg_worker *w, const zerg_module *m, void *conf,
+                          const struct sockaddr *sa, socklen_t len, uint64_t timeout_ms);
+};
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ZERG_MODULE_H */

@@ -1,0 +1,187 @@
+"""zgtest - helpers for integration tests that run the real zerg binary.
+
+Environment (set by `make check`): ZERG_BIN (the zerg binary), ZERG_MODULES
+(a folder holding every built module .so), ZERG_SHARED (../shared, optional).
+"""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+ZERG_BIN = os.environ.get("ZERG_BIN", os.path.abspath("zerg"))
+ZERG_MODULES = os.environ.get("ZERG_MODULES", os.path.abspath("build-modules"))
+SHARED = os.environ.get("ZERG_SHARED", "")
+
+
+def free_port(host="127.0.0.1"):
+    """A TCP port that is free right now on host."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(fam, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_port(host, port, timeout=10.0):
+    """Wait until host:port accepts a TCP connection."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.02)
+    raise TimeoutError(f"{host}:{port} not listening after {timeout}s")
+
+
+def proc_children(pid):
+    """Direct children of pid (from /proc)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                out.append(int(d))
+        except OSError:
+            continue
+    return sorted(out)
+
+
+def cpu_ticks(pid):
+    """utime+stime of pid in clock ticks."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def fd_count(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+class Zerg:
+    """A running zerg: `with Zerg(yaml_text) as z:`.
+
+    The text may use {modules}, {tmp} and {port0}..{port9}; each {portN} is a
+    fresh free port (z.ports[N]). Unless the text sets them, worker_processes
+    is 1 and error_log goes to {tmp}/error.log at level info.
+    """
+
+    def __init__(self, text, wait=True, extra_args=(), check=True):
+        self.tmp = tempfile.mkdtemp(prefix="zgtest-")
+        self.ports = [free_port() for _ in range(10)]
+        subs = {"modules": ZERG_MODULES, "tmp": self.tmp}
+        subs.update({f"port{i}": p for i, p in enumerate(self.ports)})
+        body = text.format(**subs)
+        head = f"modules_path: {ZERG_MODULES}\n"
+        if "worker_processes" not in body:
+            head += "worker_processes: 1\n"
+        if "error_log" not in body:
+            head += f"error_log: {{ path: {self.tmp}/error.log, level: info }}\n"
+        if "pid:" not in body:
+            head += f"pid: {self.tmp}/zerg.pid\n"
+        self.conf = os.path.join(self.tmp, "zerg.yaml")
+        with open(self.conf, "w") as f:
+            f.write(head + body)
+        self.wait = wait
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self.check = check
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def start(self):
+        self.proc = subprocess.Popen([ZERG_BIN, "-c", self.conf] + self.extra_args,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if self.wait:
+            self.wait_listening()
+        return self
+
+    def wait_listening(self, timeout=10.0):
+        """Wait for the first port the config mentions, and for the workers."""
+        with open(self.conf) as f:
+            text = f.read()
+        for p in self.ports:
+            if str(p) in text:
+                host = "::1" if f"[::1]:{p}" in text and f"127.0.0.1:{p}" not in text else "127.0.0.1"
+                try:
+                    wait_port(host, p, timeout)
+                except TimeoutError:
+                    raise AssertionError("zerg did not listen:\n" + self.output())
+                break
+
+    def workers(self):
+        return proc_children(self.proc.pid)
+
+    def signal(self, sig):
+        os.kill(self.proc.pid, sig)
+
+    def output(self):
+        """What zerg printed plus its error log, for failure messages."""
+        log = ""
+        try:
+            with open(os.path.join(self.tmp, "error.log")) as f:
+                log = f.read()
+        except OSError:
+            pass
+        return log
+
+    def stop(self, sig=signal.SIGTERM, timeout=10.0):
+        """Stop zerg; returns its exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("zerg did not stop in time:\n" + self.output())
+        return self.proc.returncode
+
+
+def run_zerg(args, timeout=10):
+    """Run zerg with args to completion: (exit code, stdout+stderr)."""
+    r = subprocess.run([ZERG_BIN] + list(args), stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=timeout)
+    return r.returncode, r.stdout.decode(errors="replace")
+
+
+def recv_exact(sock, n, timeout=10.0):
+    sock.settimeout(timeout)
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(min(1 << 20, n - len(buf)))
+        if not chunk:
+            break
+        buf += chunk
+    return bytes(buf)
+
+
+def main():
+    """Run the calling file's unittest cases; end with 'N passed, N failed'."""
+    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules["__main__"])
+    result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
+    failed = len(result.failures) + len(result.errors)
+    skipped = len(result.skipped)
+    passed = result.testsRun - failed - skipped
+    print(f"{passed} passed, {failed} failed, {skipped} skipped")
+    sys.exit(1 if failed else 0)
