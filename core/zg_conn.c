@@ -597,3 +597,14 @@ void zg_conn_complete(zg_worker *w, struct io_uring_cqe *cqe)
     }
     zg_conn_settle(c);
 }
+
+void zg_conn_dump(zg_worker *w)
+{
+    uint32_t n = w->conns.nslabs << ZG_POOL_CHUNK_SHIFT;
+    for (uint32_t i = 0; i < n; i++) {
+        zg_conn *c = zg_pool_at(&w->conns, i);
+        if (c && c->w)
+            zg_log_debug("conn %u: flags %#x inflight %u out %zu held %zu", i, c->flags,
+                         c->inflight, c->out.bytes, c->in_held.bytes);
+    }
+}

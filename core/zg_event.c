@@ -140,7 +140,7 @@ int zg_event_init(zg_worker *w)
     sigaddset(&set, SIGQUIT);
     sigaddset(&set, SIGUSR1);
     sigaddset(&set, SIGHUP);
-    w->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    w->signal_fd = signalfd(-1, &set, SFD_CLOEXEC);
     if (w->signal_fd < 0) {
         zg_log_error("signalfd: %s", strerror(errno));
         return -errno;
@@ -276,6 +276,8 @@ void zg_worker_drain(zg_worker *w)
     if (w->draining)
         return;
     w->draining = 1;
+    zg_log_info("draining %llu connections", (unsigned long long)w->stats.conns_active);
+    zg_conn_dump(w);
     zg_proctitle_set("zerg: worker %u (old, draining)", w->id);
     for (size_t i = 0; i < w->nlisteners; i++) {
         zg_listener *l = &w->listeners[i];
@@ -333,9 +335,14 @@ void zg_event_loop(zg_worker *w)
         zg_arm_accept(w, &w->listeners[i]);
     }
     while (!w->exiting) {
-        zg_conn_flush_all(w);
-        zg_conn_feed_starved(w);
+        /* flushing can finish a graceful close, and closing can write to
+         * other connections: settle both before sleeping */
+        do {
+            zg_conn_flush_all(w);
+            zg_conn_reap_all(w);
+        } while (!zg_list_empty(&w->flush_list));
         zg_bufs_commit(&w->bufs);
+        zg_conn_feed_starved(w);
         if (w->draining && w->stats.conns_active == 0)
             break;
 

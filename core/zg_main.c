@@ -64,6 +64,12 @@ int main(int argc, char **argv)
         usage(stderr);
         return 1;
     }
+    /* the process title reuses argv's memory: keep our own copies */
+    conf_file = strdup(conf_file);
+    prefix = prefix ? strdup(prefix) : NULL;
+    action = action ? strdup(action) : NULL;
+    if (!conf_file)
+        return 1;
     zg_proctitle_init(argc, argv);
     char err[2048];
     zg_config *cfg = zg_conf_load(conf_file, prefix, err, sizeof(err));

@@ -463,6 +463,8 @@ int zg_master_run(zg_config *cfg, const zg_master_opts *opts)
         m->stopping = 2;
         m->kill_at = zg_monotonic_ms() + 2000;
         rc = 1;
+    } else {
+        zg_log_notice("%d workers ready", m->cur->nworkers);
     }
     while (!m->stopping || live_children(m) > 0) {
         int64_t wait = next_wakeup_ms(m);

@@ -53,9 +53,9 @@ zg_module *zg_module_load_path(const char *path, const char *name, char *err, si
     char fdpath[64];
     snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", mfd);
     void *h = dlopen(fdpath, RTLD_NOW | RTLD_LOCAL);
-    close(mfd);
     if (!h) {
         snprintf(err, errlen, "module %s: cannot load %s: %s", name, path, dlerror());
+        close(mfd);
         return NULL;
     }
     const zerg_module *desc = dlsym(h, ZERG_MODULE_SYMBOL);
@@ -63,6 +63,7 @@ zg_module *zg_module_load_path(const char *path, const char *name, char *err, si
         snprintf(err, errlen, "module %s: %s has no symbol %s: not a zerg module", name, path,
                  ZERG_MODULE_SYMBOL);
         dlclose(h);
+        close(mfd);
         return NULL;
     }
     if (desc->abi_version != ZERG_ABI_VERSION) {
@@ -70,6 +71,7 @@ zg_module *zg_module_load_path(const char *path, const char *name, char *err, si
                  "module %s: %s was built for module ABI version %u, this zerg has version %u",
                  name, path, desc->abi_version, ZERG_ABI_VERSION);
         dlclose(h);
+        close(mfd);
         return NULL;
     }
     if (desc->struct_size < offsetof(zerg_module, on_close) + sizeof(desc->on_close) ||
@@ -77,11 +79,13 @@ zg_module *zg_module_load_path(const char *path, const char *name, char *err, si
         snprintf(err, errlen, "module %s: %s has a malformed descriptor (name \"%s\", size %u)",
                  name, path, desc->name ? desc->name : "(null)", desc->struct_size);
         dlclose(h);
+        close(mfd);
         return NULL;
     }
     if (desc->load && desc->load(&zg_api) != 0) {
         snprintf(err, errlen, "module %s: %s refused to load", name, path);
         dlclose(h);
+        close(mfd);
         return NULL;
     }
     zg_module *m = calloc(1, sizeof(*m));
@@ -89,10 +93,12 @@ zg_module *zg_module_load_path(const char *path, const char *name, char *err, si
         free(m);
         snprintf(err, errlen, "module %s: out of memory", name);
         dlclose(h);
+        close(mfd);
         return NULL;
     }
     m->desc = desc;
     m->handle = h;
+    m->fd = mfd;
     return m;
 }
 
@@ -114,6 +120,7 @@ void zg_module_unload(zg_module *m)
     if (!m)
         return;
     dlclose(m->handle);
+    close(m->fd);
     free(m->path);
     free(m);
 }

@@ -9,6 +9,8 @@ struct zg_module {
     const zerg_module *desc;
     void *handle;
     char *path;
+    int fd; /* the memfd copy: open while loaded, so its /proc/self/fd name
+               stays unique and dlopen never returns an older copy */
 };
 typedef struct zg_module zg_module;
 

@@ -38,7 +38,7 @@ int zg_timer_armed(const zerg_timer *t)
 
 static void link_timer(zg_timers *tw, timer_node *n)
 {
-    uint64_t tick = (n->deadline + ZG_TIMER_TICK_MS - 1) / ZG_TIMER_TICK_MS;
+    uint64_t tick = n->deadline / ZG_TIMER_TICK_MS; /* not due yet: run_slot relinks it */
     if (tick < tw->tick)
         tick = tw->tick;
     zg_list_add_tail(&tw->slots[tick & (ZG_TIMER_SLOTS - 1)], &n->link);

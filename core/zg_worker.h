@@ -157,6 +157,8 @@ void zg_conn_settle(zg_conn *c);
 void zg_conn_after_write(zg_conn *c);
 void zg_conn_deliver_held(zg_conn *c);
 void zg_conn_close_all(zg_worker *w);
+/* Log every open connection's state (debug level). */
+void zg_conn_dump(zg_worker *w);
 zg_conn *zg_conn_connect(zg_worker *w, const zerg_module *m, void *conf,
                          const struct sockaddr *sa, socklen_t len, uint64_t timeout_ms);
 

@@ -86,10 +86,11 @@ class Zerg:
         subs = {"modules": ZERG_MODULES, "tmp": self.tmp}
         subs.update({f"port{i}": p for i, p in enumerate(self.ports)})
         body = text.format(**subs)
-        head = f"modules_path: {ZERG_MODULES}\n"
+        head = "" if "modules_path" in body else f"modules_path: {ZERG_MODULES}\n"
         if "worker_processes" not in body:
             head += "worker_processes: 1\n"
-        if "error_log" not in body:
+        self.own_log = "error_log" not in body
+        if self.own_log:
             head += f"error_log: {{ path: {self.tmp}/error.log, level: info }}\n"
         if "pid:" not in body:
             head += f"pid: {self.tmp}/zerg.pid\n"
@@ -116,7 +117,17 @@ class Zerg:
         return self
 
     def wait_listening(self, timeout=10.0):
-        """Wait for the first port the config mentions, and for the workers."""
+        """Wait until the master says its workers are ready (in the error log
+        this class sets up), then for the first port the config mentions."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("zerg exited with %s:\n%s%s" % (
+                    self.proc.returncode, self.proc.stdout.read().decode(errors="replace"),
+                    self.output()))
+            if not self.own_log or "workers ready" in self.output():
+                break
+            time.sleep(0.02)
         with open(self.conf) as f:
             text = f.read()
         for p in self.ports:
@@ -131,7 +142,8 @@ class Zerg:
     def workers(self):
         return proc_children(self.proc.pid)
 
-    def signal(self, sig):
+    def send(self, sig):
+        """Send sig to the master."""
         os.kill(self.proc.pid, sig)
 
     def output(self):

