@@ -298,6 +298,14 @@ void zg_worker_drain(zg_worker *w)
 
 /* ---- the loop ---- */
 
+static int accepts_armed(const zg_worker *w)
+{
+    for (size_t i = 0; i < w->nlisteners; i++)
+        if (w->listeners[i].armed)
+            return 1;
+    return 0;
+}
+
 static void dispatch(zg_worker *w, struct io_uring_cqe *cqe)
 {
     switch (ZG_UD_OP(cqe->user_data)) {
@@ -343,8 +351,8 @@ void zg_event_loop(zg_worker *w)
         } while (!zg_list_empty(&w->flush_list));
         zg_bufs_commit(&w->bufs);
         zg_conn_feed_starved(w);
-        if (w->draining && w->stats.conns_active == 0)
-            break;
+        if (w->draining && w->stats.conns_active == 0 && !accepts_armed(w))
+            break; /* drained: and no accept can still hand us a connection */
 
         int64_t wait_ms = zg_timers_next(&w->timers, w->now_ms);
         struct __kernel_timespec ts = {.tv_sec = wait_ms / 1000, .tv_nsec = (wait_ms % 1000) * 1000000};

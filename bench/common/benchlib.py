@@ -1,0 +1,166 @@
+"""benchlib - Python helpers shared by zerg's benchmarks (bench/*/).
+
+The same method as bench/common/lib.sh (see /work/shared/BENCHMARKING.md):
+server pinned to CPU 0, load to CPU 1, A B A B rounds, server CPU time per
+operation from /proc/PID/stat of the server's whole process tree, syscalls
+counted with perf's raw_syscalls:sys_enter tracepoint.
+
+    import sys, os
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "common"))
+    import benchlib as bl
+
+    srv = bl.start(["./epoll_echo", "127.0.0.1", str(port)], cpu=bl.SERVER_CPU)
+    bl.wait_port("127.0.0.1", port)
+    t0 = bl.tree_ticks(srv.pid)
+    ...run the load pinned to bl.LOAD_CPU...
+    us_per_op = bl.ticks_to_us(bl.tree_ticks(srv.pid) - t0) / ops
+    bl.stop(srv)
+
+Run as a script for a quick look: `python3 benchlib.py ticks PID`,
+`python3 benchlib.py pids PID`, `python3 benchlib.py median 3 1 2`.
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+SERVER_CPU = int(os.environ.get("BENCH_SERVER_CPU", "0"))
+LOAD_CPU = int(os.environ.get("BENCH_LOAD_CPU", "1"))
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_table():
+    """{pid: (ppid, utime+stime ticks)} of every process now."""
+    table = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                # the command name may hold spaces and ')': split after the last one
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # fields[0]=state [1]=ppid ... [11]=utime [12]=stime
+        table[int(d)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    return table
+
+
+def tree_pids(root, table=None):
+    """root and all its live descendants (root first); [] if root is gone."""
+    table = table if table is not None else _proc_table()
+    if root not in table:
+        return []
+    out, frontier = [root], [root]
+    while frontier:
+        kids = [p for p, (pp, _) in table.items() if pp in frontier and p not in out]
+        out.extend(kids)
+        frontier = kids
+    return out
+
+
+def tree_ticks(root):
+    """utime+stime in clock ticks summed over root's live process tree (every
+    thread of each process included: io_uring io-wq and SQPOLL threads too)."""
+    table = _proc_table()
+    return sum(table[p][1] for p in tree_pids(root, table))
+
+
+def tree_cpu_s(root):
+    return tree_ticks(root) / CLK_TCK
+
+
+def ticks_to_us(ticks):
+    return ticks * 1e6 / CLK_TCK
+
+
+def median(values):
+    """Median of the numbers (None and "n/a" skipped); None if there are none."""
+    v = sorted(float(x) for x in values if x is not None and x != "n/a")
+    if not v:
+        return None
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+
+
+def perf_ok():
+    if not shutil.which("perf"):
+        return False
+    r = subprocess.run(["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "--", "true"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return r.returncode == 0
+
+
+def perf_syscalls(pids, seconds):
+    """Syscalls entered by pids during the next `seconds` (perf on LOAD_CPU);
+    None when perf is missing or refused."""
+    if not pids or not shutil.which("perf"):
+        return None
+    cmd = ["taskset", "-c", str(LOAD_CPU), "perf", "stat", "-x,", "-e",
+           "raw_syscalls:sys_enter", "-p", ",".join(str(p) for p in pids),
+           "--", "sleep", str(seconds)]
+    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for line in r.stderr.splitlines():
+        parts = line.split(",")
+        if len(parts) > 2 and parts[2].startswith("raw_syscalls:sys_enter"):
+            return int(parts[0]) if parts[0].isdigit() else None
+    return None
+
+
+def free_port(host="127.0.0.1"):
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(fam, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_port(host, port, timeout=10.0):
+    """True once host:port accepts a connection, False after timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def start(argv, cpu=None, **kw):
+    """Popen argv, pinned with taskset to cpu when given."""
+    if cpu is not None:
+        argv = ["taskset", "-c", str(cpu)] + list(argv)
+    return subprocess.Popen(argv, **kw)
+
+
+def stop(proc, timeout=5.0, sig=signal.SIGTERM):
+    """Send sig, wait up to timeout, then SIGKILL. Returns the exit status."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+def _main(argv):
+    if len(argv) >= 2 and argv[0] == "ticks":
+        print(tree_ticks(int(argv[1])))
+    elif len(argv) >= 2 and argv[0] == "pids":
+        print("\n".join(str(p) for p in tree_pids(int(argv[1]))))
+    elif argv and argv[0] == "median":
+        m = median(argv[1:])
+        print("n/a" if m is None else f"{m:g}")
+    else:
+        print("usage: benchlib.py ticks PID | pids PID | median N...", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

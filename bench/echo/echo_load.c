@@ -1,0 +1,307 @@
+/* echo_load - a load generator for TCP echo servers.
+ *
+ * Opens CONNS connections to HOST:PORT; each keeps exactly one MSG_BYTES
+ * message in flight: send it, read back exactly MSG_BYTES, send the next.
+ * Runs for SECONDS (bounded: it stops at the deadline whatever the server
+ * does), then prints one line of key=value pairs, e.g.
+ *
+ *   echo_load: conns=64 msg_bytes=64 seconds=5.000 msgs=875000 msgs_per_s=175000
+ *     mbytes_per_s=11.2 load_cpu_pct=99.1 errors=0
+ *
+ * (on one line). Each message carries the connection's message counter in
+ * its first 8 bytes (when MSG_BYTES >= 8); an echo that does not return it
+ * counts as an error. load_cpu_pct is this process's own CPU use during the
+ * run: near 100 means the load generator, not the server, is the bottleneck.
+ *
+ * Single thread, epoll, edge-triggered. Exit status 0 when every connection
+ * worked to the end and at least one message completed, else 1 (2: usage).
+ *
+ * Usage: echo_load HOST PORT CONNS MSG_BYTES SECONDS */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_EVENTS 256
+
+struct lconn {
+    int fd;
+    int dead;
+    uint64_t seq;     /* messages completed on this connection */
+    size_t sent;      /* bytes of the current message written */
+    size_t got;       /* bytes of the current echo read */
+    unsigned char *tx;
+    unsigned char *rx;
+};
+
+static size_t msg_bytes;
+static uint64_t total_msgs;
+static unsigned errors;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static void fail(struct lconn *c, const char *what, int err)
+{
+    if (!c->dead) {
+        if (errors < 5)
+            fprintf(stderr, "echo_load: connection %d: %s%s%s\n", c->fd, what,
+                    err ? ": " : "", err ? strerror(err) : "");
+        errors++;
+        c->dead = 1;
+        close(c->fd);
+    }
+}
+
+/* Start (or continue) writing the current message. */
+static void pump_tx(struct lconn *c)
+{
+    while (!c->dead && c->sent < msg_bytes) {
+        ssize_t n = send(c->fd, c->tx + c->sent, msg_bytes - c->sent, MSG_NOSIGNAL);
+        if (n > 0) {
+            c->sent += (size_t)n;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return; /* EPOLLOUT continues */
+        } else {
+            fail(c, "send", n < 0 ? errno : 0);
+        }
+    }
+}
+
+static void next_message(struct lconn *c)
+{
+    c->seq++;
+    total_msgs++;
+    c->sent = c->got = 0;
+    if (msg_bytes >= 8)
+        memcpy(c->tx, &c->seq, 8);
+    pump_tx(c);
+}
+
+/* Read what the echo returned; on a complete message, send the next. */
+static void pump_rx(struct lconn *c)
+{
+    while (!c->dead) {
+        size_t want = msg_bytes - c->got;
+        if (want == 0) {
+            fail(c, "server sent more bytes than were sent to it", 0);
+            return;
+        }
+        ssize_t n = recv(c->fd, c->rx + c->got, want, 0);
+        if (n == 0) {
+            fail(c, "server closed the connection", 0);
+            return;
+        }
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                fail(c, "recv", errno);
+            return;
+        }
+        c->got += (size_t)n;
+        if (c->got == msg_bytes) {
+            if (c->sent != msg_bytes) {
+                fail(c, "echo arrived before the message was sent", 0);
+                return;
+            }
+            if (msg_bytes >= 8 && memcmp(c->rx, c->tx, 8) != 0) {
+                fail(c, "echo does not match the message", 0);
+                return;
+            }
+            next_message(c);
+            /* One message in flight: nothing more can be queued now. */
+            return;
+        }
+        if ((size_t)n < want)
+            return; /* short read: drained, the next edge brings more */
+    }
+}
+
+static int connect_to(const struct addrinfo *ai)
+{
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct timeval tv = {.tv_sec = 5, .tv_usec = 0}; /* bounds a blocking connect */
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+static long parse_num(const char *s, const char *what, long min, long max)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max) {
+        fprintf(stderr, "echo_load: bad %s '%s' (%ld..%ld)\n", what, s, min, max);
+        exit(2);
+    }
+    return v;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 6) {
+        fprintf(stderr, "usage: echo_load HOST PORT CONNS MSG_BYTES SECONDS\n");
+        return 2;
+    }
+    const char *host = argv[1], *port = argv[2];
+    long nconns = parse_num(argv[3], "CONNS", 1, 60000);
+    msg_bytes = (size_t)parse_num(argv[4], "MSG_BYTES", 1, 64L * 1024 * 1024);
+    double seconds = strtod(argv[5], NULL);
+    if (!(seconds > 0 && seconds <= 3600)) {
+        fprintf(stderr, "echo_load: bad SECONDS '%s' (0..3600]\n", argv[5]);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)nconns + 16) {
+        rl.rlim_cur = rl.rlim_max < (rlim_t)nconns + 16 ? rl.rlim_max : (rlim_t)nconns + 16;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *ai;
+    int gerr = getaddrinfo(host, port, &hints, &ai);
+    if (gerr) {
+        fprintf(stderr, "echo_load: %s:%s: %s\n", host, port, gai_strerror(gerr));
+        return 1;
+    }
+
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0) {
+        perror("echo_load: epoll_create1");
+        return 1;
+    }
+    struct lconn *conns = calloc((size_t)nconns, sizeof *conns);
+    if (!conns) {
+        perror("echo_load: calloc");
+        return 1;
+    }
+    for (long i = 0; i < nconns; i++) {
+        struct lconn *c = &conns[i];
+        c->tx = malloc(msg_bytes);
+        c->rx = malloc(msg_bytes);
+        if (!c->tx || !c->rx) {
+            perror("echo_load: malloc");
+            return 1;
+        }
+        for (size_t j = 0; j < msg_bytes; j++)
+            c->tx[j] = (unsigned char)('a' + (j + (size_t)i) % 26);
+        c->fd = connect_to(ai);
+        if (c->fd < 0) {
+            fprintf(stderr, "echo_load: connect %s:%s (connection %ld): %s\n", host, port, i,
+                    strerror(errno));
+            return 1;
+        }
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                                 .data.ptr = c};
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
+            perror("echo_load: epoll_ctl");
+            return 1;
+        }
+    }
+    freeaddrinfo(ai);
+
+    double t0 = now_s(), cpu0 = cpu_s();
+    double deadline = t0 + seconds;
+    /* The first message of every connection; next_message counts one, so
+     * start each counter one below. */
+    for (long i = 0; i < nconns; i++) {
+        conns[i].seq = (uint64_t)-1;
+        total_msgs--;
+        next_message(&conns[i]);
+    }
+
+    struct epoll_event evs[MAX_EVENTS];
+    long alive = nconns;
+    for (;;) {
+        double t = now_s();
+        if (t >= deadline)
+            break;
+        int ms = (int)((deadline - t) * 1000.0) + 1;
+        int n = epoll_wait(ep, evs, MAX_EVENTS, ms > 100 ? 100 : ms);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            perror("echo_load: epoll_wait");
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            struct lconn *c = evs[i].data.ptr;
+            if (c->dead)
+                continue;
+            uint32_t e = evs[i].events;
+            if ((e & EPOLLOUT) && c->sent < msg_bytes)
+                pump_tx(c);
+            if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                pump_rx(c);
+            if (c->dead)
+                alive--;
+        }
+        if (alive == 0)
+            break;
+    }
+    double elapsed = now_s() - t0, cpu = cpu_s() - cpu0;
+
+    printf("echo_load: conns=%ld msg_bytes=%zu seconds=%.3f msgs=%llu msgs_per_s=%.0f "
+           "mbytes_per_s=%.1f load_cpu_pct=%.1f errors=%u\n",
+           nconns, msg_bytes, elapsed, (unsigned long long)total_msgs,
+           (double)total_msgs / elapsed, (double)total_msgs * (double)msg_bytes / elapsed / 1e6,
+           100.0 * cpu / elapsed, errors);
+    fflush(stdout);
+    for (long i = 0; i < nconns; i++) {
+        if (!conns[i].dead)
+            close(conns[i].fd);
+        free(conns[i].tx);
+        free(conns[i].rx);
+    }
+    free(conns);
+    close(ep);
+    return errors || total_msgs == 0 ? 1 : 0;
+}

@@ -1,0 +1,293 @@
+#!/usr/bin/env python3
+"""bench/http/bench.py - zerg's http module against nginx, side by side.
+
+Each server runs one worker pinned to CPU 0, wrk runs on CPU 1; the workloads
+alternate zerg, nginx, zerg, nginx... for ROUNDS rounds and the table shows
+medians: req/s, server CPU microseconds per request (utime+stime of the whole
+server process tree), syscalls per request (perf raw_syscalls:sys_enter on
+the worker) and the zerg/nginx ratios. Loopback only, bounded in time.
+Both servers cache open files (zerg open_file_cache_valid, nginx
+open_file_cache) and nginx uses sendfile.
+
+Usage: bench.py [--zerg BIN] [--modules DIR] [--rounds N] [--duration S]
+                [--only NAME[,NAME]] [--out FILE] [--zc]
+zerg runs with uring.send_zc_threshold 0 unless --zc: on loopback SEND_ZC
+costs a copy anyway and its completion notifications hold back big answers.
+"""
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+HELLO = "Hello, World!"
+
+WORKLOADS = [
+    # name, path, connections, pipeline depth
+    ("keepalive-c64", "/", 64, 1),
+    ("keepalive-c256", "/", 256, 1),
+    ("pipeline16-c64", "/", 64, 16),
+    ("static-1MiB-c16", "/static/1m.bin", 16, 1),
+    ("static-1KiB-c64", "/static/1k.html", 64, 1),
+]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=10):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"port {port} not listening")
+
+
+def children(pid):
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(d))
+            except OSError:
+                pass
+    return out
+
+
+def tree_ticks(pid):
+    total = 0
+    for p in [pid] + children(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total
+
+
+class Server:
+    def __init__(self, name, argv, port, tmp):
+        self.name, self.argv, self.port, self.tmp = name, argv, port, tmp
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(["taskset", "-c", "0"] + self.argv, stdout=subprocess.DEVNULL,
+                                     stderr=open(os.path.join(self.tmp, self.name + ".out"), "w"))
+        wait_port(self.port)
+        time.sleep(0.3)
+        kids = children(self.proc.pid)
+        self.worker = kids[0] if kids else self.proc.pid
+
+    def ensure(self):
+        """Restarts the server if it died (a shared machine: someone may kill it)."""
+        alive = self.proc and self.proc.poll() is None
+        if alive:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                alive = False
+        print(f"# {self.name} was gone: restarting it", file=sys.stderr, flush=True)
+        self.stop()
+        self.start()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM if self.name == "zerg" else signal.SIGQUIT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def make_zerg(args, tmp, www):
+    port = free_port()
+    conf = os.path.join(tmp, "zerg.yaml")
+    with open(conf, "w") as f:
+        f.write(f"""modules_path: {args.modules}
+worker_processes: 1
+error_log: {{ path: {tmp}/zerg-error.log, level: warn }}
+pid: {tmp}/zerg.pid
+{"" if args.zc else "uring: { send_zc_threshold: 0 }  # SEND_ZC only pays on a real NIC"}
+load_modules: [http]
+servers:
+  - listen: ["127.0.0.1:{port}"]
+    backlog: 4096
+    module: http
+    http:
+      keepalive_requests: 1000000
+      open_file_cache_valid: 1s
+      locations:
+        - {{ path: "=/", return: {{ status: 200, body: "{HELLO}", headers: {{ Content-Type: text/plain }} }} }}
+        - {{ path: /static/, root: {os.path.dirname(www)} }}
+""")
+    return Server("zerg", [args.zerg, "-c", conf], port, tmp)
+
+
+def make_nginx(args, tmp, www):
+    port = free_port()
+    conf = os.path.join(tmp, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""daemon off;
+master_process on;
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    open_file_cache max=1000 inactive=20s;
+    open_file_cache_valid 1s;
+    client_body_temp_path {tmp}/cb; proxy_temp_path {tmp}/pt; fastcgi_temp_path {tmp}/ft;
+    uwsgi_temp_path {tmp}/ut; scgi_temp_path {tmp}/st;
+    default_type application/octet-stream;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location = / {{ default_type text/plain; return 200 "{HELLO}"; }}
+        location /static/ {{ root {os.path.dirname(www)}; }}
+    }}
+}}
+""")
+    return Server("nginx", [args.nginx, "-p", tmp, "-e", f"{tmp}/nginx-error.log", "-c", conf],
+                  port, tmp)
+
+
+def run_wrk(args, srv, path, conns, depth):
+    url = f"http://127.0.0.1:{srv.port}{path}"
+    cmd = ["taskset", "-c", "1", args.wrk, "-t1", f"-c{conns}", f"-d{args.duration}s",
+           "--latency", url]
+    env = dict(os.environ)
+    if depth > 1:
+        cmd[5:5] = ["-s", os.path.join(HERE, "pipeline.lua")]
+        env["PIPELINE_DEPTH"] = str(depth)
+    t0 = tree_ticks(srv.proc.pid)
+    wrk = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    # syscalls of the worker over the middle of the run
+    window = max(1, args.duration - 2)
+    time.sleep(1)
+    perf = subprocess.run(["perf", "stat", "-x", ",", "-e", "raw_syscalls:sys_enter", "-p",
+                           str(srv.worker), "--", "sleep", str(window)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out = wrk.communicate(timeout=args.duration + 30)[0].decode()
+    ticks = tree_ticks(srv.proc.pid) - t0
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    rps = float(m.group(1)) if m else 0.0
+    m = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
+    reqs = int(m.group(1)) if m else 0
+    errs = re.search(r"Socket errors:.*", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sc = None
+    for line in perf.stderr.splitlines():
+        parts = line.split(",")
+        if len(parts) > 2 and "raw_syscalls" in line and parts[0].strip().isdigit():
+            sc = int(parts[0])
+    hz = os.sysconf("SC_CLK_TCK")
+    cpu_us = ticks * 1e6 / hz / reqs if reqs else 0.0
+    sys_per = sc / (rps * window) if sc is not None and rps else float("nan")
+    note = ""
+    if errs:
+        note += errs.group(0) + " "
+    if non2xx:
+        note += f"non-2xx {non2xx.group(1)}"
+    return {"rps": rps, "cpu_us": cpu_us, "sys": sys_per, "note": note.strip()}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    build = os.environ.get("ZERG_BUILDDIR", os.getcwd())
+    ap.add_argument("--zerg", default=os.environ.get("ZERG_BIN", os.path.join(build, "zerg")))
+    ap.add_argument("--modules", default=os.environ.get("ZERG_MODULES",
+                                                        os.path.join(build, "build-modules")))
+    ap.add_argument("--nginx", default=shutil.which("nginx") or "/usr/sbin/nginx")
+    ap.add_argument("--wrk", default=shutil.which("wrk") or "wrk")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=5)
+    ap.add_argument("--only", default="")
+    ap.add_argument("--zc", action="store_true",
+                    help="keep the core's SEND_ZC threshold (on loopback the kernel copies "
+                         "anyway and waiting for ZC notifications slows big answers)")
+    ap.add_argument("--out", default="")
+    args = ap.parse_args()
+    if not os.path.exists(args.zerg):
+        sys.exit(f"no zerg binary at {args.zerg} (run from the build folder or pass --zerg)")
+    tmp = tempfile.mkdtemp(prefix="zg-bench-http-")
+    os.chmod(tmp, 0o755)  # nginx workers may run as another user
+    www = os.path.join(tmp, "static")
+    os.makedirs(www)
+    with open(os.path.join(www, "1m.bin"), "wb") as f:
+        f.write(os.urandom(1 << 20))
+    os.chmod(os.path.join(www, "1m.bin"), 0o644)
+    with open(os.path.join(www, "1k.html"), "w") as f:
+        f.write("<p>" + "x" * 1017 + "</p>")
+    os.chmod(os.path.join(www, "1k.html"), 0o644)
+    zerg, nginx = make_zerg(args, tmp, www), make_nginx(args, tmp, www)
+    only = set(filter(None, args.only.split(",")))
+    results = {}
+    try:
+        for srv in (zerg, nginx):
+            srv.start()
+            # warm-up
+            subprocess.run(["taskset", "-c", "1", args.wrk, "-t1", "-c16", "-d1s",
+                            f"http://127.0.0.1:{srv.port}/"], stdout=subprocess.DEVNULL)
+        for name, path, conns, depth in WORKLOADS:
+            if only and name not in only:
+                continue
+            for r in range(args.rounds):
+                for srv in (zerg, nginx):
+                    srv.ensure()
+                    res = run_wrk(args, srv, path, conns, depth)
+                    results.setdefault((name, srv.name), []).append(res)
+                    print(f"# {name} round {r + 1} {srv.name}: {res['rps']:.0f} req/s, "
+                          f"{res['cpu_us']:.2f} us/req, {res['sys']:.3f} syscalls/req "
+                          f"{res['note']}", file=sys.stderr, flush=True)
+    finally:
+        zerg.stop()
+        nginx.stop()
+    lines = [f"{'workload':<18} {'zerg req/s':>11} {'nginx req/s':>11} {'ratio':>6} "
+             f"{'zerg us/req':>11} {'nginx us/req':>12} {'zerg sc/req':>11} {'nginx sc/req':>12}"]
+    for name, _, _, _ in WORKLOADS:
+        if (name, "zerg") not in results:
+            continue
+        z, n = results[(name, "zerg")], results[(name, "nginx")]
+        ratios = [a["rps"] / b["rps"] for a, b in zip(z, n) if b["rps"]]
+
+        def med(rs, k):
+            return statistics.median(x[k] for x in rs)
+
+        lines.append(f"{name:<18} {med(z, 'rps'):>11.0f} {med(n, 'rps'):>11.0f} "
+                     f"{statistics.median(ratios) if ratios else 0:>6.2f} "
+                     f"{med(z, 'cpu_us'):>11.2f} {med(n, 'cpu_us'):>12.2f} "
+                     f"{med(z, 'sys'):>11.3f} {med(n, 'sys'):>12.3f}")
+    table = "\n".join(lines)
+    print(table)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(table + "\n")
+    if not os.environ.get("BENCH_KEEP"):
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        print("# kept " + tmp, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,345 @@
+#!/usr/bin/env python3
+"""bench_proxy.py - zerg's proxy module against HAProxy (mode tcp, one thread)
+and nginx stream (one worker), in one run, per shared/BENCHMARKING.md: each
+proxy on CPU 0, load generators and backends on CPU 1, rounds alternating
+A B C, median of the rounds; reports throughput and proxy CPU per request /
+per message / per GB, with ratios to HAProxy.
+
+  python3 bench/proxy/bench_proxy.py --zerg BUILD/zerg --modules BUILD/build-modules
+        [--rounds 3] [--seconds 10] [--requests 200000] [--out results.txt]
+
+Needs redis-server, redis-benchmark, iperf3, haproxy, nginx with the stream
+module (Debian: libnginx-mod-stream; skipped when missing), and a C compiler.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=10):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"port {port} not listening")
+
+
+def tree(pid):
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    with open(f"/proc/{d}/stat") as f:
+                        if int(f.read().rsplit(")", 1)[1].split()[1]) == p:
+                            todo.append(int(d))
+                except OSError:
+                    pass
+    return out
+
+
+def cpu_s(pid):
+    t = 0
+    for p in tree(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fl = f.read().rsplit(")", 1)[1].split()
+            t += int(fl[11]) + int(fl[12])
+        except OSError:
+            pass
+    return t / TICK
+
+
+def pin(cpu):
+    return ["taskset", "-c", str(cpu)]
+
+
+class Proxy:
+    def __init__(self, name, tmp, listen, backend, args):
+        self.name, self.tmp, self.listen, self.backend, self.args = name, tmp, listen, backend, args
+        self.proc = None
+
+    def start(self):
+        cmd = self.command()
+        self.proc = subprocess.Popen(pin(0) + cmd, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        wait_port(self.listen)
+        time.sleep(0.2)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                for p in tree(self.proc.pid):
+                    try:
+                        os.kill(p, signal.SIGKILL)
+                    except OSError:
+                        pass
+                self.proc.wait()
+
+
+class Zerg(Proxy):
+    def command(self):
+        c = os.path.join(self.tmp, f"zerg-{self.listen}.yaml")
+        with open(c, "w") as f:
+            f.write(f"""modules_path: {self.args.modules}
+load_modules: [proxy]
+worker_processes: 1
+worker_cpu_affinity: [0]
+pid: {self.tmp}/zerg-{self.listen}.pid
+error_log: {{ path: {self.tmp}/zerg-{self.listen}.log, level: warn }}
+uring: {{ send_zc_threshold: {self.args.zerg_zc} }}
+servers:
+  - listen: ["127.0.0.1:{self.listen}"]
+    module: proxy
+    proxy:
+      upstream:
+        servers: ["127.0.0.1:{self.backend}"]
+      idle_timeout: 10m
+""")
+        return [self.args.zerg, "-c", c]
+
+
+class HAProxy(Proxy):
+    def command(self):
+        c = os.path.join(self.tmp, f"haproxy-{self.listen}.cfg")
+        with open(c, "w") as f:
+            f.write(f"""global
+    nbthread 1
+    maxconn 4000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 10m
+    timeout server 10m
+listen p
+    bind 127.0.0.1:{self.listen}
+    server s1 127.0.0.1:{self.backend}
+""")
+        return ["haproxy", "-db", "-f", c]
+
+
+class Nginx(Proxy):
+    MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
+
+    def command(self):
+        c = os.path.join(self.tmp, f"nginx-{self.listen}.conf")
+        load = f"load_module {self.MODULE};\n" if os.path.exists(self.MODULE) else ""
+        with open(c, "w") as f:
+            f.write(f"""{load}worker_processes 1;
+daemon off;
+pid {self.tmp}/nginx-{self.listen}.pid;
+error_log {self.tmp}/nginx-{self.listen}.log warn;
+events {{ worker_connections 10000; }}
+stream {{
+    server {{
+        listen 127.0.0.1:{self.listen};
+        proxy_pass 127.0.0.1:{self.backend};
+        proxy_timeout 10m;
+    }}
+}}
+""")
+        return ["nginx", "-c", c, "-e", f"{self.tmp}/nginx-{self.listen}.log"]
+
+    @classmethod
+    def available(cls):
+        if not shutil.which("nginx"):
+            return False
+        r = subprocess.run(["nginx", "-V"], stderr=subprocess.PIPE, stdout=subprocess.PIPE)
+        v = r.stderr.decode()
+        return "--with-stream " in v + " " or os.path.exists(cls.MODULE)
+
+
+def measure(proxy, fn):
+    """Runs fn() (returns ops, bytes) with the proxy up; returns a result dict
+    with the proxy's CPU seconds and, where perf works, its syscalls."""
+    perf = None
+    if shutil.which("perf"):
+        pids = ",".join(str(p) for p in tree(proxy.proc.pid))
+        perf = subprocess.Popen(["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p",
+                                 pids], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(0.2)
+    c0 = cpu_s(proxy.proc.pid)
+    t0 = time.monotonic()
+    ops, nbytes = fn()
+    dt = time.monotonic() - t0
+    cpu = cpu_s(proxy.proc.pid) - c0
+    sys_n = None
+    if perf:
+        perf.send_signal(signal.SIGINT)
+        err = perf.communicate(timeout=10)[1].decode(errors="replace")
+        m = re.search(r"^(\d+),", err, re.M)
+        sys_n = int(m.group(1)) if m else None
+    return {"ops": ops, "bytes": nbytes, "secs": dt, "cpu": cpu, "syscalls": sys_n}
+
+
+def redis_load(port, test, args):
+    r = subprocess.run(pin(1) + ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c",
+                                 "50", "-n", str(args.requests), "-t", test, "-q", "--csv"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
+    if r.returncode != 0:
+        raise RuntimeError(r.stdout.decode())
+    return args.requests, 0
+
+
+def echo_load(port, args):
+    r = subprocess.run(pin(1) + [args.echo_bin, "client", "127.0.0.1", str(port), "64", "64",
+                                 str(args.seconds)],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+    m = re.search(rb"msgs (\d+)", r.stdout)
+    if r.returncode != 0 or not m:
+        raise RuntimeError(r.stdout.decode().strip())
+    return int(m.group(1)), 0
+
+
+def iperf_load(port, args):
+    r = subprocess.run(pin(1) + ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t",
+                                 str(args.seconds), "-J"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+    j = json.loads(r.stdout)
+    if "error" in j:
+        raise RuntimeError(j["error"])
+    b = j["end"]["sum_received"]["bytes"]
+    return 1, b
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--zerg", default=os.environ.get("ZERG_BIN", "zerg"))
+    ap.add_argument("--modules", default=os.environ.get("ZERG_MODULES", "build-modules"))
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--requests", type=int, default=200000)
+    ap.add_argument("--only", default="redis_get,redis_set,echo,iperf")
+    ap.add_argument("--out")
+    ap.add_argument("--zerg-zc", default="0",
+                    help="zerg's uring.send_zc_threshold (0: off; loopback gains nothing from it)")
+    args = ap.parse_args()
+    args.zerg = os.path.abspath(args.zerg)
+    args.modules = os.path.abspath(args.modules)
+
+    tmp = tempfile.mkdtemp(prefix="bench-proxy-")
+    args.echo_bin = os.path.join(tmp, "echo_load")
+    subprocess.run(["cc", "-O2", "-o", args.echo_bin, os.path.join(HERE, "echo_load.c")],
+                   check=True)
+
+    backends = []
+    rport, eport, iport = free_port(), free_port(), free_port()
+    backends.append(subprocess.Popen(pin(1) + ["redis-server", "--port", str(rport), "--save", "",
+                                               "--appendonly", "no", "--bind", "127.0.0.1"],
+                                     stdout=subprocess.DEVNULL))
+    backends.append(subprocess.Popen(pin(1) + [args.echo_bin, "server", str(eport)]))
+    backends.append(subprocess.Popen(pin(1) + ["iperf3", "-s", "-p", str(iport)],
+                                     stdout=subprocess.DEVNULL))
+    for p in (rport, eport, iport):
+        wait_port(p)
+
+    kinds = [("zerg", Zerg), ("haproxy", HAProxy)]
+    if Nginx.available():
+        kinds.append(("nginx", Nginx))
+    else:
+        print("nginx stream module not found (apt-get install libnginx-mod-stream): skipped")
+    loads = {
+        "redis_get": (rport, lambda p: redis_load(p, "get", args)),
+        "redis_set": (rport, lambda p: redis_load(p, "set", args)),
+        "echo": (eport, lambda p: echo_load(p, args)),
+        "iperf": (iport, lambda p: iperf_load(p, args)),
+    }
+    results = {}  # (load, proxy) -> [result]
+    try:
+        for load in args.only.split(","):
+            bport, fn = loads[load]
+            proxies = [(n, cls(n, tmp, free_port(), bport, args)) for n, cls in kinds]
+            try:
+                for n, p in proxies:
+                    p.start()
+                    try:
+                        fn(p.listen)  # warm up
+                    except RuntimeError as e:
+                        print(f"  warm-up {load} {n} failed: {e}", flush=True)
+                for rnd in range(args.rounds):
+                    for n, p in proxies:
+                        try:
+                            r = measure(p, lambda: fn(p.listen))
+                        except RuntimeError as e:
+                            print(f"  round {rnd + 1} {load:9} {n:8} FAILED: {e}", flush=True)
+                            continue
+                        results.setdefault((load, n), []).append(r)
+                        print(f"  round {rnd + 1} {load:9} {n:8} ops {r['ops']:>9} "
+                              f"bytes {r['bytes']:>12} secs {r['secs']:6.2f} cpu {r['cpu']:6.2f} "
+                              f"syscalls {r['syscalls']}", flush=True)
+            finally:
+                for _, p in proxies:
+                    p.stop()
+    finally:
+        for b in backends:
+            b.terminate()
+            b.wait()
+
+    lines = ["", f"{'load':10} {'proxy':8} {'throughput':>16} {'CPU/op':>12} {'CPU/GB':>10}"
+             f" {'sys/op':>7} {'vs haproxy (tput, cpu)':>24}"]
+    for load in args.only.split(","):
+        base = None
+        for n, _ in kinds:
+            rs = results.get((load, n))
+            if not rs:
+                continue
+            if load == "iperf":
+                row = (statistics.median(r["bytes"] * 8 / r["secs"] / 1e9 for r in rs),
+                       statistics.median(r["cpu"] / (r["bytes"] / 1e9) for r in rs))
+            else:
+                row = (statistics.median(r["ops"] / r["secs"] for r in rs),
+                       statistics.median(r["cpu"] / r["ops"] * 1e6 for r in rs))
+            sc = [r["syscalls"] / r["ops"] for r in rs if r["syscalls"] is not None]
+            row = row + (statistics.median(sc) if sc and load != "iperf" else None,)
+            if n == "haproxy":
+                base = row
+            results[(load, n, "row")] = row
+        for n, _ in kinds:
+            row = results.get((load, n, "row"))
+            if not row:
+                continue
+            if load == "iperf":
+                txt = f"{row[0]:11.2f} Gb/s {'':>12} {row[1]:8.3f} s"
+            else:
+                txt = f"{row[0]:11.0f} op/s {row[1]:9.2f} µs {'':>10}"
+            sysop = f"{row[2]:7.2f}" if row[2] is not None else f"{'-':>7}"
+            ratio = f"{row[0] / base[0]:6.2f}x {row[1] / base[1]:6.2f}x" if base else ""
+            lines.append(f"{load:10} {n:8} {txt} {sysop} {ratio:>24}")
+    lines.append("(CPU: proxy utime+stime over its process tree; median of "
+                 f"{args.rounds} rounds; proxy on CPU 0, load and backends on CPU 1)")
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

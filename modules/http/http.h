@@ -1,0 +1,342 @@
+/* modules/http/http.h - the http module's internal types and the functions its
+ * files share: configuration, per-connection state, per-worker state, and the
+ * pure helpers (http_util.c) that the unit tests exercise without sockets. */
+#ifndef ZERG_HTTP_H
+#define ZERG_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include <zerg/module.h>
+
+/* ---- pure helpers (http_util.c) ---------------------------------------- */
+
+/* Incremental validator of a request's head (request line + header fields),
+ * run over the raw bytes before llhttp sees them: bare CR/LF, obs-fold, NUL
+ * and control bytes, and the size limits. */
+typedef struct http_scan {
+    uint32_t line_len; /* bytes of the current line so far */
+    uint32_t total;    /* bytes of the head so far */
+    uint32_t nlines;   /* complete lines (request line included) */
+    uint8_t cr;        /* last byte was CR */
+    uint8_t done;      /* the empty line ending the head was seen */
+} http_scan;
+
+typedef struct http_limits {
+    size_t max_line;    /* request line: 414 above */
+    size_t max_head;    /* whole head: 431 above */
+    size_t max_headers; /* header lines: 431 above */
+} http_limits;
+
+/* Scans p[0..n): returns 0 (more to come, or s->done with *used bytes of
+ * head in this chunk) or the HTTP status to refuse with (400/414/431). */
+int http_scan_head(http_scan *s, const uint8_t *p, size_t n, size_t *used, const http_limits *l);
+
+/* Percent-decodes and normalises an origin-form path (query removed) into
+ * out (cap >= len + 2). Returns 0, or 400 (bad encoding, %00, not starting
+ * with '/'), 404 (encoded '/'), 403 ('..' above the root). */
+int http_path_normalize(const char *in, size_t len, char *out, size_t cap, size_t *outlen);
+
+/* The path part of a request target (absolute-form reduced to its path,
+ * query and fragment cut). */
+void http_target_path(const char *url, size_t len, const char **path, size_t *plen);
+
+/* Case-insensitive ASCII compare of n bytes. */
+int http_strncaseeq(const char *a, const char *b, size_t n);
+
+/* "Sun, 06 Nov 1994 08:49:37 GMT" (29 bytes + NUL into out[30]). */
+void http_fmt_date(time_t t, char out[30]);
+/* IMF-fixdate, RFC 850 or asctime; -1 when invalid. */
+time_t http_parse_date(const char *s, size_t n);
+
+/* Single byte range against a representation of size bytes: 1 with
+ * [*start, *end] (inclusive), 0 to ignore the header (invalid, several
+ * ranges), -1 when unsatisfiable (416). */
+int http_parse_range(const char *v, size_t n, uint64_t size, uint64_t *start, uint64_t *end);
+
+/* If-None-Match list against an entity tag (weak comparison, "*" matches). */
+int http_etag_match(const char *list, size_t n, const char *etag, size_t elen);
+/* "\"<mtime hex>-<size hex>\"" like nginx; returns its length. */
+size_t http_fmt_etag(char *out, size_t cap, time_t mtime, uint64_t size);
+
+typedef struct http_mime {
+    const char *ext;
+    const char *type;
+} http_mime;
+/* The type for path's extension: the extra table first, then the built-in
+ * one; NULL when none matches. */
+const char *http_mime_lookup(const char *path, size_t len, const http_mime *extra, size_t nextra);
+
+/* A Host field value: uri-host [ ":" port ] (RFC 9112 3.2), empty allowed. */
+int http_host_valid(const char *v, size_t n);
+
+/* Percent-encodes s[0..n) for a URL path (unreserved bytes and '/' kept)
+ * into out (cap >= 3n + 1); returns the length. */
+size_t http_url_encode(const char *s, size_t n, char *out, size_t cap);
+
+/* The reason phrase of a status code ("Unknown" when none). */
+const char *http_reason(int status);
+
+/* Transfer-Encoding value: 1 when exactly "chunked" (case, OWS tolerated),
+ * 0 otherwise. */
+int http_te_is_chunked(const char *v, size_t n);
+/* Checks one Transfer-Encoding field value (a list of codings), with
+ * *chunked telling whether "chunked" came already (updated): 0 when fine,
+ * 400 when a coding follows chunked, 501 for an unknown coding or chunked
+ * with parameters. Known codings other than chunked are accepted: request
+ * bodies are framed by chunked and never decoded by this module. */
+int http_te_check(const char *v, size_t n, int *chunked);
+
+/* ---- configuration (http_conf.c) ----------------------------------------- */
+
+enum http_loc_kind {
+    HTTP_LOC_NONE = 0,
+    HTTP_LOC_STATIC,
+    HTTP_LOC_RETURN,
+    HTTP_LOC_STATUS,
+};
+
+typedef struct http_header_kv {
+    char *name;
+    char *value;
+} http_header_kv;
+
+typedef struct http_return {
+    int64_t status;
+    char *body;
+    http_header_kv *headers;
+    size_t nheaders;
+    char *location;
+} http_return;
+
+typedef struct http_location {
+    char *path; /* as configured, "=/x" for exact */
+    const char *match;
+    size_t match_len;
+    int exact;
+    int kind;
+    char *root;
+    zerg_str_list index;
+    int autoindex;
+    int status;
+    http_return *ret;
+    /* derived in conf_done: the fixed part of a `return` answer after the
+     * Date/Connection lines: "Name: v\r\n...Content-Length: N\r\n\r\n" */
+    char *ret_head;
+    size_t ret_head_len;
+    size_t ret_body_len;
+    int root_fd; /* per worker (server_init) */
+} http_location;
+
+enum http_log_format {
+    HTTP_LOG_OFF = 0,
+    HTTP_LOG_COMBINED,
+    HTTP_LOG_COMMON,
+};
+
+typedef struct http_access_log_conf {
+    char *path;
+    char *format_name;
+    int format;
+    uint64_t buffer;
+    uint64_t flush;
+} http_access_log_conf;
+
+struct http_log;
+
+typedef struct http_srv {
+    zerg_str_list server_name;
+    char *server_header; /* NULL: no Server line */
+    http_access_log_conf access_log;
+    uint64_t keepalive_timeout;
+    int64_t keepalive_requests;
+    uint64_t client_header_timeout;
+    uint64_t client_body_timeout;
+    uint64_t send_timeout;
+    uint64_t client_max_body_size;
+    uint64_t large_client_header_buffers;
+    uint64_t max_uri_length;
+    int64_t max_headers;
+    uint64_t file_buffer;
+    uint64_t file_mmap_max;
+    uint64_t open_file_cache_valid;
+    char *default_type;
+    int etag;
+    http_mime *mime;
+    size_t nmime;
+    http_location *locs;
+    size_t nlocs;
+    /* derived */
+    char *server_line; /* "Server: x\r\n" or "" */
+    size_t server_line_len;
+    http_limits limits;
+    int configured;
+    /* per worker */
+    struct http_log *log;
+} http_srv;
+
+extern const zerg_directive http_directives[];
+int http_conf_init(zerg_conf_ctx *cx, void *conf);
+int http_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf);
+/* Exact match first, then the longest prefix; NULL when none. */
+const http_location *http_find_location(const http_srv *s, const char *path, size_t len);
+
+/* ---- per connection ------------------------------------------------------ */
+
+#include "llhttp.h"
+
+#define HTTP_MAX_HDRS 128
+
+enum http_phase {
+    HTTP_PH_IDLE = 0, /* between requests */
+    HTTP_PH_HEAD,     /* reading the request head */
+    HTTP_PH_BODY,     /* reading the body */
+    HTTP_PH_BUSY,     /* answering asynchronously (file) */
+};
+
+/* Header slots the module looks at (index into http_req.hv). */
+enum http_hdr_id {
+    HTTP_H_HOST = 0,
+    HTTP_H_CONNECTION,
+    HTTP_H_CL,
+    HTTP_H_TE,
+    HTTP_H_EXPECT,
+    HTTP_H_INM,
+    HTTP_H_IMS,
+    HTTP_H_RANGE,
+    HTTP_H_IF_RANGE,
+    HTTP_H_REFERER,
+    HTTP_H_UA,
+    HTTP_H_COUNT
+};
+
+typedef struct http_span {
+    uint32_t off, len;
+} http_span;
+
+typedef struct http_req {
+    http_span url;
+    http_span hv[HTTP_H_COUNT]; /* values of known headers */
+    uint8_t hcount[HTTP_H_COUNT];
+    uint32_t nheaders;
+    http_span cur_name; /* the field being read */
+    uint32_t cur_val_off;
+    uint8_t in_value;
+    uint8_t method;
+    uint8_t major, minor;
+    uint8_t keepalive;
+    uint8_t head;
+    uint8_t upgrade;
+    int te_chunked;
+    uint64_t body_bytes;
+    int status;    /* answered with */
+    uint64_t sent; /* body bytes sent (access log) */
+} http_req;
+
+struct http_file;
+
+typedef struct http_conn {
+    llhttp_t parser;
+    zerg_conn *c;
+    http_srv *srv;
+    struct http_conn *next, *prev; /* the worker's list */
+    http_scan scan;
+    http_req req;
+    char *hbuf; /* copies of URL and header fields */
+    uint32_t hlen, hcap;
+    uint8_t *stash; /* bytes that came while busy */
+    size_t stash_len, stash_cap;
+    struct http_file *file;
+    uint32_t nreq;
+    uint8_t phase;
+    uint8_t closing;
+    uint8_t eof;
+    uint8_t paused;
+    uint8_t in_process;
+    uint8_t want_send_timeout;
+    uint8_t head_timer; /* client_header_timeout armed for this head */
+    int err_status;     /* set by a parser callback that refuses */
+} http_conn;
+
+/* ---- per worker (http_module.c) ------------------------------------------ */
+
+typedef struct http_worker {
+    zerg_worker *w;
+    const zerg_api *api;
+    http_conn *conns;
+    int64_t date_sec;
+    char date_line[64]; /* "Date: ...\r\n" */
+    size_t date_line_len;
+    int64_t log_sec;
+    char log_time[40]; /* "24/Nov/2026:10:17:10 +0000" */
+    int draining;
+    uint64_t requests;
+    uint64_t by_class[6]; /* 1xx..5xx at [1..5] */
+    uint64_t body_bytes;
+    uint64_t parse_errors;
+    uint64_t timeouts;
+} http_worker;
+
+extern http_worker http_W;
+extern const zerg_api *http_api;
+
+/* http_parse.c */
+void http_parser_settings_init(void);
+void http_conn_reset_parser(http_conn *hc);
+/* Runs bytes through scanner and parser, answering complete requests. */
+void http_process(http_conn *hc, const uint8_t *data, size_t len);
+const char *http_hbuf(const http_conn *hc, http_span s);
+
+/* http_response.c */
+void http_date_refresh(void);
+/* The status line, Server, Date and Connection lines, then extra (already
+ * formatted header lines), then Content-Length when clen >= 0, then CRLF.
+ * Returns 0 or -1. */
+int http_write_head(http_conn *hc, int status, const char *extra, size_t extra_len, int64_t clen);
+/* A complete answer with a small built-in HTML body; close forces
+ * Connection: close. */
+void http_send_error(http_conn *hc, int status, int close);
+void http_send_return(http_conn *hc, const http_location *loc);
+void http_send_status(http_conn *hc);
+/* Whether this answer keeps the connection (and marks hc->closing if not). */
+int http_keep(http_conn *hc);
+/* The request is answered: log, count, then continue with the next. */
+void http_request_done(http_conn *hc);
+void http_dispatch(http_conn *hc);
+
+/* http_static.c */
+/* Returns 0 when answered synchronously, 1 when the answer goes on
+ * asynchronously (http_request_done follows). */
+int http_serve_static(http_conn *hc, const http_location *loc, const char *path, size_t plen);
+void http_file_conn_closed(http_conn *hc);
+
+/* http_cache.c: the open file cache (see the file's header). */
+struct stat;
+typedef struct http_ofc http_ofc;
+http_ofc *http_ofc_get(const http_location *loc, const char *key, size_t klen);
+/* Caches fd (not taken) when its pages are all resident; NULL otherwise. */
+http_ofc *http_ofc_put(const http_location *loc, const char *key, size_t klen, int fd,
+                       const struct stat *st, const char *name, size_t nlen, uint64_t valid,
+                       uint64_t max_size);
+const struct stat *http_ofc_stat(const http_ofc *e);
+const char *http_ofc_name(const http_ofc *e, size_t *nlen);
+/* Queues len bytes from start of the cached file (zero-copy). */
+int http_ofc_send(http_conn *hc, http_ofc *e, uint64_t start, uint64_t len);
+void http_ofc_unref(http_ofc *e);
+void http_ofc_clear(void);
+
+/* http_autoindex.c: a listing of the open directory dfd (closed here) for
+ * the request path; returns like http_serve_static. */
+int http_autoindex(http_conn *hc, int dfd, const char *path, size_t plen);
+int http_static_server_init(http_srv *s);
+
+/* http_log.c */
+int http_log_open(http_srv *s);
+void http_log_request(http_conn *hc);
+void http_log_reopen_all(void);
+void http_log_flush_all(void);
+void http_log_close_all(void);
+
+#endif

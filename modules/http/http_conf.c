@@ -1,0 +1,346 @@
+/* modules/http/http_conf.c - the `http:` section of a server block: the
+ * directive tables, the nested parsers (locations, return, headers, mime types,
+ * access_log) and the derived tables built in conf_done. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+
+#define HTTP_CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+static int http_is_tchar(int c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+static int http_check_header(zerg_conf_ctx *cx, const zerg_conf_node *n, const char *name,
+                             const char *value)
+{
+    if (!*name)
+        return http_api->conf_error(cx, n, "empty header name");
+    for (const char *p = name; *p; p++)
+        if (!http_is_tchar((unsigned char)*p))
+            return http_api->conf_error(cx, n, "invalid header name \"%s\"", name);
+    for (const char *p = value; *p; p++)
+        if ((unsigned char)*p < 0x20 && *p != '\t')
+            return http_api->conf_error(cx, n, "header \"%s\": control byte in its value", name);
+    return 0;
+}
+
+/* headers: { Name: value, ... } inside return */
+static int http_parse_headers(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
+{
+    http_return *r = HTTP_CONTAINER(field, http_return, headers);
+    if (http_api->node_kind(cx, node) != ZERG_NODE_MAP)
+        return http_api->conf_error(cx, node, "headers: expected a mapping of name: value");
+    size_t n = http_api->node_len(cx, node);
+    r->headers = http_api->conf_alloc(cx, (n ? n : 1) * sizeof(http_header_kv));
+    r->nheaders = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *k = http_api->node_key(cx, node, i);
+        const zerg_conf_node *v = http_api->node_item(cx, node, i);
+        const char *val = http_api->node_scalar(cx, v);
+        if (!k || !val)
+            return http_api->conf_error(cx, v, "headers: values must be scalars");
+        if (http_check_header(cx, v, k, val))
+            return -1;
+        if (!strcasecmp(k, "Content-Length") || !strcasecmp(k, "Transfer-Encoding") ||
+            !strcasecmp(k, "Connection") || !strcasecmp(k, "Date"))
+            return http_api->conf_error(cx, v, "headers: %s is set by the server", k);
+        r->headers[r->nheaders].name = http_api->conf_strdup(cx, k);
+        r->headers[r->nheaders].value = http_api->conf_strdup(cx, val);
+        r->nheaders++;
+    }
+    return 0;
+}
+
+static const zerg_directive http_return_directives[] = {
+    {"status", ZERG_CONF_INT, offsetof(http_return, status), NULL, 100, 599},
+    {"body", ZERG_CONF_STR, offsetof(http_return, body), NULL, 0, 0},
+    {"headers", ZERG_CONF_CUSTOM, offsetof(http_return, headers), http_parse_headers, 0, 0},
+    {"location", ZERG_CONF_STR, offsetof(http_return, location), NULL, 0, 0},
+    ZERG_DIRECTIVE_END,
+};
+
+static int http_parse_return(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
+{
+    http_return **rp = field;
+    http_return *r = http_api->conf_alloc(cx, sizeof(*r));
+    r->status = 200;
+    if (http_api->node_kind(cx, node) == ZERG_NODE_SCALAR) {
+        if (http_api->conf_int(cx, node, 100, 599, &r->status))
+            return -1;
+    } else if (http_api->node_kind(cx, node) == ZERG_NODE_MAP) {
+        if (http_api->conf_apply(cx, node, http_return_directives, r))
+            return -1;
+    } else {
+        return http_api->conf_error(cx, node, "return: expected a status or a mapping");
+    }
+    if (r->location && http_check_header(cx, node, "Location", r->location))
+        return -1;
+    *rp = r;
+    return 0;
+}
+
+static const zerg_directive http_location_directives[] = {
+    {"path", ZERG_CONF_STR, offsetof(http_location, path), NULL, 0, 0},
+    {"root", ZERG_CONF_STR, offsetof(http_location, root), NULL, 0, 0},
+    {"index", ZERG_CONF_STR_LIST, offsetof(http_location, index), NULL, 0, 0},
+    {"autoindex", ZERG_CONF_BOOL, offsetof(http_location, autoindex), NULL, 0, 0},
+    {"return", ZERG_CONF_CUSTOM, offsetof(http_location, ret), http_parse_return, 0, 0},
+    {"status", ZERG_CONF_BOOL, offsetof(http_location, status), NULL, 0, 0},
+    ZERG_DIRECTIVE_END,
+};
+
+static int http_parse_locations(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
+{
+    http_srv *s = HTTP_CONTAINER(field, http_srv, locs);
+    if (http_api->node_kind(cx, node) != ZERG_NODE_SEQ)
+        return http_api->conf_error(cx, node, "locations: expected a sequence of mappings");
+    size_t n = http_api->node_len(cx, node);
+    s->locs = http_api->conf_alloc(cx, (n ? n : 1) * sizeof(http_location));
+    s->nlocs = n;
+    for (size_t i = 0; i < n; i++) {
+        const zerg_conf_node *item = http_api->node_item(cx, node, i);
+        http_location *l = &s->locs[i];
+        l->root_fd = -1;
+        if (http_api->node_kind(cx, item) != ZERG_NODE_MAP)
+            return http_api->conf_error(cx, item, "locations: each item must be a mapping");
+        if (http_api->conf_apply(cx, item, http_location_directives, l))
+            return -1;
+        if (!l->path || (l->path[0] != '/' && !(l->path[0] == '=' && l->path[1] == '/')))
+            return http_api->conf_error(cx, item,
+                                        "location: path must start with / (or =/ for exact)");
+        l->exact = l->path[0] == '=';
+        l->match = l->path + l->exact;
+        l->match_len = strlen(l->match);
+        int kinds = (l->root != NULL) + (l->ret != NULL) + (l->status != 0);
+        if (kinds != 1)
+            return http_api->conf_error(
+                cx, item, "location %s: needs exactly one of root, return, status", l->path);
+        l->kind = l->root ? HTTP_LOC_STATIC : l->ret ? HTTP_LOC_RETURN : HTTP_LOC_STATUS;
+        for (size_t k = 0; k < i; k++)
+            if (!strcmp(s->locs[k].path, l->path))
+                return http_api->conf_error(cx, item, "location %s: duplicate path", l->path);
+    }
+    return 0;
+}
+
+static int http_parse_mime(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
+{
+    http_srv *s = HTTP_CONTAINER(field, http_srv, mime);
+    if (http_api->node_kind(cx, node) != ZERG_NODE_MAP)
+        return http_api->conf_error(cx, node, "mime_types: expected a mapping ext: type");
+    size_t n = http_api->node_len(cx, node);
+    s->mime = http_api->conf_alloc(cx, (n ? n : 1) * sizeof(http_mime));
+    s->nmime = n;
+    for (size_t i = 0; i < n; i++) {
+        const char *k = http_api->node_key(cx, node, i);
+        const zerg_conf_node *v = http_api->node_item(cx, node, i);
+        const char *t = http_api->node_scalar(cx, v);
+        if (!k || !t || !*t || strchr(t, '\r') || strchr(t, '\n'))
+            return http_api->conf_error(cx, v, "mime_types: expected ext: type");
+        s->mime[i].ext = http_api->conf_strdup(cx, k[0] == '.' ? k + 1 : k);
+        s->mime[i].type = http_api->conf_strdup(cx, t);
+    }
+    return 0;
+}
+
+static int http_is_off(const char *v)
+{
+    return !strcmp(v, "off") || !strcmp(v, "false") || !strcmp(v, "no") || !*v;
+}
+
+static int http_parse_server_header(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
+{
+    char **out = field;
+    const char *v = http_api->node_scalar(cx, node);
+    if (!v)
+        return http_api->conf_error(cx, node, "server_header: expected a string or off");
+    if (http_is_off(v)) {
+        *out = NULL;
+        return 0;
+    }
+    if (http_check_header(cx, node, "Server", v))
+        return -1;
+    *out = http_api->conf_strdup(cx, v);
+    return 0;
+}
+
+static const zerg_directive http_log_directives[] = {
+    {"path", ZERG_CONF_STR, offsetof(http_access_log_conf, path), NULL, 0, 0},
+    {"format", ZERG_CONF_STR, offsetof(http_access_log_conf, format_name), NULL, 0, 0},
+    {"buffer", ZERG_CONF_SIZE, offsetof(http_access_log_conf, buffer), NULL, 4096, 16 << 20},
+    {"flush", ZERG_CONF_MSEC, offsetof(http_access_log_conf, flush), NULL, 10, 3600000},
+    ZERG_DIRECTIVE_END,
+};
+
+static int http_parse_access_log(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
+{
+    http_access_log_conf *a = field;
+    const char *v = http_api->node_scalar(cx, node);
+    if (v) {
+        if (http_is_off(v)) {
+            a->path = NULL;
+            return 0;
+        }
+        a->path = http_api->conf_strdup(cx, v);
+    } else if (http_api->node_kind(cx, node) == ZERG_NODE_MAP) {
+        if (http_api->conf_apply(cx, node, http_log_directives, a))
+            return -1;
+        if (!a->path)
+            return http_api->conf_error(cx, node, "access_log: path is required");
+    } else {
+        return http_api->conf_error(cx, node, "access_log: expected off, a path or a mapping");
+    }
+    if (a->format_name) {
+        if (!strcmp(a->format_name, "combined"))
+            a->format = HTTP_LOG_COMBINED;
+        else if (!strcmp(a->format_name, "common"))
+            a->format = HTTP_LOG_COMMON;
+        else
+            return http_api->conf_error(cx, node, "access_log: format must be combined or common");
+    }
+    return 0;
+}
+
+const zerg_directive http_directives[] = {
+    {"server_name", ZERG_CONF_STR_LIST, offsetof(http_srv, server_name), NULL, 0, 0},
+    {"server_header", ZERG_CONF_CUSTOM, offsetof(http_srv, server_header), http_parse_server_header,
+     0, 0},
+    {"access_log", ZERG_CONF_CUSTOM, offsetof(http_srv, access_log), http_parse_access_log, 0, 0},
+    {"keepalive_timeout", ZERG_CONF_MSEC, offsetof(http_srv, keepalive_timeout), NULL, 0, 0},
+    {"keepalive_requests", ZERG_CONF_INT, offsetof(http_srv, keepalive_requests), NULL, 1,
+     INT32_MAX},
+    {"client_header_timeout", ZERG_CONF_MSEC, offsetof(http_srv, client_header_timeout), NULL, 1,
+     INT32_MAX},
+    {"client_body_timeout", ZERG_CONF_MSEC, offsetof(http_srv, client_body_timeout), NULL, 1,
+     INT32_MAX},
+    {"send_timeout", ZERG_CONF_MSEC, offsetof(http_srv, send_timeout), NULL, 1, INT32_MAX},
+    {"client_max_body_size", ZERG_CONF_SIZE, offsetof(http_srv, client_max_body_size), NULL, 0, 0},
+    {"large_client_header_buffers", ZERG_CONF_SIZE, offsetof(http_srv, large_client_header_buffers),
+     NULL, 256, 1 << 20},
+    {"max_uri_length", ZERG_CONF_SIZE, offsetof(http_srv, max_uri_length), NULL, 64, 1 << 20},
+    {"max_headers", ZERG_CONF_INT, offsetof(http_srv, max_headers), NULL, 1, HTTP_MAX_HDRS},
+    {"file_buffer", ZERG_CONF_SIZE, offsetof(http_srv, file_buffer), NULL, 4096, 16 << 20},
+    {"file_mmap_max", ZERG_CONF_SIZE, offsetof(http_srv, file_mmap_max), NULL, 0, 1LL << 24},
+    {"open_file_cache_valid", ZERG_CONF_MSEC, offsetof(http_srv, open_file_cache_valid), NULL, 0,
+     0},
+    {"default_type", ZERG_CONF_STR, offsetof(http_srv, default_type), NULL, 0, 0},
+    {"etag", ZERG_CONF_BOOL, offsetof(http_srv, etag), NULL, 0, 0},
+    {"mime_types", ZERG_CONF_CUSTOM, offsetof(http_srv, mime), http_parse_mime, 0, 0},
+    {"locations", ZERG_CONF_CUSTOM, offsetof(http_srv, locs), http_parse_locations, 0, 0},
+    ZERG_DIRECTIVE_END,
+};
+
+int http_conf_init(zerg_conf_ctx *cx, void *conf)
+{
+    http_srv *s = conf;
+    s->server_header = http_api->conf_strdup(cx, "zerg");
+    s->keepalive_timeout = 75000;
+    s->keepalive_requests = 1000;
+    s->client_header_timeout = 60000;
+    s->client_body_timeout = 60000;
+    s->send_timeout = 60000;
+    s->client_max_body_size = 1 << 20;
+    s->large_client_header_buffers = 32 << 10;
+    s->max_uri_length = 8 << 10;
+    s->max_headers = 100;
+    s->file_buffer = 256 << 10;
+    s->file_mmap_max = 4 << 20;
+    s->open_file_cache_valid = 0;
+    s->default_type = http_api->conf_strdup(cx, "application/octet-stream");
+    s->etag = 1;
+    s->access_log.format = HTTP_LOG_COMBINED;
+    s->access_log.buffer = 64 << 10;
+    s->access_log.flush = 1000;
+    return 0;
+}
+
+static char *http_build_ret_head(zerg_conf_ctx *cx, http_location *l, size_t *len)
+{
+    http_return *r = l->ret;
+    size_t cap = 128 + (r->location ? strlen(r->location) + 16 : 0);
+    int has_ct = 0;
+    for (size_t i = 0; i < r->nheaders; i++) {
+        cap += strlen(r->headers[i].name) + strlen(r->headers[i].value) + 4;
+        if (!strcasecmp(r->headers[i].name, "Content-Type"))
+            has_ct = 1;
+    }
+    char *buf = http_api->conf_alloc(cx, cap);
+    size_t o = 0;
+    for (size_t i = 0; i < r->nheaders; i++)
+        o += (size_t)snprintf(buf + o, cap - o, "%s: %s\r\n", r->headers[i].name,
+                              r->headers[i].value);
+    if (r->location)
+        o += (size_t)snprintf(buf + o, cap - o, "Location: %s\r\n", r->location);
+    l->ret_body_len = r->body ? strlen(r->body) : 0;
+    int nobody = r->status < 200 || r->status == 204 || r->status == 304;
+    if (nobody)
+        l->ret_body_len = 0;
+    if (!has_ct && l->ret_body_len)
+        o += (size_t)snprintf(buf + o, cap - o, "Content-Type: text/plain\r\n");
+    if (!nobody)
+        o += (size_t)snprintf(buf + o, cap - o, "Content-Length: %zu\r\n", l->ret_body_len);
+    o += (size_t)snprintf(buf + o, cap - o, "\r\n");
+    *len = o;
+    return buf;
+}
+
+int http_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf)
+{
+    http_srv *s = conf;
+    if (s->server_header) {
+        size_t n = strlen(s->server_header) + 11;
+        s->server_line = http_api->conf_alloc(cx, n);
+        snprintf(s->server_line, n, "Server: %s\r\n", s->server_header);
+        s->server_line_len = strlen(s->server_line);
+    } else {
+        s->server_line = "";
+        s->server_line_len = 0;
+    }
+    if (s->max_uri_length > s->large_client_header_buffers)
+        return http_api->conf_error(cx, section,
+                                    "max_uri_length must not exceed large_client_header_buffers");
+    s->limits.max_head = s->large_client_header_buffers;
+    s->limits.max_line = s->max_uri_length + 32; /* method, spaces, version */
+    s->limits.max_headers = (size_t)s->max_headers;
+    for (size_t i = 0; i < s->nlocs; i++) {
+        http_location *l = &s->locs[i];
+        if (l->kind == HTTP_LOC_RETURN)
+            l->ret_head = http_build_ret_head(cx, l, &l->ret_head_len);
+        if (l->kind == HTTP_LOC_STATIC && l->index.n == 0) {
+            l->index.n = 1;
+            l->index.items = http_api->conf_alloc(cx, sizeof(char *));
+            l->index.items[0] = http_api->conf_strdup(cx, "index.html");
+        }
+        if (l->kind == HTTP_LOC_STATIC)
+            for (size_t k = 0; k < l->index.n; k++)
+                if (!*l->index.items[k] || strchr(l->index.items[k], '/'))
+                    return http_api->conf_error(
+                        cx, section, "location %s: index names are plain file names", l->path);
+    }
+    if (s->access_log.path)
+        http_api->conf_want_peer_addr(cx);
+    s->configured = 1;
+    return 0;
+}
+
+const http_location *http_find_location(const http_srv *s, const char *path, size_t len)
+{
+    const http_location *best = NULL;
+    for (size_t i = 0; i < s->nlocs; i++) {
+        const http_location *l = &s->locs[i];
+        if (l->exact) {
+            if (l->match_len == len && memcmp(l->match, path, len) == 0)
+                return l;
+            continue;
+        }
+        if (l->match_len <= len && memcmp(l->match, path, l->match_len) == 0 &&
+            (!best || l->match_len > best->match_len))
+            best = l;
+    }
+    return best;
+}

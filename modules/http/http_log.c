@@ -1,0 +1,254 @@
+/* modules/http/http_log.c - the access log: nginx combined/common lines built
+ * in a per-worker buffer, written through io_uring (file_io, O_APPEND) when
+ * full or on a timer, reopened on SIGUSR1. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "http.h"
+
+typedef struct http_log {
+    struct http_log *next;
+    const char *path;
+    int fd, old_fd;
+    int format;
+    char *buf, *wbuf;
+    size_t len, cap, wlen;
+    int writing;
+    int timer_armed;
+    uint64_t flush_ms;
+    uint64_t dropped;
+    zerg_timer timer;
+} http_log;
+
+static http_log *http_logs;
+
+static int http_log_openfd(const char *path)
+{
+    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+}
+
+static void http_log_flush(http_log *l);
+
+static void http_log_written(void *arg, ssize_t res)
+{
+    http_log *l = arg;
+    l->writing = 0;
+    if (res < 0)
+        http_api->log(ZERG_LOG_ERROR, "access_log %s: %s", l->path, strerror((int)-res));
+    else if ((size_t)res < l->wlen)
+        http_api->log(ZERG_LOG_ERROR, "access_log %s: short write", l->path);
+    l->wlen = 0;
+    if (l->old_fd >= 0) {
+        close(l->old_fd);
+        l->old_fd = -1;
+    }
+    if (l->len >= l->cap / 2)
+        http_log_flush(l);
+}
+
+static void http_log_flush(http_log *l)
+{
+    if (l->writing || l->len == 0 || l->fd < 0)
+        return;
+    char *t = l->wbuf;
+    l->wbuf = l->buf;
+    l->wlen = l->len;
+    l->buf = t;
+    l->len = 0;
+    l->writing = 1;
+    if (http_api->file_io(http_W.w, NULL, 1, l->fd, l->wbuf, l->wlen, -1, http_log_written, l) !=
+        0) {
+        /* the ring refused: write it out directly rather than lose it */
+        ssize_t r = write(l->fd, l->wbuf, l->wlen);
+        (void)r;
+        l->writing = 0;
+        l->wlen = 0;
+    }
+}
+
+static void http_log_timer(zerg_timer *t)
+{
+    http_log *l = t->data;
+    l->timer_armed = 0;
+    http_log_flush(l);
+    if (l->len) {
+        l->timer_armed = 1;
+        http_api->timer_set(http_W.w, &l->timer, l->flush_ms);
+    }
+}
+
+int http_log_open(http_srv *s)
+{
+    http_log *l = calloc(1, sizeof(*l));
+    if (!l)
+        return -1;
+    l->path = s->access_log.path;
+    l->format = s->access_log.format;
+    l->flush_ms = s->access_log.flush;
+    l->cap = (size_t)s->access_log.buffer;
+    l->buf = malloc(l->cap);
+    l->wbuf = malloc(l->cap);
+    l->old_fd = -1;
+    l->fd = http_log_openfd(l->path);
+    if (!l->buf || !l->wbuf || l->fd < 0) {
+        http_api->log(ZERG_LOG_ERROR, "access_log %s: %s", l->path, strerror(errno));
+        if (l->fd >= 0)
+            close(l->fd);
+        free(l->buf);
+        free(l->wbuf);
+        free(l);
+        return -1;
+    }
+    l->timer.fn = http_log_timer;
+    l->timer.data = l;
+    l->next = http_logs;
+    http_logs = l;
+    s->log = l;
+    return 0;
+}
+
+/* Appends s[0..n) escaping '"', '\\' and bytes outside printable ASCII as
+ * \xHH, like nginx; at most max source bytes. */
+static size_t http_log_esc(char *o, const char *s, size_t n, size_t max)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t k = 0;
+    if (n > max)
+        n = max;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\' || c < 0x20 || c >= 0x7f) {
+            o[k++] = '\\';
+            o[k++] = 'x';
+            o[k++] = hex[c >> 4];
+            o[k++] = hex[c & 15];
+        } else {
+            o[k++] = (char)c;
+        }
+    }
+    return k;
+}
+
+#define HTTP_LOG_FIELD 2048
+
+void http_log_request(http_conn *hc)
+{
+    http_log *l = hc->srv->log;
+    http_req *r = &hc->req;
+    /* worst case: three escaped fields (x4 when every byte is escaped) */
+    size_t field = (l->cap - 256) / 24;
+    if (field > HTTP_LOG_FIELD)
+        field = HTTP_LOG_FIELD;
+    size_t need = 3 * 4 * field + 256;
+    if (l->cap - l->len < need) {
+        http_log_flush(l);
+        if (l->cap - l->len < need) {
+            l->dropped++;
+            return;
+        }
+    }
+    int64_t now = http_api->unix_time(http_W.w);
+    if (now != http_W.log_sec) {
+        time_t t = (time_t)now;
+        struct tm tm;
+        localtime_r(&t, &tm);
+        strftime(http_W.log_time, sizeof(http_W.log_time), "%d/%b/%Y:%H:%M:%S %z", &tm);
+        http_W.log_sec = now;
+    }
+    char addr[INET6_ADDRSTRLEN] = "-";
+    socklen_t alen = 0;
+    const struct sockaddr *sa = http_api->conn_peer(hc->c, &alen);
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, addr,
+                  sizeof(addr));
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, addr,
+                  sizeof(addr));
+    char *o = l->buf + l->len;
+    size_t n = (size_t)sprintf(o, "%s - - [%s] \"", addr, http_W.log_time);
+    if (r->url.len) {
+        const char *m = llhttp_method_name((llhttp_method_t)r->method);
+        n += (size_t)sprintf(o + n, "%s ", m);
+        n += http_log_esc(o + n, http_hbuf(hc, r->url), r->url.len, field);
+        n += (size_t)sprintf(o + n, " HTTP/%u.%u", r->major, r->minor);
+    } else {
+        o[n++] = '-';
+    }
+    n += (size_t)sprintf(o + n, "\" %d %llu", r->status, (unsigned long long)r->sent);
+    if (l->format == HTTP_LOG_COMBINED) {
+        const int ids[2] = {HTTP_H_REFERER, HTTP_H_UA};
+        for (int i = 0; i < 2; i++) {
+            o[n++] = ' ';
+            o[n++] = '"';
+            if (r->url.len && r->hcount[ids[i]] && r->hv[ids[i]].len)
+                n += http_log_esc(o + n, http_hbuf(hc, r->hv[ids[i]]), r->hv[ids[i]].len, field);
+            else
+                o[n++] = '-';
+            o[n++] = '"';
+        }
+    }
+    o[n++] = '\n';
+    l->len += n;
+    if (l->len >= l->cap / 2)
+        http_log_flush(l);
+    if (l->len && !l->timer_armed) {
+        l->timer_armed = 1;
+        http_api->timer_set(http_W.w, &l->timer, l->flush_ms);
+    }
+}
+
+void http_log_flush_all(void)
+{
+    for (http_log *l = http_logs; l; l = l->next)
+        http_log_flush(l);
+}
+
+void http_log_reopen_all(void)
+{
+    for (http_log *l = http_logs; l; l = l->next) {
+        int fd = http_log_openfd(l->path);
+        if (fd < 0) {
+            http_api->log(ZERG_LOG_ERROR, "access_log %s: reopen: %s", l->path, strerror(errno));
+            continue;
+        }
+        http_log_flush(l); /* what was logged before goes to the old file */
+        if (l->writing) {
+            if (l->old_fd >= 0)
+                close(l->old_fd);
+            l->old_fd = l->fd;
+        } else {
+            close(l->fd);
+        }
+        l->fd = fd;
+    }
+}
+
+void http_log_close_all(void)
+{
+    http_log *l = http_logs, *next;
+    for (; l; l = next) {
+        next = l->next;
+        if (l->timer_armed)
+            http_api->timer_cancel(http_W.w, &l->timer);
+        /* the loop is ending: write synchronously what is left (the in-flight
+         * buffer may still be owned by the ring, so it is leaked, not freed) */
+        if (l->len && l->fd >= 0) {
+            ssize_t r = write(l->fd, l->buf, l->len);
+            (void)r;
+        }
+        if (!l->writing) {
+            if (l->fd >= 0)
+                close(l->fd);
+            free(l->wbuf);
+            free(l->buf);
+            free(l);
+        }
+    }
+    http_logs = NULL;
+}

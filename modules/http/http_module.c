@@ -1,0 +1,181 @@
+/* modules/http/http_module.c - the http module's descriptor and its hooks:
+ * load, worker and server setup, drain/reopen/exit, and the per-connection
+ * life cycle (open, data, eof, drain, timeouts, close). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+
+http_worker http_W;
+const zerg_api *http_api;
+
+static int http_load(const zerg_api *api)
+{
+    if (api->abi_version != ZERG_ABI_VERSION || api->struct_size < sizeof(zerg_api))
+        return -1;
+    http_api = api;
+    http_parser_settings_init();
+    return 0;
+}
+
+static int http_worker_init(zerg_worker *w)
+{
+    http_W.w = w;
+    http_W.api = http_api;
+    http_W.date_sec = -1;
+    http_W.log_sec = -1;
+    return 0;
+}
+
+static int http_server_init(zerg_worker *w, void *conf)
+{
+    http_srv *s = conf;
+    if (http_static_server_init(s))
+        return -1;
+    if (s->access_log.path && http_log_open(s))
+        return -1;
+    return 0;
+}
+
+static void http_worker_drain(zerg_worker *w)
+{
+    http_W.draining = 1;
+    http_conn *x = http_W.conns, *next;
+    for (; x; x = next) {
+        next = x->next;
+        if (x->phase == HTTP_PH_IDLE && !x->closing && x->stash_len == 0) {
+            x->closing = 1;
+            http_api->close(x->c);
+        }
+    }
+    http_log_flush_all();
+}
+
+static void http_worker_reopen(zerg_worker *w)
+{
+    http_log_reopen_all();
+}
+
+static void http_worker_exit(zerg_worker *w)
+{
+    http_log_close_all();
+    http_ofc_clear();
+}
+
+static void http_on_open(zerg_conn *c)
+{
+    http_conn *hc = http_api->conn_ctx(c);
+    hc->c = c;
+    hc->srv = http_api->conn_conf(c);
+    hc->next = http_W.conns;
+    hc->prev = NULL;
+    if (http_W.conns)
+        http_W.conns->prev = hc;
+    http_W.conns = hc;
+    http_conn_reset_parser(hc);
+    hc->phase = HTTP_PH_IDLE;
+    http_api->conn_timeout(c, hc->srv->client_header_timeout);
+}
+
+static size_t http_on_data(zerg_conn *c, const uint8_t *data, size_t len)
+{
+    http_conn *hc = http_api->conn_ctx(c);
+    http_process(hc, data, len);
+    return len;
+}
+
+static void http_on_eof(zerg_conn *c)
+{
+    http_conn *hc = http_api->conn_ctx(c);
+    hc->eof = 1;
+    if (hc->closing)
+        return;
+    if (hc->phase == HTTP_PH_BUSY || hc->stash_len)
+        return; /* closed once the answer in progress is done */
+    hc->closing = 1;
+    http_api->close(c);
+}
+
+static void http_on_drain(zerg_conn *c)
+{
+    http_conn *hc = http_api->conn_ctx(c);
+    if (hc->want_send_timeout && !hc->closing && hc->phase == HTTP_PH_IDLE) {
+        hc->want_send_timeout = 0;
+        http_api->conn_timeout(c, hc->srv->keepalive_timeout);
+    }
+}
+
+static void http_on_timeout(zerg_conn *c)
+{
+    http_conn *hc = http_api->conn_ctx(c);
+    if (hc->closing)
+        return;
+    http_W.timeouts++;
+    switch (hc->phase) {
+    case HTTP_PH_IDLE:
+        hc->closing = 1;
+        if (hc->want_send_timeout)
+            http_api->abort(c);
+        else
+            http_api->close(c);
+        return;
+    case HTTP_PH_HEAD:
+    case HTTP_PH_BODY:
+        /* client_header_timeout / client_body_timeout */
+        if (hc->scan.total == 0) {
+            hc->closing = 1;
+            http_api->close(c);
+            return;
+        }
+        http_send_error(hc, 408, 1);
+        return;
+    default:
+        /* send_timeout while streaming */
+        hc->closing = 1;
+        http_api->abort(c);
+        return;
+    }
+}
+
+static void http_on_close(zerg_conn *c, int err)
+{
+    http_conn *hc = http_api->conn_ctx(c);
+    if (hc->prev)
+        hc->prev->next = hc->next;
+    else if (http_W.conns == hc)
+        http_W.conns = hc->next;
+    if (hc->next)
+        hc->next->prev = hc->prev;
+    hc->next = hc->prev = NULL;
+    hc->closing = 1;
+    http_file_conn_closed(hc);
+    free(hc->hbuf);
+    hc->hbuf = NULL;
+    free(hc->stash);
+    hc->stash = NULL;
+}
+
+ZERG_MODULE_EXPORT const zerg_module zerg_module_info = {
+    .abi_version = ZERG_ABI_VERSION,
+    .struct_size = sizeof(zerg_module),
+    .name = "http",
+    .version = "0.1.0",
+    .conn_ctx_size = sizeof(http_conn),
+    .conf_size = sizeof(http_srv),
+    .directives = http_directives,
+    .load = http_load,
+    .conf_init = http_conf_init,
+    .conf_done = http_conf_done,
+    .worker_init = http_worker_init,
+    .server_init = http_server_init,
+    .worker_drain = http_worker_drain,
+    .worker_reopen = http_worker_reopen,
+    .worker_exit = http_worker_exit,
+    .on_open = http_on_open,
+    .on_connect = NULL,
+    .on_data = http_on_data,
+    .on_eof = http_on_eof,
+    .on_drain = http_on_drain,
+    .on_timeout = http_on_timeout,
+    .on_close = http_on_close,
+};

@@ -1,0 +1,348 @@
+/* modules/http/http_parse.c - request parsing: the head scanner and llhttp run
+ * over each connection's bytes, header capture, the RFC 9112 checks that refuse
+ * smuggling vectors, and the map from parser errors to statuses. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+
+static llhttp_settings_t http_settings;
+
+const char *http_hbuf(const http_conn *hc, http_span s)
+{
+    return hc->hbuf + s.off;
+}
+
+static int http_hbuf_append(http_conn *hc, const char *at, size_t len)
+{
+    size_t need = (size_t)hc->hlen + len;
+    if (need > hc->srv->large_client_header_buffers + 64) {
+        hc->err_status = 431;
+        return -1;
+    }
+    if (need > hc->hcap) {
+        size_t cap = hc->hcap ? hc->hcap : 1024;
+        while (cap < need)
+            cap *= 2;
+        char *nb = realloc(hc->hbuf, cap);
+        if (!nb) {
+            hc->err_status = 500;
+            return -1;
+        }
+        hc->hbuf = nb;
+        hc->hcap = (uint32_t)cap;
+    }
+    memcpy(hc->hbuf + hc->hlen, at, len);
+    hc->hlen += (uint32_t)len;
+    return 0;
+}
+
+static int http_cb_message_begin(llhttp_t *p)
+{
+    http_conn *hc = p->data;
+    memset(&hc->req, 0, sizeof(hc->req));
+    hc->hlen = 0;
+    return 0;
+}
+
+static int http_cb_url(llhttp_t *p, const char *at, size_t len)
+{
+    http_conn *hc = p->data;
+    if (hc->req.url.len == 0)
+        hc->req.url.off = hc->hlen;
+    if (hc->req.url.len + len > hc->srv->max_uri_length) {
+        hc->err_status = 414;
+        return -1;
+    }
+    hc->req.url.len += (uint32_t)len;
+    return http_hbuf_append(hc, at, len);
+}
+
+static int http_cb_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    http_conn *hc = p->data;
+    if (hc->req.cur_name.len == 0)
+        hc->req.cur_name.off = hc->hlen;
+    hc->req.cur_name.len += (uint32_t)len;
+    return http_hbuf_append(hc, at, len);
+}
+
+static int http_cb_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    http_conn *hc = p->data;
+    if (!hc->req.in_value) {
+        hc->req.in_value = 1;
+        hc->req.cur_val_off = hc->hlen;
+    }
+    return http_hbuf_append(hc, at, len);
+}
+
+static const struct {
+    const char *name;
+    uint8_t len;
+    uint8_t id;
+} http_known[] = {
+    {"host", 4, HTTP_H_HOST},
+    {"connection", 10, HTTP_H_CONNECTION},
+    {"content-length", 14, HTTP_H_CL},
+    {"transfer-encoding", 17, HTTP_H_TE},
+    {"expect", 6, HTTP_H_EXPECT},
+    {"if-none-match", 13, HTTP_H_INM},
+    {"if-modified-since", 17, HTTP_H_IMS},
+    {"range", 5, HTTP_H_RANGE},
+    {"if-range", 8, HTTP_H_IF_RANGE},
+    {"referer", 7, HTTP_H_REFERER},
+    {"user-agent", 10, HTTP_H_UA},
+};
+
+static int http_cb_header_value_complete(llhttp_t *p)
+{
+    http_conn *hc = p->data;
+    http_req *r = &hc->req;
+    if (!r->in_value)
+        r->cur_val_off = hc->hlen; /* empty value */
+    const char *name = http_hbuf(hc, r->cur_name);
+    uint32_t nl = r->cur_name.len;
+    http_span v = {r->cur_val_off, hc->hlen - r->cur_val_off};
+    /* trim trailing whitespace of the value */
+    while (v.len && (hc->hbuf[v.off + v.len - 1] == ' ' || hc->hbuf[v.off + v.len - 1] == '\t'))
+        v.len--;
+    for (size_t i = 0; i < sizeof(http_known) / sizeof(http_known[0]); i++) {
+        if (http_known[i].len == nl && http_strncaseeq(name, http_known[i].name, nl)) {
+            uint8_t id = http_known[i].id;
+            if (r->hcount[id] < 255)
+                r->hcount[id]++;
+            if (r->hcount[id] == 1)
+                r->hv[id] = v;
+            if (id == HTTP_H_TE) {
+                int st = http_te_check(hc->hbuf + v.off, v.len, &r->te_chunked);
+                if (st) {
+                    hc->err_status = st;
+                    return -1;
+                }
+            }
+            break;
+        }
+    }
+    r->nheaders++;
+    r->cur_name.len = 0;
+    r->in_value = 0;
+    return 0;
+}
+
+static int http_cb_headers_complete(llhttp_t *p)
+{
+    http_conn *hc = p->data;
+    http_req *r = &hc->req;
+    r->method = (uint8_t)p->method;
+    r->major = p->http_major;
+    r->minor = p->http_minor;
+    r->head = p->method == HTTP_HEAD;
+    if (r->major != 1) {
+        hc->err_status = 505;
+        return -1;
+    }
+    if (p->method == HTTP_CONNECT || p->method == HTTP_PRI) {
+        hc->err_status = p->method == HTTP_PRI ? 505 : 405;
+        return -1;
+    }
+    if (r->hcount[HTTP_H_HOST] > 1 || (r->minor >= 1 && r->hcount[HTTP_H_HOST] == 0) ||
+        (r->hcount[HTTP_H_HOST] &&
+         !http_host_valid(http_hbuf(hc, r->hv[HTTP_H_HOST]), r->hv[HTTP_H_HOST].len))) {
+        hc->err_status = 400;
+        return -1;
+    }
+    if (r->hcount[HTTP_H_CL] > 1 || (r->hcount[HTTP_H_CL] && r->hcount[HTTP_H_TE])) {
+        hc->err_status = 400;
+        return -1;
+    }
+    if (r->hcount[HTTP_H_TE]) {
+        if (r->minor == 0) {
+            hc->err_status = 400; /* RFC 9112 6.1: TE in a 1.0 request is faulty */
+            return -1;
+        }
+        if (!r->te_chunked || !(p->flags & F_CHUNKED)) {
+            hc->err_status = 400; /* RFC 9112 6.3: chunked is not the final coding */
+            return -1;
+        }
+    }
+    if (r->hcount[HTTP_H_CL] && p->content_length > hc->srv->client_max_body_size) {
+        hc->err_status = 413;
+        return -1;
+    }
+    if (r->hcount[HTTP_H_EXPECT]) {
+        http_span e = r->hv[HTTP_H_EXPECT];
+        if (e.len != 12 || !http_strncaseeq(http_hbuf(hc, e), "100-continue", 12)) {
+            hc->err_status = 417;
+            return -1;
+        }
+        if (r->minor >= 1 &&
+            ((r->hcount[HTTP_H_CL] && p->content_length > 0) || (p->flags & F_CHUNKED))) {
+            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            http_api->write_ext(hc->c, cont, sizeof(cont) - 1, NULL, NULL);
+        }
+    }
+    r->keepalive = (uint8_t)llhttp_should_keep_alive(p);
+    r->upgrade = p->upgrade;
+    p->upgrade = 0; /* no protocol switch: answer as a plain request */
+    hc->phase = HTTP_PH_BODY;
+    return 0;
+}
+
+static int http_cb_body(llhttp_t *p, const char *at, size_t len)
+{
+    http_conn *hc = p->data;
+    hc->req.body_bytes += len;
+    if (hc->req.body_bytes > hc->srv->client_max_body_size) {
+        hc->err_status = 413;
+        return -1;
+    }
+    return 0;
+}
+
+static int http_cb_message_complete(llhttp_t *p)
+{
+    return HPE_PAUSED;
+}
+
+void http_parser_settings_init(void)
+{
+    llhttp_settings_init(&http_settings);
+    http_settings.on_message_begin = http_cb_message_begin;
+    http_settings.on_url = http_cb_url;
+    http_settings.on_header_field = http_cb_header_field;
+    http_settings.on_header_value = http_cb_header_value;
+    http_settings.on_header_value_complete = http_cb_header_value_complete;
+    http_settings.on_headers_complete = http_cb_headers_complete;
+    http_settings.on_body = http_cb_body;
+    http_settings.on_message_complete = http_cb_message_complete;
+}
+
+void http_conn_reset_parser(http_conn *hc)
+{
+    llhttp_init(&hc->parser, HTTP_REQUEST, &http_settings);
+    hc->parser.data = hc;
+}
+
+static int http_errno_status(http_conn *hc, llhttp_errno_t e)
+{
+    if (hc->err_status)
+        return hc->err_status;
+    switch (e) {
+    case HPE_INVALID_VERSION:
+        return 505;
+    case HPE_INVALID_TRANSFER_ENCODING:
+        return 501;
+    case HPE_PAUSED_H2_UPGRADE:
+        return 505;
+    default:
+        return 400;
+    }
+}
+
+static void http_stash(http_conn *hc, const uint8_t *p, size_t n)
+{
+    if (hc->stash_len + n > hc->stash_cap) {
+        size_t cap = hc->stash_cap ? hc->stash_cap : 4096;
+        while (cap < hc->stash_len + n)
+            cap *= 2;
+        uint8_t *nb = realloc(hc->stash, cap);
+        if (!nb) {
+            hc->closing = 1;
+            http_api->abort(hc->c);
+            return;
+        }
+        hc->stash = nb;
+        hc->stash_cap = cap;
+    }
+    memcpy(hc->stash + hc->stash_len, p, n);
+    hc->stash_len += n;
+    /* bounded: stop reading until the current answer is done */
+    if (!hc->paused && hc->stash_len >= 16384) {
+        hc->paused = 1;
+        http_api->pause_read(hc->c);
+    }
+}
+
+void http_process(http_conn *hc, const uint8_t *data, size_t len)
+{
+    const uint8_t *p = data, *end = data + len;
+    if (hc->closing)
+        return;
+    if (hc->phase == HTTP_PH_BUSY || hc->in_process) {
+        http_stash(hc, p, len);
+        return;
+    }
+    hc->in_process = 1;
+    while (p < end && !hc->closing) {
+        if (hc->phase == HTTP_PH_BUSY) {
+            http_stash(hc, p, (size_t)(end - p));
+            break;
+        }
+        if (hc->phase == HTTP_PH_IDLE) {
+            memset(&hc->scan, 0, sizeof(hc->scan));
+            hc->phase = HTTP_PH_HEAD;
+            hc->err_status = 0;
+            /* HTTP/2 prior knowledge: "PRI * HTTP/2.0" */
+            if (end - p >= 3 && memcmp(p, "PRI", 3) == 0 &&
+                ((size_t)(end - p) < 14 || memcmp(p, "PRI * HTTP/2.0", 14) == 0)) {
+                http_send_error(hc, 505, 1);
+                break;
+            }
+            hc->head_timer = 0; /* armed below only if the head stays incomplete */
+        }
+        if (hc->phase == HTTP_PH_HEAD && !hc->scan.done) {
+            size_t used;
+            int st = http_scan_head(&hc->scan, p, (size_t)(end - p), &used, &hc->srv->limits);
+            if (st) {
+                http_W.parse_errors++;
+                http_send_error(hc, st, 1);
+                break;
+            }
+        }
+        llhttp_errno_t e = llhttp_execute(&hc->parser, (const char *)p, (size_t)(end - p));
+        if (e == HPE_OK) {
+            p = end;
+            break;
+        }
+        if (e == HPE_PAUSED) {
+            const char *pos = llhttp_get_error_pos(&hc->parser);
+            llhttp_resume(&hc->parser);
+            p = (const uint8_t *)pos;
+            http_dispatch(hc);
+            continue;
+        }
+        http_W.parse_errors++;
+        http_send_error(hc, http_errno_status(hc, e), 1);
+        break;
+    }
+    hc->in_process = 0;
+    if (hc->closing)
+        return;
+    switch (hc->phase) {
+    case HTTP_PH_IDLE:
+        /* small answers leave at once; a big backlog is watched by send_timeout
+         * until the queue drains (on_drain) */
+        if (hc->want_send_timeout || http_api->conn_out_pending(hc->c) > 65536) {
+            hc->want_send_timeout = 1;
+            http_api->conn_timeout(hc->c, hc->srv->send_timeout);
+            http_api->conn_want_drain(hc->c);
+        } else {
+            http_api->conn_timeout(hc->c, hc->srv->keepalive_timeout);
+        }
+        break;
+    case HTTP_PH_HEAD:
+        /* client_header_timeout runs from the first byte of the head: armed
+         * once, not moved by later pieces (slow clients) */
+        if (!hc->head_timer) {
+            hc->head_timer = 1;
+            http_api->conn_timeout(hc->c, hc->srv->client_header_timeout);
+        }
+        break;
+    case HTTP_PH_BODY:
+        http_api->conn_timeout(hc->c, hc->srv->client_body_timeout);
+        break;
+    default:
+        break;
+    }
+}

@@ -1,0 +1,321 @@
+/* modules/http/http_response.c - answering: the cached Date line, response
+ * heads, error pages, `return` and `status` handlers, request routing and the
+ * end-of-request bookkeeping (keep-alive, counters, access log, next request). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+
+void http_date_refresh(void)
+{
+    int64_t now = http_api->unix_time(http_W.w);
+    if (now == http_W.date_sec)
+        return;
+    char d[30];
+    http_fmt_date((time_t)now, d);
+    http_W.date_line_len =
+        (size_t)snprintf(http_W.date_line, sizeof(http_W.date_line), "Date: %s\r\n", d);
+    http_W.date_sec = now;
+}
+
+int http_keep(http_conn *hc)
+{
+    http_req *r = &hc->req;
+    if (!r->keepalive || http_W.draining || hc->eof || hc->srv->keepalive_timeout == 0 ||
+        hc->nreq + 1 >= (uint64_t)hc->srv->keepalive_requests)
+        r->keepalive = 0;
+    return r->keepalive;
+}
+
+static size_t http_fmt_head(http_conn *hc, char *o, int status)
+{
+    size_t n;
+    if (status == 200) {
+        memcpy(o, "HTTP/1.1 200 OK\r\n", 17);
+        n = 17;
+    } else {
+        n = (size_t)sprintf(o, "HTTP/1.1 %d %s\r\n", status, http_reason(status));
+    }
+    memcpy(o + n, hc->srv->server_line, hc->srv->server_line_len);
+    n += hc->srv->server_line_len;
+    memcpy(o + n, http_W.date_line, http_W.date_line_len);
+    n += http_W.date_line_len;
+    if (!hc->req.keepalive) {
+        memcpy(o + n, "Connection: close\r\n", 19);
+        n += 19;
+    } else if (hc->req.minor == 0) {
+        memcpy(o + n, "Connection: keep-alive\r\n", 24);
+        n += 24;
+    }
+    return n;
+}
+
+int http_write_head(http_conn *hc, int status, const char *extra, size_t extra_len, int64_t clen)
+{
+    http_date_refresh();
+    size_t need = 128 + hc->srv->server_line_len + http_W.date_line_len + extra_len;
+    size_t avail;
+    char *o;
+    char *heap = NULL;
+    if (need <= 4096) {
+        o = http_api->write_reserve(hc->c, need, &avail);
+        if (!o)
+            return -1;
+    } else {
+        heap = o = malloc(need);
+        if (!o)
+            return -1;
+    }
+    hc->req.status = status;
+    size_t n = http_fmt_head(hc, o, status);
+    memcpy(o + n, extra, extra_len);
+    n += extra_len;
+    if (clen >= 0)
+        n += (size_t)sprintf(o + n, "Content-Length: %lld\r\n", (long long)clen);
+    o[n++] = '\r';
+    o[n++] = '\n';
+    if (heap) {
+        int rc = http_api->write(hc->c, heap, n);
+        free(heap);
+        return rc;
+    }
+    http_api->write_commit(hc->c, n);
+    return 0;
+}
+
+void http_send_error(http_conn *hc, int status, int close)
+{
+    char body[256], extra[128];
+    size_t el = 0;
+    if (close)
+        hc->req.keepalive = 0;
+    else
+        http_keep(hc);
+    int bl = snprintf(body, sizeof(body),
+                      "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n<center><h1>%d "
+                      "%s</h1></center>\r\n</body>\r\n</html>\r\n",
+                      status, http_reason(status), status, http_reason(status));
+    el += (size_t)sprintf(extra + el, "Content-Type: text/html\r\n");
+    if (status == 405)
+        el += (size_t)sprintf(extra + el, "Allow: GET, HEAD\r\n");
+    if (http_write_head(hc, status, extra, el, bl) == 0 && !hc->req.head)
+        http_api->write(hc->c, body, (size_t)bl);
+    hc->req.sent = hc->req.head ? 0 : (uint64_t)bl;
+    http_request_done(hc);
+}
+
+void http_send_return(http_conn *hc, const http_location *l)
+{
+    http_date_refresh();
+    size_t body = hc->req.head ? 0 : l->ret_body_len;
+    size_t need = 64 + hc->srv->server_line_len + http_W.date_line_len + l->ret_head_len;
+    size_t inl = need + body <= 4096 ? body : 0;
+    size_t avail;
+    int status = (int)l->ret->status;
+    hc->req.status = status;
+    hc->req.sent = body;
+    if (need + inl > 4096) {
+        http_write_head(hc, status, l->ret_head, l->ret_head_len - 2, -1);
+    } else {
+        char *o = http_api->write_reserve(hc->c, need + inl, &avail);
+        if (!o) {
+            http_api->abort(hc->c);
+            hc->closing = 1;
+            return;
+        }
+        size_t n = http_fmt_head(hc, o, status);
+        memcpy(o + n, l->ret_head, l->ret_head_len);
+        n += l->ret_head_len;
+        if (inl) {
+            memcpy(o + n, l->ret->body, inl);
+            n += inl;
+        }
+        http_api->write_commit(hc->c, n);
+    }
+    if (body && !inl)
+        http_api->write_ext(hc->c, l->ret->body, body, NULL, NULL);
+}
+
+void http_send_status(http_conn *hc)
+{
+    const zerg_stats *st = http_api->stats(http_W.w);
+    unsigned wid = http_api->worker_id(http_W.w);
+    uint64_t nconn = 0, reading = 0, writing = 0, idle = 0;
+    for (http_conn *x = http_W.conns; x; x = x->next) {
+        nconn++;
+        if (x == hc || x->phase == HTTP_PH_BUSY || http_api->conn_out_pending(x->c))
+            writing++;
+        else if (x->phase == HTTP_PH_HEAD || x->phase == HTTP_PH_BODY)
+            reading++;
+        else
+            idle++;
+    }
+    size_t cap = 4096, n = 0;
+    char *b = malloc(cap);
+    if (!b) {
+        http_send_error(hc, 500, 0);
+        return;
+    }
+#define HTTP_P(...) n += (size_t)snprintf(b + n, cap - n, __VA_ARGS__)
+    HTTP_P("# HELP zerg_http_requests_total HTTP requests answered, by status class.\n");
+    HTTP_P("# TYPE zerg_http_requests_total counter\n");
+    for (int k = 1; k <= 5; k++)
+        HTTP_P("zerg_http_requests_total{worker=\"%u\",class=\"%dxx\"} %llu\n", wid, k,
+               (unsigned long long)http_W.by_class[k]);
+    HTTP_P("# TYPE zerg_http_connections gauge\n");
+    HTTP_P("zerg_http_connections{worker=\"%u\",state=\"active\"} %llu\n", wid,
+           (unsigned long long)nconn);
+    HTTP_P("zerg_http_connections{worker=\"%u\",state=\"reading\"} %llu\n", wid,
+           (unsigned long long)reading);
+    HTTP_P("zerg_http_connections{worker=\"%u\",state=\"writing\"} %llu\n", wid,
+           (unsigned long long)writing);
+    HTTP_P("zerg_http_connections{worker=\"%u\",state=\"idle\"} %llu\n", wid,
+           (unsigned long long)idle);
+    HTTP_P("# TYPE zerg_http_body_bytes_sent_total counter\n");
+    HTTP_P("zerg_http_body_bytes_sent_total{worker=\"%u\"} %llu\n", wid,
+           (unsigned long long)http_W.body_bytes);
+    HTTP_P("# TYPE zerg_http_parse_errors_total counter\n");
+    HTTP_P("zerg_http_parse_errors_total{worker=\"%u\"} %llu\n", wid,
+           (unsigned long long)http_W.parse_errors);
+    HTTP_P("# TYPE zerg_http_timeouts_total counter\n");
+    HTTP_P("zerg_http_timeouts_total{worker=\"%u\"} %llu\n", wid,
+           (unsigned long long)http_W.timeouts);
+    if (st) {
+        HTTP_P("# TYPE zerg_connections_active gauge\n");
+        HTTP_P("zerg_connections_active{worker=\"%u\"} %llu\n", wid,
+               (unsigned long long)st->conns_active);
+        HTTP_P("# TYPE zerg_connections_accepted_total counter\n");
+        HTTP_P("zerg_connections_accepted_total{worker=\"%u\"} %llu\n", wid,
+               (unsigned long long)st->conns_accepted);
+        HTTP_P("# TYPE zerg_connections_closed_total counter\n");
+        HTTP_P("zerg_connections_closed_total{worker=\"%u\"} %llu\n", wid,
+               (unsigned long long)st->conns_closed);
+        HTTP_P("# TYPE zerg_bytes_in_total counter\n");
+        HTTP_P("zerg_bytes_in_total{worker=\"%u\"} %llu\n", wid, (unsigned long long)st->bytes_in);
+        HTTP_P("# TYPE zerg_bytes_out_total counter\n");
+        HTTP_P("zerg_bytes_out_total{worker=\"%u\"} %llu\n", wid,
+               (unsigned long long)st->bytes_out);
+        HTTP_P("# TYPE zerg_loop_turns_total counter\n");
+        HTTP_P("zerg_loop_turns_total{worker=\"%u\"} %llu\n", wid,
+               (unsigned long long)st->loop_turns);
+    }
+#undef HTTP_P
+    if (n >= cap)
+        n = cap - 1;
+    http_keep(hc);
+    static const char ct[] =
+        "Content-Type: text/plain; version=0.0.4\r\nCache-Control: no-store\r\n";
+    if (http_write_head(hc, 200, ct, sizeof(ct) - 1, (int64_t)n) == 0 && !hc->req.head)
+        http_api->write(hc->c, b, n);
+    hc->req.sent = hc->req.head ? 0 : n;
+    free(b);
+    http_request_done(hc);
+}
+
+static char *http_pathbuf;
+static size_t http_pathcap;
+
+void http_dispatch(http_conn *hc)
+{
+    http_req *r = &hc->req;
+    http_W.requests++;
+    const char *url = http_hbuf(hc, r->url), *path;
+    size_t plen, nlen;
+    if (r->method == HTTP_OPTIONS && r->url.len == 1 && url[0] == '*') {
+        http_keep(hc);
+        static const char allow[] = "Allow: GET, HEAD, OPTIONS\r\n";
+        http_write_head(hc, 200, allow, sizeof(allow) - 1, 0);
+        http_request_done(hc);
+        return;
+    }
+    http_target_path(url, r->url.len, &path, &plen);
+    if (http_pathcap < plen + 2) {
+        size_t cap = plen + 2 < 4096 ? 4096 : plen + 2;
+        char *nb = realloc(http_pathbuf, cap);
+        if (!nb) {
+            http_send_error(hc, 500, 1);
+            return;
+        }
+        http_pathbuf = nb;
+        http_pathcap = cap;
+    }
+    int st = http_path_normalize(path, plen, http_pathbuf, http_pathcap, &nlen);
+    if (st) {
+        http_send_error(hc, st, st == 400);
+        return;
+    }
+    const http_location *l = http_find_location(hc->srv, http_pathbuf, nlen);
+    if (!l) {
+        http_send_error(hc, 404, 0);
+        return;
+    }
+    switch (l->kind) {
+    case HTTP_LOC_RETURN:
+        http_keep(hc);
+        http_send_return(hc, l);
+        if (!hc->closing)
+            http_request_done(hc);
+        return;
+    case HTTP_LOC_STATUS:
+        if (r->method != HTTP_GET && r->method != HTTP_HEAD) {
+            http_send_error(hc, 405, 0);
+            return;
+        }
+        http_send_status(hc);
+        return;
+    case HTTP_LOC_STATIC:
+        if (r->method != HTTP_GET && r->method != HTTP_HEAD) {
+            http_send_error(hc, 405, 0);
+            return;
+        }
+        http_keep(hc);
+        /* 0: answered here; 1: goes on asynchronously; 2: already done */
+        if (http_serve_static(hc, l, http_pathbuf, nlen) == 0 && !hc->closing)
+            http_request_done(hc);
+        return;
+    default:
+        http_send_error(hc, 404, 0);
+        return;
+    }
+}
+
+void http_request_done(http_conn *hc)
+{
+    http_req *r = &hc->req;
+    int async = hc->phase == HTTP_PH_BUSY;
+    int cls = r->status / 100;
+    if (cls >= 1 && cls <= 5)
+        http_W.by_class[cls]++;
+    http_W.body_bytes += r->sent;
+    if (hc->srv->log)
+        http_log_request(hc);
+    hc->nreq++;
+    hc->phase = HTTP_PH_IDLE;
+    if (!r->keepalive) {
+        hc->closing = 1;
+        http_api->close(hc->c);
+        return;
+    }
+    if (!async)
+        return;
+    /* an asynchronous answer ended: go on with what came meanwhile */
+    if (hc->paused) {
+        hc->paused = 0;
+        http_api->resume_read(hc->c);
+    }
+    if (hc->stash_len) {
+        uint8_t *buf = hc->stash;
+        size_t n = hc->stash_len;
+        hc->stash = NULL;
+        hc->stash_len = hc->stash_cap = 0;
+        http_process(hc, buf, n);
+        free(buf);
+    } else {
+        http_api->conn_timeout(hc->c, hc->srv->keepalive_timeout);
+    }
+    if (!hc->closing && hc->eof && hc->phase == HTTP_PH_IDLE) {
+        hc->closing = 1;
+        http_api->close(hc->c);
+    }
+}

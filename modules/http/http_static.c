@@ -1,0 +1,500 @@
+/* modules/http/http_static.c - the static file handler: safe opening beneath
+ * the root (openat2 RESOLVE_BENEATH), index files, conditional and range
+ * requests, mapped sends of resident files, and io_uring streaming otherwise. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "http.h"
+
+enum { HTTP_B_FREE = 0, HTTP_B_READING, HTTP_B_READY, HTTP_B_SENDING };
+
+struct http_file;
+
+typedef struct http_fbuf {
+    struct http_file *f;
+    uint8_t *p;
+    uint64_t off;
+    size_t len;
+    int state;
+} http_fbuf;
+
+typedef struct http_file {
+    http_conn *hc; /* NULL once detached (done, or the connection closed) */
+    zerg_conn *c;
+    int fd;
+    uint64_t off, end, send_off;
+    size_t bufsz;
+    int pending; /* reads and sends in flight */
+    http_fbuf b[2];
+} http_file;
+
+static int http_openat2_ok = 1;
+
+static int http_open_beneath(int dirfd, const char *rel)
+{
+    if (http_openat2_ok) {
+        struct open_how how;
+        memset(&how, 0, sizeof(how));
+        how.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK;
+        how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+        int fd = (int)syscall(SYS_openat2, dirfd, rel, &how, sizeof(how));
+        if (fd >= 0 || errno != ENOSYS)
+            return fd;
+        http_openat2_ok = 0;
+    }
+    /* old kernels: no symlinks at all */
+    return openat(dirfd, rel, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
+}
+
+int http_static_server_init(http_srv *s)
+{
+    for (size_t i = 0; i < s->nlocs; i++) {
+        http_location *l = &s->locs[i];
+        if (l->kind != HTTP_LOC_STATIC)
+            continue;
+        l->root_fd = open(l->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (l->root_fd < 0)
+            http_api->log(ZERG_LOG_WARN, "location %s: root %s: %s (answering 404)", l->path,
+                          l->root, strerror(errno));
+    }
+    return 0;
+}
+
+static int http_errno_to_status(int e)
+{
+    switch (e) {
+    case ENOENT:
+    case ENOTDIR:
+    case ENAMETOOLONG:
+        return 404;
+    case EACCES:
+    case EPERM:
+    case EXDEV: /* would leave the root */
+    case ELOOP:
+        return 403;
+    case EMFILE:
+    case ENFILE:
+        return 503;
+    default:
+        return 500;
+    }
+}
+
+static void http_file_free(http_file *f)
+{
+    if (f->fd >= 0)
+        close(f->fd);
+    free(f->b[0].p);
+    free(f->b[1].p);
+    free(f);
+}
+
+static void http_file_maybe_free(http_file *f)
+{
+    if (!f->hc && f->pending == 0)
+        http_file_free(f);
+}
+
+static void http_file_fail(http_file *f)
+{
+    http_conn *hc = f->hc;
+    if (!hc)
+        return;
+    hc->file = NULL;
+    f->hc = NULL;
+    hc->closing = 1;
+    http_api->abort(hc->c);
+}
+
+static void http_file_pump(http_file *f);
+
+static void http_file_sent(void *arg)
+{
+    http_fbuf *b = arg;
+    http_file *f = b->f;
+    b->state = HTTP_B_FREE;
+    f->pending--;
+    if (f->hc) {
+        http_api->conn_timeout(f->c, f->hc->srv->send_timeout);
+        http_file_pump(f);
+    } else {
+        http_file_maybe_free(f);
+    }
+}
+
+/* Returns 1 when f may be gone (detached, freed): do not touch it after. */
+static int http_file_send_ready(http_file *f)
+{
+    for (;;) {
+        http_fbuf *b = NULL;
+        for (int i = 0; i < 2; i++)
+            if (f->b[i].state == HTTP_B_READY && f->b[i].off == f->send_off)
+                b = &f->b[i];
+        if (!b)
+            return 0;
+        b->state = HTTP_B_SENDING;
+        f->pending++;
+        f->send_off += b->len;
+        if (http_api->write_ext(f->c, b->p, b->len, http_file_sent, b) != 0) {
+            /* done may or may not have run: treat as a failed connection */
+            if (b->state == HTTP_B_SENDING) {
+                b->state = HTTP_B_FREE;
+                f->pending--;
+            }
+            http_file_fail(f);
+            http_file_maybe_free(f);
+            return 1;
+        }
+        if (!f->hc) {
+            http_file_maybe_free(f);
+            return 1;
+        }
+        if (f->send_off >= f->end) {
+            /* everything queued: the request is answered; buffers live on
+             * until their sends are done */
+            http_conn *hc = f->hc;
+            hc->file = NULL;
+            f->hc = NULL;
+            http_request_done(hc);
+            http_file_maybe_free(f);
+            return 1;
+        }
+    }
+}
+
+static void http_file_read_done(void *arg, ssize_t res)
+{
+    http_fbuf *b = arg;
+    http_file *f = b->f;
+    f->pending--;
+    if (!f->hc) {
+        b->state = HTTP_B_FREE;
+        http_file_maybe_free(f);
+        return;
+    }
+    if (res < 0 || (size_t)res != b->len) {
+        http_api->log(ZERG_LOG_ERROR, "file read: %s",
+                      res < 0 ? strerror((int)-res) : "short read (file changed?)");
+        b->state = HTTP_B_FREE;
+        http_file_fail(f);
+        http_file_maybe_free(f);
+        return;
+    }
+    b->state = HTTP_B_READY;
+    if (http_file_send_ready(f))
+        return;
+    http_file_pump(f);
+}
+
+static void http_file_pump(http_file *f)
+{
+    if (!f->hc || http_api->conn_closing(f->c))
+        return;
+    for (int i = 0; i < 2 && f->off < f->end; i++) {
+        http_fbuf *b = &f->b[i];
+        if (b->state != HTTP_B_FREE)
+            continue;
+        if (!b->p) {
+            b->p = malloc(f->bufsz);
+            if (!b->p) {
+                http_file_fail(f);
+                return;
+            }
+        }
+        uint64_t left = f->end - f->off;
+        b->len = left < f->bufsz ? (size_t)left : f->bufsz;
+        b->off = f->off;
+        b->state = HTTP_B_READING;
+        f->off += b->len;
+        f->pending++;
+        if (http_api->file_io(http_W.w, f->c, 0, f->fd, b->p, b->len, (int64_t)b->off,
+                              http_file_read_done, b) != 0) {
+            f->pending--;
+            b->state = HTTP_B_FREE;
+            http_file_fail(f);
+            return;
+        }
+    }
+}
+
+void http_file_conn_closed(http_conn *hc)
+{
+    http_file *f = hc->file;
+    if (!f)
+        return;
+    hc->file = NULL;
+    f->hc = NULL;
+    http_file_maybe_free(f);
+}
+
+typedef struct http_map {
+    void *p;
+    size_t len;
+} http_map;
+
+static void http_map_done(void *arg)
+{
+    http_map *m = arg;
+    munmap(m->p, m->len);
+    free(m);
+}
+
+/* Files up to file_mmap_max whose pages are all in the page cache are sent
+ * straight from a read-only mapping: no read, one copy less, and nothing can
+ * block (mincore says no page fault will need the disk). Returns 0 when the
+ * body is queued (fd closed), -1 to use the streaming path. */
+static int http_send_mapped(http_conn *hc, int fd, uint64_t start, uint64_t clen)
+{
+    static long pagesz;
+    if (!pagesz)
+        pagesz = sysconf(_SC_PAGESIZE);
+    uint64_t pa = start & ~(uint64_t)(pagesz - 1);
+    size_t maplen = (size_t)(start - pa + clen);
+    size_t npages = (maplen + (size_t)pagesz - 1) / (size_t)pagesz;
+    unsigned char vec[4096];
+    if (npages > sizeof(vec))
+        return -1;
+    void *p = mmap(NULL, maplen, PROT_READ, MAP_SHARED, fd, (off_t)pa);
+    if (p == MAP_FAILED)
+        return -1;
+    int resident = mincore(p, maplen, vec) == 0;
+    for (size_t i = 0; resident && i < npages; i++)
+        resident = vec[i] & 1;
+    http_map *m = resident ? malloc(sizeof(*m)) : NULL;
+    if (!m) {
+        munmap(p, maplen);
+        return -1;
+    }
+    m->p = p;
+    m->len = maplen;
+    close(fd);
+    if (http_api->write_ext(hc->c, (char *)p + (start - pa), (size_t)clen, http_map_done, m) != 0) {
+        hc->closing = 1;
+        http_api->abort(hc->c);
+    }
+    return 0;
+}
+
+static void http_fd_close(int fd)
+{
+    if (fd >= 0)
+        close(fd);
+}
+
+/* Answers with fd (an open regular file) or the cached file e (fd -1); name
+ * gives the MIME type. */
+static int http_serve_fd(http_conn *hc, int fd, http_ofc *e, const struct stat *st,
+                         const char *name, size_t nlen)
+{
+    http_req *r = &hc->req;
+    http_srv *s = hc->srv;
+    char extra[1024], etag[64], lm[30];
+    size_t el = 0;
+    uint64_t size = (uint64_t)st->st_size;
+    size_t etl = s->etag ? http_fmt_etag(etag, sizeof(etag), st->st_mtime, size) : 0;
+    http_fmt_date(st->st_mtime, lm);
+
+    /* conditionals (RFC 9110 13.2.2): If-None-Match, else If-Modified-Since */
+    int not_modified = 0;
+    if (r->hcount[HTTP_H_INM]) {
+        http_span v = r->hv[HTTP_H_INM];
+        not_modified = etl && http_etag_match(http_hbuf(hc, v), v.len, etag, etl);
+    } else if (r->hcount[HTTP_H_IMS]) {
+        http_span v = r->hv[HTTP_H_IMS];
+        time_t t = http_parse_date(http_hbuf(hc, v), v.len);
+        not_modified = t != (time_t)-1 && st->st_mtime <= t;
+    }
+    if (not_modified) {
+        el += (size_t)snprintf(extra + el, sizeof(extra) - el, "Last-Modified: %s\r\n", lm);
+        if (etl)
+            el += (size_t)snprintf(extra + el, sizeof(extra) - el, "ETag: %s\r\n", etag);
+        http_write_head(hc, 304, extra, el, -1);
+        http_fd_close(fd);
+        return 0;
+    }
+
+    int status = 200;
+    uint64_t start = 0, end = size ? size - 1 : 0;
+    if (r->hcount[HTTP_H_RANGE] == 1 && r->method == HTTP_GET) {
+        int use = 1;
+        if (r->hcount[HTTP_H_IF_RANGE]) {
+            http_span v = r->hv[HTTP_H_IF_RANGE];
+            const char *iv = http_hbuf(hc, v);
+            if (v.len && iv[0] == '"')
+                use = etl && v.len == etl && memcmp(iv, etag, etl) == 0;
+            else
+                use = http_parse_date(iv, v.len) == st->st_mtime;
+        }
+        http_span v = r->hv[HTTP_H_RANGE];
+        int rr = use ? http_parse_range(http_hbuf(hc, v), v.len, size, &start, &end) : 0;
+        if (rr < 0) {
+            el += (size_t)snprintf(extra + el, sizeof(extra) - el,
+                                   "Content-Range: bytes */%llu\r\n", (unsigned long long)size);
+            http_write_head(hc, 416, extra, el, 0);
+            http_fd_close(fd);
+            return 0;
+        }
+        if (rr > 0) {
+            status = 206;
+            el += (size_t)snprintf(
+                extra + el, sizeof(extra) - el, "Content-Range: bytes %llu-%llu/%llu\r\n",
+                (unsigned long long)start, (unsigned long long)end, (unsigned long long)size);
+        }
+    }
+    const char *type = http_mime_lookup(name, nlen, s->mime, s->nmime);
+    if (!type)
+        type = s->default_type;
+    el += (size_t)snprintf(extra + el, sizeof(extra) - el,
+                           "Content-Type: %s\r\nLast-Modified: %s\r\n", type, lm);
+    if (etl)
+        el += (size_t)snprintf(extra + el, sizeof(extra) - el, "ETag: %s\r\n", etag);
+    el += (size_t)snprintf(extra + el, sizeof(extra) - el, "Accept-Ranges: bytes\r\n");
+    uint64_t clen = size ? end - start + 1 : 0;
+    if (http_write_head(hc, status, extra, el, (int64_t)clen) != 0) {
+        http_fd_close(fd);
+        hc->closing = 1;
+        http_api->abort(hc->c);
+        return 0;
+    }
+    if (r->head || clen == 0) {
+        http_fd_close(fd);
+        return 0;
+    }
+    r->sent = clen;
+    if (e) {
+        if (http_ofc_send(hc, e, start, clen) != 0) {
+            hc->closing = 1;
+            http_api->abort(hc->c);
+        }
+        return 0;
+    }
+    if (clen >= 16384 && clen <= s->file_mmap_max && http_send_mapped(hc, fd, start, clen) == 0)
+        return 0;
+    http_file *f = calloc(1, sizeof(*f));
+    if (!f) {
+        http_fd_close(fd);
+        hc->closing = 1;
+        http_api->abort(hc->c);
+        return 0;
+    }
+    f->hc = hc;
+    f->c = hc->c;
+    f->fd = fd;
+    f->off = f->send_off = start;
+    f->end = start + clen;
+    f->bufsz = clen < s->file_buffer ? (size_t)clen : (size_t)s->file_buffer;
+    f->b[0].f = f->b[1].f = f;
+    hc->file = f;
+    hc->phase = HTTP_PH_BUSY;
+    http_api->conn_timeout(hc->c, s->send_timeout);
+    http_file_pump(f);
+    return 1;
+}
+
+/* Serves the opened file, through the open file cache when it is on. */
+static int http_serve_open(http_conn *hc, const http_location *loc, const char *path, size_t plen,
+                           int fd, const struct stat *st, const char *name, size_t nlen)
+{
+    http_srv *s = hc->srv;
+    if (s->open_file_cache_valid) {
+        http_ofc *e = http_ofc_put(loc, path, plen, fd, st, name, nlen, s->open_file_cache_valid,
+                                   s->file_mmap_max);
+        if (e) {
+            close(fd);
+            return http_serve_fd(hc, -1, e, http_ofc_stat(e), name, nlen);
+        }
+    }
+    return http_serve_fd(hc, fd, NULL, st, name, nlen);
+}
+
+int http_serve_static(http_conn *hc, const http_location *loc, const char *path, size_t plen)
+{
+    char rel[4096 + 256];
+    if (loc->root_fd < 0) {
+        http_send_error(hc, 404, 0);
+        return 2;
+    }
+    if (hc->srv->open_file_cache_valid) {
+        http_ofc *e = http_ofc_get(loc, path, plen);
+        if (e) {
+            size_t nl;
+            const char *nm = http_ofc_name(e, &nl);
+            return http_serve_fd(hc, -1, e, http_ofc_stat(e), nm, nl);
+        }
+    }
+    if (plen + 256 > sizeof(rel)) {
+        http_send_error(hc, 414, 0);
+        return 2;
+    }
+    /* path is normalised: starts with '/', no "." or ".." segments */
+    size_t rl = plen - 1;
+    memcpy(rel, path + 1, rl);
+    rel[rl] = 0;
+    int dir_req = path[plen - 1] == '/';
+    int fd = http_open_beneath(loc->root_fd, rl ? rel : ".");
+    if (fd < 0) {
+        http_send_error(hc, http_errno_to_status(errno), 0);
+        return 2;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        http_send_error(hc, 500, 0);
+        return 2;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        int dfd = fd;
+        if (!dir_req) {
+            close(dfd);
+            /* a relative Location (RFC 9110 10.2.2) needs no Host */
+            char extra[3 * 4096 + 64];
+            if (plen > 4096) {
+                http_send_error(hc, 414, 0);
+                return 2;
+            }
+            size_t n = 10;
+            memcpy(extra, "Location: ", 10);
+            n += http_url_encode(path, plen, extra + n, sizeof(extra) - n - 8);
+            memcpy(extra + n, "/\r\n", 3);
+            n += 3;
+            http_write_head(hc, 301, extra, n, 0);
+            return 0;
+        }
+        for (size_t i = 0; i < loc->index.n; i++) {
+            const char *ix = loc->index.items[i];
+            size_t il = strlen(ix);
+            if (rl + il + 1 >= sizeof(rel))
+                continue;
+            memcpy(rel + rl, ix, il + 1);
+            fd = http_open_beneath(loc->root_fd, rel);
+            if (fd < 0)
+                continue;
+            if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+                close(fd);
+                continue;
+            }
+            close(dfd);
+            return http_serve_open(hc, loc, path, plen, fd, &st, rel, rl + il);
+        }
+        if (loc->autoindex)
+            return http_autoindex(hc, dfd, path, plen); /* takes dfd */
+        close(dfd);
+        http_send_error(hc, 403, 0);
+        return 2;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        http_send_error(hc, 403, 0);
+        return 2;
+    }
+    return http_serve_open(hc, loc, path, plen, fd, &st, rel, rl);
+}

@@ -1,0 +1,590 @@
+/* modules/http/http_util.c - pure helpers of the http module (no api calls):
+ * head scanning, paths, Host and transfer codings, dates, ranges, entity tags,
+ * MIME types and reason phrases. Unit-tested directly. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "http.h"
+
+int http_scan_head(http_scan *s, const uint8_t *p, size_t n, size_t *used, const http_limits *l)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        uint8_t b = p[i];
+        if (++s->total > l->max_head)
+            return s->nlines == 0 ? 414 : 431;
+        if (s->cr) {
+            if (b != '\n')
+                return 400; /* bare CR */
+            s->cr = 0;
+            if (s->line_len == 0) {
+                if (s->nlines == 0)
+                    continue; /* empty line(s) before the request line */
+                s->done = 1;
+                *used = i + 1;
+                return 0;
+            }
+            if (s->nlines == 0 && s->line_len > l->max_line)
+                return 414;
+            s->nlines++;
+            if (s->nlines - 1 > l->max_headers)
+                return 431;
+            s->line_len = 0;
+            continue;
+        }
+        if (b == '\r') {
+            s->cr = 1;
+            continue;
+        }
+        if (b == '\n')
+            return 400; /* bare LF */
+        if (s->line_len == 0 && s->nlines > 0 && (b == ' ' || b == '\t'))
+            return 400; /* obs-fold, or whitespace before the first field */
+        if ((b < 0x20 && b != '\t') || b == 0x7f)
+            return 400;
+        s->line_len++;
+        if (s->nlines == 0 && s->line_len > l->max_line)
+            return 414;
+    }
+    *used = n;
+    return 0;
+}
+
+static int http_hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+void http_target_path(const char *url, size_t len, const char **path, size_t *plen)
+{
+    size_t i = 0;
+    if (len > 7 && (http_strncaseeq(url, "http://", 7) || http_strncaseeq(url, "https://", 8))) {
+        const char *sl = memchr(url + 8 - (url[4] == ':'), '/', len - (8 - (url[4] == ':')));
+        if (!sl) {
+            *path = "/";
+            *plen = 1;
+            return;
+        }
+        i = (size_t)(sl - url);
+    }
+    size_t j = i;
+    while (j < len && url[j] != '?' && url[j] != '#')
+        j++;
+    *path = url + i;
+    *plen = j - i;
+}
+
+int http_path_normalize(const char *in, size_t len, char *out, size_t cap, size_t *outlen)
+{
+    size_t o = 0;
+    if (len == 0 || in[0] != '/' || cap < len + 2)
+        return 400;
+    for (size_t i = 0; i < len; i++) {
+        int c = (unsigned char)in[i];
+        if (c == '%') {
+            if (i + 2 >= len)
+                return 400;
+            int h = http_hexval(in[i + 1]), lo = http_hexval(in[i + 2]);
+            if (h < 0 || lo < 0)
+                return 400;
+            c = h * 16 + lo;
+            i += 2;
+            if (c == '/' || c == '\\')
+                return 404; /* encoded slash */
+            if (c == 0)
+                return 400;
+        }
+        out[o++] = (char)c; /* raw control bytes were refused by the parser */
+    }
+    out[o] = 0;
+    /* segment normalisation in place: "//", "/./", "/../" */
+    size_t r = 0, wr = 0;
+    char *p = out;
+    while (r < o) {
+        /* p[r] == '/' here */
+        size_t s = r + 1;
+        size_t e = s;
+        while (e < o && p[e] != '/')
+            e++;
+        size_t sl = e - s;
+        if (sl == 0 || (sl == 1 && p[s] == '.')) {
+            /* skip; keep a trailing slash */
+            if (e >= o) {
+                p[wr++] = '/';
+            }
+        } else if (sl == 2 && p[s] == '.' && p[s + 1] == '.') {
+            if (wr == 0)
+                return 403; /* above the root */
+            while (wr > 0 && p[wr - 1] != '/')
+                wr--;
+            if (wr > 0)
+                wr--; /* drop the slash too */
+            if (e >= o)
+                p[wr++] = '/';
+        } else {
+            p[wr++] = '/';
+            memmove(p + wr, p + s, sl);
+            wr += sl;
+        }
+        r = e;
+    }
+    if (wr == 0)
+        p[wr++] = '/';
+    /* a directory path ends with '/': "/a/" stays, "/a/." became "/a/" */
+    p[wr] = 0;
+    *outlen = wr;
+    return 0;
+}
+
+int http_strncaseeq(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (x >= 'A' && x <= 'Z')
+            x += 32;
+        if (y >= 'A' && y <= 'Z')
+            y += 32;
+        if (x != y)
+            return 0;
+    }
+    return 1;
+}
+
+static const char http_wday[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+static const char http_mon[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+void http_fmt_date(time_t t, char out[30])
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char tmp[96];
+    snprintf(tmp, sizeof(tmp), "%s, %02d %s %04d %02d:%02d:%02d GMT", http_wday[tm.tm_wday % 7],
+             tm.tm_mday, http_mon[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+             tm.tm_sec);
+    memcpy(out, tmp, 29);
+    out[29] = 0;
+}
+
+static int http_month(const char *s)
+{
+    for (int i = 0; i < 12; i++)
+        if (memcmp(s, http_mon[i], 3) == 0)
+            return i;
+    return -1;
+}
+
+static int http_num(const char *s, size_t n, int *out)
+{
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+time_t http_parse_date(const char *s, size_t n)
+{
+    char buf[64];
+    struct tm tm;
+    int d, y, hh, mm, ss, mon;
+    const char *p;
+    if (n >= sizeof(buf) || n < 24)
+        return -1;
+    memcpy(buf, s, n);
+    buf[n] = 0;
+    memset(&tm, 0, sizeof(tm));
+    if (n == 29 && buf[3] == ',' && memcmp(buf + 25, " GMT", 4) == 0) {
+        /* Sun, 06 Nov 1994 08:49:37 GMT */
+        p = buf + 5;
+        if (http_num(p, 2, &d) || p[2] != ' ' || (mon = http_month(p + 3)) < 0 || p[6] != ' ' ||
+            http_num(p + 7, 4, &y) || p[11] != ' ')
+            return -1;
+        p += 12;
+    } else if (n == 24 && buf[3] == ' ') {
+        /* Sun Nov  6 08:49:37 1994 */
+        if ((mon = http_month(buf + 4)) < 0 || buf[7] != ' ')
+            return -1;
+        if (buf[8] == ' ') {
+            if (http_num(buf + 9, 1, &d))
+                return -1;
+        } else if (http_num(buf + 8, 2, &d)) {
+            return -1;
+        }
+        if (buf[10] != ' ' || http_num(buf + 20, 4, &y))
+            return -1;
+        p = buf + 11;
+    } else {
+        /* Sunday, 06-Nov-94 08:49:37 GMT */
+        const char *c = memchr(buf, ',', n);
+        if (!c || (size_t)(c - buf) + 24 != n || c[1] != ' ')
+            return -1;
+        p = c + 2;
+        if (http_num(p, 2, &d) || p[2] != '-' || (mon = http_month(p + 3)) < 0 || p[6] != '-' ||
+            http_num(p + 7, 2, &y) || p[9] != ' ' || memcmp(p + 18, " GMT", 4) != 0)
+            return -1;
+        y += y < 70 ? 2000 : 1900;
+        p += 10;
+    }
+    if (http_num(p, 2, &hh) || p[2] != ':' || http_num(p + 3, 2, &mm) || p[5] != ':' ||
+        http_num(p + 6, 2, &ss))
+        return -1;
+    if (d < 1 || d > 31 || hh > 23 || mm > 59 || ss > 60)
+        return -1;
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mon;
+    tm.tm_mday = d;
+    tm.tm_hour = hh;
+    tm.tm_min = mm;
+    tm.tm_sec = ss;
+    return timegm(&tm);
+}
+
+static int http_parse_u64(const char *s, size_t n, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (n == 0 || n > 19)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+int http_parse_range(const char *v, size_t n, uint64_t size, uint64_t *start, uint64_t *end)
+{
+    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    if (n < 7 || !http_strncaseeq(v, "bytes=", 6))
+        return 0;
+    v += 6;
+    n -= 6;
+    while (n && (*v == ' ' || *v == '\t')) {
+        v++;
+        n--;
+    }
+    if (memchr(v, ',', n))
+        return 0; /* several ranges: served whole */
+    const char *dash = memchr(v, '-', n);
+    if (!dash)
+        return 0;
+    size_t a = (size_t)(dash - v), b = n - a - 1;
+    uint64_t x, y;
+    if (a == 0) {
+        /* suffix: -N */
+        if (http_parse_u64(dash + 1, b, &y))
+            return 0;
+        if (y == 0 || size == 0)
+            return -1;
+        if (y > size)
+            y = size;
+        *start = size - y;
+        *end = size - 1;
+        return 1;
+    }
+    if (http_parse_u64(v, a, &x))
+        return 0;
+    if (b == 0) {
+        y = UINT64_MAX;
+    } else {
+        if (http_parse_u64(dash + 1, b, &y))
+            return 0;
+        if (y < x)
+            return 0; /* invalid: ignored */
+    }
+    if (x >= size)
+        return -1;
+    if (y >= size)
+        y = size - 1;
+    *start = x;
+    *end = y;
+    return 1;
+}
+
+int http_etag_match(const char *list, size_t n, const char *etag, size_t elen)
+{
+    const char *e = etag;
+    if (elen > 2 && e[0] == 'W' && e[1] == '/') {
+        e += 2;
+        elen -= 2;
+    }
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && (list[i] == ' ' || list[i] == '\t' || list[i] == ','))
+            i++;
+        if (i >= n)
+            break;
+        if (list[i] == '*')
+            return 1;
+        size_t s = i;
+        if (n - i > 2 && list[i] == 'W' && list[i + 1] == '/')
+            s = i += 2;
+        if (i < n && list[i] == '"') {
+            i++;
+            while (i < n && list[i] != '"')
+                i++;
+            if (i < n)
+                i++;
+        } else {
+            while (i < n && list[i] != ',')
+                i++;
+        }
+        size_t tl = i - s;
+        while (tl && (list[s + tl - 1] == ' ' || list[s + tl - 1] == '\t'))
+            tl--;
+        if (tl == elen && memcmp(list + s, e, elen) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+size_t http_fmt_etag(char *out, size_t cap, time_t mtime, uint64_t size)
+{
+    int r =
+        snprintf(out, cap, "\"%llx-%llx\"", (unsigned long long)mtime, (unsigned long long)size);
+    return r < 0 ? 0 : (size_t)r;
+}
+
+static const http_mime http_mime_builtin[] = {
+    {"html", "text/html"},
+    {"htm", "text/html"},
+    {"shtml", "text/html"},
+    {"css", "text/css"},
+    {"xml", "text/xml"},
+    {"txt", "text/plain"},
+    {"csv", "text/csv"},
+    {"md", "text/markdown"},
+    {"js", "application/javascript"},
+    {"mjs", "application/javascript"},
+    {"json", "application/json"},
+    {"map", "application/json"},
+    {"wasm", "application/wasm"},
+    {"pdf", "application/pdf"},
+    {"zip", "application/zip"},
+    {"gz", "application/gzip"},
+    {"tar", "application/x-tar"},
+    {"bin", "application/octet-stream"},
+    {"gif", "image/gif"},
+    {"jpeg", "image/jpeg"},
+    {"jpg", "image/jpeg"},
+    {"png", "image/png"},
+    {"webp", "image/webp"},
+    {"avif", "image/avif"},
+    {"svg", "image/svg+xml"},
+    {"svgz", "image/svg+xml"},
+    {"ico", "image/x-icon"},
+    {"woff", "font/woff"},
+    {"woff2", "font/woff2"},
+    {"ttf", "font/ttf"},
+    {"otf", "font/otf"},
+    {"mp3", "audio/mpeg"},
+    {"ogg", "audio/ogg"},
+    {"wav", "audio/wav"},
+    {"mp4", "video/mp4"},
+    {"webm", "video/webm"},
+};
+
+const char *http_mime_lookup(const char *path, size_t len, const http_mime *extra, size_t nextra)
+{
+    size_t i = len;
+    while (i > 0 && path[i - 1] != '.' && path[i - 1] != '/')
+        i--;
+    if (i == 0 || path[i - 1] != '.')
+        return NULL;
+    const char *ext = path + i;
+    size_t el = len - i;
+    if (el == 0)
+        return NULL;
+    for (size_t k = 0; k < nextra; k++)
+        if (strlen(extra[k].ext) == el && http_strncaseeq(extra[k].ext, ext, el))
+            return extra[k].type;
+    for (size_t k = 0; k < sizeof(http_mime_builtin) / sizeof(http_mime_builtin[0]); k++)
+        if (strlen(http_mime_builtin[k].ext) == el &&
+            http_strncaseeq(http_mime_builtin[k].ext, ext, el))
+            return http_mime_builtin[k].type;
+    return NULL;
+}
+
+const char *http_reason(int status)
+{
+    switch (status) {
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 303:
+        return "See Other";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 416:
+        return "Range Not Satisfiable";
+    case 417:
+        return "Expectation Failed";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Unknown";
+    }
+}
+
+int http_te_is_chunked(const char *v, size_t n)
+{
+    while (n && (*v == ' ' || *v == '\t')) {
+        v++;
+        n--;
+    }
+    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    return n == 7 && http_strncaseeq(v, "chunked", 7);
+}
+
+int http_te_check(const char *v, size_t n, int *chunked)
+{
+    static const char *const known[] = {"gzip",     "x-gzip",     "deflate",
+                                        "compress", "x-compress", "identity"};
+    size_t i = 0;
+    while (i < n) {
+        size_t s = i;
+        while (i < n && v[i] != ',')
+            i++;
+        size_t e = i;
+        i++; /* past the comma */
+        while (s < e && (v[s] == ' ' || v[s] == '\t'))
+            s++;
+        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+            e--;
+        if (s == e)
+            continue; /* empty list element */
+        size_t t = s;
+        while (t < e && v[t] != ';' && v[t] != ' ' && v[t] != '\t')
+            t++;
+        int has_params = t < e;
+        if (*chunked)
+            return 400; /* chunked must be the final coding */
+        if (t - s == 7 && http_strncaseeq(v + s, "chunked", 7)) {
+            if (has_params)
+                return 501;
+            *chunked = 1;
+            continue;
+        }
+        int ok = 0;
+        for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++)
+            if (strlen(known[k]) == t - s && http_strncaseeq(v + s, known[k], t - s))
+                ok = 1;
+        if (!ok)
+            return 501;
+    }
+    return 0;
+}
+
+size_t http_url_encode(const char *s, size_t n, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (size_t i = 0; i < n && o + 4 <= cap; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '.' || c == '_' || c == '~' || c == '/') {
+            out[o++] = (char)c;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        }
+    }
+    out[o] = 0;
+    return o;
+}
+
+int http_host_valid(const char *v, size_t n)
+{
+    size_t i = 0;
+    if (n && v[0] == '[') {
+        /* IP-literal: hex digits, ':', '.', and a zone or IPvFuture tail */
+        for (i = 1; i < n && v[i] != ']'; i++) {
+            char c = v[i];
+            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                  c == ':' || c == '.' || c == '%' || c == '-' || c == '_' || c == '~'))
+                return 0;
+        }
+        if (i >= n)
+            return 0;
+        i++;
+    } else {
+        for (; i < n && v[i] != ':'; i++) {
+            unsigned char c = (unsigned char)v[i];
+            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                  (c && strchr("-._~%!$&'()*+,;=", c))))
+                return 0;
+        }
+    }
+    if (i < n) {
+        if (v[i] != ':')
+            return 0;
+        for (i++; i < n; i++)
+            if (v[i] < '0' || v[i] > '9')
+                return 0;
+    }
+    return 1;
+}

@@ -1,0 +1,465 @@
+/* proxy_conn.c - one proxied session: a client conn and its upstream conn
+ * linked through their ctxs; server choice and retries, zero-copy forwarding
+ * with bounded output, half-close, reset propagation, idle timeout. */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+#include <sys/socket.h>
+
+#include "proxy.h"
+
+#define ADD(p, v) __atomic_add_fetch((p), (v), __ATOMIC_RELAXED)
+#define SUB(p, v) __atomic_sub_fetch((p), (v), __ATOMIC_RELAXED)
+
+/* The core's own watermark would stop reading the conn whose output is full,
+ * which couples the two directions; we bound each direction ourselves. */
+#define PROXY_CORE_HIGH ((size_t)1 << 62)
+
+uint64_t proxy_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static inline proxy_ctx *ctx_of(zerg_conn *c)
+{
+    return proxy_api->conn_ctx(c);
+}
+
+static const char *srv_name(const proxy_conf *cf, int i)
+{
+    if (i < 0 || (size_t)i >= cf->up.nservers || !cf->up.servers[i].addr.text)
+        return "?";
+    return cf->up.servers[i].addr.text;
+}
+
+static void release_pending(zerg_conn *c, proxy_ctx *x)
+{
+    zerg_worker *w = proxy_api->conn_worker(c);
+    for (unsigned i = 0; i < x->npending; i++)
+        if (x->pending[i].ref)
+            proxy_api->release(w, x->pending[i].ref);
+    x->npending = 0;
+}
+
+/* Workaround for the core's loop: a graceful close whose teardown happens in
+ * the flush phase with nothing left in flight waits in the reap list until
+ * some other completion wakes the loop. While such closes are pending, a 1 ms
+ * timer keeps the loop turning. */
+static zerg_timer proxy_kick;
+static unsigned proxy_closing;
+static int proxy_kick_armed;
+
+static void kick_fire(zerg_timer *t)
+{
+    proxy_kick_armed = 0;
+    if (proxy_closing) {
+        proxy_kick_armed = 1;
+        proxy_api->timer_set(t->data, t, 1);
+    }
+}
+
+static void kick(zerg_worker *w)
+{
+    if (proxy_kick_armed)
+        return;
+    proxy_kick.fn = kick_fire;
+    proxy_kick.data = w;
+    proxy_kick_armed = 1;
+    proxy_api->timer_set(w, &proxy_kick, 1);
+}
+
+static void close_conn(zerg_conn *c, proxy_ctx *x, int abortive)
+{
+    if (x->closing)
+        return;
+    x->closing = 1;
+    if (abortive) {
+        proxy_api->abort(c);
+    } else {
+        x->kicked = 1;
+        proxy_closing++;
+        kick(proxy_api->conn_worker(c));
+        /* a peer that never reads must not keep it open: reset it after this */
+        uint64_t linger = x->conf && x->conf->idle_timeout && x->conf->idle_timeout < 30000
+                              ? x->conf->idle_timeout
+                              : 30000;
+        proxy_api->conn_timeout(c, linger);
+        proxy_api->close(c);
+    }
+}
+
+/* Both directions are done, or the session ends: close both gracefully. */
+static void close_session(zerg_conn *c, proxy_ctx *x)
+{
+    zerg_conn *peer = x->peer;
+    if (peer)
+        close_conn(peer, ctx_of(peer), 0);
+    close_conn(c, x, 0);
+}
+
+/* ---- choosing a server and connecting --------------------------------- */
+
+static void no_server(zerg_conn *c, proxy_ctx *x)
+{
+    proxy_conf *cf = x->conf;
+    proxy_worker_state *ws = cf->ws;
+    ADD(&cf->shm->no_server, 1);
+    uint64_t now = proxy_now();
+    if (!ws || now - ws->last_nolog_ms >= 1000) {
+        if (ws)
+            ws->last_nolog_ms = now;
+        proxy_api->log(ZERG_LOG_WARN,
+                       "proxy: no upstream server available (%u tried), closing client",
+                       (unsigned)x->tries);
+    }
+    release_pending(c, x);
+    close_conn(c, x, 0);
+}
+
+/* Picks the next eligible server and starts connecting to it. Returns 0 when
+ * a connect is under way, -1 after closing the client. */
+static int session_connect(zerg_conn *c, proxy_ctx *x)
+{
+    const zerg_api *a = proxy_api;
+    proxy_conf *cf = x->conf;
+    proxy_worker_state *ws = cf->ws;
+    zerg_worker *w = a->conn_worker(c);
+    unsigned max =
+        cf->next_upstream_tries > 0 ? (unsigned)cf->next_upstream_tries : (unsigned)cf->up.nservers;
+    int64_t fallback_cur[PROXY_MAX_SERVERS];
+    uint64_t fallback_rng = (uint64_t)(uintptr_t)c;
+    uint32_t fallback_rr = 0;
+
+    while (x->tries < max) {
+        proxy_pick_ctx p = {
+            .up = &cf->up,
+            .srv = cf->shm->srv,
+            .cur_weight = ws ? ws->cur_weight : fallback_cur,
+            .rng = ws ? &ws->rng : &fallback_rng,
+            .rr_next = ws ? &ws->rr_next : &fallback_rr,
+            .tried = x->tried,
+            .now = proxy_now(),
+            .hash = x->hash,
+        };
+        if (!ws)
+            memset(fallback_cur, 0, sizeof(fallback_cur));
+        int i = proxy_pick(&p);
+        if (i < 0)
+            break;
+        proxy_tried_set(x->tried, (unsigned)i);
+        x->tries++;
+        const proxy_server *s = &cf->up.servers[i];
+        zerg_conn *up = a->connect(w, &zerg_module_info, cf, (const struct sockaddr *)&s->addr.ss,
+                                   s->addr.len, cf->connect_timeout);
+        if (!up) {
+            int e = errno;
+            ADD(&cf->shm->srv[i].failures, 1);
+            a->log(ZERG_LOG_WARN, "proxy: connect to %s: %s", s->addr.text, strerror(e));
+            continue;
+        }
+        proxy_ctx *u = ctx_of(up);
+        u->kind = PROXY_K_UPSTREAM;
+        u->conf = cf;
+        u->srv = (int16_t)i;
+        u->peer = c;
+        u->counted = 1;
+        ADD(&cf->shm->srv[i].active, 1);
+        x->peer = up;
+        return 0;
+    }
+    no_server(c, x);
+    return -1;
+}
+
+void proxy_on_open(zerg_conn *c)
+{
+    const zerg_api *a = proxy_api;
+    proxy_ctx *x = ctx_of(c);
+    proxy_conf *cf = a->conn_conf(c);
+    x->kind = PROXY_K_CLIENT;
+    x->conf = cf;
+    x->srv = -1;
+    ADD(&cf->shm->clients_total, 1);
+    uint64_t n = ADD(&cf->shm->clients, 1);
+    x->admitted = 1;
+    if (cf->max_connections > 0 && n > (uint64_t)cf->max_connections) {
+        ADD(&cf->shm->rejected, 1);
+        proxy_worker_state *ws = cf->ws;
+        uint64_t now = proxy_now();
+        if (!ws || now - ws->last_nolog_ms >= 1000) {
+            if (ws)
+                ws->last_nolog_ms = now;
+            a->log(ZERG_LOG_WARN, "proxy: max_connections (%lld) reached, closing client",
+                   (long long)cf->max_connections);
+        }
+        close_conn(c, x, 0);
+        return;
+    }
+    if (cf->up.balance == PROXY_BAL_HASH) {
+        socklen_t len = 0;
+        x->hash = proxy_hash_sockaddr(a->conn_peer(c, &len));
+    }
+    x->last_ms = a->now_ms(a->conn_worker(c));
+    if (cf->idle_timeout)
+        a->conn_timeout(c, cf->idle_timeout);
+    session_connect(c, x);
+}
+
+/* ---- the upstream answered -------------------------------------------- */
+
+static void upstream_ready(zerg_conn *up, proxy_ctx *u)
+{
+    const zerg_api *a = proxy_api;
+    proxy_conf *cf = u->conf;
+    zerg_conn *c = u->peer;
+    proxy_ctx *x = ctx_of(c);
+    size_t low = cf->buffer_size / 2;
+
+    a->conn_set_watermarks(up, low, PROXY_CORE_HIGH);
+    a->conn_set_watermarks(c, low, PROXY_CORE_HIGH);
+    if (cf->proxy_protocol) {
+        uint8_t hdr[PROXY_PP_MAX];
+        socklen_t len = 0;
+        const struct sockaddr *src = a->conn_peer(c, &len);
+        size_t n = proxy_pp_encode(cf->proxy_protocol, src, NULL, hdr, sizeof(hdr));
+        if (n)
+            a->write(up, hdr, n);
+    }
+    for (unsigned i = 0; i < x->npending; i++) {
+        proxy_pending *p = &x->pending[i];
+        if (p->ref)
+            a->write_ref(up, p->data, p->len, p->ref);
+        u->tx += p->len;
+    }
+    x->npending = 0;
+    if (x->eof_in) {
+        a->shutdown(up, SHUT_WR);
+        u->shut_out = 1;
+    }
+    if (x->paused && !x->eof_in) {
+        x->paused = 0;
+        a->resume_read(c);
+    }
+}
+
+void proxy_on_connect(zerg_conn *c, int status)
+{
+    proxy_ctx *x = ctx_of(c);
+    if (x->kind == PROXY_K_HEALTH) {
+        proxy_hc_on_connect(c, x, status);
+        return;
+    }
+    if (x->kind != PROXY_K_UPSTREAM || status != 0)
+        return; /* a failure: on_close follows and retries */
+    x->connected = 1;
+    proxy_ok_note(&x->conf->shm->srv[x->srv]);
+    if (!x->peer) { /* the client left meanwhile */
+        close_conn(c, x, 1);
+        return;
+    }
+    upstream_ready(c, x);
+}
+
+/* ---- forwarding -------------------------------------------------------- */
+
+size_t proxy_on_data(zerg_conn *c, const uint8_t *data, size_t len)
+{
+    const zerg_api *a = proxy_api;
+    proxy_ctx *x = ctx_of(c);
+    if (x->kind == PROXY_K_HEALTH)
+        return proxy_hc_on_data(c, x, data, len);
+    zerg_conn *peer = x->peer;
+    if (!peer) {
+        x->rx += len;
+        return len;
+    }
+    proxy_ctx *px = ctx_of(peer);
+    proxy_ctx *cl = x->kind == PROXY_K_CLIENT ? x : px;
+    cl->last_ms = a->now_ms(a->conn_worker(c));
+    if (px->closing || px->shut_out) {
+        x->rx += len;
+        return len; /* nowhere to go */
+    }
+
+    if (x->kind == PROXY_K_CLIENT && !px->connected) {
+        /* hold the bytes until the upstream answers */
+        if (x->npending >= PROXY_PENDING_MAX) {
+            a->pause_read(c);
+            x->paused = 1;
+            return 0;
+        }
+        proxy_pending *p = &x->pending[x->npending++];
+        p->data = data;
+        p->len = len;
+        p->ref = a->hold(c, data);
+        if (!p->ref) { /* cannot hold it: leave it to the core's carry-over */
+            x->npending--;
+            a->pause_read(c);
+            x->paused = 1;
+            return 0;
+        }
+        if (x->npending == PROXY_PENDING_MAX) {
+            a->pause_read(c);
+            x->paused = 1;
+        }
+        x->rx += len;
+        return len;
+    }
+
+    zerg_ref *r = a->hold(c, data);
+    if (r)
+        a->write_ref(peer, data, len, r);
+    else
+        a->write(peer, data, len);
+    x->rx += len;
+    px->tx += len;
+    if (a->conn_out_pending(peer) > x->conf->buffer_size) {
+        a->pause_read(c);
+        x->paused = 1;
+        a->conn_want_drain(peer);
+    }
+    return len;
+}
+
+/* c's output queue emptied: resume the conn that feeds it. */
+void proxy_on_drain(zerg_conn *c)
+{
+    proxy_ctx *x = ctx_of(c);
+    if (x->kind == PROXY_K_HEALTH || !x->peer)
+        return;
+    zerg_conn *src = x->peer;
+    proxy_ctx *s = ctx_of(src);
+    if (!s->paused || s->closing || s->eof_in)
+        return;
+    if (proxy_api->conn_out_pending(c) > x->conf->buffer_size / 2) {
+        proxy_api->conn_want_drain(c);
+        return;
+    }
+    s->paused = 0;
+    proxy_api->resume_read(src);
+}
+
+/* ---- half-close, timeouts, close --------------------------------------- */
+
+void proxy_on_eof(zerg_conn *c)
+{
+    proxy_ctx *x = ctx_of(c);
+    if (x->kind == PROXY_K_HEALTH) {
+        proxy_hc_on_timeout(c, x); /* the check ends without the expected reply */
+        return;
+    }
+    x->eof_in = 1;
+    zerg_conn *peer = x->peer;
+    if (!peer) {
+        close_conn(c, x, 0);
+        return;
+    }
+    proxy_ctx *px = ctx_of(peer);
+    if (x->kind == PROXY_K_CLIENT && !px->connected)
+        return; /* upstream_ready() forwards the FIN */
+    if (!px->shut_out && !px->closing) {
+        proxy_api->shutdown(peer, SHUT_WR);
+        px->shut_out = 1;
+    }
+    if (px->eof_in)
+        close_session(c, x);
+}
+
+void proxy_on_timeout(zerg_conn *c)
+{
+    const zerg_api *a = proxy_api;
+    proxy_ctx *x = ctx_of(c);
+    if (x->closing) { /* a graceful close that could not flush in time */
+        a->log(ZERG_LOG_DEBUG, "proxy: close timed out with %zu bytes unsent, resetting",
+               a->conn_out_pending(c));
+        a->abort(c);
+        return;
+    }
+    if (x->kind == PROXY_K_HEALTH) {
+        proxy_hc_on_timeout(c, x);
+        return;
+    }
+    proxy_conf *cf = x->conf;
+    if (x->kind == PROXY_K_CLIENT && cf->idle_timeout) {
+        uint64_t now = a->now_ms(a->conn_worker(c));
+        uint64_t idle = now - x->last_ms;
+        if (idle + 1 < cf->idle_timeout) {
+            a->conn_timeout(c, cf->idle_timeout - idle);
+            return;
+        }
+        a->log(ZERG_LOG_INFO, "proxy: idle timeout (%llu ms), closing session",
+               (unsigned long long)cf->idle_timeout);
+    }
+    close_session(c, x);
+}
+
+static void upstream_closed(zerg_conn *up, proxy_ctx *u, int err)
+{
+    proxy_conf *cf = u->conf;
+    proxy_shm_srv *s = &cf->shm->srv[u->srv];
+    if (u->counted) {
+        SUB(&s->active, 1);
+        u->counted = 0;
+    }
+    if (u->rx)
+        ADD(&s->bytes_in, u->rx);
+    if (u->tx)
+        ADD(&s->bytes_out, u->tx);
+    zerg_conn *c = u->peer;
+    if (!u->connected) {
+        if (!c)
+            return; /* cancelled because the client left */
+        const proxy_server *sc = &cf->up.servers[u->srv];
+        int down = proxy_fail_note(s, sc, proxy_now());
+        proxy_api->log(down ? ZERG_LOG_WARN : ZERG_LOG_INFO, "proxy: connect to %s failed: %s%s",
+                       srv_name(cf, u->srv), strerror(err < 0 ? -err : EIO),
+                       down ? "; server marked down" : "");
+        proxy_ctx *x = ctx_of(c);
+        x->peer = NULL;
+        if (!x->closing)
+            session_connect(c, x);
+        return;
+    }
+    if (c) {
+        proxy_ctx *x = ctx_of(c);
+        x->peer = NULL;
+        close_conn(c, x, err != 0);
+    }
+}
+
+void proxy_on_close(zerg_conn *c, int err)
+{
+    proxy_ctx *x = ctx_of(c);
+    if (x->kicked) {
+        x->kicked = 0;
+        proxy_closing--;
+    }
+    proxy_api->log(ZERG_LOG_DEBUG, "proxy: close kind %d err %d rx %llu tx %llu", x->kind, err,
+                   (unsigned long long)x->rx, (unsigned long long)x->tx);
+    switch (x->kind) {
+    case PROXY_K_HEALTH:
+        proxy_hc_on_close(c, x, err);
+        break;
+    case PROXY_K_UPSTREAM:
+        upstream_closed(c, x, err);
+        break;
+    case PROXY_K_CLIENT: {
+        release_pending(c, x);
+        if (x->admitted)
+            SUB(&x->conf->shm->clients, 1);
+        zerg_conn *peer = x->peer;
+        if (peer) {
+            proxy_ctx *px = ctx_of(peer);
+            px->peer = NULL;
+            close_conn(peer, px, err != 0 || !px->connected);
+        }
+        break;
+    }
+    default:
+        break;
+    }
+    x->peer = NULL;
+    x->closing = 1;
+}

@@ -1,0 +1,123 @@
+/* proxy_module.c - the exported descriptor of the proxy module and its
+ * process-level hooks: load, per-worker state of each server block, health
+ * checks and stats timers in worker 0, drain and exit. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proxy.h"
+
+const zerg_api *proxy_api;
+static proxy_worker_state *proxy_states; /* this worker's server blocks */
+
+static int proxy_load(const zerg_api *api)
+{
+    if (!api || api->abi_version != ZERG_ABI_VERSION ||
+        api->struct_size < offsetof(zerg_api, connect) + sizeof(api->connect))
+        return -1;
+    proxy_api = api;
+    return 0;
+}
+
+static int proxy_worker_init(zerg_worker *w)
+{
+    (void)w;
+    proxy_states = NULL;
+    return 0;
+}
+
+static int proxy_server_init(zerg_worker *w, void *conf)
+{
+    const zerg_api *a = proxy_api;
+    proxy_conf *cf = conf;
+    proxy_worker_state *ws = calloc(1, sizeof(*ws));
+    if (!ws)
+        return -1;
+    ws->w = w;
+    ws->conf = cf;
+    ws->cur_weight = calloc(cf->up.nservers, sizeof(*ws->cur_weight));
+    if (!ws->cur_weight) {
+        free(ws);
+        return -1;
+    }
+    ws->rng = ((uint64_t)getpid() << 32) ^ (uint64_t)a->worker_id(w) ^ proxy_now() ^
+              (uint64_t)(uintptr_t)ws;
+    /* start each worker at a different point of the rotation */
+    ws->rr_next = a->worker_id(w);
+    cf->ws = ws;
+    ws->next = proxy_states;
+    proxy_states = ws;
+    if (a->worker_id(w) == 0) {
+        if (cf->up.hc.enabled && proxy_hc_start(w, ws) != 0)
+            return -1;
+        proxy_stats_start(ws);
+    }
+    return 0;
+}
+
+static void proxy_worker_drain(zerg_worker *w)
+{
+    static int drained;
+    (void)w;
+    if (drained)
+        return;
+    drained = 1;
+    for (proxy_worker_state *ws = proxy_states; ws; ws = ws->next) {
+        if (ws->hc)
+            proxy_hc_stop(ws);
+        if (proxy_api->worker_id(ws->w) == 0)
+            proxy_stats_stop(ws);
+    }
+}
+
+/* For a status page in another module (found with dlsym): the JSON stats of
+ * every proxy server block of this worker, as a JSON list. Returns the length
+ * it needed (like snprintf); the output is cut at cap. */
+ZERG_MODULE_EXPORT size_t zerg_proxy_status(char *buf, size_t cap)
+{
+    size_t off = 0;
+    if (cap)
+        buf[0] = '\0';
+    off += (size_t)snprintf(buf, cap, "[");
+    for (proxy_worker_state *ws = proxy_states; ws; ws = ws->next) {
+        if (ws != proxy_states)
+            off += (size_t)snprintf(buf + (off < cap ? off : cap), off < cap ? cap - off : 0, ",");
+        off +=
+            proxy_stats_format(ws->conf, buf + (off < cap ? off : cap), off < cap ? cap - off : 0);
+    }
+    off += (size_t)snprintf(buf + (off < cap ? off : cap), off < cap ? cap - off : 0, "]");
+    return off;
+}
+
+/* The per-worker states stay reachable from proxy_states until the process
+ * ends: conns the core closes after this hook may still use them. */
+static void proxy_worker_exit(zerg_worker *w)
+{
+    proxy_worker_drain(w);
+}
+
+ZERG_MODULE_EXPORT const zerg_module zerg_module_info = {
+    .abi_version = ZERG_ABI_VERSION,
+    .struct_size = sizeof(zerg_module),
+    .name = "proxy",
+    .version = "0.1.0",
+    .conn_ctx_size = sizeof(proxy_ctx),
+    .conf_size = sizeof(proxy_conf),
+    .directives = proxy_directives,
+    .load = proxy_load,
+    .conf_init = proxy_conf_init,
+    .conf_done = proxy_conf_done,
+    .worker_init = proxy_worker_init,
+    .server_init = proxy_server_init,
+    .worker_drain = proxy_worker_drain,
+    .worker_reopen = NULL,
+    .worker_exit = proxy_worker_exit,
+    .on_open = proxy_on_open,
+    .on_connect = proxy_on_connect,
+    .on_data = proxy_on_data,
+    .on_eof = proxy_on_eof,
+    .on_drain = proxy_on_drain,
+    .on_timeout = proxy_on_timeout,
+    .on_close = proxy_on_close,
+};

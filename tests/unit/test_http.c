@@ -1,0 +1,300 @@
+/* tests/unit/test_http.c - Criterion tests of the http module's pure helpers:
+ * head scanning, path safety, target parsing, dates, ranges, entity tags,
+ * MIME lookup, transfer codings and location matching. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "http.h"
+
+static const http_limits lim = {.max_line = 100, .max_head = 400, .max_headers = 5};
+
+static int scan(const char *s, size_t *used, http_scan *st)
+{
+    memset(st, 0, sizeof(*st));
+    return http_scan_head(st, (const uint8_t *)s, strlen(s), used, &lim);
+}
+
+Test(scan, good_head)
+{
+    http_scan s;
+    size_t used;
+    const char *r = "GET / HTTP/1.1\r\nHost: a\r\n\r\nBODY";
+    cr_assert_eq(scan(r, &used, &s), 0);
+    cr_assert(s.done);
+    cr_assert_eq(used, strlen(r) - 4);
+}
+
+Test(scan, incremental)
+{
+    http_scan s;
+    memset(&s, 0, sizeof(s));
+    const char *r = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    size_t used;
+    for (size_t i = 0; i < strlen(r); i++) {
+        cr_assert_eq(http_scan_head(&s, (const uint8_t *)r + i, 1, &used, &lim), 0);
+        if (i + 1 < strlen(r))
+            cr_assert(!s.done);
+    }
+    cr_assert(s.done);
+}
+
+Test(scan, leading_empty_lines_ok)
+{
+    http_scan s;
+    size_t used;
+    cr_assert_eq(scan("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", &used, &s), 0);
+    cr_assert(s.done);
+}
+
+Test(scan, refusals)
+{
+    http_scan s;
+    size_t used;
+    cr_assert_eq(scan("GET / HTTP/1.1\nHost: a\r\n\r\n", &used, &s), 400, "bare LF");
+    cr_assert_eq(scan("GET / HTTP/1.1\r\nHost: a\n\n", &used, &s), 400, "bare LF");
+    cr_assert_eq(scan("GET / HTTP/1.1\rHost: a\r\n\r\n", &used, &s), 400, "bare CR");
+    cr_assert_eq(scan("GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n", &used, &s), 400, "obs-fold");
+    cr_assert_eq(scan("GET / HTTP/1.1\r\nX: a\r\n\tb\r\n\r\n", &used, &s), 400, "obs-fold tab");
+    cr_assert_eq(scan("GET / HTTP/1.1\r\n Host: a\r\n\r\n", &used, &s), 400, "leading ws");
+    cr_assert_eq(scan("GET / HTTP/1.1\r\nX: a\001b\r\n\r\n", &used, &s), 400, "control");
+    cr_assert_eq(scan("GET / HTTP/1.1\r\nX: a\177\r\n\r\n", &used, &s), 400, "DEL");
+    const char nul[] = "GET / HTTP/1.1\r\nX: a\0b\r\n\r\n";
+    memset(&s, 0, sizeof(s));
+    cr_assert_eq(http_scan_head(&s, (const uint8_t *)nul, sizeof(nul) - 1, &used, &lim), 400);
+    cr_assert_eq(scan("GET / HTTP/1.1\r\nX: a\tb\r\n\r\n", &used, &s), 0, "tab is fine");
+}
+
+Test(scan, limits)
+{
+    http_scan s;
+    size_t used;
+    char big[1024];
+    snprintf(big, sizeof(big), "GET /%0150d HTTP/1.1\r\n\r\n", 0);
+    cr_assert_eq(scan(big, &used, &s), 414);
+    snprintf(big, sizeof(big), "GET / HTTP/1.1\r\nX: %0450d\r\n\r\n", 0);
+    cr_assert_eq(scan(big, &used, &s), 431);
+    cr_assert_eq(
+        scan("GET / HTTP/1.1\r\na: 1\r\nb: 1\r\nc: 1\r\nd: 1\r\ne: 1\r\nf: 1\r\n\r\n", &used, &s),
+        431, "too many fields");
+}
+
+static int norm(const char *in, char *out)
+{
+    size_t n;
+    int r = http_path_normalize(in, strlen(in), out, 512, &n);
+    if (r == 0)
+        cr_assert_eq(strlen(out), n);
+    return r;
+}
+
+Test(path, normalize_ok)
+{
+    char o[512];
+    cr_assert_eq(norm("/", o), 0);
+    cr_assert_str_eq(o, "/");
+    cr_assert_eq(norm("/a/b", o), 0);
+    cr_assert_str_eq(o, "/a/b");
+    cr_assert_eq(norm("/a//b/./c/", o), 0);
+    cr_assert_str_eq(o, "/a/b/c/");
+    cr_assert_eq(norm("/a/b/../c", o), 0);
+    cr_assert_str_eq(o, "/a/c");
+    cr_assert_eq(norm("/a/b/..", o), 0);
+    cr_assert_str_eq(o, "/a/");
+    cr_assert_eq(norm("/a/.", o), 0);
+    cr_assert_str_eq(o, "/a/");
+    cr_assert_eq(norm("/%41%62c", o), 0);
+    cr_assert_str_eq(o, "/Abc");
+    cr_assert_eq(norm("/a%20b", o), 0);
+    cr_assert_str_eq(o, "/a b");
+    cr_assert_eq(norm("/a/%2e%2E/b", o), 0);
+    cr_assert_str_eq(o, "/b");
+    cr_assert_eq(norm("/..a/b..", o), 0);
+    cr_assert_str_eq(o, "/..a/b..");
+}
+
+Test(path, traversal_refused)
+{
+    char o[512];
+    const char *bad[] = {
+        "/..",
+        "/../",
+        "/../etc/passwd",
+        "/a/../../etc/passwd",
+        "/%2e%2e/etc",
+        "/%2E%2E/etc",
+        "/.%2e/etc",
+        "/%2e./etc",
+        "/a/./../../x",
+        "//../etc",
+        "/./../etc",
+        "/a/b/../../../etc",
+        "/%2e%2e",
+        "/x/%2e%2e/%2e%2e/y",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_assert_eq(norm(bad[i], o), 403, "%s", bad[i]);
+    const char *enc[] = {"/..%2fetc", "/..%2Fetc", "/a%2f..%2f..%2fetc", "/..%5cetc", "/%5c..%5c"};
+    for (size_t i = 0; i < sizeof(enc) / sizeof(enc[0]); i++)
+        cr_assert_eq(norm(enc[i], o), 404, "%s", enc[i]);
+    const char *inv[] = {"/%", "/%2", "/%zz", "/a%00b", "relative", "/%c0%ae", "/a%0ab"};
+    for (size_t i = 0; i < 5; i++)
+        cr_assert_eq(norm(inv[i], o), 400, "%s", inv[i]);
+    /* %c0%ae is an overlong '.', decoded as two bytes: a plain file name;
+     * encoded control bytes other than NUL are plain bytes of a name */
+    cr_assert_eq(norm(inv[5], o), 0);
+    cr_assert_eq(norm(inv[6], o), 0);
+    cr_assert_str_eq(o, "/a\nb");
+}
+
+Test(path, target)
+{
+    const char *p;
+    size_t n;
+    http_target_path("/a/b?x=1", 8, &p, &n);
+    cr_assert_eq(n, 4);
+    cr_assert(!memcmp(p, "/a/b", 4));
+    http_target_path("http://h:80/x?y", 15, &p, &n);
+    cr_assert_eq(n, 2);
+    cr_assert(!memcmp(p, "/x", 2));
+    http_target_path("https://h", 9, &p, &n);
+    cr_assert_eq(n, 1);
+    http_target_path("/a#f", 4, &p, &n);
+    cr_assert_eq(n, 2);
+}
+
+Test(date, roundtrip)
+{
+    char d[30];
+    http_fmt_date(784111777, d);
+    cr_assert_str_eq(d, "Sun, 06 Nov 1994 08:49:37 GMT");
+    cr_assert_eq(http_parse_date(d, 29), 784111777);
+    cr_assert_eq(http_parse_date("Sunday, 06-Nov-94 08:49:37 GMT", 30), 784111777);
+    cr_assert_eq(http_parse_date("Sun Nov  6 08:49:37 1994", 24), 784111777);
+    cr_assert_eq(http_parse_date("garbage garbage garbage!", 24), -1);
+    cr_assert_eq(http_parse_date("Sun, 06 Nov 1994 08:49:37 XYZ", 29), -1);
+    cr_assert_eq(http_parse_date("Sun, 32 Nov 1994 08:49:37 GMT", 29), -1);
+}
+
+Test(range, parse)
+{
+    uint64_t s, e;
+    cr_assert_eq(http_parse_range("bytes=0-9", 9, 100, &s, &e), 1);
+    cr_assert(s == 0 && e == 9);
+    cr_assert_eq(http_parse_range("bytes=90-", 9, 100, &s, &e), 1);
+    cr_assert(s == 90 && e == 99);
+    cr_assert_eq(http_parse_range("bytes=-10", 9, 100, &s, &e), 1);
+    cr_assert(s == 90 && e == 99);
+    cr_assert_eq(http_parse_range("bytes=-1000", 11, 100, &s, &e), 1);
+    cr_assert(s == 0 && e == 99);
+    cr_assert_eq(http_parse_range("bytes=50-1000", 13, 100, &s, &e), 1);
+    cr_assert(s == 50 && e == 99);
+    cr_assert_eq(http_parse_range("bytes=100-", 10, 100, &s, &e), -1);
+    cr_assert_eq(http_parse_range("bytes=-0", 8, 100, &s, &e), -1);
+    cr_assert_eq(http_parse_range("bytes=0-1,5-6", 13, 100, &s, &e), 0);
+    cr_assert_eq(http_parse_range("bytes=9-1", 9, 100, &s, &e), 0);
+    cr_assert_eq(http_parse_range("items=0-1", 9, 100, &s, &e), 0);
+    cr_assert_eq(http_parse_range("bytes=a-b", 9, 100, &s, &e), 0);
+    cr_assert_eq(http_parse_range("bytes=0-0", 9, 0, &s, &e), -1);
+}
+
+Test(etag, match)
+{
+    char et[64];
+    size_t n = http_fmt_etag(et, sizeof(et), 0x5f5e100, 0x1234);
+    cr_assert_str_eq(et, "\"5f5e100-1234\"");
+    cr_assert(http_etag_match("\"5f5e100-1234\"", 14, et, n));
+    cr_assert(http_etag_match("W/\"5f5e100-1234\"", 16, et, n));
+    cr_assert(http_etag_match("\"x\", \"5f5e100-1234\"", 19, et, n));
+    cr_assert(http_etag_match("*", 1, et, n));
+    cr_assert(!http_etag_match("\"x\"", 3, et, n));
+    cr_assert(!http_etag_match("", 0, et, n));
+}
+
+Test(mime, lookup)
+{
+    http_mime extra[] = {{"foo", "application/x-foo"}, {"html", "text/x-override"}};
+    cr_assert_str_eq(http_mime_lookup("/a/index.html", 13, NULL, 0), "text/html");
+    cr_assert_str_eq(http_mime_lookup("/a.CSS", 6, NULL, 0), "text/css");
+    cr_assert_str_eq(http_mime_lookup("/x.foo", 6, extra, 2), "application/x-foo");
+    cr_assert_str_eq(http_mime_lookup("/x.html", 7, extra, 2), "text/x-override");
+    cr_assert_null(http_mime_lookup("/noext", 6, NULL, 0));
+    cr_assert_null(http_mime_lookup("/a.d/noext", 10, NULL, 0));
+    cr_assert_null(http_mime_lookup("/x.", 3, NULL, 0));
+}
+
+Test(misc, host)
+{
+    const char *ok[] = {"example.com", "a.b:8080",    "",      "[::1]",
+                        "[::1]:80",    "127.0.0.1:1", "x_y-z~"};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        cr_assert(http_host_valid(ok[i], strlen(ok[i])), "%s", ok[i]);
+    const char *bad[] = {"a b",  "a/b",     "a?b",  "a@b",  "a:b",
+                         "[::1", "a:80:80", "a\"b", "a\\b", "a#b"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_assert(!http_host_valid(bad[i], strlen(bad[i])), "%s", bad[i]);
+}
+
+Test(misc, url_encode)
+{
+    char o[64];
+    cr_assert_eq(http_url_encode("/a b/%&\r\n", 9, o, sizeof(o)), 19);
+    cr_assert_str_eq(o, "/a%20b/%25%26%0D%0A");
+    http_url_encode("x-y_z.~", 7, o, sizeof(o));
+    cr_assert_str_eq(o, "x-y_z.~");
+}
+
+Test(misc, te_reason)
+{
+    cr_assert(http_te_is_chunked("chunked", 7));
+    cr_assert(http_te_is_chunked(" Chunked ", 9));
+    cr_assert(!http_te_is_chunked("gzip, chunked", 13));
+    cr_assert(!http_te_is_chunked("chunked, chunked", 16));
+    cr_assert(!http_te_is_chunked("xchunked", 8));
+    int ch = 0;
+    cr_assert_eq(http_te_check("gzip, chunked", 13, &ch), 0);
+    cr_assert(ch);
+    ch = 0;
+    cr_assert_eq(http_te_check(" gzip , deflate , \tidentity\t, compress\t, chunked", 48, &ch), 0);
+    cr_assert(ch);
+    ch = 0;
+    cr_assert_eq(http_te_check("chunked, gzip", 13, &ch), 400);
+    ch = 1;
+    cr_assert_eq(http_te_check("chunked", 7, &ch), 400);
+    ch = 0;
+    cr_assert_eq(http_te_check("br, chunked", 11, &ch), 501);
+    ch = 0;
+    cr_assert_eq(http_te_check("chunked;a=b", 11, &ch), 501);
+    ch = 0;
+    cr_assert_eq(http_te_check("gzip", 4, &ch), 0);
+    cr_assert(!ch);
+    cr_assert_str_eq(http_reason(431), "Request Header Fields Too Large");
+    cr_assert_str_eq(http_reason(999), "Unknown");
+}
+
+Test(location, match)
+{
+    http_location locs[4];
+    memset(locs, 0, sizeof(locs));
+    const char *paths[] = {"/", "=/health", "/static/", "/static/img/"};
+    for (int i = 0; i < 4; i++) {
+        locs[i].path = (char *)paths[i];
+        locs[i].exact = paths[i][0] == '=';
+        locs[i].match = paths[i] + locs[i].exact;
+        locs[i].match_len = strlen(locs[i].match);
+    }
+    http_srv s;
+    memset(&s, 0, sizeof(s));
+    s.locs = locs;
+    s.nlocs = 4;
+    cr_assert_eq(http_find_location(&s, "/health", 7), &locs[1]);
+    cr_assert_eq(http_find_location(&s, "/health/x", 9), &locs[0]);
+    cr_assert_eq(http_find_location(&s, "/static/a", 9), &locs[2]);
+    cr_assert_eq(http_find_location(&s, "/static/img/a", 13), &locs[3]);
+    cr_assert_eq(http_find_location(&s, "/x", 2), &locs[0]);
+    s.nlocs = 2;
+    cr_assert_eq(http_find_location(&s, "/static/a", 9), &locs[0]);
+    s.locs = &locs[1];
+    s.nlocs = 1;
+    cr_assert_null(http_find_location(&s, "/x", 2));
+}
