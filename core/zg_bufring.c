@@ -9,8 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-int zg_bufs_init(zg_bufs *b, struct io_uring *ring, uint32_t nbufs, uint32_t buf_size,
-                 int want_inc)
+int zg_bufs_init(zg_bufs *b, struct io_uring *ring, uint32_t nbufs, uint32_t buf_size, int want_inc)
 {
     memset(b, 0, sizeof(*b));
     b->ring = ring;

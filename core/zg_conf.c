@@ -12,7 +12,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#define CORE_OFF(f) offsetof(zg_config, f)
+#define CORE_OFF(f)  offsetof(zg_config, f)
 #define URING_OFF(f) offsetof(zg_uring_conf, f)
 
 static int parse_workers(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field)
@@ -162,8 +162,10 @@ static int parse_listen(zerg_conf_ctx *cx, const zerg_conf_node *n, zg_server *s
             zg_server *o = &cx->cfg->servers[s];
             size_t m = o == srv ? i : o->naddrs;
             for (size_t j = 0; j < m; j++)
-                if (o->addrs[j].len == addr->len && memcmp(&o->addrs[j].ss, &addr->ss, addr->len) == 0)
-                    return zg_conf_error(cx, a, "duplicate listen address \"%s\" (also in servers[%u])",
+                if (o->addrs[j].len == addr->len &&
+                    memcmp(&o->addrs[j].ss, &addr->ss, addr->len) == 0)
+                    return zg_conf_error(cx, a,
+                                         "duplicate listen address \"%s\" (also in servers[%u])",
                                          addr->text, o->index);
         }
         srv->naddrs = i + 1;
@@ -233,8 +235,8 @@ static int parse_server(zerg_conf_ctx *cx, const zerg_conf_node *n, zg_server *s
             return -1;
     }
     if (d->conf_done && d->conf_done(cx, section, srv->module_conf) < 0)
-        return cx->failed ? -1 : zg_conf_error(cx, section ? section : n, "module %s: invalid",
-                                               d->name);
+        return cx->failed ? -1
+                          : zg_conf_error(cx, section ? section : n, "module %s: invalid", d->name);
     cx->server = NULL;
     return 0;
 }
@@ -288,7 +290,8 @@ static int load_modules(zerg_conf_ctx *cx, const zerg_conf_node *root)
         return zg_conf_error(cx, NULL, "out of memory");
     for (size_t i = 0; i < cfg->load_modules.n; i++) {
         const char *name = cfg->load_modules.items[i];
-        const zerg_conf_node *item = zg_node_kind(cx, n) == ZERG_NODE_SEQ ? zg_node_item(cx, n, i) : n;
+        const zerg_conf_node *item =
+            zg_node_kind(cx, n) == ZERG_NODE_SEQ ? zg_node_item(cx, n, i) : n;
         if (find_module(cfg, name))
             return zg_conf_error(cx, item, "module \"%s\" is loaded twice", name);
         char why[1024];

@@ -12,15 +12,15 @@
 typedef struct zg_module zg_module;
 
 typedef struct zg_uring_conf {
-    uint64_t entries;           /* SQ entries */
-    uint64_t cq_entries;        /* 0: 4 x entries */
-    uint64_t buffers;           /* provided buffers (power of two) */
+    uint64_t entries;    /* SQ entries */
+    uint64_t cq_entries; /* 0: 4 x entries */
+    uint64_t buffers;    /* provided buffers (power of two) */
     uint64_t buffer_size;
     uint64_t send_zc_threshold; /* 0 disables SEND_ZC */
     uint64_t output_high, output_low;
     int sqpoll;
-    int64_t sqpoll_cpu;         /* -1: the worker's own CPU */
-    char *incremental;          /* auto | true | false */
+    int64_t sqpoll_cpu; /* -1: the worker's own CPU */
+    char *incremental;  /* auto | true | false */
     int fixed_files;
 } zg_uring_conf;
 
@@ -69,7 +69,7 @@ typedef struct zg_config {
     size_t nservers;
     zg_module **modules; /* loaded for this config, in load_modules order */
     size_t nmodules;
-    size_t max_conn_ctx;  /* largest conn_ctx_size among the modules */
+    size_t max_conn_ctx; /* largest conn_ctx_size among the modules */
     zg_arena_block *arena;
     zg_shm *shm;
 } zg_config;
@@ -79,7 +79,7 @@ struct zerg_conf_ctx {
     zg_config *cfg;
     yaml_document_t *doc;
     const char *file;
-    char *err;      /* first error, "file:line:col: message" */
+    char *err; /* first error, "file:line:col: message" */
     size_t errlen;
     int failed;
     zg_server *server; /* the server block being parsed */
@@ -112,8 +112,7 @@ const char *zg_node_key(zerg_conf_ctx *cx, const zerg_conf_node *n, size_t i);
 const zerg_conf_node *zg_node_get(zerg_conf_ctx *cx, const zerg_conf_node *n, const char *key);
 int zg_conf_size(zerg_conf_ctx *cx, const zerg_conf_node *n, uint64_t *out);
 int zg_conf_msec(zerg_conf_ctx *cx, const zerg_conf_node *n, uint64_t *out);
-int zg_conf_int(zerg_conf_ctx *cx, const zerg_conf_node *n, int64_t min, int64_t max,
-                int64_t *out);
+int zg_conf_int(zerg_conf_ctx *cx, const zerg_conf_node *n, int64_t min, int64_t max, int64_t *out);
 int zg_conf_bool(zerg_conf_ctx *cx, const zerg_conf_node *n, int *out);
 int zg_conf_addr(zerg_conf_ctx *cx, const zerg_conf_node *n, struct sockaddr_storage *out,
                  socklen_t *len);

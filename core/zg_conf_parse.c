@@ -34,8 +34,8 @@ int zg_conf_error(zerg_conf_ctx *cx, const zerg_conf_node *n, const char *fmt, .
     cx->failed = 1;
     int off = 0;
     if (n)
-        off = snprintf(cx->err, cx->errlen, "%s:%zu:%zu: ", cx->file,
-                       ynode(n)->start_mark.line + 1, ynode(n)->start_mark.column + 1);
+        off = snprintf(cx->err, cx->errlen, "%s:%zu:%zu: ", cx->file, ynode(n)->start_mark.line + 1,
+                       ynode(n)->start_mark.column + 1);
     else
         off = snprintf(cx->err, cx->errlen, "%s: ", cx->file);
     if (off < 0 || (size_t)off >= cx->errlen)
@@ -84,8 +84,7 @@ void *zg_conf_shm(zerg_conf_ctx *cx, size_t size)
         return NULL;
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
-        zg_conf_error(cx, NULL, "cannot map %zu bytes of shared memory: %s", size,
-                      strerror(errno));
+        zg_conf_error(cx, NULL, "cannot map %zu bytes of shared memory: %s", size, strerror(errno));
         return NULL;
     }
     s->ptr = p;
@@ -205,8 +204,7 @@ int zg_conf_msec(zerg_conf_ctx *cx, const zerg_conf_node *n, uint64_t *out)
     return 0;
 }
 
-int zg_conf_int(zerg_conf_ctx *cx, const zerg_conf_node *n, int64_t min, int64_t max,
-                int64_t *out)
+int zg_conf_int(zerg_conf_ctx *cx, const zerg_conf_node *n, int64_t min, int64_t max, int64_t *out)
 {
     const char *s = expect_scalar(cx, n, "an integer");
     if (!s)

@@ -125,7 +125,8 @@ void zg_conn_update_read(zg_conn *c)
         io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_RECV, c->idx, c->gen));
         c->flags |= ZG_C_RECV_ARMED;
         c->inflight++;
-    } else if (!want && (c->flags & ZG_C_RECV_ARMED) && !(c->flags & (ZG_C_RECV_CANCEL | ZG_C_CLOSING))) {
+    } else if (!want && (c->flags & ZG_C_RECV_ARMED) &&
+               !(c->flags & (ZG_C_RECV_CANCEL | ZG_C_CLOSING))) {
         struct io_uring_sqe *sqe = zg_sqe(w);
         io_uring_prep_cancel64(sqe, ZG_UD(ZG_OP_RECV, c->idx, c->gen), 0);
         io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_IGNORE, 0, 0));
@@ -418,8 +419,8 @@ static void send_complete(zg_conn *c, struct io_uring_cqe *cqe)
 
 /* ---- outbound connections ---- */
 
-zg_conn *zg_conn_connect(zg_worker *w, const zerg_module *m, void *conf,
-                         const struct sockaddr *sa, socklen_t len, uint64_t timeout_ms)
+zg_conn *zg_conn_connect(zg_worker *w, const zerg_module *m, void *conf, const struct sockaddr *sa,
+                         socklen_t len, uint64_t timeout_ms)
 {
     if (len > sizeof(struct sockaddr_storage)) {
         errno = EINVAL;
@@ -505,8 +506,8 @@ void zg_conn_teardown(zg_conn *c, int err)
     if (c->flags & (ZG_C_RECV_ARMED | ZG_C_SENDING | ZG_C_CONNECTING) ||
         ((c->flags & ZG_C_SHUT_DONE) && c->inflight)) {
         struct io_uring_sqe *sqe = zg_sqe(w);
-        io_uring_prep_cancel_fd(sqe, c->fd,
-                                IORING_ASYNC_CANCEL_ALL | (c->fixed ? IORING_ASYNC_CANCEL_FD_FIXED : 0));
+        io_uring_prep_cancel_fd(
+            sqe, c->fd, IORING_ASYNC_CANCEL_ALL | (c->fixed ? IORING_ASYNC_CANCEL_FD_FIXED : 0));
         io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_IGNORE, 0, 0));
     }
     zg_conn_settle(c);
@@ -522,6 +523,23 @@ void zg_conn_settle(zg_conn *c)
     }
     c->flags |= ZG_C_REAP;
     zg_list_add_tail(&c->w->reap_list, &c->link);
+}
+
+static void set_linger_zero(int fd)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
+/* The fd installed for an aborted fixed socket: SO_LINGER 0, then closing
+ * both the fd and the slot sends the RST. */
+void zg_conn_abort_fd_complete(zg_worker *w, struct io_uring_cqe *cqe)
+{
+    if (cqe->res >= 0) {
+        set_linger_zero(cqe->res);
+        close(cqe->res);
+    }
+    close_fd(w, (int)ZG_UD_IDX(cqe->user_data), 1);
 }
 
 static void finalize(zg_conn *c)
@@ -543,10 +561,17 @@ static void finalize(zg_conn *c)
     }
     zg_timer_cancel(&w->timers, &c->timer); /* on_close may have armed it */
     if ((c->flags & ZG_C_ABORT) && !c->fixed) {
-        struct linger lg = {.l_onoff = 1, .l_linger = 0};
-        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        set_linger_zero(c->fd);
+        close_fd(w, c->fd, 0);
+    } else if ((c->flags & ZG_C_ABORT) && w->fd_install_ok) {
+        /* a fixed file has no fd for setsockopt: install one, then reset */
+        struct io_uring_sqe *sqe = zg_sqe(w);
+        io_uring_prep_rw(54 /* IORING_OP_FIXED_FD_INSTALL */, sqe, c->fd, NULL, 0, 0);
+        sqe->flags |= IOSQE_FIXED_FILE;
+        io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_ABORT_FD, (uint32_t)c->fd, 0));
+    } else {
+        close_fd(w, c->fd, c->fixed);
     }
-    close_fd(w, c->fd, c->fixed);
     w->stats.conns_active--;
     w->stats.conns_closed++;
     c->w = NULL;

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,7 +24,8 @@
 #define IORING_SETUP_COOP_TASKRUN (1U << 8)
 #endif
 
-#define ZG_ACCEPT_BACKOFF_MS 100
+#define ZG_ACCEPT_BACKOFF_MS   100
+#define ZG_OP_FIXED_FD_INSTALL 54 /* IORING_OP_FIXED_FD_INSTALL, newer than liburing 2.3 */
 
 struct io_uring_sqe *zg_sqe(zg_worker *w)
 {
@@ -49,7 +51,8 @@ static int setup_ring(zg_worker *w)
     unsigned candidates[4];
     int n = 0;
     if (u->sqpoll) {
-        candidates[n++] = base | IORING_SETUP_SQPOLL | IORING_SETUP_SQ_AFF | IORING_SETUP_SINGLE_ISSUER;
+        candidates[n++] =
+            base | IORING_SETUP_SQPOLL | IORING_SETUP_SQ_AFF | IORING_SETUP_SINGLE_ISSUER;
         candidates[n++] = base | IORING_SETUP_SQPOLL | IORING_SETUP_SQ_AFF;
     }
     candidates[n++] = base | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
@@ -61,7 +64,8 @@ static int setup_ring(zg_worker *w)
         p.flags = candidates[i];
         p.cq_entries = cq;
         if (p.flags & IORING_SETUP_SQPOLL) {
-            p.sq_thread_cpu = u->sqpoll_cpu >= 0 ? (unsigned)u->sqpoll_cpu : (unsigned)(w->cpu < 0 ? 0 : w->cpu);
+            p.sq_thread_cpu =
+                u->sqpoll_cpu >= 0 ? (unsigned)u->sqpoll_cpu : (unsigned)(w->cpu < 0 ? 0 : w->cpu);
             p.sq_thread_idle = 1000;
         }
         rc = io_uring_queue_init_params((unsigned)u->entries, &w->ring, &p);
@@ -82,6 +86,7 @@ static void probe_features(zg_worker *w)
     struct io_uring_probe *probe = io_uring_get_probe_ring(&w->ring);
     if (probe) {
         w->zc_ok = io_uring_opcode_supported(probe, IORING_OP_SENDMSG_ZC);
+        w->fd_install_ok = io_uring_opcode_supported(probe, ZG_OP_FIXED_FD_INSTALL);
         io_uring_free_probe(probe);
     }
     /* IORING_ASYNC_CANCEL_FD_FIXED came with 6.0, as did multishot recv,
@@ -96,12 +101,33 @@ static void arm_signal(zg_worker *w)
     io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_SIGNAL, 0, 0));
 }
 
+/* Fixed-file slots count against RLIMIT_NOFILE: raise the soft limit toward
+ * worker_connections, and serve fewer connections if the hard limit says so. */
+static uint32_t fit_connections(int64_t want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return (uint32_t)want;
+    rlim_t need = (rlim_t)want + 64;
+    if (rl.rlim_cur < need && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = need < rl.rlim_max ? need : rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur >= need)
+        return (uint32_t)want;
+    uint32_t fit = rl.rlim_cur > 128 ? (uint32_t)(rl.rlim_cur - 64) : (uint32_t)rl.rlim_cur / 2;
+    zg_log_warn("worker_connections %lld exceed the open file limit %llu: serving at most %u",
+                (long long)want, (unsigned long long)rl.rlim_cur, fit);
+    return fit;
+}
+
 int zg_event_init(zg_worker *w)
 {
     zg_list_init(&w->flush_list);
     zg_list_init(&w->starved_list);
     zg_list_init(&w->reap_list);
-    w->max_conns = (uint32_t)w->cfg->worker_connections;
+    w->max_conns = fit_connections(w->cfg->worker_connections);
     int rc = setup_ring(w);
     if (rc < 0) {
         zg_log_error("io_uring_queue_init: %s", strerror(-rc));
@@ -117,7 +143,9 @@ int zg_event_init(zg_worker *w)
     }
     probe_features(w);
     const char *inc = w->cfg->uring.incremental;
-    int want_inc = strcmp(inc, "auto") == 0 ? -1 : (strcmp(inc, "true") == 0 || strcmp(inc, "on") == 0 || strcmp(inc, "yes") == 0);
+    int want_inc = strcmp(inc, "auto") == 0 ? -1
+                                            : (strcmp(inc, "true") == 0 || strcmp(inc, "on") == 0 ||
+                                               strcmp(inc, "yes") == 0);
     rc = zg_bufs_init(&w->bufs, &w->ring, (uint32_t)w->cfg->uring.buffers,
                       (uint32_t)w->cfg->uring.buffer_size, want_inc);
     if (rc < 0) {
@@ -318,6 +346,9 @@ static void dispatch(zg_worker *w, struct io_uring_cqe *cqe)
     case ZG_OP_FILE:
         file_complete(w, cqe);
         break;
+    case ZG_OP_ABORT_FD:
+        zg_conn_abort_fd_complete(w, cqe);
+        break;
     case ZG_OP_IGNORE:
         break;
     default:
@@ -355,9 +386,11 @@ void zg_event_loop(zg_worker *w)
             break; /* drained: and no accept can still hand us a connection */
 
         int64_t wait_ms = zg_timers_next(&w->timers, w->now_ms);
-        struct __kernel_timespec ts = {.tv_sec = wait_ms / 1000, .tv_nsec = (wait_ms % 1000) * 1000000};
+        struct __kernel_timespec ts = {.tv_sec = wait_ms / 1000,
+                                       .tv_nsec = (wait_ms % 1000) * 1000000};
         struct io_uring_cqe *first;
-        int rc = io_uring_submit_and_wait_timeout(&w->ring, &first, 1, wait_ms >= 0 ? &ts : NULL, NULL);
+        int rc =
+            io_uring_submit_and_wait_timeout(&w->ring, &first, 1, wait_ms >= 0 ? &ts : NULL, NULL);
         w->stats.loop_turns++;
         if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
             zg_log_error("io_uring_submit_and_wait: %s", strerror(-rc));

@@ -51,8 +51,7 @@ static int open_socket(const zg_addr *a, int backlog, char *err, size_t errlen)
     return fd;
 }
 
-int zg_listen_open(zg_listen_set *set, const zg_config *cfg, int nworkers, char *err,
-                   size_t errlen)
+int zg_listen_open(zg_listen_set *set, const zg_config *cfg, int nworkers, char *err, size_t errlen)
 {
     size_t first_new = set->n;
     for (size_t s = 0; s < cfg->nservers; s++) {

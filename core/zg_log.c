@@ -65,10 +65,13 @@ void zg_vlog(int level, const char *fmt, va_list ap)
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     localtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(line, sizeof(line), "%04d/%02d/%02d %02d:%02d:%02d [%s] %d %s: ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, level_names[level < 0 ? 0 : level > 4 ? 4 : level], (int)getpid(),
-                     log_role);
+    int n = snprintf(line, sizeof(line),
+                     "%04d/%02d/%02d %02d:%02d:%02d [%s] %d %s: ", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     level_names[level < 0   ? 0
+                                 : level > 4 ? 4
+                                             : level],
+                     (int)getpid(), log_role);
     int m = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
     if (m < 0)
         m = 0;

@@ -15,10 +15,10 @@ void zg_vlog(int level, const char *fmt, va_list ap);
 int zg_log_level_parse(const char *s);
 extern int zg_log_level;
 
-#define zg_log_error(...) zg_log(ZERG_LOG_ERROR, __VA_ARGS__)
-#define zg_log_warn(...) zg_log(ZERG_LOG_WARN, __VA_ARGS__)
+#define zg_log_error(...)  zg_log(ZERG_LOG_ERROR, __VA_ARGS__)
+#define zg_log_warn(...)   zg_log(ZERG_LOG_WARN, __VA_ARGS__)
 #define zg_log_notice(...) zg_log(ZERG_LOG_NOTICE, __VA_ARGS__)
-#define zg_log_info(...) zg_log(ZERG_LOG_INFO, __VA_ARGS__)
+#define zg_log_info(...)   zg_log(ZERG_LOG_INFO, __VA_ARGS__)
 #define zg_log_debug(...)                                                                          \
     do {                                                                                           \
         if (zg_log_level >= ZERG_LOG_DEBUG)                                                        \

@@ -65,11 +65,19 @@ int main(int argc, char **argv)
         return 1;
     }
     /* the process title reuses argv's memory: keep our own copies */
-    conf_file = strdup(conf_file);
-    prefix = prefix ? strdup(prefix) : NULL;
-    action = action ? strdup(action) : NULL;
-    if (!conf_file)
+    static char conf_buf[4096], prefix_buf[4096], action_buf[32];
+    if (snprintf(conf_buf, sizeof(conf_buf), "%s", conf_file) >= (int)sizeof(conf_buf) ||
+        (prefix &&
+         snprintf(prefix_buf, sizeof(prefix_buf), "%s", prefix) >= (int)sizeof(prefix_buf))) {
+        fprintf(stderr, "zerg: path too long\n");
         return 1;
+    }
+    conf_file = conf_buf;
+    prefix = prefix ? prefix_buf : NULL;
+    if (action) {
+        snprintf(action_buf, sizeof(action_buf), "%s", action);
+        action = action_buf;
+    }
     zg_proctitle_init(argc, argv);
     char err[2048];
     zg_config *cfg = zg_conf_load(conf_file, prefix, err, sizeof(err));

@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define ZG_READY_TIMEOUT_MS 10000
+#define ZG_READY_TIMEOUT_MS     10000
 #define ZG_RESPAWN_MAX_DELAY_MS 5000
 
 typedef struct zg_gen {
@@ -178,7 +178,8 @@ static void signal_generation(zg_master *m, zg_gen *gen, int sig)
 static void describe_exit(int status, char *buf, size_t len)
 {
     if (WIFSIGNALED(status))
-        snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+        snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
     else
         snprintf(buf, len, "exited with code %d", WEXITSTATUS(status));
 }

@@ -10,12 +10,12 @@
 #define ZG_POOL_CHUNK_SHIFT 8 /* objects per slab: 256 */
 
 typedef struct zg_pool {
-    size_t obj_size;      /* rounded up to 16 */
-    void **slabs;         /* slab i holds objects i*256 .. i*256+255 */
+    size_t obj_size; /* rounded up to 16 */
+    void **slabs;    /* slab i holds objects i*256 .. i*256+255 */
     uint32_t nslabs, cap_slabs;
-    uint32_t max_objs;    /* 0 = unbounded; rounded up to whole slabs */
-    void *free_list;      /* next pointer stored in the object's first word */
-    uint64_t allocs;      /* slab allocations, for tests of the hot path */
+    uint32_t max_objs; /* 0 = unbounded; rounded up to whole slabs */
+    void *free_list;   /* next pointer stored in the object's first word */
+    uint64_t allocs;   /* slab allocations, for tests of the hot path */
     uint32_t in_use;
 } zg_pool;
 

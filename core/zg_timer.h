@@ -8,7 +8,7 @@
 #include <zerg/module.h>
 
 #define ZG_TIMER_TICK_MS 4
-#define ZG_TIMER_SLOTS 4096 /* one revolution: 16 s; later timers wait rounds */
+#define ZG_TIMER_SLOTS   4096 /* one revolution: 16 s; later timers wait rounds */
 
 typedef struct zg_timers {
     zg_list slots[ZG_TIMER_SLOTS];

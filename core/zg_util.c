@@ -49,7 +49,8 @@ static int parse_scaled(const char *s, const char *const *units, const uint64_t 
 int zg_parse_size(const char *s, uint64_t *out)
 {
     static const char *const units[] = {"", "b", "k", "kb", "m", "mb", "g", "gb"};
-    static const uint64_t scale[] = {1, 1, 1u << 10, 1u << 10, 1u << 20, 1u << 20, 1u << 30, 1u << 30};
+    static const uint64_t scale[] = {1,        1,        1u << 10, 1u << 10,
+                                     1u << 20, 1u << 20, 1u << 30, 1u << 30};
     return parse_scaled(s, units, scale, ZG_ARRAY_SIZE(units), out);
 }
 

@@ -6,10 +6,10 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define ZG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define ZG_CONTAINER_OF(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
-#define ZG_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define ZG_LIKELY(x) __builtin_expect(!!(x), 1)
+#define ZG_ARRAY_SIZE(a)                 (sizeof(a) / sizeof((a)[0]))
+#define ZG_CONTAINER_OF(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
+#define ZG_UNLIKELY(x)                   __builtin_expect(!!(x), 0)
+#define ZG_LIKELY(x)                     __builtin_expect(!!(x), 1)
 
 /* Intrusive doubly linked list; an unlinked node points to itself. */
 typedef struct zg_list {
@@ -54,8 +54,6 @@ const char *zg_addr_str(const struct sockaddr *sa, char *buf, size_t len);
 
 /* Number of CPUs this process may run on, and the i-th of them. */
 int zg_cpus_allowed(int *cpus, int max);
-
-
 
 /* Process titles shown by ps: "zerg: master", "zerg: worker 0 (cpu 0)". */
 void zg_proctitle_init(int argc, char **argv);

@@ -26,38 +26,39 @@ enum zg_op {
     ZG_OP_SHUTDOWN,
     ZG_OP_FILE,
     ZG_OP_SIGNAL,
+    ZG_OP_ABORT_FD, /* a fixed file installed as an fd to reset it */
 };
 
 /* user_data: index (32 bits) | generation (24 bits) | op (8 bits). A
  * completion whose generation no longer matches its object is dropped. */
-#define ZG_UD(op, idx, gen) (((uint64_t)(idx) << 32) | (((uint64_t)(gen) & 0xffffff) << 8) | (op))
-#define ZG_UD_OP(ud) ((unsigned)((ud) & 0xff))
-#define ZG_UD_GEN(ud) ((uint32_t)(((ud) >> 8) & 0xffffff))
-#define ZG_UD_IDX(ud) ((uint32_t)((ud) >> 32))
+#define ZG_UD(op, idx, gen) (((uint64_t)(idx) << 32) | (((uint64_t)(gen)&0xffffff) << 8) | (op))
+#define ZG_UD_OP(ud)        ((unsigned)((ud)&0xff))
+#define ZG_UD_GEN(ud)       ((uint32_t)(((ud) >> 8) & 0xffffff))
+#define ZG_UD_IDX(ud)       ((uint32_t)((ud) >> 32))
 
 #define ZG_IOV_MAX 64
 
 enum zg_conn_flags {
-    ZG_C_OPEN = 1u << 0,         /* the module knows it: on_close is owed */
-    ZG_C_RECV_ARMED = 1u << 1,   /* multishot recv in flight */
-    ZG_C_RECV_CANCEL = 1u << 2,  /* ... and being cancelled */
-    ZG_C_PAUSE_MOD = 1u << 3,    /* api->pause_read */
-    ZG_C_PAUSE_OUT = 1u << 4,    /* output above the high watermark */
+    ZG_C_OPEN = 1u << 0,        /* the module knows it: on_close is owed */
+    ZG_C_RECV_ARMED = 1u << 1,  /* multishot recv in flight */
+    ZG_C_RECV_CANCEL = 1u << 2, /* ... and being cancelled */
+    ZG_C_PAUSE_MOD = 1u << 3,   /* api->pause_read */
+    ZG_C_PAUSE_OUT = 1u << 4,   /* output above the high watermark */
     ZG_C_SENDING = 1u << 5,
-    ZG_C_ZC_WAIT = 1u << 6,      /* a SEND_ZC notification is owed */
-    ZG_C_EOF = 1u << 7,          /* the peer sent FIN */
-    ZG_C_EOF_PENDING = 1u << 8,  /* ... not yet told to the paused module */
+    ZG_C_ZC_WAIT = 1u << 6,     /* a SEND_ZC notification is owed */
+    ZG_C_EOF = 1u << 7,         /* the peer sent FIN */
+    ZG_C_EOF_PENDING = 1u << 8, /* ... not yet told to the paused module */
     ZG_C_SHUT_WANT = 1u << 9,
     ZG_C_SHUT_DONE = 1u << 10,
-    ZG_C_CLOSE_WANT = 1u << 11,  /* graceful close after the flush */
-    ZG_C_CLOSING = 1u << 12,     /* teardown under way */
+    ZG_C_CLOSE_WANT = 1u << 11, /* graceful close after the flush */
+    ZG_C_CLOSING = 1u << 12,    /* teardown under way */
     ZG_C_CONNECTING = 1u << 13,
     ZG_C_WANT_DRAIN = 1u << 14,
     ZG_C_ABOVE_HIGH = 1u << 15,
-    ZG_C_ABORT = 1u << 16,       /* reset the peer on close */
-    ZG_C_STARVED = 1u << 17,     /* waiting for receive buffers */
-    ZG_C_QUEUED = 1u << 18,      /* in the flush list */
-    ZG_C_REAP = 1u << 19,        /* in the reap list */
+    ZG_C_ABORT = 1u << 16,   /* reset the peer on close */
+    ZG_C_STARVED = 1u << 17, /* waiting for receive buffers */
+    ZG_C_QUEUED = 1u << 18,  /* in the flush list */
+    ZG_C_REAP = 1u << 19,    /* in the reap list */
 };
 
 typedef struct zg_listener {
@@ -85,11 +86,11 @@ struct zerg_conn {
     void *conf;
     zg_server *srv;
     zg_outq out;
-    zg_outq in_held;   /* bytes received while paused */
+    zg_outq in_held; /* bytes received while paused */
     zg_seg *zc_retired;
     size_t out_high, out_low, in_limit;
-    zg_chunk *carry;   /* unconsumed input, presented again */
-    zg_chunk *cur;     /* the chunk behind the current on_data range */
+    zg_chunk *carry; /* unconsumed input, presented again */
+    zg_chunk *cur;   /* the chunk behind the current on_data range */
     zerg_timer timer;
     struct msghdr msg;
     struct iovec iov[ZG_IOV_MAX];
@@ -127,6 +128,7 @@ struct zerg_worker {
     zerg_timer shutdown_timer;
     int zc_ok;         /* SEND_ZC supported */
     int cancel_fd_ok;  /* IORING_ASYNC_CANCEL_FD (+ fixed) supported */
+    int fd_install_ok; /* IORING_OP_FIXED_FD_INSTALL (6.8): reset fixed sockets */
     uint32_t max_conns;
     uint32_t ring_flags;
 };
@@ -146,6 +148,7 @@ void zg_worker_drain(zg_worker *w);
 zg_conn *zg_conn_new(zg_worker *w, const zerg_module *m, void *conf, int fd, int fixed);
 void zg_conn_accepted(zg_worker *w, zg_listener *l, int fd);
 void zg_conn_complete(zg_worker *w, struct io_uring_cqe *cqe);
+void zg_conn_abort_fd_complete(zg_worker *w, struct io_uring_cqe *cqe);
 void zg_conn_update_read(zg_conn *c);
 void zg_conn_queue_flush(zg_conn *c);
 void zg_conn_flush_all(zg_worker *w);
@@ -159,8 +162,8 @@ void zg_conn_deliver_held(zg_conn *c);
 void zg_conn_close_all(zg_worker *w);
 /* Log every open connection's state (debug level). */
 void zg_conn_dump(zg_worker *w);
-zg_conn *zg_conn_connect(zg_worker *w, const zerg_module *m, void *conf,
-                         const struct sockaddr *sa, socklen_t len, uint64_t timeout_ms);
+zg_conn *zg_conn_connect(zg_worker *w, const zerg_module *m, void *conf, const struct sockaddr *sa,
+                         socklen_t len, uint64_t timeout_ms);
 
 /* zg_worker.c */
 int zg_worker_main(zg_config *cfg, unsigned id, int cpu, int *listen_fds, int ready_fd);

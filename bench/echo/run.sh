@@ -28,6 +28,17 @@
 #   OUT (bench/results/echo.txt of the source tree)
 #   ECHO_BENCH_SELFTEST=1    put a second epoll_echo in zerg's place (to test
 #                            this harness without a zerg build)
+#   MAX_RESTARTS (5)         a server killed by SIGKILL from outside (the
+#                            machine is shared) is restarted and its run
+#                            repeated, this many times at most; a crash of
+#                            zerg (any other death) stops the benchmark
+#
+# The machine is shared and other benchmarks pin to the same CPUs: check
+# `uptime` first. The table header records the load average; echo_load's own
+# CPU use (load%) well under 100 means it was starved of CPU 1 by other work.
+#
+# Example: bench/echo/run.sh /tmp/build-bench
+#          ZERG_EXTRA_CONF='uring: {send_zc_threshold: 0}' bench/echo/run.sh /tmp/build-bench
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)

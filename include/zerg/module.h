@@ -18,14 +18,14 @@ extern "C" {
  * module whose abi_version differs. Compatible growth (new API entries at the
  * end of zerg_api, new hooks at the end of zerg_module) keeps the version and
  * is detected through the struct_size fields. */
-#define ZERG_ABI_VERSION 1
+#define ZERG_ABI_VERSION   1
 #define ZERG_MODULE_SYMBOL "zerg_module_info"
 
 /* Opaque core objects. */
-typedef struct zerg_worker zerg_worker;    /* one per worker process */
-typedef struct zerg_conn zerg_conn;        /* one TCP connection */
-typedef struct zerg_ref zerg_ref;          /* a held receive buffer */
-typedef struct zerg_conf_ctx zerg_conf_ctx; /* a config being parsed */
+typedef struct zerg_worker zerg_worker;       /* one per worker process */
+typedef struct zerg_conn zerg_conn;           /* one TCP connection */
+typedef struct zerg_ref zerg_ref;             /* a held receive buffer */
+typedef struct zerg_conf_ctx zerg_conf_ctx;   /* a config being parsed */
 typedef struct zerg_conf_node zerg_conf_node; /* one YAML node */
 typedef struct zerg_api zerg_api;
 
@@ -46,9 +46,9 @@ struct zerg_timer {
 
 /* Per-worker counters, maintained by the core, readable by every module. */
 typedef struct zerg_stats {
-    uint64_t conns_active;    /* open now, inbound and outbound */
-    uint64_t conns_accepted;  /* accepted since worker start */
-    uint64_t conns_outbound;  /* outbound connects started */
+    uint64_t conns_active;   /* open now, inbound and outbound */
+    uint64_t conns_accepted; /* accepted since worker start */
+    uint64_t conns_outbound; /* outbound connects started */
     uint64_t conns_closed;
     uint64_t bytes_in;
     uint64_t bytes_out;
@@ -99,7 +99,10 @@ typedef struct zerg_directive {
     int64_t min, max; /* INT/SIZE/MSEC bounds, checked when max > min */
 } zerg_directive;
 
-#define ZERG_DIRECTIVE_END {NULL, 0, 0, NULL, 0, 0}
+#define ZERG_DIRECTIVE_END                                                                         \
+    {                                                                                              \
+        NULL, 0, 0, NULL, 0, 0                                                                     \
+    }
 
 enum zerg_node_kind {
     ZERG_NODE_NONE = 0,
@@ -116,15 +119,15 @@ enum zerg_node_kind {
  *   on_timeout and file callbacks, then on_close exactly once, last.
  * The conn pointer and its ctx are valid from the first hook to on_close. */
 typedef struct zerg_module {
-    uint32_t abi_version;  /* ZERG_ABI_VERSION */
-    uint32_t struct_size;  /* sizeof(zerg_module) */
-    const char *name;      /* the name used in load_modules and servers[].module */
-    const char *version;   /* the module's own version string */
+    uint32_t abi_version; /* ZERG_ABI_VERSION */
+    uint32_t struct_size; /* sizeof(zerg_module) */
+    const char *name;     /* the name used in load_modules and servers[].module */
+    const char *version;  /* the module's own version string */
 
-    size_t conn_ctx_size;  /* bytes of per-connection state the core reserves
-                              (zeroed at open); see api->conn_ctx() */
-    size_t conf_size;      /* bytes of per-server config (zeroed, then
-                              conf_init, then the directives fill it) */
+    size_t conn_ctx_size; /* bytes of per-connection state the core reserves
+                             (zeroed at open); see api->conn_ctx() */
+    size_t conf_size;     /* bytes of per-server config (zeroed, then
+                             conf_init, then the directives fill it) */
     const zerg_directive *directives;
 
     /* Master, once, right after dlopen: keep the api pointer. Non-zero
@@ -188,7 +191,7 @@ struct zerg_api {
 
     /* -- configuration (master, inside conf hooks and directive parsers) -- */
     int (*conf_error)(zerg_conf_ctx *cx, const zerg_conf_node *n, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4))); /* records file:line:col; returns -1 */
+        __attribute__((format(printf, 3, 4)));           /* records file:line:col; returns -1 */
     void *(*conf_alloc)(zerg_conf_ctx *cx, size_t size); /* zeroed, lives as long as the config */
     char *(*conf_strdup)(zerg_conf_ctx *cx, const char *s);
     /* Apply a directive table to a mapping node (nested blocks such as
@@ -196,11 +199,13 @@ struct zerg_api {
     int (*conf_apply)(zerg_conf_ctx *cx, const zerg_conf_node *map, const zerg_directive *d,
                       void *conf);
     int (*node_kind)(zerg_conf_ctx *cx, const zerg_conf_node *n);
-    const char *(*node_scalar)(zerg_conf_ctx *cx, const zerg_conf_node *n); /* NULL if not a scalar */
-    size_t (*node_len)(zerg_conf_ctx *cx, const zerg_conf_node *n);         /* seq/map items */
+    const char *(*node_scalar)(zerg_conf_ctx *cx,
+                               const zerg_conf_node *n);            /* NULL if not a scalar */
+    size_t (*node_len)(zerg_conf_ctx *cx, const zerg_conf_node *n); /* seq/map items */
     const zerg_conf_node *(*node_item)(zerg_conf_ctx *cx, const zerg_conf_node *n, size_t i);
     const char *(*node_key)(zerg_conf_ctx *cx, const zerg_conf_node *map, size_t i);
-    const zerg_conf_node *(*node_get)(zerg_conf_ctx *cx, const zerg_conf_node *map, const char *key);
+    const zerg_conf_node *(*node_get)(zerg_conf_ctx *cx, const zerg_conf_node *map,
+                                      const char *key);
     int (*conf_size)(zerg_conf_ctx *cx, const zerg_conf_node *n, uint64_t *out);
     int (*conf_msec)(zerg_conf_ctx *cx, const zerg_conf_node *n, uint64_t *out);
     int (*conf_int)(zerg_conf_ctx *cx, const zerg_conf_node *n, int64_t min, int64_t max,
@@ -217,11 +222,11 @@ struct zerg_api {
     void (*conf_want_peer_addr)(zerg_conf_ctx *cx);
 
     /* -- worker ----------------------------------------------------------- */
-    unsigned (*worker_id)(zerg_worker *w);      /* 0 .. worker_count-1 */
+    unsigned (*worker_id)(zerg_worker *w); /* 0 .. worker_count-1 */
     unsigned (*worker_count)(zerg_worker *w);
-    int (*worker_draining)(zerg_worker *w);      /* reload or graceful stop under way */
-    uint64_t (*now_ms)(zerg_worker *w);          /* monotonic, cached per loop turn */
-    int64_t (*unix_time)(zerg_worker *w);        /* wall clock seconds, cached per turn */
+    int (*worker_draining)(zerg_worker *w); /* reload or graceful stop under way */
+    uint64_t (*now_ms)(zerg_worker *w);     /* monotonic, cached per loop turn */
+    int64_t (*unix_time)(zerg_worker *w);   /* wall clock seconds, cached per turn */
     const zerg_stats *(*stats)(zerg_worker *w);
     void (*timer_set)(zerg_worker *w, zerg_timer *t, uint64_t ms); /* (re)arm, ms from now */
     void (*timer_cancel)(zerg_worker *w, zerg_timer *t);
@@ -232,20 +237,20 @@ struct zerg_api {
                    int64_t off, zerg_io_fn cb, void *arg);
 
     /* -- connections ------------------------------------------------------ */
-    void *(*conn_ctx)(zerg_conn *c);             /* conn_ctx_size bytes, zeroed at open */
-    void *(*conn_conf)(zerg_conn *c);            /* the module conf of its server block */
+    void *(*conn_ctx)(zerg_conn *c);  /* conn_ctx_size bytes, zeroed at open */
+    void *(*conn_conf)(zerg_conn *c); /* the module conf of its server block */
     zerg_worker *(*conn_worker)(zerg_conn *c);
     /* Client address (only when conf_want_peer_addr was called for the server
      * block, else family AF_UNSPEC); local address of its listener. */
     const struct sockaddr *(*conn_peer)(zerg_conn *c, socklen_t *len);
     int (*conn_closing)(zerg_conn *c);
-    size_t (*conn_out_pending)(zerg_conn *c);    /* bytes queued, not yet sent */
+    size_t (*conn_out_pending)(zerg_conn *c); /* bytes queued, not yet sent */
     /* Output bound: above high the core stops reading c (and calls on_drain
      * once it is back under low). Defaults from uring.output_high/low. */
     void (*conn_set_watermarks)(zerg_conn *c, size_t low, size_t high);
-    void (*conn_want_drain)(zerg_conn *c);       /* one on_drain when the queue is empty */
+    void (*conn_want_drain)(zerg_conn *c); /* one on_drain when the queue is empty */
     void (*conn_set_input_limit)(zerg_conn *c, size_t max); /* carry-over bound, default 64k */
-    void (*conn_timeout)(zerg_conn *c, uint64_t ms); /* on_timeout in ms; 0 cancels */
+    void (*conn_timeout)(zerg_conn *c, uint64_t ms);        /* on_timeout in ms; 0 cancels */
 
     /* Copying writes: the bytes are copied into the output queue. */
     int (*write)(zerg_conn *c, const void *data, size_t len);
@@ -265,7 +270,7 @@ struct zerg_api {
     /* ...and send from it without a copy; consumes one reference of r. */
     int (*write_ref)(zerg_conn *c, const void *data, size_t len, zerg_ref *r);
 
-    void (*pause_read)(zerg_conn *c);  /* no on_data until resume_read */
+    void (*pause_read)(zerg_conn *c); /* no on_data until resume_read */
     void (*resume_read)(zerg_conn *c);
     /* After the queued output is sent: shutdown(how) the socket. */
     void (*shutdown)(zerg_conn *c, int how);

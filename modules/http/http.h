@@ -217,9 +217,9 @@ typedef struct http_span {
 } http_span;
 
 typedef struct http_req {
-    http_span url;
-    http_span hv[HTTP_H_COUNT]; /* values of known headers */
+    /* zeroed at each message begin: */
     uint8_t hcount[HTTP_H_COUNT];
+    http_span url;
     uint32_t nheaders;
     http_span cur_name; /* the field being read */
     uint32_t cur_val_off;
@@ -233,6 +233,8 @@ typedef struct http_req {
     uint64_t body_bytes;
     int status;    /* answered with */
     uint64_t sent; /* body bytes sent (access log) */
+    /* not zeroed (valid where hcount says so): */
+    http_span hv[HTTP_H_COUNT]; /* values of known headers */
 } http_req;
 
 struct http_file;

@@ -1,6 +1,7 @@
 /* modules/http/http_parse.c - request parsing: the head scanner and llhttp run
  * over each connection's bytes, header capture, the RFC 9112 checks that refuse
  * smuggling vectors, and the map from parser errors to statuses. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,7 +41,7 @@ static int http_hbuf_append(http_conn *hc, const char *at, size_t len)
 static int http_cb_message_begin(llhttp_t *p)
 {
     http_conn *hc = p->data;
-    memset(&hc->req, 0, sizeof(hc->req));
+    memset(&hc->req, 0, offsetof(http_req, hv));
     hc->hlen = 0;
     return 0;
 }

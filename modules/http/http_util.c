@@ -7,45 +7,62 @@
 
 #include "http.h"
 
+/* Byte classes for the head scanner: 0 ordinary, 1 CR, 2 LF, 3 refused. */
+static const uint8_t http_head_class[256] = {
+    [0] = 3,  [1] = 3,  [2] = 3,  [3] = 3,  [4] = 3,  [5] = 3,  [6] = 3,  [7] = 3,
+    [8] = 3,  [10] = 2, [11] = 3, [12] = 3, [13] = 1, [14] = 3, [15] = 3, [16] = 3,
+    [17] = 3, [18] = 3, [19] = 3, [20] = 3, [21] = 3, [22] = 3, [23] = 3, [24] = 3,
+    [25] = 3, [26] = 3, [27] = 3, [28] = 3, [29] = 3, [30] = 3, [31] = 3, [127] = 3,
+};
+
 int http_scan_head(http_scan *s, const uint8_t *p, size_t n, size_t *used, const http_limits *l)
 {
-    size_t i;
-    for (i = 0; i < n; i++) {
-        uint8_t b = p[i];
-        if (++s->total > l->max_head)
-            return s->nlines == 0 ? 414 : 431;
-        if (s->cr) {
-            if (b != '\n')
-                return 400; /* bare CR */
-            s->cr = 0;
-            if (s->line_len == 0) {
-                if (s->nlines == 0)
-                    continue; /* empty line(s) before the request line */
-                s->done = 1;
-                *used = i + 1;
-                return 0;
-            }
+    size_t i = 0;
+    while (i < n) {
+        if (!s->cr) {
+            /* the ordinary bytes of the current line, in one run */
+            size_t j = i;
+            if (s->line_len == 0 && s->nlines > 0 && (p[j] == ' ' || p[j] == '\t'))
+                return 400; /* obs-fold, or whitespace before the first field */
+            while (j < n && http_head_class[p[j]] == 0)
+                j++;
+            size_t run = j - i;
+            if (s->total + run > l->max_head)
+                return s->nlines == 0 ? 414 : 431;
+            s->total += (uint32_t)run;
+            s->line_len += (uint32_t)run;
             if (s->nlines == 0 && s->line_len > l->max_line)
                 return 414;
-            s->nlines++;
-            if (s->nlines - 1 > l->max_headers)
-                return 431;
-            s->line_len = 0;
-            continue;
-        }
-        if (b == '\r') {
+            i = j;
+            if (i >= n)
+                break;
+            uint8_t cl = http_head_class[p[i]];
+            if (cl != 1)
+                return 400; /* bare LF, NUL, control byte */
             s->cr = 1;
+            if (++s->total > l->max_head)
+                return s->nlines == 0 ? 414 : 431;
+            i++;
             continue;
         }
-        if (b == '\n')
-            return 400; /* bare LF */
-        if (s->line_len == 0 && s->nlines > 0 && (b == ' ' || b == '\t'))
-            return 400; /* obs-fold, or whitespace before the first field */
-        if ((b < 0x20 && b != '\t') || b == 0x7f)
-            return 400;
-        s->line_len++;
-        if (s->nlines == 0 && s->line_len > l->max_line)
-            return 414;
+        /* after CR: LF must follow */
+        if (p[i] != '\n')
+            return 400; /* bare CR */
+        if (++s->total > l->max_head)
+            return s->nlines == 0 ? 414 : 431;
+        s->cr = 0;
+        i++;
+        if (s->line_len == 0) {
+            if (s->nlines == 0)
+                continue; /* empty line(s) before the request line */
+            s->done = 1;
+            *used = i;
+            return 0;
+        }
+        s->nlines++;
+        if (s->nlines - 1 > l->max_headers)
+            return 431;
+        s->line_len = 0;
     }
     *used = n;
     return 0;
@@ -575,7 +592,8 @@ int http_host_valid(const char *v, size_t n)
         for (; i < n && v[i] != ':'; i++) {
             unsigned char c = (unsigned char)v[i];
             if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                  (c && strchr("-._~%!$&'()*+,;=", c))))
+                  c == '.' || c == '-' ||
+                  (c >= 0x21 && c <= 0x7e && memchr("_~%!$&'()*+,;=", c, 14))))
                 return 0;
         }
     }

@@ -209,6 +209,35 @@ class EchoTest(unittest.TestCase):
             with socket.create_connection(("127.0.0.1", z.ports[0])) as s:
                 self.assertEqual(roundtrip(s, b"still here"), b"still here")
 
+    def test_sqpoll_ring(self):
+        with Zerg(echo_conf("uring: { sqpoll: true }")) as z:
+            with socket.create_connection(("127.0.0.1", z.ports[0])) as s:
+                for size in (10, 70000):
+                    payload = os.urandom(size)
+                    self.assertEqual(roundtrip(s, payload), payload)
+
+    def test_out_of_descriptors_backs_off(self):
+        """EMFILE on accept pauses accepting on a timer (no spin) and resumes
+        once descriptors are free again."""
+        extra = "worker_rlimit_nofile: 64\nuring: { fixed_files: false }"
+        with Zerg(echo_conf(extra)) as z:
+            w = worker_pid(z)
+            conns = []
+            for _ in range(80):
+                s = socket.create_connection(("127.0.0.1", z.ports[0]))
+                s.sendall(b"x")
+                conns.append(s)
+            time.sleep(0.3)
+            t0 = zgtest.cpu_ticks(w)
+            time.sleep(1.0)
+            self.assertLessEqual(zgtest.cpu_ticks(w) - t0, 5, "spinning on EMFILE")
+            self.assertIn("retrying in", z.output())
+            for s in conns[:40]:
+                s.close()
+            for s in conns[40:]:  # the queued ones are served once fds are free
+                self.assertEqual(zgtest.recv_exact(s, 1, timeout=10), b"x")
+                s.close()
+
     def test_idle_timeout_closes(self):
         with Zerg(echo_conf(idle="300ms")) as z:
             s = socket.create_connection(("127.0.0.1", z.ports[0]))

@@ -235,6 +235,17 @@ class MasterTest(unittest.TestCase):
             self.assertTrue(bytes(got) == data, "transfer corrupted")
             self.assertEqual(z.proc.wait(15), 0)
 
+    def test_reopen_logs(self):
+        with Zerg(conf(workers=1)) as z:
+            log = os.path.join(z.tmp, "error.log")
+            os.rename(log, log + ".1")
+            z.send(signal.SIGUSR1)
+            time.sleep(0.3)
+            z.send(signal.SIGHUP)
+            self.assertTrue(wait_for(lambda: os.path.exists(log) and "reload done" in z.output()))
+            with open(log + ".1") as f:
+                self.assertNotIn("reloading", f.read())
+
     def test_hundred_reloads_leak_nothing(self):
         with Zerg(conf(workers=2)) as z:
             master = z.proc.pid
@@ -247,7 +258,8 @@ class MasterTest(unittest.TestCase):
             self.assertTrue(wait_for(lambda: len(z.workers()) == 2, 15), z.workers())
             time.sleep(0.3)
             self.assertEqual(zgtest.fd_count(master), fds0)
-            self.assertLess(zgtest.rss_kb(master) - rss0, 8 * 1024)
+            if os.environ.get("ZERG_SANITIZERS") != "1":  # ASan's quarantine keeps freed memory
+                self.assertLess(zgtest.rss_kb(master) - rss0, 8 * 1024)
             zombies = []
             for w in z.workers():
                 with open(f"/proc/{w}/stat") as f:

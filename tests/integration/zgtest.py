@@ -158,8 +158,11 @@ class Zerg:
 
     def stop(self, sig=signal.SIGTERM, timeout=10.0):
         """Stop zerg; returns its exit code."""
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
+        if self.proc is None:
+            return None
+        if self.proc.poll() is not None:
+            self.proc.stdout.close()
+            return self.proc.returncode
         self.proc.send_signal(sig)
         try:
             self.proc.wait(timeout)
@@ -167,6 +170,7 @@ class Zerg:
             self.proc.kill()
             self.proc.wait()
             raise AssertionError("zerg did not stop in time:\n" + self.output())
+        self.proc.stdout.close()
         return self.proc.returncode
 
 
