@@ -133,7 +133,11 @@ const char *http_ofc_name(const http_ofc *e, size_t *nlen)
 int http_ofc_send(http_conn *hc, http_ofc *e, uint64_t start, uint64_t len)
 {
     e->refs++;
-    return http_api->write_ext(hc->c, (const char *)e->map + start, (size_t)len, http_ofc_done, e);
+    int rc =
+        http_api->write_ext(hc->c, (const char *)e->map + start, (size_t)len, http_ofc_done, e);
+    if (rc != 0)
+        http_ofc_unref(e); /* a refused write_ext does not run done */
+    return rc;
 }
 
 void http_ofc_clear(void)

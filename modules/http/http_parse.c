@@ -167,7 +167,8 @@ static int http_cb_headers_complete(llhttp_t *p)
             return -1;
         }
     }
-    if (r->hcount[HTTP_H_CL] && p->content_length > hc->srv->client_max_body_size) {
+    if (r->hcount[HTTP_H_CL] && hc->srv->client_max_body_size &&
+        p->content_length > hc->srv->client_max_body_size) {
         hc->err_status = 413;
         return -1;
     }
@@ -194,7 +195,7 @@ static int http_cb_body(llhttp_t *p, const char *at, size_t len)
 {
     http_conn *hc = p->data;
     hc->req.body_bytes += len;
-    if (hc->req.body_bytes > hc->srv->client_max_body_size) {
+    if (hc->req.body_bytes > hc->srv->client_max_body_size && hc->srv->client_max_body_size) {
         hc->err_status = 413;
         return -1;
     }

@@ -278,6 +278,7 @@ static int http_send_mapped(http_conn *hc, int fd, uint64_t start, uint64_t clen
     m->len = maplen;
     close(fd);
     if (http_api->write_ext(hc->c, (char *)p + (start - pa), (size_t)clen, http_map_done, m) != 0) {
+        http_map_done(m); /* a refused write_ext does not run done */
         hc->closing = 1;
         http_api->abort(hc->c);
     }

@@ -425,6 +425,9 @@ static void upstream_closed(zerg_conn *up, proxy_ctx *u, int err)
     if (c) {
         proxy_ctx *x = ctx_of(c);
         x->peer = NULL;
+        if (err != 0 && !x->closing)
+            proxy_api->log(ZERG_LOG_INFO, "proxy: upstream %s: %s, resetting the client",
+                           srv_name(cf, u->srv), strerror(-err));
         close_conn(c, x, err != 0);
     }
 }

@@ -720,6 +720,27 @@ class TestReload(unittest.TestCase):
 
 
 class TestConfig(unittest.TestCase):
+    def test_keepalive_off_and_two_workers(self):
+        conf = ("worker_processes: 2\n" + CONF.replace("keepalive_timeout: 2s", "keepalive_timeout: 0ms")
+                .replace("client_max_body_size: 1k", "client_max_body_size: 0"))
+        z = Zerg(conf, wait=False)
+        make_tree(z.tmp)
+        z.start()
+        z.wait_listening()
+        try:
+            s = connect(z.ports[0])
+            s.sendall(b"POST /hello HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n" + b"x" * 5000)
+            st, h, body, rest = read_response(s)
+            self.assertEqual(st, 200)  # client_max_body_size 0: no limit
+            self.assertEqual(h.get("connection"), "close")  # keepalive_timeout 0: no keep-alive
+            self.assertTrue(closed_after(s))
+            for _ in range(20):
+                out = raw(z.ports[0], b"GET /index.html HTTP/1.1\r\nHost: a\r\n\r\n")
+                self.assertEqual(status_of(out), 200)
+                self.assertTrue(out.endswith(b"<h1>index</h1>\n"))
+        finally:
+            z.stop()
+
     def test_server_header_off_and_bad_config(self):
         z = Zerg(CONF.replace("server_name: [example.com]", "server_name: [example.com]\n      server_header: off"), wait=False)
         make_tree(z.tmp)

@@ -200,13 +200,13 @@ class MasterTest(unittest.TestCase):
                 os.kill(victim, signal.SIGKILL)
                 new = wait_for(lambda: [w for w in z.workers() if w != ws[1] and w != victim], 2.0)
                 self.assertTrue(new, "no worker respawned")
+                self.assertTrue(wait_for(lambda: cpus_allowed(new[0]) == cpu, 1.0),
+                                cpus_allowed(new[0]))
                 self.assertLess(time.monotonic() - t0, 1.0)
-                self.assertEqual(cpus_allowed(new[0]), cpu)
                 self.assertIn("killed by signal 9", z.output())
-            # connections on the other worker never noticed
-            survivors = [e for e in load.errors if "persistent" in e]
-            self.assertLessEqual(len(survivors), 4)
-            self.assertTrue(any(True for _ in [0]))
+            # only the killed worker's connections were cut: at most the 4
+            # persistent clients, and none of them can fail twice
+            self.assertLessEqual(len(load.errors), 4, load.errors)
 
     def test_graceful_stop_finishes_a_transfer(self):
         data = os.urandom(64 << 20)

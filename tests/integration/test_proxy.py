@@ -237,7 +237,8 @@ class Balancing(unittest.TestCase):
 
     def test_least_conn_spreads_long_connections(self):
         servers = [f'"{b.addr()}"' for b in self.bs]
-        with Zerg(conf(servers, upstream_extra="balance: least_conn")) as z:
+        # two workers: the active counts live in shared memory
+        with Zerg(conf(servers, upstream_extra="balance: least_conn", workers=2)) as z:
             held = []
             c = {}
             for _ in range(30):

@@ -452,8 +452,8 @@ class Load(unittest.TestCase):
                          "-n", "20000", "-t", "get,set,lpush,lrange_100", "-q", "-d", "100"]
                         + extra, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
                     text = out.stdout.decode(errors="replace")
-                    self.assertEqual(out.returncode, 0, text)
-                    self.assertNotIn("rror", text)
+                    self.assertEqual(out.returncode, 0, text + z.output()[-3000:])
+                    self.assertNotIn("rror", text, z.output()[-3000:])
                     self.assertGreaterEqual(text.count("requests per second"), 4, text)
         finally:
             r.terminate()
