@@ -101,6 +101,7 @@ static const zerg_directive uring_directives[] = {
     {"output_low", ZERG_CONF_SIZE, URING_OFF(output_low), NULL, 0, 1LL << 32},
     {"incremental", ZERG_CONF_CUSTOM, URING_OFF(incremental), parse_incremental, 0, 0},
     {"fixed_files", ZERG_CONF_BOOL, URING_OFF(fixed_files), NULL, 0, 0},
+    {"send_zc_loopback", ZERG_CONF_BOOL, URING_OFF(send_zc_loopback), NULL, 0, 0},
     ZERG_DIRECTIVE_END,
 };
 

@@ -18,6 +18,7 @@
 #endif
 
 static void conn_timer_fired(zerg_timer *t);
+static void release_slot(zg_conn *c);
 
 static void set_fd(struct io_uring_sqe *sqe, const zg_conn *c)
 {
@@ -73,6 +74,7 @@ void zg_conn_accepted(zg_worker *w, zg_listener *l, int fd)
         return;
     }
     c->srv = l->srv;
+    c->no_zc = l->no_zc;
     w->stats.conns_accepted++;
     if (!l->direct) {
         c->peer_len = sizeof(c->peer);
@@ -350,7 +352,7 @@ static void conn_send(zg_conn *c)
     memset(&c->msg, 0, sizeof(c->msg));
     c->msg.msg_iov = c->iov;
     c->msg.msg_iovlen = (size_t)n;
-    if (w->zc_ok && zc_min && c->out.bytes >= zc_min) {
+    if (w->zc_ok && zc_min && !c->no_zc && c->out.bytes >= zc_min) {
         io_uring_prep_sendmsg_zc(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
         w->stats.sends_zc++;
     } else if (n == 1) {
@@ -384,6 +386,10 @@ static void send_complete(zg_conn *c, struct io_uring_cqe *cqe)
         c->flags &= ~ZG_C_ZC_WAIT;
         zg_outq_release_list(&w->bufs, c->zc_retired);
         c->zc_retired = NULL;
+        if (c->flags & ZG_C_ZOMBIE) {
+            release_slot(c);
+            return;
+        }
         if (!(c->flags & ZG_C_CLOSING))
             zg_conn_queue_flush(c);
         return;
@@ -439,6 +445,7 @@ zg_conn *zg_conn_connect(zg_worker *w, const zerg_module *m, void *conf, const s
     }
     memcpy(&c->peer, sa, len);
     c->peer_len = len;
+    c->no_zc = !w->cfg->uring.send_zc_loopback && zg_addr_is_loopback(sa);
     c->flags |= ZG_C_OPEN | ZG_C_CONNECTING;
     w->stats.conns_outbound++;
     struct io_uring_sqe *sqe = zg_sqe(w);
@@ -515,7 +522,10 @@ void zg_conn_teardown(zg_conn *c, int err)
 
 void zg_conn_settle(zg_conn *c)
 {
-    if ((c->flags & (ZG_C_CLOSING | ZG_C_REAP)) != ZG_C_CLOSING || c->inflight)
+    /* a pending SEND_ZC notification does not hold the close back: the peer
+     * may never read, and only closing the socket frees what it holds */
+    uint32_t owed = c->inflight - ((c->flags & ZG_C_ZC_WAIT) ? 1 : 0);
+    if ((c->flags & (ZG_C_CLOSING | ZG_C_REAP)) != ZG_C_CLOSING || owed)
         return;
     if (c->flags & ZG_C_QUEUED) {
         zg_list_del(&c->link);
@@ -523,6 +533,15 @@ void zg_conn_settle(zg_conn *c)
     }
     c->flags |= ZG_C_REAP;
     zg_list_add_tail(&c->w->reap_list, &c->link);
+}
+
+/* The conn object goes back to the pool; late completions see a new gen. */
+static void release_slot(zg_conn *c)
+{
+    zg_worker *w = c->w;
+    c->w = NULL;
+    c->gen = (c->gen + 1) & 0xffffff;
+    zg_pool_put(&w->conns, c, c->idx);
 }
 
 static void set_linger_zero(int fd)
@@ -548,8 +567,10 @@ static void finalize(zg_conn *c)
     zg_bufs *b = &w->bufs;
     zg_outq_clear(b, &c->out);
     zg_outq_clear(b, &c->in_held);
-    zg_outq_release_list(b, c->zc_retired);
-    c->zc_retired = NULL;
+    if (!(c->flags & ZG_C_ZC_WAIT)) {
+        zg_outq_release_list(b, c->zc_retired);
+        c->zc_retired = NULL;
+    }
     if (c->carry) {
         zg_chunk_put(b, c->carry);
         c->carry = NULL;
@@ -574,9 +595,10 @@ static void finalize(zg_conn *c)
     }
     w->stats.conns_active--;
     w->stats.conns_closed++;
-    c->w = NULL;
-    c->gen = (c->gen + 1) & 0xffffff;
-    zg_pool_put(&w->conns, c, c->idx);
+    if (c->flags & ZG_C_ZC_WAIT)
+        c->flags |= ZG_C_ZOMBIE; /* the notification frees it */
+    else
+        release_slot(c);
 }
 
 void zg_conn_reap_all(zg_worker *w)
@@ -620,7 +642,8 @@ void zg_conn_complete(zg_worker *w, struct io_uring_cqe *cqe)
     default:
         break;
     }
-    zg_conn_settle(c);
+    if (c->w)
+        zg_conn_settle(c);
 }
 
 void zg_conn_dump(zg_worker *w)

@@ -52,6 +52,9 @@ int zg_parse_addr(const char *s, struct sockaddr_storage *out, socklen_t *len, c
 /* "1.2.3.4:80" / "[::1]:80" into buf. */
 const char *zg_addr_str(const struct sockaddr *sa, char *buf, size_t len);
 
+/* 127.0.0.0/8, ::1 or ::ffff:127.x: traffic that never leaves the host. */
+int zg_addr_is_loopback(const struct sockaddr *sa);
+
 /* Number of CPUs this process may run on, and the i-th of them. */
 int zg_cpus_allowed(int *cpus, int max);
 

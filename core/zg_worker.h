@@ -59,6 +59,7 @@ enum zg_conn_flags {
     ZG_C_STARVED = 1u << 17, /* waiting for receive buffers */
     ZG_C_QUEUED = 1u << 18,  /* in the flush list */
     ZG_C_REAP = 1u << 19,    /* in the reap list */
+    ZG_C_ZOMBIE = 1u << 20,  /* closed; kept only for a SEND_ZC notification */
 };
 
 typedef struct zg_listener {
@@ -67,6 +68,7 @@ typedef struct zg_listener {
     uint32_t index, gen;
     int armed;
     int direct; /* accept into fixed files */
+    int no_zc;  /* a loopback address: SEND_ZC would only add work */
     zerg_timer retry;
     struct zerg_worker *w;
 } zg_listener;
@@ -80,6 +82,7 @@ struct zerg_conn {
     uint32_t inflight; /* operations whose completion is still owed */
     int fd;
     int fixed;
+    int no_zc;
     int close_err;
     int shut_how;
     const zerg_module *mod;

@@ -91,6 +91,13 @@ class EchoTest(unittest.TestCase):
         self.assertEqual(len(got), len(data))
         self.assertEqual(hashlib.sha256(got).hexdigest(), hashlib.sha256(data).hexdigest())
 
+    def test_16mib_with_send_zc(self):
+        data = os.urandom(16 << 20)
+        with Zerg(echo_conf("uring: { send_zc_loopback: true, send_zc_threshold: 4k }")) as z:
+            got = transfer("127.0.0.1", z.ports[0], data)
+            self.assertIn("send-zc", z.output())
+        self.assertEqual(hashlib.sha256(got).digest(), hashlib.sha256(data).digest())
+
     def test_16mib_without_fixed_files_or_incremental(self):
         data = os.urandom(16 << 20)
         extra = "uring: { fixed_files: false, incremental: false, buffers: 64, buffer_size: 4k }"

@@ -249,6 +249,32 @@ class TestProtocol(unittest.TestCase):
         self.assertEqual(rest, b"")
         s.close()
 
+    def test_pipelined_streamed_file(self):
+        """A file above file_mmap_max streams through io_uring reads; requests
+        pipelined behind it wait and are answered in order."""
+        data = os.urandom(5 << 20)
+        with open(os.path.join(Server.tmp, "www", "five.bin"), "wb") as f:
+            f.write(data)
+        s = connect(Server.port, timeout=10)
+        s.sendall(b"GET /hello HTTP/1.1\r\nHost: a\r\n\r\n"
+                  b"GET /five.bin HTTP/1.1\r\nHost: a\r\n\r\n"
+                  b"GET /alpha.txt HTTP/1.1\r\nHost: a\r\nRange: bytes=0-2\r\n\r\n"
+                  b"GET /five.bin HTTP/1.1\r\nHost: a\r\nRange: bytes=1000000-\r\n\r\n"
+                  b"GET /hello HTTP/1.1\r\nHost: a\r\n\r\n")
+        st, h, body, rest = read_response(s)
+        self.assertEqual(body, b"Hello, World!")
+        st, h, body, rest = read_response(s, rest)
+        self.assertEqual((st, len(body)), (200, len(data)))
+        self.assertTrue(body == data)
+        st, h, body, rest = read_response(s, rest)
+        self.assertEqual((st, body), (206, b"abc"))
+        st, h, body, rest = read_response(s, rest)
+        self.assertEqual(st, 206)
+        self.assertTrue(body == data[1000000:])
+        st, h, body, rest = read_response(s, rest)
+        self.assertEqual(body, b"Hello, World!")
+        s.close()
+
     def test_keepalive_requests_limit(self):
         s = connect(Server.port)
         s.sendall(b"GET /hello HTTP/1.1\r\nHost: a\r\n\r\n" * 60)
