@@ -127,7 +127,6 @@ typedef struct proxy_ctx {
     uint8_t counted;   /* UPSTREAM: counted in shm active */
     uint8_t npending;  /* CLIENT: held chunks not yet forwarded */
     uint8_t admitted;  /* CLIENT: counted in shm clients */
-    uint8_t kicked;    /* graceful close pending (see close_conn) */
     uint16_t tries;    /* CLIENT: connect attempts made */
     int16_t srv;       /* UPSTREAM: server index */
     uint32_t hash;     /* CLIENT: hash of the client address */

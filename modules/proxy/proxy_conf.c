@@ -239,10 +239,10 @@ int proxy_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf
             return fail(cx, section, "out of memory for the hash ring");
         up->ring_n = proxy_ring_build(up, up->ring, cap);
     }
-    /* Client addresses serve hash and proxy_protocol; plain fds (not fixed
-     * files) also let an abortive close reset the client (SO_LINGER 0), so a
-     * reset from the upstream reaches it as a reset. */
-    proxy_api->conf_want_peer_addr(cx);
+    /* Client addresses serve hash and proxy_protocol only: otherwise the
+     * listeners keep accepting into fixed files (the core resets those too). */
+    if (up->balance == PROXY_BAL_HASH || cf->proxy_protocol)
+        proxy_api->conf_want_peer_addr(cx);
 
     cf->shm = proxy_api->conf_shm(cx, sizeof(proxy_shm) + up->nservers * sizeof(proxy_shm_srv));
     if (!cf->shm)

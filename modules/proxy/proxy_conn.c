@@ -43,33 +43,6 @@ static void release_pending(zerg_conn *c, proxy_ctx *x)
     x->npending = 0;
 }
 
-/* Workaround for the core's loop: a graceful close whose teardown happens in
- * the flush phase with nothing left in flight waits in the reap list until
- * some other completion wakes the loop. While such closes are pending, a 1 ms
- * timer keeps the loop turning. */
-static zerg_timer proxy_kick;
-static unsigned proxy_closing;
-static int proxy_kick_armed;
-
-static void kick_fire(zerg_timer *t)
-{
-    proxy_kick_armed = 0;
-    if (proxy_closing) {
-        proxy_kick_armed = 1;
-        proxy_api->timer_set(t->data, t, 1);
-    }
-}
-
-static void kick(zerg_worker *w)
-{
-    if (proxy_kick_armed)
-        return;
-    proxy_kick.fn = kick_fire;
-    proxy_kick.data = w;
-    proxy_kick_armed = 1;
-    proxy_api->timer_set(w, &proxy_kick, 1);
-}
-
 static void close_conn(zerg_conn *c, proxy_ctx *x, int abortive)
 {
     if (x->closing)
@@ -78,9 +51,6 @@ static void close_conn(zerg_conn *c, proxy_ctx *x, int abortive)
     if (abortive) {
         proxy_api->abort(c);
     } else {
-        x->kicked = 1;
-        proxy_closing++;
-        kick(proxy_api->conn_worker(c));
         /* a peer that never reads must not keep it open: reset it after this */
         uint64_t linger = x->conf && x->conf->idle_timeout && x->conf->idle_timeout < 30000
                               ? x->conf->idle_timeout
@@ -435,10 +405,6 @@ static void upstream_closed(zerg_conn *up, proxy_ctx *u, int err)
 void proxy_on_close(zerg_conn *c, int err)
 {
     proxy_ctx *x = ctx_of(c);
-    if (x->kicked) {
-        x->kicked = 0;
-        proxy_closing--;
-    }
     proxy_api->log(ZERG_LOG_DEBUG, "proxy: close kind %d err %d rx %llu tx %llu", x->kind, err,
                    (unsigned long long)x->rx, (unsigned long long)x->tx);
     switch (x->kind) {

@@ -260,7 +260,8 @@ class Failures(unittest.TestCase):
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
                 s.connect(("127.0.0.1", z.ports[0]))
                 time.sleep(0.2)
-                self.assertGreaterEqual(zgtest.fd_count(w), base + 2)
+                # the upstream is a plain fd (the client sits in a fixed-file slot)
+                self.assertGreaterEqual(zgtest.fd_count(w), base + 1)
                 deadline = time.monotonic() + 5
                 while zgtest.fd_count(w) > base and time.monotonic() < deadline:
                     time.sleep(0.05)
