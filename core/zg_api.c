@@ -106,6 +106,12 @@ static const struct sockaddr *api_conn_peer(zg_conn *c, socklen_t *len)
         *len = c->peer_len;
     return (const struct sockaddr *)&c->peer;
 }
+static const struct sockaddr *api_conn_local(zg_conn *c, socklen_t *len)
+{
+    if (len)
+        *len = c->local_len;
+    return (const struct sockaddr *)&c->local;
+}
 static int api_conn_closing(zg_conn *c)
 {
     return (c->flags & (ZG_C_CLOSING | ZG_C_CLOSE_WANT)) != 0;
@@ -320,4 +326,6 @@ const zerg_api zg_api = {
     .close = api_close,
     .abort = api_abort,
     .connect = api_connect,
+    .conf_path = zg_conf_path,
+    .conn_local = api_conn_local,
 };

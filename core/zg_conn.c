@@ -80,6 +80,13 @@ void zg_conn_accepted(zg_worker *w, zg_listener *l, int fd)
         c->peer_len = sizeof(c->peer);
         if (getpeername(fd, (struct sockaddr *)&c->peer, &c->peer_len) < 0)
             c->peer_len = 0;
+        c->local_len = sizeof(c->local);
+        if (getsockname(fd, (struct sockaddr *)&c->local, &c->local_len) < 0)
+            c->local_len = 0;
+    } else {
+        const zg_addr *a = &l->srv->addrs[l->addr_index];
+        memcpy(&c->local, &a->ss, a->len);
+        c->local_len = a->len;
     }
     c->flags |= ZG_C_OPEN;
     if (c->mod->on_open)
@@ -471,6 +478,11 @@ static void connect_complete(zg_conn *c, struct io_uring_cqe *cqe)
     if (c->flags & ZG_C_CLOSING)
         return;
     int res = cqe->res == -ECANCELED ? -ETIMEDOUT : cqe->res;
+    if (res == 0) {
+        c->local_len = sizeof(c->local);
+        if (getsockname(c->fd, (struct sockaddr *)&c->local, &c->local_len) < 0)
+            c->local_len = 0;
+    }
     if (c->mod->on_connect)
         c->mod->on_connect(c, res);
     if (res < 0) {

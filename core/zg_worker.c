@@ -75,6 +75,7 @@ static int setup_listeners(zg_worker *w, const int *fds)
         for (size_t a = 0; a < srv->naddrs; a++, k++) {
             zg_listener *l = &w->listeners[k];
             l->srv = srv;
+            l->addr_index = a;
             l->fd = fds[k];
             l->index = (uint32_t)k;
             l->w = w;

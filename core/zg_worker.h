@@ -67,8 +67,9 @@ typedef struct zg_listener {
     int fd;
     uint32_t index, gen;
     int armed;
-    int direct; /* accept into fixed files */
-    int no_zc;  /* a loopback address: SEND_ZC would only add work */
+    int direct;        /* accept into fixed files */
+    int no_zc;         /* a loopback address: SEND_ZC would only add work */
+    size_t addr_index; /* which of srv->addrs */
     zerg_timer retry;
     struct zerg_worker *w;
 } zg_listener;
@@ -100,6 +101,8 @@ struct zerg_conn {
     struct __kernel_timespec connect_ts;
     struct sockaddr_storage peer;
     socklen_t peer_len;
+    struct sockaddr_storage local;
+    socklen_t local_len;
     _Alignas(16) unsigned char ctx[];
 };
 

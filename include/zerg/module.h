@@ -261,7 +261,8 @@ struct zerg_api {
     void (*write_commit)(zerg_conn *c, size_t used);
     /* Zero-copy writes of memory the caller keeps alive until done(arg) runs
      * (done may be NULL for static memory). done runs after the kernel is
-     * finished with the bytes, or when c closes with them unsent. */
+     * finished with the bytes, or when c closes with them unsent. When
+     * write_ext fails (returns < 0) done is not called: the memory is yours. */
     int (*write_ext)(zerg_conn *c, const void *data, size_t len, zerg_done_fn done, void *arg);
     /* Receive buffers: hold the buffer containing data (a pointer inside the
      * current on_data range) past the callback... */
@@ -284,6 +285,15 @@ struct zerg_api {
      * on_connect, then on_close if it failed. */
     zerg_conn *(*connect)(zerg_worker *w, const zerg_module *m, void *conf,
                           const struct sockaddr *sa, socklen_t len, uint64_t timeout_ms);
+
+    /* -- added in ABI 1, after the first release (check struct_size) ----- */
+    /* A path from the config resolved like the core's own: relative paths
+     * are taken from the -p prefix. Lives as long as the config. */
+    char *(*conf_path)(zerg_conf_ctx *cx, const char *path);
+    /* The local address of c: where an accepted connection came in (the
+     * listener's address; the exact one when conf_want_peer_addr was called),
+     * or the local end of an outbound one once connected. */
+    const struct sockaddr *(*conn_local)(zerg_conn *c, socklen_t *len);
 };
 
 #ifdef __cplusplus

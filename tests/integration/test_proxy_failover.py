@@ -419,6 +419,7 @@ class ProxyProtocol(unittest.TestCase):
         line, rest = buf.split(b"\r\n", 1)
         f = line.decode().split()
         self.assertEqual(f[:3], ["PROXY", "TCP4", "127.0.0.5"])
+        self.assertEqual(f[3], "127.0.0.1")  # the address the client reached
         self.assertEqual(int(f[4]), sport)
         self.assertEqual(rest, b"hello")
 
