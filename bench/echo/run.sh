@@ -63,7 +63,7 @@ SCPU=$BENCH_SERVER_CPU
 LCPU=$BENCH_LOAD_CPU
 
 tmp=$(mktemp -d /tmp/zerg-bench-echo.XXXXXX)
-zpid= epid=
+zpid='' epid=''
 cleanup() {
     [ -n "$zpid" ] && bench_stop "$zpid" 10
     [ -n "$epid" ] && bench_stop "$epid" 5
@@ -222,6 +222,7 @@ syscalls_per_msg() {
             >"$tmp/perf-load.out" &
         lpid=$!
         sleep "$(awk -v d="$DURATION" -v w="$pwin" 'BEGIN { print (d - w) / 2 }')"
+        # shellcheck disable=SC2046 # one argument per pid
         count=$(bench_perf_syscalls "$pwin" $(bench_tree_pids "$pid"))
         wait "$lpid"
         check_alive "$which" && break
@@ -231,6 +232,7 @@ syscalls_per_msg() {
 }
 
 # num FMT VALUE: printf FMT, or n/a (same width) when VALUE is not a number
+# shellcheck disable=SC2059 # the format is the argument
 num() {
     local w
     if [[ $2 =~ ^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$ ]]; then
@@ -284,7 +286,11 @@ for wl in $WORKLOADS; do
         num '%-3.0f' "$(bench_median "${b_lc[@]}")")")
 done
 
-zver=$([ "$SELFTEST" = 1 ] && echo "selftest: epoll_echo in zerg's place" || "$ZERG_BIN" -v 2>&1 | head -n 1)
+if [ "$SELFTEST" = 1 ]; then
+    zver="selftest: epoll_echo in zerg's place"
+else
+    zver=$("$ZERG_BIN" -v 2>&1 | head -n 1)
+fi
 report() {
     echo "# TCP echo: $A_NAME vs single-thread epoll echo server ($(date -u '+%Y-%m-%d %H:%M UTC'))"
     echo "# $(uname -sr), $(nproc --all) CPUs; servers on CPU $SCPU, echo_load on CPU $LCPU;"
