@@ -174,13 +174,13 @@ int zg_event_init(zg_worker *w)
         return -errno;
     }
     arm_signal(w);
-    zg_log_info("ring ready: %s%s%s, %llu buffers of %llu bytes%s%s",
-                w->ring_flags & IORING_SETUP_SQPOLL ? "sqpoll" : "",
-                w->ring_flags & IORING_SETUP_SINGLE_ISSUER ? " single-issuer" : "",
-                w->ring_flags & IORING_SETUP_DEFER_TASKRUN ? " defer-taskrun" : "",
-                (unsigned long long)w->cfg->uring.buffers,
-                (unsigned long long)w->cfg->uring.buffer_size,
-                w->bufs.incremental ? ", incremental" : "", w->zc_ok ? ", send-zc" : "");
+    zg_log_info(
+        "ring ready:%s%s%s, %llu buffers of %llu bytes%s%s, %u connections",
+        w->ring_flags & IORING_SETUP_SQPOLL ? " sqpoll" : "",
+        w->ring_flags & IORING_SETUP_SINGLE_ISSUER ? " single-issuer" : "",
+        w->ring_flags & IORING_SETUP_DEFER_TASKRUN ? " defer-taskrun" : "",
+        (unsigned long long)w->cfg->uring.buffers, (unsigned long long)w->cfg->uring.buffer_size,
+        w->bufs.incremental ? ", incremental" : "", w->zc_ok ? ", send-zc" : "", w->max_conns);
     return 0;
 }
 
