@@ -37,16 +37,23 @@ static int http_server_init(zerg_worker *w, void *conf)
     return 0;
 }
 
+/* Drain (reload or graceful stop). Closing an idle keep-alive connection at
+ * once races with the request its client may be sending right now (that is
+ * how nginx loses them at every reload): an idle connection gets a short
+ * grace instead; a request that comes in it is answered with
+ * "Connection: close", and the client reconnects to the new workers. */
+#define HTTP_DRAIN_IDLE_GRACE_MS 1000
+
 static void http_worker_drain(zerg_worker *w)
 {
     http_W.draining = 1;
-    http_conn *x = http_W.conns, *next;
-    for (; x; x = next) {
-        next = x->next;
-        if (x->phase == HTTP_PH_IDLE && !x->closing && x->stash_len == 0) {
-            x->closing = 1;
-            http_api->close(x->c);
-        }
+    for (http_conn *x = http_W.conns; x; x = x->next) {
+        if (x->phase != HTTP_PH_IDLE || x->closing || x->stash_len != 0)
+            continue;
+        uint64_t grace = x->srv->keepalive_timeout;
+        if (grace == 0 || grace > HTTP_DRAIN_IDLE_GRACE_MS)
+            grace = HTTP_DRAIN_IDLE_GRACE_MS;
+        http_api->conn_timeout(x->c, grace);
     }
     http_log_flush_all();
 }
