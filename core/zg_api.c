@@ -147,7 +147,10 @@ static void api_conn_timeout(zg_conn *c, uint64_t ms)
 
 static int writable(zg_conn *c)
 {
-    return !(c->flags & (ZG_C_CLOSING | ZG_C_CLOSE_WANT | ZG_C_SHUT_WANT));
+    if (c->flags & (ZG_C_CLOSING | ZG_C_CLOSE_WANT))
+        return 0;
+    /* after shutdown(SHUT_RD) the write side stays open */
+    return !(c->flags & ZG_C_SHUT_WANT) || c->shut_how == SHUT_RD;
 }
 
 static int api_write(zg_conn *c, const void *data, size_t len)

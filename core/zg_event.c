@@ -365,50 +365,72 @@ static void update_clock(zg_worker *w)
     w->unix_time = time(NULL);
 }
 
+/* Settle what waits for the end of the turn: flushes, closes, buffers. */
+static void prepare_turn(zg_worker *w)
+{
+    /* flushing can finish a graceful close, and closing can write to other
+     * connections: settle both before sleeping */
+    do {
+        zg_conn_flush_all(w);
+        zg_conn_reap_all(w);
+    } while (!zg_list_empty(&w->flush_list));
+    zg_bufs_commit(&w->bufs);
+    zg_conn_feed_starved(w);
+}
+
+/* One turn: submit and wait in one io_uring_enter (at most wait_ms, -1 for
+ * no limit), then drain the completions in batches. Returns -1 when the
+ * ring is broken. */
+static int run_turn(zg_worker *w, int64_t wait_ms)
+{
+    struct io_uring_cqe *cqes[256], *first;
+    struct __kernel_timespec ts = {.tv_sec = wait_ms / 1000, .tv_nsec = (wait_ms % 1000) * 1000000};
+    int rc = io_uring_submit_and_wait_timeout(&w->ring, &first, 1, wait_ms >= 0 ? &ts : NULL, NULL);
+    w->stats.loop_turns++;
+    if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
+        zg_log_error("io_uring_submit_and_wait: %s", strerror(-rc));
+        return -1;
+    }
+    update_clock(w);
+    unsigned n;
+    while ((n = io_uring_peek_batch_cqe(&w->ring, cqes, ZG_ARRAY_SIZE(cqes))) > 0) {
+        for (unsigned i = 0; i < n; i++)
+            dispatch(w, cqes[i]);
+        io_uring_cq_advance(&w->ring, n);
+        if (n < ZG_ARRAY_SIZE(cqes))
+            break;
+    }
+    if (*w->ring.cq.koverflow)
+        w->stats.cq_overflows = *w->ring.cq.koverflow;
+    zg_conn_reap_all(w);
+    zg_timers_run(&w->timers, w->now_ms);
+    zg_conn_reap_all(w);
+    return 0;
+}
+
 void zg_event_loop(zg_worker *w)
 {
-    struct io_uring_cqe *cqes[256];
     for (size_t i = 0; i < w->nlisteners; i++) {
         w->listeners[i].retry.fn = accept_retry;
         w->listeners[i].retry.data = &w->listeners[i];
         zg_arm_accept(w, &w->listeners[i]);
     }
     while (!w->exiting) {
-        /* flushing can finish a graceful close, and closing can write to
-         * other connections: settle both before sleeping */
-        do {
-            zg_conn_flush_all(w);
-            zg_conn_reap_all(w);
-        } while (!zg_list_empty(&w->flush_list));
-        zg_bufs_commit(&w->bufs);
-        zg_conn_feed_starved(w);
+        prepare_turn(w);
         if (w->draining && w->stats.conns_active == 0 && !accepts_armed(w))
             break; /* drained: and no accept can still hand us a connection */
-
-        int64_t wait_ms = zg_timers_next(&w->timers, w->now_ms);
-        struct __kernel_timespec ts = {.tv_sec = wait_ms / 1000,
-                                       .tv_nsec = (wait_ms % 1000) * 1000000};
-        struct io_uring_cqe *first;
-        int rc =
-            io_uring_submit_and_wait_timeout(&w->ring, &first, 1, wait_ms >= 0 ? &ts : NULL, NULL);
-        w->stats.loop_turns++;
-        if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
-            zg_log_error("io_uring_submit_and_wait: %s", strerror(-rc));
+        if (run_turn(w, zg_timers_next(&w->timers, w->now_ms)) < 0)
             break;
-        }
-        update_clock(w);
-        unsigned n;
-        while ((n = io_uring_peek_batch_cqe(&w->ring, cqes, ZG_ARRAY_SIZE(cqes))) > 0) {
-            for (unsigned i = 0; i < n; i++)
-                dispatch(w, cqes[i]);
-            io_uring_cq_advance(&w->ring, n);
-            if (n < ZG_ARRAY_SIZE(cqes))
-                break;
-        }
-        if (*w->ring.cq.koverflow)
-            w->stats.cq_overflows = *w->ring.cq.koverflow;
-        zg_conn_reap_all(w);
-        zg_timers_run(&w->timers, w->now_ms);
-        zg_conn_reap_all(w);
+    }
+}
+
+void zg_event_close_all(zg_worker *w, uint64_t within_ms)
+{
+    zg_conn_close_all(w);
+    uint64_t deadline = zg_monotonic_ms() + within_ms;
+    while (w->stats.conns_active > 0 && zg_monotonic_ms() < deadline) {
+        prepare_turn(w);
+        if (w->stats.conns_active == 0 || run_turn(w, 10) < 0)
+            break;
     }
 }

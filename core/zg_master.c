@@ -46,7 +46,8 @@ typedef struct zg_master {
     zg_listen_set listen;
     zg_child *children;
     size_t nchildren, cap;
-    int stopping; /* 1 graceful, 2 fast */
+    int stopping;        /* 1 graceful, 2 fast */
+    char pid_path[4096]; /* the pid file we wrote (a reload may name another) */
     uint64_t kill_at;
 } zg_master;
 
@@ -455,6 +456,8 @@ int zg_master_run(zg_config *cfg, const zg_master_opts *opts)
     }
     if (cfg->pid && write_pid_file(cfg->pid) < 0)
         zg_log_warn("cannot write pid file %s: %s", cfg->pid, strerror(errno));
+    else if (cfg->pid)
+        snprintf(m->pid_path, sizeof(m->pid_path), "%s", cfg->pid);
     zg_log_set_role("master");
     zg_proctitle_set("zerg: master");
     zg_log_notice("zerg %s starting %d workers", PACKAGE_VERSION, m->cur->nworkers);
@@ -485,8 +488,8 @@ int zg_master_run(zg_config *cfg, const zg_master_opts *opts)
         }
     }
     zg_log_notice("exiting");
-    if (m->cur->cfg->pid)
-        remove_pid_file(m->cur->cfg->pid);
+    if (m->pid_path[0])
+        remove_pid_file(m->pid_path);
     zg_listen_close_all(&m->listen);
     m->cur->live = 0;
     gen_release(m->cur);

@@ -147,11 +147,10 @@ int zg_worker_main(zg_config *cfg, unsigned id, int cpu, int *listen_fds, int re
         close(ready_fd);
     }
     zg_event_loop(w);
+    zg_event_close_all(w, 1000); /* on_close for every connection, then worker_exit */
     for (size_t i = 0; i < cfg->nmodules; i++)
         if (cfg->modules[i]->desc->worker_exit)
             cfg->modules[i]->desc->worker_exit(w);
-    zg_conn_close_all(w);
-    zg_conn_reap_all(w);
     zg_event_destroy(w);
     free(w->listeners);
     return 0;

@@ -146,6 +146,9 @@ typedef struct zerg_conn zg_conn;
 int zg_event_init(zg_worker *w);
 void zg_event_destroy(zg_worker *w);
 void zg_event_loop(zg_worker *w);
+/* Close every connection and run the ring until their last completions
+ * came (or within_ms passed), so each module sees its on_close. */
+void zg_event_close_all(zg_worker *w, uint64_t within_ms);
 struct io_uring_sqe *zg_sqe(zg_worker *w);
 void zg_arm_accept(zg_worker *w, zg_listener *l);
 void zg_worker_drain(zg_worker *w);

@@ -130,8 +130,9 @@ typedef struct zerg_module {
                              conf_init, then the directives fill it) */
     const zerg_directive *directives;
 
-    /* Master, once, right after dlopen: keep the api pointer. Non-zero
-     * refuses the module. */
+    /* Master, right after each dlopen: at start, at every reload and for
+     * zerg -t (each config generation maps its own copy). Keep the api
+     * pointer. Non-zero refuses the module. */
     int (*load)(const zerg_api *api);
     /* Master: defaults for one server block's conf, before its keys. */
     int (*conf_init)(zerg_conf_ctx *cx, void *conf);
@@ -140,7 +141,8 @@ typedef struct zerg_module {
     int (*conf_done)(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf);
 
     /* Worker: once after the ring exists, then once per server block that
-     * uses this module (conf is this process's private copy). */
+     * uses this module (conf is this process's private copy). Non-zero
+     * fails the worker's start (a reload then keeps the old workers). */
     int (*worker_init)(zerg_worker *w);
     int (*server_init)(zerg_worker *w, void *conf);
     /* Worker: stop taking new work (reload or graceful stop). The core has
@@ -165,10 +167,12 @@ typedef struct zerg_module {
     /* The output queue drained below the low-water mark after having been
      * above it, or became empty after api->conn_want_drain(). */
     void (*on_drain)(zerg_conn *c);
-    /* api->conn_timeout() expired. Default when NULL: close. */
+    /* api->conn_timeout() expired. Default when NULL: close at once, queued
+     * output dropped (on_close gets -ETIMEDOUT). */
     void (*on_timeout)(zerg_conn *c);
-    /* Last call for c: err is 0 for an orderly close or -errno. Release
-     * everything the ctx owns here. */
+    /* Last call for c: err is 0 for an orderly close or -errno (the socket's
+     * error, -ETIMEDOUT, -EMSGSIZE when unconsumed input passed the input
+     * limit, -ECANCELED when the worker stops). Release what the ctx owns. */
     void (*on_close)(zerg_conn *c, int err);
 } zerg_module;
 
@@ -186,7 +190,8 @@ struct zerg_api {
     uint32_t struct_size; /* sizeof(zerg_api) of the core: check before using
                              entries newer than your header */
 
-    /* Logging: goes to error_log with the worker id and module name. */
+    /* Logging: goes to error_log, tagged with the process ("worker 3");
+     * start your message with your module's name. */
     void (*log)(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
     /* -- configuration (master, inside conf hooks and directive parsers) -- */
@@ -241,7 +246,7 @@ struct zerg_api {
     void *(*conn_conf)(zerg_conn *c); /* the module conf of its server block */
     zerg_worker *(*conn_worker)(zerg_conn *c);
     /* Client address (only when conf_want_peer_addr was called for the server
-     * block, else family AF_UNSPEC); local address of its listener. */
+     * block, else family AF_UNSPEC); see conn_local for the local end. */
     const struct sockaddr *(*conn_peer)(zerg_conn *c, socklen_t *len);
     int (*conn_closing)(zerg_conn *c);
     size_t (*conn_out_pending)(zerg_conn *c); /* bytes queued, not yet sent */
@@ -252,7 +257,8 @@ struct zerg_api {
     void (*conn_set_input_limit)(zerg_conn *c, size_t max); /* carry-over bound, default 64k */
     void (*conn_timeout)(zerg_conn *c, uint64_t ms);        /* on_timeout in ms; 0 cancels */
 
-    /* Copying writes: the bytes are copied into the output queue. */
+    /* Writes return 0, or -EPIPE (closing or shut for writing) or -ENOMEM.
+     * Copying writes: the bytes are copied into the output queue. */
     int (*write)(zerg_conn *c, const void *data, size_t len);
     int (*writev)(zerg_conn *c, const struct iovec *iov, int iovcnt);
     /* In-place formatting: a pointer to at least min (<= 4096) writable bytes
@@ -268,7 +274,9 @@ struct zerg_api {
      * current on_data range) past the callback... */
     zerg_ref *(*hold)(zerg_conn *c, const void *data);
     void (*release)(zerg_worker *w, zerg_ref *r);
-    /* ...and send from it without a copy; consumes one reference of r. */
+    /* ...and send from it without a copy; consumes one reference of r, also
+     * when it fails. hold returns NULL for bytes that are not in a receive
+     * buffer (carried-over input joined with new bytes): copy those. */
     int (*write_ref)(zerg_conn *c, const void *data, size_t len, zerg_ref *r);
 
     void (*pause_read)(zerg_conn *c); /* no on_data until resume_read */
