@@ -4,6 +4,7 @@ stop mid-transfer, and no leaks across many reloads."""
 import os
 import shutil
 import signal
+import subprocess
 import socket
 import tempfile
 import threading
@@ -24,8 +25,8 @@ servers:
 """
 
 
-def conf(workers=2, idle="60s", shutdown="30s", modules=None):
-    text = CONF.format(workers=workers, idle=idle, shutdown=shutdown)
+def conf(workers=2, idle="60s", shutdown="30s", modules=None, extra=""):
+    text = CONF.format(workers=workers, idle=idle, shutdown=shutdown) + extra
     if modules:
         text = f"modules_path: {modules}\n" + text
     return text
@@ -49,6 +50,17 @@ def cpus_allowed(pid):
             if line.startswith("Cpus_allowed_list:"):
                 return line.split()[1]
     return None
+
+
+def client_ports_of(pid, server_port):
+    """Client-side ports of the established connections worker pid holds."""
+    out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{server_port} )"],
+                         capture_output=True, text=True).stdout
+    ports = set()
+    for line in out.splitlines():
+        if f"pid={pid}," in line:
+            ports.add(int(line.split()[3].rsplit(":", 1)[1]))
+    return ports
 
 
 def wait_for(pred, timeout=10.0, step=0.02):
@@ -94,6 +106,7 @@ class Load:
         except OSError as e:
             return self.fail(f"connect: {e}")
         i = 0
+        port = s.getsockname()[1]
         with s:
             while not self.stop_flag.is_set():
                 msg = os.urandom(200 + i % 3000)
@@ -101,9 +114,9 @@ class Load:
                     s.sendall(msg)
                     got = zgtest.recv_exact(s, len(msg))
                 except OSError as e:
-                    return self.fail(f"persistent: {e}")
+                    return self.fail(f"persistent {port}: {e}")
                 if got != msg:
-                    return self.fail("persistent: corrupted echo")
+                    return self.fail(f"persistent {port}: corrupted echo")
                 i += 1
                 with self.lock:
                     self.ops += 1
@@ -190,12 +203,14 @@ class MasterTest(unittest.TestCase):
                 self.assertEqual(zgtest.recv_exact(s, 2), b"ok")
 
     def test_killed_worker_is_respawned_on_its_cpu(self):
-        with Zerg(conf(workers=2)) as z:
-            with Load(z.ports[0], persistent=4, churn=0) as load:
+        # plain fds, so ss can tell which worker holds which client
+        with Zerg(conf(workers=2, extra="uring: {{ fixed_files: false }}\n")) as z:
+            with Load(z.ports[0], persistent=8, churn=0) as load:
                 time.sleep(0.3)
                 ws = z.workers()
                 victim = ws[0]
                 cpu = cpus_allowed(victim)
+                victim_ports = client_ports_of(victim, z.ports[0])
                 t0 = time.monotonic()
                 os.kill(victim, signal.SIGKILL)
                 new = wait_for(lambda: [w for w in z.workers() if w != ws[1] and w != victim], 2.0)
@@ -204,9 +219,11 @@ class MasterTest(unittest.TestCase):
                                 cpus_allowed(new[0]))
                 self.assertLess(time.monotonic() - t0, 1.0)
                 self.assertIn("killed by signal 9", z.output())
-            # only the killed worker's connections were cut: at most the 4
-            # persistent clients, and none of them can fail twice
-            self.assertLessEqual(len(load.errors), 4, load.errors)
+            # only the killed worker's connections were cut
+            cut = {int(e.split()[1].rstrip(":")) for e in load.errors}
+            self.assertTrue(victim_ports, "the killed worker held no connection")
+            self.assertLess(len(victim_ports), 8, "the other worker held no connection")
+            self.assertEqual(cut, victim_ports, load.errors)
 
     def test_graceful_stop_finishes_a_transfer(self):
         data = os.urandom(64 << 20)
