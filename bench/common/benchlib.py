@@ -94,20 +94,44 @@ def perf_ok():
     return r.returncode == 0
 
 
-def perf_syscalls(pids, seconds):
-    """Syscalls entered by pids during the next `seconds` (perf on LOAD_CPU);
-    None when perf is missing or refused."""
+def perf_start(pids, seconds=None):
+    """Starts counting the syscalls entered by pids (perf on LOAD_CPU, in the
+    background) for `seconds`, or until perf_count when seconds is None.
+    Returns a handle for perf_count; None when perf is missing."""
     if not pids or not shutil.which("perf"):
         return None
-    cmd = ["taskset", "-c", str(LOAD_CPU), "perf", "stat", "-x,", "-e",
-           "raw_syscalls:sys_enter", "-p", ",".join(str(p) for p in pids),
-           "--", "sleep", str(seconds)]
-    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    for line in r.stderr.splitlines():
+    cmd = pinned(["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter",
+                  "-p", ",".join(str(p) for p in pids)], LOAD_CPU)
+    if seconds is not None:
+        cmd += ["--", "sleep", str(seconds)]
+    handle = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    handle.timed = seconds is not None
+    return handle
+
+
+def perf_count(handle, timeout=10.0):
+    """The syscall count of a perf_start handle: waits for a timed one, stops
+    an open-ended one (SIGINT). None when perf is missing or refused."""
+    if handle is None:
+        return None
+    if not handle.timed and handle.poll() is None:
+        handle.send_signal(signal.SIGINT)
+    try:
+        err = handle.communicate(timeout=None if handle.timed else timeout)[1]
+    except subprocess.TimeoutExpired:
+        handle.kill()
+        err = handle.communicate()[1]
+    for line in err.splitlines():
         parts = line.split(",")
         if len(parts) > 2 and parts[2].startswith("raw_syscalls:sys_enter"):
             return int(parts[0]) if parts[0].isdigit() else None
     return None
+
+
+def perf_syscalls(pids, seconds):
+    """Syscalls entered by pids during the next `seconds` (perf on LOAD_CPU);
+    None when perf is missing or refused."""
+    return perf_count(perf_start(pids, seconds))
 
 
 def free_port(host="127.0.0.1"):
@@ -129,23 +153,45 @@ def wait_port(host, port, timeout=10.0):
     return False
 
 
+def need_port(host, port, timeout=10.0):
+    """wait_port, raising RuntimeError when host:port does not listen in time."""
+    if not wait_port(host, port, timeout):
+        raise RuntimeError(f"port {port} not listening")
+
+
+def pinned(argv, cpu):
+    """argv run under taskset -c cpu (argv unchanged when cpu is None)."""
+    return list(argv) if cpu is None else ["taskset", "-c", str(cpu)] + list(argv)
+
+
 def start(argv, cpu=None, **kw):
     """Popen argv, pinned with taskset to cpu when given."""
-    if cpu is not None:
-        argv = ["taskset", "-c", str(cpu)] + list(argv)
-    return subprocess.Popen(argv, **kw)
+    return subprocess.Popen(pinned(argv, cpu), **kw)
 
 
 def stop(proc, timeout=5.0, sig=signal.SIGTERM):
-    """Send sig, wait up to timeout, then SIGKILL. Returns the exit status."""
+    """Send sig, wait up to timeout, then SIGKILL the whole process tree.
+    Returns the exit status."""
     if proc.poll() is None:
         proc.send_signal(sig)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            for p in reversed(tree_pids(proc.pid)):
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except OSError:
+                    pass
             proc.wait()
     return proc.returncode
+
+
+def report(text, out=None):
+    """Prints a result table and, when out is given, writes it there too."""
+    print(text)
+    if out:
+        with open(out, "w") as f:
+            f.write(text + "\n")
 
 
 def _main(argv):

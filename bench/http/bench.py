@@ -20,13 +20,15 @@ import re
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "common"))
+import benchlib as bl  # noqa: E402
+
 HELLO = "Hello, World!"
 
 WORKLOADS = [
@@ -39,59 +41,17 @@ WORKLOADS = [
 ]
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout=10):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"port {port} not listening")
-
-
-def children(pid):
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        out.append(int(d))
-            except OSError:
-                pass
-    return out
-
-
-def tree_ticks(pid):
-    total = 0
-    for p in [pid] + children(pid):
-        try:
-            with open(f"/proc/{p}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except OSError:
-            pass
-    return total
-
-
 class Server:
     def __init__(self, name, argv, port, tmp):
         self.name, self.argv, self.port, self.tmp = name, argv, port, tmp
         self.proc = None
 
     def start(self):
-        self.proc = subprocess.Popen(["taskset", "-c", "0"] + self.argv, stdout=subprocess.DEVNULL,
-                                     stderr=open(os.path.join(self.tmp, self.name + ".out"), "w"))
-        wait_port(self.port)
+        self.proc = bl.start(self.argv, bl.SERVER_CPU, stdout=subprocess.DEVNULL,
+                             stderr=open(os.path.join(self.tmp, self.name + ".out"), "w"))
+        bl.need_port("127.0.0.1", self.port)
         time.sleep(0.3)
-        kids = children(self.proc.pid)
+        kids = bl.tree_pids(self.proc.pid)[1:]
         self.worker = kids[0] if kids else self.proc.pid
 
     def ensure(self):
@@ -108,17 +68,12 @@ class Server:
         self.start()
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM if self.name == "zerg" else signal.SIGQUIT)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc:
+            bl.stop(self.proc, 10, signal.SIGTERM if self.name == "zerg" else signal.SIGQUIT)
 
 
 def make_zerg(args, tmp, www):
-    port = free_port()
+    port = bl.free_port()
     conf = os.path.join(tmp, "zerg.yaml")
     with open(conf, "w") as f:
         f.write(f"""modules_path: {args.modules}
@@ -142,7 +97,7 @@ servers:
 
 
 def make_nginx(args, tmp, www):
-    port = free_port()
+    port = bl.free_port()
     conf = os.path.join(tmp, "nginx.conf")
     with open(conf, "w") as f:
         f.write(f"""daemon off;
@@ -174,35 +129,26 @@ http {{
 
 def run_wrk(args, srv, path, conns, depth):
     url = f"http://127.0.0.1:{srv.port}{path}"
-    cmd = ["taskset", "-c", "1", args.wrk, "-t1", f"-c{conns}", f"-d{args.duration}s",
-           "--latency", url]
+    cmd = [args.wrk, "-t1", f"-c{conns}", f"-d{args.duration}s", "--latency", url]
     env = dict(os.environ)
     if depth > 1:
-        cmd[5:5] = ["-s", os.path.join(HERE, "pipeline.lua")]
+        cmd[2:2] = ["-s", os.path.join(HERE, "pipeline.lua")]
         env["PIPELINE_DEPTH"] = str(depth)
-    t0 = tree_ticks(srv.proc.pid)
-    wrk = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    t0 = bl.tree_ticks(srv.proc.pid)
+    wrk = bl.start(cmd, bl.LOAD_CPU, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     # syscalls of the worker over the middle of the run
     window = max(1, args.duration - 2)
     time.sleep(1)
-    perf = subprocess.run(["perf", "stat", "-x", ",", "-e", "raw_syscalls:sys_enter", "-p",
-                           str(srv.worker), "--", "sleep", str(window)],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sc = bl.perf_syscalls([srv.worker], window)
     out = wrk.communicate(timeout=args.duration + 30)[0].decode()
-    ticks = tree_ticks(srv.proc.pid) - t0
+    ticks = bl.tree_ticks(srv.proc.pid) - t0
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
     rps = float(m.group(1)) if m else 0.0
     m = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
     reqs = int(m.group(1)) if m else 0
     errs = re.search(r"Socket errors:.*", out)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    sc = None
-    for line in perf.stderr.splitlines():
-        parts = line.split(",")
-        if len(parts) > 2 and "raw_syscalls" in line and parts[0].strip().isdigit():
-            sc = int(parts[0])
-    hz = os.sysconf("SC_CLK_TCK")
-    cpu_us = ticks * 1e6 / hz / reqs if reqs else 0.0
+    cpu_us = bl.ticks_to_us(ticks) / reqs if reqs else 0.0
     sys_per = sc / (rps * window) if sc is not None and rps else float("nan")
     note = ""
     if errs:
@@ -247,8 +193,9 @@ def main():
         for srv in (zerg, nginx):
             srv.start()
             # warm-up
-            subprocess.run(["taskset", "-c", "1", args.wrk, "-t1", "-c16", "-d1s",
-                            f"http://127.0.0.1:{srv.port}/"], stdout=subprocess.DEVNULL)
+            subprocess.run(bl.pinned([args.wrk, "-t1", "-c16", "-d1s",
+                                      f"http://127.0.0.1:{srv.port}/"], bl.LOAD_CPU),
+                           stdout=subprocess.DEVNULL)
         for name, path, conns, depth in WORKLOADS:
             if only and name not in only:
                 continue
@@ -272,17 +219,13 @@ def main():
         ratios = [a["rps"] / b["rps"] for a, b in zip(z, n) if b["rps"]]
 
         def med(rs, k):
-            return statistics.median(x[k] for x in rs)
+            return bl.median(x[k] for x in rs)
 
         lines.append(f"{name:<18} {med(z, 'rps'):>11.0f} {med(n, 'rps'):>11.0f} "
-                     f"{statistics.median(ratios) if ratios else 0:>6.2f} "
+                     f"{bl.median(ratios) or 0:>6.2f} "
                      f"{med(z, 'cpu_us'):>11.2f} {med(n, 'cpu_us'):>12.2f} "
                      f"{med(z, 'sys'):>11.3f} {med(n, 'sys'):>12.3f}")
-    table = "\n".join(lines)
-    print(table)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(table + "\n")
+    bl.report("\n".join(lines), args.out)
     if not os.environ.get("BENCH_KEEP"):
         shutil.rmtree(tmp, ignore_errors=True)
     else:

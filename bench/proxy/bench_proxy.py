@@ -8,73 +8,31 @@ per message / per GB, with ratios to HAProxy.
   python3 bench/proxy/bench_proxy.py --zerg BUILD/zerg --modules BUILD/build-modules
         [--rounds 3] [--seconds 10] [--requests 200000] [--out results.txt]
 
+The echo load uses bench/echo's programs: epoll_echo as the backend and
+echo_load (64 connections, 64-byte messages, one in flight per connection).
+They are taken from the build folder of --zerg (BUILD/bench/echo/), or from
+--epoll-echo / --echo-load, and compiled from bench/echo/*.c with cc -O2
+when not built.
+
 Needs redis-server, redis-benchmark, iperf3, haproxy, nginx with the stream
-module (Debian: libnginx-mod-stream; skipped when missing), and a C compiler.
+module (Debian: libnginx-mod-stream; skipped when missing), and a C compiler
+when the echo programs are not built.
 """
 import argparse
 import json
 import os
 import re
 import shutil
-import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TICK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, os.path.join(HERE, "..", "common"))
+import benchlib as bl  # noqa: E402
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout=10):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"port {port} not listening")
-
-
-def tree(pid):
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        for d in os.listdir("/proc"):
-            if d.isdigit():
-                try:
-                    with open(f"/proc/{d}/stat") as f:
-                        if int(f.read().rsplit(")", 1)[1].split()[1]) == p:
-                            todo.append(int(d))
-                except OSError:
-                    pass
-    return out
-
-
-def cpu_s(pid):
-    t = 0
-    for p in tree(pid):
-        try:
-            with open(f"/proc/{p}/stat") as f:
-                fl = f.read().rsplit(")", 1)[1].split()
-            t += int(fl[11]) + int(fl[12])
-        except OSError:
-            pass
-    return t / TICK
-
-
-def pin(cpu):
-    return ["taskset", "-c", str(cpu)]
+ECHO_SRC = os.path.join(HERE, "..", "echo")
 
 
 class Proxy:
@@ -83,24 +41,14 @@ class Proxy:
         self.proc = None
 
     def start(self):
-        cmd = self.command()
-        self.proc = subprocess.Popen(pin(0) + cmd, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        wait_port(self.listen)
+        self.proc = bl.start(self.command(), bl.SERVER_CPU, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        bl.need_port("127.0.0.1", self.listen)
         time.sleep(0.2)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                for p in tree(self.proc.pid):
-                    try:
-                        os.kill(p, signal.SIGKILL)
-                    except OSError:
-                        pass
-                self.proc.wait()
+        if self.proc:
+            bl.stop(self.proc, 10)
 
 
 class Zerg(Proxy):
@@ -110,7 +58,7 @@ class Zerg(Proxy):
             f.write(f"""modules_path: {self.args.modules}
 load_modules: [proxy]
 worker_processes: 1
-worker_cpu_affinity: [0]
+worker_cpu_affinity: [{bl.SERVER_CPU}]
 pid: {self.tmp}/zerg-{self.listen}.pid
 error_log: {{ path: {self.tmp}/zerg-{self.listen}.log, level: warn }}
 uring: {{ send_zc_threshold: {self.args.zerg_zc} }}
@@ -178,29 +126,22 @@ stream {{
 def measure(proxy, fn):
     """Runs fn() (returns ops, bytes) with the proxy up; returns a result dict
     with the proxy's CPU seconds and, where perf works, its syscalls."""
-    perf = None
-    if shutil.which("perf"):
-        pids = ",".join(str(p) for p in tree(proxy.proc.pid))
-        perf = subprocess.Popen(["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p",
-                                 pids], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    perf = bl.perf_start(bl.tree_pids(proxy.proc.pid))
+    if perf:
         time.sleep(0.2)
-    c0 = cpu_s(proxy.proc.pid)
+    c0 = bl.tree_cpu_s(proxy.proc.pid)
     t0 = time.monotonic()
     ops, nbytes = fn()
     dt = time.monotonic() - t0
-    cpu = cpu_s(proxy.proc.pid) - c0
-    sys_n = None
-    if perf:
-        perf.send_signal(signal.SIGINT)
-        err = perf.communicate(timeout=10)[1].decode(errors="replace")
-        m = re.search(r"^(\d+),", err, re.M)
-        sys_n = int(m.group(1)) if m else None
+    cpu = bl.tree_cpu_s(proxy.proc.pid) - c0
+    sys_n = bl.perf_count(perf)
     return {"ops": ops, "bytes": nbytes, "secs": dt, "cpu": cpu, "syscalls": sys_n}
 
 
 def redis_load(port, test, args):
-    r = subprocess.run(pin(1) + ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c",
-                                 "50", "-n", str(args.requests), "-t", test, "-q", "--csv"],
+    r = subprocess.run(bl.pinned(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c",
+                                  "50", "-n", str(args.requests), "-t", test, "-q", "--csv"],
+                                 bl.LOAD_CPU),
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
     if r.returncode != 0:
         raise RuntimeError(r.stdout.decode())
@@ -208,24 +149,34 @@ def redis_load(port, test, args):
 
 
 def echo_load(port, args):
-    r = subprocess.run(pin(1) + [args.echo_bin, "client", "127.0.0.1", str(port), "64", "64",
-                                 str(args.seconds)],
+    r = subprocess.run(bl.pinned([args.echo_load, "127.0.0.1", str(port), "64", "64",
+                                  str(args.seconds)], bl.LOAD_CPU),
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
-    m = re.search(rb"msgs (\d+)", r.stdout)
+    m = re.search(rb"\bmsgs=(\d+)", r.stdout)
     if r.returncode != 0 or not m:
         raise RuntimeError(r.stdout.decode().strip())
     return int(m.group(1)), 0
 
 
 def iperf_load(port, args):
-    r = subprocess.run(pin(1) + ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t",
-                                 str(args.seconds), "-J"],
+    r = subprocess.run(bl.pinned(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t",
+                                  str(args.seconds), "-J"], bl.LOAD_CPU),
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
     j = json.loads(r.stdout)
     if "error" in j:
         raise RuntimeError(j["error"])
     b = j["end"]["sum_received"]["bytes"]
     return 1, b
+
+
+def echo_program(path, name, tmp):
+    """path when it is an executable, else bench/echo/NAME.c compiled into tmp."""
+    if path and os.access(path, os.X_OK):
+        return path
+    out = os.path.join(tmp, name)
+    subprocess.run(["cc", "-O2", "-std=gnu11", "-o", out, os.path.join(ECHO_SRC, name + ".c")],
+                   check=True)
+    return out
 
 
 def main():
@@ -239,25 +190,39 @@ def main():
     ap.add_argument("--out")
     ap.add_argument("--zerg-zc", default="0",
                     help="zerg's uring.send_zc_threshold (0: off; loopback gains nothing from it)")
+    ap.add_argument("--epoll-echo", default=os.environ.get("EPOLL_ECHO"),
+                    help="bench/echo's epoll_echo (default: BUILD/bench/echo/epoll_echo next "
+                         "to --zerg, else compiled from bench/echo/epoll_echo.c)")
+    ap.add_argument("--echo-load", default=os.environ.get("ECHO_LOAD"),
+                    help="bench/echo's echo_load (default: BUILD/bench/echo/echo_load next "
+                         "to --zerg, else compiled from bench/echo/echo_load.c)")
     args = ap.parse_args()
     args.zerg = os.path.abspath(args.zerg)
     args.modules = os.path.abspath(args.modules)
 
     tmp = tempfile.mkdtemp(prefix="bench-proxy-")
-    args.echo_bin = os.path.join(tmp, "echo_load")
-    subprocess.run(["cc", "-O2", "-o", args.echo_bin, os.path.join(HERE, "echo_load.c")],
-                   check=True)
+    build_echo = os.path.join(os.path.dirname(args.zerg), "bench", "echo")
+    if "echo" in args.only.split(","):
+        args.epoll_echo = echo_program(args.epoll_echo or os.path.join(build_echo, "epoll_echo"),
+                                       "epoll_echo", tmp)
+        args.echo_load = echo_program(args.echo_load or os.path.join(build_echo, "echo_load"),
+                                      "echo_load", tmp)
 
+    only = args.only.split(",")
     backends = []
-    rport, eport, iport = free_port(), free_port(), free_port()
-    backends.append(subprocess.Popen(pin(1) + ["redis-server", "--port", str(rport), "--save", "",
-                                               "--appendonly", "no", "--bind", "127.0.0.1"],
-                                     stdout=subprocess.DEVNULL))
-    backends.append(subprocess.Popen(pin(1) + [args.echo_bin, "server", str(eport)]))
-    backends.append(subprocess.Popen(pin(1) + ["iperf3", "-s", "-p", str(iport)],
-                                     stdout=subprocess.DEVNULL))
-    for p in (rport, eport, iport):
-        wait_port(p)
+    rport, eport, iport = bl.free_port(), bl.free_port(), bl.free_port()
+    if "redis_get" in only or "redis_set" in only:
+        backends.append((rport, bl.start(["redis-server", "--port", str(rport), "--save", "",
+                                          "--appendonly", "no", "--bind", "127.0.0.1"],
+                                         bl.LOAD_CPU, stdout=subprocess.DEVNULL)))
+    if "echo" in only:
+        backends.append((eport, bl.start([args.epoll_echo, "127.0.0.1", str(eport)],
+                                         bl.LOAD_CPU)))
+    if "iperf" in only:
+        backends.append((iport, bl.start(["iperf3", "-s", "-p", str(iport)], bl.LOAD_CPU,
+                                         stdout=subprocess.DEVNULL)))
+    for port, _ in backends:
+        bl.need_port("127.0.0.1", port)
 
     kinds = [("zerg", Zerg), ("haproxy", HAProxy)]
     if Nginx.available():
@@ -272,9 +237,9 @@ def main():
     }
     results = {}  # (load, proxy) -> [result]
     try:
-        for load in args.only.split(","):
+        for load in only:
             bport, fn = loads[load]
-            proxies = [(n, cls(n, tmp, free_port(), bport, args)) for n, cls in kinds]
+            proxies = [(n, cls(n, tmp, bl.free_port(), bport, args)) for n, cls in kinds]
             try:
                 for n, p in proxies:
                     p.start()
@@ -297,26 +262,25 @@ def main():
                 for _, p in proxies:
                     p.stop()
     finally:
-        for b in backends:
-            b.terminate()
-            b.wait()
+        for _, b in backends:
+            bl.stop(b)
 
     lines = ["", f"{'load':10} {'proxy':8} {'throughput':>16} {'CPU/op':>12} {'CPU/GB':>10}"
              f" {'sys/op':>7} {'vs haproxy (tput, cpu)':>24}"]
-    for load in args.only.split(","):
+    for load in only:
         base = None
         for n, _ in kinds:
             rs = results.get((load, n))
             if not rs:
                 continue
             if load == "iperf":
-                row = (statistics.median(r["bytes"] * 8 / r["secs"] / 1e9 for r in rs),
-                       statistics.median(r["cpu"] / (r["bytes"] / 1e9) for r in rs))
+                row = (bl.median(r["bytes"] * 8 / r["secs"] / 1e9 for r in rs),
+                       bl.median(r["cpu"] / (r["bytes"] / 1e9) for r in rs))
             else:
-                row = (statistics.median(r["ops"] / r["secs"] for r in rs),
-                       statistics.median(r["cpu"] / r["ops"] * 1e6 for r in rs))
+                row = (bl.median(r["ops"] / r["secs"] for r in rs),
+                       bl.median(r["cpu"] / r["ops"] * 1e6 for r in rs))
             sc = [r["syscalls"] / r["ops"] for r in rs if r["syscalls"] is not None]
-            row = row + (statistics.median(sc) if sc and load != "iperf" else None,)
+            row = row + (bl.median(sc) if load != "iperf" else None,)
             if n == "haproxy":
                 base = row
             results[(load, n, "row")] = row
@@ -333,11 +297,7 @@ def main():
             lines.append(f"{load:10} {n:8} {txt} {sysop} {ratio:>24}")
     lines.append("(CPU: proxy utime+stime over its process tree; median of "
                  f"{args.rounds} rounds; proxy on CPU 0, load and backends on CPU 1)")
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    bl.report("\n".join(lines), args.out)
     shutil.rmtree(tmp, ignore_errors=True)
 
 
