@@ -1,12 +1,4 @@
 /* modules/http/llhttp_http.c - compiles the system's llhttp http.c source into the
  * module when no libllhttp is installed (the source is never copied here). */
-#include "config.h"
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#pragma GCC diagnostic ignored "-Wmissing-prototypes"
-#pragma GCC diagnostic ignored "-Wstrict-prototypes"
-#pragma GCC diagnostic ignored "-Wshadow"
-#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#pragma GCC diagnostic ignored "-Wunused-variable"
-#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
+#include "llhttp_wrap.h"
 #include LLHTTP_SRC_HTTP
