@@ -40,9 +40,9 @@
 struct lconn {
     int fd;
     int dead;
-    uint64_t seq;     /* messages completed on this connection */
-    size_t sent;      /* bytes of the current message written */
-    size_t got;       /* bytes of the current echo read */
+    uint64_t seq; /* messages completed on this connection */
+    size_t sent;  /* bytes of the current message written */
+    size_t got;   /* bytes of the current echo read */
     unsigned char *tx;
     unsigned char *rx;
 };
@@ -70,8 +70,8 @@ static void fail(struct lconn *c, const char *what, int err)
 {
     if (!c->dead) {
         if (errors < 5)
-            fprintf(stderr, "echo_load: connection %d: %s%s%s\n", c->fd, what,
-                    err ? ": " : "", err ? strerror(err) : "");
+            fprintf(stderr, "echo_load: connection %d: %s%s%s\n", c->fd, what, err ? ": " : "",
+                    err ? strerror(err) : "");
         errors++;
         c->dead = 1;
         close(c->fd);
@@ -204,8 +204,8 @@ int main(int argc, char **argv)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
 
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICSERV};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *ai;
     int gerr = getaddrinfo(host, port, &hints, &ai);
     if (gerr) {
@@ -291,9 +291,8 @@ int main(int argc, char **argv)
 
     printf("echo_load: conns=%ld msg_bytes=%zu seconds=%.3f msgs=%llu msgs_per_s=%.0f "
            "mbytes_per_s=%.1f load_cpu_pct=%.1f errors=%u\n",
-           nconns, msg_bytes, elapsed, (unsigned long long)total_msgs,
-           (double)total_msgs / elapsed, (double)total_msgs * (double)msg_bytes / elapsed / 1e6,
-           100.0 * cpu / elapsed, errors);
+           nconns, msg_bytes, elapsed, (unsigned long long)total_msgs, (double)total_msgs / elapsed,
+           (double)total_msgs * (double)msg_bytes / elapsed / 1e6, 100.0 * cpu / elapsed, errors);
     fflush(stdout);
     for (long i = 0; i < nconns; i++) {
         if (!conns[i].dead)

@@ -23,7 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define READ_BUF (64 * 1024)
+#define READ_BUF   (64 * 1024)
 #define MAX_EVENTS 256
 
 struct conn {
@@ -128,7 +128,8 @@ static void accept_all(int ep, int lfd)
             continue;
         }
         c->fd = fd;
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c};
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                                 .data.ptr = c};
         if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
             perror("epoll_echo: epoll_ctl");
             close(fd);
@@ -143,7 +144,8 @@ static void accept_all(int ep, int lfd)
 
 static int listen_on(const char *host, const char *port)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res, *ai;
     int err = getaddrinfo(host, port, &hints, &res);

@@ -12,18 +12,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-try:
-    import zgtest  # noqa: E402
-except AttributeError:
-    # an older zgtest.py shadows the signal module inside class Zerg (its
-    # stop(sig=signal.SIGTERM) default): load it with that default fixed
-    import types
-    _src = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "zgtest.py")).read()
-    zgtest = types.ModuleType("zgtest")
-    zgtest.__file__ = "zgtest.py"
-    exec(compile(_src.replace("sig=signal.SIGTERM", "sig=15"), "zgtest.py", "exec"),
-         zgtest.__dict__)
-    sys.modules["zgtest"] = zgtest
+import zgtest  # noqa: E402
 from zgtest import Zerg, rss_kb  # noqa: E402
 
 CONF = """
