@@ -102,6 +102,8 @@ static const zerg_directive uring_directives[] = {
     {"incremental", ZERG_CONF_CUSTOM, URING_OFF(incremental), parse_incremental, 0, 0},
     {"fixed_files", ZERG_CONF_BOOL, URING_OFF(fixed_files), NULL, 0, 0},
     {"send_zc_loopback", ZERG_CONF_BOOL, URING_OFF(send_zc_loopback), NULL, 0, 0},
+    {"batch_wait_usec", ZERG_CONF_INT, URING_OFF(batch_wait_usec), NULL, 0, 100000},
+    {"batch_size", ZERG_CONF_INT, URING_OFF(batch_size), NULL, 1, 4096},
     ZERG_DIRECTIVE_END,
 };
 
@@ -280,6 +282,8 @@ static void set_defaults(zg_config *cfg)
         .sqpoll_cpu = -1,
         .incremental = "auto",
         .fixed_files = 1,
+        .batch_wait_usec = 50,
+        .batch_size = 32,
     };
 }
 

@@ -142,6 +142,7 @@ int zg_event_init(zg_worker *w)
         return rc;
     }
     probe_features(w);
+    w->batch_wait_ok = 1; /* until the kernel says EINVAL */
     const char *inc = w->cfg->uring.incremental;
     int want_inc = strcmp(inc, "auto") == 0 ? -1
                                             : (strcmp(inc, "true") == 0 || strcmp(inc, "on") == 0 ||
@@ -381,11 +382,57 @@ static void prepare_turn(zg_worker *w)
 /* One turn: submit and wait in one io_uring_enter (at most wait_ms, -1 for
  * no limit), then drain the completions in batches. Returns -1 when the
  * ring is broken. */
+/* Submit and wait for up to wait_nr completions, returning once min_wait_us
+ * has passed with at least one (kernel 6.12: the min_wait_usec word, which
+ * liburing 2.3 still calls pad). liburing 2.3 has no call for it, so this
+ * publishes the SQ tail itself. -EINVAL: the kernel lacks it. */
+static int enter_batched(zg_worker *w, unsigned wait_nr, struct __kernel_timespec *ts,
+                         unsigned min_wait_us)
+{
+    struct io_uring *ring = &w->ring;
+    struct io_uring_sq *sq = &ring->sq;
+    if (sq->sqe_head != sq->sqe_tail) {
+        sq->sqe_head = sq->sqe_tail;
+        io_uring_smp_store_release(sq->ktail, sq->sqe_tail);
+    }
+    struct io_uring_getevents_arg arg = {
+        .sigmask_sz = _NSIG / 8,
+        .pad = min_wait_us,
+        .ts = (uint64_t)(uintptr_t)ts,
+    };
+    unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
+    int fd = ring->ring_fd;
+    if (ring->int_flags & 1 /* liburing's INT_FLAG_REG_RING */) {
+        flags |= IORING_ENTER_REGISTERED_RING;
+        fd = ring->enter_ring_fd;
+    }
+    int rc = io_uring_enter2((unsigned)fd, io_uring_sq_ready(ring), wait_nr, flags,
+                             (sigset_t *)&arg, sizeof(arg));
+    return rc == -1 ? -errno : rc;
+}
+
+static int submit_and_wait(zg_worker *w, int64_t wait_ms)
+{
+    struct __kernel_timespec ts = {.tv_sec = wait_ms / 1000, .tv_nsec = (wait_ms % 1000) * 1000000};
+    const zg_uring_conf *u = &w->cfg->uring;
+    if (w->batch_wait_ok && u->batch_wait_usec && w->stats.conns_active > 1) {
+        unsigned nr = (unsigned)u->batch_size;
+        if (nr > w->stats.conns_active)
+            nr = (unsigned)w->stats.conns_active;
+        int rc = enter_batched(w, nr, wait_ms >= 0 ? &ts : NULL, (unsigned)u->batch_wait_usec);
+        if (rc != -EINVAL)
+            return rc;
+        zg_log_warn("uring.batch_wait_usec needs kernel 6.12: waiting for one completion");
+        w->batch_wait_ok = 0;
+    }
+    struct io_uring_cqe *first;
+    return io_uring_submit_and_wait_timeout(&w->ring, &first, 1, wait_ms >= 0 ? &ts : NULL, NULL);
+}
+
 static int run_turn(zg_worker *w, int64_t wait_ms)
 {
-    struct io_uring_cqe *cqes[256], *first;
-    struct __kernel_timespec ts = {.tv_sec = wait_ms / 1000, .tv_nsec = (wait_ms % 1000) * 1000000};
-    int rc = io_uring_submit_and_wait_timeout(&w->ring, &first, 1, wait_ms >= 0 ? &ts : NULL, NULL);
+    struct io_uring_cqe *cqes[256];
+    int rc = submit_and_wait(w, wait_ms);
     w->stats.loop_turns++;
     if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
         zg_log_error("io_uring_submit_and_wait: %s", strerror(-rc));

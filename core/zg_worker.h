@@ -135,6 +135,7 @@ struct zerg_worker {
     int zc_ok;         /* SEND_ZC supported */
     int cancel_fd_ok;  /* IORING_ASYNC_CANCEL_FD (+ fixed) supported */
     int fd_install_ok; /* IORING_OP_FIXED_FD_INSTALL (6.8): reset fixed sockets */
+    int batch_wait_ok; /* min_wait_usec of IORING_ENTER_EXT_ARG (6.12) */
     uint32_t max_conns;
     uint32_t ring_flags;
 };
