@@ -119,10 +119,23 @@ static int parse_load_modules(zerg_conf_ctx *cx, const zerg_conf_node *n, void *
 
 static int parse_servers(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field);
 
+static int parse_listen_sockets(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field)
+{
+    const char *s = zg_node_scalar(cx, n);
+    if (s && strcmp(s, "per_worker") == 0)
+        *(int *)field = 0;
+    else if (s && strcmp(s, "shared") == 0)
+        *(int *)field = 1;
+    else
+        return zg_conf_error(cx, n, "listen_sockets: expected per_worker or shared");
+    return 0;
+}
+
 static const zerg_directive core_directives[] = {
     {"worker_processes", ZERG_CONF_CUSTOM, CORE_OFF(worker_processes), parse_workers, 0, 0},
     {"worker_cpu_affinity", ZERG_CONF_CUSTOM, 0, parse_affinity, 0, 0},
     {"worker_connections", ZERG_CONF_INT, CORE_OFF(worker_connections), NULL, 16, 1 << 20},
+    {"listen_sockets", ZERG_CONF_CUSTOM, CORE_OFF(listen_shared), parse_listen_sockets, 0, 0},
     {"worker_rlimit_nofile", ZERG_CONF_INT, CORE_OFF(worker_rlimit_nofile), NULL, 64, 1 << 24},
     {"worker_shutdown_timeout", ZERG_CONF_MSEC, CORE_OFF(worker_shutdown_timeout), NULL, 0, 0},
     {"user", ZERG_CONF_STR, CORE_OFF(user), NULL, 0, 0},

@@ -59,6 +59,7 @@ typedef struct zg_config {
     int *cpus;                /* explicit worker_cpu_affinity, or NULL */
     size_t ncpus;
     int64_t worker_connections;
+    int listen_shared; /* listen_sockets: shared (one socket per address) */
     int64_t worker_rlimit_nofile;
     uint64_t worker_shutdown_timeout;
     char *user, *group;

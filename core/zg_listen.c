@@ -11,6 +11,12 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Sockets per address: one per worker slot, or one shared by all. */
+static unsigned slots(const zg_config *cfg, int nworkers)
+{
+    return cfg->listen_shared ? 1 : (unsigned)nworkers;
+}
+
 static zg_lsock *find(const zg_listen_set *set, const zg_addr *a, unsigned slot)
 {
     for (size_t i = 0; i < set->n; i++) {
@@ -57,7 +63,7 @@ int zg_listen_open(zg_listen_set *set, const zg_config *cfg, int nworkers, char 
     for (size_t s = 0; s < cfg->nservers; s++) {
         const zg_server *srv = &cfg->servers[s];
         for (size_t a = 0; a < srv->naddrs; a++) {
-            for (unsigned slot = 0; slot < (unsigned)nworkers; slot++) {
+            for (unsigned slot = 0; slot < slots(cfg, nworkers); slot++) {
                 zg_lsock *ls = find(set, &srv->addrs[a], slot);
                 if (ls) {
                     listen(ls->fd, (int)srv->backlog); /* a reload may change it */
@@ -105,7 +111,7 @@ void zg_listen_prune(zg_listen_set *set, const zg_config *cfg, int nworkers)
         set->socks[i].mark = 0;
     for (size_t s = 0; s < cfg->nservers; s++)
         for (size_t a = 0; a < cfg->servers[s].naddrs; a++)
-            for (unsigned slot = 0; slot < (unsigned)nworkers; slot++) {
+            for (unsigned slot = 0; slot < slots(cfg, nworkers); slot++) {
                 zg_lsock *ls = find(set, &cfg->servers[s].addrs[a], slot);
                 if (ls)
                     ls->mark = 1;
@@ -139,6 +145,6 @@ int *zg_listen_worker_fds(const zg_listen_set *set, const zg_config *cfg, unsign
     size_t k = 0;
     for (size_t s = 0; s < cfg->nservers; s++)
         for (size_t a = 0; a < cfg->servers[s].naddrs; a++)
-            fds[k++] = zg_listen_fd(set, &cfg->servers[s].addrs[a], slot);
+            fds[k++] = zg_listen_fd(set, &cfg->servers[s].addrs[a], cfg->listen_shared ? 0 : slot);
     return fds;
 }

@@ -253,6 +253,21 @@ class MasterTest(unittest.TestCase):
             self.assertTrue(bytes(got) == data, "transfer corrupted")
             self.assertEqual(z.proc.wait(15), 0)
 
+    def test_shared_listen_socket(self):
+        """listen_sockets: shared serves from one socket per address, across
+        reloads too (per_worker, the default, is what the other tests use)."""
+        with Zerg(conf(workers=2, extra="listen_sockets: shared\n")) as z:
+            with Load(z.ports[0], persistent=4, churn=1) as load:
+                time.sleep(0.3)
+                for _ in range(3):
+                    z.send(signal.SIGHUP)
+                    time.sleep(0.3)
+            self.assertEqual(load.errors, [])
+            self.assertEqual(z.output().count("reload done"), 3)
+            listeners = [fd for fd in os.listdir(f"/proc/{z.proc.pid}/fd")
+                         if "socket" in os.readlink(f"/proc/{z.proc.pid}/fd/{fd}")]
+            self.assertEqual(len(listeners), 1, "one listening socket expected")
+
     def test_reopen_logs(self):
         with Zerg(conf(workers=1)) as z:
             log = os.path.join(z.tmp, "error.log")
