@@ -106,8 +106,21 @@ static const struct sockaddr *api_conn_peer(zg_conn *c, socklen_t *len)
         *len = c->peer_len;
     return (const struct sockaddr *)&c->peer;
 }
+/* Found on demand: a syscall only for the modules that ask (PROXY protocol). */
 static const struct sockaddr *api_conn_local(zg_conn *c, socklen_t *len)
 {
+    if (!c->local_len) {
+        c->local_len = sizeof(c->local);
+        if (!c->fixed) {
+            if (getsockname(c->fd, (struct sockaddr *)&c->local, &c->local_len) < 0)
+                c->local_len = 0;
+        } else if (c->listen_addr) { /* a fixed file has no fd: its listener's */
+            memcpy(&c->local, &c->listen_addr->ss, c->listen_addr->len);
+            c->local_len = c->listen_addr->len;
+        } else {
+            c->local_len = 0;
+        }
+    }
     if (len)
         *len = c->local_len;
     return (const struct sockaddr *)&c->local;

@@ -76,17 +76,11 @@ void zg_conn_accepted(zg_worker *w, zg_listener *l, int fd)
     c->srv = l->srv;
     c->no_zc = l->no_zc;
     w->stats.conns_accepted++;
+    c->listen_addr = &l->srv->addrs[l->addr_index];
     if (!l->direct) {
         c->peer_len = sizeof(c->peer);
         if (getpeername(fd, (struct sockaddr *)&c->peer, &c->peer_len) < 0)
             c->peer_len = 0;
-        c->local_len = sizeof(c->local);
-        if (getsockname(fd, (struct sockaddr *)&c->local, &c->local_len) < 0)
-            c->local_len = 0;
-    } else {
-        const zg_addr *a = &l->srv->addrs[l->addr_index];
-        memcpy(&c->local, &a->ss, a->len);
-        c->local_len = a->len;
     }
     c->flags |= ZG_C_OPEN;
     if (c->mod->on_open)
@@ -478,11 +472,6 @@ static void connect_complete(zg_conn *c, struct io_uring_cqe *cqe)
     if (c->flags & ZG_C_CLOSING)
         return;
     int res = cqe->res == -ECANCELED ? -ETIMEDOUT : cqe->res;
-    if (res == 0) {
-        c->local_len = sizeof(c->local);
-        if (getsockname(c->fd, (struct sockaddr *)&c->local, &c->local_len) < 0)
-            c->local_len = 0;
-    }
     if (c->mod->on_connect)
         c->mod->on_connect(c, res);
     if (res < 0) {
@@ -599,7 +588,7 @@ static void finalize(zg_conn *c)
     } else if ((c->flags & ZG_C_ABORT) && w->fd_install_ok) {
         /* a fixed file has no fd for setsockopt: install one, then reset */
         struct io_uring_sqe *sqe = zg_sqe(w);
-        io_uring_prep_rw(54 /* IORING_OP_FIXED_FD_INSTALL */, sqe, c->fd, NULL, 0, 0);
+        io_uring_prep_rw(ZG_OP_FIXED_FD_INSTALL, sqe, c->fd, NULL, 0, 0);
         sqe->flags |= IOSQE_FIXED_FILE;
         io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_ABORT_FD, (uint32_t)c->fd, 0));
     } else {

@@ -24,8 +24,7 @@
 #define IORING_SETUP_COOP_TASKRUN (1U << 8)
 #endif
 
-#define ZG_ACCEPT_BACKOFF_MS   100
-#define ZG_OP_FIXED_FD_INSTALL 54 /* IORING_OP_FIXED_FD_INSTALL, newer than liburing 2.3 */
+#define ZG_ACCEPT_BACKOFF_MS 100
 
 struct io_uring_sqe *zg_sqe(zg_worker *w)
 {
@@ -89,9 +88,6 @@ static void probe_features(zg_worker *w)
         w->fd_install_ok = io_uring_opcode_supported(probe, ZG_OP_FIXED_FD_INSTALL);
         io_uring_free_probe(probe);
     }
-    /* IORING_ASYNC_CANCEL_FD_FIXED came with 6.0, as did multishot recv,
-     * which we need anyway: assume fd cancellation with it. */
-    w->cancel_fd_ok = 1;
 }
 
 static void arm_signal(zg_worker *w)

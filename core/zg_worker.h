@@ -36,7 +36,8 @@ enum zg_op {
 #define ZG_UD_GEN(ud)       ((uint32_t)(((ud) >> 8) & 0xffffff))
 #define ZG_UD_IDX(ud)       ((uint32_t)((ud) >> 32))
 
-#define ZG_IOV_MAX 64
+#define ZG_IOV_MAX             64
+#define ZG_OP_FIXED_FD_INSTALL 54 /* IORING_OP_FIXED_FD_INSTALL, newer than liburing 2.3 */
 
 enum zg_conn_flags {
     ZG_C_OPEN = 1u << 0,        /* the module knows it: on_close is owed */
@@ -101,8 +102,9 @@ struct zerg_conn {
     struct __kernel_timespec connect_ts;
     struct sockaddr_storage peer;
     socklen_t peer_len;
-    struct sockaddr_storage local;
+    struct sockaddr_storage local; /* filled by the first api->conn_local */
     socklen_t local_len;
+    const zg_addr *listen_addr; /* accepted connections: their listener's */
     _Alignas(16) unsigned char ctx[];
 };
 
@@ -133,7 +135,6 @@ struct zerg_worker {
     int draining, exiting;
     zerg_timer shutdown_timer;
     int zc_ok;         /* SEND_ZC supported */
-    int cancel_fd_ok;  /* IORING_ASYNC_CANCEL_FD (+ fixed) supported */
     int fd_install_ok; /* IORING_OP_FIXED_FD_INSTALL (6.8): reset fixed sockets */
     int batch_wait_ok; /* min_wait_usec of IORING_ENTER_EXT_ARG (6.12) */
     uint32_t max_conns;
