@@ -250,6 +250,11 @@ void http_dispatch(http_conn *hc)
         http_send_error(hc, 404, 0);
         return;
     }
+    /* status pages and files answer GET and HEAD only */
+    if (l->kind != HTTP_LOC_RETURN && r->method != HTTP_GET && r->method != HTTP_HEAD) {
+        http_send_error(hc, 405, 0);
+        return;
+    }
     switch (l->kind) {
     case HTTP_LOC_RETURN:
         http_keep(hc);
@@ -258,17 +263,9 @@ void http_dispatch(http_conn *hc)
             http_request_done(hc);
         return;
     case HTTP_LOC_STATUS:
-        if (r->method != HTTP_GET && r->method != HTTP_HEAD) {
-            http_send_error(hc, 405, 0);
-            return;
-        }
         http_send_status(hc);
         return;
     case HTTP_LOC_STATIC:
-        if (r->method != HTTP_GET && r->method != HTTP_HEAD) {
-            http_send_error(hc, 405, 0);
-            return;
-        }
         http_keep(hc);
         /* 0: answered here; 1: goes on asynchronously; 2: already done */
         if (http_serve_static(hc, l, http_pathbuf, nlen) == 0 && !hc->closing)

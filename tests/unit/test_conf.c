@@ -12,23 +12,11 @@
 #include <unistd.h>
 
 #include "zg_conf.h"
+#include "unit_env.h"
 #include "zg_module.h"
 
 static char path[64];
 static char err[4096];
-
-/* The folder holding echo.so: ZERG_MODULES, else $ZERG_BUILDDIR/build-modules. */
-static const char *modules_dir(void)
-{
-    static char buf[4096];
-    const char *m = getenv("ZERG_MODULES");
-    if (m && *m)
-        return m;
-    const char *b = getenv("ZERG_BUILDDIR");
-    cr_assert(b && *b, "ZERG_MODULES is not set (run the tests through make check)");
-    snprintf(buf, sizeof(buf), "%s/build-modules", b);
-    return buf;
-}
 
 /* Write yaml to a fresh temp file (path), with @M@ replaced by modules_dir(). */
 static void write_conf(const char *yaml)

@@ -11,21 +11,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "unit_env.h"
 #include "zg_module.h"
 
 static char err[4096];
-
-static const char *modules_dir(void)
-{
-    static char buf[4096];
-    const char *m = getenv("ZERG_MODULES");
-    if (m && *m)
-        return m;
-    const char *b = getenv("ZERG_BUILDDIR");
-    cr_assert(b && *b, "ZERG_MODULES is not set (run the tests through make check)");
-    snprintf(buf, sizeof(buf), "%s/build-modules", b);
-    return buf;
-}
 
 /* A test module built by core.inc: $ZERG_BUILDDIR/tests/modules/.libs/NAME.so */
 static const char *test_module(const char *name)
