@@ -212,19 +212,52 @@ void zg_arm_accept(zg_worker *w, zg_listener *l)
     l->armed = 1;
 }
 
+/* Listening sockets are shared between a draining worker and its successor,
+ * and the kernel wakes one waiter per new connection. A wakeup that reaches
+ * this worker's accept while it is being cancelled is lost with it, leaving
+ * the connection queued until the next one arrives. So once its accept is
+ * gone, a draining worker takes what is queued with non-blocking accepts and
+ * serves it; later connections wake the successors. */
+static void accept_sweep(zg_worker *w, zg_listener *l)
+{
+    if (l->sweeping || l->armed)
+        return;
+    struct io_uring_sqe *sqe = zg_sqe(w);
+    if (l->direct) {
+        io_uring_prep_accept(sqe, l->fd, NULL, NULL, 0);
+        sqe->file_index = IORING_FILE_INDEX_ALLOC; /* liburing 2.3's helper can't say it */
+    } else {
+        io_uring_prep_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    }
+    sqe->ioprio |= ZG_ACCEPT_DONTWAIT;
+    io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_ACCEPT_SWEEP, l->index, l->gen));
+    l->sweeping = 1;
+}
+
 static void accept_complete(zg_worker *w, struct io_uring_cqe *cqe)
 {
     uint32_t idx = ZG_UD_IDX(cqe->user_data);
     if (idx >= w->nlisteners)
         return;
     zg_listener *l = &w->listeners[idx];
-    if (!(cqe->flags & IORING_CQE_F_MORE))
+    int sweep = ZG_UD_OP(cqe->user_data) == ZG_OP_ACCEPT_SWEEP;
+    if (sweep)
+        l->sweeping = 0;
+    else if (!(cqe->flags & IORING_CQE_F_MORE))
         l->armed = 0;
-    if (cqe->res >= 0) {
+    if (cqe->res >= 0)
         zg_conn_accepted(w, l, cqe->res);
-    } else if (cqe->res == -ECANCELED || w->draining) {
+    if (w->draining) {
+        /* swept until the queue is empty (-EAGAIN), or the kernel is older
+         * than the flag (-EINVAL) */
+        int more = cqe->res >= 0 || cqe->res == -ECONNABORTED || cqe->res == -EINTR;
+        if (!l->armed && (!sweep || more))
+            accept_sweep(w, l);
         return;
-    } else if (cqe->res != -ECONNABORTED && cqe->res != -EAGAIN && cqe->res != -EINTR) {
+    }
+    if (cqe->res == -ECANCELED)
+        return;
+    if (cqe->res < 0 && cqe->res != -ECONNABORTED && cqe->res != -EAGAIN && cqe->res != -EINTR) {
         /* out of descriptors or fixed slots, or worse: pause, never spin */
         w->stats.accept_backoffs++;
         if (!l->armed) {
@@ -311,6 +344,8 @@ void zg_worker_drain(zg_worker *w)
             struct io_uring_sqe *sqe = zg_sqe(w);
             io_uring_prep_cancel64(sqe, ZG_UD(ZG_OP_ACCEPT, l->index, l->gen), 0);
             io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_IGNORE, 0, 0));
+        } else {
+            accept_sweep(w, l); /* its accept ended before: what is queued? */
         }
     }
     for (size_t i = 0; i < w->cfg->nmodules; i++)
@@ -326,7 +361,7 @@ void zg_worker_drain(zg_worker *w)
 static int accepts_armed(const zg_worker *w)
 {
     for (size_t i = 0; i < w->nlisteners; i++)
-        if (w->listeners[i].armed)
+        if (w->listeners[i].armed || w->listeners[i].sweeping)
             return 1;
     return 0;
 }
@@ -335,6 +370,7 @@ static void dispatch(zg_worker *w, struct io_uring_cqe *cqe)
 {
     switch (ZG_UD_OP(cqe->user_data)) {
     case ZG_OP_ACCEPT:
+    case ZG_OP_ACCEPT_SWEEP:
         accept_complete(w, cqe);
         break;
     case ZG_OP_SIGNAL:

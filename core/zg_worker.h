@@ -19,6 +19,7 @@
 enum zg_op {
     ZG_OP_IGNORE = 0, /* cancel and close results */
     ZG_OP_ACCEPT,
+    ZG_OP_ACCEPT_SWEEP, /* a draining worker takes what its accept left queued */
     ZG_OP_RECV,
     ZG_OP_SEND,
     ZG_OP_CONNECT,
@@ -37,7 +38,8 @@ enum zg_op {
 #define ZG_UD_IDX(ud)       ((uint32_t)((ud) >> 32))
 
 #define ZG_IOV_MAX             64
-#define ZG_OP_FIXED_FD_INSTALL 54 /* IORING_OP_FIXED_FD_INSTALL, newer than liburing 2.3 */
+#define ZG_OP_FIXED_FD_INSTALL 54        /* IORING_OP_FIXED_FD_INSTALL, newer than liburing 2.3 */
+#define ZG_ACCEPT_DONTWAIT     (1u << 1) /* IORING_ACCEPT_DONTWAIT (6.10), likewise */
 
 enum zg_conn_flags {
     ZG_C_OPEN = 1u << 0,        /* the module knows it: on_close is owed */
@@ -68,6 +70,7 @@ typedef struct zg_listener {
     int fd;
     uint32_t index, gen;
     int armed;
+    int sweeping;      /* a drain's non-blocking accept is in flight */
     int direct;        /* accept into fixed files */
     int no_zc;         /* a loopback address: SEND_ZC would only add work */
     size_t addr_index; /* which of srv->addrs */
