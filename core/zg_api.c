@@ -114,9 +114,10 @@ static const struct sockaddr *api_conn_local(zg_conn *c, socklen_t *len)
         if (!c->fixed) {
             if (getsockname(c->fd, (struct sockaddr *)&c->local, &c->local_len) < 0)
                 c->local_len = 0;
-        } else if (c->listen_addr) { /* a fixed file has no fd: its listener's */
-            memcpy(&c->local, &c->listen_addr->ss, c->listen_addr->len);
-            c->local_len = c->listen_addr->len;
+        } else if (c->listener) { /* a fixed file has no fd: its listener's */
+            const zg_addr *a = &c->listener->srv->addrs[c->listener->addr_index];
+            memcpy(&c->local, &a->ss, a->len);
+            c->local_len = a->len;
         } else {
             c->local_len = 0;
         }
@@ -124,6 +125,15 @@ static const struct sockaddr *api_conn_local(zg_conn *c, socklen_t *len)
     if (len)
         *len = c->local_len;
     return (const struct sockaddr *)&c->local;
+}
+static size_t api_conn_servers(zg_conn *c, void *const **confs)
+{
+    if (!c->listener) {
+        *confs = NULL;
+        return 0;
+    }
+    *confs = c->listener->vhosts;
+    return c->listener->nvhosts;
 }
 static int api_conn_closing(zg_conn *c)
 {
@@ -344,4 +354,5 @@ const zerg_api zg_api = {
     .connect = api_connect,
     .conf_path = zg_conf_path,
     .conn_local = api_conn_local,
+    .conn_servers = api_conn_servers,
 };

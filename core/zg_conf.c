@@ -159,6 +159,58 @@ char *zg_conf_path(zerg_conf_ctx *cx, const char *p)
 
 /* ---- servers ---- */
 
+static int same_addr(const zg_addr *x, const zg_addr *y)
+{
+    return x->len == y->len && memcmp(&x->ss, &y->ss, x->len) == 0;
+}
+
+/* Address i of srv against this block's earlier ones and earlier blocks':
+ * blocks of one module that takes virtual hosts may share an address (one
+ * of them the default), nothing else may. */
+static int check_shared_addr(zerg_conf_ctx *cx, const zerg_conf_node *a, const zg_server *srv,
+                             size_t i)
+{
+    const zg_addr *addr = &srv->addrs[i];
+    for (size_t j = 0; j < i; j++)
+        if (same_addr(&srv->addrs[j], addr))
+            return zg_conf_error(cx, a, "duplicate listen address \"%s\"", addr->text);
+    for (size_t s = 0; s < srv->index; s++) {
+        const zg_server *o = &cx->cfg->servers[s];
+        for (size_t j = 0; j < o->naddrs; j++) {
+            if (!same_addr(&o->addrs[j], addr))
+                continue;
+            if (o->module != srv->module || !(zg_module_flags(srv->module) & ZERG_MODULE_VHOSTS))
+                return zg_conf_error(cx, a,
+                                     "listen address \"%s\" is also in servers[%u]: only blocks "
+                                     "of one module with virtual hosts (http) may share one",
+                                     addr->text, o->index);
+            if (o->default_server && srv->default_server)
+                return zg_conf_error(cx, a,
+                                     "listen address \"%s\": servers[%u] is its default_server "
+                                     "already",
+                                     addr->text, o->index);
+        }
+    }
+    return 0;
+}
+
+const zg_server *zg_conf_addr_owner(const zg_config *cfg, const zg_server *srv, size_t a)
+{
+    const zg_server *first = NULL;
+    for (size_t s = 0; s < cfg->nservers; s++) {
+        const zg_server *o = &cfg->servers[s];
+        for (size_t j = 0; j < o->naddrs; j++) {
+            if (!same_addr(&o->addrs[j], &srv->addrs[a]))
+                continue;
+            if (o->default_server)
+                return o;
+            if (!first)
+                first = o;
+        }
+    }
+    return first;
+}
+
 static int parse_listen(zerg_conf_ctx *cx, const zerg_conf_node *n, zg_server *srv)
 {
     int seq = zg_node_kind(cx, n) == ZERG_NODE_SEQ;
@@ -173,17 +225,8 @@ static int parse_listen(zerg_conf_ctx *cx, const zerg_conf_node *n, zg_server *s
         if (zg_conf_addr(cx, a, &addr->ss, &addr->len) < 0)
             return -1;
         addr->text = zg_conf_strdup(cx, zg_node_scalar(cx, a));
-        /* duplicates within this config, earlier blocks and this one */
-        for (size_t s = 0; s <= srv->index; s++) {
-            zg_server *o = &cx->cfg->servers[s];
-            size_t m = o == srv ? i : o->naddrs;
-            for (size_t j = 0; j < m; j++)
-                if (o->addrs[j].len == addr->len &&
-                    memcmp(&o->addrs[j].ss, &addr->ss, addr->len) == 0)
-                    return zg_conf_error(cx, a,
-                                         "duplicate listen address \"%s\" (also in servers[%u])",
-                                         addr->text, o->index);
-        }
+        if (check_shared_addr(cx, a, srv, i) < 0)
+            return -1;
         srv->naddrs = i + 1;
     }
     return 0;
@@ -228,6 +271,7 @@ static int parse_server(zerg_conf_ctx *cx, const zerg_conf_node *n, zg_server *s
     const zerg_directive server_directives[] = {
         {"module", ZERG_CONF_STR, offsetof(zg_server, module_name), NULL, 0, 0},
         {"backlog", ZERG_CONF_INT, offsetof(zg_server, backlog), NULL, 1, 65535},
+        {"default_server", ZERG_CONF_BOOL, offsetof(zg_server, default_server), NULL, 0, 0},
         {"listen", ZERG_CONF_CUSTOM, 0, parse_later, 0, 0},
         ZERG_DIRECTIVE_END,
     };
@@ -235,6 +279,7 @@ static int parse_server(zerg_conf_ctx *cx, const zerg_conf_node *n, zg_server *s
     if (zg_conf_apply(cx, n, server_directives, &scratch, d->name) < 0)
         return -1;
     srv->backlog = scratch.backlog;
+    srv->default_server = scratch.default_server;
     if (parse_listen(cx, listen, srv) < 0)
         return -1;
 

@@ -41,7 +41,8 @@ typedef struct zg_server {
     zg_module *module;
     void *module_conf;
     int64_t backlog;
-    int want_peer; /* accept into plain fds so conn_peer works */
+    int want_peer;      /* accept into plain fds so conn_peer works */
+    int default_server; /* the default of the blocks sharing its addresses */
 } zg_server;
 
 typedef struct zg_shm {
@@ -97,6 +98,9 @@ void zg_conf_free(zg_config *cfg);
 int zg_conf_workers(const zg_config *cfg);
 /* CPU for worker i: the explicit list, else the i-th allowed CPU. */
 int zg_conf_worker_cpu(const zg_config *cfg, int i);
+/* The block that accepts for srv's address a (the default among the blocks
+ * listening there), and whether blocks share it. */
+const zg_server *zg_conf_addr_owner(const zg_config *cfg, const zg_server *srv, size_t a);
 /* A path relative to the prefix (or as is when absolute). */
 char *zg_conf_path(zerg_conf_ctx *cx, const char *p);
 

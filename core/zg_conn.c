@@ -76,7 +76,7 @@ void zg_conn_accepted(zg_worker *w, zg_listener *l, int fd)
     c->srv = l->srv;
     c->no_zc = l->no_zc;
     w->stats.conns_accepted++;
-    c->listen_addr = &l->srv->addrs[l->addr_index];
+    c->listener = l;
     if (!l->direct) {
         c->peer_len = sizeof(c->peer);
         if (getpeername(fd, (struct sockaddr *)&c->peer, &c->peer_len) < 0)

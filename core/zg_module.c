@@ -124,3 +124,9 @@ void zg_module_unload(zg_module *m)
     free(m->path);
     free(m);
 }
+
+uint32_t zg_module_flags(const zg_module *m)
+{
+    const zerg_module *d = m->desc;
+    return d->struct_size >= offsetof(zerg_module, flags) + sizeof(d->flags) ? d->flags : 0;
+}

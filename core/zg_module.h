@@ -3,6 +3,7 @@
 #define ZG_MODULE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <zerg/module.h>
 
 struct zg_module {
@@ -24,5 +25,7 @@ zg_module *zg_module_load(const char *dir, const char *name, char *err, size_t e
 /* Load a given path (tests, tools). */
 zg_module *zg_module_load_path(const char *path, const char *name, char *err, size_t errlen);
 void zg_module_unload(zg_module *m);
+/* The descriptor's flags (ZERG_MODULE_*), 0 for a module older than them. */
+uint32_t zg_module_flags(const zg_module *m);
 
 #endif

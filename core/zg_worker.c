@@ -61,6 +61,29 @@ static int drop_privileges(const zg_config *cfg)
     return 0;
 }
 
+/* The module confs of the blocks listening on srv's address a, srv (the
+ * address's owner) first. */
+static int collect_vhosts(zg_worker *w, zg_listener *l)
+{
+    const zg_config *cfg = w->cfg;
+    const zg_addr *addr = &l->srv->addrs[l->addr_index];
+    l->vhosts = calloc(cfg->nservers, sizeof(void *));
+    if (!l->vhosts)
+        return -1;
+    l->vhosts[l->nvhosts++] = l->srv->module_conf;
+    for (size_t s = 0; s < cfg->nservers; s++) {
+        zg_server *o = &cfg->servers[s];
+        for (size_t a = 0; a < o->naddrs && o != l->srv; a++)
+            if (o->addrs[a].len == addr->len &&
+                memcmp(&o->addrs[a].ss, &addr->ss, addr->len) == 0) {
+                l->vhosts[l->nvhosts++] = o->module_conf;
+                l->direct = l->direct && !o->want_peer;
+            }
+    }
+    return 0;
+}
+
+/* One listener per distinct address, for the block that owns it. */
 static int setup_listeners(zg_worker *w, const int *fds)
 {
     size_t total = 0;
@@ -69,15 +92,17 @@ static int setup_listeners(zg_worker *w, const int *fds)
     w->listeners = calloc(total ? total : 1, sizeof(zg_listener));
     if (!w->listeners)
         return -1;
-    size_t k = 0;
+    size_t k = 0, n = 0;
     for (size_t s = 0; s < w->cfg->nservers; s++) {
         zg_server *srv = &w->cfg->servers[s];
         for (size_t a = 0; a < srv->naddrs; a++, k++) {
-            zg_listener *l = &w->listeners[k];
+            if (zg_conf_addr_owner(w->cfg, srv, a) != srv)
+                continue;
+            zg_listener *l = &w->listeners[n];
             l->srv = srv;
             l->addr_index = a;
             l->fd = fds[k];
-            l->index = (uint32_t)k;
+            l->index = (uint32_t)n++;
             l->w = w;
             l->direct = w->cfg->uring.fixed_files && !srv->want_peer;
             l->no_zc = !w->cfg->uring.send_zc_loopback &&
@@ -86,10 +111,19 @@ static int setup_listeners(zg_worker *w, const int *fds)
                 zg_log_error("no listening socket for %s", srv->addrs[a].text);
                 return -1;
             }
+            if (collect_vhosts(w, l) < 0)
+                return -1;
         }
     }
-    w->nlisteners = total;
+    w->nlisteners = n;
     return 0;
+}
+
+static void free_listeners(zg_worker *w)
+{
+    for (size_t i = 0; i < w->nlisteners; i++)
+        free(w->listeners[i].vhosts);
+    free(w->listeners);
 }
 
 static int start_modules(zg_worker *w)
@@ -152,6 +186,6 @@ int zg_worker_main(zg_config *cfg, unsigned id, int cpu, int *listen_fds, int re
         if (cfg->modules[i]->desc->worker_exit)
             cfg->modules[i]->desc->worker_exit(w);
     zg_event_destroy(w);
-    free(w->listeners);
+    free_listeners(w);
     return 0;
 }

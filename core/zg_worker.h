@@ -74,6 +74,8 @@ typedef struct zg_listener {
     int direct;        /* accept into fixed files */
     int no_zc;         /* a loopback address: SEND_ZC would only add work */
     size_t addr_index; /* which of srv->addrs */
+    void **vhosts;     /* module confs of the blocks sharing the address, */
+    size_t nvhosts;    /* the default (srv's) first */
     zerg_timer retry;
     struct zerg_worker *w;
 } zg_listener;
@@ -107,7 +109,7 @@ struct zerg_conn {
     socklen_t peer_len;
     struct sockaddr_storage local; /* filled by the first api->conn_local */
     socklen_t local_len;
-    const zg_addr *listen_addr; /* accepted connections: their listener's */
+    const zg_listener *listener; /* accepted connections: where they came in */
     _Alignas(16) unsigned char ctx[];
 };
 

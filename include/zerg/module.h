@@ -174,7 +174,17 @@ typedef struct zerg_module {
      * error, -ETIMEDOUT, -EMSGSIZE when unconsumed input passed the input
      * limit, -ECANCELED when the worker stops). Release what the ctx owns. */
     void (*on_close)(zerg_conn *c, int err);
+
+    /* -- added in ABI 1, after the first release (read by the core only
+     *    when struct_size covers them) -------------------------------------- */
+    uint32_t flags; /* ZERG_MODULE_* */
 } zerg_module;
+
+/* Name-based virtual hosts: several server blocks of this module may share a
+ * listen address. Connections arrive with the conn_conf of the address's
+ * default block (the one with `default_server: true`, else the first); the
+ * module picks a block per request among api->conn_servers(). */
+#define ZERG_MODULE_VHOSTS (1u << 0)
 
 /* Export the descriptor:
  *   ZERG_MODULE_EXPORT const zerg_module zerg_module_info = { ... };  */
@@ -302,6 +312,11 @@ struct zerg_api {
      * listener's address; the exact one when conf_want_peer_addr was called),
      * or the local end of an outbound one once connected. */
     const struct sockaddr *(*conn_local)(zerg_conn *c, socklen_t *len);
+    /* The module confs of every server block listening on c's address, the
+     * default first (so confs[0] == conn_conf(c)); returns their number: 1
+     * unless the module sets ZERG_MODULE_VHOSTS and blocks share the address,
+     * 0 for outbound connections. */
+    size_t (*conn_servers)(zerg_conn *c, void *const **confs);
 };
 
 #ifdef __cplusplus

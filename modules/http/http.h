@@ -242,7 +242,10 @@ struct http_file;
 typedef struct http_conn {
     llhttp_t parser;
     zerg_conn *c;
-    http_srv *srv;
+    http_srv *srv;       /* the request's server block (Host) */
+    http_srv *dsrv;      /* the default one, for what comes before Host */
+    void *const *vhosts; /* the blocks sharing the listen address */
+    size_t nvhosts;
     struct http_conn *next, *prev; /* the worker's list */
     http_scan scan;
     http_req req;
@@ -283,6 +286,11 @@ typedef struct http_worker {
 
 extern http_worker http_W;
 extern const zerg_api *http_api;
+
+/* http_vhost.c */
+int http_server_names_check(zerg_conf_ctx *cx, const zerg_conf_node *section, http_srv *s);
+/* hc->srv := the block among hc->vhosts whose server_name matches best. */
+void http_select_server(http_conn *hc);
 
 /* http_parse.c */
 void http_parser_settings_init(void);

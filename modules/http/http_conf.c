@@ -301,6 +301,8 @@ int http_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf)
         s->server_line = "";
         s->server_line_len = 0;
     }
+    if (http_server_names_check(cx, section, s) < 0)
+        return -1;
     if (s->max_uri_length > s->large_client_header_buffers)
         return http_api->conf_error(cx, section,
                                     "max_uri_length must not exceed large_client_header_buffers");

@@ -73,7 +73,10 @@ static void http_on_open(zerg_conn *c)
 {
     http_conn *hc = http_api->conn_ctx(c);
     hc->c = c;
-    hc->srv = http_api->conn_conf(c);
+    hc->srv = hc->dsrv = http_api->conn_conf(c);
+    hc->nvhosts = 1;
+    if (http_api->struct_size >= offsetof(zerg_api, conn_servers) + sizeof(void *))
+        hc->nvhosts = http_api->conn_servers(c, &hc->vhosts);
     hc->next = http_W.conns;
     hc->prev = NULL;
     if (http_W.conns)
@@ -185,4 +188,5 @@ ZERG_MODULE_EXPORT const zerg_module zerg_module_info = {
     .on_drain = http_on_drain,
     .on_timeout = http_on_timeout,
     .on_close = http_on_close,
+    .flags = ZERG_MODULE_VHOSTS,
 };

@@ -153,6 +153,7 @@ static int http_cb_headers_complete(llhttp_t *p)
         hc->err_status = 400;
         return -1;
     }
+    http_select_server(hc);
     if (r->hcount[HTTP_H_CL] > 1 || (r->hcount[HTTP_H_CL] && r->hcount[HTTP_H_TE])) {
         hc->err_status = 400;
         return -1;
@@ -284,6 +285,7 @@ void http_process(http_conn *hc, const uint8_t *data, size_t len)
         if (hc->phase == HTTP_PH_IDLE) {
             memset(&hc->scan, 0, sizeof(hc->scan));
             hc->phase = HTTP_PH_HEAD;
+            hc->srv = hc->dsrv; /* until the head names its host */
             hc->err_status = 0;
             /* HTTP/2 prior knowledge: "PRI * HTTP/2.0" */
             if (end - p >= 3 && memcmp(p, "PRI", 3) == 0 &&

@@ -776,5 +776,97 @@ class TestConfig(unittest.TestCase):
             os.path.join(z.tmp, "error.log"), "a+").read().encode())
 
 
+VHOSTS = """
+load_modules: [http]
+servers:
+  - listen: ["127.0.0.1:{port0}", "127.0.0.1:{port1}"]
+    module: http
+    http:
+      server_name: [a.example.com]
+      locations:
+        - {{ path: =/who, return: {{ status: 200, body: "a" }} }}
+  - listen: ["127.0.0.1:{port0}"]
+    module: http
+    default_server: true
+    http:
+      server_name: [b.example.com]
+      locations:
+        - {{ path: =/who, return: {{ status: 200, body: "b" }} }}
+  - listen: ["127.0.0.1:{port0}"]
+    module: http
+    http:
+      server_name: ["*.example.org", "www.example.*"]
+      access_log: {{ path: "{tmp}/org.log", flush: 100ms }}
+      client_max_body_size: 10
+      locations:
+        - {{ path: /, root: "{tmp}/www" }}
+"""
+
+
+class TestVirtualHosts(unittest.TestCase):
+    def test_host_picks_the_server_block(self):
+        z = Zerg(VHOSTS, wait=False)
+        make_tree(z.tmp)
+        z.start()
+        z.wait_listening()
+        try:
+            p0, p1 = z.ports[0], z.ports[1]
+
+            def who(port, host):
+                return curl("-H", f"Host: {host}", f"http://127.0.0.1:{port}/who")
+
+            self.assertEqual(who(p0, "a.example.com"), b"a")
+            self.assertEqual(who(p0, "B.Example.Com:80"), b"b")
+            self.assertEqual(who(p0, "nobody.test"), b"b")  # default_server
+            self.assertEqual(who(p1, "b.example.com"), b"a")  # only block a listens there
+            # the wildcard block serves its own root, with its own limits and log
+            for host in ("x.example.org", "www.example.net"):
+                out = curl("-H", f"Host: {host}", f"http://127.0.0.1:{p0}/index.html")
+                self.assertEqual(out, b"<h1>index</h1>\n")
+            out = raw(p0, b"POST /index.html HTTP/1.1\r\nHost: x.example.org\r\n"
+                          b"Content-Length: 11\r\n\r\nhello world")
+            self.assertEqual(status_of(out), 413)
+            out = raw(p0, b"POST /who HTTP/1.1\r\nHost: a.example.com\r\nConnection: close\r\n"
+                          b"Content-Length: 11\r\n\r\nhello world")
+            self.assertEqual(status_of(out), 200)
+            # one keep-alive connection, a different host per request
+            s = connect(p0)
+            for host, body in ((b"a.example.com", b"a"), (b"b.example.com", b"b"),
+                               (b"x.example.org", None), (b"a.example.com", b"a")):
+                path = b"/index.html" if body is None else b"/who"
+                s.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+                st, h, got, rest = read_response(s)
+                self.assertEqual(st, 200)
+                self.assertEqual(got, body if body is not None else b"<h1>index</h1>\n")
+            s.close()
+            log = os.path.join(z.tmp, "org.log")
+            self.assertTrue(wait_for_text(log, "GET /index.html"), "no access log line")
+            with open(log) as f:
+                self.assertNotIn("/who", f.read())
+        finally:
+            z.stop()
+
+    def test_only_http_blocks_share_an_address(self):
+        bad = ("load_modules: [http, echo]\nservers:\n"
+               "  - {{ listen: \"127.0.0.1:{port0}\", module: http }}\n"
+               "  - {{ listen: \"127.0.0.1:{port0}\", module: echo }}\n")
+        z = Zerg(bad, wait=False)
+        r = subprocess.run([zgtest.ZERG_BIN, "-c", z.conf, "-t"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=10)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(b"only blocks of one module with virtual hosts", r.stdout)
+
+
+def wait_for_text(path, text, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(path):
+            with open(path) as f:
+                if text in f.read():
+                    return True
+        time.sleep(0.05)
+    return False
+
+
 if __name__ == "__main__":
     zgtest.main()

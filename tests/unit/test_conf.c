@@ -442,7 +442,7 @@ Test(conf_bad, duplicate_listen_same_server)
 {
     expect_error(HEAD "  - listen: [127.0.0.1:8080, 127.0.0.1:8080]\n"
                       "    module: echo\n",
-                 4, 30, "duplicate listen address \"127.0.0.1:8080\" (also in servers[0])");
+                 4, 30, "duplicate listen address \"127.0.0.1:8080\"");
 }
 
 Test(conf_bad, duplicate_listen_across_servers)
@@ -452,7 +452,9 @@ Test(conf_bad, duplicate_listen_across_servers)
                       "    module: echo\n"
                       "  - listen: [127.0.0.1:9090, \"*:8080\"]\n"
                       "    module: echo\n",
-                 6, 30, "duplicate listen address \"*:8080\" (also in servers[0])");
+                 6, 30,
+                 "listen address \"*:8080\" is also in servers[0]: only blocks of one module "
+                 "with virtual hosts (http) may share one");
 }
 
 Test(conf_bad, duplicate_listen_names_the_right_server)
@@ -463,7 +465,71 @@ Test(conf_bad, duplicate_listen_names_the_right_server)
                       "    module: echo\n"
                       "  - listen: 127.0.0.1:9090\n"
                       "    module: echo\n",
-                 8, 13, "duplicate listen address \"127.0.0.1:9090\" (also in servers[1])");
+                 8, 13,
+                 "listen address \"127.0.0.1:9090\" is also in servers[1]: only blocks of one "
+                 "module with virtual hosts (http) may share one");
+}
+
+Test(conf_good, http_blocks_share_an_address)
+{
+    /* name-based virtual hosts: the default_server block owns the address,
+     * else the first block listing it */
+    zg_config *cfg = load_ok("modules_path: @M@\n"
+                             "load_modules: [http]\n"
+                             "servers:\n"
+                             "  - listen: [127.0.0.1:8080, 127.0.0.1:8081]\n"
+                             "    module: http\n"
+                             "  - listen: 127.0.0.1:8080\n"
+                             "    module: http\n"
+                             "    default_server: true\n"
+                             "  - listen: 127.0.0.1:8081\n"
+                             "    module: http\n");
+    cr_assert_eq(cfg->nservers, 3);
+    cr_assert_eq(cfg->servers[1].default_server, 1);
+    cr_assert_eq(zg_conf_addr_owner(cfg, &cfg->servers[0], 0), &cfg->servers[1]);
+    cr_assert_eq(zg_conf_addr_owner(cfg, &cfg->servers[1], 0), &cfg->servers[1]);
+    cr_assert_eq(zg_conf_addr_owner(cfg, &cfg->servers[0], 1), &cfg->servers[0]);
+    cr_assert_eq(zg_conf_addr_owner(cfg, &cfg->servers[2], 0), &cfg->servers[0]);
+    zg_conf_free(cfg);
+}
+
+Test(conf_bad, two_default_servers_for_an_address)
+{
+    expect_error("modules_path: @M@\n"
+                 "load_modules: [http]\n"
+                 "servers:\n"
+                 "  - listen: 127.0.0.1:8080\n"
+                 "    module: http\n"
+                 "    default_server: yes\n"
+                 "  - listen: 127.0.0.1:8080\n"
+                 "    module: http\n"
+                 "    default_server: yes\n",
+                 7, 13,
+                 "listen address \"127.0.0.1:8080\": servers[0] is its default_server already");
+}
+
+Test(conf_bad, modules_cannot_share_an_address)
+{
+    expect_error("modules_path: @M@\n"
+                 "load_modules: [http, echo]\n"
+                 "servers:\n"
+                 "  - listen: 127.0.0.1:8080\n"
+                 "    module: http\n"
+                 "  - listen: 127.0.0.1:8080\n"
+                 "    module: echo\n",
+                 6, 13, "is also in servers[0]: only blocks of one module with virtual hosts");
+}
+
+Test(conf_bad, http_server_name_pattern)
+{
+    expect_error("modules_path: @M@\n"
+                 "load_modules: [http]\n"
+                 "servers:\n"
+                 "  - listen: 127.0.0.1:8080\n"
+                 "    module: http\n"
+                 "    http:\n"
+                 "      server_name: [example.com, \"w*w.example.com\"]\n",
+                 7, 7, "server_name \"w*w.example.com\": expected a host name");
 }
 
 Test(conf_bad, missing_listen)
@@ -502,7 +568,7 @@ Test(conf_bad, unknown_server_key)
     expect_error(HEAD "  - listen: 127.0.0.1:8080\n"
                       "    module: echo\n"
                       "    root: /srv\n",
-                 6, 5, "unknown key \"root\" (expected one of: module, backlog, listen, echo)");
+                 6, 5, "unknown key \"root\" (expected one of: module, backlog, default_server, listen, echo)");
 }
 
 Test(conf_bad, backlog_out_of_range)

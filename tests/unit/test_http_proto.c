@@ -18,6 +18,8 @@ extern const zerg_module zerg_module_info;
 struct zerg_conn {
     char ctx[sizeof(http_conn)] __attribute__((aligned(16)));
     void *conf;
+    void *const *vhosts; /* blocks sharing the address; NULL: conf alone */
+    size_t nvhosts;
     int closed, aborted, closing, paused;
     uint64_t timeout;
     char out[1 << 20];
@@ -105,6 +107,11 @@ static void *m_conn_conf(zerg_conn *c)
 {
     return c->conf;
 }
+static size_t m_conn_servers(zerg_conn *c, void *const **confs)
+{
+    *confs = c->vhosts ? c->vhosts : &c->conf;
+    return c->vhosts ? c->nvhosts : 1;
+}
 static zerg_worker *m_conn_worker(zerg_conn *c)
 {
     return &mw;
@@ -189,6 +196,7 @@ static zerg_api mapi = {
     .file_io = m_file_io,
     .conn_ctx = m_conn_ctx,
     .conn_conf = m_conn_conf,
+    .conn_servers = m_conn_servers,
     .conn_worker = m_conn_worker,
     .conn_peer = m_conn_peer,
     .conn_closing = m_conn_closing,
@@ -627,4 +635,67 @@ Test(proto, open_file_cache)
     }
     conn_free(c);
     http_ofc_clear();
+}
+
+/* A server block answering "=/who" with its own name. */
+static http_srv *vhost(const char *who, const char *names)
+{
+    static zerg_conf_ctx cx;
+    http_srv *s = calloc(1, sizeof(*s));
+    zerg_module_info.conf_init(&cx, s);
+    char *list = strdup(names);
+    s->server_name.items = calloc(8, sizeof(char *));
+    for (char *tok = strtok(list, " "); tok; tok = strtok(NULL, " "))
+        s->server_name.items[s->server_name.n++] = tok;
+    if (!*names)
+        s->server_name.items[s->server_name.n++] = list; /* the empty name */
+    http_return *ret = calloc(1, sizeof(*ret));
+    ret->status = 200;
+    ret->body = (char *)who;
+    s->nlocs = 1;
+    s->locs = calloc(1, sizeof(http_location));
+    s->locs[0] = (http_location){.path = "=/who", .kind = HTTP_LOC_RETURN, .ret = ret};
+    s->locs[0].exact = 1;
+    s->locs[0].match = "/who";
+    s->locs[0].match_len = 4;
+    cr_assert_eq(zerg_module_info.conf_done(&cx, NULL, s), 0);
+    cr_assert_eq(zerg_module_info.server_init(&mw, s), 0);
+    return s;
+}
+
+static void expect_vhost(zerg_conn *c, const char *request, const char *who)
+{
+    c->outlen = 0;
+    feeds(c, request);
+    cr_assert_eq(status_of(c), 200, "%s -> %.*s", request, (int)c->outlen, c->out);
+    char *body = strstr(c->out, "\r\n\r\n");
+    cr_assert(body && strcmp(body + 4, who) == 0, "%s: answered by %s, not %s", request,
+              body ? body + 4 : "?", who);
+}
+
+Test(proto, virtual_hosts)
+{
+    void *blocks[] = {vhost("default", "default.test"),  vhost("exact", "www.example.com"),
+                      vhost("leading", "*.example.com"), vhost("dot", ".example.org"),
+                      vhost("trailing", "mail.*"),       vhost("nohost", "")};
+    zerg_conn *c = calloc(1, sizeof(*c));
+    c->conf = blocks[0];
+    c->vhosts = blocks;
+    c->nvhosts = 6;
+    zerg_module_info.on_open(c);
+    expect_vhost(c, "GET /who HTTP/1.1\r\nHost: www.example.com\r\n\r\n", "exact");
+    expect_vhost(c, "GET /who HTTP/1.1\r\nHost: WWW.Example.COM.:8080\r\n\r\n", "exact");
+    expect_vhost(c, "GET /who HTTP/1.1\r\nHost: a.b.example.com\r\n\r\n", "leading");
+    expect_vhost(c, "GET /who HTTP/1.1\r\nHost: example.com\r\n\r\n", "default");
+    expect_vhost(c, "GET /who HTTP/1.1\r\nHost: example.org\r\n\r\n", "dot");
+    expect_vhost(c, "GET /who HTTP/1.1\r\nHost: x.example.org\r\n\r\n", "dot");
+    expect_vhost(c, "GET /who HTTP/1.1\r\nHost: mail.example.net\r\n\r\n", "trailing");
+    expect_vhost(c, "GET /who HTTP/1.1\r\nHost: unknown.test\r\n\r\n", "default");
+    expect_vhost(c, "GET /who HTTP/1.1\r\nHost: [::1]:80\r\n\r\n", "default");
+    /* the authority of an absolute-form target wins over Host */
+    expect_vhost(c, "GET http://www.example.com/who HTTP/1.1\r\nHost: other.test\r\n\r\n", "exact");
+    /* every request picks again: back to the default on a keep-alive conn */
+    expect_vhost(c, "GET /who HTTP/1.1\r\nHost: default.test\r\n\r\n", "default");
+    expect_vhost(c, "GET /who HTTP/1.0\r\n\r\n", "nohost"); /* and closes */
+    conn_free(c);
 }

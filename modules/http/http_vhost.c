@@ -1,0 +1,116 @@
+/* http_vhost.c - name-based virtual hosts: server_name patterns checked at
+ * load, and the choice of a server block per request from its Host (or the
+ * authority of an absolute-form target) among the blocks sharing an address. */
+#include "http.h"
+
+#include <string.h>
+
+/* Patterns, as nginx has them: "example.com" (exact), "*.example.com" or
+ * ".example.com" (leading wildcard; the second also matches example.com),
+ * "www.example.*" (trailing wildcard), "" (requests without a Host). */
+int http_server_names_check(zerg_conf_ctx *cx, const zerg_conf_node *section, http_srv *s)
+{
+    for (size_t i = 0; i < s->server_name.n; i++) {
+        char *p = s->server_name.items[i];
+        size_t n = strlen(p);
+        for (size_t k = 0; k < n; k++)
+            if (p[k] >= 'A' && p[k] <= 'Z')
+                p[k] = (char)(p[k] - 'A' + 'a');
+        const char *star = strchr(p, '*');
+        int ok = !star || (star == p && n > 2 && p[1] == '.' && !strchr(p + 1, '*')) ||
+                 (star == p + n - 1 && n > 2 && p[n - 2] == '.');
+        if (!ok || (n && !http_host_valid(p, n)) || strchr(p, ':') || strchr(p, '['))
+            return http_api->conf_error(cx, section,
+                                        "server_name \"%s\": expected a host name, "
+                                        "*.suffix, .suffix or prefix.*",
+                                        s->server_name.items[i]);
+    }
+    return 0;
+}
+
+/* How well pattern p matches host h (lowercase, no port, no final dot):
+ * 0 not at all; exact beats a leading wildcard beats a trailing one, and
+ * among wildcards the longer pattern wins. */
+static size_t name_rank(const char *p, const char *h, size_t hn)
+{
+    size_t pn = strlen(p);
+    if (pn == hn && memcmp(p, h, hn) == 0)
+        return 3u << 16;
+    if (p[0] == '*' || p[0] == '.') {
+        const char *suffix = p[0] == '*' ? p + 1 : p; /* ".example.com" */
+        size_t sn = strlen(suffix);
+        if (hn > sn && memcmp(h + hn - sn, suffix, sn) == 0)
+            return (2u << 16) + pn;
+        if (p[0] == '.' && hn == sn - 1 && memcmp(h, suffix + 1, hn) == 0)
+            return (2u << 16) + pn;
+    } else if (pn > 1 && p[pn - 1] == '*') {
+        if (hn > pn - 1 && memcmp(h, p, pn - 1) == 0)
+            return (1u << 16) + pn;
+    }
+    return 0;
+}
+
+/* The host of the request: the authority of an absolute-form target wins
+ * over the Host field (RFC 9112 3.2.2). Lowercased into buf, without the
+ * port and a trailing dot. */
+static size_t request_host(const http_conn *hc, char *buf, size_t cap)
+{
+    const http_req *r = &hc->req;
+    const char *v = NULL;
+    size_t n = 0;
+    const char *url = http_hbuf(hc, r->url);
+    if (r->url.len > 8 &&
+        (http_strncaseeq(url, "http://", 7) || http_strncaseeq(url, "https://", 8))) {
+        v = url + (url[4] == ':' ? 7 : 8);
+        const char *end = url + r->url.len;
+        const char *e = v;
+        while (e < end && *e != '/' && *e != '?' && *e != '#')
+            e++;
+        n = (size_t)(e - v);
+        const char *at = memchr(v, '@', n);
+        if (at) {
+            n -= (size_t)(at + 1 - v);
+            v = at + 1;
+        }
+    } else if (r->hcount[HTTP_H_HOST]) {
+        v = http_hbuf(hc, r->hv[HTTP_H_HOST]);
+        n = r->hv[HTTP_H_HOST].len;
+    }
+    if (n && v[0] == '[') { /* IP literal: keep the brackets, drop the port */
+        const char *close = memchr(v, ']', n);
+        n = close ? (size_t)(close - v) + 1 : n;
+    } else {
+        const char *colon = memchr(v, ':', n);
+        if (colon)
+            n = (size_t)(colon - v);
+    }
+    if (n && v[n - 1] == '.')
+        n--;
+    if (n >= cap)
+        return cap; /* longer than any name we could match */
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (char)(v[i] >= 'A' && v[i] <= 'Z' ? v[i] - 'A' + 'a' : v[i]);
+    buf[n] = 0;
+    return n;
+}
+
+void http_select_server(http_conn *hc)
+{
+    if (hc->nvhosts < 2)
+        return;
+    char host[256];
+    size_t hn = request_host(hc, host, sizeof(host));
+    if (hn == sizeof(host))
+        return;
+    size_t best = 0;
+    for (size_t i = 0; i < hc->nvhosts; i++) {
+        http_srv *s = hc->vhosts[i];
+        for (size_t k = 0; k < s->server_name.n; k++) {
+            size_t rank = name_rank(s->server_name.items[k], host, hn);
+            if (rank > best) {
+                best = rank;
+                hc->srv = s;
+            }
+        }
+    }
+}
