@@ -60,29 +60,61 @@ static void api_timer_cancel(zg_worker *w, zerg_timer *t)
     zg_timer_cancel(&w->timers, t);
 }
 
-static int api_file_io(zg_worker *w, zg_conn *owner, int is_write, int fd, void *buf, size_t len,
-                       int64_t off, zerg_io_fn cb, void *arg)
+/* A pooled file operation for cb(arg, res): an sqe for the caller to
+ * prepare and *ud to tag it with; NULL when the owner is closing (*err
+ * -EINVAL) or the pool is empty (*err -ENOMEM). */
+static struct io_uring_sqe *file_op_sqe(zg_worker *w, zg_conn *owner, zerg_io_fn cb, void *arg,
+                                        uint64_t *ud, int *err)
 {
+    *err = -EINVAL;
     if (!cb || (owner && (owner->flags & ZG_C_CLOSING)))
-        return -EINVAL;
+        return NULL;
     uint32_t idx;
     zg_file_op *op = zg_pool_get(&w->file_ops, &idx);
+    *err = -ENOMEM;
     if (!op)
-        return -ENOMEM;
+        return NULL;
     uint32_t gen = (op->gen + 1) & 0xffffff;
     op->idx = idx;
     op->gen = gen;
     op->cb = cb;
     op->arg = arg;
     op->owner = owner;
-    struct io_uring_sqe *sqe = zg_sqe(w);
+    if (owner)
+        owner->inflight++;
+    *ud = ZG_UD(ZG_OP_FILE, idx, gen);
+    return zg_sqe(w);
+}
+
+static int api_file_io(zg_worker *w, zg_conn *owner, int is_write, int fd, void *buf, size_t len,
+                       int64_t off, zerg_io_fn cb, void *arg)
+{
+    int err;
+    uint64_t ud;
+    struct io_uring_sqe *sqe = file_op_sqe(w, owner, cb, arg, &ud, &err);
+    if (!sqe)
+        return err;
     if (is_write)
         io_uring_prep_write(sqe, fd, buf, (unsigned)len, (uint64_t)off);
     else
         io_uring_prep_read(sqe, fd, buf, (unsigned)len, (uint64_t)off);
-    io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_FILE, idx, gen));
-    if (owner)
-        owner->inflight++;
+    io_uring_sqe_set_data64(sqe, ud);
+    return 0;
+}
+
+static int api_file_open(zg_worker *w, zg_conn *owner, int dirfd, const char *path,
+                         const struct open_how *how, zerg_io_fn cb, void *arg)
+{
+    int err;
+    uint64_t ud;
+    struct io_uring_sqe *sqe = file_op_sqe(w, owner, cb, arg, &ud, &err);
+    if (!sqe)
+        return err;
+    /* the kernel copies path and how when it takes the sqe, at this turn's
+     * submit; an open the dentry cache can answer completes inline there,
+     * one that must read the disk goes to the ring's worker threads */
+    io_uring_prep_openat2(sqe, dirfd, path, (struct open_how *)how);
+    io_uring_sqe_set_data64(sqe, ud);
     return 0;
 }
 
@@ -355,4 +387,5 @@ const zerg_api zg_api = {
     .conf_path = zg_conf_path,
     .conn_local = api_conn_local,
     .conn_servers = api_conn_servers,
+    .file_open = api_file_open,
 };

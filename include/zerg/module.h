@@ -28,6 +28,7 @@ typedef struct zerg_ref zerg_ref;             /* a held receive buffer */
 typedef struct zerg_conf_ctx zerg_conf_ctx;   /* a config being parsed */
 typedef struct zerg_conf_node zerg_conf_node; /* one YAML node */
 typedef struct zerg_api zerg_api;
+struct open_how; /* <linux/openat2.h> */
 
 /* ---- Timers ------------------------------------------------------------ */
 
@@ -317,6 +318,14 @@ struct zerg_api {
      * unless the module sets ZERG_MODULE_VHOSTS and blocks share the address,
      * 0 for outbound connections. */
     size_t (*conn_servers)(zerg_conn *c, void *const **confs);
+    /* openat2(2) through the ring: cb(arg, fd or -errno), owner as for
+     * file_io. path and how are read when the ring takes the request (at the
+     * end of the current loop turn): keep both unchanged until cb runs. An
+     * open the kernel can answer from its caches completes at once; one that
+     * has to read the disk runs in the ring's worker threads, never blocking
+     * the loop. */
+    int (*file_open)(zerg_worker *w, zerg_conn *owner, int dirfd, const char *path,
+                     const struct open_how *how, zerg_io_fn cb, void *arg);
 };
 
 #ifdef __cplusplus

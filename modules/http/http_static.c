@@ -417,9 +417,153 @@ static int http_serve_open(http_conn *hc, const http_location *loc, const char *
     return http_serve_fd(hc, fd, NULL, st, name, nlen);
 }
 
+/* A static request from its path to its file: the target is opened beneath
+ * the root, then, for a directory, each index name in turn. Opens go through
+ * the ring when the core can (a cold path lookup never blocks the loop), or
+ * happen here; either way every step ends in open_step(). */
+typedef struct http_open {
+    http_conn *hc;
+    const http_location *loc;
+    int dfd;           /* the directory while its index names are tried */
+    size_t next_index; /* the next index name to try */
+    size_t rl;         /* length of the directory part of rel */
+    size_t plen;       /* the request path, after rel */
+    struct open_how how;
+    char *path;
+    char rel[]; /* beneath the root (room for an index name), then path */
+} http_open;
+
+static int open_step(http_open *o, int fd, int err);
+
+static int http_ring_open_ok = 1; /* cleared when the ring lacks OPENAT2 */
+
+static int http_async_open(void)
+{
+    return http_ring_open_ok && http_openat2_ok &&
+           http_api->struct_size >= offsetof(zerg_api, file_open) + sizeof(void *);
+}
+
+/* Ends the sequence with status code (0/1/2 as http_serve_static). */
+static int open_end(http_open *o, int code)
+{
+    if (o->dfd >= 0)
+        close(o->dfd);
+    free(o);
+    return code;
+}
+
+static void open_done(void *arg, ssize_t res)
+{
+    http_open *o = arg;
+    http_conn *hc = o->hc;
+    if (hc->closing || http_api->conn_closing(hc->c)) {
+        if (res >= 0)
+            close((int)res);
+        open_end(o, 2);
+        return;
+    }
+    int code;
+    if (res == -EINVAL) { /* a ring without openat2: open here from now on */
+        http_ring_open_ok = 0;
+        int fd = http_open_beneath(o->loc->root_fd, o->rel);
+        code = open_step(o, fd, fd < 0 ? errno : 0);
+    } else {
+        code = open_step(o, res < 0 ? -1 : (int)res, res < 0 ? (int)-res : 0);
+    }
+    if (code == 0 && !hc->closing)
+        http_request_done(hc);
+}
+
+/* Opens o->rel: through the ring (1: goes on in open_done), else here. */
+static int open_start(http_open *o)
+{
+    if (http_async_open() &&
+        http_api->file_open(http_api->conn_worker(o->hc->c), o->hc->c, o->loc->root_fd, o->rel,
+                            &o->how, open_done, o) == 0) {
+        o->hc->phase = HTTP_PH_BUSY; /* pipelined requests wait in the stash */
+        return 1;
+    }
+    int fd = http_open_beneath(o->loc->root_fd, o->rel);
+    return open_step(o, fd, fd < 0 ? errno : 0);
+}
+
+/* The next index name of the directory, or what a directory without one
+ * gets: a listing (autoindex) or 403. */
+static int open_next_index(http_open *o)
+{
+    const http_location *loc = o->loc;
+    while (o->next_index < loc->index.n) {
+        const char *ix = loc->index.items[o->next_index++];
+        size_t il = strlen(ix);
+        if (il > 255)
+            continue;
+        memcpy(o->rel + o->rl, ix, il + 1);
+        return open_start(o);
+    }
+    if (loc->autoindex) {
+        int dfd = o->dfd;
+        o->dfd = -1;
+        int code = http_autoindex(o->hc, dfd, o->path, o->plen); /* takes dfd */
+        return open_end(o, code);
+    }
+    http_send_error(o->hc, 403, 0);
+    return open_end(o, 2);
+}
+
+/* A directory named without its final slash: redirect to it. */
+static int redirect_to_dir(http_conn *hc, const char *path, size_t plen)
+{
+    /* a relative Location (RFC 9110 10.2.2) needs no Host */
+    char extra[3 * 4096 + 64];
+    if (plen > 4096) {
+        http_send_error(hc, 414, 0);
+        return 2;
+    }
+    size_t n = 10;
+    memcpy(extra, "Location: ", 10);
+    n += http_url_encode(path, plen, extra + n, sizeof(extra) - n - 8);
+    memcpy(extra + n, "/\r\n", 3);
+    n += 3;
+    http_write_head(hc, 301, extra, n, 0);
+    return 0;
+}
+
+static int open_step(http_open *o, int fd, int err)
+{
+    http_conn *hc = o->hc;
+    struct stat st;
+    /* fstat of an open file reads no disk: the open brought its inode in */
+    int ok = fd >= 0 && fstat(fd, &st) == 0;
+    if (o->dfd >= 0) { /* trying index names: a miss tries the next */
+        if (!ok || !S_ISREG(st.st_mode)) {
+            if (fd >= 0)
+                close(fd);
+            return open_next_index(o);
+        }
+    } else if (!ok) {
+        if (fd >= 0)
+            close(fd);
+        http_send_error(hc, fd < 0 ? http_errno_to_status(err) : 500, 0);
+        return open_end(o, 2);
+    } else if (S_ISDIR(st.st_mode)) {
+        if (o->path[o->plen - 1] != '/') {
+            close(fd);
+            return open_end(o, redirect_to_dir(hc, o->path, o->plen));
+        }
+        o->dfd = fd;
+        return open_next_index(o);
+    } else if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        http_send_error(hc, 403, 0);
+        return open_end(o, 2);
+    }
+    size_t nlen = strlen(o->rel);
+    int code = http_serve_open(hc, o->loc, o->path, o->plen, fd, &st, o->rel, nlen);
+    return open_end(o, code);
+}
+
 int http_serve_static(http_conn *hc, const http_location *loc, const char *path, size_t plen)
 {
-    char rel[4096 + 256];
     if (loc->root_fd < 0) {
         http_send_error(hc, 404, 0);
         return 2;
@@ -432,70 +576,29 @@ int http_serve_static(http_conn *hc, const http_location *loc, const char *path,
             return http_serve_fd(hc, -1, e, http_ofc_stat(e), nm, nl);
         }
     }
-    if (plen + 256 > sizeof(rel)) {
+    if (plen > 4096) {
         http_send_error(hc, 414, 0);
         return 2;
     }
     /* path is normalised: starts with '/', no "." or ".." segments */
-    size_t rl = plen - 1;
-    memcpy(rel, path + 1, rl);
-    rel[rl] = 0;
-    int dir_req = path[plen - 1] == '/';
-    int fd = http_open_beneath(loc->root_fd, rl ? rel : ".");
-    if (fd < 0) {
-        http_send_error(hc, http_errno_to_status(errno), 0);
-        return 2;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        close(fd);
+    http_open *o = malloc(sizeof(*o) + (plen + 256) + plen);
+    if (!o) {
         http_send_error(hc, 500, 0);
         return 2;
     }
-    if (S_ISDIR(st.st_mode)) {
-        int dfd = fd;
-        if (!dir_req) {
-            close(dfd);
-            /* a relative Location (RFC 9110 10.2.2) needs no Host */
-            char extra[3 * 4096 + 64];
-            if (plen > 4096) {
-                http_send_error(hc, 414, 0);
-                return 2;
-            }
-            size_t n = 10;
-            memcpy(extra, "Location: ", 10);
-            n += http_url_encode(path, plen, extra + n, sizeof(extra) - n - 8);
-            memcpy(extra + n, "/\r\n", 3);
-            n += 3;
-            http_write_head(hc, 301, extra, n, 0);
-            return 0;
-        }
-        for (size_t i = 0; i < loc->index.n; i++) {
-            const char *ix = loc->index.items[i];
-            size_t il = strlen(ix);
-            if (rl + il + 1 >= sizeof(rel))
-                continue;
-            memcpy(rel + rl, ix, il + 1);
-            fd = http_open_beneath(loc->root_fd, rel);
-            if (fd < 0)
-                continue;
-            if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-                close(fd);
-                continue;
-            }
-            close(dfd);
-            return http_serve_open(hc, loc, path, plen, fd, &st, rel, rl + il);
-        }
-        if (loc->autoindex)
-            return http_autoindex(hc, dfd, path, plen); /* takes dfd */
-        close(dfd);
-        http_send_error(hc, 403, 0);
-        return 2;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        http_send_error(hc, 403, 0);
-        return 2;
-    }
-    return http_serve_open(hc, loc, path, plen, fd, &st, rel, rl);
+    memset(o, 0, sizeof(*o));
+    o->hc = hc;
+    o->loc = loc;
+    o->dfd = -1;
+    o->rl = plen - 1;
+    o->plen = plen;
+    o->path = o->rel + plen + 256;
+    memcpy(o->path, path, plen);
+    memcpy(o->rel, path + 1, o->rl);
+    o->rel[o->rl] = 0;
+    if (o->rl == 0)
+        strcpy(o->rel, ".");
+    o->how.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK;
+    o->how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+    return open_start(o);
 }

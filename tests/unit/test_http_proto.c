@@ -6,7 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "http.h"
@@ -97,6 +100,15 @@ static int m_file_io(zerg_worker *w, zerg_conn *owner, int is_write, int fd, voi
 {
     ssize_t r = is_write ? write(fd, buf, len) : pread(fd, buf, len, off);
     ops[nops++] = (mock_op){0, cb, NULL, arg, r};
+    return 0;
+}
+static int ring_opens; /* opens the module asked the core for */
+static int m_file_open(zerg_worker *w, zerg_conn *owner, int dirfd, const char *path,
+                       const struct open_how *how, zerg_io_fn cb, void *arg)
+{
+    ring_opens++;
+    long fd = syscall(SYS_openat2, dirfd, path, how, sizeof(*how));
+    ops[nops++] = (mock_op){0, cb, NULL, arg, fd < 0 ? -errno : fd};
     return 0;
 }
 static void *m_conn_ctx(zerg_conn *c)
@@ -194,6 +206,7 @@ static zerg_api mapi = {
     .timer_set = m_timer_set,
     .timer_cancel = m_timer_cancel,
     .file_io = m_file_io,
+    .file_open = m_file_open,
     .conn_ctx = m_conn_ctx,
     .conn_conf = m_conn_conf,
     .conn_servers = m_conn_servers,
@@ -497,10 +510,12 @@ Test(proto, static_files)
 {
     srv->file_mmap_max = 0; /* the streaming path (integration tests cover mmap) */
     zerg_conn *c = conn_new();
+    ring_opens = 0;
     feeds(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
     cr_assert_eq(status_of(c), 200);
     cr_assert(strstr(c->out, "Content-Type: text/html\r\n"));
     cr_assert(strstr(c->out, "\r\n\r\n<h1>index</h1>\n"));
+    cr_assert_eq(ring_opens, 2, "the directory, then its index, opened through the core");
     char *et = strstr(c->out, "ETag: ");
     cr_assert_not_null(et);
     char etag[64];
