@@ -76,7 +76,11 @@ static size_t request_host(const http_conn *hc, char *buf, size_t cap)
         v = http_hbuf(hc, r->hv[HTTP_H_HOST]);
         n = r->hv[HTTP_H_HOST].len;
     }
-    if (n && v[0] == '[') { /* IP literal: keep the brackets, drop the port */
+    if (n == 0) {
+        buf[0] = 0;
+        return 0;
+    }
+    if (v[0] == '[') { /* IP literal: keep the brackets, drop the port */
         const char *close = memchr(v, ']', n);
         n = close ? (size_t)(close - v) + 1 : n;
     } else {
