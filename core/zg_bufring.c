@@ -9,6 +9,9 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#define ZG_BUFS_MIN_TARGET 64   /* buffers kept in the ring at the least */
+#define ZG_BUFS_WINDOW     1024 /* turns between reconsidering the target */
+
 int zg_bufs_init(zg_bufs *b, struct io_uring *ring, uint32_t nbufs, uint32_t buf_size, int want_inc)
 {
     memset(b, 0, sizeof(*b));
@@ -28,7 +31,8 @@ int zg_bufs_init(zg_bufs *b, struct io_uring *ring, uint32_t nbufs, uint32_t buf
         return e;
     }
     b->ring_chunks = calloc(nbufs, sizeof(zg_chunk));
-    if (!b->ring_chunks)
+    b->spare = calloc(nbufs, sizeof(uint32_t));
+    if (!b->ring_chunks || !b->spare)
         return -ENOMEM;
 
     struct io_uring_buf_reg reg;
@@ -58,11 +62,11 @@ int zg_bufs_init(zg_bufs *b, struct io_uring *ring, uint32_t nbufs, uint32_t buf
         c->size = buf_size;
         c->index = i;
         c->kind = ZG_CHUNK_RING;
-        c->refs = 1; /* the kernel's */
-        io_uring_buf_ring_add(b->br, c->base, buf_size, (unsigned short)i, nbufs - 1, (int)i);
+        c->refs = 1;                           /* the kernel's, or the stack's while spare */
+        b->spare[b->nspare++] = nbufs - 1 - i; /* buffer 0 on top */
     }
-    io_uring_buf_ring_advance(b->br, (int)nbufs);
-    b->in_ring = nbufs;
+    b->target = nbufs < ZG_BUFS_MIN_TARGET ? nbufs : ZG_BUFS_MIN_TARGET;
+    zg_bufs_commit(b);
     zg_pool_init(&b->chunk_pool, sizeof(zg_chunk) + ZG_POOL_CHUNK_BYTES, 0);
     return 0;
 }
@@ -76,13 +80,45 @@ void zg_bufs_destroy(zg_bufs *b)
     if (b->mem && b->mem != MAP_FAILED)
         munmap(b->mem, b->mem_bytes);
     free(b->ring_chunks);
+    free(b->spare);
     zg_pool_destroy(&b->chunk_pool);
     zg_pool_destroy(&b->seg_pool);
     memset(b, 0, sizeof(*b));
 }
 
+/* The target follows the load: twice the most buffers taken in a turn, at
+ * once when that grows, halved when a window of turns needed far less. */
+static void adapt_target(zg_bufs *b)
+{
+    uint32_t want = b->taken * 2;
+    if (want > b->target)
+        b->target = want < b->nbufs ? want : b->nbufs;
+    if (b->taken > b->peak)
+        b->peak = b->taken;
+    b->taken = 0;
+    if (++b->turns < ZG_BUFS_WINDOW)
+        return;
+    uint32_t floor = b->nbufs < ZG_BUFS_MIN_TARGET ? b->nbufs : ZG_BUFS_MIN_TARGET;
+    if (b->peak * 4 < b->target && b->target / 2 >= floor)
+        b->target /= 2;
+    b->peak = 0;
+    b->turns = 0;
+}
+
+void zg_bufs_starved(zg_bufs *b)
+{
+    b->target = b->target * 2 < b->nbufs ? b->target * 2 : b->nbufs;
+}
+
 void zg_bufs_commit(zg_bufs *b)
 {
+    adapt_target(b);
+    while (b->in_ring < b->target && b->nspare) {
+        zg_chunk *c = &b->ring_chunks[b->spare[--b->nspare]];
+        io_uring_buf_ring_add(b->br, c->base, b->buf_size, (unsigned short)c->index, b->nbufs - 1,
+                              (int)b->pending_adds++);
+        b->in_ring++;
+    }
     if (b->pending_adds) {
         io_uring_buf_ring_advance(b->br, (int)b->pending_adds);
         b->pending_adds = 0;
@@ -104,6 +140,7 @@ zg_chunk *zg_bufs_recv(zg_bufs *b, unsigned cqe_flags, uint32_t len, uint8_t **d
     c->refs++; /* the caller's */
     if (!b->incremental || !(cqe_flags & IORING_CQE_F_BUF_MORE)) {
         b->in_ring--;
+        b->taken++;
         zg_chunk_put(b, c); /* the kernel is done with this buffer */
     }
     return c;
@@ -150,10 +187,8 @@ void zg_chunk_put(zg_bufs *b, zg_chunk *c)
         zg_pool_put(&b->chunk_pool, c, c->index);
         return;
     }
-    /* back to the kernel, whole again */
+    /* free again, whole: on top of the stack, the first to go back */
     c->used = 0;
     c->refs = 1;
-    io_uring_buf_ring_add(b->br, c->base, b->buf_size, (unsigned short)c->index, b->nbufs - 1,
-                          (int)b->pending_adds++);
-    b->in_ring++;
+    b->spare[b->nspare++] = c->index;
 }

@@ -42,8 +42,18 @@ typedef struct zg_bufs {
     int incremental;
     uint32_t pending_adds; /* buffers added since the last advance */
     uint32_t in_ring;      /* buffers the kernel may fill */
-    zg_pool chunk_pool;    /* zg_chunk header + ZG_POOL_CHUNK_BYTES */
-    zg_pool seg_pool;      /* output segments */
+    /* Free buffers wait on a stack and the ring gets only as many as the
+     * load needs (target), the most recently used first: the kernel then
+     * receives into memory still in the CPU's cache, not into the coldest
+     * buffer of a ring cycling through all of them. */
+    uint32_t *spare;
+    uint32_t nspare;
+    uint32_t target;    /* buffers to keep in the ring */
+    uint32_t taken;     /* buffers the kernel finished this turn */
+    uint32_t peak;      /* the most taken in one turn, this window */
+    uint32_t turns;     /* commits in this window */
+    zg_pool chunk_pool; /* zg_chunk header + ZG_POOL_CHUNK_BYTES */
+    zg_pool seg_pool;   /* output segments */
 } zg_bufs;
 
 /* Register the ring (incremental consumption when want_inc and the kernel
@@ -51,8 +61,16 @@ typedef struct zg_bufs {
 int zg_bufs_init(zg_bufs *b, struct io_uring *ring, uint32_t nbufs, uint32_t buf_size,
                  int want_inc);
 void zg_bufs_destroy(zg_bufs *b);
-/* Publish buffers given back since the last call (once per loop turn). */
+/* Top the ring up to its target from the free buffers, most recently used
+ * first, and publish (once per loop turn). */
 void zg_bufs_commit(zg_bufs *b);
+/* A receive found the ring empty: keep more buffers in it. */
+void zg_bufs_starved(zg_bufs *b);
+/* Buffers the kernel may fill now or at the next commit. */
+static inline uint32_t zg_bufs_available(const zg_bufs *b)
+{
+    return b->in_ring + b->nspare;
+}
 /* The chunk and data of a receive completion with buffer id bid, len bytes.
  * The caller gets one reference (the kernel's, when it is done with the
  * buffer, is released here). */

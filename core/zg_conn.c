@@ -101,7 +101,7 @@ static void starve(zg_conn *c)
 
 void zg_conn_feed_starved(zg_worker *w)
 {
-    while (!zg_list_empty(&w->starved_list) && w->bufs.in_ring > 0) {
+    while (!zg_list_empty(&w->starved_list) && zg_bufs_available(&w->bufs) > 0) {
         zg_conn *c = ZG_CONTAINER_OF(w->starved_list.next, zg_conn, wait_link);
         zg_list_del(&c->wait_link);
         c->flags &= ~ZG_C_STARVED;
@@ -116,7 +116,7 @@ void zg_conn_update_read(zg_conn *c)
     zg_worker *w = c->w;
     int want = !(c->flags & stop) && !c->in_held.head;
     if (want && !(c->flags & ZG_C_RECV_ARMED)) {
-        if (w->bufs.in_ring == 0) {
+        if (zg_bufs_available(&w->bufs) == 0) { /* spares reach the ring before the submit */
             starve(c);
             return;
         }
@@ -287,6 +287,7 @@ static void recv_complete(zg_conn *c, struct io_uring_cqe *cqe)
             deliver_eof(c);
     } else if (res == -ENOBUFS) {
         w->stats.enobufs++;
+        zg_bufs_starved(&w->bufs);
         starve(c);
     } else if (res != -ECANCELED) {
         zg_conn_teardown(c, res);

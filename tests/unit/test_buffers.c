@@ -463,18 +463,53 @@ Test(bufring, recv_and_give_back)
     cr_assert_eq(rb.in_ring, 7, "still held");
     cr_assert_eq(rb.pending_adds, 0);
     zg_chunk_put(&rb, c);
+    cr_assert_eq(rb.in_ring, 7, "free, not yet in the ring");
+    cr_assert_eq(rb.nspare, 1);
+    cr_assert_eq(c->refs, 1, "the stack's reference, the kernel's again later");
+    cr_assert_eq(rb.pending_adds, 0);
+    cr_assert_eq(rb.br->tail, 8);
+    zg_bufs_commit(&rb);
     cr_assert_eq(rb.in_ring, 8, "back to the kernel");
-    cr_assert_eq(c->refs, 1, "the kernel's reference again");
-    cr_assert_eq(rb.pending_adds, 1);
-    cr_assert_eq(rb.br->tail, 8, "not published before commit");
+    cr_assert_eq(rb.nspare, 0);
+    cr_assert_eq(rb.pending_adds, 0);
+    cr_assert_eq(rb.br->tail, 9);
     cr_assert_eq(rb.br->bufs[0].bid, 3, "queued at the tail slot");
     cr_assert_eq(rb.br->bufs[0].addr, (uint64_t)(uintptr_t)(rb.mem + 3 * 4096));
     cr_assert_eq(rb.br->bufs[0].len, 4096);
     zg_bufs_commit(&rb);
-    cr_assert_eq(rb.pending_adds, 0);
-    cr_assert_eq(rb.br->tail, 9);
-    zg_bufs_commit(&rb);
     cr_assert_eq(rb.br->tail, 9, "nothing more to publish");
+}
+
+Test(bufring, ring_holds_the_target_most_recent_first)
+{
+    int rc = zg_bufs_init(&rb, &ring, 256, 4096, 0);
+    cr_assert_eq(rc, 0, "zg_bufs_init: %s", strerror(-rc));
+    cr_assert_eq(rb.target, 64);
+    cr_assert_eq(rb.in_ring, 64);
+    cr_assert_eq(rb.nspare, 192);
+    cr_assert_eq(rb.br->tail, 64);
+    uint8_t *data;
+    zg_chunk *a = zg_bufs_recv(&rb, 5u << IORING_CQE_BUFFER_SHIFT, 10, &data);
+    zg_chunk *b2 = zg_bufs_recv(&rb, 9u << IORING_CQE_BUFFER_SHIFT, 10, &data);
+    zg_chunk_put(&rb, a);
+    zg_chunk_put(&rb, b2);
+    cr_assert_eq(zg_bufs_available(&rb), 256);
+    zg_bufs_commit(&rb);
+    cr_assert_eq(rb.in_ring, 64);
+    cr_assert_eq(rb.br->tail, 66);
+    cr_assert_eq(rb.br->bufs[64].bid, 9, "the buffer used last goes back first");
+    cr_assert_eq(rb.br->bufs[65].bid, 5);
+    /* running dry doubles the target */
+    zg_bufs_starved(&rb);
+    zg_bufs_commit(&rb);
+    cr_assert_eq(rb.target, 128);
+    cr_assert_eq(rb.in_ring, 128);
+    cr_assert_eq(rb.nspare, 128);
+    /* a window of quiet turns halves it again, not below the minimum */
+    for (int i = 0; i < 3 * 1024; i++)
+        zg_bufs_commit(&rb);
+    cr_assert_eq(rb.target, 64);
+    cr_assert_eq(rb.in_ring, 128, "buffers already given stay in the ring");
 }
 
 Test(bufring, several_buffers_and_bad_id)
@@ -492,12 +527,13 @@ Test(bufring, several_buffers_and_bad_id)
     cr_assert_eq(rb.in_ring, 0);
     for (uint32_t i = 0; i < 8; i++)
         zg_chunk_put(&rb, cs[i]);
-    cr_assert_eq(rb.in_ring, 8);
-    cr_assert_eq(rb.pending_adds, 8);
+    cr_assert_eq(rb.in_ring, 0);
+    cr_assert_eq(rb.nspare, 8);
     zg_bufs_commit(&rb);
+    cr_assert_eq(rb.in_ring, 8);
     cr_assert_eq(rb.br->tail, 16);
     for (uint32_t i = 0; i < 8; i++)
-        cr_assert_eq(rb.br->bufs[i].bid, 7 - i, "given back in put order");
+        cr_assert_eq(rb.br->bufs[i].bid, i, "given back last put first");
 }
 
 Test(bufring, incremental_consumption)
@@ -522,9 +558,10 @@ Test(bufring, incremental_consumption)
     zg_chunk_put(&rb, c1);
     zg_chunk_put(&rb, c2);
     zg_chunk_put(&rb, c3);
-    cr_assert_eq(rb.in_ring, 8);
+    cr_assert_eq(rb.in_ring, 7);
     cr_assert_eq(c1->used, 0, "whole again");
     zg_bufs_commit(&rb);
+    cr_assert_eq(rb.in_ring, 8);
     cr_assert_eq(rb.br->tail, 9);
 }
 
