@@ -565,10 +565,12 @@ Test(conf_bad, server_entry_not_a_mapping)
 
 Test(conf_bad, unknown_server_key)
 {
-    expect_error(HEAD "  - listen: 127.0.0.1:8080\n"
-                      "    module: echo\n"
-                      "    root: /srv\n",
-                 6, 5, "unknown key \"root\" (expected one of: module, backlog, default_server, listen, echo)");
+    expect_error(
+        HEAD "  - listen: 127.0.0.1:8080\n"
+             "    module: echo\n"
+             "    root: /srv\n",
+        6, 5,
+        "unknown key \"root\" (expected one of: module, backlog, default_server, listen, echo)");
 }
 
 Test(conf_bad, backlog_out_of_range)
