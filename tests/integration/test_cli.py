@@ -36,6 +36,14 @@ class CliTest(unittest.TestCase):
         rc, out = run_zerg(["-x"])
         self.assertEqual(rc, 1)
 
+    def test_shipped_config_is_valid(self):
+        here = os.path.dirname(os.path.abspath(__file__))
+        with open(os.path.join(here, "..", "..", "conf", "zerg.yaml")) as f:
+            shipped = f.read()
+        rc, out = run_zerg(["-t", "-c", write(f"modules_path: {zgtest.ZERG_MODULES}\n" + shipped)])
+        self.assertEqual(rc, 0, out)
+        self.assertIn("test is successful", out)
+
     def test_test_mode_good_and_bad(self):
         rc, out = run_zerg(["-t", "-c", write(GOOD)])
         self.assertEqual(rc, 0, out)
