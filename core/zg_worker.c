@@ -182,6 +182,12 @@ int zg_worker_main(zg_config *cfg, unsigned id, int cpu, int *listen_fds, int re
     }
     zg_event_loop(w);
     zg_event_close_all(w, 1000); /* on_close for every connection, then worker_exit */
+    const zerg_stats *st = &w->stats;
+    zg_log_info("exiting: %llu connections accepted, %llu bytes in, %llu out, %llu enobufs, "
+                "%llu accept back-offs, %llu cq overflows",
+                (unsigned long long)st->conns_accepted, (unsigned long long)st->bytes_in,
+                (unsigned long long)st->bytes_out, (unsigned long long)st->enobufs,
+                (unsigned long long)st->accept_backoffs, (unsigned long long)st->cq_overflows);
     for (size_t i = 0; i < cfg->nmodules; i++)
         if (cfg->modules[i]->desc->worker_exit)
             cfg->modules[i]->desc->worker_exit(w);
