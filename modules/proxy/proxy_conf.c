@@ -204,7 +204,7 @@ int proxy_conf_init(zerg_conf_ctx *cx, void *conf)
     cf->next_upstream_tries = 3;
     cf->proxy_protocol = 0;
     cf->max_connections = 0;
-    cf->buffer_size = 256 * 1024;
+    cf->buffer_size = 512 * 1024;
     cf->stats_interval = 1000;
     return 0;
 }
