@@ -163,6 +163,10 @@ class MasterTest(unittest.TestCase):
     def test_reload_applies_new_settings_to_new_connections(self):
         with Zerg(conf(workers=1)) as z:
             old = socket.create_connection(("127.0.0.1", z.ports[0]))
+            # a round trip first: until the old worker has accepted it, the
+            # connection waits in the queue, and the new worker may take it
+            old.sendall(b"o")
+            self.assertEqual(zgtest.recv_exact(old, 1), b"o")
             rewrite(z, conf(workers=1, idle="200ms"))
             z.send(signal.SIGHUP)
             self.assertTrue(wait_for(lambda: "reload done" in z.output()), z.output())
