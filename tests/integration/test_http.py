@@ -689,6 +689,9 @@ class TestDrain(unittest.TestCase):
             idle.sendall(b"GET /hello HTTP/1.1\r\nHost: a\r\n\r\n")
             read_response(idle)
             busy = connect(Server.port)
+            # one answer first: the old worker holds the connection
+            busy.sendall(b"GET /hello HTTP/1.1\r\nHost: a\r\n\r\n")
+            read_response(busy)
             busy.sendall(b"GET /hello HTTP/1.1\r\nHost: a\r\n")  # head not finished
             time.sleep(0.2)
             t0 = time.monotonic()
@@ -717,6 +720,9 @@ class TestReload(unittest.TestCase):
             idle.sendall(b"GET /hello HTTP/1.1\r\nHost: a\r\n\r\n")
             read_response(idle)
             busy = connect(Server.port)
+            # one answer first: the old worker holds the connection
+            busy.sendall(b"GET /hello HTTP/1.1\r\nHost: a\r\n\r\n")
+            read_response(busy)
             busy.sendall(b"GET /hello HTTP/1.1\r\nHost: a\r\n")
             time.sleep(0.2)
             t0 = time.monotonic()
