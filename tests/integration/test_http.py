@@ -677,23 +677,30 @@ class TestBigFile(unittest.TestCase):
             Server.stop()
 
 
+def idle_and_busy():
+    """Start the server with long timeouts; return an idle keep-alive
+    connection and one in the middle of a request head. Each was answered
+    once first, so the worker running now holds both for certain."""
+    Server.start(CONF.replace("client_header_timeout: 1s", "client_header_timeout: 10s")
+                 .replace("keepalive_timeout: 2s", "keepalive_timeout: 30s"))
+    conns = []
+    for _ in range(2):
+        s = connect(Server.port)
+        s.sendall(b"GET /hello HTTP/1.1\r\nHost: a\r\n\r\n")
+        read_response(s)
+        conns.append(s)
+    conns[1].sendall(b"GET /hello HTTP/1.1\r\nHost: a\r\n")  # head not finished
+    time.sleep(0.2)
+    return conns
+
+
 class TestDrain(unittest.TestCase):
     def test_graceful_stop_closes_idle_and_finishes_busy(self):
         """SIGQUIT drains the worker (as a reload does for the old one): idle
         keep-alive connections are closed, a request in progress is answered
         with Connection: close."""
-        Server.start(CONF.replace("client_header_timeout: 1s", "client_header_timeout: 10s")
-                     .replace("keepalive_timeout: 2s", "keepalive_timeout: 30s"))
         try:
-            idle = connect(Server.port)
-            idle.sendall(b"GET /hello HTTP/1.1\r\nHost: a\r\n\r\n")
-            read_response(idle)
-            busy = connect(Server.port)
-            # one answer first: the old worker holds the connection
-            busy.sendall(b"GET /hello HTTP/1.1\r\nHost: a\r\n\r\n")
-            read_response(busy)
-            busy.sendall(b"GET /hello HTTP/1.1\r\nHost: a\r\n")  # head not finished
-            time.sleep(0.2)
+            idle, busy = idle_and_busy()
             t0 = time.monotonic()
             os.kill(Server.z.proc.pid, signal.SIGQUIT)
             self.assertTrue(closed_after(idle, 5))
@@ -713,18 +720,8 @@ class TestReload(unittest.TestCase):
         """SIGHUP: the old worker drains (idle keep-alive connections closed at
         once, the request in progress answered with Connection: close) while
         the new generation serves."""
-        Server.start(CONF.replace("client_header_timeout: 1s", "client_header_timeout: 10s")
-                     .replace("keepalive_timeout: 2s", "keepalive_timeout: 30s"))
         try:
-            idle = connect(Server.port)
-            idle.sendall(b"GET /hello HTTP/1.1\r\nHost: a\r\n\r\n")
-            read_response(idle)
-            busy = connect(Server.port)
-            # one answer first: the old worker holds the connection
-            busy.sendall(b"GET /hello HTTP/1.1\r\nHost: a\r\n\r\n")
-            read_response(busy)
-            busy.sendall(b"GET /hello HTTP/1.1\r\nHost: a\r\n")
-            time.sleep(0.2)
+            idle, busy = idle_and_busy()
             t0 = time.monotonic()
             os.kill(Server.z.proc.pid, signal.SIGHUP)
             self.assertTrue(closed_after(idle, 8), Server.z.output())
