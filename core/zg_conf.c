@@ -159,7 +159,7 @@ char *zg_conf_path(zerg_conf_ctx *cx, const char *p)
 
 /* ---- servers ---- */
 
-static int same_addr(const zg_addr *x, const zg_addr *y)
+int zg_addr_same(const zg_addr *x, const zg_addr *y)
 {
     return x->len == y->len && memcmp(&x->ss, &y->ss, x->len) == 0;
 }
@@ -172,12 +172,12 @@ static int check_shared_addr(zerg_conf_ctx *cx, const zerg_conf_node *a, const z
 {
     const zg_addr *addr = &srv->addrs[i];
     for (size_t j = 0; j < i; j++)
-        if (same_addr(&srv->addrs[j], addr))
+        if (zg_addr_same(&srv->addrs[j], addr))
             return zg_conf_error(cx, a, "duplicate listen address \"%s\"", addr->text);
     for (size_t s = 0; s < srv->index; s++) {
         const zg_server *o = &cx->cfg->servers[s];
         for (size_t j = 0; j < o->naddrs; j++) {
-            if (!same_addr(&o->addrs[j], addr))
+            if (!zg_addr_same(&o->addrs[j], addr))
                 continue;
             if (o->module != srv->module || !(zg_module_flags(srv->module) & ZERG_MODULE_VHOSTS))
                 return zg_conf_error(cx, a,
@@ -200,7 +200,7 @@ const zg_server *zg_conf_addr_owner(const zg_config *cfg, const zg_server *srv, 
     for (size_t s = 0; s < cfg->nservers; s++) {
         const zg_server *o = &cfg->servers[s];
         for (size_t j = 0; j < o->naddrs; j++) {
-            if (!same_addr(&o->addrs[j], &srv->addrs[a]))
+            if (!zg_addr_same(&o->addrs[j], &srv->addrs[a]))
                 continue;
             if (o->default_server)
                 return o;

@@ -98,8 +98,10 @@ void zg_conf_free(zg_config *cfg);
 int zg_conf_workers(const zg_config *cfg);
 /* CPU for worker i: the explicit list, else the i-th allowed CPU. */
 int zg_conf_worker_cpu(const zg_config *cfg, int i);
-/* The block that accepts for srv's address a (the default among the blocks
- * listening there), and whether blocks share it. */
+/* Whether two listen addresses are the same socket address. */
+int zg_addr_same(const zg_addr *x, const zg_addr *y);
+/* The block that accepts for srv's address a: the default_server among the
+ * blocks listening there, else the first of them. */
 const zg_server *zg_conf_addr_owner(const zg_config *cfg, const zg_server *srv, size_t a);
 /* A path relative to the prefix (or as is when absolute). */
 char *zg_conf_path(zerg_conf_ctx *cx, const char *p);

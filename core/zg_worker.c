@@ -74,8 +74,7 @@ static int collect_vhosts(zg_worker *w, zg_listener *l)
     for (size_t s = 0; s < cfg->nservers; s++) {
         zg_server *o = &cfg->servers[s];
         for (size_t a = 0; a < o->naddrs && o != l->srv; a++)
-            if (o->addrs[a].len == addr->len &&
-                memcmp(&o->addrs[a].ss, &addr->ss, addr->len) == 0) {
+            if (zg_addr_same(&o->addrs[a], addr)) {
                 l->vhosts[l->nvhosts++] = o->module_conf;
                 l->direct = l->direct && !o->want_peer;
             }
