@@ -321,6 +321,8 @@ void http_dispatch(http_conn *hc);
  * asynchronously (http_request_done follows). */
 int http_serve_static(http_conn *hc, const http_location *loc, const char *path, size_t plen);
 void http_file_conn_closed(http_conn *hc);
+/* Frees what the static handler keeps for reuse (worker exit). */
+void http_static_worker_exit(void);
 
 /* http_cache.c: the open file cache (see the file's header). */
 struct stat;

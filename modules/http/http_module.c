@@ -67,6 +67,7 @@ static void http_worker_exit(zerg_worker *w)
 {
     http_log_close_all();
     http_ofc_clear();
+    http_static_worker_exit();
 }
 
 static void http_on_open(zerg_conn *c)

@@ -15,6 +15,8 @@
 
 #include "http.h"
 
+#define HTTP_PATH_MAX 4096 /* longer request paths are answered 414 */
+
 enum { HTTP_B_FREE = 0, HTTP_B_READING, HTTP_B_READY, HTTP_B_SENDING };
 
 struct http_file;
@@ -422,16 +424,40 @@ static int http_serve_open(http_conn *hc, const http_location *loc, const char *
  * the ring when the core can (a cold path lookup never blocks the loop), or
  * happen here; either way every step ends in open_step(). */
 typedef struct http_open {
+    struct http_open *next_free;
     http_conn *hc;
     const http_location *loc;
     int dfd;           /* the directory while its index names are tried */
     size_t next_index; /* the next index name to try */
     size_t rl;         /* length of the directory part of rel */
-    size_t plen;       /* the request path, after rel */
+    size_t plen;
     struct open_how how;
-    char *path;
-    char rel[]; /* beneath the root (room for an index name), then path */
+    char rel[HTTP_PATH_MAX + 256]; /* beneath the root, room for an index name */
+    char path[HTTP_PATH_MAX];      /* the request path */
 } http_open;
+
+/* Finished sequences wait here for the next request: no allocation per
+ * request once as many as run at once have been made. */
+static http_open *http_open_free;
+
+static http_open *open_get(void)
+{
+    http_open *o = http_open_free;
+    if (o)
+        http_open_free = o->next_free;
+    else
+        o = malloc(sizeof(*o));
+    return o;
+}
+
+void http_static_worker_exit(void)
+{
+    while (http_open_free) {
+        http_open *o = http_open_free;
+        http_open_free = o->next_free;
+        free(o);
+    }
+}
 
 static int open_step(http_open *o, int fd, int err);
 
@@ -448,7 +474,8 @@ static int open_end(http_open *o, int code)
 {
     if (o->dfd >= 0)
         close(o->dfd);
-    free(o);
+    o->next_free = http_open_free;
+    http_open_free = o;
     return code;
 }
 
@@ -514,11 +541,7 @@ static int open_next_index(http_open *o)
 static int redirect_to_dir(http_conn *hc, const char *path, size_t plen)
 {
     /* a relative Location (RFC 9110 10.2.2) needs no Host */
-    char extra[3 * 4096 + 64];
-    if (plen > 4096) {
-        http_send_error(hc, 414, 0);
-        return 2;
-    }
+    char extra[3 * HTTP_PATH_MAX + 64];
     size_t n = 10;
     memcpy(extra, "Location: ", 10);
     n += http_url_encode(path, plen, extra + n, sizeof(extra) - n - 8);
@@ -576,28 +599,28 @@ int http_serve_static(http_conn *hc, const http_location *loc, const char *path,
             return http_serve_fd(hc, -1, e, http_ofc_stat(e), nm, nl);
         }
     }
-    if (plen > 4096) {
+    if (plen > HTTP_PATH_MAX) {
         http_send_error(hc, 414, 0);
         return 2;
     }
     /* path is normalised: starts with '/', no "." or ".." segments */
-    http_open *o = malloc(sizeof(*o) + (plen + 256) + plen);
+    http_open *o = open_get();
     if (!o) {
         http_send_error(hc, 500, 0);
         return 2;
     }
-    memset(o, 0, sizeof(*o));
     o->hc = hc;
     o->loc = loc;
     o->dfd = -1;
+    o->next_index = 0;
     o->rl = plen - 1;
     o->plen = plen;
-    o->path = o->rel + plen + 256;
     memcpy(o->path, path, plen);
     memcpy(o->rel, path + 1, o->rl);
     o->rel[o->rl] = 0;
     if (o->rl == 0)
         strcpy(o->rel, ".");
+    memset(&o->how, 0, sizeof(o->how));
     o->how.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK;
     o->how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
     return open_start(o);
