@@ -179,7 +179,8 @@ def curl(*args):
     return r.stdout
 
 
-class TestProtocol(unittest.TestCase):
+class SharedServer(unittest.TestCase):
+    """Tests of one class share one server on the default CONF."""
     @classmethod
     def setUpClass(cls):
         Server.start()
@@ -188,6 +189,8 @@ class TestProtocol(unittest.TestCase):
     def tearDownClass(cls):
         Server.stop()
 
+
+class TestProtocol(SharedServer):
     def test_keepalive_and_headers(self):
         s = connect(Server.port)
         rest = b""
@@ -398,15 +401,7 @@ class TestProtocol(unittest.TestCase):
         self.assertIn("zerg_bytes_out_total", text)
 
 
-class TestStatic(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        Server.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        Server.stop()
-
+class TestStatic(SharedServer):
     def get(self, path, *hdrs, method="GET"):
         s = connect(Server.port)
         extra = b"".join(h.encode() + b"\r\n" for h in hdrs)
