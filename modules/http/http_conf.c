@@ -246,7 +246,7 @@ int http_conf_init(zerg_conf_ctx *cx, void *conf)
     s->send_timeout = 60000;
     s->client_max_body_size = 1 << 20;
     s->large_client_header_buffers = 32 << 10;
-    s->max_uri_length = 8 << 10;
+    s->max_uri_length = 0; /* unset: see http_conf_done */
     s->max_headers = 100;
     s->file_buffer = 256 << 10;
     s->file_mmap_max = 4 << 20;
@@ -303,6 +303,11 @@ int http_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf)
     }
     if (http_server_names_check(cx, section, s) < 0)
         return -1;
+    /* unset: nginx's 8k, but never more than the head may hold, so setting
+     * only large_client_header_buffers below 8k is a valid config */
+    if (s->max_uri_length == 0)
+        s->max_uri_length =
+            s->large_client_header_buffers < (8 << 10) ? s->large_client_header_buffers : (8 << 10);
     if (s->max_uri_length > s->large_client_header_buffers)
         return http_api->conf_error(cx, section,
                                     "max_uri_length must not exceed large_client_header_buffers");

@@ -532,6 +532,30 @@ Test(conf_bad, http_server_name_pattern)
                  7, 7, "server_name \"w*w.example.com\": expected a host name");
 }
 
+Test(conf_good, http_small_header_buffers_alone)
+{
+    /* max_uri_length left unset follows a large_client_header_buffers
+     * below its 8k default instead of refusing the config */
+    zg_config *cfg = load_ok("modules_path: @M@\n"
+                             "load_modules: [http]\n"
+                             "servers:\n"
+                             "  - listen: 127.0.0.1:8080\n"
+                             "    module: http\n"
+                             "    http: { large_client_header_buffers: 2k }\n");
+    zg_conf_free(cfg);
+}
+
+Test(conf_bad, http_max_uri_length_over_header_buffers)
+{
+    expect_error("modules_path: @M@\n"
+                 "load_modules: [http]\n"
+                 "servers:\n"
+                 "  - listen: 127.0.0.1:8080\n"
+                 "    module: http\n"
+                 "    http: { large_client_header_buffers: 2k, max_uri_length: 4k }\n",
+                 6, 11, "max_uri_length must not exceed large_client_header_buffers");
+}
+
 Test(conf_bad, missing_listen)
 {
     expect_error(HEAD "  - module: echo\n", 4, 5, "server: missing key \"listen\"");
