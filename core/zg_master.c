@@ -22,6 +22,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/lsan_interface.h>
+#endif
+
 #define ZG_READY_TIMEOUT_MS     10000
 #define ZG_RESPAWN_MAX_DELAY_MS 5000
 
@@ -104,7 +108,13 @@ static int spawn(zg_master *m, zg_gen *gen, zg_child *ch, unsigned slot)
     }
     if (pid == 0) {
         close(pipefd[0]);
-        _exit(zg_worker_main(gen->cfg, slot, cpu, fds, pipefd[1]));
+        int rc = zg_worker_main(gen->cfg, slot, cpu, fds, pipefd[1]);
+#ifdef __SANITIZE_ADDRESS__
+        /* _exit skips LeakSanitizer's exit-time check: a worker's leaks
+         * are what the sanitizer build is for, so check here */
+        __lsan_do_leak_check();
+#endif
+        _exit(rc);
     }
     free(fds);
     close(pipefd[1]);
@@ -428,30 +438,43 @@ static void handle_signal(zg_master *m, int sig)
     }
 }
 
-int zg_master_run(zg_config *cfg, const zg_master_opts *opts)
+void zg_master_block_signals(sigset_t *out)
 {
-    zg_master master = {.opts = opts};
-    zg_master *m = &master;
-    char err[1024];
     sigset_t set;
     sigemptyset(&set);
     int sigs[] = {SIGCHLD, SIGHUP, SIGQUIT, SIGTERM, SIGINT, SIGUSR1};
     for (size_t i = 0; i < ZG_ARRAY_SIZE(sigs); i++)
         sigaddset(&set, sigs[i]);
     sigprocmask(SIG_BLOCK, &set, NULL);
+    if (out)
+        *out = set;
+}
+
+int zg_master_run(zg_config *cfg, const zg_master_opts *opts)
+{
+    zg_master master = {.opts = opts};
+    zg_master *m = &master;
+    char err[1024];
+    sigset_t set;
+    zg_master_block_signals(&set);
     signal(SIGPIPE, SIG_IGN);
 
     m->cur = calloc(1, sizeof(zg_gen));
-    if (!m->cur)
+    if (!m->cur) {
+        zg_conf_free(cfg);
         return 1;
+    }
     m->cur->cfg = cfg;
     m->cur->nworkers = zg_conf_workers(cfg);
     if (zg_listen_open(&m->listen, cfg, m->cur->nworkers, err, sizeof(err)) < 0) {
         zg_log_error("%s", err);
+        gen_release(m->cur);
         return 1;
     }
     if (opts->daemonize && daemonize() < 0) {
         zg_log_error("daemonize: %s", strerror(errno));
+        zg_listen_close_all(&m->listen);
+        gen_release(m->cur);
         return 1;
     }
     if (cfg->pid && write_pid_file(cfg->pid) < 0)

@@ -157,28 +157,44 @@ class Zerg:
         return log
 
     def stop(self, sig=signal.SIGTERM, timeout=10.0):
-        """Stop zerg; returns its exit code."""
+        """Stop zerg; returns its exit code. Fails when zerg (master or a
+        worker) printed a sanitizer report while it ran."""
         if self.proc is None:
             return None
-        if self.proc.poll() is not None:
-            self.proc.stdout.close()
+        if self.proc.stdout.closed:  # stopped already
             return self.proc.returncode
-        self.proc.send_signal(sig)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError("zerg did not stop in time:\n" + self.output())
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("zerg did not stop in time:\n" + self.output())
+        check_sanitizers(self.proc.stdout.read().decode(errors="replace"))
         self.proc.stdout.close()
         return self.proc.returncode
+
+
+# What ASan, LeakSanitizer and UBSan print (to the stderr every process of
+# zerg shares) when they find something.
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def check_sanitizers(text):
+    """Raise AssertionError when text holds a sanitizer report."""
+    for mark in SANITIZER_MARKS:
+        if mark in text:
+            raise AssertionError("sanitizer report from zerg:\n" + text[-6000:])
 
 
 def run_zerg(args, timeout=10):
     """Run zerg with args to completion: (exit code, stdout+stderr)."""
     r = subprocess.run([ZERG_BIN] + list(args), stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, timeout=timeout)
-    return r.returncode, r.stdout.decode(errors="replace")
+    out = r.stdout.decode(errors="replace")
+    check_sanitizers(out)
+    return r.returncode, out
 
 
 def recv_exact(sock, n, timeout=10.0):
