@@ -31,6 +31,8 @@ int main(int argc, char **argv)
 {
     const char *conf_file = ZG_CONF_PATH, *prefix = NULL, *action = NULL;
     int test = 0, daemon = 0, opt;
+    sigset_t held;
+    zg_master_block_signals(&held); /* first: see zg_master_block_signals */
     while ((opt = getopt(argc, argv, "c:p:ts:dvh")) != -1) {
         switch (opt) {
         case 'c':
@@ -78,6 +80,8 @@ int main(int argc, char **argv)
         snprintf(action_buf, sizeof(action_buf), "%s", action);
         action = action_buf;
     }
+    if (test || action)
+        sigprocmask(SIG_UNBLOCK, &held, NULL); /* nothing to serve: default actions */
     zg_proctitle_init(argc, argv);
     char err[2048];
     zg_config *cfg = zg_conf_load(conf_file, prefix, err, sizeof(err));

@@ -191,6 +191,37 @@ class MasterTest(unittest.TestCase):
                 s.sendall(b"ok")
                 self.assertEqual(zgtest.recv_exact(s, 2), b"ok")
 
+    def started_main(self, z):
+        """Wait until zerg's main() holds SIGHUP back (its first act)."""
+        def held():
+            with open(f"/proc/{z.proc.pid}/status") as f:
+                for line in f:
+                    if line.startswith("SigBlk:"):
+                        return int(line.split()[1], 16) & (1 << (signal.SIGHUP - 1))
+            return 0
+        self.assertTrue(wait_for(held, timeout=10, step=0.0002))
+
+    def test_signals_while_starting_wait_for_the_master(self):
+        """A SIGHUP or SIGTERM that arrives while zerg is still reading its
+        configuration is acted on once the master runs; it kills nothing."""
+        z = Zerg(conf(workers=1), wait=False)
+        z.start()
+        self.started_main(z)
+        for _ in range(5):
+            z.send(signal.SIGHUP)
+        z.wait_listening()
+        with socket.create_connection(("127.0.0.1", z.ports[0])) as s:
+            s.sendall(b"ok")
+            self.assertEqual(zgtest.recv_exact(s, 2), b"ok")
+        self.assertEqual(z.stop(), 0)
+        z = Zerg(conf(workers=1), wait=False)
+        z.start()
+        self.started_main(z)
+        z.send(signal.SIGTERM)
+        self.assertEqual(z.proc.wait(10), 0)  # a clean stop, not death by signal
+        self.assertIn("exiting", z.output())
+        z.stop()
+
     def test_broken_module_on_disk_keeps_workers(self):
         mods = tempfile.mkdtemp(prefix="zgmods-")
         shutil.copy(os.path.join(zgtest.ZERG_MODULES, "echo.so"), os.path.join(mods, "echo.so"))
