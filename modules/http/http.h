@@ -78,6 +78,9 @@ size_t http_url_encode(const char *s, size_t n, char *out, size_t cap);
 
 /* The reason phrase of a status code ("Unknown" when none). */
 const char *http_reason(int status);
+/* Whether an answer with status carries its location's add_header (nginx's
+ * list: 200, 201, 204, 206, 301, 302, 303, 304, 307, 308). */
+int http_adds_headers(int status);
 
 /* Transfer-Encoding value: 1 when exactly "chunked" (case, OWS tolerated),
  * 0 otherwise. */
@@ -103,11 +106,15 @@ typedef struct http_header_kv {
     char *value;
 } http_header_kv;
 
+typedef struct http_header_list {
+    http_header_kv *items;
+    size_t n;
+} http_header_list;
+
 typedef struct http_return {
     int64_t status;
     char *body;
-    http_header_kv *headers;
-    size_t nheaders;
+    http_header_list headers;
     char *location;
 } http_return;
 
@@ -122,6 +129,10 @@ typedef struct http_location {
     int autoindex;
     int status;
     http_return *ret;
+    http_header_list add_header; /* added to its 2xx/3xx answers (nginx's add_header) */
+    /* derived in conf_done: add_header as "Name: v\r\n..." lines */
+    char *add_head;
+    size_t add_head_len;
     /* derived in conf_done: the fixed part of a `return` answer after the
      * Date/Connection lines: "Name: v\r\n...Content-Length: N\r\n\r\n" */
     char *ret_head;
@@ -231,8 +242,9 @@ typedef struct http_req {
     uint8_t upgrade;
     int te_chunked;
     uint64_t body_bytes;
-    int status;    /* answered with */
-    uint64_t sent; /* body bytes sent (access log) */
+    int status;                      /* answered with */
+    uint64_t sent;                   /* body bytes sent (access log) */
+    const struct http_location *loc; /* the location answering, once known */
     /* not zeroed (valid where hcount says so): */
     http_span hv[HTTP_H_COUNT]; /* values of known headers */
 } http_req;

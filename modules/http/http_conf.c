@@ -29,31 +29,43 @@ static int http_check_header(zerg_conf_ctx *cx, const zerg_conf_node *n, const c
     return 0;
 }
 
-/* headers: { Name: value, ... } inside return */
-static int http_parse_headers(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
+/* { Name: value, ... }: return's headers and a location's add_header (key
+ * names which; add_header also leaves Content-Type to the MIME types) */
+static int http_parse_header_list(zerg_conf_ctx *cx, const zerg_conf_node *node,
+                                  http_header_list *list, const char *key)
 {
-    http_return *r = HTTP_CONTAINER(field, http_return, headers);
     if (http_api->node_kind(cx, node) != ZERG_NODE_MAP)
-        return http_api->conf_error(cx, node, "headers: expected a mapping of name: value");
+        return http_api->conf_error(cx, node, "%s: expected a mapping of name: value", key);
     size_t n = http_api->node_len(cx, node);
-    r->headers = http_api->conf_alloc(cx, (n ? n : 1) * sizeof(http_header_kv));
-    r->nheaders = 0;
+    list->items = http_api->conf_alloc(cx, (n ? n : 1) * sizeof(http_header_kv));
+    list->n = 0;
     for (size_t i = 0; i < n; i++) {
         const char *k = http_api->node_key(cx, node, i);
         const zerg_conf_node *v = http_api->node_item(cx, node, i);
         const char *val = http_api->node_scalar(cx, v);
         if (!k || !val)
-            return http_api->conf_error(cx, v, "headers: values must be scalars");
+            return http_api->conf_error(cx, v, "%s: values must be scalars", key);
         if (http_check_header(cx, v, k, val))
             return -1;
         if (!strcasecmp(k, "Content-Length") || !strcasecmp(k, "Transfer-Encoding") ||
-            !strcasecmp(k, "Connection") || !strcasecmp(k, "Date"))
-            return http_api->conf_error(cx, v, "headers: %s is set by the server", k);
-        r->headers[r->nheaders].name = http_api->conf_strdup(cx, k);
-        r->headers[r->nheaders].value = http_api->conf_strdup(cx, val);
-        r->nheaders++;
+            !strcasecmp(k, "Connection") || !strcasecmp(k, "Date") ||
+            (!strcmp(key, "add_header") && !strcasecmp(k, "Content-Type")))
+            return http_api->conf_error(cx, v, "%s: %s is set by the server", key, k);
+        list->items[list->n].name = http_api->conf_strdup(cx, k);
+        list->items[list->n].value = http_api->conf_strdup(cx, val);
+        list->n++;
     }
     return 0;
+}
+
+static int http_parse_headers(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
+{
+    return http_parse_header_list(cx, node, field, "headers");
+}
+
+static int http_parse_add_header(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
+{
+    return http_parse_header_list(cx, node, field, "add_header");
 }
 
 static const zerg_directive http_return_directives[] = {
@@ -91,6 +103,8 @@ static const zerg_directive http_location_directives[] = {
     {"autoindex", ZERG_CONF_BOOL, offsetof(http_location, autoindex), NULL, 0, 0},
     {"return", ZERG_CONF_CUSTOM, offsetof(http_location, ret), http_parse_return, 0, 0},
     {"status", ZERG_CONF_BOOL, offsetof(http_location, status), NULL, 0, 0},
+    {"add_header", ZERG_CONF_CUSTOM, offsetof(http_location, add_header), http_parse_add_header, 0,
+     0},
     ZERG_DIRECTIVE_END,
 };
 
@@ -259,21 +273,36 @@ int http_conf_init(zerg_conf_ctx *cx, void *conf)
     return 0;
 }
 
+/* "Name: value\r\n" for each header of list; *len gets the length. */
+static char *http_header_lines(zerg_conf_ctx *cx, const http_header_list *list, size_t *len)
+{
+    size_t cap = 1;
+    for (size_t i = 0; i < list->n; i++)
+        cap += strlen(list->items[i].name) + strlen(list->items[i].value) + 4;
+    char *buf = http_api->conf_alloc(cx, cap);
+    size_t o = 0;
+    for (size_t i = 0; i < list->n; i++)
+        o += (size_t)snprintf(buf + o, cap - o, "%s: %s\r\n", list->items[i].name,
+                              list->items[i].value);
+    *len = o;
+    return buf;
+}
+
 static char *http_build_ret_head(zerg_conf_ctx *cx, http_location *l, size_t *len)
 {
     http_return *r = l->ret;
-    size_t cap = 128 + (r->location ? strlen(r->location) + 16 : 0);
+    size_t hl;
+    char *hdrs = http_header_lines(cx, &r->headers, &hl);
+    size_t al = http_adds_headers((int)r->status) ? l->add_head_len : 0;
+    size_t cap = 128 + hl + al + (r->location ? strlen(r->location) + 16 : 0);
     int has_ct = 0;
-    for (size_t i = 0; i < r->nheaders; i++) {
-        cap += strlen(r->headers[i].name) + strlen(r->headers[i].value) + 4;
-        if (!strcasecmp(r->headers[i].name, "Content-Type"))
+    for (size_t i = 0; i < r->headers.n; i++)
+        if (!strcasecmp(r->headers.items[i].name, "Content-Type"))
             has_ct = 1;
-    }
     char *buf = http_api->conf_alloc(cx, cap);
-    size_t o = 0;
-    for (size_t i = 0; i < r->nheaders; i++)
-        o += (size_t)snprintf(buf + o, cap - o, "%s: %s\r\n", r->headers[i].name,
-                              r->headers[i].value);
+    memcpy(buf, hdrs, hl);
+    memcpy(buf + hl, l->add_head, al);
+    size_t o = hl + al;
     if (r->location)
         o += (size_t)snprintf(buf + o, cap - o, "Location: %s\r\n", r->location);
     l->ret_body_len = r->body ? strlen(r->body) : 0;
@@ -316,6 +345,7 @@ int http_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf)
     s->limits.max_headers = (size_t)s->max_headers;
     for (size_t i = 0; i < s->nlocs; i++) {
         http_location *l = &s->locs[i];
+        l->add_head = http_header_lines(cx, &l->add_header, &l->add_head_len);
         if (l->kind == HTTP_LOC_RETURN)
             l->ret_head = http_build_ret_head(cx, l, &l->ret_head_len);
         if (l->kind == HTTP_LOC_STATIC && l->index.n == 0) {

@@ -51,10 +51,31 @@ static size_t http_fmt_head(http_conn *hc, char *o, int status)
     return n;
 }
 
+int http_adds_headers(int status)
+{
+    switch (status) {
+    case 200:
+    case 201:
+    case 204:
+    case 206:
+    case 301:
+    case 302:
+    case 303:
+    case 304:
+    case 307:
+    case 308:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 int http_write_head(http_conn *hc, int status, const char *extra, size_t extra_len, int64_t clen)
 {
     http_date_refresh();
-    size_t need = 128 + hc->srv->server_line_len + http_W.date_line_len + extra_len;
+    const http_location *l = hc->req.loc;
+    size_t add_len = l && l->add_head_len && http_adds_headers(status) ? l->add_head_len : 0;
+    size_t need = 128 + hc->srv->server_line_len + http_W.date_line_len + extra_len + add_len;
     size_t avail;
     char *o;
     char *heap = NULL;
@@ -71,6 +92,9 @@ int http_write_head(http_conn *hc, int status, const char *extra, size_t extra_l
     size_t n = http_fmt_head(hc, o, status);
     memcpy(o + n, extra, extra_len);
     n += extra_len;
+    if (add_len)
+        memcpy(o + n, l->add_head, add_len);
+    n += add_len;
     if (clen >= 0)
         n += (size_t)sprintf(o + n, "Content-Length: %lld\r\n", (long long)clen);
     o[n++] = '\r';
@@ -250,6 +274,7 @@ void http_dispatch(http_conn *hc)
         http_send_error(hc, 404, 0);
         return;
     }
+    r->loc = l;
     /* status pages and files answer GET and HEAD only */
     if (l->kind != HTTP_LOC_RETURN && r->method != HTTP_GET && r->method != HTTP_HEAD) {
         http_send_error(hc, 405, 0);

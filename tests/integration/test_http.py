@@ -56,6 +56,23 @@ servers:
           return:
             status: 301
             location: /hello
+        - path: /assets/
+          root: {tmp}/www
+          add_header:
+            Cache-Control: "public, max-age=60"
+            X-Frame-Options: DENY
+        - path: =/added
+          return:
+            status: 200
+            body: added
+          add_header:
+            X-Added: "yes"
+        - path: =/missing
+          return:
+            status: 404
+            body: missing
+          add_header:
+            X-Added: "yes"
 """
 
 
@@ -71,6 +88,9 @@ def make_tree(tmp):
         f.write("zz")
     with open(os.path.join(www, "style.css"), "w") as f:
         f.write("body{}")
+    os.makedirs(os.path.join(www, "assets"), exist_ok=True)
+    with open(os.path.join(www, "assets", "app.js"), "w") as f:
+        f.write("let x = 1;\n")
     with open(os.path.join(www, "alpha.txt"), "wb") as f:
         f.write(bytes(range(97, 123)) * 1000)
     os.makedirs(os.path.join(www, "listing", "d"), exist_ok=True)
@@ -470,6 +490,30 @@ class TestStatic(SharedServer):
         out = curl("-r", "1-2", f"http://127.0.0.1:{Server.port}/alpha.txt")
         self.assertEqual(out, b"bc")
 
+    def test_add_header(self):
+        st, h, body, _ = self.get("/assets/app.js")
+        self.assertEqual((st, body), (200, b"let x = 1;\n"))
+        self.assertEqual(h["cache-control"], "public, max-age=60")
+        self.assertEqual(h["x-frame-options"], "DENY")
+        # 304 and 206 carry it too (nginx's list), errors do not
+        st, h, _, _ = self.get("/assets/app.js", "If-None-Match: " + h["etag"])
+        self.assertEqual((st, h.get("cache-control")), (304, "public, max-age=60"))
+        st, h, body, _ = self.get("/assets/app.js", "Range: bytes=0-2")
+        self.assertEqual((st, body, h.get("x-frame-options")), (206, b"let", "DENY"))
+        st, h, _, _ = self.get("/assets/app.js", "Range: bytes=500-")
+        self.assertEqual((st, h.get("cache-control")), (416, None))
+        st, h, _, _ = self.get("/assets/nope.js")
+        self.assertEqual((st, h.get("cache-control")), (404, None))
+        st, h, _, _ = self.get("/assets/app.js", method="HEAD")
+        self.assertEqual((st, h.get("cache-control")), (200, "public, max-age=60"))
+        # only the location that sets it
+        self.assertNotIn("cache-control", self.get("/index.html")[1])
+        # return answers: with a 2xx status, not with a 404
+        st, h, body, _ = self.get("/added")
+        self.assertEqual((st, body, h.get("x-added")), (200, b"added", "yes"))
+        st, h, body, _ = self.get("/missing")
+        self.assertEqual((st, body, h.get("x-added")), (404, b"missing", None))
+
     def test_path_traversal(self):
         attempts = [
             "/../secret.txt", "/..%2fsecret.txt", "/..%2Fsecret.txt", "/%2e%2e/secret.txt",
@@ -772,6 +816,20 @@ class TestConfig(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn(b"exactly one of root, return, status", r.stdout + open(
             os.path.join(z.tmp, "error.log"), "a+").read().encode())
+        for text, needle in [
+            ("DENY", "add_header: expected a mapping of name: value"),
+            ("{ Content-Type: text/css }", "add_header: Content-Type is set by the server"),
+            ("{ Content-Length: 5 }", "add_header: Content-Length is set by the server"),
+            ('{ "Bad Name": x }', 'invalid header name "Bad Name"'),
+        ]:
+            with self.subTest(text=text):
+                z = Zerg(CONF.replace("        - path: /status\n",
+                                      "        - path: /status\n          add_header: %s\n"
+                                      % text.replace("{", "{{").replace("}", "}}"), 1), wait=False)
+                r = subprocess.run([zgtest.ZERG_BIN, "-c", z.conf, "-t"], stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, timeout=10)
+                self.assertEqual(r.returncode, 1)
+                self.assertIn(needle.encode(), r.stdout)
 
 
 VHOSTS = """

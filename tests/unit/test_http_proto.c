@@ -253,8 +253,7 @@ static void setup(void)
     http_header_kv *h = calloc(1, sizeof(*h));
     h->name = "Content-Type";
     h->value = "text/plain";
-    ret.headers = h;
-    ret.nheaders = 1;
+    ret.headers = (http_header_list){.items = h, .n = 1};
     http_location *l = srv->locs;
     l[0] = (http_location){.path = "=/hello", .kind = HTTP_LOC_RETURN, .ret = &ret};
     l[1] = (http_location){.path = "/status", .kind = HTTP_LOC_STATUS, .status = 1};
