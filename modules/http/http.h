@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -118,6 +119,18 @@ typedef struct http_return {
     char *location;
 } http_return;
 
+/* An allow/deny entry: family 0 is "all", else the first bits of addr. */
+typedef struct http_cidr {
+    uint8_t family; /* AF_INET, AF_INET6 or 0 */
+    uint8_t bits;
+    uint8_t addr[16];
+} http_cidr;
+
+typedef struct http_cidr_list {
+    http_cidr *items;
+    size_t n;
+} http_cidr_list;
+
 typedef struct http_location {
     char *path; /* as configured, "=/x" for exact */
     const char *match;
@@ -130,6 +143,7 @@ typedef struct http_location {
     int status;
     http_return *ret;
     http_header_list add_header; /* added to its 2xx/3xx answers (nginx's add_header) */
+    http_cidr_list allow, deny;  /* client addresses (http_access.c) */
     /* derived in conf_done: add_header as "Name: v\r\n..." lines */
     char *add_head;
     size_t add_head_len;
@@ -193,6 +207,13 @@ int http_conf_init(zerg_conf_ctx *cx, void *conf);
 int http_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf);
 /* Exact match first, then the longest prefix; NULL when none. */
 const http_location *http_find_location(const http_srv *s, const char *path, size_t len);
+
+/* http_access.c: "ADDR", "ADDR/BITS" or "all" into out (-1: not one). */
+int http_cidr_parse(const char *s, http_cidr *out);
+/* Whether l lets the client at sa in: not denied, and allowed when l has an
+ * allow list (sa NULL or not IP: only "all" matches it). */
+int http_access_allows(const http_location *l, const struct sockaddr *sa);
+int http_parse_cidr_list(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field);
 
 /* ---- per connection ------------------------------------------------------ */
 

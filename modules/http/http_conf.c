@@ -105,6 +105,8 @@ static const zerg_directive http_location_directives[] = {
     {"status", ZERG_CONF_BOOL, offsetof(http_location, status), NULL, 0, 0},
     {"add_header", ZERG_CONF_CUSTOM, offsetof(http_location, add_header), http_parse_add_header, 0,
      0},
+    {"allow", ZERG_CONF_CUSTOM, offsetof(http_location, allow), http_parse_cidr_list, 0, 0},
+    {"deny", ZERG_CONF_CUSTOM, offsetof(http_location, deny), http_parse_cidr_list, 0, 0},
     ZERG_DIRECTIVE_END,
 };
 
@@ -359,7 +361,10 @@ int http_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf)
                     return http_api->conf_error(
                         cx, section, "location %s: index names are plain file names", l->path);
     }
-    if (s->access_log.path)
+    int want_peer = s->access_log.path != NULL;
+    for (size_t i = 0; i < s->nlocs; i++)
+        want_peer |= s->locs[i].allow.n || s->locs[i].deny.n;
+    if (want_peer)
         http_api->conf_want_peer_addr(cx);
     s->configured = 1;
     return 0;

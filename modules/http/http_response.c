@@ -275,6 +275,13 @@ void http_dispatch(http_conn *hc)
         return;
     }
     r->loc = l;
+    if (l->allow.n || l->deny.n) {
+        socklen_t alen;
+        if (!http_access_allows(l, http_api->conn_peer(hc->c, &alen))) {
+            http_send_error(hc, 403, 0);
+            return;
+        }
+    }
     /* status pages and files answer GET and HEAD only */
     if (l->kind != HTTP_LOC_RETURN && r->method != HTTP_GET && r->method != HTTP_HEAD) {
         http_send_error(hc, 405, 0);

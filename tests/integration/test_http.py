@@ -73,6 +73,14 @@ servers:
             body: missing
           add_header:
             X-Added: "yes"
+        - path: /private/
+          root: {tmp}/www
+          allow: [127.0.0.2, "10.0.0.0/8", "::1"]
+        - path: =/nolocal
+          return:
+            status: 200
+            body: open
+          deny: 127.0.0.1
 """
 
 
@@ -88,6 +96,9 @@ def make_tree(tmp):
         f.write("zz")
     with open(os.path.join(www, "style.css"), "w") as f:
         f.write("body{}")
+    os.makedirs(os.path.join(www, "private"), exist_ok=True)
+    with open(os.path.join(www, "private", "p.txt"), "w") as f:
+        f.write("private\n")
     os.makedirs(os.path.join(www, "assets"), exist_ok=True)
     with open(os.path.join(www, "assets", "app.js"), "w") as f:
         f.write("let x = 1;\n")
@@ -124,8 +135,8 @@ class Server:
             cls.z.stop()
 
 
-def connect(port, timeout=5.0):
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+def connect(port, timeout=5.0, source="127.0.0.1"):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(source, 0))
     s.settimeout(timeout)
     return s
 
@@ -422,8 +433,8 @@ class TestProtocol(SharedServer):
 
 
 class TestStatic(SharedServer):
-    def get(self, path, *hdrs, method="GET"):
-        s = connect(Server.port)
+    def get(self, path, *hdrs, method="GET", source="127.0.0.1"):
+        s = connect(Server.port, source=source)
         extra = b"".join(h.encode() + b"\r\n" for h in hdrs)
         s.sendall(b"%s %s HTTP/1.1\r\nHost: a\r\n%s\r\n" % (method.encode(), path.encode(), extra))
         r = read_response(s, head=method == "HEAD")
@@ -513,6 +524,27 @@ class TestStatic(SharedServer):
         self.assertEqual((st, body, h.get("x-added")), (200, b"added", "yes"))
         st, h, body, _ = self.get("/missing")
         self.assertEqual((st, body, h.get("x-added")), (404, b"missing", None))
+
+    def test_allow_deny(self):
+        # allow list: only the listed clients (127.0.0.2 here), 403 for others
+        self.assertEqual(self.get("/private/p.txt")[0], 403)
+        st, _, body, _ = self.get("/private/p.txt", source="127.0.0.2")
+        self.assertEqual((st, body), (200, b"private\n"))
+        self.assertEqual(self.get("/private/p.txt", source="127.0.0.3")[0], 403)
+        # deny list: everyone but the listed clients
+        self.assertEqual(self.get("/nolocal")[0], 403)
+        st, _, body, _ = self.get("/nolocal", source="127.0.0.3")
+        self.assertEqual((st, body), (200, b"open"))
+        # other locations are open to all
+        self.assertEqual(self.get("/index.html")[0], 200)
+        # the refusal is an ordinary answer on a kept connection
+        s = connect(Server.port)
+        s.sendall(b"GET /private/p.txt HTTP/1.1\r\nHost: a\r\n\r\n"
+                  b"GET /index.html HTTP/1.1\r\nHost: a\r\n\r\n")
+        st1, _, _, rest = read_response(s)
+        st2, _, body, _ = read_response(s, rest)
+        s.close()
+        self.assertEqual((st1, st2, body), (403, 200, b"<h1>index</h1>\n"))
 
     def test_path_traversal(self):
         attempts = [
@@ -817,14 +849,18 @@ class TestConfig(unittest.TestCase):
         self.assertIn(b"exactly one of root, return, status", r.stdout + open(
             os.path.join(z.tmp, "error.log"), "a+").read().encode())
         for text, needle in [
-            ("DENY", "add_header: expected a mapping of name: value"),
-            ("{ Content-Type: text/css }", "add_header: Content-Type is set by the server"),
-            ("{ Content-Length: 5 }", "add_header: Content-Length is set by the server"),
-            ('{ "Bad Name": x }', 'invalid header name "Bad Name"'),
+            ("add_header: DENY", "add_header: expected a mapping of name: value"),
+            ("add_header: { Content-Type: text/css }",
+             "add_header: Content-Type is set by the server"),
+            ("add_header: { Content-Length: 5 }", "add_header: Content-Length is set by the server"),
+            ('add_header: { "Bad Name": x }', 'invalid header name "Bad Name"'),
+            ("allow: 10.0.0.1/8", '"10.0.0.1/8": expected an IPv4 or IPv6 address'),
+            ("deny: [127.0.0.1, localhost]", '"localhost": expected an IPv4 or IPv6 address'),
+            ("allow: []", "expected an address, ADDR/BITS or all"),
         ]:
             with self.subTest(text=text):
                 z = Zerg(CONF.replace("        - path: /status\n",
-                                      "        - path: /status\n          add_header: %s\n"
+                                      "        - path: /status\n          %s\n"
                                       % text.replace("{", "{{").replace("}", "}}"), 1), wait=False)
                 r = subprocess.run([zgtest.ZERG_BIN, "-c", z.conf, "-t"], stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, timeout=10)

@@ -1,6 +1,7 @@
 /* tests/unit/test_http.c - Criterion tests of the http module's pure helpers:
  * head scanning, path safety, target parsing, dates, ranges, entity tags,
- * MIME lookup, transfer codings and location matching. */
+ * MIME lookup, transfer codings, location matching and allow/deny. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
@@ -297,4 +298,77 @@ Test(location, match)
     s.locs = &locs[1];
     s.nlocs = 1;
     cr_assert_null(http_find_location(&s, "/x", 2));
+}
+
+static struct sockaddr_storage peer(const char *ip)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1)
+        v4->sin_family = AF_INET;
+    else if (inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1)
+        v6->sin6_family = AF_INET6;
+    else
+        cr_assert_fail("bad test address %s", ip);
+    return ss;
+}
+
+static http_cidr_list cidrs(const char **v, size_t n)
+{
+    http_cidr_list l = {.items = calloc(n ? n : 1, sizeof(http_cidr)), .n = n};
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(http_cidr_parse(v[i], &l.items[i]), 0, "%s", v[i]);
+    return l;
+}
+
+static int allows(const http_location *l, const char *ip)
+{
+    struct sockaddr_storage ss = peer(ip);
+    return http_access_allows(l, (struct sockaddr *)&ss);
+}
+
+Test(access, parse)
+{
+    const char *ok[] = {"all", "127.0.0.1", "10.0.0.0/8", "0.0.0.0/0",
+                        "::1", "fe80::/10", "::/0",       "192.168.1.128/25"};
+    http_cidr c;
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        cr_assert_eq(http_cidr_parse(ok[i], &c), 0, "%s", ok[i]);
+    const char *bad[] = {"",           "any",         "10.0.0.1/8", "10.0.0.0/33",
+                         "10.0.0.0/",  "10.0.0.0/-1", "10.0.0/8",   "::1/129",
+                         "fe80::1/10", "1.2.3.4/8x",  "localhost",  "[::1]"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_assert_eq(http_cidr_parse(bad[i], &c), -1, "%s", bad[i]);
+}
+
+Test(access, allow_and_deny)
+{
+    http_location l;
+    memset(&l, 0, sizeof(l));
+    cr_assert(allows(&l, "192.0.2.1")); /* no lists: everyone */
+    const char *allow[] = {"10.0.0.0/8", "192.168.1.128/25", "::1"};
+    l.allow = cidrs(allow, 3);
+    cr_assert(allows(&l, "10.1.2.3"));
+    cr_assert(allows(&l, "192.168.1.200"));
+    cr_assert(!allows(&l, "192.168.1.127"));
+    cr_assert(!allows(&l, "11.0.0.1"));
+    cr_assert(allows(&l, "::1"));
+    cr_assert(!allows(&l, "::2"));
+    cr_assert(allows(&l, "::ffff:10.9.9.9")); /* v4 client on a v6 listener */
+    cr_assert(!allows(&l, "::ffff:11.9.9.9"));
+    const char *deny[] = {"10.0.0.7"};
+    l.deny = cidrs(deny, 1); /* deny wins over allow */
+    cr_assert(!allows(&l, "10.0.0.7"));
+    cr_assert(allows(&l, "10.0.0.8"));
+    cr_assert(!http_access_allows(&l, NULL)); /* no IP address: not in any allow list */
+    free(l.allow.items);
+    l.allow.n = 0;
+    const char *all[] = {"all"};
+    free(l.deny.items);
+    l.deny = cidrs(all, 1);
+    cr_assert(!allows(&l, "127.0.0.1"));
+    cr_assert(!allows(&l, "::1"));
+    free(l.deny.items);
 }
