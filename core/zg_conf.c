@@ -252,6 +252,7 @@ static int parse_server(zerg_conf_ctx *cx, const zerg_conf_node *n, zg_server *s
     if (zg_node_kind(cx, n) != ZERG_NODE_MAP)
         return zg_conf_error(cx, n, "servers: each entry must be a mapping (listen, module, ...)");
     cx->server = srv;
+    cx->server_node = n;
     srv->backlog = 511;
     const zerg_conf_node *mod = zg_node_get(cx, n, "module");
     const zerg_conf_node *listen = zg_node_get(cx, n, "listen");
@@ -299,6 +300,7 @@ static int parse_server(zerg_conf_ctx *cx, const zerg_conf_node *n, zg_server *s
         return cx->failed ? -1
                           : zg_conf_error(cx, section ? section : n, "module %s: invalid", d->name);
     cx->server = NULL;
+    cx->server_node = NULL;
     return 0;
 }
 

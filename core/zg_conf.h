@@ -87,7 +87,8 @@ struct zerg_conf_ctx {
     char *err; /* first error, "file:line:col: message" */
     size_t errlen;
     int failed;
-    zg_server *server; /* the server block being parsed */
+    zg_server *server;                 /* the server block being parsed */
+    const zerg_conf_node *server_node; /* its node: where a NULL-node error points */
 };
 
 /* Load and validate a config; modules are dlopened as load_modules says.

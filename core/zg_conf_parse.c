@@ -33,6 +33,8 @@ int zg_conf_error(zerg_conf_ctx *cx, const zerg_conf_node *n, const char *fmt, .
         return -1; /* keep the first error: later ones are often its echo */
     cx->failed = 1;
     int off = 0;
+    if (!n)
+        n = cx->server_node; /* e.g. a module's conf_done without its section */
     if (n)
         off = snprintf(cx->err, cx->errlen, "%s:%zu:%zu: ", cx->file, ynode(n)->start_mark.line + 1,
                        ynode(n)->start_mark.column + 1);

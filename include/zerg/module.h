@@ -207,7 +207,8 @@ struct zerg_api {
 
     /* -- configuration (master, inside conf hooks and directive parsers) -- */
     int (*conf_error)(zerg_conf_ctx *cx, const zerg_conf_node *n, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));           /* records file:line:col; returns -1 */
+        __attribute__((format(printf, 3, 4))); /* records file:line:col (n NULL: the server
+                                                  block's); returns -1 */
     void *(*conf_alloc)(zerg_conf_ctx *cx, size_t size); /* zeroed, lives as long as the config */
     char *(*conf_strdup)(zerg_conf_ctx *cx, const char *s);
     /* Apply a directive table to a mapping node (nested blocks such as

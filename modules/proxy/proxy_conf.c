@@ -209,12 +209,11 @@ int proxy_conf_init(zerg_conf_ctx *cx, void *conf)
     return 0;
 }
 
+/* section is NULL when the server block has no proxy: key; conf_error then
+ * points at the block */
 static int fail(zerg_conf_ctx *cx, const zerg_conf_node *section, const char *msg)
 {
-    if (section)
-        return proxy_api->conf_error(cx, section, "proxy: %s", msg);
-    proxy_api->log(ZERG_LOG_ERROR, "proxy: %s", msg);
-    return -1;
+    return proxy_api->conf_error(cx, section, "proxy: %s", msg);
 }
 
 int proxy_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf)

@@ -556,6 +556,18 @@ Test(conf_bad, http_max_uri_length_over_header_buffers)
                  6, 11, "max_uri_length must not exceed large_client_header_buffers");
 }
 
+Test(conf_bad, module_section_missing_points_at_the_server)
+{
+    /* conf_done without its section reports at the server block (it used
+     * to log the reason and leave a bare "module proxy: invalid") */
+    expect_error("modules_path: @M@\n"
+                 "load_modules: [proxy]\n"
+                 "servers:\n"
+                 "  - listen: 127.0.0.1:8080\n"
+                 "    module: proxy\n",
+                 4, 5, "proxy: upstream with at least one server is required");
+}
+
 Test(conf_bad, missing_listen)
 {
     expect_error(HEAD "  - module: echo\n", 4, 5, "server: missing key \"listen\"");
