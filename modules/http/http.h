@@ -171,6 +171,14 @@ typedef struct http_access_log_conf {
 
 struct http_log;
 
+/* error_page: the answer of a status, a file under a root location */
+typedef struct http_error_page {
+    int status;
+    char *uri; /* normalised */
+    size_t len;
+    const http_location *loc; /* derived in conf_done */
+} http_error_page;
+
 typedef struct http_srv {
     zerg_str_list server_name;
     char *server_header; /* NULL: no Server line */
@@ -193,6 +201,8 @@ typedef struct http_srv {
     size_t nmime;
     http_location *locs;
     size_t nlocs;
+    http_error_page *error_pages;
+    size_t nerror_pages;
     /* derived */
     char *server_line; /* "Server: x\r\n" or "" */
     size_t server_line_len;
@@ -266,6 +276,7 @@ typedef struct http_req {
     int status;                      /* answered with */
     uint64_t sent;                   /* body bytes sent (access log) */
     const struct http_location *loc; /* the location answering, once known */
+    int error_status;                /* answering with the error_page of this status */
     /* not zeroed (valid where hcount says so): */
     http_span hv[HTTP_H_COUNT]; /* values of known headers */
 } http_req;
@@ -338,8 +349,10 @@ void http_date_refresh(void);
  * formatted header lines), then Content-Length when clen >= 0, then CRLF.
  * Returns 0 or -1. */
 int http_write_head(http_conn *hc, int status, const char *extra, size_t extra_len, int64_t clen);
-/* A complete answer with a small built-in HTML body; close forces
- * Connection: close. */
+/* A complete answer for an error status: the server's error_page for it
+ * when there is one and the connection stays open, else a small built-in
+ * HTML body; close forces Connection: close. Either way the request is
+ * answered (or goes on asynchronously, like a static file). */
 void http_send_error(http_conn *hc, int status, int close);
 void http_send_return(http_conn *hc, const http_location *loc);
 void http_send_status(http_conn *hc);

@@ -164,6 +164,39 @@ static int http_parse_mime(zerg_conf_ctx *cx, const zerg_conf_node *node, void *
     return 0;
 }
 
+/* error_page: { 404: /404.html, 503: /busy.html } */
+static int http_parse_error_pages(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
+{
+    http_srv *s = HTTP_CONTAINER(field, http_srv, error_pages);
+    if (http_api->node_kind(cx, node) != ZERG_NODE_MAP)
+        return http_api->conf_error(cx, node, "error_page: expected a mapping of status: /path");
+    size_t n = http_api->node_len(cx, node);
+    s->error_pages = http_api->conf_alloc(cx, (n ? n : 1) * sizeof(http_error_page));
+    s->nerror_pages = n;
+    for (size_t i = 0; i < n; i++) {
+        const char *k = http_api->node_key(cx, node, i);
+        const zerg_conf_node *v = http_api->node_item(cx, node, i);
+        const char *uri = http_api->node_scalar(cx, v);
+        char *end;
+        long st = k ? strtol(k, &end, 10) : 0;
+        if (!k || !*k || *end || st < 400 || st > 599)
+            return http_api->conf_error(cx, v, "error_page: \"%s\" is not a status 400..599",
+                                        k ? k : "");
+        for (size_t j = 0; j < i; j++)
+            if (s->error_pages[j].status == st)
+                return http_api->conf_error(cx, v, "error_page: %ld appears twice", st);
+        size_t ul = uri ? strlen(uri) : 0;
+        char *norm = http_api->conf_alloc(cx, ul + 2);
+        size_t nl;
+        if (!ul || uri[0] != '/' || uri[ul - 1] == '/' || strpbrk(uri, "?#") ||
+            http_path_normalize(uri, ul, norm, ul + 2, &nl) != 0)
+            return http_api->conf_error(cx, v, "error_page %ld: expected a path like /404.html",
+                                        st);
+        s->error_pages[i] = (http_error_page){.status = (int)st, .uri = norm, .len = nl};
+    }
+    return 0;
+}
+
 static int http_is_off(const char *v)
 {
     return !strcmp(v, "off") || !strcmp(v, "false") || !strcmp(v, "no") || !*v;
@@ -248,6 +281,7 @@ const zerg_directive http_directives[] = {
     {"etag", ZERG_CONF_BOOL, offsetof(http_srv, etag), NULL, 0, 0},
     {"mime_types", ZERG_CONF_CUSTOM, offsetof(http_srv, mime), http_parse_mime, 0, 0},
     {"locations", ZERG_CONF_CUSTOM, offsetof(http_srv, locs), http_parse_locations, 0, 0},
+    {"error_page", ZERG_CONF_CUSTOM, offsetof(http_srv, error_pages), http_parse_error_pages, 0, 0},
     ZERG_DIRECTIVE_END,
 };
 
@@ -360,6 +394,15 @@ int http_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf)
                 if (!*l->index.items[k] || strchr(l->index.items[k], '/'))
                     return http_api->conf_error(
                         cx, section, "location %s: index names are plain file names", l->path);
+    }
+    for (size_t i = 0; i < s->nerror_pages; i++) {
+        http_error_page *p = &s->error_pages[i];
+        p->loc = http_find_location(s, p->uri, p->len);
+        if (!p->loc || p->loc->kind != HTTP_LOC_STATIC)
+            return http_api->conf_error(cx, section,
+                                        "error_page %d: %s is not under a root location of "
+                                        "this server",
+                                        p->status, p->uri);
     }
     int want_peer = s->access_log.path != NULL;
     for (size_t i = 0; i < s->nlocs; i++)

@@ -108,8 +108,31 @@ int http_write_head(http_conn *hc, int status, const char *extra, size_t extra_l
     return 0;
 }
 
+/* Starts answering status with the server's error_page for it; 0 when
+ * there is none. The page is a static file answered with status. */
+static int http_error_page_start(http_conn *hc, int status)
+{
+    const http_srv *s = hc->srv;
+    const http_error_page *p = NULL;
+    for (size_t i = 0; i < s->nerror_pages && !p; i++)
+        if (s->error_pages[i].status == status)
+            p = &s->error_pages[i];
+    if (!p)
+        return 0;
+    hc->req.error_status = status;
+    hc->req.loc = p->loc;
+    http_keep(hc);
+    if (http_serve_static(hc, p->loc, p->uri, p->len) == 0 && !hc->closing)
+        http_request_done(hc);
+    return 1;
+}
+
 void http_send_error(http_conn *hc, int status, int close)
 {
+    if (hc->req.error_status)
+        status = hc->req.error_status; /* the error page failed: built-in page */
+    else if (!close && http_error_page_start(hc, status))
+        return;
     char body[256], extra[128];
     size_t el = 0;
     if (close)

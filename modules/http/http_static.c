@@ -306,12 +306,14 @@ static int http_serve_fd(http_conn *hc, int fd, http_ofc *e, const struct stat *
     size_t etl = s->etag ? http_fmt_etag(etag, sizeof(etag), st->st_mtime, size) : 0;
     http_fmt_date(st->st_mtime, lm);
 
+    /* an error_page answers with its error status, whole, unconditionally */
+    int err = r->error_status;
     /* conditionals (RFC 9110 13.2.2): If-None-Match, else If-Modified-Since */
     int not_modified = 0;
-    if (r->hcount[HTTP_H_INM]) {
+    if (!err && r->hcount[HTTP_H_INM]) {
         http_span v = r->hv[HTTP_H_INM];
         not_modified = etl && http_etag_match(http_hbuf(hc, v), v.len, etag, etl);
-    } else if (r->hcount[HTTP_H_IMS]) {
+    } else if (!err && r->hcount[HTTP_H_IMS]) {
         http_span v = r->hv[HTTP_H_IMS];
         time_t t = http_parse_date(http_hbuf(hc, v), v.len);
         not_modified = t != (time_t)-1 && st->st_mtime <= t;
@@ -325,9 +327,9 @@ static int http_serve_fd(http_conn *hc, int fd, http_ofc *e, const struct stat *
         return 0;
     }
 
-    int status = 200;
+    int status = err ? err : 200;
     uint64_t start = 0, end = size ? size - 1 : 0;
-    if (r->hcount[HTTP_H_RANGE] == 1 && r->method == HTTP_GET) {
+    if (!err && r->hcount[HTTP_H_RANGE] == 1 && r->method == HTTP_GET) {
         int use = 1;
         if (r->hcount[HTTP_H_IF_RANGE]) {
             http_span v = r->hv[HTTP_H_IF_RANGE];
@@ -356,11 +358,15 @@ static int http_serve_fd(http_conn *hc, int fd, http_ofc *e, const struct stat *
     const char *type = http_mime_lookup(name, nlen, s->mime, s->nmime);
     if (!type)
         type = s->default_type;
-    el += (size_t)snprintf(extra + el, sizeof(extra) - el,
-                           "Content-Type: %s\r\nLast-Modified: %s\r\n", type, lm);
-    if (etl)
-        el += (size_t)snprintf(extra + el, sizeof(extra) - el, "ETag: %s\r\n", etag);
-    el += (size_t)snprintf(extra + el, sizeof(extra) - el, "Accept-Ranges: bytes\r\n");
+    el += (size_t)snprintf(extra + el, sizeof(extra) - el, "Content-Type: %s\r\n", type);
+    if (err == 405)
+        el += (size_t)snprintf(extra + el, sizeof(extra) - el, "Allow: GET, HEAD\r\n");
+    if (!err) {
+        el += (size_t)snprintf(extra + el, sizeof(extra) - el, "Last-Modified: %s\r\n", lm);
+        if (etl)
+            el += (size_t)snprintf(extra + el, sizeof(extra) - el, "ETag: %s\r\n", etag);
+        el += (size_t)snprintf(extra + el, sizeof(extra) - el, "Accept-Ranges: bytes\r\n");
+    }
     uint64_t clen = size ? end - start + 1 : 0;
     if (http_write_head(hc, status, extra, el, (int64_t)clen) != 0) {
         http_fd_close(fd);
@@ -569,6 +575,11 @@ static int open_step(http_open *o, int fd, int err)
         http_send_error(hc, fd < 0 ? http_errno_to_status(err) : 500, 0);
         return open_end(o, 2);
     } else if (S_ISDIR(st.st_mode)) {
+        if (hc->req.error_status) { /* an error_page must be a file */
+            close(fd);
+            http_send_error(hc, 404, 0);
+            return open_end(o, 2);
+        }
         if (o->path[o->plen - 1] != '/') {
             close(fd);
             return open_end(o, redirect_to_dir(hc, o->path, o->plen));

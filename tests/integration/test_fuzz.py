@@ -52,6 +52,7 @@ servers:
       open_file_cache_valid: 60s
       mime_types: {{ md: text/markdown, wasm: application/wasm }}
       etag: true
+      error_page: {{ 404: /static/404.html, 500: /static/50x.html }}
       locations:
         - {{ path: =/health, return: {{ status: 200, body: "ok\\n", headers: {{ Content-Type: text/plain }} }} }}
         - {{ path: /static/, root: {tmp}, index: [index.html, index.htm], autoindex: true }}
@@ -156,6 +157,7 @@ servers:
       large_client_header_buffers: 2k
       access_log: {{ path: {tmp}/access.log, format: combined }}
       open_file_cache_valid: 60s
+      error_page: {{ 404: /static/a.txt, 403: /static/missing.html }}
       locations:
         - {{ path: =/health, return: {{ status: 200, body: "ok\\n", headers: {{ Content-Type: text/plain }} }} }}
         - {{ path: /static/, root: {tmp}/html, index: [index.html], autoindex: true }}

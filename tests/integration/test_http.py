@@ -868,6 +868,99 @@ class TestConfig(unittest.TestCase):
                 self.assertIn(needle.encode(), r.stdout)
 
 
+ERROR_PAGES = """
+load_modules: [http]
+servers:
+  - listen: ["127.0.0.1:{port0}"]
+    module: http
+    http:
+      error_page: {{ 404: /errors/404.html, 405: /errors/405.html, 403: /errors/missing.html }}
+      locations:
+        - {{ path: /, root: "{tmp}/www" }}
+        - {{ path: /private/, root: "{tmp}/www", deny: all }}
+        - {{ path: =/hello, return: {{ status: 200, body: "hi" }} }}
+"""
+
+
+class TestErrorPages(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.z = Zerg(ERROR_PAGES, wait=False)
+        errors = os.path.join(cls.z.tmp, "www", "errors")
+        os.makedirs(errors)
+        with open(os.path.join(errors, "404.html"), "w") as f:
+            f.write("<h1>custom not found</h1>\n")
+        with open(os.path.join(errors, "405.html"), "w") as f:
+            f.write("<h1>custom method</h1>\n")
+        with open(os.path.join(cls.z.tmp, "www", "index.html"), "w") as f:
+            f.write("<h1>index</h1>\n")
+        cls.z.start()
+        cls.z.wait_listening()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.z.stop()
+
+    def ask(self, req, head=False):
+        s = connect(self.z.ports[0])
+        s.sendall(req)
+        r = read_response(s, head=head)
+        s.close()
+        return r
+
+    def test_custom_page_with_the_error_status(self):
+        st, h, body, _ = self.ask(b"GET /nope HTTP/1.1\r\nHost: a\r\n\r\n")
+        self.assertEqual((st, body), (404, b"<h1>custom not found</h1>\n"))
+        self.assertEqual(h["content-type"], "text/html")
+        self.assertNotIn("etag", h)  # not a cacheable representation of /nope
+        # neither conditionals nor ranges turn it into a 304 or 206
+        for extra in (b"If-None-Match: *\r\n", b"Range: bytes=0-1\r\n"):
+            st, _, body, _ = self.ask(b"GET /nope HTTP/1.1\r\nHost: a\r\n%s\r\n" % extra)
+            self.assertEqual((st, body), (404, b"<h1>custom not found</h1>\n"))
+        st, h, body, _ = self.ask(b"HEAD /nope HTTP/1.1\r\nHost: a\r\n\r\n", head=True)
+        self.assertEqual((st, body, h["content-length"]), (404, b"", "26"))
+        # 405 keeps its Allow header
+        st, h, body, _ = self.ask(b"POST /index.html HTTP/1.1\r\nHost: a\r\n"
+                                  b"Content-Length: 0\r\n\r\n")
+        self.assertEqual((st, body, h["allow"]), (405, b"<h1>custom method</h1>\n", "GET, HEAD"))
+
+    def test_missing_page_falls_back_to_the_built_in_one(self):
+        st, _, body, _ = self.ask(b"GET /private/x HTTP/1.1\r\nHost: a\r\n\r\n")
+        self.assertEqual(st, 403)
+        self.assertIn(b"403 Forbidden", body)
+
+    def test_keep_alive_and_order(self):
+        s = connect(self.z.ports[0])
+        s.sendall(b"GET /nope HTTP/1.1\r\nHost: a\r\n\r\n"
+                  b"GET /hello HTTP/1.1\r\nHost: a\r\n\r\n"
+                  b"GET /private/ HTTP/1.1\r\nHost: a\r\n\r\n"
+                  b"GET /index.html HTTP/1.1\r\nHost: a\r\n\r\n")
+        got, rest = [], b""
+        for _ in range(4):
+            st, _, body, rest = read_response(s, rest)
+            got.append((st, body[:14]))
+        s.close()
+        self.assertEqual(got, [(404, b"<h1>custom not"), (200, b"hi"), (403, b"<html>\r\n<head>"),
+                               (200, b"<h1>index</h1>")])
+
+    def test_bad_error_page_configs(self):
+        for text, needle in [
+            ("error_page: {{ 200: /x.html }}", '"200" is not a status 400..599'),
+            ("error_page: {{ 404: x.html }}", "error_page 404: expected a path like /404.html"),
+            ("error_page: {{ 404: /errors/ }}", "error_page 404: expected a path like /404.html"),
+            ("error_page: {{ 404: /hello }}", "error_page 404: /hello is not under a root location"),
+            ("error_page: [404]", "error_page: expected a mapping of status: /path"),
+        ]:
+            with self.subTest(text=text):
+                z = Zerg(ERROR_PAGES.replace(
+                    "      error_page: {{ 404: /errors/404.html, 405: /errors/405.html, "
+                    "403: /errors/missing.html }}", "      " + text), wait=False)
+                r = subprocess.run([zgtest.ZERG_BIN, "-c", z.conf, "-t"], stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, timeout=10)
+                self.assertEqual(r.returncode, 1, r.stdout)
+                self.assertIn(needle.encode(), r.stdout)
+
+
 VHOSTS = """
 load_modules: [http]
 servers:
