@@ -138,6 +138,9 @@ typedef struct http_location {
     int exact;
     int kind;
     char *root;
+    char *alias;  /* as configured; conf_done makes it the root */
+    size_t strip; /* leading bytes of the path the file name drops: 1, or
+                   * the prefix's length for alias */
     zerg_str_list index;
     int autoindex;
     int status;

@@ -99,6 +99,7 @@ static int http_parse_return(zerg_conf_ctx *cx, const zerg_conf_node *node, void
 static const zerg_directive http_location_directives[] = {
     {"path", ZERG_CONF_STR, offsetof(http_location, path), NULL, 0, 0},
     {"root", ZERG_CONF_STR, offsetof(http_location, root), NULL, 0, 0},
+    {"alias", ZERG_CONF_STR, offsetof(http_location, alias), NULL, 0, 0},
     {"index", ZERG_CONF_STR_LIST, offsetof(http_location, index), NULL, 0, 0},
     {"autoindex", ZERG_CONF_BOOL, offsetof(http_location, autoindex), NULL, 0, 0},
     {"return", ZERG_CONF_CUSTOM, offsetof(http_location, ret), http_parse_return, 0, 0},
@@ -132,10 +133,17 @@ static int http_parse_locations(zerg_conf_ctx *cx, const zerg_conf_node *node, v
         l->exact = l->path[0] == '=';
         l->match = l->path + l->exact;
         l->match_len = strlen(l->match);
-        int kinds = (l->root != NULL) + (l->ret != NULL) + (l->status != 0);
+        int kinds = (l->root != NULL) + (l->alias != NULL) + (l->ret != NULL) + (l->status != 0);
         if (kinds != 1)
             return http_api->conf_error(
-                cx, item, "location %s: needs exactly one of root, return, status", l->path);
+                cx, item, "location %s: needs exactly one of root, alias, return, status", l->path);
+        if (l->alias) {
+            /* the part after the prefix names the file under the alias */
+            if (l->exact || l->match[l->match_len - 1] != '/')
+                return http_api->conf_error(
+                    cx, item, "location %s: alias needs a prefix location ending in /", l->path);
+            l->root = l->alias;
+        }
         l->kind = l->root ? HTTP_LOC_STATIC : l->ret ? HTTP_LOC_RETURN : HTTP_LOC_STATUS;
         for (size_t k = 0; k < i; k++)
             if (!strcmp(s->locs[k].path, l->path))
@@ -382,6 +390,7 @@ int http_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf)
     for (size_t i = 0; i < s->nlocs; i++) {
         http_location *l = &s->locs[i];
         l->add_head = http_header_lines(cx, &l->add_header, &l->add_head_len);
+        l->strip = l->alias ? l->match_len : 1;
         if (l->kind == HTTP_LOC_RETURN)
             l->ret_head = http_build_ret_head(cx, l, &l->ret_head_len);
         if (l->kind == HTTP_LOC_STATIC && l->index.n == 0) {
@@ -400,8 +409,8 @@ int http_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf)
         p->loc = http_find_location(s, p->uri, p->len);
         if (!p->loc || p->loc->kind != HTTP_LOC_STATIC)
             return http_api->conf_error(cx, section,
-                                        "error_page %d: %s is not under a root location of "
-                                        "this server",
+                                        "error_page %d: %s is not under a root or alias "
+                                        "location of this server",
                                         p->status, p->uri);
     }
     int want_peer = s->access_log.path != NULL;

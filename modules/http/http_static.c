@@ -624,10 +624,10 @@ int http_serve_static(http_conn *hc, const http_location *loc, const char *path,
     o->loc = loc;
     o->dfd = -1;
     o->next_index = 0;
-    o->rl = plen - 1;
+    o->rl = plen - loc->strip; /* the prefix matched: plen >= strip */
     o->plen = plen;
     memcpy(o->path, path, plen);
-    memcpy(o->rel, path + 1, o->rl);
+    memcpy(o->rel, path + loc->strip, o->rl);
     o->rel[o->rl] = 0;
     if (o->rl == 0)
         strcpy(o->rel, ".");

@@ -81,6 +81,8 @@ servers:
             status: 200
             body: open
           deny: 127.0.0.1
+        - path: /files/
+          alias: {tmp}/www/sub/
 """
 
 
@@ -525,6 +527,21 @@ class TestStatic(SharedServer):
         st, h, body, _ = self.get("/missing")
         self.assertEqual((st, body, h.get("x-added")), (404, b"missing", None))
 
+    def test_alias(self):
+        # /files/X is www/sub/X: the location's prefix is replaced, not kept
+        st, _, body, _ = self.get("/files/index.html")
+        self.assertEqual((st, body), (200, b"<h1>sub</h1>\n"))
+        st, _, body, _ = self.get("/files/")
+        self.assertEqual((st, body), (200, b"<h1>sub</h1>\n"))
+        self.assertEqual(self.get("/files/alpha.txt")[0], 404)  # not www/alpha.txt
+        for a in ("/files/..%2falpha.txt", "/files/%2e%2e/%2e%2e/secret.txt",
+                  "/files/../../secret.txt", "/files/..%2f..%2fsecret.txt"):
+            with self.subTest(a=a):
+                out = raw(Server.port, b"GET %s HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+                          % a.encode())
+                self.assertIn(status_of(out), (400, 403, 404), out[:200])
+                self.assertNotIn(b"TOPSECRET", out)
+
     def test_allow_deny(self):
         # allow list: only the listed clients (127.0.0.2 here), 403 for others
         self.assertEqual(self.get("/private/p.txt")[0], 403)
@@ -846,7 +863,7 @@ class TestConfig(unittest.TestCase):
         r = subprocess.run([zgtest.ZERG_BIN, "-c", z.conf, "-t"], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, timeout=10)
         self.assertNotEqual(r.returncode, 0)
-        self.assertIn(b"exactly one of root, return, status", r.stdout + open(
+        self.assertIn(b"exactly one of root, alias, return, status", r.stdout + open(
             os.path.join(z.tmp, "error.log"), "a+").read().encode())
         for text, needle in [
             ("add_header: DENY", "add_header: expected a mapping of name: value"),
@@ -857,6 +874,7 @@ class TestConfig(unittest.TestCase):
             ("allow: 10.0.0.1/8", '"10.0.0.1/8": expected an IPv4 or IPv6 address'),
             ("deny: [127.0.0.1, localhost]", '"localhost": expected an IPv4 or IPv6 address'),
             ("allow: []", "expected an address, ADDR/BITS or all"),
+            ("alias: /tmp", "location /status: needs exactly one of root, alias, return, status"),
         ]:
             with self.subTest(text=text):
                 z = Zerg(CONF.replace("        - path: /status\n",
@@ -866,6 +884,19 @@ class TestConfig(unittest.TestCase):
                                    stderr=subprocess.STDOUT, timeout=10)
                 self.assertEqual(r.returncode, 1)
                 self.assertIn(needle.encode(), r.stdout)
+
+
+class TestAliasConfig(unittest.TestCase):
+    def test_alias_needs_a_prefix_location_ending_in_slash(self):
+        for path in ("=/x", "/x"):
+            with self.subTest(path=path):
+                z = Zerg("load_modules: [http]\nservers:\n  - listen: [\"127.0.0.1:{port0}\"]\n"
+                         "    module: http\n    http:\n      locations:\n"
+                         "        - {{ path: \"%s\", alias: /tmp/ }}\n" % path, wait=False)
+                r = subprocess.run([zgtest.ZERG_BIN, "-c", z.conf, "-t"], stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, timeout=10)
+                self.assertEqual(r.returncode, 1, r.stdout)
+                self.assertIn(b"alias needs a prefix location ending in /", r.stdout)
 
 
 ERROR_PAGES = """
@@ -948,7 +979,7 @@ class TestErrorPages(unittest.TestCase):
             ("error_page: {{ 200: /x.html }}", '"200" is not a status 400..599'),
             ("error_page: {{ 404: x.html }}", "error_page 404: expected a path like /404.html"),
             ("error_page: {{ 404: /errors/ }}", "error_page 404: expected a path like /404.html"),
-            ("error_page: {{ 404: /hello }}", "error_page 404: /hello is not under a root location"),
+            ("error_page: {{ 404: /hello }}", "error_page 404: /hello is not under a root or alias location"),
             ("error_page: [404]", "error_page: expected a mapping of status: /path"),
         ]:
             with self.subTest(text=text):
