@@ -138,7 +138,10 @@ typedef struct http_location {
     int exact;
     int kind;
     char *root;
-    char *alias;  /* as configured; conf_done makes it the root */
+    char *alias;    /* as configured; conf_done makes it the root */
+    char *fallback; /* normalised: the file for a 404 (an SPA's index) */
+    size_t fallback_len;
+    const struct http_location *fallback_loc;
     size_t strip; /* leading bytes of the path the file name drops: 1, or
                    * the prefix's length for alias */
     zerg_str_list index;
@@ -280,6 +283,7 @@ typedef struct http_req {
     uint64_t sent;                   /* body bytes sent (access log) */
     const struct http_location *loc; /* the location answering, once known */
     int error_status;                /* answering with the error_page of this status */
+    uint8_t fell_back;               /* answering with the location's fallback */
     /* not zeroed (valid where hcount says so): */
     http_span hv[HTTP_H_COUNT]; /* values of known headers */
 } http_req;

@@ -96,10 +96,32 @@ static int http_parse_return(zerg_conf_ctx *cx, const zerg_conf_node *node, void
     return 0;
 }
 
+/* The normalised copy of uri when it names a file by path (/x/y.html: no
+ * query, no final slash); NULL when it does not. */
+static char *http_file_path(zerg_conf_ctx *cx, const char *uri, size_t *len)
+{
+    size_t ul = uri ? strlen(uri) : 0;
+    if (!ul || uri[0] != '/' || uri[ul - 1] == '/' || strpbrk(uri, "?#"))
+        return NULL;
+    char *norm = http_api->conf_alloc(cx, ul + 2);
+    return http_path_normalize(uri, ul, norm, ul + 2, len) == 0 ? norm : NULL;
+}
+
+/* fallback: /index.html (a location's file for a 404) */
+static int http_parse_fallback(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
+{
+    http_location *l = HTTP_CONTAINER(field, http_location, fallback);
+    l->fallback = http_file_path(cx, http_api->node_scalar(cx, node), &l->fallback_len);
+    if (!l->fallback)
+        return http_api->conf_error(cx, node, "fallback: expected a path like /index.html");
+    return 0;
+}
+
 static const zerg_directive http_location_directives[] = {
     {"path", ZERG_CONF_STR, offsetof(http_location, path), NULL, 0, 0},
     {"root", ZERG_CONF_STR, offsetof(http_location, root), NULL, 0, 0},
     {"alias", ZERG_CONF_STR, offsetof(http_location, alias), NULL, 0, 0},
+    {"fallback", ZERG_CONF_CUSTOM, offsetof(http_location, fallback), http_parse_fallback, 0, 0},
     {"index", ZERG_CONF_STR_LIST, offsetof(http_location, index), NULL, 0, 0},
     {"autoindex", ZERG_CONF_BOOL, offsetof(http_location, autoindex), NULL, 0, 0},
     {"return", ZERG_CONF_CUSTOM, offsetof(http_location, ret), http_parse_return, 0, 0},
@@ -193,11 +215,9 @@ static int http_parse_error_pages(zerg_conf_ctx *cx, const zerg_conf_node *node,
         for (size_t j = 0; j < i; j++)
             if (s->error_pages[j].status == st)
                 return http_api->conf_error(cx, v, "error_page: %ld appears twice", st);
-        size_t ul = uri ? strlen(uri) : 0;
-        char *norm = http_api->conf_alloc(cx, ul + 2);
         size_t nl;
-        if (!ul || uri[0] != '/' || uri[ul - 1] == '/' || strpbrk(uri, "?#") ||
-            http_path_normalize(uri, ul, norm, ul + 2, &nl) != 0)
+        char *norm = http_file_path(cx, uri, &nl);
+        if (!norm)
             return http_api->conf_error(cx, v, "error_page %ld: expected a path like /404.html",
                                         st);
         s->error_pages[i] = (http_error_page){.status = (int)st, .uri = norm, .len = nl};
@@ -403,6 +423,18 @@ int http_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf)
                 if (!*l->index.items[k] || strchr(l->index.items[k], '/'))
                     return http_api->conf_error(
                         cx, section, "location %s: index names are plain file names", l->path);
+    }
+    for (size_t i = 0; i < s->nlocs; i++) {
+        http_location *l = &s->locs[i];
+        if (!l->fallback)
+            continue;
+        l->fallback_loc = http_find_location(s, l->fallback, l->fallback_len);
+        if (l->kind != HTTP_LOC_STATIC || !l->fallback_loc ||
+            l->fallback_loc->kind != HTTP_LOC_STATIC)
+            return http_api->conf_error(cx, section,
+                                        "location %s: fallback needs root or alias here and %s "
+                                        "under a root or alias location",
+                                        l->path, l->fallback);
     }
     for (size_t i = 0; i < s->nerror_pages; i++) {
         http_error_page *p = &s->error_pages[i];

@@ -108,30 +108,44 @@ int http_write_head(http_conn *hc, int status, const char *extra, size_t extra_l
     return 0;
 }
 
-/* Starts answering status with the server's error_page for it; 0 when
- * there is none. The page is a static file answered with status. */
-static int http_error_page_start(http_conn *hc, int status)
+/* Answers the request with another file (a fallback, an error page). */
+static void http_serve_instead(http_conn *hc, const http_location *loc, const char *path,
+                               size_t len)
 {
-    const http_srv *s = hc->srv;
-    const http_error_page *p = NULL;
-    for (size_t i = 0; i < s->nerror_pages && !p; i++)
-        if (s->error_pages[i].status == status)
-            p = &s->error_pages[i];
-    if (!p)
-        return 0;
-    hc->req.error_status = status;
-    hc->req.loc = p->loc;
+    hc->req.loc = loc;
     http_keep(hc);
-    if (http_serve_static(hc, p->loc, p->uri, p->len) == 0 && !hc->closing)
+    if (http_serve_static(hc, loc, path, len) == 0 && !hc->closing)
         http_request_done(hc);
-    return 1;
+}
+
+/* Instead of the built-in page for status: the location's fallback for a
+ * 404 (once), else the server's error_page for status. 0: neither. */
+static int http_error_instead(http_conn *hc, int status)
+{
+    http_req *r = &hc->req;
+    const http_location *l = r->loc;
+    if (status == 404 && l && l->fallback && !r->fell_back) {
+        r->fell_back = 1;
+        http_serve_instead(hc, l->fallback_loc, l->fallback, l->fallback_len);
+        return 1;
+    }
+    const http_srv *s = hc->srv;
+    for (size_t i = 0; i < s->nerror_pages; i++) {
+        const http_error_page *p = &s->error_pages[i];
+        if (p->status == status) {
+            r->error_status = status;
+            http_serve_instead(hc, p->loc, p->uri, p->len);
+            return 1;
+        }
+    }
+    return 0;
 }
 
 void http_send_error(http_conn *hc, int status, int close)
 {
     if (hc->req.error_status)
         status = hc->req.error_status; /* the error page failed: built-in page */
-    else if (!close && http_error_page_start(hc, status))
+    else if (!close && http_error_instead(hc, status))
         return;
     char body[256], extra[128];
     size_t el = 0;

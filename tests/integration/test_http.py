@@ -83,6 +83,12 @@ servers:
           deny: 127.0.0.1
         - path: /files/
           alias: {tmp}/www/sub/
+        - path: /app/
+          root: {tmp}/www
+          fallback: /app/index.html
+        - path: /broken/
+          root: {tmp}/www
+          fallback: /broken/none.html
 """
 
 
@@ -98,6 +104,11 @@ def make_tree(tmp):
         f.write("zz")
     with open(os.path.join(www, "style.css"), "w") as f:
         f.write("body{}")
+    os.makedirs(os.path.join(www, "app"), exist_ok=True)
+    with open(os.path.join(www, "app", "index.html"), "w") as f:
+        f.write("<h1>app</h1>\n")
+    with open(os.path.join(www, "app", "main.js"), "w") as f:
+        f.write("main();\n")
     os.makedirs(os.path.join(www, "private"), exist_ok=True)
     with open(os.path.join(www, "private", "p.txt"), "w") as f:
         f.write("private\n")
@@ -542,6 +553,22 @@ class TestStatic(SharedServer):
                 self.assertIn(status_of(out), (400, 403, 404), out[:200])
                 self.assertNotIn(b"TOPSECRET", out)
 
+    def test_fallback(self):
+        # an existing file is itself; any missing path gets the app's index
+        self.assertEqual(self.get("/app/main.js")[2], b"main();\n")
+        for path in ("/app/", "/app/some/route", "/app/x.png?q=1"):
+            with self.subTest(path=path):
+                st, h, body, _ = self.get(path)
+                self.assertEqual((st, body, h["content-type"]), (200, b"<h1>app</h1>\n",
+                                                                 "text/html"))
+        st, h, _, _ = self.get("/app/deep/link")
+        self.assertEqual(self.get("/app/deep/link", "If-None-Match: " + h["etag"])[0], 304)
+        st, _, body, _ = self.get("/app/deep/link", method="HEAD")
+        self.assertEqual((st, body), (200, b""))
+        # no fallback elsewhere; a missing fallback file is a plain 404
+        self.assertEqual(self.get("/nope")[0], 404)
+        self.assertEqual(self.get("/broken/x")[0], 404)
+
     def test_allow_deny(self):
         # allow list: only the listed clients (127.0.0.2 here), 403 for others
         self.assertEqual(self.get("/private/p.txt")[0], 403)
@@ -875,6 +902,8 @@ class TestConfig(unittest.TestCase):
             ("deny: [127.0.0.1, localhost]", '"localhost": expected an IPv4 or IPv6 address'),
             ("allow: []", "expected an address, ADDR/BITS or all"),
             ("alias: /tmp", "location /status: needs exactly one of root, alias, return, status"),
+            ("fallback: index.html", "fallback: expected a path like /index.html"),
+            ("fallback: /index.html", "location /status: fallback needs root or alias here"),
         ]:
             with self.subTest(text=text):
                 z = Zerg(CONF.replace("        - path: /status\n",
