@@ -131,6 +131,28 @@ typedef struct http_cidr_list {
     size_t n;
 } http_cidr_list;
 
+/* A string with variables ($scheme, $host, $request_uri, $uri): return's
+ * location, expanded per request (http_redirect.c). */
+enum http_var {
+    HTTP_VAR_TEXT = 0,
+    HTTP_VAR_SCHEME,
+    HTTP_VAR_HOST,
+    HTTP_VAR_REQUEST_URI,
+    HTTP_VAR_URI,
+};
+
+typedef struct http_tmpl_part {
+    int var; /* enum http_var */
+    const char *text;
+    size_t len;
+} http_tmpl_part;
+
+typedef struct http_tmpl {
+    http_tmpl_part *parts;
+    size_t n; /* 0: no variables */
+    size_t text_len;
+} http_tmpl;
+
 typedef struct http_location {
     char *path; /* as configured, "=/x" for exact */
     const char *match;
@@ -158,7 +180,8 @@ typedef struct http_location {
     char *ret_head;
     size_t ret_head_len;
     size_t ret_body_len;
-    int root_fd; /* per worker (server_init) */
+    http_tmpl ret_location; /* return's location when it has variables */
+    int root_fd;            /* per worker (server_init) */
 } http_location;
 
 enum http_log_format {
@@ -342,6 +365,9 @@ extern const zerg_api *http_api;
 int http_server_names_check(zerg_conf_ctx *cx, const zerg_conf_node *section, http_srv *s);
 /* hc->srv := the block among hc->vhosts whose server_name matches best. */
 void http_select_server(http_conn *hc);
+/* The request's host as nginx's $host: the absolute-form target's, else
+ * Host's, lowercased, without port or final dot; cap when it does not fit. */
+size_t http_request_host(const http_conn *hc, char *buf, size_t cap);
 
 /* http_parse.c */
 void http_parser_settings_init(void);
@@ -361,7 +387,12 @@ int http_write_head(http_conn *hc, int status, const char *extra, size_t extra_l
  * HTML body; close forces Connection: close. Either way the request is
  * answered (or goes on asynchronously, like a static file). */
 void http_send_error(http_conn *hc, int status, int close);
-void http_send_return(http_conn *hc, const http_location *loc);
+/* path: the request's normalised path ($uri). */
+void http_send_return(http_conn *hc, const http_location *loc, const char *path, size_t plen);
+/* http_redirect.c: t from s, or -1 after conf_error at n (unknown variable). */
+int http_tmpl_parse(zerg_conf_ctx *cx, const zerg_conf_node *n, const char *s, http_tmpl *t);
+/* A return whose location has variables. */
+void http_send_redirect(http_conn *hc, const http_location *loc, const char *path, size_t plen);
 void http_send_status(http_conn *hc);
 /* Whether this answer keeps the connection (and marks hc->closing if not). */
 int http_keep(http_conn *hc);

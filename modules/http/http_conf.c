@@ -352,7 +352,8 @@ static char *http_header_lines(zerg_conf_ctx *cx, const http_header_list *list, 
     return buf;
 }
 
-static char *http_build_ret_head(zerg_conf_ctx *cx, http_location *l, size_t *len)
+static char *http_build_ret_head(zerg_conf_ctx *cx, const zerg_conf_node *section, http_location *l,
+                                 size_t *len)
 {
     http_return *r = l->ret;
     size_t hl;
@@ -367,8 +368,12 @@ static char *http_build_ret_head(zerg_conf_ctx *cx, http_location *l, size_t *le
     memcpy(buf, hdrs, hl);
     memcpy(buf + hl, l->add_head, al);
     size_t o = hl + al;
-    if (r->location)
+    if (r->location && strchr(r->location, '$')) { /* expanded per request */
+        if (http_tmpl_parse(cx, section, r->location, &l->ret_location) < 0)
+            return NULL;
+    } else if (r->location) {
         o += (size_t)snprintf(buf + o, cap - o, "Location: %s\r\n", r->location);
+    }
     l->ret_body_len = r->body ? strlen(r->body) : 0;
     int nobody = r->status < 200 || r->status == 204 || r->status == 304;
     if (nobody)
@@ -412,7 +417,9 @@ int http_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf)
         l->add_head = http_header_lines(cx, &l->add_header, &l->add_head_len);
         l->strip = l->alias ? l->match_len : 1;
         if (l->kind == HTTP_LOC_RETURN)
-            l->ret_head = http_build_ret_head(cx, l, &l->ret_head_len);
+            l->ret_head = http_build_ret_head(cx, section, l, &l->ret_head_len);
+        if (l->kind == HTTP_LOC_RETURN && !l->ret_head)
+            return -1;
         if (l->kind == HTTP_LOC_STATIC && l->index.n == 0) {
             l->index.n = 1;
             l->index.items = http_api->conf_alloc(cx, sizeof(char *));
@@ -446,8 +453,8 @@ int http_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf)
                                         p->status, p->uri);
     }
     int want_peer = s->access_log.path != NULL;
-    for (size_t i = 0; i < s->nlocs; i++)
-        want_peer |= s->locs[i].allow.n || s->locs[i].deny.n;
+    for (size_t i = 0; i < s->nlocs; i++) /* the exact local address for $host */
+        want_peer |= s->locs[i].allow.n || s->locs[i].deny.n || s->locs[i].ret_location.n;
     if (want_peer)
         http_api->conf_want_peer_addr(cx);
     s->configured = 1;

@@ -166,8 +166,12 @@ void http_send_error(http_conn *hc, int status, int close)
     http_request_done(hc);
 }
 
-void http_send_return(http_conn *hc, const http_location *l)
+void http_send_return(http_conn *hc, const http_location *l, const char *path, size_t plen)
 {
+    if (l->ret_location.n) {
+        http_send_redirect(hc, l, path, plen);
+        return;
+    }
     http_date_refresh();
     size_t body = hc->req.head ? 0 : l->ret_body_len;
     size_t need = 64 + hc->srv->server_line_len + http_W.date_line_len + l->ret_head_len;
@@ -327,7 +331,7 @@ void http_dispatch(http_conn *hc)
     switch (l->kind) {
     case HTTP_LOC_RETURN:
         http_keep(hc);
-        http_send_return(hc, l);
+        http_send_return(hc, l, http_pathbuf, nlen);
         if (!hc->closing)
             http_request_done(hc);
         return;

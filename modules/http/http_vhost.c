@@ -53,7 +53,7 @@ static size_t name_rank(const char *p, const char *h, size_t hn)
 /* The host of the request: the authority of an absolute-form target wins
  * over the Host field (RFC 9112 3.2.2). Lowercased into buf, without the
  * port and a trailing dot. */
-static size_t request_host(const http_conn *hc, char *buf, size_t cap)
+size_t http_request_host(const http_conn *hc, char *buf, size_t cap)
 {
     const http_req *r = &hc->req;
     const char *v = NULL;
@@ -103,7 +103,7 @@ void http_select_server(http_conn *hc)
     if (hc->nvhosts < 2)
         return;
     char host[256];
-    size_t hn = request_host(hc, host, sizeof(host));
+    size_t hn = http_request_host(hc, host, sizeof(host));
     if (hn == sizeof(host))
         return;
     size_t best = 0;

@@ -89,6 +89,15 @@ servers:
         - path: /broken/
           root: {tmp}/www
           fallback: /broken/none.html
+        - path: /old/
+          return:
+            status: 301
+            location: "https://$host$request_uri"
+        - path: =/where
+          return:
+            status: 302
+            location: "${{scheme}}://$host/new$uri"
+            body: moved
 """
 
 
@@ -569,6 +578,24 @@ class TestStatic(SharedServer):
         self.assertEqual(self.get("/nope")[0], 404)
         self.assertEqual(self.get("/broken/x")[0], 404)
 
+    def test_redirect_variables(self):
+        st, h, body, _ = self.get("/old/a%20b?x=1&y=2")
+        self.assertEqual((st, h["location"]), (301, "https://a/old/a%20b?x=1&y=2"))
+        out = raw(Server.port, b"GET /old/q HTTP/1.1\r\nHost: WWW.Example.COM.:8080\r\n"
+                  b"Connection: close\r\n\r\n")
+        self.assertIn(b"\r\nLocation: https://www.example.com/old/q\r\n", out)
+        out = raw(Server.port, b"GET http://abs.example/old/x#frag HTTP/1.1\r\nHost: b\r\n"
+                  b"Connection: close\r\n\r\n")
+        self.assertIn(b"\r\nLocation: https://abs.example/old/x\r\n", out)
+        # no host in the request: the server's first name
+        out = raw(Server.port, b"GET /old/z HTTP/1.0\r\n\r\n")
+        self.assertIn(b"\r\nLocation: https://example.com/old/z\r\n", out)
+        # $uri is the normalised path, encoded again
+        st, h, body, _ = self.get("/wh%65re")
+        self.assertEqual((st, h["location"], body), (302, "http://a/new/where", b"moved"))
+        st, h, body, _ = self.get("/where", method="HEAD")
+        self.assertEqual((st, h["location"], body), (302, "http://a/new/where", b""))
+
     def test_allow_deny(self):
         # allow list: only the listed clients (127.0.0.2 here), 403 for others
         self.assertEqual(self.get("/private/p.txt")[0], 403)
@@ -915,17 +942,28 @@ class TestConfig(unittest.TestCase):
                 self.assertIn(needle.encode(), r.stdout)
 
 
-class TestAliasConfig(unittest.TestCase):
+class TestLocationConfig(unittest.TestCase):
+    def refused(self, location, needle):
+        z = Zerg("load_modules: [http]\nservers:\n  - listen: [\"127.0.0.1:{port0}\"]\n"
+                 "    module: http\n    http:\n      locations:\n        - " + location + "\n",
+                 wait=False)
+        r = subprocess.run([zgtest.ZERG_BIN, "-c", z.conf, "-t"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=10)
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn(needle.encode(), r.stdout)
+
     def test_alias_needs_a_prefix_location_ending_in_slash(self):
         for path in ("=/x", "/x"):
             with self.subTest(path=path):
-                z = Zerg("load_modules: [http]\nservers:\n  - listen: [\"127.0.0.1:{port0}\"]\n"
-                         "    module: http\n    http:\n      locations:\n"
-                         "        - {{ path: \"%s\", alias: /tmp/ }}\n" % path, wait=False)
-                r = subprocess.run([zgtest.ZERG_BIN, "-c", z.conf, "-t"], stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, timeout=10)
-                self.assertEqual(r.returncode, 1, r.stdout)
-                self.assertIn(b"alias needs a prefix location ending in /", r.stdout)
+                self.refused('{{ path: "%s", alias: /tmp/ }}' % path,
+                             "alias needs a prefix location ending in /")
+
+    def test_redirect_unknown_variable(self):
+        for loc in ("https://$hostname/", "https://${host/", "$", "x$1"):
+            with self.subTest(loc=loc):
+                self.refused('{{ path: /, return: {{ status: 301, location: "%s" }} }}'
+                             % loc.replace("{", "{{"),
+                             "return location: unknown variable")
 
 
 ERROR_PAGES = """

@@ -1,0 +1,170 @@
+/* modules/http/http_redirect.c - return answers whose location has
+ * variables (return: { status: 301, location: "https://$host$request_uri" }):
+ * the template parsed at load, expanded per request. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "http.h"
+
+static const struct {
+    const char *name;
+    int var;
+} http_vars[] = {
+    {"scheme", HTTP_VAR_SCHEME},
+    {"host", HTTP_VAR_HOST},
+    {"request_uri", HTTP_VAR_REQUEST_URI},
+    {"uri", HTTP_VAR_URI},
+};
+
+static int http_name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+int http_tmpl_parse(zerg_conf_ctx *cx, const zerg_conf_node *n, const char *s, http_tmpl *t)
+{
+    size_t len = strlen(s), cap = 1;
+    for (size_t i = 0; i < len; i++)
+        cap += s[i] == '$' ? 2 : 0;
+    t->parts = http_api->conf_alloc(cx, cap * sizeof(http_tmpl_part));
+    t->n = 0;
+    t->text_len = 0;
+    for (size_t i = 0; i < len;) {
+        if (s[i] != '$') { /* text up to the next variable */
+            size_t j = i;
+            while (j < len && s[j] != '$')
+                j++;
+            t->parts[t->n++] = (http_tmpl_part){.var = HTTP_VAR_TEXT, .text = s + i, .len = j - i};
+            t->text_len += j - i;
+            i = j;
+            continue;
+        }
+        int braced = i + 1 < len && s[i + 1] == '{';
+        size_t b = i + 1 + (size_t)braced, e = b;
+        while (e < len && http_name_char(s[e]))
+            e++;
+        int var = 0;
+        for (size_t k = 0; k < sizeof(http_vars) / sizeof(http_vars[0]) && e > b; k++)
+            if (strlen(http_vars[k].name) == e - b && !memcmp(http_vars[k].name, s + b, e - b))
+                var = http_vars[k].var;
+        if (!var || (braced && (e >= len || s[e] != '}')))
+            return http_api->conf_error(cx, n,
+                                        "return location: unknown variable at \"%.20s\" (known: "
+                                        "$scheme, $host, $request_uri, $uri)",
+                                        s + i);
+        t->parts[t->n++] = (http_tmpl_part){.var = var};
+        i = e + (size_t)braced;
+    }
+    return 0;
+}
+
+/* $host without a host in the request: the first plain server_name, else
+ * the address the client reached. */
+static size_t http_default_host(http_conn *hc, char *buf, size_t cap)
+{
+    const zerg_str_list *names = &hc->srv->server_name;
+    for (size_t i = 0; i < names->n; i++) {
+        const char *nm = names->items[i];
+        if (*nm && !strchr(nm, '*') && nm[0] != '.' && strlen(nm) < cap)
+            return (size_t)snprintf(buf, cap, "%s", nm);
+    }
+    socklen_t alen;
+    const struct sockaddr *sa = http_api->conn_local(hc->c, &alen);
+    char ip[INET6_ADDRSTRLEN];
+    if (sa && sa->sa_family == AF_INET &&
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, ip,
+                  sizeof(ip)))
+        return (size_t)snprintf(buf, cap, "%s", ip);
+    if (sa && sa->sa_family == AF_INET6 &&
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, ip,
+                  sizeof(ip)))
+        return (size_t)snprintf(buf, cap, "[%s]", ip);
+    return 0;
+}
+
+/* nginx's $request_uri: the target as sent from its path on (an
+ * absolute-form target loses scheme and authority), without a fragment. */
+static void http_request_uri(http_conn *hc, const char **p, size_t *len)
+{
+    const char *url = http_hbuf(hc, hc->req.url);
+    size_t ul = hc->req.url.len, i = 0;
+    if (ul > 7 && (http_strncaseeq(url, "http://", 7) || http_strncaseeq(url, "https://", 8))) {
+        i = url[4] == ':' ? 7 : 8;
+        while (i < ul && url[i] != '/')
+            i++;
+        if (i == ul) {
+            *p = "/";
+            *len = 1;
+            return;
+        }
+    }
+    size_t j = i;
+    while (j < ul && url[j] != '#')
+        j++;
+    *p = url + i;
+    *len = j - i;
+}
+
+void http_send_redirect(http_conn *hc, const http_location *l, const char *path, size_t plen)
+{
+    char host[300];
+    size_t hl = http_request_host(hc, host, sizeof(host));
+    if (hl == 0 || hl >= sizeof(host))
+        hl = http_default_host(hc, host, sizeof(host));
+    const char *ru;
+    size_t rul;
+    http_request_uri(hc, &ru, &rul);
+    size_t cap = 16 + l->ret_location.text_len + l->ret_head_len;
+    for (size_t i = 0; i < l->ret_location.n; i++) {
+        int v = l->ret_location.parts[i].var;
+        cap += v == HTTP_VAR_HOST ? hl : v == HTTP_VAR_REQUEST_URI ? rul : 3 * plen + 8;
+    }
+    char stack[4096];
+    char *o = cap <= sizeof(stack) ? stack : malloc(cap);
+    if (!o) {
+        hc->closing = 1;
+        http_api->abort(hc->c);
+        return;
+    }
+    size_t n = 10;
+    memcpy(o, "Location: ", 10);
+    for (size_t i = 0; i < l->ret_location.n; i++) {
+        const http_tmpl_part *pt = &l->ret_location.parts[i];
+        switch (pt->var) {
+        case HTTP_VAR_TEXT:
+            memcpy(o + n, pt->text, pt->len);
+            n += pt->len;
+            break;
+        case HTTP_VAR_SCHEME:
+            memcpy(o + n, "http", 4);
+            n += 4;
+            break;
+        case HTTP_VAR_HOST:
+            memcpy(o + n, host, hl);
+            n += hl;
+            break;
+        case HTTP_VAR_REQUEST_URI:
+            memcpy(o + n, ru, rul);
+            n += rul;
+            break;
+        case HTTP_VAR_URI: /* decoded: encode again for the header */
+            n += http_url_encode(path, plen, o + n, cap - n);
+            break;
+        }
+    }
+    memcpy(o + n, "\r\n", 2);
+    n += 2;
+    /* then the fixed part, less its final CRLF: write_head adds it */
+    memcpy(o + n, l->ret_head, l->ret_head_len - 2);
+    n += l->ret_head_len - 2;
+    size_t body = hc->req.head ? 0 : l->ret_body_len;
+    hc->req.sent = body;
+    if (http_write_head(hc, (int)l->ret->status, o, n, -1) == 0 && body)
+        http_api->write(hc->c, l->ret->body, body);
+    if (o != stack)
+        free(o);
+}
