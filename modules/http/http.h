@@ -76,6 +76,9 @@ int http_host_valid(const char *v, size_t n);
 /* Percent-encodes s[0..n) for a URL path (unreserved bytes and '/' kept)
  * into out (cap >= 3n + 1); returns the length. */
 size_t http_url_encode(const char *s, size_t n, char *out, size_t cap);
+/* Whether an Accept-Encoding value lets gzip in (gzip or *, q not 0, and
+ * no gzip;q=0). */
+int http_accepts_gzip(const char *v, size_t n);
 
 /* The reason phrase of a status code ("Unknown" when none). */
 const char *http_reason(int status);
@@ -168,6 +171,7 @@ typedef struct http_location {
                    * the prefix's length for alias */
     zerg_str_list index;
     int autoindex;
+    int gzip_static; /* name.gz for clients that accept gzip */
     int status;
     http_return *ret;
     http_header_list add_header; /* added to its 2xx/3xx answers (nginx's add_header) */
@@ -280,6 +284,7 @@ enum http_hdr_id {
     HTTP_H_IF_RANGE,
     HTTP_H_REFERER,
     HTTP_H_UA,
+    HTTP_H_ACCEPT_ENCODING,
     HTTP_H_COUNT
 };
 
@@ -307,6 +312,8 @@ typedef struct http_req {
     const struct http_location *loc; /* the location answering, once known */
     int error_status;                /* answering with the error_page of this status */
     uint8_t fell_back;               /* answering with the location's fallback */
+    uint8_t gzip_ok;                 /* gzip_static here and the client accepts gzip */
+    uint8_t gzipped;                 /* the body is a name.gz */
     /* not zeroed (valid where hcount says so): */
     http_span hv[HTTP_H_COUNT]; /* values of known headers */
 } http_req;

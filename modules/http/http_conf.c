@@ -124,6 +124,7 @@ static const zerg_directive http_location_directives[] = {
     {"fallback", ZERG_CONF_CUSTOM, offsetof(http_location, fallback), http_parse_fallback, 0, 0},
     {"index", ZERG_CONF_STR_LIST, offsetof(http_location, index), NULL, 0, 0},
     {"autoindex", ZERG_CONF_BOOL, offsetof(http_location, autoindex), NULL, 0, 0},
+    {"gzip_static", ZERG_CONF_BOOL, offsetof(http_location, gzip_static), NULL, 0, 0},
     {"return", ZERG_CONF_CUSTOM, offsetof(http_location, ret), http_parse_return, 0, 0},
     {"status", ZERG_CONF_BOOL, offsetof(http_location, status), NULL, 0, 0},
     {"add_header", ZERG_CONF_CUSTOM, offsetof(http_location, add_header), http_parse_add_header, 0,

@@ -94,6 +94,7 @@ static const struct {
     {"if-range", 8, HTTP_H_IF_RANGE},
     {"referer", 7, HTTP_H_REFERER},
     {"user-agent", 10, HTTP_H_UA},
+    {"accept-encoding", 15, HTTP_H_ACCEPT_ENCODING},
 };
 
 static int http_cb_header_value_complete(llhttp_t *p)

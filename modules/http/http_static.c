@@ -306,6 +306,9 @@ static int http_serve_fd(http_conn *hc, int fd, http_ofc *e, const struct stat *
     size_t etl = s->etag ? http_fmt_etag(etag, sizeof(etag), st->st_mtime, size) : 0;
     http_fmt_date(st->st_mtime, lm);
 
+    /* gzip_static: caches must key on Accept-Encoding, 304s included */
+    if (r->loc && r->loc->gzip_static)
+        el += (size_t)snprintf(extra + el, sizeof(extra) - el, "Vary: Accept-Encoding\r\n");
     /* an error_page answers with its error status, whole, unconditionally */
     int err = r->error_status;
     /* conditionals (RFC 9110 13.2.2): If-None-Match, else If-Modified-Since */
@@ -359,6 +362,8 @@ static int http_serve_fd(http_conn *hc, int fd, http_ofc *e, const struct stat *
     if (!type)
         type = s->default_type;
     el += (size_t)snprintf(extra + el, sizeof(extra) - el, "Content-Type: %s\r\n", type);
+    if (r->gzipped)
+        el += (size_t)snprintf(extra + el, sizeof(extra) - el, "Content-Encoding: gzip\r\n");
     if (err == 405)
         el += (size_t)snprintf(extra + el, sizeof(extra) - el, "Allow: GET, HEAD\r\n");
     if (!err) {
@@ -414,7 +419,7 @@ static int http_serve_open(http_conn *hc, const http_location *loc, const char *
                            int fd, const struct stat *st, const char *name, size_t nlen)
 {
     http_srv *s = hc->srv;
-    if (s->open_file_cache_valid) {
+    if (s->open_file_cache_valid && !loc->gzip_static) { /* one cache entry per path */
         http_ofc *e = http_ofc_put(loc, path, plen, fd, st, name, nlen, s->open_file_cache_valid,
                                    s->file_mmap_max);
         if (e) {
@@ -434,11 +439,13 @@ typedef struct http_open {
     http_conn *hc;
     const http_location *loc;
     int dfd;           /* the directory while its index names are tried */
+    uint8_t gz;        /* gzip_static: 1 trying name.gz, 2 it failed: the name */
+    size_t gz_at;      /* where ".gz" was appended to rel */
     size_t next_index; /* the next index name to try */
     size_t rl;         /* length of the directory part of rel */
     size_t plen;
     struct open_how how;
-    char rel[HTTP_PATH_MAX + 256]; /* beneath the root, room for an index name */
+    char rel[HTTP_PATH_MAX + 260]; /* beneath the root, room for an index name + .gz */
     char path[HTTP_PATH_MAX];      /* the request path */
 } http_open;
 
@@ -507,9 +514,23 @@ static void open_done(void *arg, ssize_t res)
         http_request_done(hc);
 }
 
-/* Opens o->rel: through the ring (1: goes on in open_done), else here. */
+/* Whether o->rel could have a name.gz to try first (gzip_static). */
+static int open_gz_candidate(const http_open *o)
+{
+    size_t n = strlen(o->rel);
+    return o->hc->req.gzip_ok && o->gz == 0 && n && o->rel[n - 1] != '/' &&
+           strcmp(o->rel, ".") != 0 && !(n > 3 && !strcmp(o->rel + n - 3, ".gz"));
+}
+
+/* Opens o->rel (name.gz first where gzip_static says so): through the ring
+ * (1: goes on in open_done), else here. */
 static int open_start(http_open *o)
 {
+    if (open_gz_candidate(o)) {
+        o->gz_at = strlen(o->rel);
+        memcpy(o->rel + o->gz_at, ".gz", 4);
+        o->gz = 1;
+    }
     if (http_async_open() &&
         http_api->file_open(http_api->conn_worker(o->hc->c), o->hc->c, o->loc->root_fd, o->rel,
                             &o->how, open_done, o) == 0) {
@@ -531,6 +552,7 @@ static int open_next_index(http_open *o)
         if (il > 255)
             continue;
         memcpy(o->rel + o->rl, ix, il + 1);
+        o->gz = 0;
         return open_start(o);
     }
     if (loc->autoindex) {
@@ -563,6 +585,18 @@ static int open_step(http_open *o, int fd, int err)
     struct stat st;
     /* fstat of an open file reads no disk: the open brought its inode in */
     int ok = fd >= 0 && fstat(fd, &st) == 0;
+    if (o->gz == 1) { /* name.gz: served as name when it is a file, else name */
+        o->rel[o->gz_at] = 0;
+        if (ok && S_ISREG(st.st_mode)) {
+            hc->req.gzipped = 1;
+            return open_end(
+                o, http_serve_open(hc, o->loc, o->path, o->plen, fd, &st, o->rel, o->gz_at));
+        }
+        if (fd >= 0)
+            close(fd);
+        o->gz = 2;
+        return open_start(o);
+    }
     if (o->dfd >= 0) { /* trying index names: a miss tries the next */
         if (!ok || !S_ISREG(st.st_mode)) {
             if (fd >= 0)
@@ -602,7 +636,12 @@ int http_serve_static(http_conn *hc, const http_location *loc, const char *path,
         http_send_error(hc, 404, 0);
         return 2;
     }
-    if (hc->srv->open_file_cache_valid) {
+    http_req *r = &hc->req;
+    r->gzip_ok = loc->gzip_static && r->hcount[HTTP_H_ACCEPT_ENCODING] == 1 &&
+                 http_accepts_gzip(http_hbuf(hc, r->hv[HTTP_H_ACCEPT_ENCODING]),
+                                   r->hv[HTTP_H_ACCEPT_ENCODING].len);
+    r->gzipped = 0;
+    if (hc->srv->open_file_cache_valid && !loc->gzip_static) {
         http_ofc *e = http_ofc_get(loc, path, plen);
         if (e) {
             size_t nl;
@@ -623,6 +662,7 @@ int http_serve_static(http_conn *hc, const http_location *loc, const char *path,
     o->hc = hc;
     o->loc = loc;
     o->dfd = -1;
+    o->gz = 0;
     o->next_index = 0;
     o->rl = plen - loc->strip; /* the prefix matched: plen >= strip */
     o->plen = plen;

@@ -606,3 +606,50 @@ int http_host_valid(const char *v, size_t n)
     }
     return 1;
 }
+
+/* An RFC 9110 qvalue above zero: 0.001..0.999 or 1 (invalid: no). */
+static int http_qvalue_positive(const char *s, size_t n)
+{
+    if (n == 0 || (s[0] != '0' && s[0] != '1') || (n > 1 && (s[1] != '.' || n > 5)))
+        return 0;
+    int any = s[0] == '1';
+    for (size_t i = 2; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9' || (s[0] == '1' && s[i] != '0'))
+            return 0;
+        any |= s[i] != '0';
+    }
+    return any;
+}
+
+int http_accepts_gzip(const char *v, size_t n)
+{
+    int gzip = -1, star = -1; /* -1: not named; else whether its q is above 0 */
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        size_t t = i;
+        while (i < n && v[i] != ',' && v[i] != ';' && v[i] != ' ' && v[i] != '\t')
+            i++;
+        size_t tl = i - t;
+        int q = 1;
+        while (i < n && v[i] != ',') { /* parameters: only q matters */
+            if (v[i++] != ';')
+                continue;
+            while (i < n && (v[i] == ' ' || v[i] == '\t'))
+                i++;
+            if (i + 1 < n && (v[i] == 'q' || v[i] == 'Q') && v[i + 1] == '=') {
+                size_t qs = i + 2;
+                i = qs;
+                while (i < n && v[i] != ',' && v[i] != ';' && v[i] != ' ' && v[i] != '\t')
+                    i++;
+                q = http_qvalue_positive(v + qs, i - qs);
+            }
+        }
+        if (tl == 4 && http_strncaseeq(v + t, "gzip", 4))
+            gzip = q;
+        else if (tl == 1 && v[t] == '*')
+            star = q;
+    }
+    return gzip >= 0 ? gzip : star > 0;
+}

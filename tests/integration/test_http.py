@@ -1,6 +1,7 @@
 """test_http - the http module through the real zerg binary: keep-alive and
 pipelining, HEAD, error statuses and smuggling refusals, static files
 (conditional, ranges, path safety), timeouts, access log, status, 1 GiB file."""
+import gzip
 import hashlib
 import os
 import re
@@ -93,6 +94,9 @@ servers:
           return:
             status: 301
             location: "https://$host$request_uri"
+        - path: /gz/
+          root: {tmp}/www
+          gzip_static: true
         - path: =/where
           return:
             status: 302
@@ -113,6 +117,14 @@ def make_tree(tmp):
         f.write("zz")
     with open(os.path.join(www, "style.css"), "w") as f:
         f.write("body{}")
+    os.makedirs(os.path.join(www, "gz"), exist_ok=True)
+    for name, text in (("app.js", "let app = 1;\n" * 50), ("index.html", "<h1>gz</h1>\n")):
+        with open(os.path.join(www, "gz", name), "w") as f:
+            f.write(text)
+        with open(os.path.join(www, "gz", name + ".gz"), "wb") as f:
+            f.write(gzip.compress(text.encode(), mtime=0))
+    with open(os.path.join(www, "gz", "plain.css"), "w") as f:
+        f.write("body{}\n")
     os.makedirs(os.path.join(www, "app"), exist_ok=True)
     with open(os.path.join(www, "app", "index.html"), "w") as f:
         f.write("<h1>app</h1>\n")
@@ -595,6 +607,40 @@ class TestStatic(SharedServer):
         self.assertEqual((st, h["location"], body), (302, "http://a/new/where", b"moved"))
         st, h, body, _ = self.get("/where", method="HEAD")
         self.assertEqual((st, h["location"], body), (302, "http://a/new/where", b""))
+
+    def test_gzip_static(self):
+        plain = b"let app = 1;\n" * 50
+        st, h, body, _ = self.get("/gz/app.js")
+        self.assertEqual((st, body, h.get("content-encoding")), (200, plain, None))
+        self.assertEqual(h["vary"], "Accept-Encoding")
+        ctype = h["content-type"]
+        for ae in ("gzip", "gzip, deflate, br", "*;q=0.5", "br;q=1, gzip;q=0.2"):
+            with self.subTest(ae=ae):
+                st, h, body, _ = self.get("/gz/app.js", "Accept-Encoding: " + ae)
+                self.assertEqual((st, h.get("content-encoding")), (200, "gzip"))
+                self.assertEqual((h["content-type"], h["vary"]), (ctype, "Accept-Encoding"))
+                self.assertEqual(gzip.decompress(body), plain)
+        for ae in ("gzip;q=0", "br", "identity"):
+            with self.subTest(ae=ae):
+                st, h, body, _ = self.get("/gz/app.js", "Accept-Encoding: " + ae)
+                self.assertEqual((st, body, h.get("content-encoding")), (200, plain, None))
+        # no .gz next to it: the file itself; an index name gets its .gz too
+        st, h, body, _ = self.get("/gz/plain.css", "Accept-Encoding: gzip")
+        self.assertEqual((body, h.get("content-encoding")), (b"body{}\n", None))
+        st, h, body, _ = self.get("/gz/", "Accept-Encoding: gzip")
+        self.assertEqual((h.get("content-encoding"), gzip.decompress(body)),
+                         ("gzip", b"<h1>gz</h1>\n"))
+        # validators and ranges are the .gz file's
+        st, h, _, _ = self.get("/gz/app.js", "Accept-Encoding: gzip")
+        self.assertEqual(self.get("/gz/app.js", "Accept-Encoding: gzip",
+                                  "If-None-Match: " + h["etag"])[0], 304)
+        st, _, body, _ = self.get("/gz/app.js", "Accept-Encoding: gzip", "Range: bytes=0-1")
+        self.assertEqual((st, body), (206, b"\x1f\x8b"))
+        # elsewhere nothing changes
+        self.assertNotIn("vary", self.get("/index.html", "Accept-Encoding: gzip")[1])
+        # a client that decodes gets the original bytes
+        out = curl("--compressed", f"http://127.0.0.1:{Server.port}/gz/app.js")
+        self.assertEqual(out, plain)
 
     def test_allow_deny(self):
         # allow list: only the listed clients (127.0.0.2 here), 403 for others

@@ -300,6 +300,20 @@ Test(location, match)
     cr_assert_null(http_find_location(&s, "/x", 2));
 }
 
+Test(misc, accepts_gzip)
+{
+    const char *yes[] = {
+        "gzip",    "GZIP",         "deflate, gzip;q=0.5",  "*",       "*;q=0.1", " gzip ;q=1",
+        "br,gzip", "gzip;q=1.000", "gzip;level=1;q=0.001", "x, *;q=1"};
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+        cr_assert(http_accepts_gzip(yes[i], strlen(yes[i])), "%s", yes[i]);
+    const char *no[] = {"",         "br",         "gzip;q=0",       "gzip;q=0.000", "*;q=0",
+                        "gzipx",    "x-gzip",     "*, gzip;q=0",    "gzip;q=2",     "gzip;q=0.0001",
+                        "identity", "gzip;q=abc", "deflate;q=1, br"};
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+        cr_assert(!http_accepts_gzip(no[i], strlen(no[i])), "%s", no[i]);
+}
+
 static struct sockaddr_storage peer(const char *ip)
 {
     struct sockaddr_storage ss;
