@@ -30,7 +30,8 @@ static int http_check_header(zerg_conf_ctx *cx, const zerg_conf_node *n, const c
 }
 
 /* { Name: value, ... }: return's headers and a location's add_header (key
- * names which; add_header also leaves Content-Type to the MIME types) */
+ * is the directive, for messages; add_header leaves Content-Type to the
+ * MIME types) */
 static int http_parse_header_list(zerg_conf_ctx *cx, const zerg_conf_node *node,
                                   http_header_list *list, const char *key)
 {
