@@ -134,14 +134,33 @@ typedef struct http_cidr_list {
     size_t n;
 } http_cidr_list;
 
-/* A string with variables ($scheme, $host, $request_uri, $uri): return's
- * location, expanded per request (http_redirect.c). */
+/* A string with $variables, split at load (http_tmpl.c) and expanded per
+ * request: return's location (http_redirect.c) and access_log formats
+ * (http_log.c), each offering its own set. */
 enum http_var {
     HTTP_VAR_TEXT = 0,
     HTTP_VAR_SCHEME,
     HTTP_VAR_HOST,
     HTTP_VAR_REQUEST_URI,
     HTTP_VAR_URI,
+    HTTP_VAR_REMOTE_ADDR,
+    HTTP_VAR_REMOTE_USER,
+    HTTP_VAR_TIME_LOCAL,
+    HTTP_VAR_TIME_ISO8601,
+    HTTP_VAR_MSEC,
+    HTTP_VAR_REQUEST,
+    HTTP_VAR_REQUEST_METHOD,
+    HTTP_VAR_SERVER_PROTOCOL,
+    HTTP_VAR_STATUS,
+    HTTP_VAR_BODY_BYTES_SENT,
+    HTTP_VAR_HTTP_REFERER,
+    HTTP_VAR_HTTP_USER_AGENT,
+    HTTP_VAR_REQUEST_TIME,
+};
+
+enum http_tmpl_use {
+    HTTP_TMPL_REDIRECT = 1, /* return's location */
+    HTTP_TMPL_LOG = 2,      /* access_log format */
 };
 
 typedef struct http_tmpl_part {
@@ -192,12 +211,14 @@ enum http_log_format {
     HTTP_LOG_OFF = 0,
     HTTP_LOG_COMBINED,
     HTTP_LOG_COMMON,
+    HTTP_LOG_CUSTOM, /* a format with $variables */
 };
 
 typedef struct http_access_log_conf {
     char *path;
     char *format_name;
     int format;
+    struct http_tmpl tmpl; /* HTTP_LOG_CUSTOM */
     uint64_t buffer;
     uint64_t flush;
 } http_access_log_conf;
@@ -314,6 +335,7 @@ typedef struct http_req {
     uint8_t fell_back;               /* answering with the location's fallback */
     uint8_t gzip_ok;                 /* gzip_static here and the client accepts gzip */
     uint8_t gzipped;                 /* the body is a name.gz */
+    uint64_t start_ms;               /* its first byte was parsed ($request_time) */
     /* not zeroed (valid where hcount says so): */
     http_span hv[HTTP_H_COUNT]; /* values of known headers */
 } http_req;
@@ -357,6 +379,7 @@ typedef struct http_worker {
     size_t date_line_len;
     int64_t log_sec;
     char log_time[40]; /* "24/Nov/2026:10:17:10 +0000" */
+    char log_iso[40];  /* "2026-11-24T10:17:10+00:00" */
     int draining;
     uint64_t requests;
     uint64_t by_class[6]; /* 1xx..5xx at [1..5] */
@@ -396,8 +419,10 @@ int http_write_head(http_conn *hc, int status, const char *extra, size_t extra_l
 void http_send_error(http_conn *hc, int status, int close);
 /* path: the request's normalised path ($uri). */
 void http_send_return(http_conn *hc, const http_location *loc, const char *path, size_t plen);
-/* http_redirect.c: t from s, or -1 after conf_error at n (unknown variable). */
-int http_tmpl_parse(zerg_conf_ctx *cx, const zerg_conf_node *n, const char *s, http_tmpl *t);
+/* http_tmpl.c: t from s with the variables of use (enum http_tmpl_use), or
+ * -1 after conf_error at n naming what (an unknown variable). */
+int http_tmpl_parse(zerg_conf_ctx *cx, const zerg_conf_node *n, const char *s, http_tmpl *t,
+                    int use, const char *what);
 /* A return whose location has variables. */
 void http_send_redirect(http_conn *hc, const http_location *loc, const char *path, size_t plen);
 void http_send_status(http_conn *hc);

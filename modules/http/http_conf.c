@@ -279,8 +279,20 @@ static int http_parse_access_log(zerg_conf_ctx *cx, const zerg_conf_node *node, 
             a->format = HTTP_LOG_COMBINED;
         else if (!strcmp(a->format_name, "common"))
             a->format = HTTP_LOG_COMMON;
+        else if (strchr(a->format_name, '$'))
+            a->format = HTTP_LOG_CUSTOM;
         else
-            return http_api->conf_error(cx, node, "access_log: format must be combined or common");
+            return http_api->conf_error(
+                cx, node,
+                "access_log: format must be combined, common or a string with $variables");
+    }
+    if (a->format == HTTP_LOG_CUSTOM) {
+        if (http_tmpl_parse(cx, node, a->format_name, &a->tmpl, HTTP_TMPL_LOG,
+                            "access_log format") < 0)
+            return -1;
+        /* room in the buffer for a line whose every field is long */
+        if (a->tmpl.text_len + (a->tmpl.n + 1) * 256 > a->buffer / 2)
+            return http_api->conf_error(cx, node, "access_log: format too long for its buffer");
     }
     return 0;
 }
@@ -371,7 +383,8 @@ static char *http_build_ret_head(zerg_conf_ctx *cx, const zerg_conf_node *sectio
     memcpy(buf + hl, l->add_head, al);
     size_t o = hl + al;
     if (r->location && strchr(r->location, '$')) { /* expanded per request */
-        if (http_tmpl_parse(cx, section, r->location, &l->ret_location) < 0)
+        if (http_tmpl_parse(cx, section, r->location, &l->ret_location, HTTP_TMPL_REDIRECT,
+                            "return location") < 0)
             return NULL;
     } else if (r->location) {
         o += (size_t)snprintf(buf + o, cap - o, "Location: %s\r\n", r->location);

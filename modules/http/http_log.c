@@ -17,6 +17,7 @@ typedef struct http_log {
     const char *path;
     int fd, old_fd;
     int format;
+    const http_tmpl *tmpl; /* HTTP_LOG_CUSTOM */
     char *buf, *wbuf;
     size_t len, cap, wlen;
     int writing;
@@ -90,6 +91,7 @@ int http_log_open(http_srv *s)
         return -1;
     l->path = s->access_log.path;
     l->format = s->access_log.format;
+    l->tmpl = &s->access_log.tmpl;
     l->flush_ms = s->access_log.flush;
     l->cap = (size_t)s->access_log.buffer;
     l->buf = malloc(l->cap);
@@ -137,15 +139,163 @@ static size_t http_log_esc(char *o, const char *s, size_t n, size_t max)
 
 #define HTTP_LOG_FIELD 2048
 
+/* "METHOD target HTTP/x.y" ("-" before a request line was read) */
+static size_t http_log_request_line(http_conn *hc, char *o, size_t field)
+{
+    http_req *r = &hc->req;
+    if (!r->url.len) {
+        o[0] = '-';
+        return 1;
+    }
+    size_t n = (size_t)sprintf(o, "%s ", llhttp_method_name((llhttp_method_t)r->method));
+    n += http_log_esc(o + n, http_hbuf(hc, r->url), r->url.len, field);
+    n += (size_t)sprintf(o + n, " HTTP/%u.%u", r->major, r->minor);
+    return n;
+}
+
+/* A known header's value, escaped, or "-" */
+static size_t http_log_header(http_conn *hc, int id, char *o, size_t field)
+{
+    http_req *r = &hc->req;
+    if (r->url.len && r->hcount[id] && r->hv[id].len)
+        return http_log_esc(o, http_hbuf(hc, r->hv[id]), r->hv[id].len, field);
+    o[0] = '-';
+    return 1;
+}
+
+/* nginx's combined and common lines */
+static size_t http_log_standard(http_conn *hc, const http_log *l, char *o, size_t field,
+                                const char *addr)
+{
+    http_req *r = &hc->req;
+    size_t n = (size_t)sprintf(o, "%s - - [%s] \"", addr, http_W.log_time);
+    n += http_log_request_line(hc, o + n, field);
+    n += (size_t)sprintf(o + n, "\" %d %llu", r->status, (unsigned long long)r->sent);
+    if (l->format == HTTP_LOG_COMBINED) {
+        const int ids[2] = {HTTP_H_REFERER, HTTP_H_UA};
+        for (int i = 0; i < 2; i++) {
+            o[n++] = ' ';
+            o[n++] = '"';
+            n += http_log_header(hc, ids[i], o + n, field);
+            o[n++] = '"';
+        }
+    }
+    return n;
+}
+
+/* A format with $variables; each at most 4 * field + 64 bytes */
+static size_t http_log_custom(http_conn *hc, const http_tmpl *t, char *o, size_t field,
+                              const char *addr)
+{
+    http_req *r = &hc->req;
+    size_t n = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        const http_tmpl_part *p = &t->parts[i];
+        char *d = o + n;
+        switch (p->var) {
+        case HTTP_VAR_TEXT:
+            memcpy(d, p->text, p->len);
+            n += p->len;
+            break;
+        case HTTP_VAR_REMOTE_ADDR:
+            n += (size_t)sprintf(d, "%s", addr);
+            break;
+        case HTTP_VAR_REMOTE_USER:
+            d[0] = '-';
+            n++;
+            break;
+        case HTTP_VAR_TIME_LOCAL:
+            n += (size_t)sprintf(d, "%s", http_W.log_time);
+            break;
+        case HTTP_VAR_TIME_ISO8601:
+            n += (size_t)sprintf(d, "%s", http_W.log_iso);
+            break;
+        case HTTP_VAR_MSEC: {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            n += (size_t)sprintf(d, "%lld.%03ld", (long long)ts.tv_sec, ts.tv_nsec / 1000000);
+            break;
+        }
+        case HTTP_VAR_REQUEST:
+            n += http_log_request_line(hc, d, field);
+            break;
+        case HTTP_VAR_REQUEST_METHOD:
+            n += (size_t)sprintf(d, "%s",
+                                 r->url.len ? llhttp_method_name((llhttp_method_t)r->method) : "-");
+            break;
+        case HTTP_VAR_REQUEST_URI:
+            if (r->url.len)
+                n += http_log_esc(d, http_hbuf(hc, r->url), r->url.len, field);
+            else
+                d[0] = '-', n++;
+            break;
+        case HTTP_VAR_SERVER_PROTOCOL:
+            n += r->url.len ? (size_t)sprintf(d, "HTTP/%u.%u", r->major, r->minor)
+                            : (size_t)sprintf(d, "-");
+            break;
+        case HTTP_VAR_STATUS:
+            n += (size_t)sprintf(d, "%d", r->status);
+            break;
+        case HTTP_VAR_BODY_BYTES_SENT:
+            n += (size_t)sprintf(d, "%llu", (unsigned long long)r->sent);
+            break;
+        case HTTP_VAR_HTTP_REFERER:
+            n += http_log_header(hc, HTTP_H_REFERER, d, field);
+            break;
+        case HTTP_VAR_HTTP_USER_AGENT:
+            n += http_log_header(hc, HTTP_H_UA, d, field);
+            break;
+        case HTTP_VAR_HOST: {
+            char host[256];
+            size_t hl = r->url.len ? http_request_host(hc, host, sizeof(host)) : 0;
+            if (hl == 0 || hl >= sizeof(host))
+                d[0] = '-', n++;
+            else
+                n += http_log_esc(d, host, hl, field);
+            break;
+        }
+        case HTTP_VAR_REQUEST_TIME: {
+            uint64_t now = http_api->now_ms(http_W.w);
+            uint64_t ms = now > r->start_ms ? now - r->start_ms : 0;
+            n += (size_t)sprintf(d, "%llu.%03llu", (unsigned long long)(ms / 1000),
+                                 (unsigned long long)(ms % 1000));
+            break;
+        }
+        default:
+            break;
+        }
+    }
+    return n;
+}
+
+/* The cached local time strings, refreshed once a second. */
+static void http_log_clock(void)
+{
+    int64_t now = http_api->unix_time(http_W.w);
+    if (now == http_W.log_sec)
+        return;
+    time_t t = (time_t)now;
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(http_W.log_time, sizeof(http_W.log_time), "%d/%b/%Y:%H:%M:%S %z", &tm);
+    char z[8];
+    strftime(z, sizeof(z), "%z", &tm); /* +hhmm: ISO 8601 wants +hh:mm */
+    size_t k = strftime(http_W.log_iso, sizeof(http_W.log_iso), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(http_W.log_iso + k, sizeof(http_W.log_iso) - k, "%.3s:%.2s", z, z + 3);
+    http_W.log_sec = now;
+}
+
 void http_log_request(http_conn *hc)
 {
     http_log *l = hc->srv->log;
-    http_req *r = &hc->req;
-    /* worst case: three escaped fields (x4 when every byte is escaped) */
-    size_t field = (l->cap - 256) / 24;
+    const http_tmpl *t = l->format == HTTP_LOG_CUSTOM ? l->tmpl : NULL;
+    /* worst case: every field escaped (x4 when every byte is escaped); the
+     * standard lines have three, a format as many as its variables */
+    size_t nfields = t ? t->n : 3, text = t ? t->text_len : 0;
+    size_t field = ((l->cap / 2 - 256 - text) / nfields - 64) / 4;
     if (field > HTTP_LOG_FIELD)
         field = HTTP_LOG_FIELD;
-    size_t need = 3 * 4 * field + 256;
+    size_t need = text + nfields * (4 * field + 64) + 256;
     if (l->cap - l->len < need) {
         http_log_flush(l);
         if (l->cap - l->len < need) {
@@ -153,14 +303,7 @@ void http_log_request(http_conn *hc)
             return;
         }
     }
-    int64_t now = http_api->unix_time(http_W.w);
-    if (now != http_W.log_sec) {
-        time_t t = (time_t)now;
-        struct tm tm;
-        localtime_r(&t, &tm);
-        strftime(http_W.log_time, sizeof(http_W.log_time), "%d/%b/%Y:%H:%M:%S %z", &tm);
-        http_W.log_sec = now;
-    }
+    http_log_clock();
     char addr[INET6_ADDRSTRLEN] = "-";
     socklen_t alen = 0;
     const struct sockaddr *sa = http_api->conn_peer(hc->c, &alen);
@@ -171,28 +314,8 @@ void http_log_request(http_conn *hc)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, addr,
                   sizeof(addr));
     char *o = l->buf + l->len;
-    size_t n = (size_t)sprintf(o, "%s - - [%s] \"", addr, http_W.log_time);
-    if (r->url.len) {
-        const char *m = llhttp_method_name((llhttp_method_t)r->method);
-        n += (size_t)sprintf(o + n, "%s ", m);
-        n += http_log_esc(o + n, http_hbuf(hc, r->url), r->url.len, field);
-        n += (size_t)sprintf(o + n, " HTTP/%u.%u", r->major, r->minor);
-    } else {
-        o[n++] = '-';
-    }
-    n += (size_t)sprintf(o + n, "\" %d %llu", r->status, (unsigned long long)r->sent);
-    if (l->format == HTTP_LOG_COMBINED) {
-        const int ids[2] = {HTTP_H_REFERER, HTTP_H_UA};
-        for (int i = 0; i < 2; i++) {
-            o[n++] = ' ';
-            o[n++] = '"';
-            if (r->url.len && r->hcount[ids[i]] && r->hv[ids[i]].len)
-                n += http_log_esc(o + n, http_hbuf(hc, r->hv[ids[i]]), r->hv[ids[i]].len, field);
-            else
-                o[n++] = '-';
-            o[n++] = '"';
-        }
-    }
+    size_t n =
+        t ? http_log_custom(hc, t, o, field, addr) : http_log_standard(hc, l, o, field, addr);
     o[n++] = '\n';
     l->len += n;
     if (l->len >= l->cap / 2)

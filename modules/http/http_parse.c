@@ -42,6 +42,7 @@ static int http_cb_message_begin(llhttp_t *p)
 {
     http_conn *hc = p->data;
     memset(&hc->req, 0, offsetof(http_req, hv));
+    hc->req.start_ms = http_api->now_ms(http_W.w);
     hc->hlen = 0;
     return 0;
 }

@@ -1,6 +1,6 @@
 /* modules/http/http_redirect.c - return answers whose location has
- * variables (return: { status: 301, location: "https://$host$request_uri" }):
- * the template parsed at load, expanded per request. */
+ * variables (return: { status: 301, location: "https://$host$request_uri" }),
+ * expanded per request. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -9,58 +9,6 @@
 #include <sys/socket.h>
 
 #include "http.h"
-
-static const struct {
-    const char *name;
-    int var;
-} http_vars[] = {
-    {"scheme", HTTP_VAR_SCHEME},
-    {"host", HTTP_VAR_HOST},
-    {"request_uri", HTTP_VAR_REQUEST_URI},
-    {"uri", HTTP_VAR_URI},
-};
-
-static int http_name_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-}
-
-int http_tmpl_parse(zerg_conf_ctx *cx, const zerg_conf_node *n, const char *s, http_tmpl *t)
-{
-    size_t len = strlen(s), cap = 1;
-    for (size_t i = 0; i < len; i++)
-        cap += s[i] == '$' ? 2 : 0;
-    t->parts = http_api->conf_alloc(cx, cap * sizeof(http_tmpl_part));
-    t->n = 0;
-    t->text_len = 0;
-    for (size_t i = 0; i < len;) {
-        if (s[i] != '$') { /* text up to the next variable */
-            size_t j = i;
-            while (j < len && s[j] != '$')
-                j++;
-            t->parts[t->n++] = (http_tmpl_part){.var = HTTP_VAR_TEXT, .text = s + i, .len = j - i};
-            t->text_len += j - i;
-            i = j;
-            continue;
-        }
-        int braced = i + 1 < len && s[i + 1] == '{';
-        size_t b = i + 1 + (size_t)braced, e = b;
-        while (e < len && http_name_char(s[e]))
-            e++;
-        int var = 0;
-        for (size_t k = 0; k < sizeof(http_vars) / sizeof(http_vars[0]) && e > b; k++)
-            if (strlen(http_vars[k].name) == e - b && !memcmp(http_vars[k].name, s + b, e - b))
-                var = http_vars[k].var;
-        if (!var || (braced && (e >= len || s[e] != '}')))
-            return http_api->conf_error(cx, n,
-                                        "return location: unknown variable at \"%.20s\" (known: "
-                                        "$scheme, $host, $request_uri, $uri)",
-                                        s + i);
-        t->parts[t->n++] = (http_tmpl_part){.var = var};
-        i = e + (size_t)braced;
-    }
-    return 0;
-}
 
 /* $host without a host in the request: the first plain server_name, else
  * the address the client reached. */

@@ -48,7 +48,7 @@ servers:
       large_client_header_buffers: 8k
       max_uri_length: 4k
       max_headers: 50
-      access_log: {{ path: {tmp}/access.log, format: combined }}
+      access_log: {{ path: {tmp}/access.log, format: "$remote_addr [$time_iso8601] \\"$request\\" $status $request_time" }}
       open_file_cache_valid: 60s
       mime_types: {{ md: text/markdown, wasm: application/wasm }}
       etag: true
@@ -155,7 +155,7 @@ servers:
       send_timeout: 2s
       client_max_body_size: 64k
       large_client_header_buffers: 2k
-      access_log: {{ path: {tmp}/access.log, format: combined }}
+      access_log: {{ path: {tmp}/access.log, format: "$remote_addr $remote_user [$time_local] $time_iso8601 $msec \\"$request\\" $request_method $request_uri $server_protocol $status $body_bytes_sent \\"$http_referer\\" \\"$http_user_agent\\" $host $request_time" }}
       open_file_cache_valid: 60s
       error_page: {{ 404: /static/a.txt, 403: /static/missing.html }}
       locations:

@@ -817,6 +817,49 @@ class TestAccessLog(unittest.TestCase):
             Server.stop()
 
 
+    def test_custom_format(self):
+        fmt = ('$remote_addr|$remote_user|$time_iso8601|$msec|$request|$request_method|'
+               '$request_uri|$server_protocol|$status|$body_bytes_sent|$http_referer|'
+               '$http_user_agent|$host|$request_time|${status}x|[$time_local]')
+        braced = fmt.replace("{", "{{").replace("}", "}}")  # Zerg() formats the text
+        Server.start(CONF.replace("        format: combined\n",
+                                  "        format: \"%s\"\n" % braced, 1))
+        try:
+            log = os.path.join(Server.tmp, "access.log")
+            curl("-A", 'ag"ent', "-H", "Host: WWW.Example.com:81",
+                 f"http://127.0.0.1:{Server.port}/hello?a=1")
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not (
+                    os.path.exists(log) and open(log).read().count("\n") >= 1):
+                time.sleep(0.1)
+            line = open(log).read().splitlines()[0]
+            f = line.split("|")
+            self.assertEqual(len(f), 16, line)
+            self.assertEqual(f[0:2], ["127.0.0.1", "-"])
+            self.assertRegex(f[2], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$")
+            self.assertLess(abs(float(f[3]) - time.time()), 30)
+            self.assertEqual(f[4:10], ["GET /hello?a=1 HTTP/1.1", "GET", "/hello?a=1", "HTTP/1.1",
+                                       "200", "13"])
+            self.assertEqual(f[10:13], ["-", "ag\\x22ent", "www.example.com"])
+            self.assertRegex(f[13], r"^\d+\.\d{3}$")
+            self.assertEqual(f[14], "200x")
+            self.assertRegex(f[15], r"^\[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\]$")
+        finally:
+            Server.stop()
+        for bad, needle in [
+            ("$bogus", "access_log format: unknown variable at \"$bogus\""),
+            ("$uri", "access_log format: unknown variable"),
+            ("plain", "format must be combined, common or a string with $variables"),
+        ]:
+            with self.subTest(bad=bad):
+                z = Zerg(CONF.replace("        format: combined\n",
+                                      "        format: \"%s\"\n" % bad, 1), wait=False)
+                r = subprocess.run([zgtest.ZERG_BIN, "-c", z.conf, "-t"], stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, timeout=10)
+                self.assertEqual(r.returncode, 1, r.stdout)
+                self.assertIn(needle.encode(), r.stdout)
+
+
 class TestBigFile(unittest.TestCase):
     def test_1gib_download(self):
         Server.start(CONF.replace("send_timeout: 1s", "send_timeout: 10s"))
