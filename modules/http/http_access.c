@@ -104,6 +104,8 @@ int http_parse_cidr_list(zerg_conf_ctx *cx, const zerg_conf_node *node, void *fi
     if (n == 0)
         return http_api->conf_error(cx, node, "expected an address, ADDR/BITS or all");
     list->items = http_api->conf_alloc(cx, n * sizeof(http_cidr));
+    if (!list->items)
+        return -1; /* out of memory, reported */
     list->n = n;
     for (size_t i = 0; i < n; i++) {
         const zerg_conf_node *item = seq ? http_api->node_item(cx, node, i) : node;

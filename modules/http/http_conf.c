@@ -29,16 +29,32 @@ static int http_check_header(zerg_conf_ctx *cx, const zerg_conf_node *n, const c
     return 0;
 }
 
+/* The array for a mapping node's items: *n entries of elem bytes. NULL
+ * after reporting the error: not a mapping (what says what was expected),
+ * or out of memory. */
+static void *http_map_array(zerg_conf_ctx *cx, const zerg_conf_node *node, size_t elem, size_t *n,
+                            const char *what)
+{
+    if (http_api->node_kind(cx, node) != ZERG_NODE_MAP) {
+        http_api->conf_error(cx, node, "%s", what);
+        return NULL;
+    }
+    *n = http_api->node_len(cx, node);
+    return http_api->conf_alloc(cx, (*n ? *n : 1) * elem);
+}
+
 /* { Name: value, ... }: return's headers and a location's add_header (key
  * is the directive, for messages; add_header leaves Content-Type to the
  * MIME types) */
 static int http_parse_header_list(zerg_conf_ctx *cx, const zerg_conf_node *node,
                                   http_header_list *list, const char *key)
 {
-    if (http_api->node_kind(cx, node) != ZERG_NODE_MAP)
-        return http_api->conf_error(cx, node, "%s: expected a mapping of name: value", key);
-    size_t n = http_api->node_len(cx, node);
-    list->items = http_api->conf_alloc(cx, (n ? n : 1) * sizeof(http_header_kv));
+    char what[64];
+    snprintf(what, sizeof(what), "%s: expected a mapping of name: value", key);
+    size_t n;
+    list->items = http_map_array(cx, node, sizeof(http_header_kv), &n, what);
+    if (!list->items)
+        return -1;
     list->n = 0;
     for (size_t i = 0; i < n; i++) {
         const char *k = http_api->node_key(cx, node, i);
@@ -81,6 +97,8 @@ static int http_parse_return(zerg_conf_ctx *cx, const zerg_conf_node *node, void
 {
     http_return **rp = field;
     http_return *r = http_api->conf_alloc(cx, sizeof(*r));
+    if (!r)
+        return -1; /* conf_alloc reported it */
     r->status = 200;
     if (http_api->node_kind(cx, node) == ZERG_NODE_SCALAR) {
         if (http_api->conf_int(cx, node, 100, 599, &r->status))
@@ -105,7 +123,7 @@ static char *http_file_path(zerg_conf_ctx *cx, const char *uri, size_t *len)
     if (!ul || uri[0] != '/' || uri[ul - 1] == '/' || strpbrk(uri, "?#"))
         return NULL;
     char *norm = http_api->conf_alloc(cx, ul + 2);
-    return http_path_normalize(uri, ul, norm, ul + 2, len) == 0 ? norm : NULL;
+    return norm && http_path_normalize(uri, ul, norm, ul + 2, len) == 0 ? norm : NULL;
 }
 
 /* fallback: /index.html (a location's file for a 404) */
@@ -142,6 +160,8 @@ static int http_parse_locations(zerg_conf_ctx *cx, const zerg_conf_node *node, v
         return http_api->conf_error(cx, node, "locations: expected a sequence of mappings");
     size_t n = http_api->node_len(cx, node);
     s->locs = http_api->conf_alloc(cx, (n ? n : 1) * sizeof(http_location));
+    if (!s->locs)
+        return -1;
     s->nlocs = n;
     for (size_t i = 0; i < n; i++) {
         const zerg_conf_node *item = http_api->node_item(cx, node, i);
@@ -179,11 +199,11 @@ static int http_parse_locations(zerg_conf_ctx *cx, const zerg_conf_node *node, v
 static int http_parse_mime(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
 {
     http_srv *s = HTTP_CONTAINER(field, http_srv, mime);
-    if (http_api->node_kind(cx, node) != ZERG_NODE_MAP)
-        return http_api->conf_error(cx, node, "mime_types: expected a mapping ext: type");
-    size_t n = http_api->node_len(cx, node);
-    s->mime = http_api->conf_alloc(cx, (n ? n : 1) * sizeof(http_mime));
-    s->nmime = n;
+    s->mime = http_map_array(cx, node, sizeof(http_mime), &s->nmime,
+                             "mime_types: expected a mapping ext: type");
+    if (!s->mime)
+        return -1;
+    size_t n = s->nmime;
     for (size_t i = 0; i < n; i++) {
         const char *k = http_api->node_key(cx, node, i);
         const zerg_conf_node *v = http_api->node_item(cx, node, i);
@@ -200,11 +220,11 @@ static int http_parse_mime(zerg_conf_ctx *cx, const zerg_conf_node *node, void *
 static int http_parse_error_pages(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
 {
     http_srv *s = HTTP_CONTAINER(field, http_srv, error_pages);
-    if (http_api->node_kind(cx, node) != ZERG_NODE_MAP)
-        return http_api->conf_error(cx, node, "error_page: expected a mapping of status: /path");
-    size_t n = http_api->node_len(cx, node);
-    s->error_pages = http_api->conf_alloc(cx, (n ? n : 1) * sizeof(http_error_page));
-    s->nerror_pages = n;
+    s->error_pages = http_map_array(cx, node, sizeof(http_error_page), &s->nerror_pages,
+                                    "error_page: expected a mapping of status: /path");
+    if (!s->error_pages)
+        return -1;
+    size_t n = s->nerror_pages;
     for (size_t i = 0; i < n; i++) {
         const char *k = http_api->node_key(cx, node, i);
         const zerg_conf_node *v = http_api->node_item(cx, node, i);
@@ -359,6 +379,8 @@ static char *http_header_lines(zerg_conf_ctx *cx, const http_header_list *list, 
         cap += strlen(list->items[i].name) + strlen(list->items[i].value) + 4;
     char *buf = http_api->conf_alloc(cx, cap);
     size_t o = 0;
+    if (!buf)
+        return NULL;
     for (size_t i = 0; i < list->n; i++)
         o += (size_t)snprintf(buf + o, cap - o, "%s: %s\r\n", list->items[i].name,
                               list->items[i].value);
@@ -379,6 +401,8 @@ static char *http_build_ret_head(zerg_conf_ctx *cx, const zerg_conf_node *sectio
         if (!strcasecmp(r->headers.items[i].name, "Content-Type"))
             has_ct = 1;
     char *buf = http_api->conf_alloc(cx, cap);
+    if (!hdrs || !buf)
+        return NULL;
     memcpy(buf, hdrs, hl);
     memcpy(buf + hl, l->add_head, al);
     size_t o = hl + al;
@@ -408,6 +432,8 @@ int http_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf)
     if (s->server_header) {
         size_t n = strlen(s->server_header) + 11;
         s->server_line = http_api->conf_alloc(cx, n);
+        if (!s->server_line)
+            return -1;
         snprintf(s->server_line, n, "Server: %s\r\n", s->server_header);
         s->server_line_len = strlen(s->server_line);
     } else {
@@ -430,6 +456,8 @@ int http_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf)
     for (size_t i = 0; i < s->nlocs; i++) {
         http_location *l = &s->locs[i];
         l->add_head = http_header_lines(cx, &l->add_header, &l->add_head_len);
+        if (!l->add_head)
+            return -1;
         l->strip = l->alias ? l->match_len : 1;
         if (l->kind == HTTP_LOC_RETURN)
             l->ret_head = http_build_ret_head(cx, section, l, &l->ret_head_len);
@@ -438,6 +466,8 @@ int http_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf)
         if (l->kind == HTTP_LOC_STATIC && l->index.n == 0) {
             l->index.n = 1;
             l->index.items = http_api->conf_alloc(cx, sizeof(char *));
+            if (!l->index.items)
+                return -1;
             l->index.items[0] = http_api->conf_strdup(cx, "index.html");
         }
         if (l->kind == HTTP_LOC_STATIC)

@@ -44,6 +44,8 @@ int http_tmpl_parse(zerg_conf_ctx *cx, const zerg_conf_node *n, const char *s, h
     for (size_t i = 0; i < len; i++)
         cap += s[i] == '$' ? 2 : 0;
     t->parts = http_api->conf_alloc(cx, cap * sizeof(http_tmpl_part));
+    if (!t->parts)
+        return -1; /* out of memory, reported */
     t->n = 0;
     t->text_len = 0;
     for (size_t i = 0; i < len;) {
