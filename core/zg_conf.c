@@ -428,7 +428,8 @@ zg_config *zg_conf_load(const char *file, const char *prefix, char *err, size_t 
         if (!root)
             ok = (zg_conf_error(&cx, NULL, "empty configuration"), 0);
         else
-            ok = parse_document(&cx, (const zerg_conf_node *)root) == 0;
+            ok = parse_document(&cx, (const zerg_conf_node *)root) == 0 &&
+                 !cx.failed; /* an error a parser reported (out of memory) but did not return */
         yaml_document_delete(&doc);
     }
     yaml_parser_delete(&parser);

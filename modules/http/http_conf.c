@@ -70,6 +70,8 @@ static int http_parse_header_list(zerg_conf_ctx *cx, const zerg_conf_node *node,
             return http_api->conf_error(cx, v, "%s: %s is set by the server", key, k);
         list->items[list->n].name = http_api->conf_strdup(cx, k);
         list->items[list->n].value = http_api->conf_strdup(cx, val);
+        if (!list->items[list->n].name || !list->items[list->n].value)
+            return -1;
         list->n++;
     }
     return 0;
@@ -212,6 +214,8 @@ static int http_parse_mime(zerg_conf_ctx *cx, const zerg_conf_node *node, void *
             return http_api->conf_error(cx, v, "mime_types: expected ext: type");
         s->mime[i].ext = http_api->conf_strdup(cx, k[0] == '.' ? k + 1 : k);
         s->mime[i].type = http_api->conf_strdup(cx, t);
+        if (!s->mime[i].ext || !s->mime[i].type)
+            return -1;
     }
     return 0;
 }
