@@ -40,6 +40,9 @@ int http_scan_head(http_scan *s, const uint8_t *p, size_t n, size_t *used, const
  * with '/'), 404 (encoded '/'), 403 ('..' above the root). */
 int http_path_normalize(const char *in, size_t len, char *out, size_t cap, size_t *outlen);
 
+/* Where the path of a request target starts: 0 for origin-form, after the
+ * authority for absolute-form (len when it has no path). */
+size_t http_target_path_start(const char *url, size_t len);
 /* The path part of a request target (absolute-form reduced to its path,
  * query and fragment cut). */
 void http_target_path(const char *url, size_t len, const char **path, size_t *plen);
@@ -76,6 +79,9 @@ int http_host_valid(const char *v, size_t n);
 /* Percent-encodes s[0..n) for a URL path (unreserved bytes and '/' kept)
  * into out (cap >= 3n + 1); returns the length. */
 size_t http_url_encode(const char *s, size_t n, char *out, size_t cap);
+/* An IPv4 or IPv6 socket address as text ("[...]" around IPv6 when
+ * bracket_v6, as in a URL); 0 and nothing written when sa is neither. */
+size_t http_addr_text(const struct sockaddr *sa, char *buf, size_t cap, int bracket_v6);
 /* Whether an Accept-Encoding value lets gzip in (gzip or *, q not 0, and
  * no gzip;q=0). */
 int http_accepts_gzip(const char *v, size_t n);
@@ -182,12 +188,10 @@ typedef struct http_location {
     int exact;
     int kind;
     char *root;
-    char *alias;    /* as configured; conf_done makes it the root */
+    char *alias;    /* as configured; also the root (the files live there) */
     char *fallback; /* normalised: the file for a 404 (an SPA's index) */
     size_t fallback_len;
     const struct http_location *fallback_loc;
-    size_t strip; /* leading bytes of the path the file name drops: 1, or
-                   * the prefix's length for alias */
     zerg_str_list index;
     int autoindex;
     int gzip_static; /* name.gz for clients that accept gzip */

@@ -462,7 +462,6 @@ int http_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf)
         l->add_head = http_header_lines(cx, &l->add_header, &l->add_head_len);
         if (!l->add_head)
             return -1;
-        l->strip = l->alias ? l->match_len : 1;
         if (l->kind == HTTP_LOC_RETURN)
             l->ret_head = http_build_ret_head(cx, section, l, &l->ret_head_len);
         if (l->kind == HTTP_LOC_RETURN && !l->ret_head)

@@ -1,10 +1,8 @@
 /* modules/http/http_log.c - the access log: nginx combined/common lines built
  * in a per-worker buffer, written through io_uring (file_io, O_APPEND) when
  * full or on a timer, reopened on SIGUSR1. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -304,15 +302,10 @@ void http_log_request(http_conn *hc)
         }
     }
     http_log_clock();
-    char addr[INET6_ADDRSTRLEN] = "-";
+    char addr[64];
     socklen_t alen = 0;
-    const struct sockaddr *sa = http_api->conn_peer(hc->c, &alen);
-    if (sa && sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, addr,
-                  sizeof(addr));
-    else if (sa && sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, addr,
-                  sizeof(addr));
+    if (!http_addr_text(http_api->conn_peer(hc->c, &alen), addr, sizeof(addr), 0))
+        strcpy(addr, "-");
     char *o = l->buf + l->len;
     size_t n =
         t ? http_log_custom(hc, t, o, field, addr) : http_log_standard(hc, l, o, field, addr);

@@ -1,12 +1,9 @@
 /* modules/http/http_redirect.c - return answers whose location has
  * variables (return: { status: 301, location: "https://$host$request_uri" }),
  * expanded per request. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "http.h"
 
@@ -21,17 +18,7 @@ static size_t http_default_host(http_conn *hc, char *buf, size_t cap)
             return (size_t)snprintf(buf, cap, "%s", nm);
     }
     socklen_t alen;
-    const struct sockaddr *sa = http_api->conn_local(hc->c, &alen);
-    char ip[INET6_ADDRSTRLEN];
-    if (sa && sa->sa_family == AF_INET &&
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, ip,
-                  sizeof(ip)))
-        return (size_t)snprintf(buf, cap, "%s", ip);
-    if (sa && sa->sa_family == AF_INET6 &&
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, ip,
-                  sizeof(ip)))
-        return (size_t)snprintf(buf, cap, "[%s]", ip);
-    return 0;
+    return http_addr_text(http_api->conn_local(hc->c, &alen), buf, cap, 1);
 }
 
 /* nginx's $request_uri: the target as sent from its path on (an
@@ -39,16 +26,11 @@ static size_t http_default_host(http_conn *hc, char *buf, size_t cap)
 static void http_request_uri(http_conn *hc, const char **p, size_t *len)
 {
     const char *url = http_hbuf(hc, hc->req.url);
-    size_t ul = hc->req.url.len, i = 0;
-    if (ul > 7 && (http_strncaseeq(url, "http://", 7) || http_strncaseeq(url, "https://", 8))) {
-        i = url[4] == ':' ? 7 : 8;
-        while (i < ul && url[i] != '/')
-            i++;
-        if (i == ul) {
-            *p = "/";
-            *len = 1;
-            return;
-        }
+    size_t ul = hc->req.url.len, i = http_target_path_start(url, ul);
+    if (i == ul) {
+        *p = "/";
+        *len = 1;
+        return;
     }
     size_t j = i;
     while (j < ul && url[j] != '#')

@@ -664,10 +664,13 @@ int http_serve_static(http_conn *hc, const http_location *loc, const char *path,
     o->dfd = -1;
     o->gz = 0;
     o->next_index = 0;
-    o->rl = plen - loc->strip; /* the prefix matched: plen >= strip */
+    /* the file name drops the leading '/', or for alias the whole prefix
+     * (which matched, so plen >= strip) */
+    size_t strip = loc->alias ? loc->match_len : 1;
+    o->rl = plen - strip;
     o->plen = plen;
     memcpy(o->path, path, plen);
-    memcpy(o->rel, path + loc->strip, o->rl);
+    memcpy(o->rel, path + strip, o->rl);
     o->rel[o->rl] = 0;
     if (o->rl == 0)
         strcpy(o->rel, ".");

@@ -1,6 +1,8 @@
 /* modules/http/http_util.c - pure helpers of the http module (no api calls):
  * head scanning, paths, Host and transfer codings, dates, ranges, entity tags,
  * MIME types and reason phrases. Unit-tested directly. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -79,17 +81,23 @@ static int http_hexval(int c)
     return -1;
 }
 
+size_t http_target_path_start(const char *url, size_t len)
+{
+    if (len > 7 && (http_strncaseeq(url, "http://", 7) || http_strncaseeq(url, "https://", 8))) {
+        size_t a = url[4] == ':' ? 7 : 8; /* the authority */
+        const char *sl = memchr(url + a, '/', len - a);
+        return sl ? (size_t)(sl - url) : len;
+    }
+    return 0;
+}
+
 void http_target_path(const char *url, size_t len, const char **path, size_t *plen)
 {
-    size_t i = 0;
-    if (len > 7 && (http_strncaseeq(url, "http://", 7) || http_strncaseeq(url, "https://", 8))) {
-        const char *sl = memchr(url + 8 - (url[4] == ':'), '/', len - (8 - (url[4] == ':')));
-        if (!sl) {
-            *path = "/";
-            *plen = 1;
-            return;
-        }
-        i = (size_t)(sl - url);
+    size_t i = http_target_path_start(url, len);
+    if (i == len) {
+        *path = "/";
+        *plen = 1;
+        return;
     }
     size_t j = i;
     while (j < len && url[j] != '?' && url[j] != '#')
@@ -652,4 +660,18 @@ int http_accepts_gzip(const char *v, size_t n)
             star = q;
     }
     return gzip >= 0 ? gzip : star > 0;
+}
+
+size_t http_addr_text(const struct sockaddr *sa, char *buf, size_t cap, int bracket_v6)
+{
+    char ip[INET6_ADDRSTRLEN];
+    if (sa && sa->sa_family == AF_INET &&
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, ip,
+                  sizeof(ip)))
+        return (size_t)snprintf(buf, cap, "%s", ip);
+    if (sa && sa->sa_family == AF_INET6 &&
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, ip,
+                  sizeof(ip)))
+        return (size_t)snprintf(buf, cap, bracket_v6 ? "[%s]" : "%s", ip);
+    return 0;
 }
