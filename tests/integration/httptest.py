@@ -10,7 +10,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from zgtest import Zerg  # noqa: E402
+from zgtest import Zerg, run_zerg  # noqa: E402
 
 CONF = """
 load_modules: [http]
@@ -249,3 +249,11 @@ class SharedServer(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         Server.stop()
+
+
+def assert_refused(test, text, needle):
+    """zerg -t refuses the configuration text, saying needle."""
+    z = Zerg(text, wait=False)
+    rc, out = run_zerg(["-c", z.conf, "-t"])
+    test.assertEqual(rc, 1, out)
+    test.assertIn(needle, out)

@@ -11,8 +11,8 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import zgtest  # noqa: E402
 from zgtest import Zerg  # noqa: E402
-from httptest import (CONF, Server, closed_after, connect, curl, make_tree, raw,  # noqa: E402
-                      read_response, status_of)
+from httptest import (CONF, Server, assert_refused, closed_after, connect, curl,  # noqa: E402
+                      make_tree, raw, read_response, status_of)
 
 
 class TestAccessLog(unittest.TestCase):
@@ -81,12 +81,8 @@ class TestAccessLog(unittest.TestCase):
             ("plain", "format must be combined, common or a string with $variables"),
         ]:
             with self.subTest(bad=bad):
-                z = Zerg(CONF.replace("        format: combined\n",
-                                      "        format: \"%s\"\n" % bad, 1), wait=False)
-                r = subprocess.run([zgtest.ZERG_BIN, "-c", z.conf, "-t"], stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, timeout=10)
-                self.assertEqual(r.returncode, 1, r.stdout)
-                self.assertIn(needle.encode(), r.stdout)
+                assert_refused(self, CONF.replace("        format: combined\n",
+                                                  "        format: \"%s\"\n" % bad, 1), needle)
 
 
 class TestConfig(unittest.TestCase):
@@ -143,24 +139,17 @@ class TestConfig(unittest.TestCase):
             ("fallback: /index.html", "location /status: fallback needs root or alias here"),
         ]:
             with self.subTest(text=text):
-                z = Zerg(CONF.replace("        - path: /status\n",
-                                      "        - path: /status\n          %s\n"
-                                      % text.replace("{", "{{").replace("}", "}}"), 1), wait=False)
-                r = subprocess.run([zgtest.ZERG_BIN, "-c", z.conf, "-t"], stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, timeout=10)
-                self.assertEqual(r.returncode, 1)
-                self.assertIn(needle.encode(), r.stdout)
+                assert_refused(self, CONF.replace("        - path: /status\n",
+                                                  "        - path: /status\n          %s\n"
+                                                  % text.replace("{", "{{").replace("}", "}}"), 1),
+                               needle)
 
 
 class TestLocationConfig(unittest.TestCase):
     def refused(self, location, needle):
-        z = Zerg("load_modules: [http]\nservers:\n  - listen: [\"127.0.0.1:{port0}\"]\n"
-                 "    module: http\n    http:\n      locations:\n        - " + location + "\n",
-                 wait=False)
-        r = subprocess.run([zgtest.ZERG_BIN, "-c", z.conf, "-t"], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, timeout=10)
-        self.assertEqual(r.returncode, 1, r.stdout)
-        self.assertIn(needle.encode(), r.stdout)
+        assert_refused(self, "load_modules: [http]\nservers:\n  - listen: [\"127.0.0.1:{port0}\"]\n"
+                       "    module: http\n    http:\n      locations:\n        - " + location + "\n",
+                       needle)
 
     def test_alias_needs_a_prefix_location_ending_in_slash(self):
         for path in ("=/x", "/x"):
@@ -260,13 +249,9 @@ class TestErrorPages(unittest.TestCase):
             ("error_page: [404]", "error_page: expected a mapping of status: /path"),
         ]:
             with self.subTest(text=text):
-                z = Zerg(ERROR_PAGES.replace(
+                assert_refused(self, ERROR_PAGES.replace(
                     "      error_page: {{ 404: /errors/404.html, 405: /errors/405.html, "
-                    "403: /errors/missing.html }}", "      " + text), wait=False)
-                r = subprocess.run([zgtest.ZERG_BIN, "-c", z.conf, "-t"], stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, timeout=10)
-                self.assertEqual(r.returncode, 1, r.stdout)
-                self.assertIn(needle.encode(), r.stdout)
+                    "403: /errors/missing.html }}", "      " + text), needle)
 
 
 VHOSTS = """
