@@ -388,4 +388,6 @@ const zerg_api zg_api = {
     .conn_local = api_conn_local,
     .conn_servers = api_conn_servers,
     .file_open = api_file_open,
+    .text_printf = zg_text_printf,
+    .metrics = zg_metrics,
 };

@@ -130,3 +130,10 @@ uint32_t zg_module_flags(const zg_module *m)
     const zerg_module *d = m->desc;
     return d->struct_size >= offsetof(zerg_module, flags) + sizeof(d->flags) ? d->flags : 0;
 }
+
+zg_metrics_fn zg_module_metrics(const zg_module *m)
+{
+    const zerg_module *d = m->desc;
+    return d->struct_size >= offsetof(zerg_module, metrics) + sizeof(d->metrics) ? d->metrics
+                                                                                 : NULL;
+}

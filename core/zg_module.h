@@ -27,5 +27,8 @@ zg_module *zg_module_load_path(const char *path, const char *name, char *err, si
 void zg_module_unload(zg_module *m);
 /* The descriptor's flags (ZERG_MODULE_*), 0 for a module older than them. */
 uint32_t zg_module_flags(const zg_module *m);
+/* The descriptor's metrics hook, NULL when it has none or predates it. */
+typedef void (*zg_metrics_fn)(zerg_worker *w, zerg_text *out);
+zg_metrics_fn zg_module_metrics(const zg_module *m);
 
 #endif

@@ -192,5 +192,6 @@ int zg_worker_main(zg_config *cfg, unsigned id, int cpu, int *listen_fds, int re
             cfg->modules[i]->desc->worker_exit(w);
     zg_event_destroy(w);
     free_listeners(w);
+    zg_text_free(&w->metrics_text);
     return 0;
 }

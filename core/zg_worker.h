@@ -10,6 +10,7 @@
 
 #include "zg_bufring.h"
 #include "zg_conf.h"
+#include "zg_metrics.h"
 #include "zg_outq.h"
 #include "zg_pool.h"
 #include "zg_timer.h"
@@ -144,6 +145,7 @@ struct zerg_worker {
     int batch_wait_ok; /* min_wait_usec of IORING_ENTER_EXT_ARG (6.12) */
     uint32_t max_conns;
     uint32_t ring_flags;
+    zerg_text metrics_text; /* api->metrics' last answer */
 };
 
 typedef struct zerg_worker zg_worker;

@@ -28,7 +28,8 @@ typedef struct zerg_ref zerg_ref;             /* a held receive buffer */
 typedef struct zerg_conf_ctx zerg_conf_ctx;   /* a config being parsed */
 typedef struct zerg_conf_node zerg_conf_node; /* one YAML node */
 typedef struct zerg_api zerg_api;
-struct open_how; /* <linux/openat2.h> */
+typedef struct zerg_text zerg_text; /* text the core grows as it is written */
+struct open_how;                    /* <linux/openat2.h> */
 
 /* ---- Timers ------------------------------------------------------------ */
 
@@ -179,6 +180,11 @@ typedef struct zerg_module {
     /* -- added in ABI 1, after the first release (read by the core only
      *    when struct_size covers them) -------------------------------------- */
     uint32_t flags; /* ZERG_MODULE_* */
+    /* Worker: append this module's metrics to out (api->text_printf) in the
+     * Prometheus text format: for each family a "# HELP" and a "# TYPE" line,
+     * then all its samples; names start with zerg_<module name>_. Called
+     * when a status page asks (api->metrics), never on its own. */
+    void (*metrics)(zerg_worker *w, zerg_text *out);
 } zerg_module;
 
 /* Name-based virtual hosts: several server blocks of this module may share a
@@ -327,6 +333,14 @@ struct zerg_api {
      * the loop. */
     int (*file_open)(zerg_worker *w, zerg_conn *owner, int dirfd, const char *path,
                      const struct open_how *how, zerg_io_fn cb, void *arg);
+    /* Metrics, for status pages. text_printf appends to a metrics hook's
+     * output (out of memory is remembered, and metrics then returns NULL). */
+    void (*text_printf)(zerg_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+    /* This worker's metrics in the Prometheus text format (version 0.0.4):
+     * the core's counters (zerg_stats), then the metrics hook of each loaded
+     * module in load_modules order. The text and *len stay valid until the
+     * next call in this worker; NULL when out of memory. */
+    const char *(*metrics)(zerg_worker *w, size_t *len);
 };
 
 #ifdef __cplusplus

@@ -430,6 +430,7 @@ int http_tmpl_parse(zerg_conf_ctx *cx, const zerg_conf_node *n, const char *s, h
 /* A return whose location has variables. */
 void http_send_redirect(http_conn *hc, const http_location *loc, const char *path, size_t plen);
 void http_send_status(http_conn *hc);
+void http_metrics(zerg_worker *w, zerg_text *out);
 /* Whether this answer keeps the connection (and marks hc->closing if not). */
 int http_keep(http_conn *hc);
 /* The request is answered: log, count, then continue with the next. */

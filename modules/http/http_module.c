@@ -190,4 +190,5 @@ ZERG_MODULE_EXPORT const zerg_module zerg_module_info = {
     .on_timeout = http_on_timeout,
     .on_close = http_on_close,
     .flags = ZERG_MODULE_VHOSTS,
+    .metrics = http_metrics,
 };

@@ -202,79 +202,67 @@ void http_send_return(http_conn *hc, const http_location *l, const char *path, s
         http_api->write_ext(hc->c, l->ret->body, body, NULL, NULL);
 }
 
+/* The connection asking for the status page: counted as writing. */
+static const http_conn *http_status_asker;
+
+/* The module's metrics hook: this worker's http counters. */
+void http_metrics(zerg_worker *w, zerg_text *out)
+{
+    const zerg_api *a = http_api;
+    unsigned wid = a->worker_id(w);
+    uint64_t conns[4] = {0}; /* active, reading, writing, idle */
+    static const char *const conn_state[4] = {"active", "reading", "writing", "idle"};
+    for (http_conn *x = http_W.conns; x; x = x->next) {
+        conns[0]++;
+        if (x == http_status_asker || x->phase == HTTP_PH_BUSY || a->conn_out_pending(x->c))
+            conns[2]++;
+        else if (x->phase == HTTP_PH_HEAD || x->phase == HTTP_PH_BODY)
+            conns[1]++;
+        else
+            conns[3]++;
+    }
+    a->text_printf(out, "# HELP zerg_http_requests_total HTTP requests answered, by status "
+                        "class.\n# TYPE zerg_http_requests_total counter\n");
+    for (int k = 1; k <= 5; k++)
+        a->text_printf(out, "zerg_http_requests_total{worker=\"%u\",class=\"%dxx\"} %llu\n", wid, k,
+                       (unsigned long long)http_W.by_class[k]);
+    a->text_printf(out, "# HELP zerg_http_connections HTTP connections open now, by state.\n"
+                        "# TYPE zerg_http_connections gauge\n");
+    for (int k = 0; k < 4; k++)
+        a->text_printf(out, "zerg_http_connections{worker=\"%u\",state=\"%s\"} %llu\n", wid,
+                       conn_state[k], (unsigned long long)conns[k]);
+    const struct {
+        const char *name, *help;
+        uint64_t value;
+    } counters[] = {
+        {"zerg_http_body_bytes_sent_total", "Response body bytes sent.", http_W.body_bytes},
+        {"zerg_http_parse_errors_total", "Requests refused as malformed.", http_W.parse_errors},
+        {"zerg_http_timeouts_total", "Connections closed by a timeout.", http_W.timeouts},
+    };
+    for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
+        a->text_printf(out, "# HELP %s %s\n# TYPE %s counter\n%s{worker=\"%u\"} %llu\n",
+                       counters[i].name, counters[i].help, counters[i].name, counters[i].name, wid,
+                       (unsigned long long)counters[i].value);
+}
+
+/* status: true - every metric of this worker (api->metrics: the core's and
+ * each module's, this one's included). */
 void http_send_status(http_conn *hc)
 {
-    const zerg_stats *st = http_api->stats(http_W.w);
-    unsigned wid = http_api->worker_id(http_W.w);
-    uint64_t nconn = 0, reading = 0, writing = 0, idle = 0;
-    for (http_conn *x = http_W.conns; x; x = x->next) {
-        nconn++;
-        if (x == hc || x->phase == HTTP_PH_BUSY || http_api->conn_out_pending(x->c))
-            writing++;
-        else if (x->phase == HTTP_PH_HEAD || x->phase == HTTP_PH_BODY)
-            reading++;
-        else
-            idle++;
-    }
-    size_t cap = 4096, n = 0;
-    char *b = malloc(cap);
-    if (!b) {
+    size_t n = 0;
+    http_status_asker = hc;
+    const char *text = http_api->metrics(http_W.w, &n);
+    http_status_asker = NULL;
+    if (!text) {
         http_send_error(hc, 500, 0);
         return;
     }
-#define HTTP_P(...) n += (size_t)snprintf(b + n, cap - n, __VA_ARGS__)
-    HTTP_P("# HELP zerg_http_requests_total HTTP requests answered, by status class.\n");
-    HTTP_P("# TYPE zerg_http_requests_total counter\n");
-    for (int k = 1; k <= 5; k++)
-        HTTP_P("zerg_http_requests_total{worker=\"%u\",class=\"%dxx\"} %llu\n", wid, k,
-               (unsigned long long)http_W.by_class[k]);
-    HTTP_P("# TYPE zerg_http_connections gauge\n");
-    HTTP_P("zerg_http_connections{worker=\"%u\",state=\"active\"} %llu\n", wid,
-           (unsigned long long)nconn);
-    HTTP_P("zerg_http_connections{worker=\"%u\",state=\"reading\"} %llu\n", wid,
-           (unsigned long long)reading);
-    HTTP_P("zerg_http_connections{worker=\"%u\",state=\"writing\"} %llu\n", wid,
-           (unsigned long long)writing);
-    HTTP_P("zerg_http_connections{worker=\"%u\",state=\"idle\"} %llu\n", wid,
-           (unsigned long long)idle);
-    HTTP_P("# TYPE zerg_http_body_bytes_sent_total counter\n");
-    HTTP_P("zerg_http_body_bytes_sent_total{worker=\"%u\"} %llu\n", wid,
-           (unsigned long long)http_W.body_bytes);
-    HTTP_P("# TYPE zerg_http_parse_errors_total counter\n");
-    HTTP_P("zerg_http_parse_errors_total{worker=\"%u\"} %llu\n", wid,
-           (unsigned long long)http_W.parse_errors);
-    HTTP_P("# TYPE zerg_http_timeouts_total counter\n");
-    HTTP_P("zerg_http_timeouts_total{worker=\"%u\"} %llu\n", wid,
-           (unsigned long long)http_W.timeouts);
-    if (st) {
-        HTTP_P("# TYPE zerg_connections_active gauge\n");
-        HTTP_P("zerg_connections_active{worker=\"%u\"} %llu\n", wid,
-               (unsigned long long)st->conns_active);
-        HTTP_P("# TYPE zerg_connections_accepted_total counter\n");
-        HTTP_P("zerg_connections_accepted_total{worker=\"%u\"} %llu\n", wid,
-               (unsigned long long)st->conns_accepted);
-        HTTP_P("# TYPE zerg_connections_closed_total counter\n");
-        HTTP_P("zerg_connections_closed_total{worker=\"%u\"} %llu\n", wid,
-               (unsigned long long)st->conns_closed);
-        HTTP_P("# TYPE zerg_bytes_in_total counter\n");
-        HTTP_P("zerg_bytes_in_total{worker=\"%u\"} %llu\n", wid, (unsigned long long)st->bytes_in);
-        HTTP_P("# TYPE zerg_bytes_out_total counter\n");
-        HTTP_P("zerg_bytes_out_total{worker=\"%u\"} %llu\n", wid,
-               (unsigned long long)st->bytes_out);
-        HTTP_P("# TYPE zerg_loop_turns_total counter\n");
-        HTTP_P("zerg_loop_turns_total{worker=\"%u\"} %llu\n", wid,
-               (unsigned long long)st->loop_turns);
-    }
-#undef HTTP_P
-    if (n >= cap)
-        n = cap - 1;
     http_keep(hc);
     static const char ct[] =
         "Content-Type: text/plain; version=0.0.4\r\nCache-Control: no-store\r\n";
     if (http_write_head(hc, 200, ct, sizeof(ct) - 1, (int64_t)n) == 0 && !hc->req.head)
-        http_api->write(hc->c, b, n);
+        http_api->write(hc->c, text, n);
     hc->req.sent = hc->req.head ? 0 : n;
-    free(b);
     http_request_done(hc);
 }
 

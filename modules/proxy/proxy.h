@@ -90,7 +90,10 @@ typedef struct proxy_shm {
 
 typedef struct proxy_worker_state proxy_worker_state;
 
+#define PROXY_NAME_MAX 64
+
 typedef struct proxy_conf {
+    char *name; /* labels metrics and stats; default "proxyN" (Nth proxy block) */
     proxy_upstream up;
     uint64_t connect_timeout;    /* ms */
     uint64_t idle_timeout;       /* ms, 0: none */
@@ -103,6 +106,7 @@ typedef struct proxy_conf {
     /* derived */
     proxy_shm *shm;
     proxy_worker_state *ws;
+    struct proxy_conf *next_named; /* the config's proxy blocks (name check) */
 } proxy_conf;
 
 /* Connection kinds (ctx->kind). */
@@ -231,7 +235,10 @@ size_t proxy_hc_on_data(zerg_conn *c, proxy_ctx *x, const uint8_t *data, size_t 
 void proxy_hc_on_timeout(zerg_conn *c, proxy_ctx *x);
 void proxy_hc_on_close(zerg_conn *c, proxy_ctx *x, int err);
 
+/* proxy_module.c: this worker's server blocks, in config order */
+const proxy_worker_state *proxy_worker_states(void);
 /* proxy_stats.c */
+void proxy_metrics(zerg_worker *w, zerg_text *out);
 size_t proxy_stats_format(const proxy_conf *cf, char *buf, size_t cap);
 void proxy_stats_start(proxy_worker_state *ws);
 void proxy_stats_stop(proxy_worker_state *ws);

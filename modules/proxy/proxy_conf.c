@@ -175,7 +175,23 @@ static int parse_pp(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field)
 
 /* ---- the section ------------------------------------------------------ */
 
+/* The block's name labels its metrics and stats: letters, digits, _ . : - */
+static int parse_name(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field)
+{
+    const char *s = proxy_api->node_scalar(cx, n);
+    size_t len = s ? strlen(s) : 0;
+    if (len == 0 || len > PROXY_NAME_MAX)
+        return proxy_api->conf_error(cx, n, "name: expected a name of 1 to %d characters",
+                                     PROXY_NAME_MAX);
+    if (strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-") != len)
+        return proxy_api->conf_error(cx, n, "name: \"%s\" may hold only letters, digits, _ . : -",
+                                     s);
+    *(char **)field = proxy_api->conf_strdup(cx, s);
+    return *(char **)field ? 0 : proxy_api->conf_error(cx, n, "name: out of memory");
+}
+
 const zerg_directive proxy_directives[] = {
+    {"name", ZERG_CONF_CUSTOM, offsetof(proxy_conf, name), parse_name, 0, 0},
     {"upstream", ZERG_CONF_CUSTOM, offsetof(proxy_conf, up), parse_upstream, 0, 0},
     {"connect_timeout", ZERG_CONF_MSEC, offsetof(proxy_conf, connect_timeout), NULL, 1, 3600000},
     {"idle_timeout", ZERG_CONF_MSEC, offsetof(proxy_conf, idle_timeout), NULL, 0, 0},
@@ -216,6 +232,31 @@ static int fail(zerg_conf_ctx *cx, const zerg_conf_node *section, const char *ms
     return proxy_api->conf_error(cx, section, "proxy: %s", msg);
 }
 
+/* Each config generation loads its own copy of the module, so this list
+ * holds the proxy blocks of the config being parsed, in file order. */
+static proxy_conf *named_blocks;
+static unsigned nblocks;
+
+static int name_block(zerg_conf_ctx *cx, const zerg_conf_node *section, proxy_conf *cf)
+{
+    if (!cf->name) {
+        char def[32];
+        snprintf(def, sizeof(def), "proxy%u", nblocks);
+        cf->name = proxy_api->conf_strdup(cx, def);
+        if (!cf->name)
+            return fail(cx, section, "out of memory");
+    }
+    for (const proxy_conf *o = named_blocks; o; o = o->next_named)
+        if (!strcmp(o->name, cf->name))
+            return proxy_api->conf_error(
+                cx, section ? proxy_api->node_get(cx, section, "name") : NULL,
+                "proxy: name \"%s\" is used by another proxy block", cf->name);
+    cf->next_named = named_blocks;
+    named_blocks = cf;
+    nblocks++;
+    return 0;
+}
+
 int proxy_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf)
 {
     proxy_conf *cf = conf;
@@ -246,5 +287,5 @@ int proxy_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf
     cf->shm = proxy_api->conf_shm(cx, sizeof(proxy_shm) + up->nservers * sizeof(proxy_shm_srv));
     if (!cf->shm)
         return fail(cx, section, "cannot map shared memory for upstream state");
-    return 0;
+    return name_block(cx, section, cf);
 }

@@ -46,8 +46,10 @@ static int proxy_server_init(zerg_worker *w, void *conf)
     /* start each worker at a different point of the rotation */
     ws->rr_next = a->worker_id(w);
     cf->ws = ws;
-    ws->next = proxy_states;
-    proxy_states = ws;
+    proxy_worker_state **tail = &proxy_states; /* kept in config order */
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = ws;
     if (a->worker_id(w) == 0) {
         if (cf->up.hc.enabled && proxy_hc_start(w, ws) != 0)
             return -1;
@@ -69,6 +71,11 @@ static void proxy_worker_drain(zerg_worker *w)
         if (proxy_api->worker_id(ws->w) == 0)
             proxy_stats_stop(ws);
     }
+}
+
+const proxy_worker_state *proxy_worker_states(void)
+{
+    return proxy_states;
 }
 
 /* For a status page in another module (found with dlsym): the JSON stats of
@@ -120,4 +127,5 @@ ZERG_MODULE_EXPORT const zerg_module zerg_module_info = {
     .on_drain = proxy_on_drain,
     .on_timeout = proxy_on_timeout,
     .on_close = proxy_on_close,
+    .metrics = proxy_metrics,
 };

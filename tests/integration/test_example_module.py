@@ -28,7 +28,8 @@ class ExampleModuleTest(unittest.TestCase):
                                 capture_output=True, text=True).stdout.split()
         self.assertTrue(any(f.startswith("-I" + stage) for f in cflags), cflags)
         mods = tempfile.mkdtemp(prefix="zgmods-")
-        shutil.copy(os.path.join(zgtest.ZERG_MODULES, "echo.so"), mods)
+        for m in ("echo.so", "http.so"):
+            shutil.copy(os.path.join(zgtest.ZERG_MODULES, m), mods)
         cc = os.environ.get("CC", "cc")
         subprocess.run([cc, "-std=c11", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC"]
                        + cflags + ["-o", os.path.join(mods, "uppercase.so"),
@@ -36,15 +37,26 @@ class ExampleModuleTest(unittest.TestCase):
                        check=True)
         text = f"""
 modules_path: {mods}
-load_modules: [echo, uppercase]
+load_modules: [echo, uppercase, http]
 servers:
   - listen: ["127.0.0.1:{{port0}}"]
     module: uppercase
+  - listen: ["127.0.0.1:{{port1}}"]
+    module: http
+    http:
+      locations: [ {{{{ path: /metrics, status: true }}}} ]
 """
         with Zerg(text) as z:
             with socket.create_connection(("127.0.0.1", z.ports[0])) as s:
                 s.sendall(b"hello, zerg!")
                 self.assertEqual(zgtest.recv_exact(s, 12), b"HELLO, ZERG!")
+            # its metrics hook shows on the http module's status page
+            with socket.create_connection(("127.0.0.1", z.ports[1])) as s:
+                s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+                page = b""
+                while chunk := s.recv(65536):
+                    page += chunk
+            self.assertIn(b'\nzerg_uppercase_letters_total{worker="0"} 9\n', page)
 
 
 if __name__ == "__main__":

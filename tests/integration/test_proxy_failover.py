@@ -380,6 +380,7 @@ class Health(unittest.TestCase):
                 self.assertGreater(s1["health_failed"], 2)
                 self.assertEqual(st["clients_total"] - st0["clients_total"], 10)
                 self.assertEqual(st["clients"], 0)
+                self.assertEqual(st["name"], "proxy0")
         finally:
             b.stop()
 

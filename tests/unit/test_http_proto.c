@@ -190,6 +190,29 @@ static void m_abort(zerg_conn *c)
     c->aborted = 1;
 }
 
+/* The mock core's metrics: only the http module's own hook. */
+struct zerg_text {
+    char buf[65536];
+    size_t len;
+};
+static void m_text_printf(zerg_text *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(t->buf + t->len, sizeof(t->buf) - t->len, fmt, ap);
+    va_end(ap);
+    cr_assert(n >= 0 && (size_t)n < sizeof(t->buf) - t->len);
+    t->len += (size_t)n;
+}
+static const char *m_metrics(zerg_worker *w, size_t *len)
+{
+    static zerg_text text;
+    text.len = 0;
+    http_metrics(w, &text);
+    *len = text.len;
+    return text.buf;
+}
+
 static zerg_api mapi = {
     .abi_version = ZERG_ABI_VERSION,
     .struct_size = sizeof(zerg_api),
@@ -224,6 +247,8 @@ static zerg_api mapi = {
     .resume_read = m_resume,
     .close = m_close,
     .abort = m_abort,
+    .text_printf = m_text_printf,
+    .metrics = m_metrics,
 };
 
 static void run_ops(void)
@@ -559,6 +584,9 @@ Test(proto, status_endpoint)
     feeds(c, "GET /hello HTTP/1.1\r\nHost: a\r\n\r\nGET /status HTTP/1.1\r\nHost: a\r\n\r\n");
     cr_assert(strstr(c->out, "zerg_http_requests_total{worker=\"0\",class=\"2xx\"}"));
     cr_assert(strstr(c->out, "zerg_http_connections{worker=\"0\",state=\"active\"} 1"));
+    /* the asking connection is busy writing its answer */
+    cr_assert(strstr(c->out, "zerg_http_connections{worker=\"0\",state=\"writing\"} 1"));
+    cr_assert(strstr(c->out, "# TYPE zerg_http_requests_total counter\n"));
     conn_free(c);
 }
 

@@ -1,0 +1,175 @@
+"""test_metrics - the http status page (api->metrics) through the real zerg
+binary: the core's counters, the http module's and the proxy's per-upstream
+figures in one Prometheus text, checked for format and for values."""
+import re
+import time
+import unittest
+
+import zgtest
+from zgtest import Zerg, free_port
+
+from httptest import assert_refused, connect, read_response
+from test_proxy_helpers import Backend, tag_handler, who
+
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (-?[0-9]+(?:\.[0-9]+)?)$')
+
+
+def parse_metrics(test, text):
+    """Checks the Prometheus text format (0.0.4) as scrapers read it: every
+    family has one HELP and one TYPE line before its samples, and its samples
+    are together. Returns {(name, labels): value}."""
+    seen, samples = set(), {}
+    family = None
+    for line in text.splitlines():
+        if line.startswith("# HELP ") or line.startswith("# TYPE "):
+            kind, name = line.split(" ", 3)[1:3]
+            if kind == "HELP":
+                test.assertNotIn(name, seen, f"family {name} appears twice")
+                seen.add(name)
+                family = name
+            else:
+                test.assertEqual(name, family, f"TYPE {name} without its HELP first")
+                test.assertIn(line.split(" ")[3], ("counter", "gauge"), line)
+            continue
+        m = SAMPLE.match(line)
+        test.assertIsNotNone(m, f"not a sample line: {line!r}")
+        test.assertEqual(m.group(1), family, f"sample outside its family: {line!r}")
+        key = (m.group(1), m.group(2) or "")
+        test.assertNotIn(key, samples, f"sample repeated: {line!r}")
+        samples[key] = float(m.group(3))
+    return samples
+
+
+def scrape(test, port, method="GET"):
+    s = connect(port)
+    s.sendall(f"{method} /metrics HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    st, h, body, _ = read_response(s, head=method == "HEAD")
+    s.close()
+    test.assertEqual(st, 200)
+    test.assertTrue(h["content-type"].startswith("text/plain; version=0.0.4"), h)
+    return h, body.decode()
+
+
+def value(samples, name, **labels):
+    want = "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+    return samples[(name, want if labels else "")]
+
+
+class StatusPage(unittest.TestCase):
+    def test_core_http_and_proxy_metrics(self):
+        live = Backend(tag_handler, name="live")
+        dead = free_port()
+        try:
+            text = f"""worker_processes: 2
+load_modules: [echo, http, proxy]
+servers:
+  - listen: ["127.0.0.1:{{port0}}"]
+    module: http
+    http:
+      locations:
+        - {{{{ path: /metrics, status: true, allow: [127.0.0.1] }}}}
+  - listen: ["127.0.0.1:{{port1}}"]
+    module: proxy
+    proxy:
+      name: pool
+      upstream:
+        servers:
+          - "{live.addr()}"
+          - {{{{ address: "127.0.0.1:{dead}", max_fails: 1, fail_timeout: 60s }}}}
+  - listen: ["127.0.0.1:{{port2}}"]
+    module: proxy
+    proxy:
+      upstream: {{{{ servers: ["{live.addr()}"] }}}}
+  - listen: ["127.0.0.1:{{port3}}"]
+    module: echo
+"""
+            with Zerg(text) as z:
+                _, body = scrape(self, z.ports[0])
+                before = parse_metrics(self, body)
+                for _ in range(6):
+                    self.assertEqual(who(z.ports[1]), "live")
+                # the last sessions may still be closing: wait for them
+                deadline = time.monotonic() + 5
+                while True:
+                    h, body = scrape(self, z.ports[0])
+                    after = parse_metrics(self, body)
+                    if (value(after, "zerg_proxy_clients", proxy="pool") == 0
+                            or time.monotonic() > deadline):
+                        break
+                    time.sleep(0.05)
+                self.assertEqual(int(h["content-length"]), len(body.encode()))
+
+                live_l = {"proxy": "pool", "server": live.addr()}
+                dead_l = {"proxy": "pool", "server": f"127.0.0.1:{dead}"}
+                delta = lambda name, **l: value(after, name, **l) - value(before, name, **l)
+                # the proxy's figures live in shared memory: exact over both workers
+                self.assertEqual(delta("zerg_proxy_clients_total", proxy="pool"), 6)
+                self.assertEqual(value(after, "zerg_proxy_clients", proxy="pool"), 0)
+                self.assertEqual(delta("zerg_proxy_server_connects_total", **live_l), 6)
+                self.assertGreaterEqual(delta("zerg_proxy_server_bytes_in_total", **live_l), 6 * 5)
+                self.assertEqual(value(after, "zerg_proxy_server_failures_total", **dead_l), 1)
+                self.assertEqual(value(after, "zerg_proxy_server_connects_total", **dead_l), 0)
+                for server, state in ((live_l, "up"), (dead_l, "failed")):
+                    for st in ("up", "down", "failed"):
+                        self.assertEqual(value(after, "zerg_proxy_server_state", **server,
+                                               state=st), int(st == state), (server, st))
+                self.assertEqual(value(after, "zerg_proxy_server_weight", **live_l, backup="0"), 1)
+                # the unnamed block is named after its place among the proxy blocks
+                self.assertEqual(value(after, "zerg_proxy_clients_total", proxy="proxy1"), 0)
+                self.assertEqual(value(after, "zerg_proxy_server_state", proxy="proxy1",
+                                       server=live.addr(), state="up"), 1)
+                # the core's and the http module's, labelled by worker
+                workers = {k[1] for k in after if k[0] == "zerg_connections_accepted_total"}
+                self.assertEqual(len(workers), 1, workers)
+                w = re.search(r'worker="(\d)"', workers.pop()).group(1)
+                self.assertGreaterEqual(value(after, "zerg_loop_turns_total", worker=w), 1)
+                self.assertGreaterEqual(value(after, "zerg_http_connections", worker=w,
+                                              state="writing"), 1)
+                self.assertIn(("zerg_http_requests_total", f'{{worker="{w}",class="2xx"}}'), after)
+                # HEAD: the length of the text, no body
+                h, body = scrape(self, z.ports[0], "HEAD")
+                self.assertEqual(body, "")
+                self.assertGreater(int(h["content-length"]), 1000)
+        finally:
+            live.stop()
+
+    def test_status_without_proxy_has_no_proxy_families(self):
+        text = """load_modules: [http]
+servers:
+  - listen: ["127.0.0.1:{port0}"]
+    module: http
+    http:
+      locations: [ {{ path: /metrics, status: true }} ]
+"""
+        with Zerg(text) as z:
+            _, body = scrape(self, z.ports[0])
+            samples = parse_metrics(self, body)
+            self.assertFalse([k for k in samples if k[0].startswith("zerg_proxy_")])
+            self.assertIn(("zerg_bytes_out_total", '{worker="0"}'), samples)
+
+
+class ProxyNames(unittest.TestCase):
+    def block(self, name_line, port):
+        return f"""  - listen: ["127.0.0.1:{port}"]
+    module: proxy
+    proxy:
+      {name_line}
+      upstream: {{{{ servers: ["127.0.0.1:9"] }}}}
+"""
+
+    def test_names_are_checked(self):
+        head = "load_modules: [proxy]\nservers:\n"
+        p1, p2 = free_port(), free_port()
+        assert_refused(self, head + self.block("name: a", p1) + self.block("name: a", p2),
+                       'name "a" is used by another proxy block')
+        # a default name counts too
+        assert_refused(self, head + self.block("", p1) + self.block("name: proxy0", p2),
+                       'name "proxy0" is used by another proxy block')
+        assert_refused(self, head + self.block('name: "a b"', p1),
+                       "may hold only letters, digits")
+        assert_refused(self, head + self.block("name: " + "x" * 65, p1),
+                       "expected a name of 1 to 64 characters")
+
+
+if __name__ == "__main__":
+    zgtest.main()
