@@ -184,6 +184,11 @@ static int check_shared_addr(zerg_conf_ctx *cx, const zerg_conf_node *a, const z
                                      "listen address \"%s\" is also in servers[%u]: only blocks "
                                      "of one module with virtual hosts (http) may share one",
                                      addr->text, o->index);
+            if (o->proxy_protocol != srv->proxy_protocol)
+                return zg_conf_error(cx, a,
+                                     "listen address \"%s\": servers[%u] shares it with "
+                                     "proxy_protocol %s: the blocks of one address must agree",
+                                     addr->text, o->index, o->proxy_protocol ? "on" : "off");
             if (o->default_server && srv->default_server)
                 return zg_conf_error(cx, a,
                                      "listen address \"%s\": servers[%u] is its default_server "
@@ -254,6 +259,7 @@ static int parse_server(zerg_conf_ctx *cx, const zerg_conf_node *n, zg_server *s
     cx->server = srv;
     cx->server_node = n;
     srv->backlog = 511;
+    srv->proxy_protocol_timeout = 5000;
     const zerg_conf_node *mod = zg_node_get(cx, n, "module");
     const zerg_conf_node *listen = zg_node_get(cx, n, "listen");
     if (!mod)
@@ -271,9 +277,12 @@ static int parse_server(zerg_conf_ctx *cx, const zerg_conf_node *n, zg_server *s
 
     const zerg_directive server_directives[] = {
         {"module", ZERG_CONF_STR, offsetof(zg_server, module_name), NULL, 0, 0},
+        {"listen", ZERG_CONF_CUSTOM, 0, parse_later, 0, 0},
         {"backlog", ZERG_CONF_INT, offsetof(zg_server, backlog), NULL, 1, 65535},
         {"default_server", ZERG_CONF_BOOL, offsetof(zg_server, default_server), NULL, 0, 0},
-        {"listen", ZERG_CONF_CUSTOM, 0, parse_later, 0, 0},
+        {"proxy_protocol", ZERG_CONF_BOOL, offsetof(zg_server, proxy_protocol), NULL, 0, 0},
+        {"proxy_protocol_timeout", ZERG_CONF_MSEC, offsetof(zg_server, proxy_protocol_timeout),
+         NULL, 1, 3600000},
         ZERG_DIRECTIVE_END,
     };
     zg_server scratch = *srv; /* module/listen land here; kept fields copied back */
@@ -281,6 +290,8 @@ static int parse_server(zerg_conf_ctx *cx, const zerg_conf_node *n, zg_server *s
         return -1;
     srv->backlog = scratch.backlog;
     srv->default_server = scratch.default_server;
+    srv->proxy_protocol = scratch.proxy_protocol;
+    srv->proxy_protocol_timeout = scratch.proxy_protocol_timeout;
     if (parse_listen(cx, listen, srv) < 0)
         return -1;
 

@@ -41,8 +41,10 @@ typedef struct zg_server {
     zg_module *module;
     void *module_conf;
     int64_t backlog;
-    int want_peer;      /* accept into plain fds so conn_peer works */
-    int default_server; /* the default of the blocks sharing its addresses */
+    int want_peer;                   /* accept into plain fds so conn_peer works */
+    int default_server;              /* the default of the blocks sharing its addresses */
+    int proxy_protocol;              /* connections start with a PROXY protocol header */
+    uint64_t proxy_protocol_timeout; /* ms allowed for that header */
 } zg_server;
 
 typedef struct zg_shm {

@@ -4,6 +4,7 @@
  * that waits for every completion before the slot is reused. */
 #define _GNU_SOURCE
 #include "zg_log.h"
+#include "zg_proxyproto.h"
 #include "zg_module.h"
 #include "zg_worker.h"
 
@@ -65,6 +66,13 @@ static void close_fd(zg_worker *w, int fd, int fixed)
     }
 }
 
+static void open_conn(zg_conn *c)
+{
+    c->flags |= ZG_C_OPEN;
+    if (c->mod->on_open)
+        c->mod->on_open(c);
+}
+
 void zg_conn_accepted(zg_worker *w, zg_listener *l, int fd)
 {
     zg_conn *c = zg_conn_new(w, l->srv->module->desc, l->srv->module_conf, fd, l->direct);
@@ -82,11 +90,75 @@ void zg_conn_accepted(zg_worker *w, zg_listener *l, int fd)
         if (getpeername(fd, (struct sockaddr *)&c->peer, &c->peer_len) < 0)
             c->peer_len = 0;
     }
-    c->flags |= ZG_C_OPEN;
-    if (c->mod->on_open)
-        c->mod->on_open(c);
+    if (l->srv->proxy_protocol) {
+        /* the module meets the connection once the header told who it is */
+        c->flags |= ZG_C_PP_WAIT;
+        zg_timer_set(&w->timers, &c->timer, w->now_ms, l->srv->proxy_protocol_timeout);
+    } else {
+        open_conn(c);
+    }
     zg_conn_update_read(c);
     zg_conn_settle(c);
+}
+
+/* ---- the PROXY protocol header (server blocks with proxy_protocol) ---- */
+
+static int keep_rest(zg_conn *c, zg_chunk *k, const uint8_t *rest, size_t n);
+
+static void pp_refuse(zg_conn *c, int level, const char *why, int err)
+{
+    char peer[64] = "a client";
+    if (c->peer_len)
+        zg_addr_str((const struct sockaddr *)&c->peer, peer, sizeof(peer));
+    zg_log(level, "%s: PROXY protocol: %s from %s: closing",
+           c->listener->srv->addrs[c->listener->addr_index].text, why, peer);
+    zg_conn_teardown(c, err);
+}
+
+/* Bytes that came with the header when on_open paused reading: held for
+ * resume_read as if they had come while paused (dropped after a close). */
+static void pp_hold_rest(zg_conn *c, zg_chunk *k, const uint8_t *data, size_t len)
+{
+    zg_bufs *b = &c->w->bufs;
+    if (len && !(c->flags & ZG_C_CLOSE_WANT)) {
+        zg_chunk_get(k);
+        if (zg_outq_ref(b, &c->in_held, data, len, k, NULL, NULL) < 0) {
+            zg_chunk_put(b, k);
+            zg_conn_teardown(c, -ENOMEM);
+            return;
+        }
+    }
+    keep_rest(c, k, data + len, 0); /* the carry, if k is it, lives on in in_held */
+}
+
+/* Input while waiting for the header (data: the carry joined with the new
+ * bytes). Returns how many bytes the header took, 0 when it is not complete
+ * yet (all is kept), or -1 when the connection was closed. */
+static ssize_t pp_input(zg_conn *c, zg_chunk *k, const uint8_t *data, size_t len)
+{
+    zg_pp_addrs a;
+    int n = zg_pp_parse(data, len, &a);
+    if (n < 0) {
+        pp_refuse(c, ZERG_LOG_INFO, "no valid header", -EPROTO);
+        return -1;
+    }
+    if (n == 0) {
+        if (keep_rest(c, k, data, len) < 0) {
+            zg_conn_teardown(c, -ENOMEM);
+            return -1;
+        }
+        return 0;
+    }
+    if (a.src.ss_family != AF_UNSPEC) {
+        memcpy(&c->peer, &a.src, a.src_len);
+        c->peer_len = a.src_len;
+        memcpy(&c->local, &a.dst, a.dst_len);
+        c->local_len = a.dst_len;
+    }
+    c->flags &= ~ZG_C_PP_WAIT;
+    zg_timer_cancel(&c->w->timers, &c->timer);
+    open_conn(c);
+    return n;
 }
 
 /* ---- reading ---- */
@@ -202,6 +274,17 @@ static void deliver(zg_conn *c, zg_chunk *k, const uint8_t *data, size_t len)
         data = k->base;
         len = k->used;
     }
+    if (ZG_UNLIKELY(c->flags & ZG_C_PP_WAIT)) {
+        ssize_t hdr = pp_input(c, k, data, len);
+        if (hdr <= 0 || (c->flags & ZG_C_CLOSING))
+            return;
+        data += hdr;
+        len -= (size_t)hdr;
+        if (len == 0 || (c->flags & (ZG_C_PAUSE_MOD | ZG_C_PAUSE_OUT | ZG_C_CLOSE_WANT))) {
+            pp_hold_rest(c, k, data, len); /* nothing more, or on_open paused or closed */
+            return;
+        }
+    }
     c->cur = k;
     size_t used = c->mod->on_data ? c->mod->on_data(c, data, len) : len;
     c->cur = NULL;
@@ -279,6 +362,12 @@ static void recv_complete(zg_conn *c, struct io_uring_cqe *cqe)
             deliver(c, k, data, (size_t)res);
         }
         zg_chunk_put(&w->bufs, k);
+    } else if (res == 0 && (c->flags & ZG_C_PP_WAIT)) {
+        if (c->carry)
+            pp_refuse(c, ZERG_LOG_INFO, "end of stream before a complete header", 0);
+        else /* connected and closed: a balancer's plain TCP health check */
+            pp_refuse(c, ZERG_LOG_DEBUG, "end of stream before any byte", 0);
+        return;
     } else if (res == 0) {
         c->flags |= ZG_C_EOF;
         if ((c->flags & (ZG_C_PAUSE_MOD | ZG_C_PAUSE_OUT)) || c->in_held.head)
@@ -490,7 +579,9 @@ static void conn_timer_fired(zerg_timer *t)
     zg_conn *c = t->data;
     if (c->flags & ZG_C_CLOSING)
         return;
-    if (c->mod->on_timeout)
+    if (c->flags & ZG_C_PP_WAIT)
+        pp_refuse(c, ZERG_LOG_INFO, "no complete header within proxy_protocol_timeout", -ETIMEDOUT);
+    else if (c->mod->on_timeout)
         c->mod->on_timeout(c);
     else
         zg_conn_teardown(c, -ETIMEDOUT);

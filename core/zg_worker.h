@@ -64,6 +64,7 @@ enum zg_conn_flags {
     ZG_C_QUEUED = 1u << 18,  /* in the flush list */
     ZG_C_REAP = 1u << 19,    /* in the reap list */
     ZG_C_ZOMBIE = 1u << 20,  /* closed; kept only for a SEND_ZC notification */
+    ZG_C_PP_WAIT = 1u << 21, /* reading the PROXY protocol header: not open yet */
 };
 
 typedef struct zg_listener {

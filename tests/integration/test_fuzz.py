@@ -60,7 +60,10 @@ servers:
         - {{ path: /, root: {tmp} }}
   - listen: ["127.0.0.1:16380"]
     module: proxy
+    proxy_protocol: true
+    proxy_protocol_timeout: 2s
     proxy:
+      name: redis
       upstream:
         balance: round_robin
         servers:

@@ -508,6 +508,28 @@ Test(conf_bad, two_default_servers_for_an_address)
                  "listen address \"127.0.0.1:8080\": servers[0] is its default_server already");
 }
 
+Test(conf_bad, blocks_of_one_address_agree_on_proxy_protocol)
+{
+    expect_error("modules_path: @M@\n"
+                 "load_modules: [http]\n"
+                 "servers:\n"
+                 "  - listen: 127.0.0.1:8080\n"
+                 "    module: http\n"
+                 "  - listen: 127.0.0.1:8080\n"
+                 "    module: http\n"
+                 "    proxy_protocol: on\n",
+                 6, 13,
+                 "listen address \"127.0.0.1:8080\": servers[0] shares it with proxy_protocol off");
+}
+
+Test(conf_bad, proxy_protocol_timeout_range)
+{
+    expect_error(HEAD "  - listen: 127.0.0.1:8080\n"
+                      "    module: echo\n"
+                      "    proxy_protocol_timeout: 2h\n",
+                 6, 29, "proxy_protocol_timeout");
+}
+
 Test(conf_bad, modules_cannot_share_an_address)
 {
     expect_error("modules_path: @M@\n"
@@ -601,12 +623,12 @@ Test(conf_bad, server_entry_not_a_mapping)
 
 Test(conf_bad, unknown_server_key)
 {
-    expect_error(
-        HEAD "  - listen: 127.0.0.1:8080\n"
-             "    module: echo\n"
-             "    root: /srv\n",
-        6, 5,
-        "unknown key \"root\" (expected one of: module, backlog, default_server, listen, echo)");
+    expect_error(HEAD "  - listen: 127.0.0.1:8080\n"
+                      "    module: echo\n"
+                      "    root: /srv\n",
+                 6, 5,
+                 "unknown key \"root\" (expected one of: module, listen, backlog, default_server, "
+                 "proxy_protocol, proxy_protocol_timeout, echo)");
 }
 
 Test(conf_bad, backlog_out_of_range)
