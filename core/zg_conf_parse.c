@@ -232,10 +232,19 @@ int zg_conf_bool(zerg_conf_ctx *cx, const zerg_conf_node *n, int *out)
 int zg_conf_addr(zerg_conf_ctx *cx, const zerg_conf_node *n, struct sockaddr_storage *out,
                  socklen_t *len)
 {
-    const char *s = expect_scalar(cx, n, "an address (\"host:port\", \"[::1]:port\")");
+    const char *s =
+        expect_scalar(cx, n, "an address (\"host:port\", \"[::1]:port\", \"unix:/path\")");
     if (!s)
         return -1;
     char why[256];
+    if (strncmp(s, "unix:", 5) == 0 && s[5] && s[5] != '/' && s[5] != '@') {
+        const char *path = zg_conf_path(cx, s + 5); /* relative: from the prefix */
+        if (!path)
+            return -1;
+        if (zg_unix_addr(path, out, len, why, sizeof(why)) < 0)
+            return zg_conf_error(cx, n, "bad address \"%s\": %s", s, why);
+        return 0;
+    }
     if (zg_parse_addr(s, out, len, why, sizeof(why)) < 0)
         return zg_conf_error(cx, n, "bad address \"%s\": %s", s, why);
     return 0;

@@ -527,7 +527,8 @@ zg_conn *zg_conn_connect(zg_worker *w, const zerg_module *m, void *conf, const s
     if (fd < 0)
         return NULL;
     int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (sa->sa_family != AF_UNIX && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+        zg_log_debug("TCP_NODELAY: %s", strerror(errno)); /* only slower: go on */
     zg_conn *c = zg_conn_new(w, m, conf, fd, 0);
     if (!c) {
         close(fd);
@@ -536,7 +537,7 @@ zg_conn *zg_conn_connect(zg_worker *w, const zerg_module *m, void *conf, const s
     }
     memcpy(&c->peer, sa, len);
     c->peer_len = len;
-    c->no_zc = !w->cfg->uring.send_zc_loopback && zg_addr_is_loopback(sa);
+    c->no_zc = zg_addr_no_zc(sa, w->cfg->uring.send_zc_loopback);
     c->flags |= ZG_C_OPEN | ZG_C_CONNECTING;
     w->stats.conns_outbound++;
     struct io_uring_sqe *sqe = zg_sqe(w);

@@ -1,6 +1,7 @@
 /* zg_listen.c - listening sockets owned by the master (see zg_listen.h). */
 #define _GNU_SOURCE
 #include "zg_listen.h"
+#include "zg_log.h"
 #include "zg_util.h"
 
 #include <errno.h>
@@ -9,12 +10,70 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
-/* Sockets per address: one per worker slot, or one shared by all. */
-static unsigned slots(const zg_config *cfg, int nworkers)
+/* A unix socket with a file (not one in the abstract namespace). */
+static const char *unix_path(const struct sockaddr_storage *ss)
 {
-    return cfg->listen_shared ? 1 : (unsigned)nworkers;
+    const struct sockaddr_un *un = (const struct sockaddr_un *)ss;
+    return ss->ss_family == AF_UNIX && un->sun_path[0] ? un->sun_path : NULL;
+}
+
+/* One socket shared by all workers, not one per worker slot: always for a
+ * unix socket (SO_REUSEPORT does not spread those). */
+static int shared(const zg_config *cfg, const zg_addr *a)
+{
+    return cfg->listen_shared || a->ss.ss_family == AF_UNIX;
+}
+
+static unsigned slots(const zg_config *cfg, const zg_addr *a, int nworkers)
+{
+    return shared(cfg, a) ? 1 : (unsigned)nworkers;
+}
+
+/* Closing a unix socket the master made also removes its file. */
+static void close_lsock(const zg_lsock *ls)
+{
+    close(ls->fd);
+    const char *path = unix_path(&ls->ss);
+    if (path && unlink(path) < 0 && errno != ENOENT)
+        zg_log_warn("unlink %s: %s", path, strerror(errno));
+}
+
+/* A socket file left by a zerg that did not exit cleanly answers a connect
+ * with ECONNREFUSED: remove it. Anything else at the path stays. */
+static int remove_stale_socket(const zg_addr *a)
+{
+    const char *path = unix_path(&a->ss);
+    struct stat st;
+    if (!path || lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode))
+        return -1;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int rc = connect(fd, (const struct sockaddr *)&a->ss, a->len);
+    int refused = rc < 0 && errno == ECONNREFUSED;
+    close(fd);
+    if (!refused || unlink(path) < 0)
+        return -1;
+    zg_log_notice("removed the stale socket %s", path);
+    return 0;
+}
+
+static int set_options(int fd, const zg_addr *a)
+{
+    int one = 1;
+    if (a->ss.ss_family == AF_UNIX)
+        return 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
+        (a->ss.ss_family == AF_INET6 &&
+         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0))
+        return -1;
+    return 0;
 }
 
 static zg_lsock *find(const zg_listen_set *set, const zg_addr *a, unsigned slot)
@@ -34,24 +93,26 @@ static int open_socket(const zg_addr *a, int backlog, char *err, size_t errlen)
         snprintf(err, errlen, "socket() for %s: %s", a->text, strerror(errno));
         return -1;
     }
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
-        (a->ss.ss_family == AF_INET6 &&
-         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)) {
+    if (set_options(fd, a) < 0) {
         snprintf(err, errlen, "setsockopt() for %s: %s", a->text, strerror(errno));
         close(fd);
         return -1;
     }
-    if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0) {
+    int rc = bind(fd, (const struct sockaddr *)&a->ss, a->len);
+    if (rc < 0 && errno == EADDRINUSE) {
+        if (remove_stale_socket(a) == 0)
+            rc = bind(fd, (const struct sockaddr *)&a->ss, a->len);
+        else
+            errno = EADDRINUSE; /* the reason to report, whatever the check met */
+    }
+    if (rc < 0) {
         snprintf(err, errlen, "bind() to %s: %s", a->text, strerror(errno));
         close(fd);
         return -1;
     }
     if (listen(fd, backlog) < 0) {
         snprintf(err, errlen, "listen() on %s: %s", a->text, strerror(errno));
-        close(fd);
+        close_lsock(&(zg_lsock){.ss = a->ss, .len = a->len, .fd = fd});
         return -1;
     }
     return fd;
@@ -63,7 +124,7 @@ int zg_listen_open(zg_listen_set *set, const zg_config *cfg, int nworkers, char 
     for (size_t s = 0; s < cfg->nservers; s++) {
         const zg_server *srv = &cfg->servers[s];
         for (size_t a = 0; a < srv->naddrs; a++) {
-            for (unsigned slot = 0; slot < slots(cfg, nworkers); slot++) {
+            for (unsigned slot = 0; slot < slots(cfg, &srv->addrs[a], nworkers); slot++) {
                 zg_lsock *ls = find(set, &srv->addrs[a], slot);
                 if (ls) {
                     listen(ls->fd, (int)srv->backlog); /* a reload may change it */
@@ -95,7 +156,7 @@ int zg_listen_open(zg_listen_set *set, const zg_config *cfg, int nworkers, char 
     return 0;
 fail:
     while (set->n > first_new)
-        close(set->socks[--set->n].fd);
+        close_lsock(&set->socks[--set->n]);
     return -1;
 }
 
@@ -111,7 +172,8 @@ void zg_listen_prune(zg_listen_set *set, const zg_config *cfg, int nworkers)
         set->socks[i].mark = 0;
     for (size_t s = 0; s < cfg->nservers; s++)
         for (size_t a = 0; a < cfg->servers[s].naddrs; a++)
-            for (unsigned slot = 0; slot < slots(cfg, nworkers); slot++) {
+            for (unsigned slot = 0; slot < slots(cfg, &cfg->servers[s].addrs[a], nworkers);
+                 slot++) {
                 zg_lsock *ls = find(set, &cfg->servers[s].addrs[a], slot);
                 if (ls)
                     ls->mark = 1;
@@ -121,7 +183,7 @@ void zg_listen_prune(zg_listen_set *set, const zg_config *cfg, int nworkers)
         if (set->socks[i].mark)
             set->socks[keep++] = set->socks[i];
         else
-            close(set->socks[i].fd);
+            close_lsock(&set->socks[i]);
     }
     set->n = keep;
 }
@@ -129,7 +191,7 @@ void zg_listen_prune(zg_listen_set *set, const zg_config *cfg, int nworkers)
 void zg_listen_close_all(zg_listen_set *set)
 {
     for (size_t i = 0; i < set->n; i++)
-        close(set->socks[i].fd);
+        close_lsock(&set->socks[i]);
     free(set->socks);
     memset(set, 0, sizeof(*set));
 }
@@ -145,6 +207,7 @@ int *zg_listen_worker_fds(const zg_listen_set *set, const zg_config *cfg, unsign
     size_t k = 0;
     for (size_t s = 0; s < cfg->nservers; s++)
         for (size_t a = 0; a < cfg->servers[s].naddrs; a++)
-            fds[k++] = zg_listen_fd(set, &cfg->servers[s].addrs[a], cfg->listen_shared ? 0 : slot);
+            fds[k++] = zg_listen_fd(set, &cfg->servers[s].addrs[a],
+                                    shared(cfg, &cfg->servers[s].addrs[a]) ? 0 : slot);
     return fds;
 }

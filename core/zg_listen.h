@@ -1,6 +1,7 @@
 /* zg_listen.h - the master's listening sockets: one SO_REUSEPORT socket per
- * (address, worker slot), kept open across reloads so no accept queue holding
- * connections is ever closed while its address stays configured. */
+ * (TCP address, worker slot), one shared socket per unix address, kept open
+ * across reloads so no accept queue holding connections is ever closed while
+ * its address stays configured. */
 #ifndef ZG_LISTEN_H
 #define ZG_LISTEN_H
 

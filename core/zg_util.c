@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 #include <strings.h>
 #include <stdarg.h>
 #include <sys/prctl.h>
@@ -91,10 +92,37 @@ int zg_parse_bool(const char *s, int *out)
     return -1;
 }
 
+int zg_unix_addr(const char *path, struct sockaddr_storage *out, socklen_t *len, char *err,
+                 size_t errlen)
+{
+    struct sockaddr_un *un = (struct sockaddr_un *)out;
+    size_t n = strlen(path);
+    if (n == 0 || (path[0] == '@' && n == 1)) {
+        snprintf(err, errlen, "expected \"unix:/path\" or \"unix:@name\"");
+        return -1;
+    }
+    if (n >= sizeof(un->sun_path)) {
+        snprintf(err, errlen, "socket path longer than %zu bytes", sizeof(un->sun_path) - 1);
+        return -1;
+    }
+    memset(out, 0, sizeof(*out));
+    un->sun_family = AF_UNIX;
+    memcpy(un->sun_path, path, n);
+    if (path[0] == '@') { /* Linux's abstract namespace: no file */
+        un->sun_path[0] = '\0';
+        *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+    } else {
+        *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+    }
+    return 0;
+}
+
 int zg_parse_addr(const char *s, struct sockaddr_storage *out, socklen_t *len, char *err,
                   size_t errlen)
 {
     char host[256];
+    if (strncmp(s, "unix:", 5) == 0)
+        return zg_unix_addr(s + 5, out, len, err, errlen);
     const char *port;
     if (s[0] == '[') {
         const char *rb = strchr(s, ']');
@@ -177,14 +205,29 @@ const char *zg_addr_str(const struct sockaddr *sa, char *buf, size_t len)
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
         inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
         snprintf(buf, len, "[%s]:%u", ip, ntohs(in6->sin6_port));
+    } else if (sa->sa_family == AF_UNIX) {
+        const struct sockaddr_un *un = (const struct sockaddr_un *)sa;
+        if (un->sun_path[0])
+            snprintf(buf, len, "unix:%s", un->sun_path);
+        else if (un->sun_path[1]) /* abstract; NUL-padded as zg_unix_addr makes it */
+            snprintf(buf, len, "unix:@%s", un->sun_path + 1);
+        else
+            snprintf(buf, len, "unix:");
     } else {
         snprintf(buf, len, "(unknown)");
     }
     return buf;
 }
 
+int zg_addr_no_zc(const struct sockaddr *sa, int send_zc_loopback)
+{
+    return sa->sa_family == AF_UNIX || (!send_zc_loopback && zg_addr_is_loopback(sa));
+}
+
 int zg_addr_is_loopback(const struct sockaddr *sa)
 {
+    if (sa->sa_family == AF_UNIX)
+        return 1;
     if (sa->sa_family == AF_INET)
         return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
     if (sa->sa_family == AF_INET6) {

@@ -45,15 +45,22 @@ int zg_parse_size(const char *s, uint64_t *out);
 int zg_parse_msec(const char *s, uint64_t *out);
 int zg_parse_int(const char *s, int64_t *out);
 int zg_parse_bool(const char *s, int *out);
-/* "1.2.3.4:80", "[::1]:80", "*:80", "host:80". Returns 0, or -1 with a
+/* "1.2.3.4:80", "[::1]:80", "*:80", "host:80", "unix:/path". Returns 0, or -1 with a
  * reason in err. Host names are resolved (first address). */
 int zg_parse_addr(const char *s, struct sockaddr_storage *out, socklen_t *len, char *err,
                   size_t errlen);
-/* "1.2.3.4:80" / "[::1]:80" into buf. */
+/* A unix socket address from a path ("@name": the abstract namespace). */
+int zg_unix_addr(const char *path, struct sockaddr_storage *out, socklen_t *len, char *err,
+                 size_t errlen);
+/* "1.2.3.4:80" / "[::1]:80" / "unix:/path" into buf. */
 const char *zg_addr_str(const struct sockaddr *sa, char *buf, size_t len);
 
-/* 127.0.0.0/8, ::1 or ::ffff:127.x: traffic that never leaves the host. */
+/* 127.0.0.0/8, ::1, ::ffff:127.x or a unix socket: traffic that never
+ * leaves the host. */
 int zg_addr_is_loopback(const struct sockaddr *sa);
+/* Sends to sa should not use SEND_ZC: a unix socket (no zero-copy there), or
+ * loopback unless send_zc_loopback (the kernel copies anyway). */
+int zg_addr_no_zc(const struct sockaddr *sa, int send_zc_loopback);
 
 /* Number of CPUs this process may run on, and the i-th of them. */
 int zg_cpus_allowed(int *cpus, int max);

@@ -104,8 +104,8 @@ static int setup_listeners(zg_worker *w, const int *fds)
             l->index = (uint32_t)n++;
             l->w = w;
             l->direct = w->cfg->uring.fixed_files && !srv->want_peer;
-            l->no_zc = !w->cfg->uring.send_zc_loopback &&
-                       zg_addr_is_loopback((const struct sockaddr *)&srv->addrs[a].ss);
+            l->no_zc = zg_addr_no_zc((const struct sockaddr *)&srv->addrs[a].ss,
+                                     w->cfg->uring.send_zc_loopback);
             if (l->fd < 0) {
                 zg_log_error("no listening socket for %s", srv->addrs[a].text);
                 return -1;

@@ -1,5 +1,5 @@
 /* modules/http/http_access.c - a location's allow/deny lists of client
- * addresses (nginx's allow and deny): parsing "ADDR", "ADDR/BITS" and "all",
+ * addresses (nginx's allow and deny): parsing "ADDR", "ADDR/BITS", "unix:" and "all",
  * and the per-request check. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -14,6 +14,10 @@ int http_cidr_parse(const char *s, http_cidr *out)
     memset(out, 0, sizeof(*out));
     if (!strcmp(s, "all"))
         return 0; /* family 0: every address */
+    if (!strcmp(s, "unix:")) {
+        out->family = AF_UNIX; /* every client of a unix socket (bits 0) */
+        return 0;
+    }
     char buf[64];
     const char *slash = strchr(s, '/');
     size_t alen = slash ? (size_t)(slash - s) : strlen(s);
@@ -89,6 +93,9 @@ int http_access_allows(const http_location *l, const struct sockaddr *sa)
             family = AF_INET; /* a v4 client on a dual-stack listener */
             addr += sizeof(v4mapped);
         }
+    } else if (sa && sa->sa_family == AF_UNIX) {
+        family = AF_UNIX;
+        addr = v4mapped; /* no address bytes: "unix:" entries match on family alone */
     }
     if (http_cidr_list_match(&l->deny, family, addr))
         return 0;
@@ -102,7 +109,7 @@ int http_parse_cidr_list(zerg_conf_ctx *cx, const zerg_conf_node *node, void *fi
     int seq = http_api->node_kind(cx, node) == ZERG_NODE_SEQ;
     size_t n = seq ? http_api->node_len(cx, node) : 1;
     if (n == 0)
-        return http_api->conf_error(cx, node, "expected an address, ADDR/BITS or all");
+        return http_api->conf_error(cx, node, "expected an address, ADDR/BITS, unix: or all");
     list->items = http_api->conf_alloc(cx, n * sizeof(http_cidr));
     if (!list->items)
         return -1; /* out of memory, reported */
@@ -113,7 +120,7 @@ int http_parse_cidr_list(zerg_conf_ctx *cx, const zerg_conf_node *node, void *fi
         if (!s || http_cidr_parse(s, &list->items[i]) < 0)
             return http_api->conf_error(cx, item,
                                         "\"%s\": expected an IPv4 or IPv6 address, ADDR/BITS "
-                                        "(no bits set past BITS) or all",
+                                        "(no bits set past BITS), unix: or all",
                                         s ? s : "");
     }
     return 0;

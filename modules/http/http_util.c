@@ -673,5 +673,7 @@ size_t http_addr_text(const struct sockaddr *sa, char *buf, size_t cap, int brac
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, ip,
                   sizeof(ip)))
         return (size_t)snprintf(buf, cap, bracket_v6 ? "[%s]" : "%s", ip);
+    if (sa && sa->sa_family == AF_UNIX) /* nginx's $remote_addr of a unix client */
+        return (size_t)snprintf(buf, cap, "unix:");
     return 0;
 }

@@ -133,7 +133,7 @@ class TestConfig(unittest.TestCase):
             ('add_header: { "Bad Name": x }', 'invalid header name "Bad Name"'),
             ("allow: 10.0.0.1/8", '"10.0.0.1/8": expected an IPv4 or IPv6 address'),
             ("deny: [127.0.0.1, localhost]", '"localhost": expected an IPv4 or IPv6 address'),
-            ("allow: []", "expected an address, ADDR/BITS or all"),
+            ("allow: []", "expected an address, ADDR/BITS, unix: or all"),
             ("alias: /tmp", "location /status: needs exactly one of root, alias, return, status"),
             ("fallback: index.html", "fallback: expected a path like /index.html"),
             ("fallback: /index.html", "location /status: fallback needs root or alias here"),

@@ -12,7 +12,7 @@ import time
 import unittest
 
 import zgtest
-from zgtest import Zerg
+from zgtest import Zerg, wait_for
 
 CONF = """
 worker_processes: {workers}
@@ -61,16 +61,6 @@ def client_ports_of(pid, server_port):
         if f"pid={pid}," in line:
             ports.add(int(line.split()[3].rsplit(":", 1)[1]))
     return ports
-
-
-def wait_for(pred, timeout=10.0, step=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
 
 
 class Load:

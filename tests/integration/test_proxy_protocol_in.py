@@ -9,7 +9,7 @@ import time
 import unittest
 
 import zgtest
-from zgtest import Zerg, recv_exact
+from zgtest import Zerg, recv_exact, wait_for
 
 from httptest import assert_refused, read_response
 from test_proxy_helpers import Backend, recv_line, tag_handler
@@ -35,12 +35,6 @@ def closed_without_answer(test, s, timeout=3.0):
     except ConnectionResetError:
         pass
 
-
-def wait_for(pred, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not pred() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return pred()
 
 
 SITE = """worker_processes: 1

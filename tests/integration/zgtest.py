@@ -37,6 +37,18 @@ def wait_port(host, port, timeout=10.0):
     raise TimeoutError(f"{host}:{port} not listening after {timeout}s")
 
 
+def wait_for(pred, timeout=10.0, step=0.02):
+    """Poll pred until it returns something true (returned) or timeout passes
+    (then its last answer)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
+
+
 def proc_children(pid):
     """Direct children of pid (from /proc)."""
     out = []

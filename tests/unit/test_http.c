@@ -3,6 +3,7 @@
  * MIME lookup, transfer codings, location matching and allow/deny. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <sys/un.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -355,6 +356,32 @@ Test(access, parse)
                          "fe80::1/10", "1.2.3.4/8x",  "localhost",  "[::1]"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         cr_assert_eq(http_cidr_parse(bad[i], &c), -1, "%s", bad[i]);
+}
+
+Test(access, unix_socket_clients)
+{
+    http_location l;
+    memset(&l, 0, sizeof(l));
+    struct sockaddr_un un = {.sun_family = AF_UNIX}; /* a client has no path */
+    const char *allow[] = {"127.0.0.1", "unix:"};
+    l.allow = cidrs(allow, 2);
+    cr_assert(http_access_allows(&l, (struct sockaddr *)&un));
+    cr_assert(allows(&l, "127.0.0.1"));
+    cr_assert(!allows(&l, "127.0.0.2"));
+    free(l.allow.items);
+    const char *only_ip[] = {"0.0.0.0/0", "::/0"};
+    l.allow = cidrs(only_ip, 2);
+    cr_assert(!http_access_allows(&l, (struct sockaddr *)&un), "no IP entry matches unix:");
+    free(l.allow.items);
+    l.allow.n = 0;
+    const char *deny[] = {"unix:"};
+    l.deny = cidrs(deny, 1);
+    cr_assert(!http_access_allows(&l, (struct sockaddr *)&un));
+    cr_assert(allows(&l, "10.0.0.1"));
+    free(l.deny.items);
+    char text[16];
+    cr_assert_eq(http_addr_text((struct sockaddr *)&un, text, sizeof(text), 0), 5);
+    cr_assert_str_eq(text, "unix:");
 }
 
 Test(access, allow_and_deny)
