@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 #include <sys/mman.h>
 
 #define CORE_OFF(f)  offsetof(zg_config, f)
@@ -189,6 +190,11 @@ static int check_shared_addr(zerg_conf_ctx *cx, const zerg_conf_node *a, const z
                                      "listen address \"%s\": servers[%u] shares it with "
                                      "proxy_protocol %s: the blocks of one address must agree",
                                      addr->text, o->index, o->proxy_protocol ? "on" : "off");
+            if (o->unix_mode != srv->unix_mode)
+                return zg_conf_error(cx, a,
+                                     "listen address \"%s\": servers[%u] shares it with another "
+                                     "unix_mode: the blocks of one address must agree",
+                                     addr->text, o->index);
             if (o->default_server && srv->default_server)
                 return zg_conf_error(cx, a,
                                      "listen address \"%s\": servers[%u] is its default_server "
@@ -237,6 +243,29 @@ static int parse_listen(zerg_conf_ctx *cx, const zerg_conf_node *n, zg_server *s
     return 0;
 }
 
+/* unix_mode: permission bits in octal, as chmod(1) takes them ("0660"). */
+static int parse_unix_mode(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field)
+{
+    const char *s = zg_node_scalar(cx, n);
+    size_t len = s ? strlen(s) : 0;
+    if (len == 0 || len > 4 || strspn(s, "01234567") != len || strtol(s, NULL, 8) > 0777)
+        return zg_conf_error(cx, n,
+                             "unix_mode: expected octal permission bits, 0 to 0777 "
+                             "(\"0660\")");
+    *(int64_t *)field = strtol(s, NULL, 8);
+    return 0;
+}
+
+static int has_unix_file(const zg_server *srv)
+{
+    for (size_t i = 0; i < srv->naddrs; i++) {
+        const struct sockaddr_un *un = (const struct sockaddr_un *)&srv->addrs[i].ss;
+        if (un->sun_family == AF_UNIX && un->sun_path[0])
+            return 1;
+    }
+    return 0;
+}
+
 /* Keys handled outside the directive table (listen needs the server index). */
 static int parse_later(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field)
 {
@@ -260,6 +289,7 @@ static int parse_server(zerg_conf_ctx *cx, const zerg_conf_node *n, zg_server *s
     cx->server_node = n;
     srv->backlog = 511;
     srv->proxy_protocol_timeout = 5000;
+    srv->unix_mode = -1;
     const zerg_conf_node *mod = zg_node_get(cx, n, "module");
     const zerg_conf_node *listen = zg_node_get(cx, n, "listen");
     if (!mod)
@@ -283,6 +313,7 @@ static int parse_server(zerg_conf_ctx *cx, const zerg_conf_node *n, zg_server *s
         {"proxy_protocol", ZERG_CONF_BOOL, offsetof(zg_server, proxy_protocol), NULL, 0, 0},
         {"proxy_protocol_timeout", ZERG_CONF_MSEC, offsetof(zg_server, proxy_protocol_timeout),
          NULL, 1, 3600000},
+        {"unix_mode", ZERG_CONF_CUSTOM, offsetof(zg_server, unix_mode), parse_unix_mode, 0, 0},
         ZERG_DIRECTIVE_END,
     };
     zg_server scratch = *srv; /* module/listen land here; kept fields copied back */
@@ -292,8 +323,12 @@ static int parse_server(zerg_conf_ctx *cx, const zerg_conf_node *n, zg_server *s
     srv->default_server = scratch.default_server;
     srv->proxy_protocol = scratch.proxy_protocol;
     srv->proxy_protocol_timeout = scratch.proxy_protocol_timeout;
+    srv->unix_mode = scratch.unix_mode;
     if (parse_listen(cx, listen, srv) < 0)
         return -1;
+    if (srv->unix_mode >= 0 && !has_unix_file(srv))
+        return zg_conf_error(cx, zg_node_get(cx, n, "unix_mode"),
+                             "unix_mode: the block listens on no \"unix:/path\" address");
 
     srv->module_conf = d->conf_size ? zg_conf_alloc(cx, d->conf_size) : NULL;
     if (d->conf_size && !srv->module_conf)

@@ -45,6 +45,7 @@ typedef struct zg_server {
     int default_server;              /* the default of the blocks sharing its addresses */
     int proxy_protocol;              /* connections start with a PROXY protocol header */
     uint64_t proxy_protocol_timeout; /* ms allowed for that header */
+    int64_t unix_mode;               /* chmod of its unix sockets' files; -1: umask */
 } zg_server;
 
 typedef struct zg_shm {

@@ -76,6 +76,16 @@ static int set_options(int fd, const zg_addr *a)
     return 0;
 }
 
+/* unix_mode: the permission bits of a unix socket's file. */
+static int set_mode(const zg_server *srv, const zg_addr *a, char *err, size_t errlen)
+{
+    const char *path = unix_path(&a->ss);
+    if (srv->unix_mode < 0 || !path || chmod(path, (mode_t)srv->unix_mode) == 0)
+        return 0;
+    snprintf(err, errlen, "chmod %04o %s: %s", (unsigned)srv->unix_mode, path, strerror(errno));
+    return -1;
+}
+
 static zg_lsock *find(const zg_listen_set *set, const zg_addr *a, unsigned slot)
 {
     for (size_t i = 0; i < set->n; i++) {
@@ -126,13 +136,19 @@ int zg_listen_open(zg_listen_set *set, const zg_config *cfg, int nworkers, char 
         for (size_t a = 0; a < srv->naddrs; a++) {
             for (unsigned slot = 0; slot < slots(cfg, &srv->addrs[a], nworkers); slot++) {
                 zg_lsock *ls = find(set, &srv->addrs[a], slot);
-                if (ls) {
-                    listen(ls->fd, (int)srv->backlog); /* a reload may change it */
+                if (ls) { /* a reload may change these */
+                    listen(ls->fd, (int)srv->backlog);
+                    if (set_mode(srv, &srv->addrs[a], err, errlen) < 0)
+                        goto fail;
                     continue;
                 }
                 int fd = open_socket(&srv->addrs[a], (int)srv->backlog, err, errlen);
                 if (fd < 0)
                     goto fail;
+                if (set_mode(srv, &srv->addrs[a], err, errlen) < 0) {
+                    close_lsock(&(zg_lsock){.ss = srv->addrs[a].ss, .fd = fd});
+                    goto fail;
+                }
                 if (set->n == set->cap) {
                     size_t cap = set->cap ? set->cap * 2 : 16;
                     zg_lsock *p = realloc(set->socks, cap * sizeof(*p));

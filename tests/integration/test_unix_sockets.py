@@ -125,6 +125,26 @@ servers:
             echo_through(self, held, 100)
             held.close()
 
+    def test_unix_mode(self):
+        text = """load_modules: [echo]
+servers:
+  - listen: ["unix:{tmp}/m.sock", "127.0.0.1:{port0}"]
+    module: echo
+    unix_mode: "0666"
+"""
+        with Zerg(text) as z:
+            path = os.path.join(z.tmp, "m.sock")
+            self.assertEqual(os.stat(path).st_mode & 0o777, 0o666)
+            with open(z.conf) as f:
+                conf = f.read()
+            with open(z.conf, "w") as f:
+                f.write(conf.replace('"0666"', '"0600"'))
+            z.proc.send_signal(1)  # a reload keeps the socket and sets its new mode
+            self.assertTrue(wait_for(lambda: "reload done" in z.output()), z.output())
+            self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+            with unix_connect(path) as s:
+                echo_through(self, s, 100)
+
     def test_stale_busy_and_foreign_files(self):
         text = """load_modules: [echo]
 servers:
@@ -189,6 +209,11 @@ class BadAddresses(unittest.TestCase):
                        'bad address "unix:": expected "unix:/path" or "unix:@name"')
         assert_refused(self, head + '  - {{ listen: ["unix:/' + "x" * 120 + '"], module: echo }}\n',
                        "socket path longer than 107 bytes")
+        assert_refused(self, head + '  - {{ listen: ["unix:/tmp/x.sock"], module: echo, '
+                       'unix_mode: "0999" }}\n', "unix_mode: expected octal permission bits")
+        assert_refused(self, head + '  - {{ listen: ["127.0.0.1:{port0}"], module: echo, '
+                       'unix_mode: "0660" }}\n',
+                       'unix_mode: the block listens on no "unix:/path" address')
         assert_refused(self, head + '  - listen: ["127.0.0.1:{port0}"]\n    module: proxy\n'
                        '    proxy: {{ upstream: {{ servers: ["unix:@"] }} }}\n',
                        'bad address "unix:@"')

@@ -628,7 +628,7 @@ Test(conf_bad, unknown_server_key)
                       "    root: /srv\n",
                  6, 5,
                  "unknown key \"root\" (expected one of: module, listen, backlog, default_server, "
-                 "proxy_protocol, proxy_protocol_timeout, echo)");
+                 "proxy_protocol, proxy_protocol_timeout, unix_mode, echo)");
 }
 
 Test(conf_bad, backlog_out_of_range)
