@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/un.h>
 #include <sys/mman.h>
 
 #define CORE_OFF(f)  offsetof(zg_config, f)
@@ -258,11 +257,9 @@ static int parse_unix_mode(zerg_conf_ctx *cx, const zerg_conf_node *n, void *fie
 
 static int has_unix_file(const zg_server *srv)
 {
-    for (size_t i = 0; i < srv->naddrs; i++) {
-        const struct sockaddr_un *un = (const struct sockaddr_un *)&srv->addrs[i].ss;
-        if (un->sun_family == AF_UNIX && un->sun_path[0])
+    for (size_t i = 0; i < srv->naddrs; i++)
+        if (zg_addr_unix_path(&srv->addrs[i].ss))
             return 1;
-    }
     return 0;
 }
 

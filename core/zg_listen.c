@@ -11,15 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
-
-/* A unix socket with a file (not one in the abstract namespace). */
-static const char *unix_path(const struct sockaddr_storage *ss)
-{
-    const struct sockaddr_un *un = (const struct sockaddr_un *)ss;
-    return ss->ss_family == AF_UNIX && un->sun_path[0] ? un->sun_path : NULL;
-}
 
 /* One socket shared by all workers, not one per worker slot: always for a
  * unix socket (SO_REUSEPORT does not spread those). */
@@ -37,7 +29,7 @@ static unsigned slots(const zg_config *cfg, const zg_addr *a, int nworkers)
 static void close_lsock(const zg_lsock *ls)
 {
     close(ls->fd);
-    const char *path = unix_path(&ls->ss);
+    const char *path = zg_addr_unix_path(&ls->ss);
     if (path && unlink(path) < 0 && errno != ENOENT)
         zg_log_warn("unlink %s: %s", path, strerror(errno));
 }
@@ -46,7 +38,7 @@ static void close_lsock(const zg_lsock *ls)
  * with ECONNREFUSED: remove it. Anything else at the path stays. */
 static int remove_stale_socket(const zg_addr *a)
 {
-    const char *path = unix_path(&a->ss);
+    const char *path = zg_addr_unix_path(&a->ss);
     struct stat st;
     if (!path || lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode))
         return -1;
@@ -79,7 +71,7 @@ static int set_options(int fd, const zg_addr *a)
 /* unix_mode: the permission bits of a unix socket's file. */
 static int set_mode(const zg_server *srv, const zg_addr *a, char *err, size_t errlen)
 {
-    const char *path = unix_path(&a->ss);
+    const char *path = zg_addr_unix_path(&a->ss);
     if (srv->unix_mode < 0 || !path || chmod(path, (mode_t)srv->unix_mode) == 0)
         return 0;
     snprintf(err, errlen, "chmod %04o %s: %s", (unsigned)srv->unix_mode, path, strerror(errno));

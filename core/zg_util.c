@@ -224,10 +224,14 @@ int zg_addr_no_zc(const struct sockaddr *sa, int send_zc_loopback)
     return sa->sa_family == AF_UNIX || (!send_zc_loopback && zg_addr_is_loopback(sa));
 }
 
+const char *zg_addr_unix_path(const struct sockaddr_storage *ss)
+{
+    const struct sockaddr_un *un = (const struct sockaddr_un *)ss;
+    return ss->ss_family == AF_UNIX && un->sun_path[0] ? un->sun_path : NULL;
+}
+
 int zg_addr_is_loopback(const struct sockaddr *sa)
 {
-    if (sa->sa_family == AF_UNIX)
-        return 1;
     if (sa->sa_family == AF_INET)
         return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
     if (sa->sa_family == AF_INET6) {

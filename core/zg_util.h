@@ -55,9 +55,11 @@ int zg_unix_addr(const char *path, struct sockaddr_storage *out, socklen_t *len,
 /* "1.2.3.4:80" / "[::1]:80" / "unix:/path" into buf. */
 const char *zg_addr_str(const struct sockaddr *sa, char *buf, size_t len);
 
-/* 127.0.0.0/8, ::1, ::ffff:127.x or a unix socket: traffic that never
- * leaves the host. */
+/* 127.0.0.0/8, ::1 or ::ffff:127.x: traffic that never leaves the host. */
 int zg_addr_is_loopback(const struct sockaddr *sa);
+/* The file of a unix socket address; NULL for other families and for the
+ * abstract namespace. */
+const char *zg_addr_unix_path(const struct sockaddr_storage *ss);
 /* Sends to sa should not use SEND_ZC: a unix socket (no zero-copy there), or
  * loopback unless send_zc_loopback (the kernel copies anyway). */
 int zg_addr_no_zc(const struct sockaddr *sa, int send_zc_loopback);

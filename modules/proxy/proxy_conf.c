@@ -235,13 +235,15 @@ static int fail(zerg_conf_ctx *cx, const zerg_conf_node *section, const char *ms
 /* Each config generation loads its own copy of the module, so this list
  * holds the proxy blocks of the config being parsed, in file order. */
 static proxy_conf *named_blocks;
-static unsigned nblocks;
 
 static int name_block(zerg_conf_ctx *cx, const zerg_conf_node *section, proxy_conf *cf)
 {
     if (!cf->name) {
+        unsigned nth = 0; /* this block's place among the proxy blocks */
+        for (const proxy_conf *o = named_blocks; o; o = o->next_named)
+            nth++;
         char def[32];
-        snprintf(def, sizeof(def), "proxy%u", nblocks);
+        snprintf(def, sizeof(def), "proxy%u", nth);
         cf->name = proxy_api->conf_strdup(cx, def);
         if (!cf->name)
             return fail(cx, section, "out of memory");
@@ -253,7 +255,6 @@ static int name_block(zerg_conf_ctx *cx, const zerg_conf_node *section, proxy_co
                 "proxy: name \"%s\" is used by another proxy block", cf->name);
     cf->next_named = named_blocks;
     named_blocks = cf;
-    nblocks++;
     return 0;
 }
 
