@@ -21,6 +21,10 @@
 #   EPOLL_ECHO, ECHO_LOAD    the two bench programs
 #   ROUNDS (3)  DURATION (5 s per round)  WARMUP (1 s)
 #   WORKLOADS ("64:64 64:16384 256:64 256:16384", CONNS:MSG_BYTES each)
+#   LOAD_ENGINE (uring)      how echo_load drives its sockets: uring (io_uring,
+#                            batched: far cheaper per message, so one core
+#                            loads the servers harder) or epoll (a send and
+#                            a recv syscall per message)
 #   SYSCALLS (1)             also count server syscalls per message with perf,
 #                            in a separate run (perf is kept out of the rounds)
 #   ZERG_EXTRA_CONF          YAML lines added at the top level of zerg's config
@@ -55,6 +59,7 @@ DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
 WORKLOADS=${WORKLOADS:-"64:64 64:16384 256:64 256:16384"}
 SYSCALLS=${SYSCALLS:-1}
+LOAD_ENGINE=${LOAD_ENGINE:-uring}
 ZERG_EXTRA_CONF=${ZERG_EXTRA_CONF:-}
 OUT=${OUT:-$srcdir/bench/results/echo.txt}
 SELFTEST=${ECHO_BENCH_SELFTEST:-0}
@@ -84,7 +89,7 @@ for v in EPOLL_ECHO ECHO_LOAD; do
         src=$here/$(basename "$p").c
         [ -f "$src" ] || die "$p not built and $src missing"
         bench_log "$p not built: compiling $src"
-        ${CC:-cc} -O2 -std=gnu11 -Wall -o "$tmp/$(basename "$p")" "$src" || die "cannot compile $src"
+        ${CC:-cc} -O2 -std=gnu11 -Wall -o "$tmp/$(basename "$p")" "$src" -luring || die "cannot compile $src"
         printf -v "$v" '%s' "$tmp/$(basename "$p")"
     fi
 done
@@ -197,7 +202,7 @@ run_load() {
     while :; do
         if [ "$which" = A ]; then pid=$zpid port=$zport; else pid=$epid port=$eport; fi
         t0=$(bench_tree_ticks "$pid")
-        line=$(taskset -c "$LCPU" "$ECHO_LOAD" $HOST "$port" "$conns" "$bytes" "$secs")
+        line=$(taskset -c "$LCPU" "$ECHO_LOAD" $HOST "$port" "$conns" "$bytes" "$secs" "$LOAD_ENGINE")
         rc=$?
         t1=$(bench_tree_ticks "$pid")
         check_alive "$which" && break
@@ -218,7 +223,7 @@ syscalls_per_msg() {
     while :; do
         if [ "$which" = A ]; then pid=$zpid port=$zport; else pid=$epid port=$eport; fi
         pwin=$(awk -v d="$DURATION" 'BEGIN { print (d > 1.5) ? d - 1 : d / 2 }')
-        taskset -c "$LCPU" "$ECHO_LOAD" $HOST "$port" "$conns" "$bytes" "$DURATION" \
+        taskset -c "$LCPU" "$ECHO_LOAD" $HOST "$port" "$conns" "$bytes" "$DURATION" "$LOAD_ENGINE" \
             >"$tmp/perf-load.out" &
         lpid=$!
         sleep "$(awk -v d="$DURATION" -v w="$pwin" 'BEGIN { print (d - w) / 2 }')"
@@ -293,7 +298,7 @@ else
 fi
 report() {
     echo "# TCP echo: $A_NAME vs single-thread epoll echo server ($(date -u '+%Y-%m-%d %H:%M UTC'))"
-    echo "# $(uname -sr), $(nproc --all) CPUs; servers on CPU $SCPU, echo_load on CPU $LCPU;"
+    echo "# $(uname -sr), $(nproc --all) CPUs; servers on CPU $SCPU, echo_load ($LOAD_ENGINE) on CPU $LCPU;"
     echo "# load average before/after: $loadavg_start / $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine adds noise)"
     echo "# $A_NAME: $zver"
     echo "# ${ROUNDS} rounds x ${DURATION}s per server and workload, alternating, after a ${WARMUP}s warm-up;"
