@@ -174,7 +174,8 @@ def echo_program(path, name, tmp):
     if path and os.access(path, os.X_OK):
         return path
     out = os.path.join(tmp, name)
-    subprocess.run(["cc", "-O2", "-std=gnu11", "-o", out, os.path.join(ECHO_SRC, name + ".c")],
+    subprocess.run(["cc", "-O2", "-std=gnu11", "-o", out, os.path.join(ECHO_SRC, name + ".c"),
+                    "-luring"],
                    check=True)
     return out
 
