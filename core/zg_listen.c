@@ -5,6 +5,8 @@
 #include "zg_util.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -25,12 +27,15 @@ static unsigned slots(const zg_config *cfg, const zg_addr *a, int nworkers)
     return shared(cfg, a) ? 1 : (unsigned)nworkers;
 }
 
-/* Closing a unix socket the master made also removes its file. */
-static void close_lsock(const zg_lsock *ls)
+/* Closing a unix socket also removes its file, unless another master uses
+ * it: a new binary we started, or the old master that handed it to us. */
+static void close_lsock(const zg_listen_set *set, const zg_lsock *ls)
 {
     close(ls->fd);
     const char *path = zg_addr_unix_path(&ls->ss);
-    if (path && unlink(path) < 0 && errno != ENOENT)
+    if (!path || set->keep_files || (ls->inherited && getppid() == set->parent))
+        return;
+    if (unlink(path) < 0 && errno != ENOENT)
         zg_log_warn("unlink %s: %s", path, strerror(errno));
 }
 
@@ -114,7 +119,7 @@ static int open_socket(const zg_addr *a, int backlog, char *err, size_t errlen)
     }
     if (listen(fd, backlog) < 0) {
         snprintf(err, errlen, "listen() on %s: %s", a->text, strerror(errno));
-        close_lsock(&(zg_lsock){.ss = a->ss, .len = a->len, .fd = fd});
+        close_lsock(&(zg_listen_set){0}, &(zg_lsock){.ss = a->ss, .len = a->len, .fd = fd});
         return -1;
     }
     return fd;
@@ -138,7 +143,7 @@ int zg_listen_open(zg_listen_set *set, const zg_config *cfg, int nworkers, char 
                 if (fd < 0)
                     goto fail;
                 if (set_mode(srv, &srv->addrs[a], err, errlen) < 0) {
-                    close_lsock(&(zg_lsock){.ss = srv->addrs[a].ss, .fd = fd});
+                    close_lsock(&(zg_listen_set){0}, &(zg_lsock){.ss = srv->addrs[a].ss, .fd = fd});
                     goto fail;
                 }
                 if (set->n == set->cap) {
@@ -162,9 +167,9 @@ int zg_listen_open(zg_listen_set *set, const zg_config *cfg, int nworkers, char 
         }
     }
     return 0;
-fail:
+fail: /* the sockets this call made are nobody else's */
     while (set->n > first_new)
-        close_lsock(&set->socks[--set->n]);
+        close_lsock(&(zg_listen_set){0}, &set->socks[--set->n]);
     return -1;
 }
 
@@ -191,7 +196,7 @@ void zg_listen_prune(zg_listen_set *set, const zg_config *cfg, int nworkers)
         if (set->socks[i].mark)
             set->socks[keep++] = set->socks[i];
         else
-            close_lsock(&set->socks[i]);
+            close_lsock(set, &set->socks[i]);
     }
     set->n = keep;
 }
@@ -199,9 +204,96 @@ void zg_listen_prune(zg_listen_set *set, const zg_config *cfg, int nworkers)
 void zg_listen_close_all(zg_listen_set *set)
 {
     for (size_t i = 0; i < set->n; i++)
-        close_lsock(&set->socks[i]);
+        close_lsock(set, &set->socks[i]);
     free(set->socks);
     memset(set, 0, sizeof(*set));
+}
+
+/* ---- binary upgrade ---- */
+
+int zg_listen_export(const zg_listen_set *set, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < set->n; i++) {
+        int n = snprintf(buf + used, len - used, "%s%d:%u", i ? ";" : "", set->socks[i].fd,
+                         set->socks[i].slot);
+        if (n < 0 || (size_t)n >= len - used)
+            return -1;
+        used += (size_t)n;
+    }
+    return 0;
+}
+
+int zg_listen_keep_on_exec(const zg_listen_set *set)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        int fl = fcntl(set->socks[i].fd, F_GETFD);
+        if (fl < 0 || fcntl(set->socks[i].fd, F_SETFD, fl & ~FD_CLOEXEC) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* One "fd:slot" entry: a listening stream socket, not adopted already. */
+static int adopt(zg_listen_set *set, long fd, unsigned long slot)
+{
+    zg_lsock ls = {.fd = (int)fd, .slot = (unsigned)slot, .inherited = 1};
+    int type = 0, listening = 0;
+    socklen_t olen = sizeof(type);
+    if (getsockopt(ls.fd, SOL_SOCKET, SO_TYPE, &type, &olen) < 0 || type != SOCK_STREAM)
+        return -1;
+    olen = sizeof(listening);
+    if (getsockopt(ls.fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &olen) < 0 || !listening)
+        return -1;
+    ls.len = sizeof(ls.ss);
+    if (getsockname(ls.fd, (struct sockaddr *)&ls.ss, &ls.len) < 0)
+        return -1;
+    for (size_t i = 0; i < set->n; i++)
+        if (set->socks[i].fd == ls.fd)
+            return -1;
+    zg_addr a = {.ss = ls.ss, .len = ls.len};
+    if (find(set, &a, ls.slot))
+        return -1;
+    if (set->n == set->cap) {
+        size_t cap = set->cap ? set->cap * 2 : 16;
+        zg_lsock *p = realloc(set->socks, cap * sizeof(*p));
+        if (!p)
+            return -1;
+        set->socks = p;
+        set->cap = cap;
+    }
+    fcntl(ls.fd, F_SETFD, FD_CLOEXEC);
+    set->socks[set->n++] = ls;
+    return 0;
+}
+
+int zg_listen_inherit(zg_listen_set *set, const char *spec)
+{
+    int adopted = 0;
+    set->parent = getppid();
+    while (spec && *spec) {
+        char *end;
+        errno = 0;
+        long fd = strtol(spec, &end, 10);
+        unsigned long slot = 0;
+        int ok = !errno && end != spec && *end == ':' && fd > STDERR_FILENO && fd < INT_MAX;
+        if (ok) {
+            const char *s = end + 1;
+            slot = strtoul(s, &end, 10);
+            ok = end != s && (*end == ';' || !*end) && slot < 4096;
+        }
+        const char *next = strchr(spec, ';');
+        if (ok && adopt(set, fd, slot) == 0) {
+            adopted++;
+        } else {
+            int n = next ? (int)(next - spec) : (int)strlen(spec);
+            zg_log_warn("%s: ignoring \"%.*s\": not a listening socket handed over", ZG_LISTEN_ENV,
+                        n > 64 ? 64 : n, spec);
+        }
+        spec = next ? next + 1 : NULL;
+    }
+    return adopted;
 }
 
 int *zg_listen_worker_fds(const zg_listen_set *set, const zg_config *cfg, unsigned slot)

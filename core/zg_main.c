@@ -16,11 +16,12 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: zerg [-c FILE] [-p PREFIX] [-t] [-s reload|stop|quit|reopen] [-d] [-v] [-h]\n"
+            "usage: zerg [-c FILE] [-p PREFIX] [-t] [-s reload|stop|quit|reopen|upgrade] [-d] [-v] "
+            "[-h]\n"
             "  -c FILE    configuration file (default %s)\n"
             "  -p PREFIX  prefix for relative paths in the configuration\n"
             "  -t         test the configuration and exit (0 good, 1 bad)\n"
-            "  -s SIGNAL  signal the running master: reload, stop, quit, reopen\n"
+            "  -s SIGNAL  signal the running master: reload, stop, quit, reopen, upgrade\n"
             "  -d         run as a daemon (default: foreground)\n"
             "  -v         print the version and exit\n"
             "  -h         this help\n",
@@ -67,6 +68,14 @@ int main(int argc, char **argv)
         return 1;
     }
     /* the process title reuses argv's memory: keep our own copies */
+    static char **args; /* static: the whole run may need them */
+    args = calloc((size_t)argc + 1, sizeof(*args));
+    for (int i = 0; i < argc; i++) {
+        if (!args || !(args[i] = strdup(argv[i]))) {
+            fprintf(stderr, "zerg: out of memory\n");
+            return 1;
+        }
+    }
     static char conf_buf[4096], prefix_buf[4096], action_buf[32];
     if (snprintf(conf_buf, sizeof(conf_buf), "%s", conf_file) >= (int)sizeof(conf_buf) ||
         (prefix &&
@@ -106,6 +115,7 @@ int main(int argc, char **argv)
         zg_conf_free(cfg);
         return 1;
     }
-    zg_master_opts opts = {.conf_file = conf_file, .prefix = prefix, .daemonize = daemon};
+    zg_master_opts opts = {
+        .conf_file = conf_file, .prefix = prefix, .daemonize = daemon, .argv = args};
     return zg_master_run(cfg, &opts);
 }

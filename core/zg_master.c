@@ -7,6 +7,8 @@
 #include "zg_listen.h"
 #include "zg_log.h"
 #include "zg_module.h"
+#include "zg_notify.h"
+#include "zg_upgrade.h"
 #include "zg_util.h"
 #include "zg_worker.h"
 
@@ -42,6 +44,7 @@ typedef struct zg_child {
     uint64_t started_ms;
     uint64_t respawn_at; /* pid 0 and respawn_at set: waiting to respawn */
     unsigned crashes;
+    int retiring; /* told to drain by SIGWINCH: not respawned */
 } zg_child;
 
 typedef struct zg_master {
@@ -51,7 +54,11 @@ typedef struct zg_master {
     zg_child *children;
     size_t nchildren, cap;
     int stopping;        /* 1 graceful, 2 fast */
+    int idle;            /* SIGWINCH: workers retired, the master stays */
     char pid_path[4096]; /* the pid file we wrote (a reload may name another) */
+    char oldbin[4200];   /* where pid_path went while a new binary runs */
+    char exe[4096];      /* our own binary, for SIGUSR2 */
+    pid_t new_binary;    /* the master a binary upgrade started, while it runs */
     uint64_t kill_at;
 } zg_master;
 
@@ -123,6 +130,7 @@ static int spawn(zg_master *m, zg_gen *gen, zg_child *ch, unsigned slot)
     ch->gen = gen;
     ch->started_ms = zg_monotonic_ms();
     ch->respawn_at = 0;
+    ch->retiring = 0;
     gen->live++;
     zg_log_info("worker %u started (pid %d, cpu %d)", slot, (int)pid, cpu);
     return pipefd[0];
@@ -195,6 +203,99 @@ static void describe_exit(int status, char *buf, size_t len)
         snprintf(buf, len, "exited with code %d", WEXITSTATUS(status));
 }
 
+/* ---- binary upgrade (SIGUSR2) and retiring the workers (SIGWINCH) ---- */
+
+/* SIGWINCH: the workers drain and exit, the master stays, so that after a
+ * binary upgrade the old master can take over again if the new one fails. */
+static void retire_workers(zg_master *m)
+{
+    if (m->stopping || m->idle)
+        return;
+    if (isatty(STDIN_FILENO)) { /* a terminal sends SIGWINCH when its window changes */
+        zg_log_notice("SIGWINCH ignored: the master runs on a terminal");
+        return;
+    }
+    zg_log_notice("retiring the workers: they drain, the master stays (SIGHUP starts them again)");
+    m->idle = 1;
+    for (size_t i = 0; i < m->nchildren; i++) {
+        zg_child *ch = &m->children[i];
+        if (ch->gen != m->cur)
+            continue;
+        if (ch->pid)
+            ch->retiring = 1;
+        else
+            ch->respawn_at = 0, ch->gen = NULL; /* a respawn that was due */
+    }
+    signal_generation(m, m->cur, SIGQUIT);
+}
+
+/* After SIGWINCH: workers again, with the configuration they had. */
+static void resume_workers(zg_master *m, const char *why)
+{
+    m->idle = 0;
+    if (start_generation(m, m->cur) < 0) {
+        zg_log_error("%s: workers failed to start; send SIGHUP to try again", why);
+        m->idle = 1;
+        return;
+    }
+    zg_log_notice("%s: %d workers started on the running configuration", why, m->cur->nworkers);
+}
+
+static void upgrade(zg_master *m)
+{
+    char err[4400];
+    if (m->stopping)
+        return;
+    if (m->new_binary) {
+        zg_log_warn("SIGUSR2 ignored: a new binary already runs (pid %d)", (int)m->new_binary);
+        return;
+    }
+    if (!m->exe[0]) {
+        zg_log_error("binary upgrade: cannot tell which file this zerg was started from");
+        return;
+    }
+    m->oldbin[0] = '\0';
+    if (m->pid_path[0]) {
+        snprintf(m->oldbin, sizeof(m->oldbin), "%s.oldbin", m->pid_path);
+        if (rename(m->pid_path, m->oldbin) < 0) {
+            zg_log_error("binary upgrade: rename %s to %s: %s", m->pid_path, m->oldbin,
+                         strerror(errno));
+            m->oldbin[0] = '\0';
+            return;
+        }
+    }
+    pid_t pid = zg_upgrade_exec(m->exe, m->opts->argv, &m->listen, err, sizeof(err));
+    if (pid < 0) {
+        zg_log_error("binary upgrade failed: %s", err);
+        if (m->oldbin[0] && rename(m->oldbin, m->pid_path) < 0)
+            zg_log_error("rename %s to %s: %s", m->oldbin, m->pid_path, strerror(errno));
+        m->oldbin[0] = '\0';
+        return;
+    }
+    m->new_binary = pid;
+    m->listen.keep_files = 1;
+    zg_log_notice(
+        "binary upgrade: %s started as pid %d and serves beside this master (pid %d%s%s); "
+        "SIGQUIT to this master completes the upgrade",
+        m->exe, (int)pid, (int)getpid(), m->oldbin[0] ? ", now in " : "", m->oldbin);
+}
+
+/* The new binary exited: this master is the one again. */
+static void upgrade_ended(zg_master *m, int status)
+{
+    char how[96];
+    describe_exit(status, how, sizeof(how));
+    zg_log_notice("the new binary (pid %d) %s; this master (pid %d) serves alone again",
+                  (int)m->new_binary, how, (int)getpid());
+    m->new_binary = 0;
+    m->listen.keep_files = 0;
+    if (m->oldbin[0] && rename(m->oldbin, m->pid_path) < 0)
+        zg_log_error("rename %s to %s: %s", m->oldbin, m->pid_path, strerror(errno));
+    m->oldbin[0] = '\0';
+    if (m->idle && !m->stopping)
+        resume_workers(m, "the new binary exited");
+}
+
 static void reap_children(zg_master *m)
 {
     int status;
@@ -204,6 +305,8 @@ static void reap_children(zg_master *m)
         for (size_t i = 0; i < m->nchildren; i++)
             if (m->children[i].pid == pid)
                 ch = &m->children[i];
+        if (pid == m->new_binary)
+            upgrade_ended(m, status);
         if (!ch)
             continue;
         zg_gen *gen = ch->gen;
@@ -212,7 +315,7 @@ static void reap_children(zg_master *m)
         ch->pid = 0;
         gen->live--;
         int crashed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-        if (gen == m->cur && !m->stopping) {
+        if (gen == m->cur && !m->stopping && !ch->retiring) {
             /* unexpected: respawn on the same CPU, backing off if it keeps dying */
             uint64_t now = zg_monotonic_ms();
             ch->crashes = now - ch->started_ms < 2000 ? ch->crashes + 1 : 0;
@@ -350,13 +453,18 @@ int zg_master_signal(const zg_config *cfg, const char *action)
     static const struct {
         const char *name;
         int sig;
-    } actions[] = {{"reload", SIGHUP}, {"stop", SIGTERM}, {"quit", SIGQUIT}, {"reopen", SIGUSR1}};
+    } actions[] = {{"reload", SIGHUP},
+                   {"stop", SIGTERM},
+                   {"quit", SIGQUIT},
+                   {"reopen", SIGUSR1},
+                   {"upgrade", SIGUSR2}};
     int sig = 0;
     for (size_t i = 0; i < ZG_ARRAY_SIZE(actions); i++)
         if (strcmp(action, actions[i].name) == 0)
             sig = actions[i].sig;
     if (!sig) {
-        fprintf(stderr, "zerg: unknown signal \"%s\" (reload, stop, quit, reopen)\n", action);
+        fprintf(stderr, "zerg: unknown signal \"%s\" (reload, stop, quit, reopen, upgrade)\n",
+                action);
         return 1;
     }
     FILE *f = fopen(cfg->pid, "r");
@@ -403,6 +511,14 @@ static int daemonize(void)
     return 0;
 }
 
+/* Tell the service manager, unless a new binary has taken the service over
+ * (it is the main process now: this master's leaving is its business). */
+static void stopping_notice(zg_master *m)
+{
+    if (!m->new_binary)
+        zg_notify("STOPPING=1\n");
+}
+
 static void handle_signal(zg_master *m, int sig)
 {
     switch (sig) {
@@ -410,12 +526,26 @@ static void handle_signal(zg_master *m, int sig)
         reap_children(m);
         break;
     case SIGHUP:
-        if (!m->stopping)
-            reload(m);
+        if (m->stopping)
+            break;
+        if (m->idle) {
+            resume_workers(m, "SIGHUP after SIGWINCH");
+            break;
+        }
+        zg_notify_reloading();
+        reload(m);
+        zg_notify_ready(m->cur->nworkers);
+        break;
+    case SIGUSR2:
+        upgrade(m);
+        break;
+    case SIGWINCH:
+        retire_workers(m);
         break;
     case SIGQUIT:
         if (!m->stopping) {
             zg_log_notice("graceful stop: workers drain");
+            stopping_notice(m);
             m->stopping = 1;
             signal_generation(m, NULL, SIGQUIT);
         }
@@ -424,6 +554,8 @@ static void handle_signal(zg_master *m, int sig)
     case SIGINT:
         if (m->stopping != 2) {
             zg_log_notice("fast stop");
+            if (!m->stopping)
+                stopping_notice(m);
             m->stopping = 2;
             m->kill_at = zg_monotonic_ms() + 5000;
             signal_generation(m, NULL, SIGTERM);
@@ -442,7 +574,7 @@ void zg_master_block_signals(sigset_t *out)
 {
     sigset_t set;
     sigemptyset(&set);
-    int sigs[] = {SIGCHLD, SIGHUP, SIGQUIT, SIGTERM, SIGINT, SIGUSR1};
+    int sigs[] = {SIGCHLD, SIGHUP, SIGQUIT, SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGWINCH};
     for (size_t i = 0; i < ZG_ARRAY_SIZE(sigs); i++)
         sigaddset(&set, sigs[i]);
     sigprocmask(SIG_BLOCK, &set, NULL);
@@ -466,12 +598,26 @@ int zg_master_run(zg_config *cfg, const zg_master_opts *opts)
     }
     m->cur->cfg = cfg;
     m->cur->nworkers = zg_conf_workers(cfg);
+    if (zg_upgrade_self_path(m->exe, sizeof(m->exe)) < 0)
+        m->exe[0] = '\0';
+    /* started by a binary upgrade: serve on the old master's sockets */
+    const char *handed = getenv(ZG_LISTEN_ENV);
+    int upgraded = handed != NULL;
+    if (upgraded) {
+        int n = zg_listen_inherit(&m->listen, handed);
+        zg_log_notice("binary upgrade: took over %d listening sockets from pid %d", n,
+                      (int)m->listen.parent);
+        unsetenv(ZG_LISTEN_ENV);
+    }
     if (zg_listen_open(&m->listen, cfg, m->cur->nworkers, err, sizeof(err)) < 0) {
         zg_log_error("%s", err);
+        zg_listen_close_all(&m->listen);
         gen_release(m->cur);
         return 1;
     }
-    if (opts->daemonize && daemonize() < 0) {
+    /* the old master is detached already, and a second fork would look to
+     * it like this binary's exit */
+    if (opts->daemonize && !upgraded && daemonize() < 0) {
         zg_log_error("daemonize: %s", strerror(errno));
         zg_listen_close_all(&m->listen);
         gen_release(m->cur);
@@ -492,6 +638,8 @@ int zg_master_run(zg_config *cfg, const zg_master_opts *opts)
         rc = 1;
     } else {
         zg_log_notice("%d workers ready", m->cur->nworkers);
+        zg_listen_prune(&m->listen, cfg, m->cur->nworkers); /* handed over, not configured */
+        zg_notify_ready(m->cur->nworkers);
     }
     while (!m->stopping || live_children(m) > 0) {
         int64_t wait = next_wakeup_ms(m);
@@ -513,6 +661,8 @@ int zg_master_run(zg_config *cfg, const zg_master_opts *opts)
     zg_log_notice("exiting");
     if (m->pid_path[0])
         remove_pid_file(m->pid_path);
+    if (m->oldbin[0]) /* a new binary runs on: the pid file it wrote stays */
+        remove_pid_file(m->oldbin);
     zg_listen_close_all(&m->listen);
     m->cur->live = 0;
     gen_release(m->cur);

@@ -11,6 +11,7 @@ typedef struct zg_master_opts {
     const char *conf_file;
     const char *prefix;
     int daemonize;
+    char *const *argv; /* the command line, for the new binary of an upgrade */
 } zg_master_opts;
 
 /* Hold back the signals the master acts on (and store them in *set when

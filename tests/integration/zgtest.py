@@ -92,7 +92,7 @@ class Zerg:
     is 1 and error_log goes to {tmp}/error.log at level info.
     """
 
-    def __init__(self, text, wait=True, extra_args=(), check=True):
+    def __init__(self, text, wait=True, extra_args=(), check=True, env=None):
         self.tmp = tempfile.mkdtemp(prefix="zgtest-")
         self.ports = [free_port() for _ in range(10)]
         subs = {"modules": ZERG_MODULES, "tmp": self.tmp}
@@ -113,6 +113,7 @@ class Zerg:
         self.extra_args = list(extra_args)
         self.proc = None
         self.check = check
+        self.env = env
 
     def __enter__(self):
         self.start()
@@ -122,8 +123,11 @@ class Zerg:
         self.stop()
 
     def start(self):
+        # stdin is not a terminal, as under systemd (a master on a terminal
+        # ignores SIGWINCH)
         self.proc = subprocess.Popen([ZERG_BIN, "-c", self.conf] + self.extra_args,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, env=self.env)
         if self.wait:
             self.wait_listening()
         return self
