@@ -309,5 +309,17 @@ int *zg_listen_worker_fds(const zg_listen_set *set, const zg_config *cfg, unsign
         for (size_t a = 0; a < cfg->servers[s].naddrs; a++)
             fds[k++] = zg_listen_fd(set, &cfg->servers[s].addrs[a],
                                     shared(cfg, &cfg->servers[s].addrs[a]) ? 0 : slot);
+    fds[k] = -1;
     return fds;
+}
+
+void zg_listen_close_others(const zg_listen_set *set, const int *keep)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        int fd = set->socks[i].fd, kept = 0;
+        for (const int *k = keep; *k != -1 && !kept; k++)
+            kept = *k == fd;
+        if (!kept)
+            close(fd); /* the descriptor only: the socket is the master's */
+    }
 }

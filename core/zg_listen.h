@@ -46,7 +46,12 @@ int zg_listen_keep_on_exec(const zg_listen_set *set);
 int zg_listen_inherit(zg_listen_set *set, const char *spec);
 
 /* The fds a worker of cfg in slot uses, server-major then address order.
- * Returns a malloc'd array of cfg's address count. */
+ * Returns a malloc'd array of cfg's address count, then -1. */
 int *zg_listen_worker_fds(const zg_listen_set *set, const zg_config *cfg, unsigned slot);
+/* In a new worker: close the descriptors of every socket but keep's (as
+ * zg_listen_worker_fds gives them). A socket a reload is about to drop, or
+ * another slot's, must not stay open in a worker that never accepts on it:
+ * connections would queue there unserved. */
+void zg_listen_close_others(const zg_listen_set *set, const int *keep);
 
 #endif

@@ -115,6 +115,7 @@ static int spawn(zg_master *m, zg_gen *gen, zg_child *ch, unsigned slot)
     }
     if (pid == 0) {
         close(pipefd[0]);
+        zg_listen_close_others(&m->listen, fds);
         int rc = zg_worker_main(gen->cfg, slot, cpu, fds, pipefd[1]);
 #ifdef __SANITIZE_ADDRESS__
         /* _exit skips LeakSanitizer's exit-time check: a worker's leaks
