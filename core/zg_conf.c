@@ -2,6 +2,7 @@
  * sections, and the checks that span keys (duplicate listens, modules). */
 #define _GNU_SOURCE
 #include "zg_conf.h"
+#include "zg_conf_include.h"
 #include "zg_log.h"
 #include "zg_module.h"
 #include "zg_util.h"
@@ -351,17 +352,26 @@ static int parse_servers(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field
 {
     (void)field;
     zg_config *cfg = cx->cfg;
-    if (zg_node_kind(cx, n) != ZERG_NODE_SEQ || zg_node_len(cx, n) == 0)
-        return zg_conf_error(cx, n, "servers: expected a list of server blocks");
-    cfg->nservers = zg_node_len(cx, n);
-    if (!(cfg->servers = zg_conf_alloc(cx, cfg->nservers * sizeof(zg_server))))
-        return -1;
-    for (size_t i = 0; i < cfg->nservers; i++)
+    zg_conf_blocks blocks;
+    int rc = zg_conf_collect_blocks(cx, n, &blocks);
+    if (rc == 0 && blocks.n == 0)
+        rc = zg_conf_error(cx, n, "servers: no server block (here or in the files included)");
+    cfg->nservers = rc == 0 ? blocks.n : 0;
+    if (rc == 0 && !(cfg->servers = zg_conf_alloc(cx, cfg->nservers * sizeof(zg_server))))
+        rc = -1;
+    for (size_t i = 0; rc == 0 && i < cfg->nservers; i++)
         cfg->servers[i].index = (unsigned)i;
-    for (size_t i = 0; i < cfg->nservers; i++)
-        if (parse_server(cx, zg_node_item(cx, n, i), &cfg->servers[i]) < 0)
-            return -1;
-    return 0;
+    yaml_document_t *doc = cx->doc;
+    const char *file = cx->file;
+    for (size_t i = 0; rc == 0 && i < cfg->nservers; i++) {
+        cx->doc = blocks.v[i].doc; /* an included file's block: errors name that file */
+        cx->file = blocks.v[i].file;
+        rc = parse_server(cx, blocks.v[i].node, &cfg->servers[i]);
+    }
+    cx->doc = doc;
+    cx->file = file;
+    zg_conf_blocks_free(&blocks);
+    return rc;
 }
 
 /* ---- loading ---- */
