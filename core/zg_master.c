@@ -204,6 +204,30 @@ static void describe_exit(int status, char *buf, size_t len)
         snprintf(buf, len, "exited with code %d", WEXITSTATUS(status));
 }
 
+/* ---- the service manager ---- */
+
+typedef enum { ZG_NOTE_READY, ZG_NOTE_RELOADING, ZG_NOTE_STOPPING } zg_note;
+
+/* systemd hears from the master it knows as the main process: not from one
+ * whose new binary has taken over (and named itself the main process). A
+ * new binary that stops while the master it upgraded still runs (a roll
+ * back) hands the service back to it instead of stopping it. */
+static void notify(zg_master *m, zg_note what)
+{
+    pid_t upgraded_from = m->listen.parent;
+    if (m->new_binary)
+        return;
+    if (what == ZG_NOTE_READY)
+        zg_notify_ready(m->cur->nworkers);
+    else if (what == ZG_NOTE_RELOADING)
+        zg_notify_reloading();
+    else if (upgraded_from && getppid() == upgraded_from)
+        zg_notify("MAINPID=%d\nSTATUS=handed back to pid %d\n", (int)upgraded_from,
+                  (int)upgraded_from);
+    else
+        zg_notify("STOPPING=1\n");
+}
+
 /* ---- binary upgrade (SIGUSR2) and retiring the workers (SIGWINCH) ---- */
 
 /* SIGWINCH: the workers drain and exit, the master stays, so that after a
@@ -295,6 +319,8 @@ static void upgrade_ended(zg_master *m, int status)
     m->oldbin[0] = '\0';
     if (m->idle && !m->stopping)
         resume_workers(m, "the new binary exited");
+    if (!m->stopping)
+        notify(m, ZG_NOTE_READY); /* the main process again */
 }
 
 static void reap_children(zg_master *m)
@@ -512,14 +538,6 @@ static int daemonize(void)
     return 0;
 }
 
-/* Tell the service manager, unless a new binary has taken the service over
- * (it is the main process now: this master's leaving is its business). */
-static void stopping_notice(zg_master *m)
-{
-    if (!m->new_binary)
-        zg_notify("STOPPING=1\n");
-}
-
 static void handle_signal(zg_master *m, int sig)
 {
     switch (sig) {
@@ -533,9 +551,9 @@ static void handle_signal(zg_master *m, int sig)
             resume_workers(m, "SIGHUP after SIGWINCH");
             break;
         }
-        zg_notify_reloading();
+        notify(m, ZG_NOTE_RELOADING);
         reload(m);
-        zg_notify_ready(m->cur->nworkers);
+        notify(m, ZG_NOTE_READY);
         break;
     case SIGUSR2:
         upgrade(m);
@@ -546,7 +564,7 @@ static void handle_signal(zg_master *m, int sig)
     case SIGQUIT:
         if (!m->stopping) {
             zg_log_notice("graceful stop: workers drain");
-            stopping_notice(m);
+            notify(m, ZG_NOTE_STOPPING);
             m->stopping = 1;
             signal_generation(m, NULL, SIGQUIT);
         }
@@ -556,7 +574,7 @@ static void handle_signal(zg_master *m, int sig)
         if (m->stopping != 2) {
             zg_log_notice("fast stop");
             if (!m->stopping)
-                stopping_notice(m);
+                notify(m, ZG_NOTE_STOPPING);
             m->stopping = 2;
             m->kill_at = zg_monotonic_ms() + 5000;
             signal_generation(m, NULL, SIGTERM);
@@ -640,7 +658,7 @@ int zg_master_run(zg_config *cfg, const zg_master_opts *opts)
     } else {
         zg_log_notice("%d workers ready", m->cur->nworkers);
         zg_listen_prune(&m->listen, cfg, m->cur->nworkers); /* handed over, not configured */
-        zg_notify_ready(m->cur->nworkers);
+        notify(m, ZG_NOTE_READY);
     }
     while (!m->stopping || live_children(m) > 0) {
         int64_t wait = next_wakeup_ms(m);

@@ -293,6 +293,29 @@ class TestNotify(UpgradeCase):
         self.assertRaises(socket.timeout, s.recv, 4096)
         self.stop_new()
 
+    def test_rolled_back_the_old_master_is_the_main_process_again(self):
+        s, path = self.listen()
+        z = self.start(env=dict(os.environ, NOTIFY_SOCKET=path))
+        self.message(s)
+        new = self.upgrade(z)
+        self.assertEqual(self.message(s)["MAINPID"], str(new))
+        # a reload of the old master meanwhile must not take the service back
+        z.send(signal.SIGHUP)
+        self.assertTrue(wait_for(lambda: f"{z.proc.pid} master: reload done" in z.output(), 10))
+        s.settimeout(0.5)
+        self.assertRaises(socket.timeout, s.recv, 4096)
+        s.settimeout(10)
+        # the new master leaving hands the service back rather than stop it
+        self.stop_new()
+        m = self.message(s)
+        self.assertEqual(m["MAINPID"], str(z.proc.pid))
+        self.assertNotIn("STOPPING", m)
+        m = self.message(s)
+        self.assertEqual((m["READY"], m["MAINPID"]), ("1", str(z.proc.pid)))
+        z.send(signal.SIGQUIT)
+        self.assertEqual(self.message(s), {"STOPPING": "1"})
+        self.assertEqual(z.proc.wait(10), 0)
+
     def test_bad_notify_socket_is_logged_and_zerg_serves(self):
         z = self.start(env=dict(os.environ, NOTIFY_SOCKET="/nonexistent/notify"))
         self.assertIn("cannot notify the service manager at NOTIFY_SOCKET=/nonexistent/notify",
