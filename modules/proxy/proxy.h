@@ -34,6 +34,7 @@ typedef struct proxy_server {
     uint64_t fail_timeout; /* ms, default 10s */
     int backup;
     int64_t max_conns; /* 0: unlimited */
+    int down;          /* taken out by hand (maintenance): never picked, not checked */
 } proxy_server;
 
 typedef struct proxy_hc_conf {

@@ -64,6 +64,8 @@ int proxy_usable(const proxy_pick_ctx *p, size_t i)
 {
     const proxy_server *cf = &p->up->servers[i];
     const proxy_shm_srv *s = &p->srv[i];
+    if (cf->down)
+        return 0; /* its points stay on the hash ring: no other client moves */
     if (p->tried && proxy_tried_get(p->tried, (unsigned)i))
         return 0;
     if (LOAD(&s->hc_down))

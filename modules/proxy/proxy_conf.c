@@ -30,6 +30,7 @@ static const zerg_directive server_directives[] = {
     {"fail_timeout", ZERG_CONF_MSEC, offsetof(proxy_server, fail_timeout), NULL, 1, 86400000},
     {"backup", ZERG_CONF_BOOL, offsetof(proxy_server, backup), NULL, 0, 0},
     {"max_conns", ZERG_CONF_INT, offsetof(proxy_server, max_conns), NULL, 0, 100000000},
+    {"down", ZERG_CONF_BOOL, offsetof(proxy_server, down), NULL, 0, 0},
     ZERG_DIRECTIVE_END,
 };
 

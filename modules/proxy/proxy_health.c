@@ -96,6 +96,10 @@ int proxy_hc_start(zerg_worker *w, proxy_worker_state *ws)
         hc->srv = (uint16_t)i;
         hc->timer.fn = hc_fire;
         hc->timer.data = hc;
+        if (cf->up.servers[i].down) { /* in maintenance: nothing to check, nothing to log */
+            hc->stopping = 1;
+            continue;
+        }
         /* first round soon, spread over a little time */
         proxy_api->timer_set(w, &hc->timer, 5 + (uint64_t)i * 3);
     }

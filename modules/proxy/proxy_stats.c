@@ -12,8 +12,10 @@
 
 #define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 
-static const char *state_name(const proxy_shm_srv *s, uint64_t now)
+static const char *state_name(const proxy_server *cf, const proxy_shm_srv *s, uint64_t now)
 {
+    if (cf->down)
+        return "maint";
     if (LOAD(&s->hc_down))
         return "down";
     uint64_t d = LOAD(&s->down_until);
@@ -46,7 +48,7 @@ size_t proxy_stats_format(const proxy_conf *cf, char *buf, size_t cap)
              "\"active\":%llu,\"connects\":%llu,\"failures\":%llu,\"bytes_in\":%llu,"
              "\"bytes_out\":%llu,\"health_checks\":%llu,\"health_failed\":%llu}",
              i ? "," : "", c->addr.text ? c->addr.text : "", c->backup ? "true" : "false",
-             (long long)c->weight, state_name(s, now), (unsigned long long)LOAD(&s->active),
+             (long long)c->weight, state_name(c, s, now), (unsigned long long)LOAD(&s->active),
              (unsigned long long)LOAD(&s->connects), (unsigned long long)LOAD(&s->failures),
              (unsigned long long)LOAD(&s->bytes_in), (unsigned long long)LOAD(&s->bytes_out),
              (unsigned long long)LOAD(&s->hc_checks), (unsigned long long)LOAD(&s->hc_failed));
@@ -117,15 +119,15 @@ void proxy_metrics(zerg_worker *w, zerg_text *out)
             a->text_printf(out, "%s{proxy=\"%s\"} %llu\n", block_metrics[m].name, ws->conf->name,
                            (unsigned long long)field_at(ws->conf->shm, block_metrics[m].offset));
     }
-    static const char *const states_named[] = {"up", "down", "failed"};
+    static const char *const states_named[] = {"up", "down", "failed", "maint"};
     uint64_t now = proxy_now();
     a->text_printf(out, "# HELP zerg_proxy_server_state 1 for the server's state: up, down (by "
-                        "health check) or failed (by passive failures).\n"
+                        "health check), failed (by passive failures) or maint (down: true).\n"
                         "# TYPE zerg_proxy_server_state gauge\n");
     for (const proxy_worker_state *ws = states; ws; ws = ws->next)
         for (size_t i = 0; i < ws->conf->up.nservers; i++) {
-            const char *st = state_name(&ws->conf->shm->srv[i], now);
-            for (size_t k = 0; k < 3; k++)
+            const char *st = state_name(&ws->conf->up.servers[i], &ws->conf->shm->srv[i], now);
+            for (size_t k = 0; k < 4; k++)
                 a->text_printf(
                     out, "zerg_proxy_server_state{proxy=\"%s\",server=\"%s\",state=\"%s\"} %d\n",
                     ws->conf->name, ws->conf->up.servers[i].addr.text, states_named[k],

@@ -5,6 +5,7 @@ namespaces."""
 import json
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -97,6 +98,51 @@ class Failures(unittest.TestCase):
         finally:
             p.stop()
             bk.stop()
+
+    def test_down_server_is_never_picked_nor_checked_until_a_reload(self):
+        a = Backend(tag_handler, name="a")
+        b = Backend(tag_handler, name="b")
+        try:
+            text = conf([f'{{ address: "{a.addr()}", down: true }}', f'"{b.addr()}"'],
+                        upstream_extra="health_check: { interval: 50ms, timeout: 40ms }",
+                        extra="stats_file: {tmp}/st.json\nstats_interval: 50ms")
+            with Zerg(text) as z:
+                self.assertEqual({who(z.ports[0]) for _ in range(12)}, {"b"})
+                time.sleep(0.4)
+                with open(os.path.join(z.tmp, "st.json")) as f:
+                    sa, sb = json.load(f)["servers"]
+                self.assertEqual((sa["state"], sa["connects"], sa["health_checks"]),
+                                 ("maint", 0, 0))
+                self.assertEqual(sb["state"], "up")
+                self.assertGreater(sb["health_checks"], 0)
+                # back in service: a reload without the flag, no restart
+                with open(z.conf) as f:
+                    body = f.read()
+                with open(z.conf, "w") as f:
+                    f.write(body.replace("down: true", "down: false"))
+                z.send(signal.SIGHUP)
+                self.assertTrue(zgtest.wait_for(lambda: "reload done" in z.output(), 10))
+                time.sleep(0.3)
+                self.assertEqual({who(z.ports[0]) for _ in range(12)}, {"a", "b"})
+        finally:
+            a.stop()
+            b.stop()
+
+    def test_every_server_down_closes_clients_promptly(self):
+        a = Backend(tag_handler, name="a")
+        try:
+            with Zerg(conf([f'{{ address: "{a.addr()}", down: true }}'])) as z:
+                s = socket.create_connection(("127.0.0.1", z.ports[0]), timeout=5)
+                s.settimeout(3)
+                try:
+                    self.assertEqual(s.recv(10), b"")
+                except ConnectionResetError:
+                    pass
+                s.close()
+                self.assertIn("no upstream server available", z.output())
+                self.assertEqual(a.accepted, 0)
+        finally:
+            a.stop()
 
     def test_upstream_killed_mid_stream(self):
         port = free_port()

@@ -235,6 +235,48 @@ Test(hash, removal_moves_only_its_clients)
     cr_assert(moved2 > 0 && moved2 < NCLIENTS * 0.3);
 }
 
+/* down: true (maintenance) takes a server out of every policy, and with
+ * hash only its own clients move: its points stay on the ring. */
+Test(hash, down_server_moves_only_its_clients)
+{
+    static int before[NCLIENTS];
+    fixture f;
+    fx_init(&f, PROXY_BAL_HASH, 5, NULL);
+    fx_ring(&f);
+    for (uint32_t i = 0; i < NCLIENTS; i++) {
+        f.p.hash = client_hash(i);
+        before[i] = proxy_pick(&f.p);
+    }
+    f.servers[1].down = 1;
+    int moved = 0;
+    for (uint32_t i = 0; i < NCLIENTS; i++) {
+        f.p.hash = client_hash(i);
+        int s = proxy_pick(&f.p);
+        cr_assert_neq(s, 1, "a server marked down was picked");
+        if (s != before[i]) {
+            moved++;
+            cr_assert_eq(before[i], 1, "client %u moved from a server that stayed", i);
+        }
+    }
+    cr_assert(moved > 0 && moved < NCLIENTS * 0.3, "moved %d", moved);
+    free(f.up.ring);
+}
+
+Test(rr, down_server_never_picked)
+{
+    static const int balances[] = {PROXY_BAL_RR, PROXY_BAL_LEAST_CONN, PROXY_BAL_RANDOM};
+    for (size_t b = 0; b < sizeof(balances) / sizeof(balances[0]); b++) {
+        fixture f;
+        fx_init(&f, balances[b], 3, NULL);
+        f.servers[0].down = 1;
+        for (int i = 0; i < 300; i++)
+            cr_assert_neq(proxy_pick(&f.p), 0, "policy %d picked a server marked down",
+                          balances[b]);
+        f.servers[1].down = f.servers[2].down = 1;
+        cr_assert_eq(proxy_pick(&f.p), -1);
+    }
+}
+
 Test(hash, weight_doubles_share)
 {
     fixture f;
