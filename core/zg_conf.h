@@ -56,8 +56,14 @@ typedef struct zg_shm {
 
 typedef struct zg_arena_block zg_arena_block;
 
+typedef struct zg_conf_file {
+    struct zg_conf_file *next;
+    char *path;
+} zg_conf_file;
+
 typedef struct zg_config {
     char *file;
+    zg_conf_file *included; /* the files include items read, in order (zerg -T) */
     char *prefix;
     int64_t worker_processes; /* 0 = auto, resolved by zg_conf_workers() */
     int *cpus;                /* explicit worker_cpu_affinity, or NULL */

@@ -54,11 +54,17 @@ static int include_file(zerg_conf_ctx *cx, const zerg_conf_node *at, const char 
         return zg_conf_error(cx, at, "include: cannot open %s: %s", path, strerror(errno));
     zg_conf_doc *d = calloc(1, sizeof(*d));
     char *name = zg_conf_strdup(cx, path); /* error messages need it as long as the config */
-    if (!d || !name) {
+    zg_conf_file *listed = zg_conf_alloc(cx, sizeof(*listed));
+    if (!d || !name || !listed) {
         free(d);
         fclose(f);
         return zg_conf_error(cx, at, "out of memory");
     }
+    zg_conf_file **tail = &cx->cfg->included;
+    while (*tail)
+        tail = &(*tail)->next;
+    listed->path = name;
+    *tail = listed;
     yaml_parser_t parser;
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_file(&parser, f);

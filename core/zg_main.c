@@ -7,6 +7,7 @@
 #include "zg_master.h"
 #include "zg_util.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,11 +17,12 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: zerg [-c FILE] [-p PREFIX] [-t] [-s reload|stop|quit|reopen|upgrade] [-d] [-v] "
-            "[-h]\n"
+            "usage: zerg [-c FILE] [-p PREFIX] [-t | -T] [-s reload|stop|quit|reopen|upgrade] [-d] "
+            "[-v] [-h]\n"
             "  -c FILE    configuration file (default %s)\n"
             "  -p PREFIX  prefix for relative paths in the configuration\n"
             "  -t         test the configuration and exit (0 good, 1 bad)\n"
+            "  -T         as -t, then print the configuration files read\n"
             "  -s SIGNAL  signal the running master: reload, stop, quit, reopen, upgrade\n"
             "  -d         run as a daemon (default: foreground)\n"
             "  -v         print the version and exit\n"
@@ -28,13 +30,44 @@ static void usage(FILE *out)
             ZG_CONF_PATH);
 }
 
+/* Print one file as it is on disk now, under a header naming it. */
+static int dump_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "zerg: cannot open %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    printf("# configuration file %s:\n", path);
+    char buf[8192];
+    size_t n, last = 0;
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
+        fwrite(buf, 1, n, stdout);
+        last = n;
+    }
+    if (last && buf[last - 1] != '\n')
+        putchar('\n');
+    putchar('\n');
+    fclose(f);
+    return 0;
+}
+
+/* -T: the main file, then every included one, in the order they were read. */
+static int dump_files(const zg_config *cfg)
+{
+    int rc = dump_file(cfg->file);
+    for (const zg_conf_file *f = cfg->included; f; f = f->next)
+        rc |= dump_file(f->path);
+    return fflush(stdout) == 0 ? rc : 1;
+}
+
 int main(int argc, char **argv)
 {
     const char *conf_file = ZG_CONF_PATH, *prefix = NULL, *action = NULL;
-    int test = 0, daemon = 0, opt;
+    int test = 0, dump = 0, daemon = 0, opt;
     sigset_t held;
     zg_master_block_signals(&held); /* first: see zg_master_block_signals */
-    while ((opt = getopt(argc, argv, "c:p:ts:dvh")) != -1) {
+    while ((opt = getopt(argc, argv, "c:p:tTs:dvh")) != -1) {
         switch (opt) {
         case 'c':
             conf_file = optarg;
@@ -44,6 +77,9 @@ int main(int argc, char **argv)
             break;
         case 't':
             test = 1;
+            break;
+        case 'T':
+            test = dump = 1;
             break;
         case 's':
             action = optarg;
@@ -102,8 +138,9 @@ int main(int argc, char **argv)
     }
     if (test) {
         printf("zerg: configuration file %s test is successful\n", conf_file);
+        int rc = dump ? dump_files(cfg) : 0;
         zg_conf_free(cfg);
-        return 0;
+        return rc;
     }
     if (action) {
         int rc = zg_master_signal(cfg, action);

@@ -67,6 +67,27 @@ class IncludeCheck(unittest.TestCase):
         rc, out = self.check(conf)
         self.assertEqual(rc, 0, out)
 
+    def test_dump_prints_every_file_read_in_order(self):
+        a = self.write("sites/10-a.yaml", as_item(site(self.port, "a")))
+        b = self.write("sites/20-b.yaml", site(self.port + 1, "b"))  # no final newline below
+        with open(b, "a") as f:
+            f.write("# end")
+        conf = self.main("  - include: sites/*.yaml\n")
+        rc, out = run_zerg(["-T", "-c", conf])
+        self.assertEqual(rc, 0, out)
+        expect = "zerg: configuration file %s test is successful\n" % conf
+        for path in (conf, a, b):
+            with open(path) as f:
+                text = f.read()
+            expect += "# configuration file %s:\n%s%s\n" % (
+                path, text, "" if text.endswith("\n") else "\n")
+        self.assertEqual(out, expect)
+        # a broken file: -T fails as -t does, and prints no file
+        self.write("sites/30-c.yaml", "- [\n")
+        rc, out = run_zerg(["-T", "-c", conf])
+        self.assertEqual(rc, 1)
+        self.assertNotIn("# configuration file", out)
+
     def test_errors_name_the_included_file(self):
         self.write("sites/a.yaml", site(self.port, "a") + "bogus: [\n")
         rc, out = self.check(self.main("  - include: sites/a.yaml\n"))
