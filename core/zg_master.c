@@ -275,6 +275,12 @@ static void upgrade(zg_master *m)
         zg_log_warn("SIGUSR2 ignored: a new binary already runs (pid %d)", (int)m->new_binary);
         return;
     }
+    if (m->listen.parent && getppid() == m->listen.parent) { /* its pid.oldbin is taken */
+        zg_log_warn("SIGUSR2 ignored: the master this one upgraded (pid %d) still runs; "
+                    "let it go first (SIGQUIT)",
+                    (int)m->listen.parent);
+        return;
+    }
     if (!m->exe[0]) {
         zg_log_error("binary upgrade: cannot tell which file this zerg was started from");
         return;

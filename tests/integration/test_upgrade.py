@@ -245,6 +245,12 @@ class TestUpgrade(UpgradeCase):
         z.send(signal.SIGUSR2)
         self.assertTrue(wait_for(lambda: f"a new binary already runs (pid {new})" in z.output(), 10))
         self.assertEqual(len([p for p in z.workers() if p != new]), 2)
+        # nor may the new master upgrade while the old one runs: one pid.oldbin
+        os.kill(new, signal.SIGUSR2)
+        self.assertTrue(wait_for(lambda: f"the master this one upgraded (pid {z.proc.pid}) still "
+                                 "runs" in z.output(), 10), z.output())
+        self.assertEqual(read_pid(self.pid_file + ".oldbin"), z.proc.pid)
+        self.assertEqual(read_pid(self.pid_file), new)
         self.stop_new()
 
 
