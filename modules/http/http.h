@@ -91,6 +91,9 @@ const char *http_reason(int status);
 /* Whether an answer with status carries its location's add_header (nginx's
  * list: 200, 201, 204, 206, 301, 302, 303, 304, 307, 308). */
 int http_adds_headers(int status);
+/* A location's expires as "Expires: ...\r\nCache-Control: ...\r\n" for an
+ * answer at unix time now; returns the length (0: off). out holds 96. */
+size_t http_fmt_expires(int mode, uint64_t sec, int64_t now, char out[96]);
 
 /* Transfer-Encoding value: 1 when exactly "chunked" (case, OWS tolerated),
  * 0 otherwise. */
@@ -198,6 +201,8 @@ typedef struct http_location {
     int status;
     http_return *ret;
     http_header_list add_header; /* added to its 2xx/3xx answers (nginx's add_header) */
+    int expires;                 /* HTTP_EXPIRES_*: Expires and Cache-Control (nginx's) */
+    uint64_t expires_sec;        /* HTTP_EXPIRES_AFTER: seconds from now */
     http_cidr_list allow, deny;  /* client addresses (http_access.c) */
     /* derived in conf_done: add_header as "Name: v\r\n..." lines */
     char *add_head;
@@ -210,6 +215,13 @@ typedef struct http_location {
     http_tmpl ret_location; /* return's location when it has variables */
     int root_fd;            /* per worker (server_init) */
 } http_location;
+
+enum http_expires {
+    HTTP_EXPIRES_OFF = 0,
+    HTTP_EXPIRES_AFTER, /* now + expires_sec, max-age */
+    HTTP_EXPIRES_EPOCH, /* in the past: no-cache */
+    HTTP_EXPIRES_MAX,   /* far future */
+};
 
 enum http_log_format {
     HTTP_LOG_OFF = 0,

@@ -138,6 +138,29 @@ static int http_parse_fallback(zerg_conf_ctx *cx, const zerg_conf_node *node, vo
     return 0;
 }
 
+/* expires: off | epoch | max | a duration (nginx's expires) */
+static int http_parse_expires(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
+{
+    http_location *l = HTTP_CONTAINER(field, http_location, expires);
+    const char *v = http_api->node_scalar(cx, node);
+    uint64_t ms;
+    if (v && !strcmp(v, "off"))
+        l->expires = HTTP_EXPIRES_OFF;
+    else if (v && !strcmp(v, "epoch"))
+        l->expires = HTTP_EXPIRES_EPOCH;
+    else if (v && !strcmp(v, "max"))
+        l->expires = HTTP_EXPIRES_MAX;
+    else if (v && v[0] >= '0' && v[0] <= '9' && http_api->conf_msec(cx, node, &ms) == 0 &&
+             ms <= 3650ull * 86400 * 1000) {
+        l->expires = HTTP_EXPIRES_AFTER;
+        l->expires_sec = ms / 1000;
+    } else
+        return http_api->conf_error(cx, node,
+                                    "expires: expected off, epoch, max or a duration up to "
+                                    "3650d (like 1h or 30d)");
+    return 0;
+}
+
 static const zerg_directive http_location_directives[] = {
     {"path", ZERG_CONF_STR, offsetof(http_location, path), NULL, 0, 0},
     {"root", ZERG_CONF_STR, offsetof(http_location, root), NULL, 0, 0},
@@ -150,6 +173,7 @@ static const zerg_directive http_location_directives[] = {
     {"status", ZERG_CONF_BOOL, offsetof(http_location, status), NULL, 0, 0},
     {"add_header", ZERG_CONF_CUSTOM, offsetof(http_location, add_header), http_parse_add_header, 0,
      0},
+    {"expires", ZERG_CONF_CUSTOM, offsetof(http_location, expires), http_parse_expires, 0, 0},
     {"allow", ZERG_CONF_CUSTOM, offsetof(http_location, allow), http_parse_cidr_list, 0, 0},
     {"deny", ZERG_CONF_CUSTOM, offsetof(http_location, deny), http_parse_cidr_list, 0, 0},
     ZERG_DIRECTIVE_END,
@@ -191,6 +215,11 @@ static int http_parse_locations(zerg_conf_ctx *cx, const zerg_conf_node *node, v
             l->root = l->alias;
         }
         l->kind = l->root ? HTTP_LOC_STATIC : l->ret ? HTTP_LOC_RETURN : HTTP_LOC_STATUS;
+        if (l->expires && l->kind != HTTP_LOC_STATIC)
+            return http_api->conf_error(cx, item,
+                                        "location %s: expires is for files (root or alias); "
+                                        "a return sets its own headers",
+                                        l->path);
         for (size_t k = 0; k < i; k++)
             if (!strcmp(s->locs[k].path, l->path))
                 return http_api->conf_error(cx, item, "location %s: duplicate path", l->path);

@@ -70,12 +70,38 @@ int http_adds_headers(int status)
     }
 }
 
+size_t http_fmt_expires(int mode, uint64_t sec, int64_t now, char out[96])
+{
+    char d[30];
+    switch (mode) {
+    case HTTP_EXPIRES_AFTER:
+        http_fmt_date((time_t)(now + (int64_t)sec), d);
+        return (size_t)snprintf(out, 96, "Expires: %s\r\nCache-Control: max-age=%llu\r\n", d,
+                                (unsigned long long)sec);
+    case HTTP_EXPIRES_EPOCH:
+        return (size_t)snprintf(out, 96,
+                                "Expires: Thu, 01 Jan 1970 00:00:01 GMT\r\n"
+                                "Cache-Control: no-cache\r\n");
+    case HTTP_EXPIRES_MAX:
+        return (size_t)snprintf(out, 96,
+                                "Expires: Thu, 31 Dec 2037 23:55:55 GMT\r\n"
+                                "Cache-Control: max-age=315360000\r\n");
+    default:
+        return 0;
+    }
+}
+
 int http_write_head(http_conn *hc, int status, const char *extra, size_t extra_len, int64_t clen)
 {
     http_date_refresh();
     const http_location *l = hc->req.loc;
     size_t add_len = l && l->add_head_len && http_adds_headers(status) ? l->add_head_len : 0;
-    size_t need = 128 + hc->srv->server_line_len + http_W.date_line_len + extra_len + add_len;
+    char exp[96];
+    size_t exp_len = l && l->expires && http_adds_headers(status)
+                         ? http_fmt_expires(l->expires, l->expires_sec, http_W.date_sec, exp)
+                         : 0;
+    size_t need =
+        128 + hc->srv->server_line_len + http_W.date_line_len + extra_len + add_len + exp_len;
     size_t avail;
     char *o;
     char *heap = NULL;
@@ -95,6 +121,8 @@ int http_write_head(http_conn *hc, int status, const char *extra, size_t extra_l
     if (add_len)
         memcpy(o + n, l->add_head, add_len);
     n += add_len;
+    memcpy(o + n, exp, exp_len);
+    n += exp_len;
     if (clen >= 0)
         n += (size_t)sprintf(o + n, "Content-Length: %lld\r\n", (long long)clen);
     o[n++] = '\r';

@@ -281,6 +281,72 @@ servers:
 """
 
 
+EXPIRES_CONF = """
+load_modules: [http]
+servers:
+  - listen: ["127.0.0.1:{port0}"]
+    module: http
+    http:
+      locations:
+        - {{ path: /assets/, root: {tmp}/www, expires: 30d }}
+        - {{ path: /sub/, root: {tmp}/www, expires: epoch }}
+        - {{ path: =/style.css, root: {tmp}/www, expires: max }}
+        - {{ path: /, root: {tmp}/www }}
+"""
+
+
+class TestExpires(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        Server.start(EXPIRES_CONF)
+
+    @classmethod
+    def tearDownClass(cls):
+        Server.stop()
+
+    def get(self, path, extra=""):
+        resp = raw(Server.port, f"GET {path} HTTP/1.1\r\nHost: x\r\n{extra}"
+                   "Connection: close\r\n\r\n".encode())
+        head = resp.split(b"\r\n\r\n", 1)[0].decode()
+        fields = dict(l.split(": ", 1) for l in head.split("\r\n")[1:])
+        return status_of(resp), fields
+
+    def test_duration_sets_expires_and_max_age(self):
+        import email.utils
+        status, h = self.get("/assets/app.js")
+        self.assertEqual(status, 200)
+        self.assertEqual(h["Cache-Control"], "max-age=2592000")
+        date = email.utils.parsedate_to_datetime(h["Date"])
+        expires = email.utils.parsedate_to_datetime(h["Expires"])
+        self.assertEqual((expires - date).total_seconds(), 2592000)
+        # a 304 carries them too; a 404 does not
+        status, h = self.get("/assets/app.js", f"If-None-Match: {h['ETag']}\r\n")
+        self.assertEqual((status, h["Cache-Control"]), (304, "max-age=2592000"))
+        status, h = self.get("/assets/nothere.js")
+        self.assertEqual(status, 404)
+        self.assertNotIn("Expires", h)
+        self.assertNotIn("Cache-Control", h)
+
+    def test_epoch_max_and_off(self):
+        status, h = self.get("/sub/")
+        self.assertEqual((status, h["Expires"], h["Cache-Control"]),
+                         (200, "Thu, 01 Jan 1970 00:00:01 GMT", "no-cache"))
+        status, h = self.get("/style.css")
+        self.assertEqual((status, h["Expires"], h["Cache-Control"]),
+                         (200, "Thu, 31 Dec 2037 23:55:55 GMT", "max-age=315360000"))
+        status, h = self.get("/index.html")
+        self.assertEqual(status, 200)
+        self.assertNotIn("Expires", h)
+
+    def test_bad_expires(self):
+        base = EXPIRES_CONF.replace("expires: 30d", "expires: %s")
+        assert_refused(self, base % "soon", "expires: expected off, epoch, max or a duration")
+        assert_refused(self, base % "4000d", "expires: expected off, epoch, max or a duration")
+        ret = EXPIRES_CONF.replace("root: {tmp}/www, expires: 30d",
+                                   'return: {{ status: 200, body: "x" }}, expires: 1h')
+        assert_refused(self, ret, "location /assets/: expires is for files")
+
+
 class TestVirtualHosts(unittest.TestCase):
     def test_host_picks_the_server_block(self):
         z = Zerg(VHOSTS, wait=False)
