@@ -254,6 +254,69 @@ class TestUpgrade(UpgradeCase):
         self.stop_new()
 
 
+def masters_marked(mark):
+    """Live zerg masters whose environment carries ZGTEST_MARK=mark (an
+    upgrade's new master inherits it; other tests' zergs do not have it)."""
+    found = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/comm") as f:
+                if not f.read().startswith("zerg: master"):
+                    continue
+            with open(f"/proc/{d}/environ", "rb") as f:
+                if f"ZGTEST_MARK={mark}".encode() not in f.read().split(b"\0"):
+                    continue
+        except OSError:
+            continue
+        if alive(int(d)):
+            found.append(int(d))
+    return sorted(found)
+
+
+class TestSignalStorm(UpgradeCase):
+    def test_random_hup_usr2_winch_to_every_master(self):
+        """60 signals among SIGHUP, SIGUSR2 and SIGWINCH to whichever masters
+        run, with traffic: no master dies, at most two run at once, and a
+        SIGHUP to each at the end leaves them all serving."""
+        import random
+        mark = str(os.getpid()) + "-" + str(time.monotonic_ns())
+        z = self.start(env=dict(os.environ, ZGTEST_MARK=mark))
+        seen = set()
+        self.addCleanup(lambda: [os.kill(p, signal.SIGKILL) for p in seen
+                                 if p != z.proc.pid and alive(p)])
+        traffic = Traffic(("127.0.0.1", z.ports[0]))
+        rng = random.Random(20261124)
+        for _ in range(60):
+            masters = masters_marked(mark)
+            seen.update(masters)
+            self.assertLessEqual(len(masters), 2, z.output())
+            os.kill(rng.choice(masters), rng.choice([signal.SIGHUP, signal.SIGUSR2,
+                                                     signal.SIGWINCH]))
+            time.sleep(rng.uniform(0.01, 0.2))
+        time.sleep(0.5)
+        masters = masters_marked(mark)
+        self.assertEqual(sorted(p for p in seen if alive(p)), masters, "a master died")
+        self.assertIn(z.proc.pid, masters)
+        for m in masters:
+            os.kill(m, signal.SIGHUP)
+        time.sleep(0.5)
+        for m in masters:
+            self.assertTrue(wait_for(lambda: sum(1 for c in zgtest.proc_children(m)
+                                                 if c not in masters) == 2, 10), z.output())
+        self.assertEqual(echo_once(("127.0.0.1", z.ports[0])), b"ping\n")
+        self.assertEqual(echo_once(self.sock), b"ping\n")
+        traffic.stop()  # its errors are expected: both masters may have retired their workers
+        self.assertNotIn("respawning", z.output())  # no worker crashed
+        newest_first = [m for m in masters if m != z.proc.pid] + [z.proc.pid]
+        for m in newest_first:  # the new master first: it hands the service back
+            os.kill(m, signal.SIGQUIT)
+            self.assertTrue(wait_for(lambda: not alive(m), 15), z.output())
+        self.assertEqual(z.proc.wait(5), 0)
+        self.assertFalse(os.path.exists(self.sock))
+
+
 class TestNotify(UpgradeCase):
     """$NOTIFY_SOCKET as systemd sets it for Type=notify: a datagram socket."""
 
