@@ -2,6 +2,7 @@
  * sections, and the checks that span keys (duplicate listens, modules). */
 #define _GNU_SOURCE
 #include "zg_conf.h"
+#include "zg_climit.h"
 #include "zg_conf_include.h"
 #include "zg_log.h"
 #include "zg_module.h"
@@ -190,6 +191,12 @@ static int check_shared_addr(zerg_conf_ctx *cx, const zerg_conf_node *a, const z
                                      "listen address \"%s\": servers[%u] shares it with "
                                      "proxy_protocol %s: the blocks of one address must agree",
                                      addr->text, o->index, o->proxy_protocol ? "on" : "off");
+            if (o->max_per_client != srv->max_per_client)
+                return zg_conf_error(cx, a,
+                                     "listen address \"%s\": servers[%u] shares it with another "
+                                     "max_connections_per_client: the blocks of one address must "
+                                     "agree",
+                                     addr->text, o->index);
             if (o->unix_mode != srv->unix_mode)
                 return zg_conf_error(cx, a,
                                      "listen address \"%s\": servers[%u] shares it with another "
@@ -279,6 +286,22 @@ static zg_module *find_module(zg_config *cfg, const char *name)
     return NULL;
 }
 
+/* max_connections_per_client: a table in shared memory with room for every
+ * connection all the workers can hold, and plain accepted fds (the client's
+ * address comes from getpeername). */
+static int setup_climit(zerg_conf_ctx *cx, zg_server *srv)
+{
+    uint64_t capacity = (uint64_t)cx->cfg->worker_connections * (uint64_t)zg_conf_workers(cx->cfg);
+    if (capacity > (1u << 29))
+        capacity = 1u << 29;
+    srv->climit = zg_conf_shm(cx, zg_climit_size((uint32_t)capacity));
+    if (!srv->climit)
+        return -1;
+    zg_climit_init(srv->climit, (uint32_t)capacity);
+    srv->want_peer = 1;
+    return 0;
+}
+
 static int parse_server(zerg_conf_ctx *cx, const zerg_conf_node *n, zg_server *srv)
 {
     if (zg_node_kind(cx, n) != ZERG_NODE_MAP)
@@ -312,6 +335,8 @@ static int parse_server(zerg_conf_ctx *cx, const zerg_conf_node *n, zg_server *s
         {"proxy_protocol_timeout", ZERG_CONF_MSEC, offsetof(zg_server, proxy_protocol_timeout),
          NULL, 1, 3600000},
         {"unix_mode", ZERG_CONF_CUSTOM, offsetof(zg_server, unix_mode), parse_unix_mode, 0, 0},
+        {"max_connections_per_client", ZERG_CONF_INT, offsetof(zg_server, max_per_client), NULL, 0,
+         1000000},
         ZERG_DIRECTIVE_END,
     };
     zg_server scratch = *srv; /* module/listen land here; kept fields copied back */
@@ -322,6 +347,9 @@ static int parse_server(zerg_conf_ctx *cx, const zerg_conf_node *n, zg_server *s
     srv->proxy_protocol = scratch.proxy_protocol;
     srv->proxy_protocol_timeout = scratch.proxy_protocol_timeout;
     srv->unix_mode = scratch.unix_mode;
+    srv->max_per_client = scratch.max_per_client;
+    if (srv->max_per_client > 0 && setup_climit(cx, srv) < 0)
+        return -1;
     if (parse_listen(cx, listen, srv) < 0)
         return -1;
     if (srv->unix_mode >= 0 && !has_unix_file(srv))

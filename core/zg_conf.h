@@ -46,6 +46,8 @@ typedef struct zg_server {
     int proxy_protocol;              /* connections start with a PROXY protocol header */
     uint64_t proxy_protocol_timeout; /* ms allowed for that header */
     int64_t unix_mode;               /* chmod of its unix sockets' files; -1: umask */
+    int64_t max_per_client;          /* max_connections_per_client; 0: no limit */
+    struct zg_climit *climit;        /* its table, in shared memory */
 } zg_server;
 
 typedef struct zg_shm {

@@ -6,6 +6,7 @@
 #include "zg_log.h"
 #include "zg_proxyproto.h"
 #include "zg_module.h"
+#include "zg_climit.h"
 #include "zg_worker.h"
 
 #include <errno.h>
@@ -66,8 +67,39 @@ static void close_fd(zg_worker *w, int fd, int fixed)
     }
 }
 
+/* max_connections_per_client: count the client in, or close the connection
+ * before any module sees it. */
+static int admit(zg_conn *c)
+{
+    zg_worker *w = c->w;
+    const zg_server *srv = c->srv;
+    if (!srv->climit || !c->peer_len)
+        return 1;
+    int rc = zg_climit_enter(srv->climit, (const struct sockaddr *)&c->peer,
+                             (uint32_t)srv->max_per_client, w->pid);
+    if (rc != 0) {
+        if (rc > 0)
+            c->flags |= ZG_C_COUNTED;
+        return 1;
+    }
+    w->stats.conns_limited++;
+    if (w->now_ms - w->limit_logged_ms >= 1000) { /* a flood logs a line a second */
+        char peer[64];
+        zg_addr_str((const struct sockaddr *)&c->peer, peer, sizeof(peer));
+        zg_log_info("%s: the address of client %s has max_connections_per_client (%lld) "
+                    "open: closing a new one (%llu so far in this worker)",
+                    c->listener->srv->addrs[c->listener->addr_index].text, peer,
+                    (long long)srv->max_per_client, (unsigned long long)w->stats.conns_limited);
+        w->limit_logged_ms = w->now_ms;
+    }
+    zg_conn_teardown(c, -EDQUOT);
+    return 0;
+}
+
 static void open_conn(zg_conn *c)
 {
+    if (!admit(c))
+        return;
     c->flags |= ZG_C_OPEN;
     if (c->mod->on_open)
         c->mod->on_open(c);
@@ -673,6 +705,10 @@ static void finalize(zg_conn *c)
         c->flags &= ~ZG_C_OPEN;
         if (c->mod->on_close)
             c->mod->on_close(c, c->close_err);
+    }
+    if (c->flags & ZG_C_COUNTED) {
+        c->flags &= ~ZG_C_COUNTED;
+        zg_climit_leave(c->srv->climit, (const struct sockaddr *)&c->peer, w->pid);
     }
     zg_timer_cancel(&w->timers, &c->timer); /* on_close may have armed it */
     if ((c->flags & ZG_C_ABORT) && !c->fixed) {

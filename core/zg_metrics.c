@@ -80,6 +80,8 @@ static const struct {
     ZG_M("zerg_sends_zc_total", "counter", sends_zc, "Sends done with SEND_ZC."),
     ZG_M("zerg_loop_turns_total", "counter", loop_turns,
          "Turns of the event loop (io_uring_enter calls)."),
+    ZG_M("zerg_connections_limited_total", "counter", conns_limited,
+         "Connections closed at once: their client had max_connections_per_client open."),
 #undef ZG_M
 };
 

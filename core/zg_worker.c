@@ -152,6 +152,7 @@ int zg_worker_main(zg_config *cfg, unsigned id, int cpu, int *listen_fds, int re
     memset(w, 0, sizeof(*w));
     w->cfg = cfg;
     w->id = id;
+    w->pid = getpid();
     w->count = (unsigned)zg_conf_workers(cfg);
     w->cpu = cpu;
     w->signal_fd = -1;

@@ -65,6 +65,7 @@ enum zg_conn_flags {
     ZG_C_REAP = 1u << 19,    /* in the reap list */
     ZG_C_ZOMBIE = 1u << 20,  /* closed; kept only for a SEND_ZC notification */
     ZG_C_PP_WAIT = 1u << 21, /* reading the PROXY protocol header: not open yet */
+    ZG_C_COUNTED = 1u << 22, /* in its server's max_connections_per_client table */
 };
 
 typedef struct zg_listener {
@@ -127,6 +128,8 @@ struct zerg_worker {
     zg_config *cfg;
     unsigned id, count;
     int cpu;
+    pid_t pid;                /* this worker's, for shared-memory locks */
+    uint64_t limit_logged_ms; /* when max_connections_per_client last logged */
     zg_bufs bufs;
     zg_pool conns;
     zg_pool file_ops;

@@ -59,6 +59,7 @@ typedef struct zerg_stats {
     uint64_t cq_overflows;    /* completions the kernel had to hold back */
     uint64_t sends_zc;        /* sends done with SEND_ZC */
     uint64_t loop_turns;      /* io_uring_enter calls of the event loop */
+    uint64_t conns_limited;   /* closed at once: the client had max_connections_per_client */
 } zerg_stats;
 
 /* ---- Logging ----------------------------------------------------------- */
