@@ -293,8 +293,10 @@ static int apply_one(zerg_conf_ctx *cx, const zerg_conf_node *v, const zerg_dire
             return -1;
         return (*(char **)field = zg_conf_strdup(cx, s)) ? 0 : -1;
     }
-    case ZERG_CONF_INT:
-        return zg_conf_int(cx, v, d->min, d->max, field);
+    case ZERG_CONF_INT: /* the range checked here, so the error names the key */
+        if (zg_conf_int(cx, v, 0, 0, field) < 0)
+            return -1;
+        return check_range(cx, v, d, (uint64_t) * (int64_t *)field);
     case ZERG_CONF_BOOL:
         return zg_conf_bool(cx, v, field);
     case ZERG_CONF_SIZE:

@@ -132,7 +132,7 @@ servers:
     max_connections_per_client: %s
     http: {{ server_name: [a] }}
 """
-        assert_refused(self, base % "-1", ":33: -1 is out of range (0..1000000)")
+        assert_refused(self, base % "-1", ":33: max_connections_per_client: -1 is out of range (0..1000000)")
         assert_refused(self, base % "2000000", "is out of range (0..1000000)")
         two = base % "5" + """  - listen: ["127.0.0.1:{port0}"]
     module: http

@@ -367,7 +367,7 @@ Test(conf_bad, int_out_of_range)
 {
     expect_error("uring:\n"
                  "  entries: 4\n",
-                 2, 12, "4 is out of range (8..32768)");
+                 2, 12, "entries: 4 is out of range (8..32768)");
 }
 
 Test(conf_bad, int_not_a_number)
@@ -623,12 +623,13 @@ Test(conf_bad, server_entry_not_a_mapping)
 
 Test(conf_bad, unknown_server_key)
 {
-    expect_error(HEAD "  - listen: 127.0.0.1:8080\n"
-                      "    module: echo\n"
-                      "    root: /srv\n",
-                 6, 5,
-                 "unknown key \"root\" (expected one of: module, listen, backlog, default_server, "
-                 "proxy_protocol, proxy_protocol_timeout, unix_mode, echo)");
+    expect_error(
+        HEAD "  - listen: 127.0.0.1:8080\n"
+             "    module: echo\n"
+             "    root: /srv\n",
+        6, 5,
+        "unknown key \"root\" (expected one of: module, listen, backlog, default_server, "
+        "proxy_protocol, proxy_protocol_timeout, unix_mode, max_connections_per_client, echo)");
 }
 
 Test(conf_bad, backlog_out_of_range)
@@ -636,7 +637,7 @@ Test(conf_bad, backlog_out_of_range)
     expect_error(HEAD "  - listen: 127.0.0.1:8080\n"
                       "    module: echo\n"
                       "    backlog: 0\n",
-                 6, 14, "0 is out of range (1..65535)");
+                 6, 14, "backlog: 0 is out of range (1..65535)");
 }
 
 Test(conf_bad, buffers_not_power_of_two)
