@@ -166,6 +166,17 @@ int zg_addr_same(const zg_addr *x, const zg_addr *y)
     return x->len == y->len && memcmp(&x->ss, &y->ss, x->len) == 0;
 }
 
+/* A setting of the listener itself that two blocks of one address set
+ * differently (what: the other block's, as the message words it). */
+static int disagree(zerg_conf_ctx *cx, const zerg_conf_node *a, const zg_addr *addr,
+                    const zg_server *o, const char *what)
+{
+    return zg_conf_error(cx, a,
+                         "listen address \"%s\": servers[%u] shares it with %s: the blocks of "
+                         "one address must agree",
+                         addr->text, o->index, what);
+}
+
 /* Address i of srv against this block's earlier ones and earlier blocks':
  * blocks of one module that takes virtual hosts may share an address (one
  * of them the default), nothing else may. */
@@ -187,21 +198,12 @@ static int check_shared_addr(zerg_conf_ctx *cx, const zerg_conf_node *a, const z
                                      "of one module with virtual hosts (http) may share one",
                                      addr->text, o->index);
             if (o->proxy_protocol != srv->proxy_protocol)
-                return zg_conf_error(cx, a,
-                                     "listen address \"%s\": servers[%u] shares it with "
-                                     "proxy_protocol %s: the blocks of one address must agree",
-                                     addr->text, o->index, o->proxy_protocol ? "on" : "off");
+                return disagree(cx, a, addr, o,
+                                o->proxy_protocol ? "proxy_protocol on" : "proxy_protocol off");
             if (o->max_per_client != srv->max_per_client)
-                return zg_conf_error(cx, a,
-                                     "listen address \"%s\": servers[%u] shares it with another "
-                                     "max_connections_per_client: the blocks of one address must "
-                                     "agree",
-                                     addr->text, o->index);
+                return disagree(cx, a, addr, o, "another max_connections_per_client");
             if (o->unix_mode != srv->unix_mode)
-                return zg_conf_error(cx, a,
-                                     "listen address \"%s\": servers[%u] shares it with another "
-                                     "unix_mode: the blocks of one address must agree",
-                                     addr->text, o->index);
+                return disagree(cx, a, addr, o, "another unix_mode");
             if (o->default_server && srv->default_server)
                 return zg_conf_error(cx, a,
                                      "listen address \"%s\": servers[%u] is its default_server "
