@@ -2,6 +2,7 @@
  * connection, timer, file and config machinery of the core. */
 #define _GNU_SOURCE
 #include "zg_log.h"
+#include "zg_logfile.h"
 #include "zg_module.h"
 #include "zg_worker.h"
 
@@ -390,4 +391,7 @@ const zerg_api zg_api = {
     .file_open = api_file_open,
     .text_printf = zg_text_printf,
     .metrics = zg_metrics,
+    .logfile_open = zg_logfile_open,
+    .logfile_reserve = zg_logfile_reserve,
+    .logfile_commit = zg_logfile_commit,
 };

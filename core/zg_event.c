@@ -3,6 +3,7 @@
  * and waits in one io_uring_enter, then drains completions in a batch. */
 #define _GNU_SOURCE
 #include "zg_log.h"
+#include "zg_logfile.h"
 #include "zg_module.h"
 #include "zg_worker.h"
 
@@ -287,6 +288,7 @@ static void signal_complete(zg_worker *w, struct io_uring_cqe *cqe)
             break;
         case SIGUSR1:
             zg_log_reopen();
+            zg_logfile_reopen_all(w);
             for (size_t i = 0; i < w->cfg->nmodules; i++)
                 if (w->cfg->modules[i]->desc->worker_reopen)
                     w->cfg->modules[i]->desc->worker_reopen(w);
@@ -351,6 +353,7 @@ void zg_worker_drain(zg_worker *w)
     for (size_t i = 0; i < w->cfg->nmodules; i++)
         if (w->cfg->modules[i]->desc->worker_drain)
             w->cfg->modules[i]->desc->worker_drain(w);
+    zg_logfile_flush_all(w); /* what was logged so far goes out now, not after the drain */
     w->shutdown_timer.fn = shutdown_expired;
     w->shutdown_timer.data = w;
     zg_timer_set(&w->timers, &w->shutdown_timer, w->now_ms, w->cfg->worker_shutdown_timeout);

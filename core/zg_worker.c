@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "zg_worker.h"
 #include "zg_log.h"
+#include "zg_logfile.h"
 #include "zg_module.h"
 
 #include <errno.h>
@@ -191,6 +192,7 @@ int zg_worker_main(zg_config *cfg, unsigned id, int cpu, int *listen_fds, int re
     for (size_t i = 0; i < cfg->nmodules; i++)
         if (cfg->modules[i]->desc->worker_exit)
             cfg->modules[i]->desc->worker_exit(w);
+    zg_logfile_close_all(w);
     zg_event_destroy(w);
     free_listeners(w);
     zg_text_free(&w->metrics_text);

@@ -138,6 +138,7 @@ struct zerg_worker {
     uint64_t now_ms;
     int64_t unix_time;
     zg_list flush_list, starved_list, reap_list;
+    zerg_logfile *logfiles; /* opened by modules (zg_logfile.c) */
     zg_listener *listeners;
     size_t nlisteners;
     int signal_fd;

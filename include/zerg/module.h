@@ -28,8 +28,9 @@ typedef struct zerg_ref zerg_ref;             /* a held receive buffer */
 typedef struct zerg_conf_ctx zerg_conf_ctx;   /* a config being parsed */
 typedef struct zerg_conf_node zerg_conf_node; /* one YAML node */
 typedef struct zerg_api zerg_api;
-typedef struct zerg_text zerg_text; /* text the core grows as it is written */
-struct open_how;                    /* <linux/openat2.h> */
+typedef struct zerg_text zerg_text;       /* text the core grows as it is written */
+typedef struct zerg_logfile zerg_logfile; /* a buffered log file (access logs) */
+struct open_how;                          /* <linux/openat2.h> */
 
 /* ---- Timers ------------------------------------------------------------ */
 
@@ -342,6 +343,22 @@ struct zerg_api {
      * module in load_modules order. The text and *len stay valid until the
      * next call in this worker; NULL when out of memory. */
     const char *(*metrics)(zerg_worker *w, size_t *len);
+    /* Buffered log files, for access logs: lines collect in a buffer of
+     * buffer bytes that is written through the ring (O_APPEND) once half
+     * full, or flush_ms after its first line, so logging never blocks the
+     * loop. The core writes out what is buffered when the worker drains,
+     * reopens the file on SIGUSR1 (before the modules' worker_reopen) and
+     * writes the rest synchronously when the worker exits (after their
+     * worker_exit). Opened per worker (worker_init or server_init); NULL with
+     * errno set when the file cannot be opened. */
+    zerg_logfile *(*logfile_open)(zerg_worker *w, const char *path, size_t buffer,
+                                  uint64_t flush_ms);
+    /* Room for one line of up to need bytes (need at most buffer / 2), or
+     * NULL when the buffer is full while a write is in flight: the line is
+     * dropped (and counted: the worker logs the count when it exits). */
+    char *(*logfile_reserve)(zerg_logfile *lf, size_t need);
+    /* The first n bytes of the room reserve gave are a line (with its '\n'). */
+    void (*logfile_commit)(zerg_logfile *lf, size_t n);
 };
 
 #ifdef __cplusplus

@@ -480,8 +480,6 @@ int http_static_server_init(http_srv *s);
 /* http_log.c */
 int http_log_open(http_srv *s);
 void http_log_request(http_conn *hc);
-void http_log_reopen_all(void);
-void http_log_flush_all(void);
-void http_log_close_all(void);
+void http_log_free_all(void);
 
 #endif

@@ -1,6 +1,6 @@
-/* modules/http/http_log.c - the access log: nginx combined/common lines built
- * in a per-worker buffer, written through io_uring (file_io, O_APPEND) when
- * full or on a timer, reopened on SIGUSR1. */
+/* modules/http/http_log.c - the access log: nginx combined/common (or a
+ * custom format's) lines, written into the core's buffered log file
+ * (api->logfile_*: through io_uring, reopened on SIGUSR1). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -12,101 +12,28 @@
 
 typedef struct http_log {
     struct http_log *next;
-    const char *path;
-    int fd, old_fd;
+    zerg_logfile *lf; /* the core's buffered file (api->logfile_open) */
+    size_t cap;       /* its buffer: bounds the length of a line */
     int format;
     const http_tmpl *tmpl; /* HTTP_LOG_CUSTOM */
-    char *buf, *wbuf;
-    size_t len, cap, wlen;
-    int writing;
-    int timer_armed;
-    uint64_t flush_ms;
-    uint64_t dropped;
-    zerg_timer timer;
 } http_log;
 
 static http_log *http_logs;
-
-static int http_log_openfd(const char *path)
-{
-    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-}
-
-static void http_log_flush(http_log *l);
-
-static void http_log_written(void *arg, ssize_t res)
-{
-    http_log *l = arg;
-    l->writing = 0;
-    if (res < 0)
-        http_api->log(ZERG_LOG_ERROR, "access_log %s: %s", l->path, strerror((int)-res));
-    else if ((size_t)res < l->wlen)
-        http_api->log(ZERG_LOG_ERROR, "access_log %s: short write", l->path);
-    l->wlen = 0;
-    if (l->old_fd >= 0) {
-        close(l->old_fd);
-        l->old_fd = -1;
-    }
-    if (l->len >= l->cap / 2)
-        http_log_flush(l);
-}
-
-static void http_log_flush(http_log *l)
-{
-    if (l->writing || l->len == 0 || l->fd < 0)
-        return;
-    char *t = l->wbuf;
-    l->wbuf = l->buf;
-    l->wlen = l->len;
-    l->buf = t;
-    l->len = 0;
-    l->writing = 1;
-    if (http_api->file_io(http_W.w, NULL, 1, l->fd, l->wbuf, l->wlen, -1, http_log_written, l) !=
-        0) {
-        /* the ring refused: write it out directly rather than lose it */
-        ssize_t r = write(l->fd, l->wbuf, l->wlen);
-        (void)r;
-        l->writing = 0;
-        l->wlen = 0;
-    }
-}
-
-static void http_log_timer(zerg_timer *t)
-{
-    http_log *l = t->data;
-    l->timer_armed = 0;
-    http_log_flush(l);
-    if (l->len) {
-        l->timer_armed = 1;
-        http_api->timer_set(http_W.w, &l->timer, l->flush_ms);
-    }
-}
 
 int http_log_open(http_srv *s)
 {
     http_log *l = calloc(1, sizeof(*l));
     if (!l)
         return -1;
-    l->path = s->access_log.path;
     l->format = s->access_log.format;
     l->tmpl = &s->access_log.tmpl;
-    l->flush_ms = s->access_log.flush;
     l->cap = (size_t)s->access_log.buffer;
-    l->buf = malloc(l->cap);
-    l->wbuf = malloc(l->cap);
-    l->old_fd = -1;
-    l->fd = http_log_openfd(l->path);
-    if (!l->buf || !l->wbuf || l->fd < 0) {
-        http_api->log(ZERG_LOG_ERROR, "access_log %s: %s", l->path, strerror(errno));
-        if (l->fd >= 0)
-            close(l->fd);
-        free(l->buf);
-        free(l->wbuf);
+    l->lf = http_api->logfile_open(http_W.w, s->access_log.path, l->cap, s->access_log.flush);
+    if (!l->lf) {
+        http_api->log(ZERG_LOG_ERROR, "access_log %s: %s", s->access_log.path, strerror(errno));
         free(l);
         return -1;
     }
-    l->timer.fn = http_log_timer;
-    l->timer.data = l;
     l->next = http_logs;
     http_logs = l;
     s->log = l;
@@ -294,77 +221,26 @@ void http_log_request(http_conn *hc)
     if (field > HTTP_LOG_FIELD)
         field = HTTP_LOG_FIELD;
     size_t need = text + nfields * (4 * field + 64) + 256;
-    if (l->cap - l->len < need) {
-        http_log_flush(l);
-        if (l->cap - l->len < need) {
-            l->dropped++;
-            return;
-        }
-    }
+    char *o = http_api->logfile_reserve(l->lf, need);
+    if (!o)
+        return; /* dropped: the core counts it */
     http_log_clock();
     char addr[64];
     socklen_t alen = 0;
     if (!http_addr_text(http_api->conn_peer(hc->c, &alen), addr, sizeof(addr), 0))
         strcpy(addr, "-");
-    char *o = l->buf + l->len;
     size_t n =
         t ? http_log_custom(hc, t, o, field, addr) : http_log_standard(hc, l, o, field, addr);
     o[n++] = '\n';
-    l->len += n;
-    if (l->len >= l->cap / 2)
-        http_log_flush(l);
-    if (l->len && !l->timer_armed) {
-        l->timer_armed = 1;
-        http_api->timer_set(http_W.w, &l->timer, l->flush_ms);
-    }
+    http_api->logfile_commit(l->lf, n);
 }
 
-void http_log_flush_all(void)
+/* Worker exit: the core writes out and closes the files after this. */
+void http_log_free_all(void)
 {
-    for (http_log *l = http_logs; l; l = l->next)
-        http_log_flush(l);
-}
-
-void http_log_reopen_all(void)
-{
-    for (http_log *l = http_logs; l; l = l->next) {
-        int fd = http_log_openfd(l->path);
-        if (fd < 0) {
-            http_api->log(ZERG_LOG_ERROR, "access_log %s: reopen: %s", l->path, strerror(errno));
-            continue;
-        }
-        http_log_flush(l); /* what was logged before goes to the old file */
-        if (l->writing) {
-            if (l->old_fd >= 0)
-                close(l->old_fd);
-            l->old_fd = l->fd;
-        } else {
-            close(l->fd);
-        }
-        l->fd = fd;
+    while (http_logs) {
+        http_log *next = http_logs->next;
+        free(http_logs);
+        http_logs = next;
     }
-}
-
-void http_log_close_all(void)
-{
-    http_log *l = http_logs, *next;
-    for (; l; l = next) {
-        next = l->next;
-        if (l->timer_armed)
-            http_api->timer_cancel(http_W.w, &l->timer);
-        /* the loop is ending: write synchronously what is left (the in-flight
-         * buffer may still be owned by the ring, so it is leaked, not freed) */
-        if (l->len && l->fd >= 0) {
-            ssize_t r = write(l->fd, l->buf, l->len);
-            (void)r;
-        }
-        if (!l->writing) {
-            if (l->fd >= 0)
-                close(l->fd);
-            free(l->wbuf);
-            free(l->buf);
-            free(l);
-        }
-    }
-    http_logs = NULL;
 }

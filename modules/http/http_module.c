@@ -1,5 +1,5 @@
 /* modules/http/http_module.c - the http module's descriptor and its hooks:
- * load, worker and server setup, drain/reopen/exit, and the per-connection
+ * load, worker and server setup, drain and exit, and the per-connection
  * life cycle (open, data, eof, drain, timeouts, close). */
 #include <stdlib.h>
 #include <string.h>
@@ -55,17 +55,11 @@ static void http_worker_drain(zerg_worker *w)
             grace = HTTP_DRAIN_IDLE_GRACE_MS;
         http_api->conn_timeout(x->c, grace);
     }
-    http_log_flush_all();
-}
-
-static void http_worker_reopen(zerg_worker *w)
-{
-    http_log_reopen_all();
 }
 
 static void http_worker_exit(zerg_worker *w)
 {
-    http_log_close_all();
+    http_log_free_all();
     http_ofc_clear();
     http_static_worker_exit();
 }
@@ -180,7 +174,6 @@ ZERG_MODULE_EXPORT const zerg_module zerg_module_info = {
     .worker_init = http_worker_init,
     .server_init = http_server_init,
     .worker_drain = http_worker_drain,
-    .worker_reopen = http_worker_reopen,
     .worker_exit = http_worker_exit,
     .on_open = http_on_open,
     .on_connect = NULL,

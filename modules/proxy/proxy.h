@@ -104,6 +104,9 @@ typedef struct proxy_conf {
     uint64_t buffer_size;        /* per-direction output bound, bytes */
     char *stats_file;
     uint64_t stats_interval; /* ms */
+    char *access_log;        /* a line per session (proxy_log.c); NULL: none */
+    uint64_t log_buffer;     /* bytes */
+    uint64_t log_flush;      /* ms */
     /* derived */
     proxy_shm *shm;
     proxy_worker_state *ws;
@@ -112,6 +115,17 @@ typedef struct proxy_conf {
 
 /* Connection kinds (ctx->kind). */
 enum { PROXY_K_NONE = 0, PROXY_K_CLIENT, PROXY_K_UPSTREAM, PROXY_K_HEALTH };
+
+/* How a session ended, as its access log line says (the first cause seen). */
+enum proxy_end {
+    PROXY_END_NONE = 0,
+    PROXY_END_CLIENT,    /* the client closed (or half-closed) first */
+    PROXY_END_SERVER,    /* the server did */
+    PROXY_END_ERROR,     /* a reset or an error on either side */
+    PROXY_END_TIMEOUT,   /* idle_timeout */
+    PROXY_END_NO_SERVER, /* no server could be reached */
+    PROXY_END_REJECTED,  /* max_connections */
+};
 
 typedef struct proxy_pending {
     const uint8_t *data;
@@ -140,6 +154,12 @@ typedef struct proxy_ctx {
     proxy_hc *hc;    /* HEALTH */
     uint64_t rx, tx; /* bytes received from / queued to this conn */
     uint64_t last_ms;
+    /* CLIENT, for its access log line */
+    uint8_t end;        /* enum proxy_end */
+    int16_t last_srv;   /* the server last tried, -1: none */
+    int64_t connect_ms; /* from open to the upstream connected, -1: never */
+    uint64_t open_ms;   /* proxy_now() at open */
+    int64_t open_unix;  /* seconds since the epoch at open */
     uint64_t tried[PROXY_TRIED_WORDS];
     proxy_pending pending[PROXY_PENDING_MAX];
 } proxy_ctx;
@@ -154,8 +174,18 @@ struct proxy_worker_state {
     uint64_t last_nolog_ms;
     proxy_hc *hc; /* worker 0 with health checks: one per server */
     zerg_timer stats_timer;
+    zerg_logfile *log; /* access_log, in this worker */
+    int64_t log_sec;   /* log_time is for this second */
+    char log_time[32];
     proxy_worker_state *next;
 };
+
+/* The first cause a session ends by is the one it is logged with. */
+static inline void proxy_end_by(proxy_ctx *client, int why)
+{
+    if (client && !client->end)
+        client->end = (uint8_t)why;
+}
 
 /* ---- proxy_balance.c: pure functions, no zerg api ---------------------- */
 
@@ -238,6 +268,10 @@ void proxy_hc_on_close(zerg_conn *c, proxy_ctx *x, int err);
 
 /* proxy_module.c: this worker's server blocks, in config order */
 const proxy_worker_state *proxy_worker_states(void);
+/* proxy_log.c: the access log (a line per session) */
+int proxy_parse_access_log(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field);
+int proxy_log_open(proxy_worker_state *ws);
+void proxy_log_session(zerg_conn *c, proxy_ctx *x);
 /* proxy_stats.c */
 void proxy_metrics(zerg_worker *w, zerg_text *out);
 size_t proxy_stats_format(const proxy_conf *cf, char *buf, size_t cap);

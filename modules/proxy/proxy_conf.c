@@ -204,6 +204,8 @@ const zerg_directive proxy_directives[] = {
      (int64_t)1 << 30},
     {"stats_file", ZERG_CONF_STR, offsetof(proxy_conf, stats_file), NULL, 0, 0},
     {"stats_interval", ZERG_CONF_MSEC, offsetof(proxy_conf, stats_interval), NULL, 10, 86400000},
+    {"access_log", ZERG_CONF_CUSTOM, offsetof(proxy_conf, access_log), proxy_parse_access_log, 0,
+     0},
     ZERG_DIRECTIVE_END,
 };
 
@@ -223,6 +225,8 @@ int proxy_conf_init(zerg_conf_ctx *cx, void *conf)
     cf->max_connections = 0;
     cf->buffer_size = 512 * 1024;
     cf->stats_interval = 1000;
+    cf->log_buffer = 64 * 1024;
+    cf->log_flush = 1000;
     return 0;
 }
 
@@ -281,9 +285,10 @@ int proxy_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf
             return fail(cx, section, "out of memory for the hash ring");
         up->ring_n = proxy_ring_build(up, up->ring, cap);
     }
-    /* Client addresses serve hash and proxy_protocol only: otherwise the
-     * listeners keep accepting into fixed files (the core resets those too). */
-    if (up->balance == PROXY_BAL_HASH || cf->proxy_protocol)
+    /* Client addresses serve hash, proxy_protocol and the access log only:
+     * otherwise the listeners keep accepting into fixed files (the core
+     * resets those too). */
+    if (up->balance == PROXY_BAL_HASH || cf->proxy_protocol || cf->access_log)
         proxy_api->conf_want_peer_addr(cx);
 
     cf->shm = proxy_api->conf_shm(cx, sizeof(proxy_shm) + up->nservers * sizeof(proxy_shm_srv));

@@ -85,6 +85,7 @@ static void no_server(zerg_conn *c, proxy_ctx *x)
                        (unsigned)x->tries);
     }
     release_pending(c, x);
+    proxy_end_by(x, PROXY_END_NO_SERVER);
     close_conn(c, x, 0);
 }
 
@@ -120,6 +121,7 @@ static int session_connect(zerg_conn *c, proxy_ctx *x)
             break;
         proxy_tried_set(x->tried, (unsigned)i);
         x->tries++;
+        x->last_srv = (int16_t)i;
         const proxy_server *s = &cf->up.servers[i];
         zerg_conn *up = a->connect(w, &zerg_module_info, cf, (const struct sockaddr *)&s->addr.ss,
                                    s->addr.len, cf->connect_timeout);
@@ -151,6 +153,10 @@ void proxy_on_open(zerg_conn *c)
     x->kind = PROXY_K_CLIENT;
     x->conf = cf;
     x->srv = -1;
+    x->last_srv = -1;
+    x->connect_ms = -1;
+    x->open_ms = proxy_now();
+    x->open_unix = a->unix_time(a->conn_worker(c));
     ADD(&cf->shm->clients_total, 1);
     uint64_t n = ADD(&cf->shm->clients, 1);
     x->admitted = 1;
@@ -164,6 +170,7 @@ void proxy_on_open(zerg_conn *c)
             a->log(ZERG_LOG_WARN, "proxy: max_connections (%lld) reached, closing client",
                    (long long)cf->max_connections);
         }
+        proxy_end_by(x, PROXY_END_REJECTED);
         close_conn(c, x, 0);
         return;
     }
@@ -231,6 +238,8 @@ void proxy_on_connect(zerg_conn *c, int status)
         close_conn(c, x, 1);
         return;
     }
+    proxy_ctx *cl = ctx_of(x->peer);
+    cl->connect_ms = (int64_t)(proxy_now() - cl->open_ms);
     upstream_ready(c, x);
 }
 
@@ -325,10 +334,13 @@ void proxy_on_eof(zerg_conn *c)
     x->eof_in = 1;
     zerg_conn *peer = x->peer;
     if (!peer) {
+        proxy_end_by(x, PROXY_END_CLIENT); /* a client's own conn, or nothing logs it */
         close_conn(c, x, 0);
         return;
     }
     proxy_ctx *px = ctx_of(peer);
+    proxy_end_by(x->kind == PROXY_K_CLIENT ? x : px,
+                 x->kind == PROXY_K_CLIENT ? PROXY_END_CLIENT : PROXY_END_SERVER);
     if (x->kind == PROXY_K_CLIENT && !px->connected)
         return; /* upstream_ready() forwards the FIN */
     if (!px->shut_out && !px->closing) {
@@ -364,6 +376,10 @@ void proxy_on_timeout(zerg_conn *c)
         a->log(ZERG_LOG_INFO, "proxy: idle timeout (%llu ms), closing session",
                (unsigned long long)cf->idle_timeout);
     }
+    proxy_end_by(x->kind == PROXY_K_CLIENT ? x
+                 : x->peer                 ? ctx_of(x->peer)
+                                           : NULL,
+                 PROXY_END_TIMEOUT);
     close_session(c, x);
 }
 
@@ -397,6 +413,7 @@ static void upstream_closed(zerg_conn *up, proxy_ctx *u, int err)
     if (c) {
         proxy_ctx *x = ctx_of(c);
         x->peer = NULL;
+        proxy_end_by(x, err != 0 ? PROXY_END_ERROR : PROXY_END_SERVER);
         if (err != 0 && !x->closing)
             proxy_api->log(ZERG_LOG_INFO, "proxy: upstream %s: %s, resetting the client",
                            srv_name(cf, u->srv), strerror(-err));
@@ -420,6 +437,8 @@ void proxy_on_close(zerg_conn *c, int err)
         release_pending(c, x);
         if (x->admitted)
             SUB(&x->conf->shm->clients, 1);
+        proxy_end_by(x, err != 0 ? PROXY_END_ERROR : PROXY_END_CLIENT);
+        proxy_log_session(c, x);
         zerg_conn *peer = x->peer;
         if (peer) {
             proxy_ctx *px = ctx_of(peer);

@@ -50,6 +50,8 @@ static int proxy_server_init(zerg_worker *w, void *conf)
     while (*tail)
         tail = &(*tail)->next;
     *tail = ws;
+    if (proxy_log_open(ws) != 0)
+        return -1;
     if (a->worker_id(w) == 0) {
         if (cf->up.hc.enabled && proxy_hc_start(w, ws) != 0)
             return -1;
