@@ -82,7 +82,8 @@ class ProxyLog(unittest.TestCase):
         self.assertEqual((first["name"], first["server"]), ("front", self.b.addr()))
         self.assertEqual((first["rx"], first["tx"], first["end"]), ("1000", "1000", "client"))
         self.assertGreaterEqual(int(first["connect"]), 0)
-        self.assertGreaterEqual(int(first["total"]), 300)
+        # held open 300 ms; the clock is the coarse one (a few ms a tick)
+        self.assertGreaterEqual(int(first["total"]), 280)
         self.assertLess(int(first["total"]), 5000)
         self.assertEqual((second["client"], second["rx"], second["tx"]),
                          (f"127.0.0.1:{port2}", "5", "5"))
