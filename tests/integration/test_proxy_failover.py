@@ -22,6 +22,17 @@ from test_proxy_helpers import Backend, conf, dead_port, echo_handler, recv_line
 
 # ---- failures -----------------------------------------------------------
 
+def assert_closed_at_once(test, port):
+    """A client of port is closed (FIN or reset) without a byte."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.settimeout(3)
+    try:
+        test.assertEqual(s.recv(10), b"")
+    except ConnectionResetError:
+        pass
+    s.close()
+
+
 class Failures(unittest.TestCase):
     def test_down_at_connect_next_used(self):
         b = Backend(tag_handler, name="live")
@@ -132,13 +143,7 @@ class Failures(unittest.TestCase):
         a = Backend(tag_handler, name="a")
         try:
             with Zerg(conf([f'{{ address: "{a.addr()}", down: true }}'])) as z:
-                s = socket.create_connection(("127.0.0.1", z.ports[0]), timeout=5)
-                s.settimeout(3)
-                try:
-                    self.assertEqual(s.recv(10), b"")
-                except ConnectionResetError:
-                    pass
-                s.close()
+                assert_closed_at_once(self, z.ports[0])
                 self.assertIn("no upstream server available", z.output())
                 self.assertEqual(a.accepted, 0)
         finally:
@@ -260,13 +265,7 @@ class Failures(unittest.TestCase):
                     s = socket.create_connection(("127.0.0.1", z.ports[0]), timeout=5)
                     self.assertEqual(recv_line(s), "b")
                     held.append(s)
-                s = socket.create_connection(("127.0.0.1", z.ports[0]), timeout=5)
-                s.settimeout(3)
-                try:
-                    self.assertEqual(s.recv(10), b"")
-                except ConnectionResetError:
-                    pass
-                s.close()
+                assert_closed_at_once(self, z.ports[0])
                 held.pop().close()
                 time.sleep(0.2)
                 self.assertEqual(who(z.ports[0]), "b")
