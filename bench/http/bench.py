@@ -7,7 +7,9 @@ medians: req/s, server CPU microseconds per request (utime+stime of the whole
 server process tree), syscalls per request (perf raw_syscalls:sys_enter on
 the worker) and the zerg/nginx ratios. Loopback only, bounded in time.
 Both servers cache open files (zerg open_file_cache_valid, nginx
-open_file_cache) and nginx uses sendfile.
+open_file_cache) and nginx uses sendfile. The proxy workload has each server
+proxy_pass /proxy/ to one nginx backend (`return 200`, on the load CPU), a new
+upstream connection per request as both do by default.
 
 Usage: bench.py [--zerg BIN] [--modules DIR] [--rounds N] [--duration S]
                 [--only NAME[,NAME]] [--out FILE] [--zc]
@@ -38,6 +40,7 @@ WORKLOADS = [
     ("pipeline16-c64", "/", 64, 16),
     ("static-1MiB-c16", "/static/1m.bin", 16, 1),
     ("static-1KiB-c64", "/static/1k.html", 64, 1),
+    ("proxy-c64", "/proxy/", 64, 1),
 ]
 
 
@@ -45,9 +48,10 @@ class Server:
     def __init__(self, name, argv, port, tmp):
         self.name, self.argv, self.port, self.tmp = name, argv, port, tmp
         self.proc = None
+        self.cpu = bl.SERVER_CPU
 
     def start(self):
-        self.proc = bl.start(self.argv, bl.SERVER_CPU, stdout=subprocess.DEVNULL,
+        self.proc = bl.start(self.argv, self.cpu, stdout=subprocess.DEVNULL,
                              stderr=open(os.path.join(self.tmp, self.name + ".out"), "w"))
         bl.need_port("127.0.0.1", self.port)
         time.sleep(0.3)
@@ -72,7 +76,7 @@ class Server:
             bl.stop(self.proc, 10, signal.SIGTERM if self.name == "zerg" else signal.SIGQUIT)
 
 
-def make_zerg(args, tmp, www):
+def make_zerg(args, tmp, www, backend):
     port = bl.free_port()
     conf = os.path.join(tmp, "zerg.yaml")
     with open(conf, "w") as f:
@@ -92,19 +96,24 @@ servers:
       locations:
         - {{ path: "=/", return: {{ status: 200, body: "{HELLO}", headers: {{ Content-Type: text/plain }} }} }}
         - {{ path: /static/, root: {os.path.dirname(www)} }}
+        - {{ path: /proxy/, proxy_pass: "http://127.0.0.1:{backend}/" }}
 """)
     return Server("zerg", [args.zerg, "-c", conf], port, tmp)
 
 
-def make_nginx(args, tmp, www):
+def make_nginx(args, tmp, www, backend=None, name="nginx"):
+    """The peer (proxying /proxy/ to backend), or with backend None the
+    backend itself."""
     port = bl.free_port()
-    conf = os.path.join(tmp, "nginx.conf")
+    conf = os.path.join(tmp, name + ".conf")
+    proxy = (f"location /proxy/ {{ proxy_pass http://127.0.0.1:{backend}/; }}"
+             if backend else "")
     with open(conf, "w") as f:
         f.write(f"""daemon off;
 master_process on;
 worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/nginx-error.log warn;
+pid {tmp}/{name}.pid;
+error_log {tmp}/{name}-error.log warn;
 events {{ worker_connections 4096; }}
 http {{
     access_log off;
@@ -120,10 +129,11 @@ http {{
         listen 127.0.0.1:{port} backlog=4096;
         location = / {{ default_type text/plain; return 200 "{HELLO}"; }}
         location /static/ {{ root {os.path.dirname(www)}; }}
+        {proxy}
     }}
 }}
 """)
-    return Server("nginx", [args.nginx, "-p", tmp, "-e", f"{tmp}/nginx-error.log", "-c", conf],
+    return Server(name, [args.nginx, "-p", tmp, "-e", f"{tmp}/{name}-error.log", "-c", conf],
                   port, tmp)
 
 
@@ -186,10 +196,14 @@ def main():
     with open(os.path.join(www, "1k.html"), "w") as f:
         f.write("<p>" + "x" * 1017 + "</p>")
     os.chmod(os.path.join(www, "1k.html"), 0o644)
-    zerg, nginx = make_zerg(args, tmp, www), make_nginx(args, tmp, www)
+    backend = make_nginx(args, tmp, www, name="backend")
+    backend.cpu = bl.LOAD_CPU
+    zerg = make_zerg(args, tmp, www, backend.port)
+    nginx = make_nginx(args, tmp, www, backend.port)
     only = set(filter(None, args.only.split(",")))
     results = {}
     try:
+        backend.start()
         for srv in (zerg, nginx):
             srv.start()
             # warm-up
@@ -210,6 +224,7 @@ def main():
     finally:
         zerg.stop()
         nginx.stop()
+        backend.stop()
     lines = [f"{'workload':<18} {'zerg req/s':>11} {'nginx req/s':>11} {'ratio':>6} "
              f"{'zerg us/req':>11} {'nginx us/req':>12} {'zerg sc/req':>11} {'nginx sc/req':>12}"]
     for name, _, _, _ in WORKLOADS:

@@ -112,6 +112,7 @@ enum http_loc_kind {
     HTTP_LOC_STATIC,
     HTTP_LOC_RETURN,
     HTTP_LOC_STATUS,
+    HTTP_LOC_PROXY,
 };
 
 typedef struct http_header_kv {
@@ -165,11 +166,14 @@ enum http_var {
     HTTP_VAR_HTTP_REFERER,
     HTTP_VAR_HTTP_USER_AGENT,
     HTTP_VAR_REQUEST_TIME,
+    HTTP_VAR_PROXY_HOST,
+    HTTP_VAR_PROXY_ADD_X_FORWARDED_FOR,
 };
 
 enum http_tmpl_use {
     HTTP_TMPL_REDIRECT = 1, /* return's location */
     HTTP_TMPL_LOG = 2,      /* access_log format */
+    HTTP_TMPL_PROXY = 4,    /* proxy_set_header values */
 };
 
 typedef struct http_tmpl_part {
@@ -183,6 +187,23 @@ typedef struct http_tmpl {
     size_t n; /* 0: no variables */
     size_t text_len;
 } http_tmpl;
+
+/* proxy_pass (http_proxy.c): where a location's requests go */
+typedef struct http_proxy_pass {
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    char *host; /* $proxy_host: "host" or "host:port" as written in the URL */
+    size_t host_len;
+    char *uri; /* the URI part replacing the location's prefix; NULL: none */
+    size_t uri_len;
+} http_proxy_pass;
+
+/* proxy_set_header: a header for the upstream (an empty value drops it) */
+typedef struct http_proxy_header {
+    char *name;
+    size_t name_len;
+    http_tmpl value;
+} http_proxy_header;
 
 typedef struct http_location {
     char *path; /* as configured, "=/x" for exact */
@@ -204,6 +225,12 @@ typedef struct http_location {
     int expires;                 /* HTTP_EXPIRES_*: Expires and Cache-Control (nginx's) */
     uint64_t expires_sec;        /* HTTP_EXPIRES_AFTER: seconds from now */
     http_cidr_list allow, deny;  /* client addresses (http_access.c) */
+    http_proxy_pass *proxy;      /* proxy_pass */
+    uint64_t proxy_connect_timeout;
+    uint64_t proxy_read_timeout;
+    uint64_t proxy_buffer_size; /* the upstream's response head at most */
+    http_proxy_header *proxy_set;
+    size_t nproxy_set;
     /* derived in conf_done: add_header as "Name: v\r\n..." lines */
     char *add_head;
     size_t add_head_len;
@@ -278,6 +305,7 @@ typedef struct http_srv {
     size_t server_line_len;
     http_limits limits;
     int configured;
+    int has_proxy; /* a location has proxy_pass: requests start it at their head */
     /* per worker */
     struct http_log *log;
 } http_srv;
@@ -357,6 +385,12 @@ typedef struct http_req {
 } http_req;
 
 struct http_file;
+struct http_up;
+
+/* One header field of the request: name and value in hbuf. */
+typedef struct http_field {
+    http_span name, value;
+} http_field;
 
 typedef struct http_conn {
     llhttp_t parser;
@@ -373,6 +407,11 @@ typedef struct http_conn {
     uint8_t *stash; /* bytes that came while busy */
     size_t stash_len, stash_cap;
     struct http_file *file;
+    struct http_up *up; /* the upstream answering this request (proxy_pass) */
+    http_field *fields; /* every header field of the request (for proxy_pass) */
+    uint32_t nfields, fields_cap;
+    int proxy_status;  /* the upstream failed before the request was complete */
+    uint8_t any_proxy; /* a block of this address has proxy_pass: keep fields */
     uint32_t nreq;
     uint8_t phase;
     uint8_t closing;
@@ -417,6 +456,8 @@ size_t http_request_host(const http_conn *hc, char *buf, size_t cap);
 
 /* http_parse.c */
 void http_parser_settings_init(void);
+void http_proxy_settings_init(void);
+void http_proxy_worker_exit(void);
 void http_conn_reset_parser(http_conn *hc);
 /* Runs bytes through scanner and parser, answering complete requests. */
 void http_process(http_conn *hc, const uint8_t *data, size_t len);
@@ -439,6 +480,14 @@ void http_send_return(http_conn *hc, const http_location *loc, const char *path,
  * -1 after conf_error at n naming what (an unknown variable). */
 int http_tmpl_parse(zerg_conf_ctx *cx, const zerg_conf_node *n, const char *s, http_tmpl *t,
                     int use, const char *what);
+/* $host when the request names none: the first plain server_name, else the
+ * address the client reached. */
+size_t http_default_host(http_conn *hc, char *buf, size_t cap);
+/* nginx's $request_uri: the target from its path on, without a fragment. */
+void http_request_uri(http_conn *hc, const char **p, size_t *len);
+/* A header name (token) and value (no control bytes) from the config. */
+int http_check_header(zerg_conf_ctx *cx, const zerg_conf_node *n, const char *name,
+                      const char *value);
 /* A return whose location has variables. */
 void http_send_redirect(http_conn *hc, const http_location *loc, const char *path, size_t plen);
 void http_send_status(http_conn *hc);
@@ -476,6 +525,40 @@ void http_ofc_clear(void);
  * the request path; returns like http_serve_static. */
 int http_autoindex(http_conn *hc, int dfd, const char *path, size_t plen);
 int http_static_server_init(http_srv *s);
+
+/* http_proxy.c: proxy_pass */
+extern const zerg_module zerg_module_info;
+int http_parse_proxy_pass(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field);
+int http_parse_proxy_set_header(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field);
+/* Defaults and checks of a proxy_pass location; sets *want_peer when its
+ * headers need the client's address. */
+int http_proxy_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, http_location *l,
+                         int *want_peer);
+/* At the end of a request head: a request for a proxy_pass location starts
+ * its upstream now, so its body streams through as it comes. */
+void http_proxy_begin(http_conn *hc);
+/* Each piece of the request body, and its end. */
+void http_proxy_body(http_conn *hc, const char *at, size_t len);
+void http_proxy_body_end(http_conn *hc);
+/* The request is complete: the upstream's answer goes on asynchronously. */
+void http_proxy_dispatch(http_conn *hc);
+/* The client connection ends, or its request is answered otherwise. */
+void http_proxy_abandon(http_conn *hc);
+/* The client's output drained (its upstream may read again). */
+void http_proxy_client_drained(http_conn *hc);
+/* Hooks for upstream connections (conn_conf NULL). */
+int http_is_upstream(zerg_conn *c);
+void http_up_on_connect(zerg_conn *c, int status);
+size_t http_up_on_data(zerg_conn *c, const uint8_t *data, size_t len);
+void http_up_on_eof(zerg_conn *c);
+void http_up_on_drain(zerg_conn *c);
+void http_up_on_timeout(zerg_conn *c);
+void http_up_on_close(zerg_conn *c, int err);
+
+/* http_response.c: the location for the request's target, with the
+ * normalised path in a per-worker buffer (*path, *plen); NULL with *status
+ * (400, 403, 404, 500) when there is none. */
+const http_location *http_route(http_conn *hc, const char **path, size_t *plen, int *status);
 
 /* http_log.c */
 int http_log_open(http_srv *s);

@@ -15,8 +15,8 @@ static int http_is_tchar(int c)
            (c && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
-static int http_check_header(zerg_conf_ctx *cx, const zerg_conf_node *n, const char *name,
-                             const char *value)
+int http_check_header(zerg_conf_ctx *cx, const zerg_conf_node *n, const char *name,
+                      const char *value)
 {
     if (!*name)
         return http_api->conf_error(cx, n, "empty header name");
@@ -176,6 +176,15 @@ static const zerg_directive http_location_directives[] = {
     {"expires", ZERG_CONF_CUSTOM, offsetof(http_location, expires), http_parse_expires, 0, 0},
     {"allow", ZERG_CONF_CUSTOM, offsetof(http_location, allow), http_parse_cidr_list, 0, 0},
     {"deny", ZERG_CONF_CUSTOM, offsetof(http_location, deny), http_parse_cidr_list, 0, 0},
+    {"proxy_pass", ZERG_CONF_CUSTOM, offsetof(http_location, proxy), http_parse_proxy_pass, 0, 0},
+    {"proxy_connect_timeout", ZERG_CONF_MSEC, offsetof(http_location, proxy_connect_timeout), NULL,
+     1, INT32_MAX},
+    {"proxy_read_timeout", ZERG_CONF_MSEC, offsetof(http_location, proxy_read_timeout), NULL, 1,
+     INT32_MAX},
+    {"proxy_buffer_size", ZERG_CONF_SIZE, offsetof(http_location, proxy_buffer_size), NULL, 1024,
+     1 << 20},
+    {"proxy_set_header", ZERG_CONF_CUSTOM, offsetof(http_location, proxy_set),
+     http_parse_proxy_set_header, 0, 0},
     ZERG_DIRECTIVE_END,
 };
 
@@ -203,10 +212,13 @@ static int http_parse_locations(zerg_conf_ctx *cx, const zerg_conf_node *node, v
         l->exact = l->path[0] == '=';
         l->match = l->path + l->exact;
         l->match_len = strlen(l->match);
-        int kinds = (l->root != NULL) + (l->alias != NULL) + (l->ret != NULL) + (l->status != 0);
+        int kinds = (l->root != NULL) + (l->alias != NULL) + (l->ret != NULL) + (l->status != 0) +
+                    (l->proxy != NULL);
         if (kinds != 1)
             return http_api->conf_error(
-                cx, item, "location %s: needs exactly one of root, alias, return, status", l->path);
+                cx, item,
+                "location %s: needs exactly one of root, alias, return, status, proxy_pass",
+                l->path);
         if (l->alias) {
             /* the part after the prefix names the file under the alias */
             if (l->exact || l->match[l->match_len - 1] != '/')
@@ -214,7 +226,10 @@ static int http_parse_locations(zerg_conf_ctx *cx, const zerg_conf_node *node, v
                     cx, item, "location %s: alias needs a prefix location ending in /", l->path);
             l->root = l->alias;
         }
-        l->kind = l->root ? HTTP_LOC_STATIC : l->ret ? HTTP_LOC_RETURN : HTTP_LOC_STATUS;
+        l->kind = l->root    ? HTTP_LOC_STATIC
+                  : l->ret   ? HTTP_LOC_RETURN
+                  : l->proxy ? HTTP_LOC_PROXY
+                             : HTTP_LOC_STATUS;
         if (l->expires && l->kind != HTTP_LOC_STATIC)
             return http_api->conf_error(cx, item,
                                         "location %s: expires is for files (root or alias); "
@@ -530,6 +545,11 @@ int http_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf)
                                         p->status, p->uri);
     }
     int want_peer = s->access_log.path != NULL;
+    for (size_t i = 0; i < s->nlocs; i++) {
+        if (http_proxy_conf_done(cx, section, &s->locs[i], &want_peer) < 0)
+            return -1;
+        s->has_proxy |= s->locs[i].kind == HTTP_LOC_PROXY;
+    }
     for (size_t i = 0; i < s->nlocs; i++) /* the exact local address for $host */
         want_peer |= s->locs[i].allow.n || s->locs[i].deny.n || s->locs[i].ret_location.n;
     if (want_peer)

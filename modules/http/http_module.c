@@ -62,6 +62,7 @@ static void http_worker_exit(zerg_worker *w)
     http_log_free_all();
     http_ofc_clear();
     http_static_worker_exit();
+    http_proxy_worker_exit();
 }
 
 static void http_on_open(zerg_conn *c)
@@ -72,6 +73,9 @@ static void http_on_open(zerg_conn *c)
     hc->nvhosts = 1;
     if (http_api->struct_size >= offsetof(zerg_api, conn_servers) + sizeof(void *))
         hc->nvhosts = http_api->conn_servers(c, &hc->vhosts);
+    hc->any_proxy = (uint8_t)hc->srv->has_proxy;
+    for (size_t i = 1; i < hc->nvhosts; i++)
+        hc->any_proxy |= (uint8_t)((const http_srv *)hc->vhosts[i])->has_proxy;
     hc->next = http_W.conns;
     hc->prev = NULL;
     if (http_W.conns)
@@ -84,6 +88,8 @@ static void http_on_open(zerg_conn *c)
 
 static size_t http_on_data(zerg_conn *c, const uint8_t *data, size_t len)
 {
+    if (http_is_upstream(c))
+        return http_up_on_data(c, data, len);
     http_conn *hc = http_api->conn_ctx(c);
     http_process(hc, data, len);
     return len;
@@ -91,6 +97,10 @@ static size_t http_on_data(zerg_conn *c, const uint8_t *data, size_t len)
 
 static void http_on_eof(zerg_conn *c)
 {
+    if (http_is_upstream(c)) {
+        http_up_on_eof(c);
+        return;
+    }
     http_conn *hc = http_api->conn_ctx(c);
     hc->eof = 1;
     if (hc->closing)
@@ -103,7 +113,15 @@ static void http_on_eof(zerg_conn *c)
 
 static void http_on_drain(zerg_conn *c)
 {
+    if (http_is_upstream(c)) {
+        http_up_on_drain(c);
+        return;
+    }
     http_conn *hc = http_api->conn_ctx(c);
+    if (hc->up) {
+        http_proxy_client_drained(hc);
+        return;
+    }
     if (hc->want_send_timeout && !hc->closing && hc->phase == HTTP_PH_IDLE) {
         hc->want_send_timeout = 0;
         http_api->conn_timeout(c, hc->srv->keepalive_timeout);
@@ -112,6 +130,10 @@ static void http_on_drain(zerg_conn *c)
 
 static void http_on_timeout(zerg_conn *c)
 {
+    if (http_is_upstream(c)) {
+        http_up_on_timeout(c);
+        return;
+    }
     http_conn *hc = http_api->conn_ctx(c);
     if (hc->closing)
         return;
@@ -144,6 +166,10 @@ static void http_on_timeout(zerg_conn *c)
 
 static void http_on_close(zerg_conn *c, int err)
 {
+    if (http_is_upstream(c)) {
+        http_up_on_close(c, err);
+        return;
+    }
     http_conn *hc = http_api->conn_ctx(c);
     if (hc->prev)
         hc->prev->next = hc->next;
@@ -154,6 +180,10 @@ static void http_on_close(zerg_conn *c, int err)
     hc->next = hc->prev = NULL;
     hc->closing = 1;
     http_file_conn_closed(hc);
+    if (hc->up)
+        http_proxy_abandon(hc);
+    free(hc->fields);
+    hc->fields = NULL;
     free(hc->hbuf);
     hc->hbuf = NULL;
     free(hc->stash);
@@ -176,7 +206,7 @@ ZERG_MODULE_EXPORT const zerg_module zerg_module_info = {
     .worker_drain = http_worker_drain,
     .worker_exit = http_worker_exit,
     .on_open = http_on_open,
-    .on_connect = NULL,
+    .on_connect = http_up_on_connect,
     .on_data = http_on_data,
     .on_eof = http_on_eof,
     .on_drain = http_on_drain,

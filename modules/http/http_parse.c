@@ -44,6 +44,8 @@ static int http_cb_message_begin(llhttp_t *p)
     memset(&hc->req, 0, offsetof(http_req, hv));
     hc->req.start_ms = http_api->now_ms(http_W.w);
     hc->hlen = 0;
+    hc->nfields = 0;
+    hc->proxy_status = 0;
     return 0;
 }
 
@@ -98,6 +100,23 @@ static const struct {
     {"accept-encoding", 15, HTTP_H_ACCEPT_ENCODING},
 };
 
+/* Every field, in order, for a request that goes to an upstream. */
+static int http_field_add(http_conn *hc, http_span name, http_span value)
+{
+    if (hc->nfields == hc->fields_cap) {
+        uint32_t cap = hc->fields_cap ? hc->fields_cap * 2 : 16;
+        http_field *nf = realloc(hc->fields, cap * sizeof(*nf));
+        if (!nf) {
+            hc->err_status = 500;
+            return -1;
+        }
+        hc->fields = nf;
+        hc->fields_cap = cap;
+    }
+    hc->fields[hc->nfields++] = (http_field){name, value};
+    return 0;
+}
+
 static int http_cb_header_value_complete(llhttp_t *p)
 {
     http_conn *hc = p->data;
@@ -127,6 +146,8 @@ static int http_cb_header_value_complete(llhttp_t *p)
             break;
         }
     }
+    if (hc->any_proxy && http_field_add(hc, r->cur_name, v) < 0)
+        return -1;
     r->nheaders++;
     r->cur_name.len = 0;
     r->in_value = 0;
@@ -191,6 +212,8 @@ static int http_cb_headers_complete(llhttp_t *p)
     r->upgrade = p->upgrade;
     p->upgrade = 0; /* no protocol switch: answer as a plain request */
     hc->phase = HTTP_PH_BODY;
+    if (hc->srv->has_proxy)
+        http_proxy_begin(hc);
     return 0;
 }
 
@@ -202,11 +225,16 @@ static int http_cb_body(llhttp_t *p, const char *at, size_t len)
         hc->err_status = 413;
         return -1;
     }
+    if (hc->up)
+        http_proxy_body(hc, at, len);
     return 0;
 }
 
 static int http_cb_message_complete(llhttp_t *p)
 {
+    http_conn *hc = p->data;
+    if (hc->up)
+        http_proxy_body_end(hc);
     return HPE_PAUSED;
 }
 
@@ -221,6 +249,7 @@ void http_parser_settings_init(void)
     http_settings.on_headers_complete = http_cb_headers_complete;
     http_settings.on_body = http_cb_body;
     http_settings.on_message_complete = http_cb_message_complete;
+    http_proxy_settings_init();
 }
 
 void http_conn_reset_parser(http_conn *hc)

@@ -9,7 +9,7 @@
 
 /* $host without a host in the request: the first plain server_name, else
  * the address the client reached. */
-static size_t http_default_host(http_conn *hc, char *buf, size_t cap)
+size_t http_default_host(http_conn *hc, char *buf, size_t cap)
 {
     const zerg_str_list *names = &hc->srv->server_name;
     for (size_t i = 0; i < names->n; i++) {
@@ -23,7 +23,7 @@ static size_t http_default_host(http_conn *hc, char *buf, size_t cap)
 
 /* nginx's $request_uri: the target as sent from its path on (an
  * absolute-form target loses scheme and authority), without a fragment. */
-static void http_request_uri(http_conn *hc, const char **p, size_t *len)
+void http_request_uri(http_conn *hc, const char **p, size_t *len)
 {
     const char *url = http_hbuf(hc, hc->req.url);
     size_t ul = hc->req.url.len, i = http_target_path_start(url, ul);

@@ -171,6 +171,8 @@ static int http_error_instead(http_conn *hc, int status)
 
 void http_send_error(http_conn *hc, int status, int close)
 {
+    if (hc->up)
+        http_proxy_abandon(hc); /* answered here: the upstream is not needed */
     if (hc->req.error_status)
         status = hc->req.error_status; /* the error page failed: built-in page */
     else if (!close && http_error_instead(hc, status))
@@ -297,12 +299,39 @@ void http_send_status(http_conn *hc)
 static char *http_pathbuf;
 static size_t http_pathcap;
 
+const http_location *http_route(http_conn *hc, const char **path, size_t *plen, int *status)
+{
+    http_req *r = &hc->req;
+    const char *url = http_hbuf(hc, r->url), *p;
+    size_t len;
+    http_target_path(url, r->url.len, &p, &len);
+    if (http_pathcap < len + 2) {
+        size_t cap = len + 2 < 4096 ? 4096 : len + 2;
+        char *nb = realloc(http_pathbuf, cap);
+        if (!nb) {
+            *status = 500;
+            return NULL;
+        }
+        http_pathbuf = nb;
+        http_pathcap = cap;
+    }
+    *status = http_path_normalize(p, len, http_pathbuf, http_pathcap, plen);
+    if (*status)
+        return NULL;
+    *path = http_pathbuf;
+    const http_location *l = http_find_location(hc->srv, http_pathbuf, *plen);
+    if (!l)
+        *status = 404;
+    return l;
+}
+
 void http_dispatch(http_conn *hc)
 {
     http_req *r = &hc->req;
     http_W.requests++;
     const char *url = http_hbuf(hc, r->url), *path;
-    size_t plen, nlen;
+    size_t nlen;
+    int st;
     if (r->method == HTTP_OPTIONS && r->url.len == 1 && url[0] == '*') {
         http_keep(hc);
         static const char allow[] = "Allow: GET, HEAD, OPTIONS\r\n";
@@ -310,25 +339,9 @@ void http_dispatch(http_conn *hc)
         http_request_done(hc);
         return;
     }
-    http_target_path(url, r->url.len, &path, &plen);
-    if (http_pathcap < plen + 2) {
-        size_t cap = plen + 2 < 4096 ? 4096 : plen + 2;
-        char *nb = realloc(http_pathbuf, cap);
-        if (!nb) {
-            http_send_error(hc, 500, 1);
-            return;
-        }
-        http_pathbuf = nb;
-        http_pathcap = cap;
-    }
-    int st = http_path_normalize(path, plen, http_pathbuf, http_pathcap, &nlen);
-    if (st) {
-        http_send_error(hc, st, st == 400);
-        return;
-    }
-    const http_location *l = http_find_location(hc->srv, http_pathbuf, nlen);
+    const http_location *l = http_route(hc, &path, &nlen, &st);
     if (!l) {
-        http_send_error(hc, 404, 0);
+        http_send_error(hc, st, st == 400 || st == 500);
         return;
     }
     r->loc = l;
@@ -340,14 +353,15 @@ void http_dispatch(http_conn *hc)
         }
     }
     /* status pages and files answer GET and HEAD only */
-    if (l->kind != HTTP_LOC_RETURN && r->method != HTTP_GET && r->method != HTTP_HEAD) {
+    if (l->kind != HTTP_LOC_RETURN && l->kind != HTTP_LOC_PROXY && r->method != HTTP_GET &&
+        r->method != HTTP_HEAD) {
         http_send_error(hc, 405, 0);
         return;
     }
     switch (l->kind) {
     case HTTP_LOC_RETURN:
         http_keep(hc);
-        http_send_return(hc, l, http_pathbuf, nlen);
+        http_send_return(hc, l, path, nlen);
         if (!hc->closing)
             http_request_done(hc);
         return;
@@ -357,8 +371,11 @@ void http_dispatch(http_conn *hc)
     case HTTP_LOC_STATIC:
         http_keep(hc);
         /* 0: answered here; 1: goes on asynchronously; 2: already done */
-        if (http_serve_static(hc, l, http_pathbuf, nlen) == 0 && !hc->closing)
+        if (http_serve_static(hc, l, path, nlen) == 0 && !hc->closing)
             http_request_done(hc);
+        return;
+    case HTTP_LOC_PROXY:
+        http_proxy_dispatch(hc);
         return;
     default:
         http_send_error(hc, 404, 0);
@@ -385,11 +402,9 @@ void http_request_done(http_conn *hc)
     }
     if (!async)
         return;
-    /* an asynchronous answer ended: go on with what came meanwhile */
-    if (hc->paused) {
-        hc->paused = 0;
-        http_api->resume_read(hc->c);
-    }
+    /* an asynchronous answer ended: go on with what came meanwhile, the
+     * stash first, then (resuming) what the core held back after it, which
+     * resume_read delivers at once */
     if (hc->stash_len) {
         uint8_t *buf = hc->stash;
         size_t n = hc->stash_len;
@@ -399,6 +414,10 @@ void http_request_done(http_conn *hc)
         free(buf);
     } else {
         http_api->conn_timeout(hc->c, hc->srv->keepalive_timeout);
+    }
+    if (hc->paused && !hc->closing) {
+        hc->paused = 0;
+        http_api->resume_read(hc->c);
     }
     if (!hc->closing && hc->eof && hc->phase == HTTP_PH_IDLE) {
         hc->closing = 1;

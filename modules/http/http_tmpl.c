@@ -11,11 +11,11 @@ static const struct {
     int var;
     int uses; /* enum http_tmpl_use bits */
 } http_vars[] = {
-    {"scheme", HTTP_VAR_SCHEME, HTTP_TMPL_REDIRECT},
-    {"host", HTTP_VAR_HOST, HTTP_TMPL_REDIRECT | HTTP_TMPL_LOG},
-    {"request_uri", HTTP_VAR_REQUEST_URI, HTTP_TMPL_REDIRECT | HTTP_TMPL_LOG},
+    {"scheme", HTTP_VAR_SCHEME, HTTP_TMPL_REDIRECT | HTTP_TMPL_PROXY},
+    {"host", HTTP_VAR_HOST, HTTP_TMPL_REDIRECT | HTTP_TMPL_LOG | HTTP_TMPL_PROXY},
+    {"request_uri", HTTP_VAR_REQUEST_URI, HTTP_TMPL_REDIRECT | HTTP_TMPL_LOG | HTTP_TMPL_PROXY},
     {"uri", HTTP_VAR_URI, HTTP_TMPL_REDIRECT},
-    {"remote_addr", HTTP_VAR_REMOTE_ADDR, HTTP_TMPL_LOG},
+    {"remote_addr", HTTP_VAR_REMOTE_ADDR, HTTP_TMPL_LOG | HTTP_TMPL_PROXY},
     {"remote_user", HTTP_VAR_REMOTE_USER, HTTP_TMPL_LOG},
     {"time_local", HTTP_VAR_TIME_LOCAL, HTTP_TMPL_LOG},
     {"time_iso8601", HTTP_VAR_TIME_ISO8601, HTTP_TMPL_LOG},
@@ -28,6 +28,8 @@ static const struct {
     {"http_referer", HTTP_VAR_HTTP_REFERER, HTTP_TMPL_LOG},
     {"http_user_agent", HTTP_VAR_HTTP_USER_AGENT, HTTP_TMPL_LOG},
     {"request_time", HTTP_VAR_REQUEST_TIME, HTTP_TMPL_LOG},
+    {"proxy_host", HTTP_VAR_PROXY_HOST, HTTP_TMPL_PROXY},
+    {"proxy_add_x_forwarded_for", HTTP_VAR_PROXY_ADD_X_FORWARDED_FOR, HTTP_TMPL_PROXY},
 };
 
 #define HTTP_NVARS (sizeof(http_vars) / sizeof(http_vars[0]))
@@ -68,7 +70,7 @@ int http_tmpl_parse(zerg_conf_ctx *cx, const zerg_conf_node *n, const char *s, h
                 !memcmp(http_vars[k].name, s + b, e - b))
                 var = http_vars[k].var;
         if (!var || (braced && (e >= len || s[e] != '}'))) {
-            char known[512];
+            char known[640];
             size_t kn = 0;
             for (size_t k = 0; k < HTTP_NVARS; k++)
                 if (http_vars[k].uses & use)

@@ -12,13 +12,16 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from zgtest import Zerg, run_zerg  # noqa: E402
 
-CONF = """
+# what an http test configuration starts with: one http server on {port0}
+HTTP_SERVER = """
 load_modules: [http]
 servers:
   - listen: ["127.0.0.1:{port0}"]
     module: http
     http:
-      server_name: [example.com]
+"""
+
+CONF = HTTP_SERVER + """      server_name: [example.com]
       keepalive_timeout: 2s
       client_header_timeout: 1s
       client_body_timeout: 1s

@@ -1,0 +1,669 @@
+/* modules/http/http_proxy.c - proxy_pass: a request for such a location goes
+ * to its upstream over a new connection (HTTP/1.1, Connection: close), its
+ * body streamed as it comes; the answer is parsed by llhttp and relayed with
+ * hop-by-hop headers replaced, its body sent from the receive buffers. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+
+/* Output one side may queue for the other before that side stops reading. */
+#define HTTP_PROXY_HIGH ((size_t)256 << 10)
+
+/* The upstream connection's ctx (the module's conn_ctx_size is that of an
+ * http_conn; conn_conf NULL tells the two apart). */
+typedef struct http_up {
+    llhttp_t parser; /* the response */
+    zerg_conn *c;
+    http_conn *hc; /* the client; NULL once detached */
+    const http_location *loc;
+    char *head; /* the relayed header lines of the answer */
+    uint32_t hlen, hcap;
+    uint32_t line_start; /* of the field being read, in head */
+    uint32_t name_end;
+    uint8_t in_name;
+    uint8_t connected;
+    uint8_t dispatched;    /* the request is complete: the answer may flow */
+    uint8_t head_sent;     /* the answer's head went to the client */
+    uint8_t done;          /* the answer is complete */
+    uint8_t rechunk;       /* chunked to the upstream's chunked body */
+    uint8_t client_paused; /* the client's body waits for the upstream */
+    uint8_t up_paused;     /* the answer waits for the client */
+    int err_status;        /* refused by a parser callback */
+} http_up;
+
+_Static_assert(sizeof(http_up) <= sizeof(http_conn), "http_up lives in an http_conn ctx");
+
+static llhttp_settings_t http_up_settings;
+
+/* A growing buffer for the request heads sent upstream (one per worker). */
+static struct {
+    char *p;
+    size_t n, cap;
+    int oom;
+} http_sb;
+
+/* Room for n more bytes at the end (NULL when out of memory). */
+static char *sb_room(size_t n)
+{
+    if (http_sb.n + n > http_sb.cap) {
+        size_t cap = http_sb.cap ? http_sb.cap : 4096;
+        while (cap < http_sb.n + n)
+            cap *= 2;
+        char *nb = realloc(http_sb.p, cap);
+        if (!nb) {
+            http_sb.oom = 1;
+            return NULL;
+        }
+        http_sb.p = nb;
+        http_sb.cap = cap;
+    }
+    return http_sb.p + http_sb.n;
+}
+
+static void sb_put(const void *s, size_t n)
+{
+    char *o = sb_room(n);
+    if (o && n) {
+        memcpy(o, s, n);
+        http_sb.n += n;
+    }
+}
+
+static void sb_str(const char *s)
+{
+    sb_put(s, strlen(s));
+}
+
+void http_proxy_worker_exit(void)
+{
+    free(http_sb.p);
+    http_sb.p = NULL;
+    http_sb.cap = http_sb.n = 0;
+}
+
+int http_is_upstream(zerg_conn *c)
+{
+    return http_api->conn_conf(c) == NULL;
+}
+
+static http_up *up_of(zerg_conn *c)
+{
+    return http_api->conn_ctx(c);
+}
+
+/* ---- the request head ----------------------------------------------------- */
+
+static int http_name_is(const char *name, size_t n, const char *lit)
+{
+    return strlen(lit) == n && http_strncaseeq(name, lit, n);
+}
+
+/* Whether the comma-separated list v[0..n) has the token t[0..tn). */
+static int http_list_has(const char *v, size_t n, const char *t, size_t tn)
+{
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        size_t j = i;
+        while (j < n && v[j] != ',')
+            j++;
+        size_t e = j;
+        while (e > i && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+            e--;
+        if (e - i == tn && http_strncaseeq(v + i, t, tn))
+            return 1;
+        i = j;
+    }
+    return 0;
+}
+
+/* Hop-by-hop fields (RFC 9110 7.6.1) and those the proxy sets itself. */
+static int http_hop_by_hop(const char *n, size_t l)
+{
+    static const char *const hop[] = {"connection", "keep-alive", "proxy-connection", "te",
+                                      "trailer",    "upgrade",    "transfer-encoding"};
+    for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
+        if (http_name_is(n, l, hop[i]))
+            return 1;
+    return 0;
+}
+
+static int http_client_field_passes(http_conn *hc, const char *n, size_t l)
+{
+    const http_location *loc = hc->up->loc;
+    if (http_hop_by_hop(n, l) || http_name_is(n, l, "host") || http_name_is(n, l, "expect"))
+        return 0;
+    for (size_t i = 0; i < loc->nproxy_set; i++)
+        if (loc->proxy_set[i].name_len == l && http_strncaseeq(loc->proxy_set[i].name, n, l))
+            return 0;
+    http_req *r = &hc->req;
+    if (r->hcount[HTTP_H_CONNECTION])
+        return !http_list_has(http_hbuf(hc, r->hv[HTTP_H_CONNECTION]), r->hv[HTTP_H_CONNECTION].len,
+                              n, l);
+    return 1;
+}
+
+static void sb_addr(http_conn *hc)
+{
+    char a[64];
+    socklen_t alen;
+    sb_put(a, http_addr_text(http_api->conn_peer(hc->c, &alen), a, sizeof(a), 0));
+}
+
+static void sb_expand(http_conn *hc, const http_tmpl *t)
+{
+    const http_proxy_pass *pass = hc->up->loc->proxy;
+    for (size_t i = 0; i < t->n; i++) {
+        const http_tmpl_part *p = &t->parts[i];
+        char buf[300];
+        const char *s;
+        size_t n;
+        switch (p->var) {
+        case HTTP_VAR_TEXT:
+            sb_put(p->text, p->len);
+            break;
+        case HTTP_VAR_HOST:
+            n = http_request_host(hc, buf, sizeof(buf));
+            if (n == 0 || n >= sizeof(buf))
+                n = http_default_host(hc, buf, sizeof(buf));
+            sb_put(buf, n < sizeof(buf) ? n : 0);
+            break;
+        case HTTP_VAR_REMOTE_ADDR:
+            sb_addr(hc);
+            break;
+        case HTTP_VAR_SCHEME:
+            sb_str("http");
+            break;
+        case HTTP_VAR_REQUEST_URI:
+            http_request_uri(hc, &s, &n);
+            sb_put(s, n);
+            break;
+        case HTTP_VAR_PROXY_HOST:
+            sb_put(pass->host, pass->host_len);
+            break;
+        case HTTP_VAR_PROXY_ADD_X_FORWARDED_FOR:
+            for (uint32_t k = 0; k < hc->nfields; k++) {
+                const http_field *f = &hc->fields[k];
+                if (http_name_is(http_hbuf(hc, f->name), f->name.len, "x-forwarded-for")) {
+                    sb_put(http_hbuf(hc, f->value), f->value.len);
+                    sb_str(", ");
+                }
+            }
+            sb_addr(hc);
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+/* The target for the upstream: the client's, or with a URI in proxy_pass,
+ * that URI in place of the location's prefix (path as nginx's $uri,
+ * encoded again, then the query). */
+static void sb_target(http_conn *hc, const char *path, size_t plen)
+{
+    const http_location *l = hc->up->loc;
+    const char *ru;
+    size_t rl;
+    http_request_uri(hc, &ru, &rl);
+    if (!l->proxy->uri) {
+        sb_put(ru, rl);
+        return;
+    }
+    sb_put(l->proxy->uri, l->proxy->uri_len);
+    size_t skip = l->exact ? plen : l->match_len;
+    if (plen > skip) {
+        size_t need = 3 * (plen - skip) + 1;
+        char *o = sb_room(need);
+        if (o)
+            http_sb.n += http_url_encode(path + skip, plen - skip, o, need);
+    }
+    const char *q = memchr(ru, '?', rl);
+    if (q)
+        sb_put(q, (size_t)(ru + rl - q));
+}
+
+static int http_up_send_head(http_conn *hc, const char *path, size_t plen)
+{
+    http_up *up = hc->up;
+    const http_location *l = up->loc;
+    http_req *r = &hc->req;
+    http_sb.n = 0;
+    http_sb.oom = 0;
+    sb_str(llhttp_method_name((llhttp_method_t)r->method));
+    sb_str(" ");
+    sb_target(hc, path, plen);
+    sb_str(" HTTP/1.1\r\n");
+    int host_set = 0;
+    for (size_t i = 0; i < l->nproxy_set; i++)
+        host_set |= http_name_is(l->proxy_set[i].name, l->proxy_set[i].name_len, "host");
+    if (!host_set) {
+        sb_str("Host: ");
+        sb_put(l->proxy->host, l->proxy->host_len);
+        sb_str("\r\n");
+    }
+    for (size_t i = 0; i < l->nproxy_set; i++) {
+        const http_proxy_header *h = &l->proxy_set[i];
+        size_t at = http_sb.n;
+        sb_put(h->name, h->name_len);
+        sb_str(": ");
+        size_t vat = http_sb.n;
+        sb_expand(hc, &h->value);
+        if (http_sb.n == vat)
+            http_sb.n = at; /* empty: not sent */
+        else
+            sb_str("\r\n");
+    }
+    sb_str("Connection: close\r\n");
+    for (uint32_t i = 0; i < hc->nfields; i++) {
+        const http_field *f = &hc->fields[i];
+        const char *n = http_hbuf(hc, f->name);
+        if (!http_client_field_passes(hc, n, f->name.len))
+            continue;
+        sb_put(n, f->name.len);
+        sb_str(": ");
+        sb_put(http_hbuf(hc, f->value), f->value.len);
+        sb_str("\r\n");
+    }
+    if (r->te_chunked)
+        sb_str("Transfer-Encoding: chunked\r\n");
+    sb_str("\r\n");
+    if (http_sb.oom)
+        return -1;
+    return http_api->write(up->c, http_sb.p, http_sb.n);
+}
+
+/* ---- the life of an upstream ---------------------------------------------- */
+
+static void http_up_log(http_up *up, int level, const char *what)
+{
+    http_conn *hc = up->hc;
+    const char *ru = "", *m = "";
+    size_t rl = 0;
+    if (hc) {
+        http_request_uri(hc, &ru, &rl);
+        m = llhttp_method_name((llhttp_method_t)hc->req.method);
+    }
+    http_api->log(level, "http: upstream %s: %s, for \"%s %.*s\"", up->loc->proxy->host, what, m,
+                  (int)(rl > 200 ? 200 : rl), ru);
+}
+
+static http_conn *http_up_detach(http_up *up)
+{
+    http_conn *hc = up->hc;
+    if (hc) {
+        hc->up = NULL;
+        up->hc = NULL;
+        if (up->client_paused) /* its body goes nowhere now: read on */
+            http_api->resume_read(hc->c);
+        up->client_paused = 0;
+    }
+    return hc;
+}
+
+/* The answer is complete (ok) or cut short after its head went out; the
+ * upstream is closed unless it is closing already. */
+static void http_up_finish(http_up *up, int ok, int close_it)
+{
+    http_conn *hc = http_up_detach(up);
+    if (close_it && ok)
+        http_api->close(up->c);
+    else if (close_it)
+        http_api->abort(up->c);
+    if (!hc)
+        return;
+    if (!ok)
+        hc->req.keepalive = 0; /* the client sees the answer end short */
+    http_request_done(hc);
+}
+
+/* The upstream failed: an error page when nothing was sent yet. */
+static void http_up_fail(http_up *up, int status, const char *why, int abort_it)
+{
+    http_up_log(up, ZERG_LOG_ERROR, why);
+    if (up->head_sent) {
+        up->done = 1;
+        http_up_finish(up, 0, abort_it);
+        return;
+    }
+    http_conn *hc = http_up_detach(up);
+    if (abort_it)
+        http_api->abort(up->c);
+    if (!hc)
+        return;
+    if (hc->phase == HTTP_PH_BUSY)
+        http_send_error(hc, status, 0);
+    else
+        hc->proxy_status = status; /* answered once the request is complete */
+}
+
+/* Sends len bytes at `at`, received on from, to `to`: from the receive
+ * buffer itself where it can be held (else copied), as one chunk when
+ * chunked. */
+static void http_relay(zerg_conn *from, zerg_conn *to, const char *at, size_t len, int chunked)
+{
+    char h[24];
+    if (chunked)
+        http_api->write(to, h, (size_t)snprintf(h, sizeof(h), "%zx\r\n", len));
+    zerg_ref *ref = http_api->hold(from, at);
+    if (ref)
+        http_api->write_ref(to, at, len, ref);
+    else
+        http_api->write(to, at, len);
+    if (chunked)
+        http_api->write(to, "\r\n", 2);
+}
+
+void http_proxy_begin(http_conn *hc)
+{
+    const char *path;
+    size_t plen;
+    int st;
+    const http_location *l = http_route(hc, &path, &plen, &st);
+    if (!l || l->kind != HTTP_LOC_PROXY)
+        return;
+    socklen_t alen;
+    if ((l->allow.n || l->deny.n) && !http_access_allows(l, http_api->conn_peer(hc->c, &alen)))
+        return; /* refused at dispatch */
+    const http_proxy_pass *p = l->proxy;
+    zerg_conn *uc =
+        http_api->connect(http_W.w, &zerg_module_info, NULL, (const struct sockaddr *)&p->addr,
+                          p->addr_len, l->proxy_connect_timeout);
+    if (!uc) {
+        http_api->log(ZERG_LOG_ERROR, "http: upstream %s: connect: %s", p->host, strerror(errno));
+        hc->proxy_status = 502;
+        return;
+    }
+    http_up *up = up_of(uc);
+    up->c = uc;
+    up->hc = hc;
+    up->loc = l;
+    llhttp_init(&up->parser, HTTP_RESPONSE, &http_up_settings);
+    up->parser.data = up;
+    hc->up = up;
+    http_api->pause_read(uc); /* the answer waits for the whole request */
+    if (http_up_send_head(hc, path, plen) < 0)
+        http_up_fail(up, 500, "out of memory", 1);
+}
+
+void http_proxy_body(http_conn *hc, const char *at, size_t len)
+{
+    http_up *up = hc->up;
+    http_relay(hc->c, up->c, at, len, hc->req.te_chunked);
+    if (!up->client_paused && http_api->conn_out_pending(up->c) > HTTP_PROXY_HIGH) {
+        up->client_paused = 1;
+        http_api->pause_read(hc->c);
+        http_api->conn_want_drain(up->c);
+    }
+}
+
+void http_proxy_body_end(http_conn *hc)
+{
+    if (hc->req.te_chunked)
+        http_api->write(hc->up->c, "0\r\n\r\n", 5);
+}
+
+void http_proxy_dispatch(http_conn *hc)
+{
+    http_up *up = hc->up;
+    if (!up) {
+        http_send_error(hc, hc->proxy_status ? hc->proxy_status : 502, 0);
+        return;
+    }
+    hc->phase = HTTP_PH_BUSY;
+    up->dispatched = 1;
+    http_api->conn_timeout(hc->c, 0);
+    if (up->client_paused) { /* what comes now is the next request: stashed */
+        up->client_paused = 0;
+        hc->paused = 1;
+    }
+    if (up->connected)
+        http_api->conn_timeout(up->c, up->loc->proxy_read_timeout);
+    http_api->resume_read(up->c);
+}
+
+void http_proxy_abandon(http_conn *hc)
+{
+    http_up *up = hc->up;
+    http_up_detach(up);
+    http_api->abort(up->c);
+}
+
+void http_proxy_client_drained(http_conn *hc)
+{
+    http_up *up = hc->up;
+    if (!up->up_paused)
+        return;
+    up->up_paused = 0;
+    http_api->conn_timeout(hc->c, 0);
+    http_api->conn_timeout(up->c, up->loc->proxy_read_timeout);
+    http_api->resume_read(up->c);
+}
+
+/* ---- upstream hooks -------------------------------------------------------- */
+
+void http_up_on_connect(zerg_conn *c, int status)
+{
+    http_up *up = up_of(c);
+    if (status < 0) {
+        char why[96];
+        snprintf(why, sizeof(why), "connect: %s", strerror(-status));
+        if (up->hc)
+            http_up_fail(up, status == -ETIMEDOUT ? 504 : 502, why, 0);
+        return;
+    }
+    up->connected = 1;
+    if (up->dispatched)
+        http_api->conn_timeout(c, up->loc->proxy_read_timeout);
+}
+
+size_t http_up_on_data(zerg_conn *c, const uint8_t *data, size_t len)
+{
+    http_up *up = up_of(c);
+    http_conn *hc = up->hc;
+    if (!hc || up->done)
+        return len;
+    http_api->conn_timeout(c, up->loc->proxy_read_timeout);
+    llhttp_errno_t e = llhttp_execute(&up->parser, (const char *)data, len);
+    if (e == HPE_PAUSED) {
+        http_up_finish(up, 1, 1);
+        return len;
+    }
+    if (e != HPE_OK) {
+        char why[160];
+        snprintf(why, sizeof(why), "invalid response (%s)",
+                 up->err_status ? "head too big" : llhttp_get_error_reason(&up->parser));
+        http_up_fail(up, 502, why, 1);
+        return len;
+    }
+    if (!up->up_paused && http_api->conn_out_pending(hc->c) > HTTP_PROXY_HIGH) {
+        up->up_paused = 1; /* resumed when the client's output drains */
+        http_api->pause_read(c);
+        http_api->conn_timeout(c, 0);
+        http_api->conn_want_drain(hc->c);
+        http_api->conn_timeout(hc->c, hc->srv->send_timeout);
+    }
+    return len;
+}
+
+void http_up_on_eof(zerg_conn *c)
+{
+    http_up *up = up_of(c);
+    if (!up->hc || up->done)
+        return;
+    llhttp_finish(&up->parser); /* ends a body that lasts until the close */
+    if (up->done)
+        http_up_finish(up, 1, 1);
+    else
+        http_up_fail(up, 502, "closed before the end of its response", 1);
+}
+
+void http_up_on_drain(zerg_conn *c)
+{
+    http_up *up = up_of(c);
+    if (!up->client_paused || !up->hc)
+        return;
+    up->client_paused = 0;
+    http_api->resume_read(up->hc->c);
+}
+
+void http_up_on_timeout(zerg_conn *c)
+{
+    http_up *up = up_of(c);
+    if (up->hc)
+        http_up_fail(up, 504, "timed out reading the response", 1);
+    else
+        http_api->abort(c);
+}
+
+void http_up_on_close(zerg_conn *c, int err)
+{
+    http_up *up = up_of(c);
+    if (up->hc && !up->done) {
+        char why[96];
+        snprintf(why, sizeof(why), "connection lost: %s",
+                 err ? strerror(-err) : "closed before the response");
+        http_up_fail(up, err == -ETIMEDOUT ? 504 : 502, why, 0);
+    }
+    free(up->head);
+    up->head = NULL;
+}
+
+/* ---- the answer: llhttp callbacks ---------------------------------------- */
+
+static int up_put(http_up *up, const char *s, size_t n)
+{
+    size_t need = (size_t)up->hlen + n;
+    if (need > up->loc->proxy_buffer_size) {
+        up->err_status = 502;
+        return -1;
+    }
+    if (need > up->hcap) {
+        size_t cap = up->hcap ? up->hcap : 1024;
+        while (cap < need)
+            cap *= 2;
+        char *nb = realloc(up->head, cap);
+        if (!nb)
+            return -1;
+        up->head = nb;
+        up->hcap = (uint32_t)cap;
+    }
+    memcpy(up->head + up->hlen, s, n);
+    up->hlen += (uint32_t)n;
+    return 0;
+}
+
+static int up_cb_message_begin(llhttp_t *p)
+{
+    http_up *up = p->data;
+    up->hlen = 0;
+    up->in_name = 0;
+    return 0;
+}
+
+static int up_cb_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    http_up *up = p->data;
+    if (!up->in_name) {
+        up->in_name = 1;
+        up->line_start = up->hlen;
+    }
+    return up_put(up, at, len);
+}
+
+static int up_cb_header_field_complete(llhttp_t *p)
+{
+    http_up *up = p->data;
+    up->in_name = 0;
+    up->name_end = up->hlen;
+    return up_put(up, ": ", 2);
+}
+
+static int up_cb_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    return up_put(p->data, at, len);
+}
+
+/* A field of the answer is complete: relayed, or dropped when hop-by-hop or
+ * one the server writes itself. */
+static int up_cb_header_value_complete(llhttp_t *p)
+{
+    http_up *up = p->data;
+    const char *name = up->head + up->line_start;
+    size_t nl = up->name_end - up->line_start;
+    if (http_hop_by_hop(name, nl) || http_name_is(name, nl, "date") ||
+        http_name_is(name, nl, "server")) {
+        up->hlen = up->line_start;
+        return 0;
+    }
+    while (up->hlen > up->name_end + 2 &&
+           (up->head[up->hlen - 1] == ' ' || up->head[up->hlen - 1] == '\t'))
+        up->hlen--;
+    return up_put(up, "\r\n", 2);
+}
+
+static int up_cb_headers_complete(llhttp_t *p)
+{
+    http_up *up = p->data;
+    http_conn *hc = up->hc;
+    http_req *r = &hc->req;
+    int st = p->status_code;
+    if (st < 200) {
+        if (st == 101)
+            return -1; /* no upgrade was asked for */
+        up->hlen = 0;  /* an interim answer: dropped */
+        return 0;
+    }
+    int nobody = r->head || st == 204 || st == 304;
+    int chunked = (p->flags & F_CHUNKED) != 0;
+    http_keep(hc);
+    if (!nobody && !chunked && !(p->flags & F_CONTENT_LENGTH))
+        r->keepalive = 0; /* the body ends when the upstream closes: so must we */
+    if (chunked && r->minor == 0)
+        r->keepalive = 0; /* an HTTP/1.0 client gets the body as it is, then the close */
+    up->rechunk = chunked && r->minor >= 1 && !nobody;
+    if (chunked && r->minor >= 1 && st != 204 && st != 304 &&
+        up_put(up, "Transfer-Encoding: chunked\r\n", 28) < 0)
+        return -1;
+    if (http_write_head(hc, st, up->head, up->hlen, -1) < 0)
+        return -1;
+    up->head_sent = 1;
+    return r->head ? 1 : 0; /* 1: no body follows */
+}
+
+static int up_cb_body(llhttp_t *p, const char *at, size_t len)
+{
+    http_up *up = p->data;
+    http_conn *hc = up->hc;
+    http_relay(up->c, hc->c, at, len, up->rechunk);
+    hc->req.sent += len;
+    return 0;
+}
+
+static int up_cb_message_complete(llhttp_t *p)
+{
+    http_up *up = p->data;
+    if (p->status_code < 200)
+        return 0; /* the final answer follows */
+    if (up->rechunk)
+        http_api->write(up->hc->c, "0\r\n\r\n", 5);
+    up->done = 1;
+    return HPE_PAUSED;
+}
+
+void http_proxy_settings_init(void)
+{
+    llhttp_settings_init(&http_up_settings);
+    http_up_settings.on_message_begin = up_cb_message_begin;
+    http_up_settings.on_header_field = up_cb_header_field;
+    http_up_settings.on_header_field_complete = up_cb_header_field_complete;
+    http_up_settings.on_header_value = up_cb_header_value;
+    http_up_settings.on_header_value_complete = up_cb_header_value_complete;
+    http_up_settings.on_headers_complete = up_cb_headers_complete;
+    http_up_settings.on_body = up_cb_body;
+    http_up_settings.on_message_complete = up_cb_message_complete;
+}

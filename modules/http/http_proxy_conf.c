@@ -1,0 +1,168 @@
+/* modules/http/http_proxy_conf.c - the proxy_* keys of a location:
+ * proxy_pass (an http:// URL resolved at load), proxy_set_header (headers
+ * with $variables) and the defaults and checks of a proxy_pass location. */
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+
+#define HTTP_PROXY_DEFAULT_TIMEOUT_MS 60000
+#define HTTP_PROXY_DEFAULT_BUFFER     (16 << 10)
+
+/* host and port of an authority ("h", "h:80", "[::1]:80") into out */
+static int http_proxy_resolve(const char *auth, size_t len, struct sockaddr_storage *out,
+                              socklen_t *outlen, const char **err)
+{
+    char host[256], port[8] = "80";
+    const char *h = auth, *colon = NULL;
+    size_t hl;
+    if (len && auth[0] == '[') {
+        const char *close = memchr(auth, ']', len);
+        if (!close) {
+            *err = "unclosed [ in the host";
+            return -1;
+        }
+        h = auth + 1;
+        hl = (size_t)(close - h);
+        if (close + 1 < auth + len) {
+            if (close[1] != ':') {
+                *err = "expected :port after ]";
+                return -1;
+            }
+            colon = close + 1;
+        }
+    } else {
+        colon = memchr(auth, ':', len);
+        hl = colon ? (size_t)(colon - auth) : len;
+    }
+    if (hl == 0 || hl >= sizeof(host)) {
+        *err = "no host";
+        return -1;
+    }
+    memcpy(host, h, hl);
+    host[hl] = 0;
+    if (colon) {
+        size_t pl = (size_t)(auth + len - colon - 1);
+        char *end;
+        if (pl == 0 || pl >= sizeof(port)) {
+            *err = "bad port";
+            return -1;
+        }
+        memcpy(port, colon + 1, pl);
+        port[pl] = 0;
+        long v = strtol(port, &end, 10);
+        if (*end || v < 1 || v > 65535) {
+            *err = "bad port";
+            return -1;
+        }
+    }
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
+    int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0) {
+        *err = gai_strerror(rc);
+        return -1;
+    }
+    memcpy(out, res->ai_addr, res->ai_addrlen);
+    *outlen = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+/* proxy_pass: "http://host[:port][/uri]" */
+int http_parse_proxy_pass(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
+{
+    http_proxy_pass **out = field;
+    const char *v = http_api->node_scalar(cx, node);
+    if (!v || strncmp(v, "http://", 7) != 0)
+        return http_api->conf_error(cx, node,
+                                    "proxy_pass: expected http://host[:port][/uri] (an https "
+                                    "upstream is not supported)");
+    const char *auth = v + 7, *slash = strchr(auth, '/');
+    size_t alen = slash ? (size_t)(slash - auth) : strlen(auth);
+    if (strpbrk(v, "?#$ \t\r\n") || memchr(auth, '@', alen))
+        return http_api->conf_error(cx, node,
+                                    "proxy_pass: \"%s\": no query, fragment, user or variables "
+                                    "in the URL",
+                                    v);
+    http_proxy_pass *p = http_api->conf_alloc(cx, sizeof(*p));
+    if (!p)
+        return -1;
+    const char *err;
+    if (http_proxy_resolve(auth, alen, &p->addr, &p->addr_len, &err) < 0)
+        return http_api->conf_error(cx, node, "proxy_pass: \"%s\": %s", v, err);
+    p->host = http_api->conf_alloc(cx, alen + 1);
+    if (!p->host)
+        return -1;
+    memcpy(p->host, auth, alen);
+    p->host_len = alen;
+    if (slash) {
+        p->uri = http_api->conf_strdup(cx, slash);
+        if (!p->uri)
+            return -1;
+        p->uri_len = strlen(slash);
+    }
+    *out = p;
+    return 0;
+}
+
+/* proxy_set_header: { Name: "value with $variables" } */
+int http_parse_proxy_set_header(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
+{
+    http_location *l =
+        (http_location *)(void *)((char *)field - offsetof(http_location, proxy_set));
+    if (http_api->node_kind(cx, node) != ZERG_NODE_MAP)
+        return http_api->conf_error(cx, node,
+                                    "proxy_set_header: expected a mapping of name: value");
+    size_t n = http_api->node_len(cx, node);
+    l->proxy_set = http_api->conf_alloc(cx, (n ? n : 1) * sizeof(http_proxy_header));
+    if (!l->proxy_set)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        const char *k = http_api->node_key(cx, node, i);
+        const zerg_conf_node *vn = http_api->node_item(cx, node, i);
+        const char *val = http_api->node_scalar(cx, vn);
+        if (!k || !val)
+            return http_api->conf_error(cx, vn, "proxy_set_header: values must be scalars");
+        if (http_check_header(cx, vn, k, val))
+            return -1;
+        if (!strcasecmp(k, "Connection") || !strcasecmp(k, "Content-Length") ||
+            !strcasecmp(k, "Transfer-Encoding"))
+            return http_api->conf_error(cx, vn, "proxy_set_header: %s is set by the server", k);
+        http_proxy_header *h = &l->proxy_set[i];
+        h->name = http_api->conf_strdup(cx, k);
+        h->name_len = strlen(k);
+        char *copy = http_api->conf_strdup(cx, val);
+        if (!h->name || !copy ||
+            http_tmpl_parse(cx, vn, copy, &h->value, HTTP_TMPL_PROXY, "proxy_set_header") < 0)
+            return -1;
+    }
+    l->nproxy_set = n;
+    return 0;
+}
+
+int http_proxy_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, http_location *l,
+                         int *want_peer)
+{
+    if (l->kind != HTTP_LOC_PROXY) {
+        if (l->proxy_connect_timeout || l->proxy_read_timeout || l->proxy_buffer_size ||
+            l->nproxy_set)
+            return http_api->conf_error(cx, section, "location %s: proxy_* keys need proxy_pass",
+                                        l->path);
+        return 0;
+    }
+    if (!l->proxy_connect_timeout)
+        l->proxy_connect_timeout = HTTP_PROXY_DEFAULT_TIMEOUT_MS;
+    if (!l->proxy_read_timeout)
+        l->proxy_read_timeout = HTTP_PROXY_DEFAULT_TIMEOUT_MS;
+    if (!l->proxy_buffer_size)
+        l->proxy_buffer_size = HTTP_PROXY_DEFAULT_BUFFER;
+    /* $remote_addr needs the client's address; $host may need the local one */
+    for (size_t i = 0; i < l->nproxy_set; i++)
+        for (size_t k = 0; k < l->proxy_set[i].value.n; k++)
+            if (l->proxy_set[i].value.parts[k].var != HTTP_VAR_TEXT &&
+                l->proxy_set[i].value.parts[k].var != HTTP_VAR_PROXY_HOST)
+                *want_peer = 1;
+    return 0;
+}
