@@ -9,7 +9,9 @@ the worker) and the zerg/nginx ratios. Loopback only, bounded in time.
 Both servers cache open files (zerg open_file_cache_valid, nginx
 open_file_cache) and nginx uses sendfile. The proxy workload has each server
 proxy_pass /proxy/ to one nginx backend (`return 200`, on the load CPU), a new
-upstream connection per request as both do by default.
+upstream connection per request as both do by default; proxy-keepalive keeps
+64 idle upstream connections per worker (zerg proxy_keepalive, nginx upstream
+keepalive with proxy_http_version 1.1).
 
 Usage: bench.py [--zerg BIN] [--modules DIR] [--rounds N] [--duration S]
                 [--only NAME[,NAME]] [--out FILE] [--zc]
@@ -41,6 +43,7 @@ WORKLOADS = [
     ("static-1MiB-c16", "/static/1m.bin", 16, 1),
     ("static-1KiB-c64", "/static/1k.html", 64, 1),
     ("proxy-c64", "/proxy/", 64, 1),
+    ("proxy-keepalive-c64", "/proxyka/", 64, 1),
 ]
 
 
@@ -97,6 +100,7 @@ servers:
         - {{ path: "=/", return: {{ status: 200, body: "{HELLO}", headers: {{ Content-Type: text/plain }} }} }}
         - {{ path: /static/, root: {os.path.dirname(www)} }}
         - {{ path: /proxy/, proxy_pass: "http://127.0.0.1:{backend}/" }}
+        - {{ path: /proxyka/, proxy_pass: "http://127.0.0.1:{backend}/", proxy_keepalive: 64 }}
 """)
     return Server("zerg", [args.zerg, "-c", conf], port, tmp)
 
@@ -106,8 +110,11 @@ def make_nginx(args, tmp, www, backend=None, name="nginx"):
     backend itself."""
     port = bl.free_port()
     conf = os.path.join(tmp, name + ".conf")
-    proxy = (f"location /proxy/ {{ proxy_pass http://127.0.0.1:{backend}/; }}"
-             if backend else "")
+    proxy = (f"location /proxy/ {{ proxy_pass http://127.0.0.1:{backend}/; }}\n"
+             f"        location /proxyka/ {{ proxy_pass http://ka/; proxy_http_version 1.1;"
+             f" proxy_set_header Connection \"\"; }}" if backend else "")
+    upstream = (f"upstream ka {{ server 127.0.0.1:{backend}; keepalive 64; }}"
+                if backend else "")
     with open(conf, "w") as f:
         f.write(f"""daemon off;
 master_process on;
@@ -125,6 +132,7 @@ http {{
     client_body_temp_path {tmp}/cb; proxy_temp_path {tmp}/pt; fastcgi_temp_path {tmp}/ft;
     uwsgi_temp_path {tmp}/ut; scgi_temp_path {tmp}/st;
     default_type application/octet-stream;
+    {upstream}
     server {{
         listen 127.0.0.1:{port} backlog=4096;
         location = / {{ default_type text/plain; return 200 "{HELLO}"; }}

@@ -229,6 +229,8 @@ typedef struct http_location {
     uint64_t proxy_connect_timeout;
     uint64_t proxy_read_timeout;
     uint64_t proxy_buffer_size; /* the upstream's response head at most */
+    int64_t proxy_keepalive;    /* idle upstream connections kept per worker */
+    uint64_t proxy_keepalive_timeout;
     http_proxy_header *proxy_set;
     size_t nproxy_set;
     /* derived in conf_done: add_header as "Name: v\r\n..." lines */
@@ -441,6 +443,7 @@ typedef struct http_worker {
     uint64_t body_bytes;
     uint64_t parse_errors;
     uint64_t timeouts;
+    struct http_up *idle_ups; /* parked upstream connections, newest first */
 } http_worker;
 
 extern http_worker http_W;
@@ -526,6 +529,33 @@ void http_ofc_clear(void);
 int http_autoindex(http_conn *hc, int dfd, const char *path, size_t plen);
 int http_static_server_init(http_srv *s);
 
+/* The upstream connection's ctx (the module's conn_ctx_size is that of an
+ * http_conn; conn_conf NULL tells the two apart). */
+typedef struct http_up {
+    llhttp_t parser; /* the response */
+    zerg_conn *c;
+    http_conn *hc; /* the client; NULL once detached */
+    const http_location *loc;
+    char *head; /* the relayed header lines of the answer */
+    uint32_t hlen, hcap;
+    uint32_t line_start; /* of the field being read, in head */
+    uint32_t name_end;
+    uint8_t in_name;
+    uint8_t connected;
+    uint8_t dispatched;    /* the request is complete: the answer may flow */
+    uint8_t head_sent;     /* the answer's head went to the client */
+    uint8_t done;          /* the answer is complete */
+    uint8_t rechunk;       /* chunked to the upstream's chunked body */
+    uint8_t client_paused; /* the client's body waits for the upstream */
+    uint8_t up_paused;     /* the answer waits for the client */
+    uint8_t reused;        /* taken from the idle pool (proxy_keepalive) */
+    uint8_t got_bytes;     /* the upstream answered something to this request */
+    uint8_t idle;          /* in the pool, between requests */
+    uint8_t spent;         /* it sent more than its answer: not reusable */
+    int err_status;        /* refused by a parser callback */
+    struct http_up *idle_next, *idle_prev;
+} http_up;
+
 /* http_proxy.c: proxy_pass */
 extern const zerg_module zerg_module_info;
 int http_parse_proxy_pass(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field);
@@ -546,6 +576,19 @@ void http_proxy_dispatch(http_conn *hc);
 void http_proxy_abandon(http_conn *hc);
 /* The client's output drained (its upstream may read again). */
 void http_proxy_client_drained(http_conn *hc);
+/* http_proxy_pool.c: idle upstream connections kept per worker for the
+ * locations with proxy_keepalive. */
+/* Keeps up (its answer complete, detached) for a later request: 1, or 0
+ * when it may not be kept (then close it). */
+int http_up_park(http_up *up);
+/* The most recently parked connection of l, taken out of the pool. */
+http_up *http_up_take(const http_location *l);
+/* Takes up out of the pool (its on_close). */
+void http_up_unpark(http_up *up);
+/* Whether up is parked; an event on a parked connection closes it. */
+int http_up_idle_event(http_up *up);
+/* Closes every parked connection (drain). */
+void http_up_close_idle(void);
 /* Hooks for upstream connections (conn_conf NULL). */
 int http_is_upstream(zerg_conn *c);
 void http_up_on_connect(zerg_conn *c, int status);

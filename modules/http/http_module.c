@@ -47,6 +47,7 @@ static int http_server_init(zerg_worker *w, void *conf)
 static void http_worker_drain(zerg_worker *w)
 {
     http_W.draining = 1;
+    http_up_close_idle();
     for (http_conn *x = http_W.conns; x; x = x->next) {
         if (x->phase != HTTP_PH_IDLE || x->closing || x->stash_len != 0)
             continue;

@@ -12,31 +12,10 @@
 /* Output one side may queue for the other before that side stops reading. */
 #define HTTP_PROXY_HIGH ((size_t)256 << 10)
 
-/* The upstream connection's ctx (the module's conn_ctx_size is that of an
- * http_conn; conn_conf NULL tells the two apart). */
-typedef struct http_up {
-    llhttp_t parser; /* the response */
-    zerg_conn *c;
-    http_conn *hc; /* the client; NULL once detached */
-    const http_location *loc;
-    char *head; /* the relayed header lines of the answer */
-    uint32_t hlen, hcap;
-    uint32_t line_start; /* of the field being read, in head */
-    uint32_t name_end;
-    uint8_t in_name;
-    uint8_t connected;
-    uint8_t dispatched;    /* the request is complete: the answer may flow */
-    uint8_t head_sent;     /* the answer's head went to the client */
-    uint8_t done;          /* the answer is complete */
-    uint8_t rechunk;       /* chunked to the upstream's chunked body */
-    uint8_t client_paused; /* the client's body waits for the upstream */
-    uint8_t up_paused;     /* the answer waits for the client */
-    int err_status;        /* refused by a parser callback */
-} http_up;
-
 _Static_assert(sizeof(http_up) <= sizeof(http_conn), "http_up lives in an http_conn ctx");
 
 static llhttp_settings_t http_up_settings;
+static int http_up_retry(http_up *up, int abort_it);
 
 /* A growing buffer for the request heads sent upstream (one per worker). */
 static struct {
@@ -258,7 +237,8 @@ static int http_up_send_head(http_conn *hc, const char *path, size_t plen)
         else
             sb_str("\r\n");
     }
-    sb_str("Connection: close\r\n");
+    if (!l->proxy_keepalive)
+        sb_str("Connection: close\r\n");
     for (uint32_t i = 0; i < hc->nfields; i++) {
         const http_field *f = &hc->fields[i];
         const char *n = http_hbuf(hc, f->name);
@@ -310,9 +290,9 @@ static http_conn *http_up_detach(http_up *up)
 static void http_up_finish(http_up *up, int ok, int close_it)
 {
     http_conn *hc = http_up_detach(up);
-    if (close_it && ok)
+    if (close_it && ok && !http_up_park(up))
         http_api->close(up->c);
-    else if (close_it)
+    else if (close_it && !ok)
         http_api->abort(up->c);
     if (!hc)
         return;
@@ -324,6 +304,10 @@ static void http_up_finish(http_up *up, int ok, int close_it)
 /* The upstream failed: an error page when nothing was sent yet. */
 static void http_up_fail(http_up *up, int status, const char *why, int abort_it)
 {
+    if (http_up_retry(up, abort_it)) {
+        http_up_log(up, ZERG_LOG_INFO, "kept-alive connection lost, sent again on a new one");
+        return;
+    }
     http_up_log(up, ZERG_LOG_ERROR, why);
     if (up->head_sent) {
         up->done = 1;
@@ -358,6 +342,83 @@ static void http_relay(zerg_conn *from, zerg_conn *to, const char *at, size_t le
         http_api->write(to, "\r\n", 2);
 }
 
+/* A connection for hc's request to l: a parked one when allowed, else a new
+ * one; the request head goes out on it. NULL (hc->proxy_status set) when
+ * none can be had. */
+static http_up *http_up_open(http_conn *hc, const http_location *l, int reuse)
+{
+    const char *path;
+    size_t plen;
+    int st;
+    const http_proxy_pass *p = l->proxy;
+    http_up *up = reuse ? http_up_take(l) : NULL;
+    if (up) {
+        zerg_conn *uc = up->c;
+        char *head = up->head;
+        uint32_t hcap = up->hcap;
+        memset(up, 0, sizeof(*up));
+        up->c = uc;
+        up->head = head;
+        up->hcap = hcap;
+        up->connected = up->reused = 1;
+        http_api->conn_timeout(uc, 0);
+    } else {
+        zerg_conn *uc =
+            http_api->connect(http_W.w, &zerg_module_info, NULL, (const struct sockaddr *)&p->addr,
+                              p->addr_len, l->proxy_connect_timeout);
+        if (!uc) {
+            http_api->log(ZERG_LOG_ERROR, "http: upstream %s: connect: %s", p->host,
+                          strerror(errno));
+            hc->proxy_status = 502;
+            return NULL;
+        }
+        up = up_of(uc);
+        up->c = uc;
+    }
+    up->hc = hc;
+    up->loc = l;
+    llhttp_init(&up->parser, HTTP_RESPONSE, &http_up_settings);
+    up->parser.data = up;
+    hc->up = up;
+    http_api->pause_read(up->c); /* the answer waits for the whole request */
+    http_route(hc, &path, &plen, &st);
+    if (http_up_send_head(hc, path, plen) < 0) {
+        http_up_fail(up, 500, "out of memory", 1);
+        return NULL;
+    }
+    return up;
+}
+
+/* The request is complete: its answer may come. */
+static void http_up_go(http_up *up)
+{
+    up->dispatched = 1;
+    if (up->connected)
+        http_api->conn_timeout(up->c, up->loc->proxy_read_timeout);
+    http_api->resume_read(up->c);
+}
+
+/* A parked connection the upstream had closed meanwhile fails before any
+ * answer: the request goes again on a new one when none of its body went
+ * out and its method is not one nginx refuses to send twice (POST, PATCH,
+ * LOCK). */
+static int http_up_retry(http_up *up, int abort_it)
+{
+    http_conn *hc = up->hc;
+    if (!up->reused || up->got_bytes || !hc || hc->req.body_bytes || hc->req.te_chunked ||
+        hc->req.method == HTTP_POST || hc->req.method == HTTP_PATCH || hc->req.method == HTTP_LOCK)
+        return 0;
+    http_up_detach(up);
+    if (abort_it)
+        http_api->abort(up->c);
+    http_up *fresh = http_up_open(hc, up->loc, 0);
+    if (fresh && hc->phase == HTTP_PH_BUSY)
+        http_up_go(fresh);
+    else if (!fresh && hc->phase == HTTP_PH_BUSY)
+        http_send_error(hc, hc->proxy_status, 0);
+    return 1;
+}
+
 void http_proxy_begin(http_conn *hc)
 {
     const char *path;
@@ -369,25 +430,7 @@ void http_proxy_begin(http_conn *hc)
     socklen_t alen;
     if ((l->allow.n || l->deny.n) && !http_access_allows(l, http_api->conn_peer(hc->c, &alen)))
         return; /* refused at dispatch */
-    const http_proxy_pass *p = l->proxy;
-    zerg_conn *uc =
-        http_api->connect(http_W.w, &zerg_module_info, NULL, (const struct sockaddr *)&p->addr,
-                          p->addr_len, l->proxy_connect_timeout);
-    if (!uc) {
-        http_api->log(ZERG_LOG_ERROR, "http: upstream %s: connect: %s", p->host, strerror(errno));
-        hc->proxy_status = 502;
-        return;
-    }
-    http_up *up = up_of(uc);
-    up->c = uc;
-    up->hc = hc;
-    up->loc = l;
-    llhttp_init(&up->parser, HTTP_RESPONSE, &http_up_settings);
-    up->parser.data = up;
-    hc->up = up;
-    http_api->pause_read(uc); /* the answer waits for the whole request */
-    if (http_up_send_head(hc, path, plen) < 0)
-        http_up_fail(up, 500, "out of memory", 1);
+    http_up_open(hc, l, 1);
 }
 
 void http_proxy_body(http_conn *hc, const char *at, size_t len)
@@ -415,15 +458,12 @@ void http_proxy_dispatch(http_conn *hc)
         return;
     }
     hc->phase = HTTP_PH_BUSY;
-    up->dispatched = 1;
     http_api->conn_timeout(hc->c, 0);
     if (up->client_paused) { /* what comes now is the next request: stashed */
         up->client_paused = 0;
         hc->paused = 1;
     }
-    if (up->connected)
-        http_api->conn_timeout(up->c, up->loc->proxy_read_timeout);
-    http_api->resume_read(up->c);
+    http_up_go(up);
 }
 
 void http_proxy_abandon(http_conn *hc)
@@ -465,11 +505,14 @@ size_t http_up_on_data(zerg_conn *c, const uint8_t *data, size_t len)
 {
     http_up *up = up_of(c);
     http_conn *hc = up->hc;
-    if (!hc || up->done)
+    if (http_up_idle_event(up) || !hc || up->done)
         return len;
+    up->got_bytes = 1;
     http_api->conn_timeout(c, up->loc->proxy_read_timeout);
     llhttp_errno_t e = llhttp_execute(&up->parser, (const char *)data, len);
     if (e == HPE_PAUSED) {
+        /* bytes past the answer: the connection cannot serve another */
+        up->spent = llhttp_get_error_pos(&up->parser) != (const char *)data + len;
         http_up_finish(up, 1, 1);
         return len;
     }
@@ -493,7 +536,7 @@ size_t http_up_on_data(zerg_conn *c, const uint8_t *data, size_t len)
 void http_up_on_eof(zerg_conn *c)
 {
     http_up *up = up_of(c);
-    if (!up->hc || up->done)
+    if (http_up_idle_event(up) || !up->hc || up->done)
         return;
     llhttp_finish(&up->parser); /* ends a body that lasts until the close */
     if (up->done)
@@ -514,6 +557,8 @@ void http_up_on_drain(zerg_conn *c)
 void http_up_on_timeout(zerg_conn *c)
 {
     http_up *up = up_of(c);
+    if (http_up_idle_event(up))
+        return;
     if (up->hc)
         http_up_fail(up, 504, "timed out reading the response", 1);
     else
@@ -523,6 +568,8 @@ void http_up_on_timeout(zerg_conn *c)
 void http_up_on_close(zerg_conn *c, int err)
 {
     http_up *up = up_of(c);
+    if (up->idle)
+        http_up_unpark(up);
     if (up->hc && !up->done) {
         char why[96];
         snprintf(why, sizeof(why), "connection lost: %s",

@@ -147,7 +147,7 @@ int http_proxy_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, http_
 {
     if (l->kind != HTTP_LOC_PROXY) {
         if (l->proxy_connect_timeout || l->proxy_read_timeout || l->proxy_buffer_size ||
-            l->nproxy_set)
+            l->nproxy_set || l->proxy_keepalive || l->proxy_keepalive_timeout)
             return http_api->conf_error(cx, section, "location %s: proxy_* keys need proxy_pass",
                                         l->path);
         return 0;
@@ -158,6 +158,8 @@ int http_proxy_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, http_
         l->proxy_read_timeout = HTTP_PROXY_DEFAULT_TIMEOUT_MS;
     if (!l->proxy_buffer_size)
         l->proxy_buffer_size = HTTP_PROXY_DEFAULT_BUFFER;
+    if (!l->proxy_keepalive_timeout)
+        l->proxy_keepalive_timeout = HTTP_PROXY_DEFAULT_TIMEOUT_MS;
     /* $remote_addr needs the client's address; $host may need the local one */
     for (size_t i = 0; i < l->nproxy_set; i++)
         for (size_t k = 0; k < l->proxy_set[i].value.n; k++)

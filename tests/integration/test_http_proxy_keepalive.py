@@ -1,0 +1,186 @@
+"""test_http_proxy_keepalive - proxy_keepalive through the real zerg binary:
+upstream connections kept between requests (and not when the answer or the
+default says close), the idle timeout, the pool's bound, a kept connection
+the upstream closed meanwhile (sent again on a new one, but not a POST),
+and the pool emptied when the worker drains.
+
+The upstream is a small raw HTTP/1.1 server in this process that numbers its
+connections, so a test sees which one served each request."""
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import zgtest  # noqa: E402
+from zgtest import Zerg, wait_for  # noqa: E402
+from httptest import HTTP_SERVER  # noqa: E402
+from httpproxytest import Client, request  # noqa: E402
+
+
+class Backend:
+    """Answers "conn=N" (N: its connection's number) with keep-alive;
+    /close answers with Connection: close; /slow waits 300 ms. With
+    drop_next set, the next request on a connection that served before is
+    answered by closing it (a keep-alive race lost)."""
+
+    def __init__(self):
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(128)
+        self.port = self.ls.getsockname()[1]
+        self.lock = threading.Lock()
+        self.nconns = 0
+        self.open = 0
+        self.log = []  # (conn number, request line, Connection field)
+        self.drop_next = False
+        threading.Thread(target=self.accept_loop, daemon=True).start()
+
+    def accept_loop(self):
+        while True:
+            try:
+                s, _ = self.ls.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.nconns += 1
+                self.open += 1
+                n = self.nconns
+            threading.Thread(target=self.serve, args=(s, n), daemon=True).start()
+
+    def serve(self, s, n):
+        buf, served = b"", 0
+        s.settimeout(10)
+        try:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    d = s.recv(65536)
+                    if not d:
+                        return
+                    buf += d
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                lines = head.decode("latin-1").split("\r\n")
+                fields = dict((k.strip().lower(), v.strip()) for k, v in
+                              (ln.split(":", 1) for ln in lines[1:]))
+                clen = int(fields.get("content-length", "0"))
+                while len(buf) < clen:
+                    buf += s.recv(65536)
+                buf = buf[clen:]
+                with self.lock:
+                    self.log.append((n, lines[0], fields.get("connection")))
+                    drop = self.drop_next and served > 0
+                    if drop:
+                        self.drop_next = False
+                if drop:
+                    return
+                served += 1
+                path = lines[0].split(" ")[1]
+                if path == "/slow":
+                    time.sleep(0.3)
+                body = f"conn={n}".encode()
+                extra = "Connection: close\r\n" if path == "/close" else ""
+                s.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n{extra}\r\n"
+                          .encode() + body)
+                if extra:
+                    return
+        except OSError:
+            return
+        finally:
+            s.close()
+            with self.lock:
+                self.open -= 1
+
+    def close(self):
+        self.ls.close()
+
+
+CONF = HTTP_SERVER + """      locations:
+        - path: /ka/
+          proxy_pass: "http://127.0.0.1:@BE@/"
+          proxy_keepalive: 2
+          proxy_keepalive_timeout: 500ms
+        - path: /plain/
+          proxy_pass: "http://127.0.0.1:@BE@/"
+"""
+
+
+class TestProxyKeepalive(unittest.TestCase):
+    def setUp(self):
+        self.be = Backend()
+        self.addCleanup(self.be.close)
+        self.z = Zerg(CONF.replace("@BE@", str(self.be.port)))
+        self.z.start()
+        self.addCleanup(self.z.stop)
+
+    def get(self, path, method="GET", body=None):
+        with Client(self.z.ports[0]) as c:
+            c.send(request(method, path, (("Connection", "close"),), body))
+            return c.response()
+
+    def conn_of(self, r):
+        self.assertEqual(r.status, 200, r)
+        return int(r.body.split(b"=")[1])
+
+    def test_connection_reused(self):
+        conns = {self.conn_of(self.get("/ka/x")) for _ in range(5)}
+        self.assertEqual(len(conns), 1, conns)
+        # HTTP/1.1 keep-alive upstream: no Connection: close sent
+        self.assertEqual({c for _, _, c in self.be.log}, {None})
+
+    def test_without_proxy_keepalive_each_request_has_its_connection(self):
+        conns = [self.conn_of(self.get("/plain/x")) for _ in range(3)]
+        self.assertEqual(len(set(conns)), 3, conns)
+        self.assertEqual({c for _, _, c in self.be.log}, {"close"})
+
+    def test_close_from_upstream_not_kept(self):
+        a = self.conn_of(self.get("/ka/close"))
+        b = self.conn_of(self.get("/ka/x"))
+        self.assertNotEqual(a, b)
+
+    def test_idle_timeout_closes(self):
+        a = self.conn_of(self.get("/ka/x"))
+        self.assertTrue(wait_for(lambda: self.be.open == 0, 3), "idle connection not closed")
+        b = self.conn_of(self.get("/ka/x"))
+        self.assertNotEqual(a, b)
+
+    def test_pool_bounded(self):
+        rs = []
+        ts = [threading.Thread(target=lambda: rs.append(self.get("/ka/slow"))) for _ in range(5)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(10)
+        self.assertEqual([r.status for r in rs], [200] * 5)
+        self.assertEqual(self.be.nconns, 5)
+        # two are kept (proxy_keepalive: 2), the other three closed
+        self.assertTrue(wait_for(lambda: self.be.open == 2, 2), f"open: {self.be.open}")
+
+    def test_kept_connection_lost_get_sent_again(self):
+        a = self.conn_of(self.get("/ka/x"))
+        self.be.drop_next = True
+        b = self.conn_of(self.get("/ka/y"))
+        self.assertNotEqual(a, b)
+        # the upstream saw the GET twice: on the kept connection, then anew
+        self.assertEqual([n for n, line, _ in self.be.log if "/y" in line], [a, b])
+
+    def test_kept_connection_lost_post_not_sent_again(self):
+        self.conn_of(self.get("/ka/x"))
+        self.be.drop_next = True
+        r = self.get("/ka/p", method="POST", body=b"once")
+        self.assertEqual(r.status, 502, r)
+        self.assertEqual(len([1 for _, line, _ in self.be.log if "/p" in line]), 1)
+
+    def test_drain_closes_kept_connections(self):
+        self.conn_of(self.get("/ka/x"))
+        self.assertEqual(self.be.open, 1)
+        self.z.send(signal.SIGHUP)
+        self.assertTrue(wait_for(lambda: self.be.open == 0, 3), "kept connection not closed")
+        self.assertEqual(self.conn_of(self.get("/ka/x")), 2)
+
+
+if __name__ == "__main__":
+    zgtest.main()
