@@ -552,6 +552,9 @@ typedef struct http_up {
     uint8_t got_bytes;     /* the upstream answered something to this request */
     uint8_t idle;          /* in the pool, between requests */
     uint8_t spent;         /* it sent more than its answer: not reusable */
+    uint8_t upgrade_req;   /* the request asks for a protocol switch */
+    uint8_t tunnel;        /* switched (101): bytes flow as they are */
+    uint8_t eof_in[2];     /* FIN seen in the tunnel: [0] upstream, [1] client */
     int err_status;        /* refused by a parser callback */
     struct http_up *idle_next, *idle_prev;
 } http_up;
@@ -576,6 +579,28 @@ void http_proxy_dispatch(http_conn *hc);
 void http_proxy_abandon(http_conn *hc);
 /* The client's output drained (its upstream may read again). */
 void http_proxy_client_drained(http_conn *hc);
+/* http_proxy.c, for the tunnel: relays bytes received on from to `to`
+ * (zero-copy where it can; as one chunk when chunked), and pauses the
+ * sender while the receiver's output is over the bound. */
+void http_relay(zerg_conn *from, zerg_conn *to, const char *at, size_t len, int chunked);
+void http_up_bound(http_up *up);        /* upstream -> client */
+void http_up_bound_client(http_up *up); /* client -> upstream */
+/* The answer is complete (ok) or cut short; the upstream closed (when
+ * close_it) and the request done. */
+void http_up_finish(http_up *up, int ok, int close_it);
+
+/* http_proxy_tunnel.c: a protocol switch (101, WebSocket) through a
+ * proxy_pass location, after which bytes flow both ways as they are. */
+/* The Upgrade field of a request that asks for a switch, else NULL. */
+const http_field *http_proxy_upgrade_field(http_conn *hc);
+/* After the 101: rest (bytes after its head) and what the client sent
+ * meanwhile go through; from now on each side's bytes go to the other. */
+void http_tunnel_start(http_up *up, const uint8_t *rest, size_t n);
+/* Bytes from the upstream (from_client 0) or the client (1). */
+void http_tunnel_relay(http_up *up, int from_client, const uint8_t *data, size_t len);
+/* A FIN from one side: passed on as a shutdown; both: the end. */
+void http_tunnel_eof(http_up *up, int from_client);
+
 /* http_proxy_pool.c: idle upstream connections kept per worker for the
  * locations with proxy_keepalive. */
 /* Keeps up (its answer complete, detached) for a later request: 1, or 0

@@ -92,7 +92,10 @@ static size_t http_on_data(zerg_conn *c, const uint8_t *data, size_t len)
     if (http_is_upstream(c))
         return http_up_on_data(c, data, len);
     http_conn *hc = http_api->conn_ctx(c);
-    http_process(hc, data, len);
+    if (hc->up && hc->up->tunnel)
+        http_tunnel_relay(hc->up, 1, data, len);
+    else
+        http_process(hc, data, len);
     return len;
 }
 
@@ -106,6 +109,10 @@ static void http_on_eof(zerg_conn *c)
     hc->eof = 1;
     if (hc->closing)
         return;
+    if (hc->up && hc->up->tunnel) {
+        http_tunnel_eof(hc->up, 1);
+        return;
+    }
     if (hc->phase == HTTP_PH_BUSY || hc->stash_len)
         return; /* closed once the answer in progress is done */
     hc->closing = 1;

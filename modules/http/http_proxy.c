@@ -237,8 +237,15 @@ static int http_up_send_head(http_conn *hc, const char *path, size_t plen)
         else
             sb_str("\r\n");
     }
-    if (!l->proxy_keepalive)
+    const http_field *upg = http_proxy_upgrade_field(hc);
+    if (upg) { /* a protocol switch (WebSocket): asked of the upstream too */
+        sb_str("Connection: upgrade\r\nUpgrade: ");
+        sb_put(http_hbuf(hc, upg->value), upg->value.len);
+        sb_str("\r\n");
+        up->upgrade_req = 1;
+    } else if (!l->proxy_keepalive) {
         sb_str("Connection: close\r\n");
+    }
     for (uint32_t i = 0; i < hc->nfields; i++) {
         const http_field *f = &hc->fields[i];
         const char *n = http_hbuf(hc, f->name);
@@ -287,7 +294,7 @@ static http_conn *http_up_detach(http_up *up)
 
 /* The answer is complete (ok) or cut short after its head went out; the
  * upstream is closed unless it is closing already. */
-static void http_up_finish(http_up *up, int ok, int close_it)
+void http_up_finish(http_up *up, int ok, int close_it)
 {
     http_conn *hc = http_up_detach(up);
     if (close_it && ok && !http_up_park(up))
@@ -328,7 +335,7 @@ static void http_up_fail(http_up *up, int status, const char *why, int abort_it)
 /* Sends len bytes at `at`, received on from, to `to`: from the receive
  * buffer itself where it can be held (else copied), as one chunk when
  * chunked. */
-static void http_relay(zerg_conn *from, zerg_conn *to, const char *at, size_t len, int chunked)
+void http_relay(zerg_conn *from, zerg_conn *to, const char *at, size_t len, int chunked)
 {
     char h[24];
     if (chunked)
@@ -437,10 +444,27 @@ void http_proxy_body(http_conn *hc, const char *at, size_t len)
 {
     http_up *up = hc->up;
     http_relay(hc->c, up->c, at, len, hc->req.te_chunked);
+    http_up_bound_client(up);
+}
+
+void http_up_bound_client(http_up *up)
+{
     if (!up->client_paused && http_api->conn_out_pending(up->c) > HTTP_PROXY_HIGH) {
-        up->client_paused = 1;
-        http_api->pause_read(hc->c);
+        up->client_paused = 1; /* resumed when the upstream's output drains */
+        http_api->pause_read(up->hc->c);
         http_api->conn_want_drain(up->c);
+    }
+}
+
+void http_up_bound(http_up *up)
+{
+    http_conn *hc = up->hc;
+    if (!up->up_paused && http_api->conn_out_pending(hc->c) > HTTP_PROXY_HIGH) {
+        up->up_paused = 1; /* resumed when the client's output drains */
+        http_api->pause_read(up->c);
+        http_api->conn_timeout(up->c, 0);
+        http_api->conn_want_drain(hc->c);
+        http_api->conn_timeout(hc->c, hc->srv->send_timeout);
     }
 }
 
@@ -509,7 +533,16 @@ size_t http_up_on_data(zerg_conn *c, const uint8_t *data, size_t len)
         return len;
     up->got_bytes = 1;
     http_api->conn_timeout(c, up->loc->proxy_read_timeout);
+    if (up->tunnel) {
+        http_tunnel_relay(up, 0, data, len);
+        return len;
+    }
     llhttp_errno_t e = llhttp_execute(&up->parser, (const char *)data, len);
+    if (e == HPE_PAUSED_UPGRADE && up->head_sent) {
+        const uint8_t *rest = (const uint8_t *)llhttp_get_error_pos(&up->parser);
+        http_tunnel_start(up, rest, (size_t)(data + len - rest));
+        return len;
+    }
     if (e == HPE_PAUSED) {
         /* bytes past the answer: the connection cannot serve another */
         up->spent = llhttp_get_error_pos(&up->parser) != (const char *)data + len;
@@ -523,13 +556,7 @@ size_t http_up_on_data(zerg_conn *c, const uint8_t *data, size_t len)
         http_up_fail(up, 502, why, 1);
         return len;
     }
-    if (!up->up_paused && http_api->conn_out_pending(hc->c) > HTTP_PROXY_HIGH) {
-        up->up_paused = 1; /* resumed when the client's output drains */
-        http_api->pause_read(c);
-        http_api->conn_timeout(c, 0);
-        http_api->conn_want_drain(hc->c);
-        http_api->conn_timeout(hc->c, hc->srv->send_timeout);
-    }
+    http_up_bound(up);
     return len;
 }
 
@@ -538,6 +565,10 @@ void http_up_on_eof(zerg_conn *c)
     http_up *up = up_of(c);
     if (http_up_idle_event(up) || !up->hc || up->done)
         return;
+    if (up->tunnel) {
+        http_tunnel_eof(up, 0);
+        return;
+    }
     llhttp_finish(&up->parser); /* ends a body that lasts until the close */
     if (up->done)
         http_up_finish(up, 1, 1);
@@ -560,7 +591,10 @@ void http_up_on_timeout(zerg_conn *c)
     if (http_up_idle_event(up))
         return;
     if (up->hc)
-        http_up_fail(up, 504, "timed out reading the response", 1);
+        http_up_fail(up, 504,
+                     up->tunnel ? "tunnel idle for proxy_read_timeout"
+                                : "timed out reading the response",
+                     1);
     else
         http_api->abort(c);
 }
@@ -642,7 +676,8 @@ static int up_cb_header_value_complete(llhttp_t *p)
     http_up *up = p->data;
     const char *name = up->head + up->line_start;
     size_t nl = up->name_end - up->line_start;
-    if (http_hop_by_hop(name, nl) || http_name_is(name, nl, "date") ||
+    int keep_upgrade = p->status_code == 101 && http_name_is(name, nl, "upgrade");
+    if ((http_hop_by_hop(name, nl) && !keep_upgrade) || http_name_is(name, nl, "date") ||
         http_name_is(name, nl, "server")) {
         up->hlen = up->line_start;
         return 0;
@@ -659,10 +694,18 @@ static int up_cb_headers_complete(llhttp_t *p)
     http_conn *hc = up->hc;
     http_req *r = &hc->req;
     int st = p->status_code;
+    if (st == 101) { /* llhttp pauses after it: the tunnel starts */
+        if (!up->upgrade_req || up_put(up, "Connection: upgrade\r\n", 21) < 0)
+            return -1; /* no switch was asked for */
+        r->keepalive = 1;
+        if (http_write_head(hc, st, up->head, up->hlen, -1) < 0)
+            return -1;
+        r->keepalive = 0; /* the connection ends with the tunnel */
+        up->head_sent = 1;
+        return 0;
+    }
     if (st < 200) {
-        if (st == 101)
-            return -1; /* no upgrade was asked for */
-        up->hlen = 0;  /* an interim answer: dropped */
+        up->hlen = 0; /* an interim answer: dropped */
         return 0;
     }
     int nobody = r->head || st == 204 || st == 304;

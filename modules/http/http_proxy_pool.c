@@ -20,7 +20,7 @@ void http_up_unpark(http_up *up)
 int http_up_park(http_up *up)
 {
     const http_location *l = up->loc;
-    if (!l->proxy_keepalive || http_W.draining || up->spent ||
+    if (!l->proxy_keepalive || http_W.draining || up->spent || up->tunnel ||
         !llhttp_should_keep_alive(&up->parser) || http_api->conn_out_pending(up->c) ||
         http_api->conn_closing(up->c))
         return 0;

@@ -278,6 +278,71 @@ def listener(backlog):
     return ls, ls.getsockname()[1]
 
 
+def unlisten(ls):
+    """Stops ls listening: a close alone leaves it listening while a thread
+    waits in accept (and a later test's connection could land there)."""
+    try:
+        ls.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    ls.close()
+
+
+class RawUpstream:
+    """A loopback listener serving each connection on a thread of its own:
+    serve(sock, n) in a subclass, n numbering the connections from 1."""
+
+    def __init__(self):
+        self.ls, self.port = listener(128)
+        self.lock = threading.Lock()
+        self.nconns = 0
+        threading.Thread(target=self.accept_loop, daemon=True).start()
+
+    def accept_loop(self):
+        while True:
+            try:
+                s, _ = self.ls.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.nconns += 1
+                n = self.nconns
+            s.settimeout(10)
+            threading.Thread(target=self.serve, args=(s, n), daemon=True).start()
+
+    def serve(self, s, n):
+        raise NotImplementedError
+
+    @staticmethod
+    def read_head(s, buf):
+        """The next request head on s (buf: bytes already read) as text, and
+        the bytes after it; None at the end of the stream."""
+        while b"\r\n\r\n" not in buf:
+            d = s.recv(65536)
+            if not d:
+                return None, buf
+            buf += d
+        head, buf = buf.split(b"\r\n\r\n", 1)
+        return head.decode("latin-1"), buf
+
+    def close(self):
+        unlisten(self.ls)
+
+
+class RawUpstreamTest(unittest.TestCase):
+    """For each test a fresh BACKEND (a RawUpstream class) and a zerg on
+    CONF, where @BE@ stands for the backend's port."""
+    BACKEND = RawUpstream
+    CONF = ""
+
+    def setUp(self):
+        self.be = self.BACKEND()
+        self.addCleanup(self.be.close)
+        self.z = Zerg(self.CONF.replace("@BE@", str(self.be.port)))
+        self.z.start()
+        self.addCleanup(self.z.stop)
+
+
 class Mute:
     """A listener that accepts and never answers."""
 
@@ -295,7 +360,7 @@ class Mute:
             self.conns.append(c)
 
     def close(self):
-        self.ls.close()
+        unlisten(self.ls)
         for c in self.conns:
             c.close()
 
@@ -321,7 +386,7 @@ class Deaf:
         return False
 
     def close(self):
-        self.ls.close()
+        unlisten(self.ls)
         for c in self.held:
             c.close()
 

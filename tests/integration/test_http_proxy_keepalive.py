@@ -8,62 +8,39 @@ The upstream is a small raw HTTP/1.1 server in this process that numbers its
 connections, so a test sees which one served each request."""
 import os
 import signal
-import socket
 import sys
 import threading
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import zgtest  # noqa: E402
-from zgtest import Zerg, wait_for  # noqa: E402
+from zgtest import wait_for  # noqa: E402
 from httptest import HTTP_SERVER  # noqa: E402
-from httpproxytest import Client, request  # noqa: E402
+from httpproxytest import Client, RawUpstream, RawUpstreamTest, request  # noqa: E402
 
 
-class Backend:
+class Backend(RawUpstream):
     """Answers "conn=N" (N: its connection's number) with keep-alive;
     /close answers with Connection: close; /slow waits 300 ms. With
     drop_next set, the next request on a connection that served before is
     answered by closing it (a keep-alive race lost)."""
 
     def __init__(self):
-        self.ls = socket.socket()
-        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(128)
-        self.port = self.ls.getsockname()[1]
-        self.lock = threading.Lock()
-        self.nconns = 0
         self.open = 0
         self.log = []  # (conn number, request line, Connection field)
         self.drop_next = False
-        threading.Thread(target=self.accept_loop, daemon=True).start()
-
-    def accept_loop(self):
-        while True:
-            try:
-                s, _ = self.ls.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.nconns += 1
-                self.open += 1
-                n = self.nconns
-            threading.Thread(target=self.serve, args=(s, n), daemon=True).start()
+        super().__init__()
 
     def serve(self, s, n):
+        with self.lock:
+            self.open += 1
         buf, served = b"", 0
-        s.settimeout(10)
         try:
             while True:
-                while b"\r\n\r\n" not in buf:
-                    d = s.recv(65536)
-                    if not d:
-                        return
-                    buf += d
-                head, buf = buf.split(b"\r\n\r\n", 1)
-                lines = head.decode("latin-1").split("\r\n")
+                text, buf = self.read_head(s, buf)
+                if text is None:
+                    return
+                lines = text.split("\r\n")
                 fields = dict((k.strip().lower(), v.strip()) for k, v in
                               (ln.split(":", 1) for ln in lines[1:]))
                 clen = int(fields.get("content-length", "0"))
@@ -94,9 +71,6 @@ class Backend:
             with self.lock:
                 self.open -= 1
 
-    def close(self):
-        self.ls.close()
-
 
 CONF = HTTP_SERVER + """      locations:
         - path: /ka/
@@ -108,13 +82,9 @@ CONF = HTTP_SERVER + """      locations:
 """
 
 
-class TestProxyKeepalive(unittest.TestCase):
-    def setUp(self):
-        self.be = Backend()
-        self.addCleanup(self.be.close)
-        self.z = Zerg(CONF.replace("@BE@", str(self.be.port)))
-        self.z.start()
-        self.addCleanup(self.z.stop)
+class TestProxyKeepalive(RawUpstreamTest):
+    BACKEND = Backend
+    CONF = CONF
 
     def get(self, path, method="GET", body=None):
         with Client(self.z.ports[0]) as c:
