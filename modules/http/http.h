@@ -188,11 +188,35 @@ typedef struct http_tmpl {
     size_t text_len;
 } http_tmpl;
 
-/* proxy_pass (http_proxy.c): where a location's requests go */
-typedef struct http_proxy_pass {
+/* upstreams: a named group of servers a proxy_pass URL may name
+ * (http_proxy_balance.c); the state is each worker's own */
+typedef struct http_upstream_server {
     struct sockaddr_storage addr;
     socklen_t addr_len;
-    char *host; /* $proxy_host: "host" or "host:port" as written in the URL */
+    char *text; /* as configured */
+    uint32_t fails;
+    uint64_t down_until; /* ms: failed max_fails times, skipped until then */
+} http_upstream_server;
+
+#define HTTP_UPSTREAM_MAX_SERVERS 32
+
+typedef struct http_upstream {
+    char *name;
+    zerg_str_list names; /* the servers as configured */
+    http_upstream_server *servers;
+    size_t nservers;
+    int64_t max_fails; /* 0: never skipped */
+    uint64_t fail_timeout;
+    uint32_t rr; /* the next to try */
+} http_upstream;
+
+/* proxy_pass (http_proxy.c): where a location's requests go */
+typedef struct http_proxy_pass {
+    struct sockaddr_storage addr; /* when no group is named */
+    socklen_t addr_len;
+    http_upstream *group;
+    const zerg_conf_node *node; /* for messages until conf_done */
+    char *host;                 /* $proxy_host: "host" or "host:port" as written in the URL */
     size_t host_len;
     char *uri; /* the URI part replacing the location's prefix; NULL: none */
     size_t uri_len;
@@ -302,6 +326,8 @@ typedef struct http_srv {
     size_t nlocs;
     http_error_page *error_pages;
     size_t nerror_pages;
+    http_upstream *upstreams;
+    size_t nupstreams;
     /* derived */
     char *server_line; /* "Server: x\r\n" or "" */
     size_t server_line_len;
@@ -555,6 +581,8 @@ typedef struct http_up {
     uint8_t upgrade_req;   /* the request asks for a protocol switch */
     uint8_t tunnel;        /* switched (101): bytes flow as they are */
     uint8_t eof_in[2];     /* FIN seen in the tunnel: [0] upstream, [1] client */
+    int server;            /* in the location's upstream group, -1: none */
+    uint32_t tried;        /* the group's servers this request tried */
     int err_status;        /* refused by a parser callback */
     struct http_up *idle_next, *idle_prev;
 } http_up;
@@ -565,8 +593,17 @@ int http_parse_proxy_pass(zerg_conf_ctx *cx, const zerg_conf_node *node, void *f
 int http_parse_proxy_set_header(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field);
 /* Defaults and checks of a proxy_pass location; sets *want_peer when its
  * headers need the client's address. */
-int http_proxy_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, http_location *l,
-                         int *want_peer);
+int http_proxy_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, http_srv *s,
+                         http_location *l, int *want_peer);
+/* http_proxy_balance.c: the upstreams key, and choosing among a group's
+ * servers: round robin over those not tried for this request and not
+ * skipped after max_fails failures within fail_timeout; -1 when none. */
+int http_parse_upstreams(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field);
+int http_upstream_pick(http_upstream *g, uint32_t tried, uint64_t now);
+void http_upstream_result(http_upstream *g, int i, int ok, uint64_t now);
+/* host:port (or [v6]:port; port 80 when absent) resolved now. */
+int http_proxy_resolve(const char *auth, size_t len, struct sockaddr_storage *out,
+                       socklen_t *outlen, const char **err);
 /* At the end of a request head: a request for a proxy_pass location starts
  * its upstream now, so its body streams through as it comes. */
 void http_proxy_begin(http_conn *hc);

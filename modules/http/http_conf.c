@@ -395,6 +395,7 @@ const zerg_directive http_directives[] = {
     {"mime_types", ZERG_CONF_CUSTOM, offsetof(http_srv, mime), http_parse_mime, 0, 0},
     {"locations", ZERG_CONF_CUSTOM, offsetof(http_srv, locs), http_parse_locations, 0, 0},
     {"error_page", ZERG_CONF_CUSTOM, offsetof(http_srv, error_pages), http_parse_error_pages, 0, 0},
+    {"upstreams", ZERG_CONF_CUSTOM, offsetof(http_srv, upstreams), http_parse_upstreams, 0, 0},
     ZERG_DIRECTIVE_END,
 };
 
@@ -549,7 +550,7 @@ int http_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf)
     }
     int want_peer = s->access_log.path != NULL;
     for (size_t i = 0; i < s->nlocs; i++) {
-        if (http_proxy_conf_done(cx, section, &s->locs[i], &want_peer) < 0)
+        if (http_proxy_conf_done(cx, section, s, &s->locs[i], &want_peer) < 0)
             return -1;
         s->has_proxy |= s->locs[i].kind == HTTP_LOC_PROXY;
     }

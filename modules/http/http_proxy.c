@@ -15,7 +15,8 @@
 _Static_assert(sizeof(http_up) <= sizeof(http_conn), "http_up lives in an http_conn ctx");
 
 static llhttp_settings_t http_up_settings;
-static int http_up_retry(http_up *up, int abort_it);
+static int http_up_can_retry(const http_up *up);
+static void http_up_retry(http_up *up, int abort_it);
 
 /* A growing buffer for the request heads sent upstream (one per worker). */
 static struct {
@@ -275,8 +276,10 @@ static void http_up_log(http_up *up, int level, const char *what)
         http_request_uri(hc, &ru, &rl);
         m = llhttp_method_name((llhttp_method_t)hc->req.method);
     }
-    http_api->log(level, "http: upstream %s: %s, for \"%s %.*s\"", up->loc->proxy->host, what, m,
-                  (int)(rl > 200 ? 200 : rl), ru);
+    const http_upstream *g = up->loc->proxy->group;
+    http_api->log(level, "http: upstream %s: %s, for \"%s %.*s\"",
+                  g && up->server >= 0 ? g->servers[up->server].text : up->loc->proxy->host, what,
+                  m, (int)(rl > 200 ? 200 : rl), ru);
 }
 
 static http_conn *http_up_detach(http_up *up)
@@ -311,8 +314,15 @@ void http_up_finish(http_up *up, int ok, int close_it)
 /* The upstream failed: an error page when nothing was sent yet. */
 static void http_up_fail(http_up *up, int status, const char *why, int abort_it)
 {
-    if (http_up_retry(up, abort_it)) {
-        http_up_log(up, ZERG_LOG_INFO, "kept-alive connection lost, sent again on a new one");
+    http_upstream *g = up->loc->proxy->group;
+    if (g && up->server >= 0 && !up->head_sent && !up->reused)
+        http_upstream_result(g, up->server, 0, http_api->now_ms(http_W.w));
+    if (http_up_can_retry(up)) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "%s, sent again on a new connection",
+                 up->reused ? "kept-alive connection lost" : why);
+        http_up_log(up, up->reused ? ZERG_LOG_INFO : ZERG_LOG_ERROR, msg);
+        http_up_retry(up, abort_it);
         return;
     }
     http_up_log(up, ZERG_LOG_ERROR, why);
@@ -352,7 +362,7 @@ void http_relay(zerg_conn *from, zerg_conn *to, const char *at, size_t len, int 
 /* A connection for hc's request to l: a parked one when allowed, else a new
  * one; the request head goes out on it. NULL (hc->proxy_status set) when
  * none can be had. */
-static http_up *http_up_open(http_conn *hc, const http_location *l, int reuse)
+static http_up *http_up_open(http_conn *hc, const http_location *l, int reuse, uint32_t tried)
 {
     const char *path;
     size_t plen;
@@ -363,16 +373,31 @@ static http_up *http_up_open(http_conn *hc, const http_location *l, int reuse)
         zerg_conn *uc = up->c;
         char *head = up->head;
         uint32_t hcap = up->hcap;
+        int server = up->server;
         memset(up, 0, sizeof(*up));
         up->c = uc;
         up->head = head;
         up->hcap = hcap;
+        up->server = server;
         up->connected = up->reused = 1;
         http_api->conn_timeout(uc, 0);
     } else {
-        zerg_conn *uc =
-            http_api->connect(http_W.w, &zerg_module_info, NULL, (const struct sockaddr *)&p->addr,
-                              p->addr_len, l->proxy_connect_timeout);
+        const struct sockaddr *sa = (const struct sockaddr *)&p->addr;
+        socklen_t salen = p->addr_len;
+        int server = -1;
+        if (p->group) {
+            server = http_upstream_pick(p->group, tried, http_api->now_ms(http_W.w));
+            if (server < 0) {
+                http_api->log(ZERG_LOG_ERROR, "http: upstream %s: no live server left to try",
+                              p->group->name);
+                hc->proxy_status = 502;
+                return NULL;
+            }
+            sa = (const struct sockaddr *)&p->group->servers[server].addr;
+            salen = p->group->servers[server].addr_len;
+        }
+        zerg_conn *uc = http_api->connect(http_W.w, &zerg_module_info, NULL, sa, salen,
+                                          l->proxy_connect_timeout);
         if (!uc) {
             http_api->log(ZERG_LOG_ERROR, "http: upstream %s: connect: %s", p->host,
                           strerror(errno));
@@ -381,6 +406,8 @@ static http_up *http_up_open(http_conn *hc, const http_location *l, int reuse)
         }
         up = up_of(uc);
         up->c = uc;
+        up->server = server;
+        up->tried = tried | (server >= 0 ? 1u << server : 0);
     }
     up->hc = hc;
     up->loc = l;
@@ -405,25 +432,35 @@ static void http_up_go(http_up *up)
     http_api->resume_read(up->c);
 }
 
-/* A parked connection the upstream had closed meanwhile fails before any
- * answer: the request goes again on a new one when none of its body went
- * out and its method is not one nginx refuses to send twice (POST, PATCH,
- * LOCK). */
-static int http_up_retry(http_up *up, int abort_it)
+/* A request whose upstream failed before any answer goes again on a new
+ * connection when none of its body went out, and either the connection was
+ * a kept one the upstream had closed, or it names a group with a server
+ * this request has not tried (nginx's proxy_next_upstream error timeout);
+ * not when the request may have reached the upstream and its method is one
+ * nginx does not send twice (POST, PATCH, LOCK). */
+static int http_up_can_retry(const http_up *up)
 {
-    http_conn *hc = up->hc;
-    if (!up->reused || up->got_bytes || !hc || hc->req.body_bytes || hc->req.te_chunked ||
-        hc->req.method == HTTP_POST || hc->req.method == HTTP_PATCH || hc->req.method == HTTP_LOCK)
+    const http_conn *hc = up->hc;
+    const http_upstream *g = up->loc->proxy->group;
+    if (up->got_bytes || up->head_sent || !hc || hc->req.body_bytes || hc->req.te_chunked)
         return 0;
-    http_up_detach(up);
+    uint8_t m = hc->req.method;
+    if (up->connected && (m == HTTP_POST || m == HTTP_PATCH || m == HTTP_LOCK))
+        return 0;
+    return up->reused || (g && (size_t)__builtin_popcount(up->tried) < g->nservers);
+}
+
+static void http_up_retry(http_up *up, int abort_it)
+{
+    http_conn *hc = http_up_detach(up);
     if (abort_it)
         http_api->abort(up->c);
-    http_up *fresh = http_up_open(hc, up->loc, 0);
+    /* a kept connection lost is not its server's fault: any may serve */
+    http_up *fresh = http_up_open(hc, up->loc, 0, up->reused ? 0 : up->tried);
     if (fresh && hc->phase == HTTP_PH_BUSY)
         http_up_go(fresh);
     else if (!fresh && hc->phase == HTTP_PH_BUSY)
         http_send_error(hc, hc->proxy_status, 0);
-    return 1;
 }
 
 void http_proxy_begin(http_conn *hc)
@@ -437,7 +474,7 @@ void http_proxy_begin(http_conn *hc)
     socklen_t alen;
     if ((l->allow.n || l->deny.n) && !http_access_allows(l, http_api->conn_peer(hc->c, &alen)))
         return; /* refused at dispatch */
-    http_up_open(hc, l, 1);
+    http_up_open(hc, l, 1, 0);
 }
 
 void http_proxy_body(http_conn *hc, const char *at, size_t len)
@@ -708,6 +745,8 @@ static int up_cb_headers_complete(llhttp_t *p)
         up->hlen = 0; /* an interim answer: dropped */
         return 0;
     }
+    if (up->loc->proxy->group && up->server >= 0)
+        http_upstream_result(up->loc->proxy->group, up->server, 1, 0);
     int nobody = r->head || st == 204 || st == 304;
     int chunked = (p->flags & F_CHUNKED) != 0;
     http_keep(hc);

@@ -1,6 +1,7 @@
 /* modules/http/http_proxy_conf.c - the proxy_* keys of a location:
- * proxy_pass (an http:// URL resolved at load), proxy_set_header (headers
- * with $variables) and the defaults and checks of a proxy_pass location. */
+ * proxy_pass (an http:// URL naming an upstreams group or a host resolved
+ * at load), proxy_set_header (headers with $variables) and the defaults
+ * and checks of a proxy_pass location. */
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,9 +12,8 @@
 #define HTTP_PROXY_DEFAULT_TIMEOUT_MS 60000
 #define HTTP_PROXY_DEFAULT_BUFFER     (16 << 10)
 
-/* host and port of an authority ("h", "h:80", "[::1]:80") into out */
-static int http_proxy_resolve(const char *auth, size_t len, struct sockaddr_storage *out,
-                              socklen_t *outlen, const char **err)
+int http_proxy_resolve(const char *auth, size_t len, struct sockaddr_storage *out,
+                       socklen_t *outlen, const char **err)
 {
     char host[256], port[8] = "80";
     const char *h = auth, *colon = NULL;
@@ -89,9 +89,7 @@ int http_parse_proxy_pass(zerg_conf_ctx *cx, const zerg_conf_node *node, void *f
     http_proxy_pass *p = http_api->conf_alloc(cx, sizeof(*p));
     if (!p)
         return -1;
-    const char *err;
-    if (http_proxy_resolve(auth, alen, &p->addr, &p->addr_len, &err) < 0)
-        return http_api->conf_error(cx, node, "proxy_pass: \"%s\": %s", v, err);
+    p->node = node; /* the host is resolved in conf_done, unless it names a group */
     p->host = http_api->conf_alloc(cx, alen + 1);
     if (!p->host)
         return -1;
@@ -142,8 +140,23 @@ int http_parse_proxy_set_header(zerg_conf_ctx *cx, const zerg_conf_node *node, v
     return 0;
 }
 
-int http_proxy_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, http_location *l,
-                         int *want_peer)
+/* The group the URL's host names, else its address. */
+static int http_proxy_target(zerg_conf_ctx *cx, http_srv *s, http_proxy_pass *p)
+{
+    for (size_t i = 0; i < s->nupstreams; i++)
+        if (strlen(s->upstreams[i].name) == p->host_len &&
+            !memcmp(s->upstreams[i].name, p->host, p->host_len)) {
+            p->group = &s->upstreams[i];
+            return 0;
+        }
+    const char *err;
+    if (http_proxy_resolve(p->host, p->host_len, &p->addr, &p->addr_len, &err) < 0)
+        return http_api->conf_error(cx, p->node, "proxy_pass: \"http://%s\": %s", p->host, err);
+    return 0;
+}
+
+int http_proxy_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, http_srv *s,
+                         http_location *l, int *want_peer)
 {
     if (l->kind != HTTP_LOC_PROXY) {
         if (l->proxy_connect_timeout || l->proxy_read_timeout || l->proxy_buffer_size ||
@@ -152,6 +165,8 @@ int http_proxy_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, http_
                                         l->path);
         return 0;
     }
+    if (http_proxy_target(cx, s, l->proxy) < 0)
+        return -1;
     if (!l->proxy_connect_timeout)
         l->proxy_connect_timeout = HTTP_PROXY_DEFAULT_TIMEOUT_MS;
     if (!l->proxy_read_timeout)

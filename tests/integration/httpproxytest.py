@@ -289,13 +289,18 @@ def unlisten(ls):
 
 
 class RawUpstream:
-    """A loopback listener serving each connection on a thread of its own:
-    serve(sock, n) in a subclass, n numbering the connections from 1."""
+    """A loopback HTTP/1.1 listener serving each connection on a thread of
+    its own: answer(sock, n, k, request_line, fields, rest) in a subclass
+    answers the k-th request (from 0) of connection n (from 1), fields
+    lowercased, its Content-Length body read and dropped, rest the bytes
+    after it; it returns whether to read another request. open counts the
+    connections open now."""
 
     def __init__(self):
         self.ls, self.port = listener(128)
         self.lock = threading.Lock()
         self.nconns = 0
+        self.open = 0
         threading.Thread(target=self.accept_loop, daemon=True).start()
 
     def accept_loop(self):
@@ -306,24 +311,43 @@ class RawUpstream:
                 return
             with self.lock:
                 self.nconns += 1
+                self.open += 1
                 n = self.nconns
             s.settimeout(10)
             threading.Thread(target=self.serve, args=(s, n), daemon=True).start()
 
     def serve(self, s, n):
-        raise NotImplementedError
+        buf, k = b"", 0
+        try:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    d = s.recv(65536)
+                    if not d:
+                        return
+                    buf += d
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                lines = head.decode("latin-1").split("\r\n")
+                fields = dict((a.strip().lower(), b.strip()) for a, b in
+                              (ln.split(":", 1) for ln in lines[1:]))
+                clen = int(fields.get("content-length", "0"))
+                while len(buf) < clen:
+                    d = s.recv(65536)
+                    if not d:
+                        return
+                    buf += d
+                buf = buf[clen:]
+                if not self.answer(s, n, k, lines[0], fields, buf):
+                    return
+                k += 1
+        except OSError:
+            return
+        finally:
+            s.close()
+            with self.lock:
+                self.open -= 1
 
-    @staticmethod
-    def read_head(s, buf):
-        """The next request head on s (buf: bytes already read) as text, and
-        the bytes after it; None at the end of the stream."""
-        while b"\r\n\r\n" not in buf:
-            d = s.recv(65536)
-            if not d:
-                return None, buf
-            buf += d
-        head, buf = buf.split(b"\r\n\r\n", 1)
-        return head.decode("latin-1"), buf
+    def answer(self, s, n, k, line, fields, rest):
+        raise NotImplementedError
 
     def close(self):
         unlisten(self.ls)

@@ -26,50 +26,25 @@ class Backend(RawUpstream):
     answered by closing it (a keep-alive race lost)."""
 
     def __init__(self):
-        self.open = 0
         self.log = []  # (conn number, request line, Connection field)
         self.drop_next = False
         super().__init__()
 
-    def serve(self, s, n):
+    def answer(self, s, n, k, line, fields, rest):
         with self.lock:
-            self.open += 1
-        buf, served = b"", 0
-        try:
-            while True:
-                text, buf = self.read_head(s, buf)
-                if text is None:
-                    return
-                lines = text.split("\r\n")
-                fields = dict((k.strip().lower(), v.strip()) for k, v in
-                              (ln.split(":", 1) for ln in lines[1:]))
-                clen = int(fields.get("content-length", "0"))
-                while len(buf) < clen:
-                    buf += s.recv(65536)
-                buf = buf[clen:]
-                with self.lock:
-                    self.log.append((n, lines[0], fields.get("connection")))
-                    drop = self.drop_next and served > 0
-                    if drop:
-                        self.drop_next = False
-                if drop:
-                    return
-                served += 1
-                path = lines[0].split(" ")[1]
-                if path == "/slow":
-                    time.sleep(0.3)
-                body = f"conn={n}".encode()
-                extra = "Connection: close\r\n" if path == "/close" else ""
-                s.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n{extra}\r\n"
-                          .encode() + body)
-                if extra:
-                    return
-        except OSError:
-            return
-        finally:
-            s.close()
-            with self.lock:
-                self.open -= 1
+            self.log.append((n, line, fields.get("connection")))
+            drop = self.drop_next and k > 0
+            if drop:
+                self.drop_next = False
+        if drop:
+            return False
+        path = line.split(" ")[1]
+        if path == "/slow":
+            time.sleep(0.3)
+        body = f"conn={n}".encode()
+        extra = "Connection: close\r\n" if path == "/close" else ""
+        s.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n{extra}\r\n".encode() + body)
+        return not extra
 
 
 CONF = HTTP_SERVER + """      locations:
