@@ -166,6 +166,9 @@ enum http_var {
     HTTP_VAR_HTTP_REFERER,
     HTTP_VAR_HTTP_USER_AGENT,
     HTTP_VAR_REQUEST_TIME,
+    HTTP_VAR_UPSTREAM_ADDR,
+    HTTP_VAR_UPSTREAM_STATUS,
+    HTTP_VAR_UPSTREAM_RESPONSE_TIME,
     HTTP_VAR_PROXY_HOST,
     HTTP_VAR_PROXY_ADD_X_FORWARDED_FOR,
 };
@@ -408,6 +411,9 @@ typedef struct http_req {
     uint8_t gzip_ok;                 /* gzip_static here and the client accepts gzip */
     uint8_t gzipped;                 /* the body is a name.gz */
     uint64_t start_ms;               /* its first byte was parsed ($request_time) */
+    const char *up_addr;             /* proxy_pass: the (last) server asked ($upstream_addr) */
+    int up_status;                   /* its answer's status, or 502/504 when it failed */
+    uint64_t up_start_ms, up_ms;     /* first connect to the end of the answer */
     /* not zeroed (valid where hcount says so): */
     http_span hv[HTTP_H_COUNT]; /* values of known headers */
 } http_req;

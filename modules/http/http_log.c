@@ -108,6 +108,13 @@ static size_t http_log_standard(http_conn *hc, const http_log *l, char *o, size_
     return n;
 }
 
+/* Milliseconds as seconds with three decimals ("0.042"). */
+static size_t http_log_secs(char *d, uint64_t ms)
+{
+    return (size_t)sprintf(d, "%llu.%03llu", (unsigned long long)(ms / 1000),
+                           (unsigned long long)(ms % 1000));
+}
+
 /* A format with $variables; each at most 4 * field + 64 bytes */
 static size_t http_log_custom(http_conn *hc, const http_tmpl *t, char *o, size_t field,
                               const char *addr)
@@ -181,11 +188,19 @@ static size_t http_log_custom(http_conn *hc, const http_tmpl *t, char *o, size_t
         }
         case HTTP_VAR_REQUEST_TIME: {
             uint64_t now = http_api->now_ms(http_W.w);
-            uint64_t ms = now > r->start_ms ? now - r->start_ms : 0;
-            n += (size_t)sprintf(d, "%llu.%03llu", (unsigned long long)(ms / 1000),
-                                 (unsigned long long)(ms % 1000));
+            n += http_log_secs(d, now > r->start_ms ? now - r->start_ms : 0);
             break;
         }
+        case HTTP_VAR_UPSTREAM_ADDR:
+            n += r->up_addr ? http_log_esc(d, r->up_addr, strlen(r->up_addr), field)
+                            : (size_t)sprintf(d, "-");
+            break;
+        case HTTP_VAR_UPSTREAM_STATUS:
+            n += r->up_addr ? (size_t)sprintf(d, "%d", r->up_status) : (size_t)sprintf(d, "-");
+            break;
+        case HTTP_VAR_UPSTREAM_RESPONSE_TIME:
+            n += r->up_addr ? http_log_secs(d, r->up_ms) : (size_t)sprintf(d, "-");
+            break;
         default:
             break;
         }

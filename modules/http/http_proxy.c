@@ -295,6 +295,13 @@ static http_conn *http_up_detach(http_up *up)
     return hc;
 }
 
+/* $upstream_response_time: from the first connect to now. */
+static void http_up_timed(http_conn *hc)
+{
+    uint64_t now = http_api->now_ms(http_W.w);
+    hc->req.up_ms = now > hc->req.up_start_ms ? now - hc->req.up_start_ms : 0;
+}
+
 /* The answer is complete (ok) or cut short after its head went out; the
  * upstream is closed unless it is closing already. */
 void http_up_finish(http_up *up, int ok, int close_it)
@@ -306,6 +313,7 @@ void http_up_finish(http_up *up, int ok, int close_it)
         http_api->abort(up->c);
     if (!hc)
         return;
+    http_up_timed(hc);
     if (!ok)
         hc->req.keepalive = 0; /* the client sees the answer end short */
     http_request_done(hc);
@@ -336,6 +344,8 @@ static void http_up_fail(http_up *up, int status, const char *why, int abort_it)
         http_api->abort(up->c);
     if (!hc)
         return;
+    hc->req.up_status = status;
+    http_up_timed(hc);
     if (hc->phase == HTTP_PH_BUSY)
         http_send_error(hc, status, 0);
     else
@@ -411,6 +421,10 @@ static http_up *http_up_open(http_conn *hc, const http_location *l, int reuse, u
     }
     up->hc = hc;
     up->loc = l;
+    http_req *r = &hc->req;
+    r->up_addr = p->group && up->server >= 0 ? p->group->servers[up->server].text : p->host;
+    if (!r->up_start_ms)
+        r->up_start_ms = http_api->now_ms(http_W.w);
     llhttp_init(&up->parser, HTTP_RESPONSE, &http_up_settings);
     up->parser.data = up;
     hc->up = up;
@@ -735,6 +749,7 @@ static int up_cb_headers_complete(llhttp_t *p)
         if (!up->upgrade_req || up_put(up, "Connection: upgrade\r\n", 21) < 0)
             return -1; /* no switch was asked for */
         r->keepalive = 1;
+        r->up_status = st;
         if (http_write_head(hc, st, up->head, up->hlen, -1) < 0)
             return -1;
         r->keepalive = 0; /* the connection ends with the tunnel */
@@ -747,6 +762,7 @@ static int up_cb_headers_complete(llhttp_t *p)
     }
     if (up->loc->proxy->group && up->server >= 0)
         http_upstream_result(up->loc->proxy->group, up->server, 1, 0);
+    r->up_status = st;
     int nobody = r->head || st == 204 || st == 304;
     int chunked = (p->flags & F_CHUNKED) != 0;
     http_keep(hc);

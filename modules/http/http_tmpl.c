@@ -28,6 +28,9 @@ static const struct {
     {"http_referer", HTTP_VAR_HTTP_REFERER, HTTP_TMPL_LOG},
     {"http_user_agent", HTTP_VAR_HTTP_USER_AGENT, HTTP_TMPL_LOG},
     {"request_time", HTTP_VAR_REQUEST_TIME, HTTP_TMPL_LOG},
+    {"upstream_addr", HTTP_VAR_UPSTREAM_ADDR, HTTP_TMPL_LOG},
+    {"upstream_status", HTTP_VAR_UPSTREAM_STATUS, HTTP_TMPL_LOG},
+    {"upstream_response_time", HTTP_VAR_UPSTREAM_RESPONSE_TIME, HTTP_TMPL_LOG},
     {"proxy_host", HTTP_VAR_PROXY_HOST, HTTP_TMPL_PROXY},
     {"proxy_add_x_forwarded_for", HTTP_VAR_PROXY_ADD_X_FORWARDED_FOR, HTTP_TMPL_PROXY},
 };
@@ -70,7 +73,7 @@ int http_tmpl_parse(zerg_conf_ctx *cx, const zerg_conf_node *n, const char *s, h
                 !memcmp(http_vars[k].name, s + b, e - b))
                 var = http_vars[k].var;
         if (!var || (braced && (e >= len || s[e] != '}'))) {
-            char known[640];
+            char known[768];
             size_t kn = 0;
             for (size_t k = 0; k < HTTP_NVARS; k++)
                 if (http_vars[k].uses & use)

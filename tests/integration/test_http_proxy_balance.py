@@ -13,7 +13,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import zgtest  # noqa: E402
-from zgtest import Zerg, free_port, run_zerg  # noqa: E402
+from zgtest import Zerg, free_port, run_zerg, wait_for  # noqa: E402
 from httptest import HTTP_SERVER  # noqa: E402
 from httpproxytest import Client, RawUpstream, request  # noqa: E402
 
@@ -91,6 +91,42 @@ class TestUpstreamGroups(unittest.TestCase):
         # the refusing server is skipped now: the next POST reaches A
         r = self.get("/half/p", method="POST", body=b"x" * 100)
         self.assertEqual((r.status, self.a.requests), (200, 1))
+
+
+LOG_CONF = HTTP_SERVER + """      access_log:
+        path: {tmp}/access.log
+        format: "$request_uri|$status|$upstream_addr|$upstream_status|$upstream_response_time"
+        flush: 100ms
+      upstreams:
+        halfdead: {{ servers: ["127.0.0.1:@DEAD@", "127.0.0.1:@A@"], max_fails: 1 }}
+      locations:
+        - {{ path: /half/, proxy_pass: "http://halfdead" }}
+        - {{ path: /dead/, proxy_pass: "http://127.0.0.1:@DEAD@" }}
+        - {{ path: /local, return: 204 }}
+"""
+
+
+class TestUpstreamLog(unittest.TestCase):
+    def test_upstream_variables(self):
+        a = Named("A")
+        self.addCleanup(a.close)
+        dead = free_port()
+        z = Zerg(LOG_CONF.replace("@A@", str(a.port)).replace("@DEAD@", str(dead)))
+        z.start()
+        self.addCleanup(z.stop)
+        for path in ("/half/1", "/dead/2", "/local"):
+            with Client(z.ports[0]) as c:
+                c.send(request("GET", path, (("Connection", "close"),)))
+                c.response(head_req=path == "/local")
+        log = os.path.join(z.tmp, "access.log")
+        text = wait_for(lambda: os.path.exists(log) and open(log).read().count("\n") >= 3 and
+                        open(log).read(), 5) or ""
+        lines = {ln.split("|")[0]: ln.split("|")[1:] for ln in text.splitlines()}
+        # the first server refused, the second answered: the last one asked
+        self.assertEqual(lines["/half/1"][:3], ["200", f"127.0.0.1:{a.port}", "200"], text)
+        self.assertRegex(lines["/half/1"][3], r"^\d+\.\d{3}$")
+        self.assertEqual(lines["/dead/2"][:3], ["502", f"127.0.0.1:{dead}", "502"], text)
+        self.assertEqual(lines["/local"], ["204", "-", "-", "-"], text)
 
 
 class TestUpstreamConfig(unittest.TestCase):
