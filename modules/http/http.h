@@ -475,6 +475,9 @@ typedef struct http_worker {
     uint64_t body_bytes;
     uint64_t parse_errors;
     uint64_t timeouts;
+    uint64_t up_tries;        /* proxy_pass: requests sent upstream (new or kept connection) */
+    uint64_t up_failures;     /* upstream failures (connect, timeout, bad or cut answer) */
+    uint64_t up_retries;      /* requests sent again after one */
     struct http_up *idle_ups; /* parked upstream connections, newest first */
 } http_worker;
 

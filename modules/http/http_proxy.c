@@ -323,6 +323,7 @@ void http_up_finish(http_up *up, int ok, int close_it)
 static void http_up_fail(http_up *up, int status, const char *why, int abort_it)
 {
     http_upstream *g = up->loc->proxy->group;
+    http_W.up_failures++;
     if (g && up->server >= 0 && !up->head_sent && !up->reused)
         http_upstream_result(g, up->server, 0, http_api->now_ms(http_W.w));
     if (http_up_can_retry(up)) {
@@ -330,6 +331,7 @@ static void http_up_fail(http_up *up, int status, const char *why, int abort_it)
         snprintf(msg, sizeof(msg), "%s, sent again on a new connection",
                  up->reused ? "kept-alive connection lost" : why);
         http_up_log(up, up->reused ? ZERG_LOG_INFO : ZERG_LOG_ERROR, msg);
+        http_W.up_retries++;
         http_up_retry(up, abort_it);
         return;
     }
@@ -429,6 +431,7 @@ static http_up *http_up_open(http_conn *hc, const http_location *l, int reuse, u
     up->parser.data = up;
     hc->up = up;
     http_api->pause_read(up->c); /* the answer waits for the whole request */
+    http_W.up_tries++;
     http_route(hc, &path, &plen, &st);
     if (http_up_send_head(hc, path, plen) < 0) {
         http_up_fail(up, 500, "out of memory", 1);

@@ -268,6 +268,12 @@ void http_metrics(zerg_worker *w, zerg_text *out)
         {"zerg_http_body_bytes_sent_total", "Response body bytes sent.", http_W.body_bytes},
         {"zerg_http_parse_errors_total", "Requests refused as malformed.", http_W.parse_errors},
         {"zerg_http_timeouts_total", "Connections closed by a timeout.", http_W.timeouts},
+        {"zerg_http_upstream_tries_total", "Requests sent to proxy_pass upstreams.",
+         http_W.up_tries},
+        {"zerg_http_upstream_failures_total", "Upstream connections that failed.",
+         http_W.up_failures},
+        {"zerg_http_upstream_retries_total", "Requests sent again after a failure.",
+         http_W.up_retries},
     };
     for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
         a->text_printf(out, "# HELP %s %s\n# TYPE %s counter\n%s{worker=\"%u\"} %llu\n",

@@ -103,6 +103,7 @@ LOG_CONF = HTTP_SERVER + """      access_log:
         - {{ path: /half/, proxy_pass: "http://halfdead" }}
         - {{ path: /dead/, proxy_pass: "http://127.0.0.1:@DEAD@" }}
         - {{ path: /local, return: 204 }}
+        - {{ path: /status, status: true }}
 """
 
 
@@ -127,6 +128,12 @@ class TestUpstreamLog(unittest.TestCase):
         self.assertRegex(lines["/half/1"][3], r"^\d+\.\d{3}$")
         self.assertEqual(lines["/dead/2"][:3], ["502", f"127.0.0.1:{dead}", "502"], text)
         self.assertEqual(lines["/local"], ["204", "-", "-", "-"], text)
+        # tries: refused + answered + refused; failures: 2; retries: 1
+        with Client(z.ports[0]) as c:
+            c.send(request("GET", "/status", (("Connection", "close"),)))
+            m = c.response().body.decode()
+        for name, want in (("tries", 3), ("failures", 2), ("retries", 1)):
+            self.assertRegex(m, r'zerg_http_upstream_%s_total\{worker="0"\} %d\n' % (name, want))
 
 
 class TestUpstreamConfig(unittest.TestCase):
