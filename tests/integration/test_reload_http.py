@@ -31,12 +31,15 @@ servers:
 class ReloadUnderWrk(unittest.TestCase):
     def test_twenty_reloads_no_socket_error(self):
         with Zerg(CONF) as z:
-            wrk = subprocess.Popen(["wrk", "-t1", "-c64", "-d5s", f"http://127.0.0.1:{z.ports[0]}/"],
+            wrk = subprocess.Popen(["wrk", "-t1", "-c64", "-d8s", f"http://127.0.0.1:{z.ports[0]}/"],
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             time.sleep(0.5)
-            for _ in range(20):
+            for i in range(20):
+                # one at a time: a SIGHUP that comes while the last one is
+                # still pending merges with it (signals do not queue)
                 z.send(signal.SIGHUP)
-                time.sleep(0.2)
+                wait_for(lambda: z.output().count("reload done") > i, 10)
+                time.sleep(0.1)
             out, _ = wrk.communicate(timeout=30)
             self.assertEqual(z.output().count("reload done"), 20, z.output())
         self.assert_clean(out)
