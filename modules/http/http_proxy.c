@@ -1,7 +1,8 @@
 /* modules/http/http_proxy.c - proxy_pass: a request for such a location goes
- * to its upstream over a new connection (HTTP/1.1, Connection: close), its
- * body streamed as it comes; the answer is parsed by llhttp and relayed with
- * hop-by-hop headers replaced, its body sent from the receive buffers. */
+ * as HTTP/1.1 to its upstream (a kept connection, or a new one to the host or
+ * to its group's next server), its body streamed as it comes; the answer is
+ * parsed by llhttp and relayed with hop-by-hop fields replaced, its body sent
+ * from the receive buffers; a failure is answered 502/504 or sent again. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
