@@ -11,7 +11,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import zgtest  # noqa: E402
 from zgtest import Zerg  # noqa: E402
-from httptest import (CONF, Server, assert_refused, closed_after, connect, curl,  # noqa: E402
+from httptest import (CONF, HTTP_SERVER, Server, assert_refused, closed_after, connect, curl,  # noqa: E402
                       make_tree, raw, read_response, status_of)
 
 
@@ -281,13 +281,7 @@ servers:
 """
 
 
-EXPIRES_CONF = """
-load_modules: [http]
-servers:
-  - listen: ["127.0.0.1:{port0}"]
-    module: http
-    http:
-      locations:
+EXPIRES_CONF = HTTP_SERVER + """      locations:
         - {{ path: /assets/, root: {tmp}/www, expires: 30d }}
         - {{ path: /sub/, root: {tmp}/www, expires: epoch }}
         - {{ path: =/style.css, root: {tmp}/www, expires: max }}

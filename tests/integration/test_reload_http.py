@@ -12,17 +12,11 @@ import unittest
 
 import zgtest
 from zgtest import Zerg, wait_for
+from httptest import HTTP_SERVER
 
 from test_upgrade import alive, read_pid
 
-CONF = """
-worker_processes: 2
-load_modules: [http]
-servers:
-  - listen: ["127.0.0.1:{port0}"]
-    module: http
-    http:
-      locations:
+CONF = "worker_processes: 2" + HTTP_SERVER + """      locations:
         - {{ path: /, return: {{ status: 200, body: "Hello, World!" }} }}
 """
 
