@@ -760,10 +760,12 @@ static int up_cb_headers_complete(llhttp_t *p)
         up->head_sent = 1;
         return 0;
     }
-    if (st < 200) {
-        up->hlen = 0; /* an interim answer: dropped */
+    if (st == 100 || st == 102 || st == 103) {
+        up->hlen = 0; /* an interim answer (no body, llhttp knows): dropped */
         return 0;
     }
+    if (st < 200 || st > 599)
+        return -1; /* not a status a client can be given */
     if (up->loc->proxy->group && up->server >= 0)
         http_upstream_result(up->loc->proxy->group, up->server, 1, 0);
     r->up_status = st;
@@ -788,6 +790,8 @@ static int up_cb_body(llhttp_t *p, const char *at, size_t len)
 {
     http_up *up = p->data;
     http_conn *hc = up->hc;
+    if (!up->head_sent)
+        return -1; /* a body before any head went out: never relayed */
     http_relay(up->c, hc->c, at, len, up->rechunk);
     hc->req.sent += len;
     return 0;
@@ -797,7 +801,7 @@ static int up_cb_message_complete(llhttp_t *p)
 {
     http_up *up = p->data;
     if (p->status_code < 200)
-        return 0; /* the final answer follows */
+        return 0; /* an interim answer: the final one follows; 101: the tunnel */
     if (up->rechunk)
         http_api->write(up->hc->c, "0\r\n\r\n", 5);
     up->done = 1;

@@ -116,7 +116,8 @@ int http_write_head(http_conn *hc, int status, const char *extra, size_t extra_l
     }
     hc->req.status = status;
     size_t n = http_fmt_head(hc, o, status);
-    memcpy(o + n, extra, extra_len);
+    if (extra_len) /* extra may be NULL then */
+        memcpy(o + n, extra, extra_len);
     n += extra_len;
     if (add_len)
         memcpy(o + n, l->add_head, add_len);

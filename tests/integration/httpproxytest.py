@@ -196,6 +196,17 @@ class Upstream(http.server.BaseHTTPRequestHandler):
     def r_garbage(self, q, rest):
         self.send_raw(b"SSH-2.0-OpenSSH_9.0\r\nthis is not http at all\r\n\r\n")
 
+    # answers the fuzz test found mishandled: a status out of range (sent
+    # its body with no head) and one without any field (memcpy from NULL)
+    def r_status20(self, q, rest):
+        self.send_raw(b"HTTP/1.0 20 OK\r\nServer: up\r\n\r\nno head for this body")
+
+    def r_status199(self, q, rest):
+        self.send_raw(b"HTTP/1.1 199 Odd\r\n\r\nbody")
+
+    def r_nofields(self, q, rest):
+        self.send_raw(b"HTTP/1.1 204 No Content\r\n\r\n")
+
     def r_headclose(self, q, rest):
         self.send_raw(b"HTTP/1.1 200 OK\r\nContent-Le")
 

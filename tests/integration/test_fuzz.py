@@ -1,7 +1,8 @@
 """Mutation fuzzing through the real binary, with fixed seeds (every run
 tries the same cases): damaged zerg.yaml files must get a one-line error,
-damaged HTTP requests on real sockets must get an answer or a close, and
-neither may crash, hang or (in the sanitizer build) trip ASan or UBSan."""
+damaged HTTP requests on real sockets and damaged answers from a proxy_pass
+upstream must get an answer or a close, and none may crash, hang or (in the
+sanitizer build) trip ASan or UBSan."""
 import os
 import random
 import re
@@ -13,6 +14,7 @@ import unittest
 
 import zgtest
 from zgtest import Zerg, run_zerg
+from httpproxytest import RawUpstream
 
 CONFIG_CASES = 300
 HTTP_CASES = 512
@@ -48,7 +50,7 @@ servers:
       large_client_header_buffers: 8k
       max_uri_length: 4k
       max_headers: 50
-      access_log: {{ path: {tmp}/access.log, format: "$remote_addr [$time_iso8601] \\"$request\\" $status $request_time" }}
+      access_log: {{ path: {tmp}/access.log, format: "$remote_addr [$time_iso8601] \\"$request\\" $status $request_time $upstream_addr $upstream_status $upstream_response_time" }}
       open_file_cache_valid: 60s
       mime_types: {{ md: text/markdown, wasm: application/wasm }}
       etag: true
@@ -57,7 +59,12 @@ servers:
         - {{ path: =/health, return: {{ status: 200, body: "ok\\n", headers: {{ Content-Type: text/plain }} }} }}
         - {{ path: /static/, root: {tmp}, index: [index.html, index.htm], autoindex: true }}
         - {{ path: /status, status: true }}
+        - {{ path: /api/, proxy_pass: "http://app/v1/", proxy_connect_timeout: 2s, proxy_read_timeout: 5s, proxy_buffer_size: 16k, proxy_keepalive: 8, proxy_keepalive_timeout: 30s, proxy_set_header: {{ Host: $host, X-Real-IP: $remote_addr, X-Forwarded-For: $proxy_add_x_forwarded_for }} }}
+        - {{ path: /one/, proxy_pass: "http://127.0.0.1:18090" }}
         - {{ path: /, root: {tmp} }}
+      upstreams:
+        app: {{ servers: ["127.0.0.1:18081", "[::1]:18082"], max_fails: 2, fail_timeout: 5s }}
+        two: ["127.0.0.1:18083"]
   - listen: ["127.0.0.1:16380"]
     module: proxy
     proxy_protocol: true
@@ -201,9 +208,14 @@ TOKENS = [b"\r\n", b"\n", b"\r", b" ", b"\t", b"\x00", b":", b"%", b"%00", b"%2f
 
 def mutate_request(rng):
     """A seed request (sometimes two) with one to six byte-level edits."""
-    d = bytearray(rng.choice(REQUESTS))
+    return mutate_bytes(REQUESTS, rng)
+
+
+def mutate_bytes(seeds, rng):
+    """A seed (sometimes two) with one to six byte-level edits."""
+    d = bytearray(rng.choice(seeds))
     if rng.random() < 0.3:
-        d += rng.choice(REQUESTS)
+        d += rng.choice(seeds)
     for _ in range(rng.randint(1, 6)):
         op = rng.randrange(6)
         p = rng.randrange(len(d) + 1)
@@ -292,6 +304,110 @@ class HttpFuzz(unittest.TestCase):
             self.assertEqual(problems, [])
             self.assertEqual(z.workers(), workers)  # no worker died and was replaced
             time.sleep(0.1)
+            self.assertEqual(z.stop(), 0)
+        finally:
+            z.stop()
+
+
+UPSTREAM_CASES = 400
+UPSTREAM_PARALLEL = 50
+
+ANSWERS = [
+    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;e=1\r\nhello\r\n0\r\nT: x\r\n\r\n",
+    b"HTTP/1.0 200 OK\r\nServer: up\r\n\r\nuntil the close",
+    b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+    b"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n",
+    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nraw",
+    b"HTTP/1.1 500 Oops\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbad",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 70000\r\n\r\n" + b"x" * 70000,
+]
+
+UPSTREAM_CONFIG = """load_modules: [http]
+uring: {{ entries: 256, buffers: 64, buffer_size: 4k }}
+servers:
+  - listen: ["127.0.0.1:{port0}"]
+    module: http
+    http:
+      keepalive_timeout: 2s
+      send_timeout: 2s
+      access_log: {{ path: {tmp}/access.log, format: "$request $status $upstream_addr $upstream_status $upstream_response_time" }}
+      upstreams:
+        up: ["127.0.0.1:@UP@", "127.0.0.1:@UP@"]
+      locations:
+        - {{ path: =/health, return: 200 }}
+        - {{ path: /, proxy_pass: "http://up", proxy_read_timeout: 1s, proxy_keepalive: 4, proxy_buffer_size: 1k }}
+"""
+
+
+class Answers(RawUpstream):
+    """Answers a request for /N with case N's mutated answer, sometimes in
+    small pieces, then closes (or, sometimes, waits for zerg to)."""
+
+    def answer(self, s, n, k, line, fields, rest):
+        case = int(line.split(" ")[1].lstrip("/").split("?")[0] or 0)
+        rng = random.Random(100000 + case)
+        data = mutate_bytes(ANSWERS, rng)
+        if rng.random() < 0.3:
+            for i in range(0, len(data), 7):
+                s.sendall(data[i:i + 7])
+        else:
+            s.sendall(data)
+        return rng.random() < 0.3  # keep reading: zerg may reuse or close it
+
+
+class UpstreamFuzz(unittest.TestCase):
+    def exchange(self, port, case, problems):
+        rng = random.Random(case)
+        method = rng.choice(["GET", "GET", "HEAD", "POST", "UPGRADE"])
+        head = f"{method if method != 'UPGRADE' else 'GET'} /{case} HTTP/1.1\r\nHost: a\r\n"
+        if method == "UPGRADE":
+            head += "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        elif rng.random() < 0.7:
+            head += "Connection: close\r\n"
+        if method == "POST":
+            head += "Content-Length: 11\r\n\r\nhello world"
+        else:
+            head += "\r\n"
+        s = socket.create_connection(("127.0.0.1", port))
+        s.settimeout(8)  # the proxy read timeout is 1s, keep-alive 2s
+        got = b""
+        try:
+            s.sendall(head.encode())
+            while True:
+                b = s.recv(65536)
+                if not b or rng.random() < 0.03:
+                    break
+                got += b
+        except socket.timeout:
+            problems.append((case, "no end within 8s", got[:200]))
+        except OSError:
+            pass
+        finally:
+            s.close()
+        if got and not re.match(rb"HTTP/1\.1 [1-5]\d\d ", got):
+            problems.append((case, "not an HTTP response", got[:120]))
+
+    def test_mutated_upstream_answers_get_relayed_or_refused(self):
+        up = Answers()
+        self.addCleanup(up.close)
+        z = Zerg(UPSTREAM_CONFIG.replace("@UP@", str(up.port)))
+        z.start()
+        try:
+            workers = z.workers()
+            problems = []
+            for first in range(0, UPSTREAM_CASES, UPSTREAM_PARALLEL):
+                threads = [threading.Thread(target=self.exchange, args=(z.ports[0], c, problems))
+                           for c in range(first, min(first + UPSTREAM_PARALLEL, UPSTREAM_CASES))]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+            self.assertEqual(problems, [])
+            self.assertEqual(z.workers(), workers)  # no worker died and was replaced
+            with socket.create_connection(("127.0.0.1", z.ports[0]), timeout=5) as s:
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+                self.assertIn(b" 200 OK", s.recv(4096))
             self.assertEqual(z.stop(), 0)
         finally:
             z.stop()

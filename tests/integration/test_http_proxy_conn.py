@@ -29,12 +29,16 @@ from httpproxytest import setUpModule, tearDownModule  # noqa: E402,F401
 class TestErrors(ProxyTest):
     def test_502(self):
         for target in ("/dead/x", "/api/garbage", "/api/headclose", "/api/hangup",
-                       "/api/bighead?n=20000"):
+                       "/api/bighead?n=20000", "/api/status20", "/api/status199"):
             with self.subTest(target=target):
                 t0 = time.monotonic()
                 r = self.get(target)
                 self.assertEqual(r.status, 502, r)
                 self.assertLess(time.monotonic() - t0, 2.0)
+
+    def test_answer_without_fields(self):
+        r = self.get("/api/nofields")
+        self.assertEqual((r.status, r.body, r.h("server")), (204, b"", "zerg"), r)
 
     def test_proxy_buffer_size_is_not_too_small(self):
         r = self.get("/api/bighead?n=12000")
