@@ -234,6 +234,23 @@ def mutate_bytes(seeds, rng):
     return bytes(d)
 
 
+def read_until_close(s, rng, walk_away):
+    """What zerg sends until it closes or resets, None when it does neither
+    in time; the client walks away early with probability walk_away at each
+    read."""
+    got = b""
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b or rng.random() < walk_away:
+                return got
+            got += b
+    except socket.timeout:
+        return None
+    except OSError:
+        return got
+
+
 class HttpFuzz(unittest.TestCase):
     def exchange(self, port, case, problems):
         """Send case's request (whole, or in small pieces; sometimes then a
@@ -254,13 +271,10 @@ class HttpFuzz(unittest.TestCase):
                 s.sendall(data)
             if rng.random() < 0.3:
                 s.shutdown(socket.SHUT_WR)
-            while True:
-                b = s.recv(65536)
-                if not b or rng.random() < 0.05:
-                    break
-                got += b
-        except socket.timeout:
-            problems.append((case, "no answer and no close within 8s", data[:200]))
+            got = read_until_close(s, rng, 0.05)
+            if got is None:
+                problems.append((case, "no answer and no close within 8s", data[:200]))
+                got = b""
         except OSError:
             pass  # zerg closed (or reset) first: allowed
         finally:
@@ -374,13 +388,10 @@ class UpstreamFuzz(unittest.TestCase):
         got = b""
         try:
             s.sendall(head.encode())
-            while True:
-                b = s.recv(65536)
-                if not b or rng.random() < 0.03:
-                    break
-                got += b
-        except socket.timeout:
-            problems.append((case, "no end within 8s", got[:200]))
+            got = read_until_close(s, rng, 0.03)
+            if got is None:
+                problems.append((case, "no end within 8s", head))
+                got = b""
         except OSError:
             pass
         finally:
