@@ -153,14 +153,18 @@ class ConfigFuzz(unittest.TestCase):
         self.assertGreater(counts[1], CONFIG_CASES // 2)
 
 
-HTTP_CONFIG = """load_modules: [http]
+# An http server with small buffers (so that answers take several), as
+# the request and upstream fuzzers start their configurations.
+FUZZ_HTTP = """load_modules: [http]
 uring: {{ entries: 256, buffers: 64, buffer_size: 4k }}
 servers:
   - listen: ["127.0.0.1:{port0}"]
     module: http
     http:
       keepalive_timeout: 2s
-      client_header_timeout: 1s
+"""
+
+HTTP_CONFIG = FUZZ_HTTP + """      client_header_timeout: 1s
       client_body_timeout: 1s
       send_timeout: 2s
       client_max_body_size: 64k
@@ -337,14 +341,7 @@ ANSWERS = [
     b"HTTP/1.1 200 OK\r\nContent-Length: 70000\r\n\r\n" + b"x" * 70000,
 ]
 
-UPSTREAM_CONFIG = """load_modules: [http]
-uring: {{ entries: 256, buffers: 64, buffer_size: 4k }}
-servers:
-  - listen: ["127.0.0.1:{port0}"]
-    module: http
-    http:
-      keepalive_timeout: 2s
-      send_timeout: 2s
+UPSTREAM_CONFIG = FUZZ_HTTP + """      send_timeout: 2s
       access_log: {{ path: {tmp}/access.log, format: "$request $status $upstream_addr $upstream_status $upstream_response_time" }}
       upstreams:
         up: ["127.0.0.1:@UP@", "127.0.0.1:@UP@"]
