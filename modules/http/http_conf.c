@@ -43,11 +43,11 @@ static void *http_map_array(zerg_conf_ctx *cx, const zerg_conf_node *node, size_
     return http_api->conf_alloc(cx, (*n ? *n : 1) * elem);
 }
 
-/* { Name: value, ... }: return's headers and a location's add_header (key
- * is the directive, for messages; add_header leaves Content-Type to the
- * MIME types) */
-static int http_parse_header_list(zerg_conf_ctx *cx, const zerg_conf_node *node,
-                                  http_header_list *list, const char *key)
+/* { Name: value, ... }: return's headers, a location's add_header and
+ * proxy_set_header (key is the directive, for messages; add_header leaves
+ * Content-Type to the MIME types; a request may carry a Date) */
+int http_parse_header_list(zerg_conf_ctx *cx, const zerg_conf_node *node, http_header_list *list,
+                           const char *key)
 {
     char what[64];
     snprintf(what, sizeof(what), "%s: expected a mapping of name: value", key);
@@ -65,7 +65,8 @@ static int http_parse_header_list(zerg_conf_ctx *cx, const zerg_conf_node *node,
         if (http_check_header(cx, v, k, val))
             return -1;
         if (!strcasecmp(k, "Content-Length") || !strcasecmp(k, "Transfer-Encoding") ||
-            !strcasecmp(k, "Connection") || !strcasecmp(k, "Date") ||
+            !strcasecmp(k, "Connection") ||
+            (strcmp(key, "proxy_set_header") && !strcasecmp(k, "Date")) ||
             (!strcmp(key, "add_header") && !strcasecmp(k, "Content-Type")))
             return http_api->conf_error(cx, v, "%s: %s is set by the server", key, k);
         list->items[list->n].name = http_api->conf_strdup(cx, k);

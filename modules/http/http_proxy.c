@@ -372,14 +372,12 @@ void http_relay(zerg_conn *from, zerg_conn *to, const char *at, size_t len, int 
         http_api->write(to, "\r\n", 2);
 }
 
-/* A connection for hc's request to l: a parked one when allowed, else a new
- * one; the request head goes out on it. NULL (hc->proxy_status set) when
- * none can be had. */
-static http_up *http_up_open(http_conn *hc, const http_location *l, int reuse, uint32_t tried)
+/* A connection for hc's request to l (path: its normalised path, as routed):
+ * a parked one when allowed, else a new one; the request head goes out on
+ * it. NULL (hc->proxy_status set) when none can be had. */
+static http_up *http_up_open(http_conn *hc, const http_location *l, const char *path, size_t plen,
+                             int reuse, uint32_t tried)
 {
-    const char *path;
-    size_t plen;
-    int st;
     const http_proxy_pass *p = l->proxy;
     http_up *up = reuse ? http_up_take(l) : NULL;
     if (up) {
@@ -433,7 +431,6 @@ static http_up *http_up_open(http_conn *hc, const http_location *l, int reuse, u
     hc->up = up;
     http_api->pause_read(up->c); /* the answer waits for the whole request */
     http_W.up_tries++;
-    http_route(hc, &path, &plen, &st);
     if (http_up_send_head(hc, path, plen) < 0) {
         http_up_fail(up, 500, "out of memory", 1);
         return NULL;
@@ -473,8 +470,12 @@ static void http_up_retry(http_up *up, int abort_it)
     http_conn *hc = http_up_detach(up);
     if (abort_it)
         http_api->abort(up->c);
+    const char *path;
+    size_t plen;
+    int st;
+    http_route(hc, &path, &plen, &st); /* the same location as at the head */
     /* a kept connection lost is not its server's fault: any may serve */
-    http_up *fresh = http_up_open(hc, up->loc, 0, up->reused ? 0 : up->tried);
+    http_up *fresh = http_up_open(hc, up->loc, path, plen, 0, up->reused ? 0 : up->tried);
     if (fresh && hc->phase == HTTP_PH_BUSY)
         http_up_go(fresh);
     else if (!fresh && hc->phase == HTTP_PH_BUSY)
@@ -492,7 +493,7 @@ void http_proxy_begin(http_conn *hc)
     socklen_t alen;
     if ((l->allow.n || l->deny.n) && !http_access_allows(l, http_api->conn_peer(hc->c, &alen)))
         return; /* refused at dispatch */
-    http_up_open(hc, l, 1, 0);
+    http_up_open(hc, l, path, plen, 1, 0);
 }
 
 void http_proxy_body(http_conn *hc, const char *at, size_t len)

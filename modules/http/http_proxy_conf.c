@@ -105,38 +105,27 @@ int http_parse_proxy_pass(zerg_conf_ctx *cx, const zerg_conf_node *node, void *f
     return 0;
 }
 
-/* proxy_set_header: { Name: "value with $variables" } */
+/* proxy_set_header: { Name: "value with $variables" }, checked as any
+ * header list, then each value split into its variables */
 int http_parse_proxy_set_header(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
 {
     http_location *l =
         (http_location *)(void *)((char *)field - offsetof(http_location, proxy_set));
-    if (http_api->node_kind(cx, node) != ZERG_NODE_MAP)
-        return http_api->conf_error(cx, node,
-                                    "proxy_set_header: expected a mapping of name: value");
-    size_t n = http_api->node_len(cx, node);
-    l->proxy_set = http_api->conf_alloc(cx, (n ? n : 1) * sizeof(http_proxy_header));
+    http_header_list list;
+    if (http_parse_header_list(cx, node, &list, "proxy_set_header") < 0)
+        return -1;
+    l->proxy_set = http_api->conf_alloc(cx, (list.n ? list.n : 1) * sizeof(http_proxy_header));
     if (!l->proxy_set)
         return -1;
-    for (size_t i = 0; i < n; i++) {
-        const char *k = http_api->node_key(cx, node, i);
-        const zerg_conf_node *vn = http_api->node_item(cx, node, i);
-        const char *val = http_api->node_scalar(cx, vn);
-        if (!k || !val)
-            return http_api->conf_error(cx, vn, "proxy_set_header: values must be scalars");
-        if (http_check_header(cx, vn, k, val))
-            return -1;
-        if (!strcasecmp(k, "Connection") || !strcasecmp(k, "Content-Length") ||
-            !strcasecmp(k, "Transfer-Encoding"))
-            return http_api->conf_error(cx, vn, "proxy_set_header: %s is set by the server", k);
+    for (size_t i = 0; i < list.n; i++) {
         http_proxy_header *h = &l->proxy_set[i];
-        h->name = http_api->conf_strdup(cx, k);
-        h->name_len = strlen(k);
-        char *copy = http_api->conf_strdup(cx, val);
-        if (!h->name || !copy ||
-            http_tmpl_parse(cx, vn, copy, &h->value, HTTP_TMPL_PROXY, "proxy_set_header") < 0)
+        h->name = list.items[i].name;
+        h->name_len = strlen(h->name);
+        if (http_tmpl_parse(cx, http_api->node_item(cx, node, i), list.items[i].value, &h->value,
+                            HTTP_TMPL_PROXY, "proxy_set_header") < 0)
             return -1;
     }
-    l->nproxy_set = n;
+    l->nproxy_set = list.n;
     return 0;
 }
 

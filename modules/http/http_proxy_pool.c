@@ -26,9 +26,8 @@ int http_up_park(http_up *up)
         return 0;
     int64_t n = 0;
     for (http_up *x = http_W.idle_ups; x; x = x->idle_next)
-        n += x->loc == l;
-    if (n >= l->proxy_keepalive)
-        return 0;
+        if (x->loc == l && ++n >= l->proxy_keepalive)
+            return 0; /* the location's pool is full */
     up->idle = 1;
     up->idle_prev = NULL;
     up->idle_next = http_W.idle_ups;
