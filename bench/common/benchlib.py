@@ -186,6 +186,20 @@ def stop(proc, timeout=5.0, sig=signal.SIGTERM):
     return proc.returncode
 
 
+COMMON = os.path.dirname(os.path.abspath(__file__))
+
+
+def program(path, src, tmp):
+    """path when it is an executable, else the C file src compiled into tmp
+    (with bench/common/loadgen.c, which the load generators share)."""
+    if path and os.access(path, os.X_OK):
+        return path
+    out = os.path.join(tmp, os.path.splitext(os.path.basename(src))[0])
+    subprocess.run([os.environ.get("CC", "cc"), "-O2", "-std=gnu11", "-I", COMMON, "-o", out, src,
+                    os.path.join(COMMON, "loadgen.c"), "-luring"], check=True)
+    return out
+
+
 def report(text, out=None):
     """Prints a result table and, when out is given, writes it there too."""
     print(text)

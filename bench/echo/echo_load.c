@@ -22,22 +22,16 @@
  *
  * Usage: echo_load HOST PORT CONNS MSG_BYTES SECONDS [epoll|uring] */
 #define _GNU_SOURCE
+#include "loadgen.h"
+
 #include <errno.h>
-#include <fcntl.h>
-#include <liburing.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/time.h>
-#include <time.h>
 #include <unistd.h>
 
 #define MAX_EVENTS 256
@@ -55,21 +49,6 @@ struct lconn {
 static size_t msg_bytes;
 static uint64_t total_msgs;
 static unsigned errors;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
 
 static void fail(struct lconn *c, const char *what, int err)
 {
@@ -165,30 +144,16 @@ static void pump_rx(struct lconn *c)
 /* ---- the uring engine: one recv and one send operation per message in
  * flight, tagged with the connection (bit 0 set: the send). ---- */
 
-static struct io_uring_sqe *uring_sqe(void)
-{
-    struct io_uring_sqe *sqe = io_uring_get_sqe(uring);
-    if (!sqe) { /* the ring holds two per connection: only a full one waits */
-        io_uring_submit(uring);
-        sqe = io_uring_get_sqe(uring);
-    }
-    if (!sqe) {
-        fprintf(stderr, "echo_load: io_uring submission queue full\n");
-        exit(1);
-    }
-    return sqe;
-}
-
 static void uring_send(struct lconn *c)
 {
-    struct io_uring_sqe *sqe = uring_sqe();
+    struct io_uring_sqe *sqe = lg_get_sqe("echo_load", uring);
     io_uring_prep_send(sqe, c->fd, c->tx + c->sent, msg_bytes - c->sent, MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | 1);
 }
 
 static void uring_recv(struct lconn *c)
 {
-    struct io_uring_sqe *sqe = uring_sqe();
+    struct io_uring_sqe *sqe = lg_get_sqe("echo_load", uring);
     io_uring_prep_recv(sqe, c->fd, c->rx + c->got, msg_bytes - c->got, 0);
     io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c);
 }
@@ -224,20 +189,20 @@ static void uring_complete(struct io_uring_cqe *cqe)
 }
 
 /* Drive every connection until the deadline, or until none is left. */
+/* One completion; *alive counts the connections still working. */
+static void uring_cqe(void *alive, struct io_uring_cqe *cqe)
+{
+    struct lconn *c = (struct lconn *)(uintptr_t)(cqe->user_data & ~(uint64_t)1);
+    int was_dead = c->dead;
+    uring_complete(cqe);
+    if (c->dead && !was_dead)
+        --*(long *)alive;
+}
+
 static void run_uring(struct lconn *conns, long nconns, double deadline)
 {
     static struct io_uring ring;
-    struct io_uring_params p = {.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN};
-    unsigned entries = (unsigned)(2 * nconns + 8);
-    int rc = io_uring_queue_init_params(entries, &ring, &p);
-    if (rc == -EINVAL) { /* an older kernel: no DEFER_TASKRUN */
-        memset(&p, 0, sizeof p);
-        rc = io_uring_queue_init_params(entries, &ring, &p);
-    }
-    if (rc < 0) {
-        fprintf(stderr, "echo_load: io_uring_queue_init: %s\n", strerror(-rc));
-        exit(1);
-    }
+    lg_ring_init("echo_load", &ring, (unsigned)(2 * nconns + 8));
     uring = &ring;
     for (long i = 0; i < nconns; i++) {
         conns[i].seq = (uint64_t)-1; /* next_message counts one: start one below */
@@ -245,55 +210,9 @@ static void run_uring(struct lconn *conns, long nconns, double deadline)
         next_message(&conns[i]);
     }
     long alive = nconns;
-    while (alive > 0) {
-        double t = now_s();
-        if (t >= deadline)
+    while (alive > 0 && lg_now_s() < deadline)
+        if (lg_ring_turn("echo_load", uring, uring_cqe, &alive) < 0)
             break;
-        struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
-        struct io_uring_cqe *cqe;
-        rc = io_uring_submit_and_wait_timeout(uring, &cqe, 1, &ts, NULL);
-        if (rc < 0 && rc != -ETIME && rc != -EINTR) {
-            fprintf(stderr, "echo_load: io_uring_submit_and_wait: %s\n", strerror(-rc));
-            break;
-        }
-        struct io_uring_cqe *cqes[256];
-        unsigned n;
-        while ((n = io_uring_peek_batch_cqe(uring, cqes, 256)) > 0) {
-            for (unsigned i = 0; i < n; i++) {
-                struct lconn *c = (struct lconn *)(uintptr_t)(cqes[i]->user_data & ~(uint64_t)1);
-                int was_dead = c->dead;
-                uring_complete(cqes[i]);
-                if (c->dead && !was_dead)
-                    alive--;
-            }
-            io_uring_cq_advance(uring, n);
-        }
-    }
-}
-
-static int connect_to(const struct addrinfo *ai)
-{
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    struct timeval tv = {.tv_sec = 5, .tv_usec = 0}; /* bounds a blocking connect */
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    return fd;
 }
 
 /* ---- the epoll engine ---- */
@@ -322,7 +241,7 @@ static void run_epoll(struct lconn *conns, long nconns, double deadline)
     struct epoll_event evs[MAX_EVENTS];
     long alive = nconns;
     while (alive > 0) {
-        double t = now_s();
+        double t = lg_now_s();
         if (t >= deadline)
             break;
         int ms = (int)((deadline - t) * 1000.0) + 1;
@@ -349,18 +268,6 @@ static void run_epoll(struct lconn *conns, long nconns, double deadline)
     close(ep);
 }
 
-static long parse_num(const char *s, const char *what, long min, long max)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < min || v > max) {
-        fprintf(stderr, "echo_load: bad %s '%s' (%ld..%ld)\n", what, s, min, max);
-        exit(2);
-    }
-    return v;
-}
-
 int main(int argc, char **argv)
 {
     if (argc != 6 && argc != 7) {
@@ -373,37 +280,21 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *host = argv[1], *port = argv[2];
-    long nconns = parse_num(argv[3], "CONNS", 1, 60000);
-    msg_bytes = (size_t)parse_num(argv[4], "MSG_BYTES", 1, 64L * 1024 * 1024);
-    double seconds = strtod(argv[5], NULL);
-    if (!(seconds > 0 && seconds <= 3600)) {
-        fprintf(stderr, "echo_load: bad SECONDS '%s' (0..3600]\n", argv[5]);
-        return 2;
-    }
+    long nconns = lg_parse_num("echo_load", argv[3], "CONNS", 1, 60000);
+    msg_bytes = (size_t)lg_parse_num("echo_load", argv[4], "MSG_BYTES", 1, 64L * 1024 * 1024);
+    double seconds = lg_parse_seconds("echo_load", argv[5]);
     signal(SIGPIPE, SIG_IGN);
 
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)nconns + 16) {
-        rl.rlim_cur = rl.rlim_max < (rlim_t)nconns + 16 ? rl.rlim_max : (rlim_t)nconns + 16;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-
-    struct addrinfo hints = {
-        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
-    struct addrinfo *ai;
-    int gerr = getaddrinfo(host, port, &hints, &ai);
-    if (gerr) {
-        fprintf(stderr, "echo_load: %s:%s: %s\n", host, port, gai_strerror(gerr));
-        return 1;
-    }
-
     struct lconn *conns = calloc((size_t)nconns, sizeof *conns);
-    if (!conns) {
+    int *fds = calloc((size_t)nconns, sizeof *fds);
+    if (!conns || !fds) {
         perror("echo_load: calloc");
         return 1;
     }
+    lg_connect_all("echo_load", host, port, fds, nconns);
     for (long i = 0; i < nconns; i++) {
         struct lconn *c = &conns[i];
+        c->fd = fds[i];
         c->tx = malloc(msg_bytes);
         c->rx = malloc(msg_bytes);
         if (!c->tx || !c->rx) {
@@ -412,21 +303,15 @@ int main(int argc, char **argv)
         }
         for (size_t j = 0; j < msg_bytes; j++)
             c->tx[j] = (unsigned char)('a' + (j + (size_t)i) % 26);
-        c->fd = connect_to(ai);
-        if (c->fd < 0) {
-            fprintf(stderr, "echo_load: connect %s:%s (connection %ld): %s\n", host, port, i,
-                    strerror(errno));
-            return 1;
-        }
     }
-    freeaddrinfo(ai);
+    free(fds);
 
-    double t0 = now_s(), cpu0 = cpu_s();
+    double t0 = lg_now_s(), cpu0 = lg_cpu_s();
     if (use_uring)
         run_uring(conns, nconns, t0 + seconds);
     else
         run_epoll(conns, nconns, t0 + seconds);
-    double elapsed = now_s() - t0, cpu = cpu_s() - cpu0;
+    double elapsed = lg_now_s() - t0, cpu = lg_cpu_s() - cpu0;
 
     printf("echo_load: engine=%s conns=%ld msg_bytes=%zu seconds=%.3f msgs=%llu msgs_per_s=%.0f "
            "mbytes_per_s=%.1f load_cpu_pct=%.1f errors=%u\n",

@@ -89,7 +89,8 @@ for v in EPOLL_ECHO ECHO_LOAD; do
         src=$here/$(basename "$p").c
         [ -f "$src" ] || die "$p not built and $src missing"
         bench_log "$p not built: compiling $src"
-        ${CC:-cc} -O2 -std=gnu11 -Wall -o "$tmp/$(basename "$p")" "$src" -luring || die "cannot compile $src"
+        ${CC:-cc} -O2 -std=gnu11 -Wall -I"$here/../common" -o "$tmp/$(basename "$p")" "$src" \
+            "$here/../common/loadgen.c" -luring || die "cannot compile $src"
         printf -v "$v" '%s' "$tmp/$(basename "$p")"
     fi
 done

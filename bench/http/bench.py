@@ -5,7 +5,8 @@ Each server runs one worker pinned to CPU 0, wrk runs on CPU 1; the workloads
 alternate zerg, nginx, zerg, nginx... for ROUNDS rounds and the table shows
 medians: req/s, server CPU microseconds per request (utime+stime of the whole
 server process tree), syscalls per request (perf raw_syscalls:sys_enter on
-the worker) and the zerg/nginx ratios. Loopback only, bounded in time.
+the worker, in one more run per server after the rounds: the tracepoint costs
+every syscall, so it stays out of the timed rounds) and the zerg/nginx ratios. Loopback only, bounded in time.
 Both servers cache open files (zerg open_file_cache_valid, nginx
 open_file_cache) and nginx uses sendfile. The proxy workload has each server
 proxy_pass /proxy/ to one nginx backend (`return 200`, on the load CPU), a new
@@ -13,14 +14,23 @@ upstream connection per request as both do by default; proxy-keepalive keeps
 64 idle upstream connections per worker (zerg proxy_keepalive, nginx upstream
 keepalive with proxy_http_version 1.1).
 
+wrk drives every workload but those named uring-*: on its one core wrk tops
+out near what one nginx worker serves (its CPU, the load% column, near 100),
+so it shows both servers at the same rate. The uring-* workloads use
+bench/http/http_load instead, an io_uring load generator (one recv and one
+send per request in flight, submitted and reaped in batches) that drives the
+same requests for less CPU per request, so the server rather than the load is
+the bound. load% is the load generator's CPU use over the zerg runs.
+
 Usage: bench.py [--zerg BIN] [--modules DIR] [--rounds N] [--duration S]
-                [--only NAME[,NAME]] [--out FILE] [--zc]
+                [--only NAME[,NAME]] [--out FILE] [--zc] [--http-load PROG]
 zerg runs with uring.send_zc_threshold 0 unless --zc: on loopback SEND_ZC
 costs a copy anyway and its completion notifications hold back big answers.
 """
 import argparse
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -36,10 +46,13 @@ import benchlib as bl  # noqa: E402
 HELLO = "Hello, World!"
 
 WORKLOADS = [
-    # name, path, connections, pipeline depth
+    # name, path, connections, pipeline depth (uring-*: http_load, else wrk)
     ("keepalive-c64", "/", 64, 1),
     ("keepalive-c256", "/", 256, 1),
     ("pipeline16-c64", "/", 64, 16),
+    ("uring-keepalive-c64", "/", 64, 1),
+    ("uring-keepalive-c256", "/", 256, 1),
+    ("uring-pipeline16-c64", "/", 64, 16),
     ("static-1MiB-c16", "/static/1m.bin", 16, 1),
     ("static-1KiB-c64", "/static/1k.html", 64, 1),
     ("proxy-c64", "/proxy/", 64, 1),
@@ -145,35 +158,66 @@ http {{
                   port, tmp)
 
 
-def run_wrk(args, srv, path, conns, depth):
-    url = f"http://127.0.0.1:{srv.port}{path}"
+def wrk_command(args, url, conns, depth, env):
     cmd = [args.wrk, "-t1", f"-c{conns}", f"-d{args.duration}s", "--latency", url]
-    env = dict(os.environ)
     if depth > 1:
         cmd[2:2] = ["-s", os.path.join(HERE, "pipeline.lua")]
         env["PIPELINE_DEPTH"] = str(depth)
-    t0 = bl.tree_ticks(srv.proc.pid)
-    wrk = bl.start(cmd, bl.LOAD_CPU, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
-    # syscalls of the worker over the middle of the run
-    window = max(1, args.duration - 2)
-    time.sleep(1)
-    sc = bl.perf_syscalls([srv.worker], window)
-    out = wrk.communicate(timeout=args.duration + 30)[0].decode()
-    ticks = bl.tree_ticks(srv.proc.pid) - t0
+    return cmd
+
+
+def wrk_result(out):
+    """(requests, req/s, note) from wrk's report."""
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
     rps = float(m.group(1)) if m else 0.0
     m = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
     reqs = int(m.group(1)) if m else 0
     errs = re.search(r"Socket errors:.*", out)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    note = (errs.group(0) + " " if errs else "") + (f"non-2xx {non2xx.group(1)}" if non2xx else "")
+    return reqs, rps, note.strip()
+
+
+def http_load_result(out):
+    """(requests, req/s, note) from http_load's line."""
+    kv = dict(re.findall(r"(\w+)=(\S+)", out))
+    note = " ".join(f"{k} {kv[k]}" for k in ("errors", "non_2xx") if kv.get(k, "0") != "0")
+    if "requests" not in kv:
+        note = (note + " " + out.strip()[-200:]).strip()
+    return int(kv.get("requests", 0)), float(kv.get("requests_per_s", 0)), note
+
+
+def children_cpu_s():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def run_load(args, srv, name, path, conns, depth, count_syscalls=False):
+    """One run of the load against srv. With count_syscalls, perf counts the
+    worker's syscalls over the middle of the run; that run's CPU figures are
+    not used (the tracepoint costs each syscall, so nginx more than zerg)."""
+    env = dict(os.environ)
+    if name.startswith("uring-"):
+        cmd = [args.http_load, "127.0.0.1", str(srv.port), path, str(conns),
+               str(args.duration), str(depth)]
+        parse = http_load_result
+    else:
+        cmd = wrk_command(args, f"http://127.0.0.1:{srv.port}{path}", conns, depth, env)
+        parse = wrk_result
+    t0, load0 = bl.tree_ticks(srv.proc.pid), children_cpu_s()
+    load = bl.start(cmd, bl.LOAD_CPU, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    window = max(1, args.duration - 2)
+    sc = None
+    if count_syscalls:
+        time.sleep(1)
+        sc = bl.perf_syscalls([srv.worker], window)
+    out = load.communicate(timeout=args.duration + 30)[0].decode()
+    ticks = bl.tree_ticks(srv.proc.pid) - t0
+    load_pct = 100.0 * (children_cpu_s() - load0) / args.duration
+    reqs, rps, note = parse(out)
     cpu_us = bl.ticks_to_us(ticks) / reqs if reqs else 0.0
     sys_per = sc / (rps * window) if sc is not None and rps else float("nan")
-    note = ""
-    if errs:
-        note += errs.group(0) + " "
-    if non2xx:
-        note += f"non-2xx {non2xx.group(1)}"
-    return {"rps": rps, "cpu_us": cpu_us, "sys": sys_per, "note": note.strip()}
+    return {"rps": rps, "cpu_us": cpu_us, "sys": sys_per, "load": load_pct, "note": note}
 
 
 def main():
@@ -191,11 +235,20 @@ def main():
                     help="keep the core's SEND_ZC threshold (on loopback the kernel copies "
                          "anyway and waiting for ZC notifications slows big answers)")
     ap.add_argument("--out", default="")
+    ap.add_argument("--http-load", default=os.environ.get("HTTP_LOAD"),
+                    help="bench/http's http_load (default: BUILD/bench/http/http_load next to "
+                         "--zerg, else compiled from bench/http/http_load.c)")
     args = ap.parse_args()
     if not os.path.exists(args.zerg):
         sys.exit(f"no zerg binary at {args.zerg} (run from the build folder or pass --zerg)")
     tmp = tempfile.mkdtemp(prefix="zg-bench-http-")
     os.chmod(tmp, 0o755)  # nginx workers may run as another user
+    only = set(filter(None, args.only.split(",")))
+    if any(w[0].startswith("uring-") and (not only or w[0] in only) for w in WORKLOADS):
+        args.http_load = bl.program(
+            args.http_load or os.path.join(os.path.dirname(os.path.abspath(args.zerg)), "bench",
+                                           "http", "http_load"),
+            os.path.join(HERE, "http_load.c"), tmp)
     www = os.path.join(tmp, "static")
     os.makedirs(www)
     with open(os.path.join(www, "1m.bin"), "wb") as f:
@@ -208,8 +261,7 @@ def main():
     backend.cpu = bl.LOAD_CPU
     zerg = make_zerg(args, tmp, www, backend.port)
     nginx = make_nginx(args, tmp, www, backend.port)
-    only = set(filter(None, args.only.split(",")))
-    results = {}
+    results, syscalls = {}, {}
     try:
         backend.start()
         for srv in (zerg, nginx):
@@ -224,17 +276,24 @@ def main():
             for r in range(args.rounds):
                 for srv in (zerg, nginx):
                     srv.ensure()
-                    res = run_wrk(args, srv, path, conns, depth)
+                    res = run_load(args, srv, name, path, conns, depth)
                     results.setdefault((name, srv.name), []).append(res)
                     print(f"# {name} round {r + 1} {srv.name}: {res['rps']:.0f} req/s, "
-                          f"{res['cpu_us']:.2f} us/req, {res['sys']:.3f} syscalls/req "
+                          f"{res['cpu_us']:.2f} us/req, load {res['load']:.0f}% "
                           f"{res['note']}", file=sys.stderr, flush=True)
+            for srv in (zerg, nginx):  # syscalls: a separate run, kept out of the rounds
+                srv.ensure()
+                res = run_load(args, srv, name, path, conns, depth, count_syscalls=True)
+                syscalls[(name, srv.name)] = res["sys"]
+                print(f"# {name} syscall run {srv.name}: {res['sys']:.3f} syscalls/req",
+                      file=sys.stderr, flush=True)
     finally:
         zerg.stop()
         nginx.stop()
         backend.stop()
-    lines = [f"{'workload':<18} {'zerg req/s':>11} {'nginx req/s':>11} {'ratio':>6} "
-             f"{'zerg us/req':>11} {'nginx us/req':>12} {'zerg sc/req':>11} {'nginx sc/req':>12}"]
+    lines = [f"{'workload':<20} {'zerg req/s':>11} {'nginx req/s':>11} {'ratio':>6} "
+             f"{'zerg us/req':>11} {'nginx us/req':>12} {'zerg sc/req':>11} {'nginx sc/req':>12} "
+             f"{'load%':>5}"]
     for name, _, _, _ in WORKLOADS:
         if (name, "zerg") not in results:
             continue
@@ -244,10 +303,11 @@ def main():
         def med(rs, k):
             return bl.median(x[k] for x in rs)
 
-        lines.append(f"{name:<18} {med(z, 'rps'):>11.0f} {med(n, 'rps'):>11.0f} "
+        lines.append(f"{name:<20} {med(z, 'rps'):>11.0f} {med(n, 'rps'):>11.0f} "
                      f"{bl.median(ratios) or 0:>6.2f} "
                      f"{med(z, 'cpu_us'):>11.2f} {med(n, 'cpu_us'):>12.2f} "
-                     f"{med(z, 'sys'):>11.3f} {med(n, 'sys'):>12.3f}")
+                     f"{syscalls[(name, 'zerg')]:>11.3f} {syscalls[(name, 'nginx')]:>12.3f} "
+                     f"{med(z, 'load'):>5.0f}")
     bl.report("\n".join(lines), args.out)
     if not os.environ.get("BENCH_KEEP"):
         shutil.rmtree(tmp, ignore_errors=True)

@@ -169,17 +169,6 @@ def iperf_load(port, args):
     return 1, b
 
 
-def echo_program(path, name, tmp):
-    """path when it is an executable, else bench/echo/NAME.c compiled into tmp."""
-    if path and os.access(path, os.X_OK):
-        return path
-    out = os.path.join(tmp, name)
-    subprocess.run(["cc", "-O2", "-std=gnu11", "-o", out, os.path.join(ECHO_SRC, name + ".c"),
-                    "-luring"],
-                   check=True)
-    return out
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--zerg", default=os.environ.get("ZERG_BIN", "zerg"))
@@ -204,10 +193,10 @@ def main():
     tmp = tempfile.mkdtemp(prefix="bench-proxy-")
     build_echo = os.path.join(os.path.dirname(args.zerg), "bench", "echo")
     if "echo" in args.only.split(","):
-        args.epoll_echo = echo_program(args.epoll_echo or os.path.join(build_echo, "epoll_echo"),
-                                       "epoll_echo", tmp)
-        args.echo_load = echo_program(args.echo_load or os.path.join(build_echo, "echo_load"),
-                                      "echo_load", tmp)
+        args.epoll_echo = bl.program(args.epoll_echo or os.path.join(build_echo, "epoll_echo"),
+                                     os.path.join(ECHO_SRC, "epoll_echo.c"), tmp)
+        args.echo_load = bl.program(args.echo_load or os.path.join(build_echo, "echo_load"),
+                                    os.path.join(ECHO_SRC, "echo_load.c"), tmp)
 
     only = args.only.split(",")
     backends = []
