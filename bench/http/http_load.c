@@ -5,8 +5,10 @@
  * Opens CONNS keep-alive connections to HOST:PORT; each keeps DEPTH GET
  * requests for PATH in flight: it sends DEPTH requests in one write, reads
  * DEPTH whole answers, and sends the next DEPTH (DEPTH 1: one request, its
- * answer, the next request). Each connection has one recv and at most one
- * send in flight, submitted and reaped in batches. Runs for SECONDS (bounded:
+ * answer, the next request). The sockets sit in a registered file table; each
+ * has one multishot recv from a provided buffer ring (a plain recv per answer
+ * on kernels without them) and at most one send in flight, submitted and
+ * reaped in batches: the load costs as little CPU as it can. Runs for SECONDS (bounded:
  * it stops at the deadline whatever the server does), then prints one line:
  *
  *   http_load: conns=64 depth=1 seconds=5.000 requests=1000000
@@ -25,6 +27,7 @@
 #include "loadgen.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,10 +36,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define RX_BYTES 16384
+#define RX_BYTES  16384
+#define BUF_COUNT 1024 /* the provided buffer ring: a power of two */
+#define BUF_BYTES 4096
 
 struct hconn {
     int fd;
+    int idx; /* in the registered file table */
     int dead;
     int in_body;      /* reading an answer's body (body_left more bytes) */
     size_t body_left; /* body bytes of the current answer still to come */
@@ -46,6 +52,9 @@ struct hconn {
 };
 
 static struct io_uring ring;
+static int fixed_files;              /* sockets registered: SQEs name c->idx */
+static struct io_uring_buf_ring *br; /* NULL: a plain recv per answer */
+static char *bufs;
 static char *batch; /* DEPTH requests, sent in one write */
 static size_t batch_len;
 static long depth;
@@ -61,7 +70,15 @@ static void fail(struct hconn *c, const char *what, int err)
                 err ? strerror(err) : "");
     errors++;
     c->dead = 1;
-    close(c->fd);
+    shutdown(c->fd, SHUT_RDWR); /* ends its multishot recv; closed at exit */
+}
+
+static void set_fd(struct io_uring_sqe *sqe, struct hconn *c)
+{
+    if (fixed_files) {
+        sqe->fd = c->idx;
+        sqe->flags |= IOSQE_FIXED_FILE;
+    }
 }
 
 /* The send tags its CQE with bit 0; MSG_WAITALL makes the kernel finish a
@@ -70,15 +87,50 @@ static void send_batch(struct hconn *c)
 {
     struct io_uring_sqe *sqe = lg_get_sqe("http_load", &ring);
     io_uring_prep_send(sqe, c->fd, batch, batch_len, MSG_NOSIGNAL | MSG_WAITALL);
+    set_fd(sqe, c);
     sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
     io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | 1);
 }
 
+/* Multishot: armed once, and again only when the kernel ends it. */
 static void recv_more(struct hconn *c)
 {
     struct io_uring_sqe *sqe = lg_get_sqe("http_load", &ring);
-    io_uring_prep_recv(sqe, c->fd, c->rx + c->have, RX_BYTES - c->have, 0);
+    if (br) {
+        io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = 0;
+    } else {
+        io_uring_prep_recv(sqe, c->fd, c->rx + c->have, RX_BYTES - c->have, 0);
+    }
+    set_fd(sqe, c);
     io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c);
+}
+
+/* A provided buffer ring of BUF_COUNT buffers, or br NULL when the kernel
+ * has none (then each answer takes a plain recv). */
+static void setup_buffers(void)
+{
+    size_t ring_bytes = BUF_COUNT * sizeof(struct io_uring_buf);
+    void *mem;
+    if (posix_memalign(&mem, 4096, ring_bytes) || !(bufs = malloc(BUF_COUNT * BUF_BYTES))) {
+        perror("http_load: malloc");
+        exit(1);
+    }
+    br = mem;
+    io_uring_buf_ring_init(br);
+    struct io_uring_buf_reg reg = {
+        .ring_addr = (uint64_t)(uintptr_t)br, .ring_entries = BUF_COUNT, .bgid = 0};
+    if (io_uring_register_buf_ring(&ring, &reg, 0) < 0) {
+        free(br);
+        free(bufs);
+        br = NULL;
+        return;
+    }
+    for (unsigned i = 0; i < BUF_COUNT; i++)
+        io_uring_buf_ring_add(br, bufs + (size_t)i * BUF_BYTES, BUF_BYTES, (unsigned short)i,
+                              io_uring_buf_ring_mask(BUF_COUNT), (int)i);
+    io_uring_buf_ring_advance(br, BUF_COUNT);
 }
 
 static void answer_done(struct hconn *c)
@@ -161,22 +213,61 @@ static void parse(struct hconn *c)
         fail(c, "answer head over 16 KiB", 0);
 }
 
+/* Bytes from a provided buffer: body bytes are skipped where they lie, head
+ * bytes go through rx (a head may span buffers). */
+static void feed(struct hconn *c, const char *p, size_t n)
+{
+    while (n && !c->dead) {
+        if (c->in_body) {
+            size_t k = n < c->body_left ? n : c->body_left;
+            c->body_left -= k;
+            p += k;
+            n -= k;
+            if (c->body_left == 0)
+                answer_done(c);
+            continue;
+        }
+        size_t k = n < RX_BYTES - c->have ? n : RX_BYTES - c->have;
+        memcpy(c->rx + c->have, p, k);
+        c->have += k;
+        p += k;
+        n -= k;
+        parse(c);
+    }
+}
+
+static void on_recv(struct hconn *c, struct io_uring_cqe *cqe)
+{
+    int res = cqe->res;
+    if (br && (cqe->flags & IORING_CQE_F_BUFFER)) {
+        unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+        char *buf = bufs + (size_t)bid * BUF_BYTES;
+        if (res > 0)
+            feed(c, buf, (size_t)res);
+        io_uring_buf_ring_add(br, buf, BUF_BYTES, (unsigned short)bid,
+                              io_uring_buf_ring_mask(BUF_COUNT), 0);
+        io_uring_buf_ring_advance(br, 1);
+    } else if (res > 0) {
+        c->have += (size_t)res;
+        parse(c);
+    }
+    if (c->dead)
+        return;
+    if (res == 0 || (res < 0 && res != -ENOBUFS))
+        fail(c, res ? "recv" : "server closed the connection", res < 0 ? -res : 0);
+    else if (!br || !(cqe->flags & IORING_CQE_F_MORE))
+        recv_more(c); /* a plain recv, or a multishot the kernel ended */
+}
+
 static void on_cqe(void *alive, struct io_uring_cqe *cqe)
 {
     struct hconn *c = (struct hconn *)(uintptr_t)(cqe->user_data & ~(uint64_t)1);
-    int is_send = (int)(cqe->user_data & 1), res = cqe->res;
     if (c->dead)
         return;
-    if (is_send) /* only a failed send posts (IOSQE_CQE_SKIP_SUCCESS) */
-        fail(c, "send", res < 0 ? -res : 0);
-    else if (res <= 0)
-        fail(c, res ? "recv" : "server closed the connection", res < 0 ? -res : 0);
-    else {
-        c->have += (size_t)res;
-        parse(c);
-        if (!c->dead)
-            recv_more(c);
-    }
+    if (cqe->user_data & 1) /* only a failed send posts (IOSQE_CQE_SKIP_SUCCESS) */
+        fail(c, "send", cqe->res < 0 ? -cqe->res : 0);
+    else
+        on_recv(c, cqe);
     if (c->dead)
         --*(long *)alive;
 }
@@ -226,10 +317,13 @@ int main(int argc, char **argv)
     }
     lg_connect_all("http_load", host, port, fds, nconns);
     lg_ring_init("http_load", &ring, (unsigned)(2 * nconns + 8));
+    fixed_files = io_uring_register_files(&ring, fds, (unsigned)nconns) == 0;
+    setup_buffers();
 
     double t0 = lg_now_s(), cpu0 = lg_cpu_s();
     for (long i = 0; i < nconns; i++) {
         conns[i].fd = fds[i];
+        conns[i].idx = (int)i;
         send_batch(&conns[i]);
         recv_more(&conns[i]);
     }
@@ -247,9 +341,10 @@ int main(int argc, char **argv)
     fflush(stdout);
     io_uring_queue_exit(&ring); /* cancels what is in flight before the buffers go */
     for (long i = 0; i < nconns; i++)
-        if (!conns[i].dead)
-            close(conns[i].fd);
+        close(conns[i].fd);
     free(conns);
+    free(br);
+    free(bufs);
     free(fds);
     free(batch);
     return errors || total_answers == 0 ? 1 : 0;
