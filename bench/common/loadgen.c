@@ -8,6 +8,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,4 +153,95 @@ int lg_ring_turn(const char *prog, struct io_uring *ring,
         io_uring_cq_advance(ring, n);
     }
     return 0;
+}
+
+#define LG_BUF_COUNT 1024 /* the provided buffer ring: a power of two */
+#define LG_BUF_BYTES 4096
+
+static int lg_fixed;                    /* sockets registered: SQEs name the index */
+static struct io_uring_buf_ring *lg_br; /* NULL: a plain recv each time */
+static char *lg_bufs;
+
+static void lg_setup_buffers(const char *prog, struct io_uring *ring)
+{
+    void *mem;
+    if (posix_memalign(&mem, 4096, LG_BUF_COUNT * sizeof(struct io_uring_buf)) ||
+        !(lg_bufs = malloc((size_t)LG_BUF_COUNT * LG_BUF_BYTES))) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        exit(1);
+    }
+    lg_br = mem;
+    io_uring_buf_ring_init(lg_br);
+    struct io_uring_buf_reg reg = {
+        .ring_addr = (uint64_t)(uintptr_t)lg_br, .ring_entries = LG_BUF_COUNT, .bgid = 0};
+    if (io_uring_register_buf_ring(ring, &reg, 0) < 0) {
+        lg_ring_extras_free();
+        return;
+    }
+    for (unsigned i = 0; i < LG_BUF_COUNT; i++)
+        io_uring_buf_ring_add(lg_br, lg_bufs + (size_t)i * LG_BUF_BYTES, LG_BUF_BYTES,
+                              (unsigned short)i, io_uring_buf_ring_mask(LG_BUF_COUNT), (int)i);
+    io_uring_buf_ring_advance(lg_br, LG_BUF_COUNT);
+}
+
+void lg_ring_extras(const char *prog, struct io_uring *ring, const int *fds, long nconns,
+                    int provided_buffers)
+{
+    lg_fixed = io_uring_register_files(ring, fds, (unsigned)nconns) == 0;
+    if (provided_buffers)
+        lg_setup_buffers(prog, ring);
+}
+
+static void lg_set_fd(struct io_uring_sqe *sqe, int idx)
+{
+    if (lg_fixed) {
+        sqe->fd = idx;
+        sqe->flags |= IOSQE_FIXED_FILE;
+    }
+}
+
+void lg_prep_send(struct io_uring_sqe *sqe, int fd, int idx, const void *buf, size_t len)
+{
+    io_uring_prep_send(sqe, fd, buf, len, MSG_NOSIGNAL | MSG_WAITALL);
+    lg_set_fd(sqe, idx);
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+}
+
+void lg_prep_recv(struct io_uring_sqe *sqe, int fd, int idx, void *buf, size_t len)
+{
+    if (lg_br) {
+        io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = 0;
+    } else {
+        io_uring_prep_recv(sqe, fd, buf, len, 0);
+    }
+    lg_set_fd(sqe, idx);
+}
+
+const char *lg_recv_buf(const struct io_uring_cqe *cqe)
+{
+    if (!lg_br || !(cqe->flags & IORING_CQE_F_BUFFER))
+        return NULL;
+    return lg_bufs + (size_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT) * LG_BUF_BYTES;
+}
+
+int lg_recv_done(const struct io_uring_cqe *cqe)
+{
+    char *buf = (char *)lg_recv_buf(cqe);
+    if (buf) {
+        io_uring_buf_ring_add(lg_br, buf, LG_BUF_BYTES,
+                              (unsigned short)(cqe->flags >> IORING_CQE_BUFFER_SHIFT),
+                              io_uring_buf_ring_mask(LG_BUF_COUNT), 0);
+        io_uring_buf_ring_advance(lg_br, 1);
+    }
+    return !lg_br || !(cqe->flags & IORING_CQE_F_MORE);
+}
+
+void lg_ring_extras_free(void)
+{
+    free(lg_br);
+    free(lg_bufs);
+    lg_br = NULL;
+    lg_bufs = NULL;
 }

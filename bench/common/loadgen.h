@@ -34,4 +34,30 @@ struct io_uring_sqe *lg_get_sqe(const char *prog, struct io_uring *ring);
 int lg_ring_turn(const char *prog, struct io_uring *ring,
                  void (*cqe_fn)(void *arg, struct io_uring_cqe *cqe), void *arg);
 
+/* Registers fds[0..nconns) as the ring's file table and, with
+ * provided_buffers, sets up a provided buffer ring of 4 KiB buffers, each
+ * where the kernel has it; the lg_prep_* calls below then use them. Call
+ * once, after lg_ring_init. Provided buffers suit small answers (one
+ * multishot recv per socket); big ones are cheaper read straight into place. */
+void lg_ring_extras(const char *prog, struct io_uring *ring, const int *fds, long nconns,
+                    int provided_buffers);
+
+/* A send of all len bytes of buf on socket fd (table index idx): MSG_WAITALL
+ * makes the kernel finish a short send itself, and only a failed send posts
+ * a completion (IOSQE_CQE_SKIP_SUCCESS). */
+void lg_prep_send(struct io_uring_sqe *sqe, int fd, int idx, const void *buf, size_t len);
+
+/* A recv on fd (idx): multishot from the buffer ring when there is one (buf
+ * and len unused), else one plain recv into buf. */
+void lg_prep_recv(struct io_uring_sqe *sqe, int fd, int idx, void *buf, size_t len);
+
+/* For a recv completion: the provided buffer holding its bytes (NULL: the
+ * bytes went to the buf given to lg_prep_recv); lg_recv_done gives the
+ * buffer back and says whether a new lg_prep_recv is needed (1) or the
+ * multishot recv goes on (0). */
+const char *lg_recv_buf(const struct io_uring_cqe *cqe);
+int lg_recv_done(const struct io_uring_cqe *cqe);
+
+void lg_ring_extras_free(void);
+
 #endif

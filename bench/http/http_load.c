@@ -36,9 +36,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define RX_BYTES  16384
-#define BUF_COUNT 1024 /* the provided buffer ring: a power of two */
-#define BUF_BYTES 4096
+#define RX_BYTES 16384
 
 struct hconn {
     int fd;
@@ -52,9 +50,6 @@ struct hconn {
 };
 
 static struct io_uring ring;
-static int fixed_files;              /* sockets registered: SQEs name c->idx */
-static struct io_uring_buf_ring *br; /* NULL: a plain recv per answer */
-static char *bufs;
 static char *batch; /* DEPTH requests, sent in one write */
 static size_t batch_len;
 static long depth;
@@ -73,64 +68,19 @@ static void fail(struct hconn *c, const char *what, int err)
     shutdown(c->fd, SHUT_RDWR); /* ends its multishot recv; closed at exit */
 }
 
-static void set_fd(struct io_uring_sqe *sqe, struct hconn *c)
-{
-    if (fixed_files) {
-        sqe->fd = c->idx;
-        sqe->flags |= IOSQE_FIXED_FILE;
-    }
-}
-
-/* The send tags its CQE with bit 0; MSG_WAITALL makes the kernel finish a
- * short send itself, so only a failed one posts a CQE at all. */
+/* The send tags its CQE with bit 0 (only a failed send posts one). */
 static void send_batch(struct hconn *c)
 {
     struct io_uring_sqe *sqe = lg_get_sqe("http_load", &ring);
-    io_uring_prep_send(sqe, c->fd, batch, batch_len, MSG_NOSIGNAL | MSG_WAITALL);
-    set_fd(sqe, c);
-    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    lg_prep_send(sqe, c->fd, c->idx, batch, batch_len);
     io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | 1);
 }
 
-/* Multishot: armed once, and again only when the kernel ends it. */
 static void recv_more(struct hconn *c)
 {
     struct io_uring_sqe *sqe = lg_get_sqe("http_load", &ring);
-    if (br) {
-        io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
-        sqe->flags |= IOSQE_BUFFER_SELECT;
-        sqe->buf_group = 0;
-    } else {
-        io_uring_prep_recv(sqe, c->fd, c->rx + c->have, RX_BYTES - c->have, 0);
-    }
-    set_fd(sqe, c);
+    lg_prep_recv(sqe, c->fd, c->idx, c->rx + c->have, RX_BYTES - c->have);
     io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c);
-}
-
-/* A provided buffer ring of BUF_COUNT buffers, or br NULL when the kernel
- * has none (then each answer takes a plain recv). */
-static void setup_buffers(void)
-{
-    size_t ring_bytes = BUF_COUNT * sizeof(struct io_uring_buf);
-    void *mem;
-    if (posix_memalign(&mem, 4096, ring_bytes) || !(bufs = malloc(BUF_COUNT * BUF_BYTES))) {
-        perror("http_load: malloc");
-        exit(1);
-    }
-    br = mem;
-    io_uring_buf_ring_init(br);
-    struct io_uring_buf_reg reg = {
-        .ring_addr = (uint64_t)(uintptr_t)br, .ring_entries = BUF_COUNT, .bgid = 0};
-    if (io_uring_register_buf_ring(&ring, &reg, 0) < 0) {
-        free(br);
-        free(bufs);
-        br = NULL;
-        return;
-    }
-    for (unsigned i = 0; i < BUF_COUNT; i++)
-        io_uring_buf_ring_add(br, bufs + (size_t)i * BUF_BYTES, BUF_BYTES, (unsigned short)i,
-                              io_uring_buf_ring_mask(BUF_COUNT), (int)i);
-    io_uring_buf_ring_advance(br, BUF_COUNT);
 }
 
 static void answer_done(struct hconn *c)
@@ -239,24 +189,20 @@ static void feed(struct hconn *c, const char *p, size_t n)
 static void on_recv(struct hconn *c, struct io_uring_cqe *cqe)
 {
     int res = cqe->res;
-    if (br && (cqe->flags & IORING_CQE_F_BUFFER)) {
-        unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-        char *buf = bufs + (size_t)bid * BUF_BYTES;
-        if (res > 0)
-            feed(c, buf, (size_t)res);
-        io_uring_buf_ring_add(br, buf, BUF_BYTES, (unsigned short)bid,
-                              io_uring_buf_ring_mask(BUF_COUNT), 0);
-        io_uring_buf_ring_advance(br, 1);
+    const char *buf = lg_recv_buf(cqe);
+    if (res > 0 && buf) {
+        feed(c, buf, (size_t)res);
     } else if (res > 0) {
         c->have += (size_t)res;
         parse(c);
     }
+    int rearm = lg_recv_done(cqe);
     if (c->dead)
         return;
     if (res == 0 || (res < 0 && res != -ENOBUFS))
         fail(c, res ? "recv" : "server closed the connection", res < 0 ? -res : 0);
-    else if (!br || !(cqe->flags & IORING_CQE_F_MORE))
-        recv_more(c); /* a plain recv, or a multishot the kernel ended */
+    else if (rearm)
+        recv_more(c);
 }
 
 static void on_cqe(void *alive, struct io_uring_cqe *cqe)
@@ -317,8 +263,7 @@ int main(int argc, char **argv)
     }
     lg_connect_all("http_load", host, port, fds, nconns);
     lg_ring_init("http_load", &ring, (unsigned)(2 * nconns + 8));
-    fixed_files = io_uring_register_files(&ring, fds, (unsigned)nconns) == 0;
-    setup_buffers();
+    lg_ring_extras("http_load", &ring, fds, nconns, 1);
 
     double t0 = lg_now_s(), cpu0 = lg_cpu_s();
     for (long i = 0; i < nconns; i++) {
@@ -343,8 +288,7 @@ int main(int argc, char **argv)
     for (long i = 0; i < nconns; i++)
         close(conns[i].fd);
     free(conns);
-    free(br);
-    free(bufs);
+    lg_ring_extras_free();
     free(fds);
     free(batch);
     return errors || total_answers == 0 ? 1 : 0;
