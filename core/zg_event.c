@@ -446,15 +446,29 @@ static int enter_batched(zg_worker *w, unsigned wait_nr, struct __kernel_timespe
     return rc == -1 ? -errno : rc;
 }
 
+/* Waiting for more completions than one pays only while many connections
+ * are busy: with a few clients each waiting for its answer, a batch fills
+ * only when they all have sent again, so each is held up by the others (4
+ * HTTP keep-alive clients: 60k requests/s batched, 160k plain). So a turn
+ * waits for a quarter of the open connections, at most batch_size, and only
+ * from ZG_BATCH_MIN_CONNS connections on. */
+unsigned zg_batch_target(const zg_uring_conf *u, uint64_t conns_active)
+{
+    uint64_t nr = conns_active / 4;
+    if (!u->batch_wait_usec || conns_active < ZG_BATCH_MIN_CONNS)
+        return 0;
+    if (nr > (uint64_t)u->batch_size)
+        nr = (uint64_t)u->batch_size;
+    return nr > 1 ? (unsigned)nr : 0;
+}
+
 static int submit_and_wait(zg_worker *w, int64_t wait_ms)
 {
     struct __kernel_timespec ts = {.tv_sec = wait_ms / 1000, .tv_nsec = (wait_ms % 1000) * 1000000};
-    const zg_uring_conf *u = &w->cfg->uring;
-    if (w->batch_wait_ok && u->batch_wait_usec && w->stats.conns_active > 1) {
-        unsigned nr = (unsigned)u->batch_size;
-        if (nr > w->stats.conns_active)
-            nr = (unsigned)w->stats.conns_active;
-        int rc = enter_batched(w, nr, wait_ms >= 0 ? &ts : NULL, (unsigned)u->batch_wait_usec);
+    unsigned nr = w->batch_wait_ok ? zg_batch_target(&w->cfg->uring, w->stats.conns_active) : 0;
+    if (nr) {
+        int rc = enter_batched(w, nr, wait_ms >= 0 ? &ts : NULL,
+                               (unsigned)w->cfg->uring.batch_wait_usec);
         if (rc != -EINVAL)
             return rc;
         zg_log_warn("uring.batch_wait_usec needs kernel 6.12: waiting for one completion");
