@@ -164,9 +164,9 @@ void zg_event_loop(zg_worker *w);
  * came (or within_ms passed), so each module sees its on_close. */
 void zg_event_close_all(zg_worker *w, uint64_t within_ms);
 /* The completions a loop turn waits for with uring.batch_wait_usec, or 0 for
- * a plain wait for one: a quarter of the open connections, at most
- * batch_size, and none below ZG_BATCH_MIN_CONNS connections. */
-#define ZG_BATCH_MIN_CONNS 16
+ * a plain wait for one: half of the open connections, at most batch_size,
+ * and none below ZG_BATCH_MIN_CONNS connections. */
+#define ZG_BATCH_MIN_CONNS 64
 unsigned zg_batch_target(const zg_uring_conf *u, uint64_t conns_active);
 struct io_uring_sqe *zg_sqe(zg_worker *w);
 void zg_arm_accept(zg_worker *w, zg_listener *l);

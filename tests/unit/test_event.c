@@ -20,22 +20,21 @@ Test(batch, few_connections_wait_for_one)
                      (unsigned long long)n);
 }
 
-Test(batch, a_quarter_of_the_connections)
+Test(batch, half_of_the_connections)
 {
-    zg_uring_conf u = conf(50, 32);
-    cr_assert_eq(zg_batch_target(&u, 16), 4);
-    cr_assert_eq(zg_batch_target(&u, 64), 16);
-    cr_assert_eq(zg_batch_target(&u, 100), 25);
-    cr_assert_eq(zg_batch_target(&u, 127), 31);
+    zg_uring_conf u = conf(50, 100);
+    cr_assert_eq(zg_batch_target(&u, 64), 32);
+    cr_assert_eq(zg_batch_target(&u, 101), 50);
+    cr_assert_eq(zg_batch_target(&u, 199), 99);
 }
 
 Test(batch, at_most_batch_size)
 {
     zg_uring_conf u = conf(50, 32);
-    cr_assert_eq(zg_batch_target(&u, 128), 32);
+    cr_assert_eq(zg_batch_target(&u, 64), 32);
     cr_assert_eq(zg_batch_target(&u, 100000), 32);
     u = conf(50, 8);
-    cr_assert_eq(zg_batch_target(&u, 64), 8);
+    cr_assert_eq(zg_batch_target(&u, 100), 8);
 }
 
 Test(batch, off)
