@@ -100,6 +100,7 @@ struct zerg_conf_ctx {
     int failed;
     zg_server *server;                 /* the server block being parsed */
     const zerg_conf_node *server_node; /* its node: where a NULL-node error points */
+    const char *key;                   /* the directive a generic parser reads: errors name it */
 };
 
 /* Load and validate a config; modules are dlopened as load_modules says.

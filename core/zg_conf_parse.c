@@ -40,6 +40,8 @@ int zg_conf_error(zerg_conf_ctx *cx, const zerg_conf_node *n, const char *fmt, .
                        ynode(n)->start_mark.column + 1);
     else
         off = snprintf(cx->err, cx->errlen, "%s: ", cx->file);
+    if (off >= 0 && (size_t)off < cx->errlen && cx->key)
+        off += snprintf(cx->err + off, cx->errlen - (size_t)off, "%s: ", cx->key);
     if (off < 0 || (size_t)off >= cx->errlen)
         return -1;
     va_list ap;
@@ -276,13 +278,13 @@ static int check_range(zerg_conf_ctx *cx, const zerg_conf_node *n, const zerg_di
                        uint64_t v)
 {
     if (d->max > d->min && ((int64_t)v < d->min || (int64_t)v > d->max))
-        return zg_conf_error(cx, n, "%s: %s is out of range (%lld..%lld)", d->key,
-                             zg_node_scalar(cx, n), (long long)d->min, (long long)d->max);
+        return zg_conf_error(cx, n, "%s is out of range (%lld..%lld)", zg_node_scalar(cx, n),
+                             (long long)d->min, (long long)d->max);
     return 0;
 }
 
-static int apply_one(zerg_conf_ctx *cx, const zerg_conf_node *v, const zerg_directive *d,
-                     void *base)
+static int apply_value(zerg_conf_ctx *cx, const zerg_conf_node *v, const zerg_directive *d,
+                       void *base)
 {
     void *field = (char *)base + d->offset;
     uint64_t u;
@@ -293,7 +295,7 @@ static int apply_one(zerg_conf_ctx *cx, const zerg_conf_node *v, const zerg_dire
             return -1;
         return (*(char **)field = zg_conf_strdup(cx, s)) ? 0 : -1;
     }
-    case ZERG_CONF_INT: /* the range checked here, so the error names the key */
+    case ZERG_CONF_INT: /* the directive's own range */
         if (zg_conf_int(cx, v, 0, 0, field) < 0)
             return -1;
         return check_range(cx, v, d, (uint64_t) * (int64_t *)field);
@@ -318,7 +320,19 @@ static int apply_one(zerg_conf_ctx *cx, const zerg_conf_node *v, const zerg_dire
             return cx->failed ? -1 : zg_conf_error(cx, v, "bad value for %s", d->key);
         return 0;
     }
-    return zg_conf_error(cx, v, "%s: unknown directive type", d->key);
+    return zg_conf_error(cx, v, "unknown directive type %d", (int)d->type);
+}
+
+/* One directive's value; errors of the generic parsers name the directive
+ * ("buffer_size: bad size ..."), a custom parser words its own. */
+static int apply_one(zerg_conf_ctx *cx, const zerg_conf_node *v, const zerg_directive *d,
+                     void *base)
+{
+    if (d->type != ZERG_CONF_CUSTOM)
+        cx->key = d->key;
+    int rc = apply_value(cx, v, d, base);
+    cx->key = NULL;
+    return rc;
 }
 
 /* "unknown key "x" (expected one of: a, b, c)" */

@@ -342,7 +342,7 @@ Test(conf_bad, bad_size)
 {
     expect_error("uring:\n"
                  "  buffer_size: 16q\n",
-                 2, 16, "bad size \"16q\": expected a number with k, m or g");
+                 2, 16, "buffer_size: bad size \"16q\": expected a number with k, m or g");
 }
 
 Test(conf_bad, size_out_of_range)
@@ -355,12 +355,14 @@ Test(conf_bad, size_out_of_range)
 Test(conf_bad, bad_duration)
 {
     expect_error("worker_shutdown_timeout: 5x\n", 1, 26,
-                 "bad duration \"5x\": expected a number with ms, s, m, h or d");
+                 "worker_shutdown_timeout: bad duration \"5x\": expected a number with ms, s, m, "
+                 "h or d");
 }
 
 Test(conf_bad, negative_duration)
 {
-    expect_error("worker_shutdown_timeout: -1s\n", 1, 26, "bad duration \"-1s\"");
+    expect_error("worker_shutdown_timeout: -1s\n", 1, 26,
+                 "worker_shutdown_timeout: bad duration \"-1s\"");
 }
 
 Test(conf_bad, int_out_of_range)
@@ -372,14 +374,14 @@ Test(conf_bad, int_out_of_range)
 
 Test(conf_bad, int_not_a_number)
 {
-    expect_error("worker_connections: 12abc\n", 1, 21, "bad integer \"12abc\"");
+    expect_error("worker_connections: 12abc\n", 1, 21, "worker_connections: bad integer \"12abc\"");
 }
 
 Test(conf_bad, bad_bool)
 {
     expect_error("uring:\n"
                  "  sqpoll: maybe\n",
-                 2, 11, "bad boolean \"maybe\": expected true or false");
+                 2, 11, "sqpoll: bad boolean \"maybe\": expected true or false");
 }
 
 Test(conf_bad, bad_incremental)
@@ -795,7 +797,7 @@ Test(conf_bad, module_section_bad_value)
                       "    module: echo\n"
                       "    echo:\n"
                       "      idle_timeout: forever\n",
-                 7, 21, "bad duration \"forever\"");
+                 7, 21, "idle_timeout: bad duration \"forever\"");
 }
 
 Test(conf_bad, module_section_not_a_mapping)
