@@ -258,6 +258,8 @@ typedef struct http_location {
     uint64_t proxy_buffer_size; /* the upstream's response head at most */
     int64_t proxy_keepalive;    /* idle upstream connections kept per worker */
     uint64_t proxy_keepalive_timeout;
+    int64_t proxy_keepalive_requests; /* a kept connection serves at most this many */
+    uint64_t proxy_keepalive_time;    /* ... and is kept no longer than this (ms) */
     http_proxy_header *proxy_set;
     size_t nproxy_set;
     /* derived in conf_done: add_header as "Name: v\r\n..." lines */
@@ -596,6 +598,8 @@ typedef struct http_up {
     int server;            /* in the location's upstream group, -1: none */
     uint32_t tried;        /* the group's servers this request tried */
     int err_status;        /* refused by a parser callback */
+    uint32_t requests;     /* sent on this connection, this one included */
+    uint64_t opened_ms;    /* when it was connected */
     struct http_up *idle_next, *idle_prev;
 } http_up;
 

@@ -382,14 +382,14 @@ static http_up *http_up_open(http_conn *hc, const http_location *l, const char *
     http_up *up = reuse ? http_up_take(l) : NULL;
     if (up) {
         zerg_conn *uc = up->c;
-        char *head = up->head;
-        uint32_t hcap = up->hcap;
-        int server = up->server;
+        http_up kept = *up;
         memset(up, 0, sizeof(*up));
         up->c = uc;
-        up->head = head;
-        up->hcap = hcap;
-        up->server = server;
+        up->head = kept.head;
+        up->hcap = kept.hcap;
+        up->server = kept.server;
+        up->requests = kept.requests;
+        up->opened_ms = kept.opened_ms;
         up->connected = up->reused = 1;
         http_api->conn_timeout(uc, 0);
     } else {
@@ -418,6 +418,7 @@ static http_up *http_up_open(http_conn *hc, const http_location *l, const char *
         up = up_of(uc);
         up->c = uc;
         up->server = server;
+        up->opened_ms = http_api->now_ms(http_W.w);
         up->tried = tried | (server >= 0 ? 1u << server : 0);
     }
     up->hc = hc;
@@ -429,6 +430,7 @@ static http_up *http_up_open(http_conn *hc, const http_location *l, const char *
     llhttp_init(&up->parser, HTTP_RESPONSE, &http_up_settings);
     up->parser.data = up;
     hc->up = up;
+    up->requests++;
     http_api->pause_read(up->c); /* the answer waits for the whole request */
     http_W.up_tries++;
     if (http_up_send_head(hc, path, plen) < 0) {

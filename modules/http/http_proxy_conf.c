@@ -10,7 +10,10 @@
 #include "http.h"
 
 #define HTTP_PROXY_DEFAULT_TIMEOUT_MS 60000
-#define HTTP_PROXY_DEFAULT_BUFFER     (16 << 10)
+/* nginx's upstream keepalive_requests and keepalive_time defaults */
+#define HTTP_PROXY_DEFAULT_KEEPALIVE_REQUESTS 1000
+#define HTTP_PROXY_DEFAULT_KEEPALIVE_TIME_MS  3600000
+#define HTTP_PROXY_DEFAULT_BUFFER             (16 << 10)
 
 int http_proxy_resolve(const char *auth, size_t len, struct sockaddr_storage *out,
                        socklen_t *outlen, const char **err)
@@ -149,7 +152,8 @@ int http_proxy_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, http_
 {
     if (l->kind != HTTP_LOC_PROXY) {
         if (l->proxy_connect_timeout || l->proxy_read_timeout || l->proxy_buffer_size ||
-            l->nproxy_set || l->proxy_keepalive || l->proxy_keepalive_timeout)
+            l->nproxy_set || l->proxy_keepalive || l->proxy_keepalive_timeout ||
+            l->proxy_keepalive_requests || l->proxy_keepalive_time)
             return http_api->conf_error(cx, section, "location %s: proxy_* keys need proxy_pass",
                                         l->path);
         return 0;
@@ -164,6 +168,10 @@ int http_proxy_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, http_
         l->proxy_buffer_size = HTTP_PROXY_DEFAULT_BUFFER;
     if (!l->proxy_keepalive_timeout)
         l->proxy_keepalive_timeout = HTTP_PROXY_DEFAULT_TIMEOUT_MS;
+    if (!l->proxy_keepalive_requests)
+        l->proxy_keepalive_requests = HTTP_PROXY_DEFAULT_KEEPALIVE_REQUESTS;
+    if (!l->proxy_keepalive_time)
+        l->proxy_keepalive_time = HTTP_PROXY_DEFAULT_KEEPALIVE_TIME_MS;
     /* $remote_addr needs the client's address; $host may need the local one */
     for (size_t i = 0; i < l->nproxy_set; i++)
         for (size_t k = 0; k < l->proxy_set[i].value.n; k++)

@@ -1,6 +1,7 @@
 /* modules/http/http_proxy_pool.c - proxy_keepalive: upstream connections
  * whose answer allowed it wait, per worker, for the next request of their
- * location (newest first), and are closed by any event while they wait. */
+ * location (newest first), and are closed by any event while they wait, or
+ * once they served proxy_keepalive_requests or lived proxy_keepalive_time. */
 #include <string.h>
 
 #include "http.h"
@@ -22,7 +23,8 @@ int http_up_park(http_up *up)
     const http_location *l = up->loc;
     if (!l->proxy_keepalive || http_W.draining || up->spent || up->tunnel ||
         !llhttp_should_keep_alive(&up->parser) || http_api->conn_out_pending(up->c) ||
-        http_api->conn_closing(up->c))
+        http_api->conn_closing(up->c) || up->requests >= (uint64_t)l->proxy_keepalive_requests ||
+        http_api->now_ms(http_W.w) - up->opened_ms >= l->proxy_keepalive_time)
         return 0;
     int64_t n = 0;
     for (http_up *x = http_W.idle_ups; x; x = x->idle_next)

@@ -2,7 +2,8 @@
 upstream connections kept between requests (and not when the answer or the
 default says close), the idle timeout, the pool's bound, a kept connection
 the upstream closed meanwhile (sent again on a new one, but not a POST),
-and the pool emptied when the worker drains.
+the pool emptied when the worker drains, and a kept connection retired
+after proxy_keepalive_requests requests or proxy_keepalive_time.
 
 The upstream is a small raw HTTP/1.1 server in this process that numbers its
 connections, so a test sees which one served each request."""
@@ -11,11 +12,12 @@ import signal
 import sys
 import threading
 import time
+import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import zgtest  # noqa: E402
 from zgtest import wait_for  # noqa: E402
-from httptest import HTTP_SERVER  # noqa: E402
+from httptest import HTTP_SERVER, assert_refused  # noqa: E402
 from httpproxytest import Client, RawUpstream, RawUpstreamTest, request  # noqa: E402
 
 
@@ -54,6 +56,14 @@ CONF = HTTP_SERVER + """      locations:
           proxy_keepalive_timeout: 500ms
         - path: /plain/
           proxy_pass: "http://127.0.0.1:@BE@/"
+        - path: /ka3/
+          proxy_pass: "http://127.0.0.1:@BE@/"
+          proxy_keepalive: 2
+          proxy_keepalive_requests: 3
+        - path: /kat/
+          proxy_pass: "http://127.0.0.1:@BE@/"
+          proxy_keepalive: 2
+          proxy_keepalive_time: 300ms
 """
 
 
@@ -125,6 +135,40 @@ class TestProxyKeepalive(RawUpstreamTest):
         self.z.send(signal.SIGHUP)
         self.assertTrue(wait_for(lambda: self.be.open == 0, 3), "kept connection not closed")
         self.assertEqual(self.conn_of(self.get("/ka/x")), 2)
+
+    def test_keepalive_requests_retires_a_connection(self):
+        conns = [self.conn_of(self.get("/ka3/x")) for _ in range(7)]
+        self.assertEqual(len(set(conns[0:3])), 1, conns)
+        self.assertEqual(len(set(conns[3:6])), 1, conns)
+        self.assertEqual(len(set([conns[0], conns[3], conns[6]])), 3, conns)
+        # the first two closed after their third answer; the third is kept
+        self.assertTrue(wait_for(lambda: self.be.open == 1, 3), f"open: {self.be.open}")
+
+    def test_keepalive_time_retires_a_connection(self):
+        a = self.conn_of(self.get("/kat/x"))
+        time.sleep(0.45)
+        # kept (parked before 300 ms), then retired after this answer
+        b = self.conn_of(self.get("/kat/x"))
+        self.assertEqual(a, b)
+        self.assertTrue(wait_for(lambda: self.be.open == 0, 3), f"open: {self.be.open}")
+        self.assertNotEqual(self.conn_of(self.get("/kat/x")), a)
+
+
+class TestProxyKeepaliveConfig(unittest.TestCase):
+    def test_keys_need_proxy_pass(self):
+        for key in ("proxy_keepalive_requests: 5", "proxy_keepalive_time: 1m"):
+            assert_refused(self, HTTP_SERVER + "      locations:\n"
+                           "        - path: /\n"
+                           "          root: /tmp\n"
+                           "          " + key + "\n",
+                           "proxy_* keys need proxy_pass")
+
+    def test_keepalive_requests_range(self):
+        assert_refused(self, HTTP_SERVER + "      locations:\n"
+                       "        - path: /\n"
+                       "          proxy_pass: \"http://127.0.0.1:1/\"\n"
+                       "          proxy_keepalive_requests: 0\n",
+                       "proxy_keepalive_requests: 0 is out of range")
 
 
 if __name__ == "__main__":
