@@ -226,7 +226,7 @@ const char *lg_recv_buf(const struct io_uring_cqe *cqe)
     return lg_bufs + (size_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT) * LG_BUF_BYTES;
 }
 
-int lg_recv_done(const struct io_uring_cqe *cqe)
+int lg_recv_next(const struct io_uring_cqe *cqe, const char **why, int *err)
 {
     char *buf = (char *)lg_recv_buf(cqe);
     if (buf) {
@@ -235,7 +235,12 @@ int lg_recv_done(const struct io_uring_cqe *cqe)
                               io_uring_buf_ring_mask(LG_BUF_COUNT), 0);
         io_uring_buf_ring_advance(lg_br, 1);
     }
-    return !lg_br || !(cqe->flags & IORING_CQE_F_MORE);
+    if (cqe->res == 0 || (cqe->res < 0 && cqe->res != -ENOBUFS)) {
+        *why = cqe->res ? "recv" : "server closed the connection";
+        *err = cqe->res < 0 ? -cqe->res : 0;
+        return LG_RECV_FAILED;
+    }
+    return !lg_br || !(cqe->flags & IORING_CQE_F_MORE) ? LG_RECV_AGAIN : LG_RECV_GOES_ON;
 }
 
 void lg_ring_extras_free(void)

@@ -52,11 +52,15 @@ void lg_prep_send(struct io_uring_sqe *sqe, int fd, int idx, const void *buf, si
 void lg_prep_recv(struct io_uring_sqe *sqe, int fd, int idx, void *buf, size_t len);
 
 /* For a recv completion: the provided buffer holding its bytes (NULL: the
- * bytes went to the buf given to lg_prep_recv); lg_recv_done gives the
- * buffer back and says whether a new lg_prep_recv is needed (1) or the
- * multishot recv goes on (0). */
+ * bytes went to the buf given to lg_prep_recv). */
 const char *lg_recv_buf(const struct io_uring_cqe *cqe);
-int lg_recv_done(const struct io_uring_cqe *cqe);
+
+/* After a recv completion's bytes are used: gives its buffer back and says
+ * what comes next: LG_RECV_GOES_ON (the multishot recv goes on), LG_RECV_AGAIN
+ * (submit a new lg_prep_recv) or LG_RECV_FAILED (*why and *err say why: the
+ * peer closed, or the recv failed). */
+enum { LG_RECV_GOES_ON, LG_RECV_AGAIN, LG_RECV_FAILED };
+int lg_recv_next(const struct io_uring_cqe *cqe, const char **why, int *err);
 
 void lg_ring_extras_free(void);
 

@@ -188,12 +188,13 @@ static void uring_complete(struct io_uring_cqe *cqe)
     }
     if (res > 0 && !c->dead)
         uring_got(c, lg_recv_buf(cqe), (size_t)res);
-    int rearm = lg_recv_done(cqe);
+    const char *why;
+    int err, next = lg_recv_next(cqe, &why, &err);
     if (c->dead)
         return;
-    if (res == 0 || (res < 0 && res != -ENOBUFS))
-        fail(c, res ? "recv" : "server closed the connection", res < 0 ? -res : 0);
-    else if (rearm)
+    if (next == LG_RECV_FAILED)
+        fail(c, why, err);
+    else if (next == LG_RECV_AGAIN)
         uring_recv(c);
 }
 

@@ -196,12 +196,13 @@ static void on_recv(struct hconn *c, struct io_uring_cqe *cqe)
         c->have += (size_t)res;
         parse(c);
     }
-    int rearm = lg_recv_done(cqe);
+    const char *why;
+    int err, next = lg_recv_next(cqe, &why, &err);
     if (c->dead)
         return;
-    if (res == 0 || (res < 0 && res != -ENOBUFS))
-        fail(c, res ? "recv" : "server closed the connection", res < 0 ? -res : 0);
-    else if (rearm)
+    if (next == LG_RECV_FAILED)
+        fail(c, why, err);
+    else if (next == LG_RECV_AGAIN)
         recv_more(c);
 }
 
