@@ -135,26 +135,6 @@ struct io_uring_sqe *lg_get_sqe(const char *prog, struct io_uring *ring)
     return sqe;
 }
 
-int lg_ring_turn(const char *prog, struct io_uring *ring,
-                 void (*cqe_fn)(void *arg, struct io_uring_cqe *cqe), void *arg)
-{
-    struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
-    struct io_uring_cqe *cqe;
-    int rc = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
-    if (rc < 0 && rc != -ETIME && rc != -EINTR) {
-        fprintf(stderr, "%s: io_uring_submit_and_wait: %s\n", prog, strerror(-rc));
-        return -1;
-    }
-    struct io_uring_cqe *cqes[256];
-    unsigned n;
-    while ((n = io_uring_peek_batch_cqe(ring, cqes, 256)) > 0) {
-        for (unsigned i = 0; i < n; i++)
-            cqe_fn(arg, cqes[i]);
-        io_uring_cq_advance(ring, n);
-    }
-    return 0;
-}
-
 #define LG_BUF_COUNT 1024 /* the provided buffer ring: a power of two */
 #define LG_BUF_BYTES 4096
 
@@ -219,14 +199,18 @@ void lg_prep_recv(struct io_uring_sqe *sqe, int fd, int idx, void *buf, size_t l
     lg_set_fd(sqe, idx);
 }
 
-const char *lg_recv_buf(const struct io_uring_cqe *cqe)
+static const char *lg_recv_buf(const struct io_uring_cqe *cqe)
 {
     if (!lg_br || !(cqe->flags & IORING_CQE_F_BUFFER))
         return NULL;
     return lg_bufs + (size_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT) * LG_BUF_BYTES;
 }
 
-int lg_recv_next(const struct io_uring_cqe *cqe, const char **why, int *err)
+/* After a recv completion's bytes are used: gives its buffer back and says
+ * what comes next. */
+enum { LG_RECV_GOES_ON, LG_RECV_AGAIN, LG_RECV_FAILED };
+
+static int lg_recv_next(const struct io_uring_cqe *cqe, const char **why, int *err)
 {
     char *buf = (char *)lg_recv_buf(cqe);
     if (buf) {
@@ -241,6 +225,45 @@ int lg_recv_next(const struct io_uring_cqe *cqe, const char **why, int *err)
         return LG_RECV_FAILED;
     }
     return !lg_br || !(cqe->flags & IORING_CQE_F_MORE) ? LG_RECV_AGAIN : LG_RECV_GOES_ON;
+}
+
+/* One completion; 1 when it made its connection fail. */
+static int lg_complete(const lg_handler *h, const struct io_uring_cqe *cqe)
+{
+    void *c = (void *)(uintptr_t)(cqe->user_data & ~(uint64_t)1);
+    int was_dead = h->dead(c);
+    if (cqe->user_data & 1) {
+        h->fail(c, "send", cqe->res < 0 ? -cqe->res : 0);
+    } else {
+        if (cqe->res > 0 && !was_dead)
+            h->bytes(c, lg_recv_buf(cqe), (size_t)cqe->res);
+        const char *why;
+        int err, next = lg_recv_next(cqe, &why, &err);
+        if (next == LG_RECV_FAILED)
+            h->fail(c, why, err);
+        else if (next == LG_RECV_AGAIN && !h->dead(c))
+            h->recv(c);
+    }
+    return !was_dead && h->dead(c);
+}
+
+int lg_ring_turn(const char *prog, struct io_uring *ring, const lg_handler *h, long *alive)
+{
+    struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
+    struct io_uring_cqe *cqe;
+    int rc = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
+    if (rc < 0 && rc != -ETIME && rc != -EINTR) {
+        fprintf(stderr, "%s: io_uring_submit_and_wait: %s\n", prog, strerror(-rc));
+        return -1;
+    }
+    struct io_uring_cqe *cqes[256];
+    unsigned n;
+    while ((n = io_uring_peek_batch_cqe(ring, cqes, 256)) > 0) {
+        for (unsigned i = 0; i < n; i++)
+            *alive -= lg_complete(h, cqes[i]);
+        io_uring_cq_advance(ring, n);
+    }
+    return 0;
 }
 
 void lg_ring_extras_free(void)

@@ -28,12 +28,6 @@ void lg_ring_init(const char *prog, struct io_uring *ring, unsigned entries);
 /* The next SQE, submitting what is queued when the SQ is full. */
 struct io_uring_sqe *lg_get_sqe(const char *prog, struct io_uring *ring);
 
-/* One turn: submit what is queued and wait at most 100 ms for a completion;
- * then cqe_fn(arg, cqe) for each completion, reaped in batches. Returns 0, or
- * -1 with a message when the ring fails. */
-int lg_ring_turn(const char *prog, struct io_uring *ring,
-                 void (*cqe_fn)(void *arg, struct io_uring_cqe *cqe), void *arg);
-
 /* Registers fds[0..nconns) as the ring's file table and, with
  * provided_buffers, sets up a provided buffer ring of 4 KiB buffers, each
  * where the kernel has it; the lg_prep_* calls below then use them. Call
@@ -51,16 +45,24 @@ void lg_prep_send(struct io_uring_sqe *sqe, int fd, int idx, const void *buf, si
  * and len unused), else one plain recv into buf. */
 void lg_prep_recv(struct io_uring_sqe *sqe, int fd, int idx, void *buf, size_t len);
 
-/* For a recv completion: the provided buffer holding its bytes (NULL: the
- * bytes went to the buf given to lg_prep_recv). */
-const char *lg_recv_buf(const struct io_uring_cqe *cqe);
+/* What a load generator does with its connections' completions. Each
+ * completion's user data is its connection, bit 0 set for the connection's
+ * send (lg_prep_send: only a failed one posts). fail must do nothing for a
+ * connection that failed already. */
+typedef struct lg_handler {
+    int (*dead)(void *conn); /* failed already */
+    /* n bytes arrived: in buf, or with buf NULL where lg_prep_recv put them */
+    void (*bytes)(void *conn, const char *buf, size_t n);
+    void (*fail)(void *conn, const char *why, int err);
+    void (*recv)(void *conn); /* submit the next lg_prep_recv */
+} lg_handler;
 
-/* After a recv completion's bytes are used: gives its buffer back and says
- * what comes next: LG_RECV_GOES_ON (the multishot recv goes on), LG_RECV_AGAIN
- * (submit a new lg_prep_recv) or LG_RECV_FAILED (*why and *err say why: the
- * peer closed, or the recv failed). */
-enum { LG_RECV_GOES_ON, LG_RECV_AGAIN, LG_RECV_FAILED };
-int lg_recv_next(const struct io_uring_cqe *cqe, const char **why, int *err);
+/* One turn: submit what is queued, wait at most 100 ms for a completion,
+ * then hand each completion to h (reaped in batches): received bytes, a
+ * failed send or recv, a peer that closed, a recv to submit again; provided
+ * buffers go back to the ring. *alive drops by one for each connection that
+ * fails. Returns 0, or -1 with a message when the ring fails. */
+int lg_ring_turn(const char *prog, struct io_uring *ring, const lg_handler *h, long *alive);
 
 void lg_ring_extras_free(void);
 

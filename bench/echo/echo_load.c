@@ -178,35 +178,28 @@ static void uring_got(struct lconn *c, const char *buf, size_t n)
         echo_complete(c);
 }
 
-static void uring_complete(struct io_uring_cqe *cqe)
+/* The lg_handler of the connections. */
+static int u_dead(void *c)
 {
-    struct lconn *c = (struct lconn *)(uintptr_t)(cqe->user_data & ~(uint64_t)1);
-    int res = cqe->res;
-    if (cqe->user_data & 1) { /* only a failed send posts */
-        fail(c, "send", res < 0 ? -res : 0);
-        return;
-    }
-    if (res > 0 && !c->dead)
-        uring_got(c, lg_recv_buf(cqe), (size_t)res);
-    const char *why;
-    int err, next = lg_recv_next(cqe, &why, &err);
-    if (c->dead)
-        return;
-    if (next == LG_RECV_FAILED)
-        fail(c, why, err);
-    else if (next == LG_RECV_AGAIN)
-        uring_recv(c);
+    return ((struct lconn *)c)->dead;
 }
 
-/* One completion; *alive counts the connections still working. */
-static void uring_cqe(void *alive, struct io_uring_cqe *cqe)
+static void u_bytes(void *c, const char *buf, size_t n)
 {
-    struct lconn *c = (struct lconn *)(uintptr_t)(cqe->user_data & ~(uint64_t)1);
-    int was_dead = c->dead;
-    uring_complete(cqe);
-    if (c->dead && !was_dead)
-        --*(long *)alive;
+    uring_got(c, buf, n);
 }
+
+static void u_fail(void *c, const char *why, int err)
+{
+    fail(c, why, err);
+}
+
+static void u_recv(void *c)
+{
+    uring_recv(c);
+}
+
+static const lg_handler handler = {u_dead, u_bytes, u_fail, u_recv};
 
 /* Drive every connection until the deadline, or until none is left. */
 static void run_uring(struct lconn *conns, long nconns, double deadline)
@@ -233,7 +226,7 @@ static void run_uring(struct lconn *conns, long nconns, double deadline)
     }
     long alive = nconns;
     while (alive > 0 && lg_now_s() < deadline)
-        if (lg_ring_turn("echo_load", uring, uring_cqe, &alive) < 0)
+        if (lg_ring_turn("echo_load", uring, &handler, &alive) < 0)
             break;
 }
 

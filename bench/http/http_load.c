@@ -27,7 +27,6 @@
 #include "loadgen.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -186,38 +185,34 @@ static void feed(struct hconn *c, const char *p, size_t n)
     }
 }
 
-static void on_recv(struct hconn *c, struct io_uring_cqe *cqe)
+/* The lg_handler of the connections. */
+static int h_dead(void *c)
 {
-    int res = cqe->res;
-    const char *buf = lg_recv_buf(cqe);
-    if (res > 0 && buf) {
-        feed(c, buf, (size_t)res);
-    } else if (res > 0) {
-        c->have += (size_t)res;
-        parse(c);
-    }
-    const char *why;
-    int err, next = lg_recv_next(cqe, &why, &err);
-    if (c->dead)
-        return;
-    if (next == LG_RECV_FAILED)
-        fail(c, why, err);
-    else if (next == LG_RECV_AGAIN)
-        recv_more(c);
+    return ((struct hconn *)c)->dead;
 }
 
-static void on_cqe(void *alive, struct io_uring_cqe *cqe)
+static void h_bytes(void *conn, const char *buf, size_t n)
 {
-    struct hconn *c = (struct hconn *)(uintptr_t)(cqe->user_data & ~(uint64_t)1);
-    if (c->dead)
-        return;
-    if (cqe->user_data & 1) /* only a failed send posts (IOSQE_CQE_SKIP_SUCCESS) */
-        fail(c, "send", cqe->res < 0 ? -cqe->res : 0);
-    else
-        on_recv(c, cqe);
-    if (c->dead)
-        --*(long *)alive;
+    struct hconn *c = conn;
+    if (buf) {
+        feed(c, buf, n);
+    } else {
+        c->have += n;
+        parse(c);
+    }
 }
+
+static void h_fail(void *c, const char *why, int err)
+{
+    fail(c, why, err);
+}
+
+static void h_recv(void *c)
+{
+    recv_more(c);
+}
+
+static const lg_handler handler = {h_dead, h_bytes, h_fail, h_recv};
 
 /* DEPTH copies of the request. */
 static void make_batch(const char *host, const char *path)
@@ -275,7 +270,7 @@ int main(int argc, char **argv)
     }
     long alive = nconns;
     while (alive > 0 && lg_now_s() < t0 + seconds)
-        if (lg_ring_turn("http_load", &ring, on_cqe, &alive) < 0)
+        if (lg_ring_turn("http_load", &ring, &handler, &alive) < 0)
             break;
     double elapsed = lg_now_s() - t0, cpu = lg_cpu_s() - cpu0;
 
