@@ -450,10 +450,11 @@ static int enter_batched(zg_worker *w, unsigned wait_nr, struct __kernel_timespe
  * are busy: with a few clients each waiting for its answer, a batch fills
  * only when they all have sent again, so each is held up by the others (4
  * HTTP keep-alive clients: 60k requests/s batched, 160k plain), and a wait
- * that does not fill soon costs more CPU than it saves (8 to 32 redis
- * clients through the proxy measured so). So a turn waits for half of the
- * open connections, at most batch_size, and only from ZG_BATCH_MIN_CONNS
- * connections on. */
+ * that does not fill soon costs more CPU than it saves (8 and 16 redis
+ * clients through the proxy, waiting for a quarter or half of their
+ * connections: 5-18% more CPU per request than plain waits). So a turn
+ * waits for half of the open connections, at most batch_size, and only from
+ * ZG_BATCH_MIN_CONNS connections on. */
 unsigned zg_batch_target(const zg_uring_conf *u, uint64_t conns_active)
 {
     uint64_t nr = conns_active / 2;
