@@ -555,7 +555,7 @@ zg_conn *zg_conn_connect(zg_worker *w, const zerg_module *m, void *conf, const s
         errno = EINVAL;
         return NULL;
     }
-    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0); /* blocking: zg_arm_accept */
     if (fd < 0)
         return NULL;
     int one = 1;

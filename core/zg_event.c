@@ -200,6 +200,10 @@ static void accept_retry(zerg_timer *t)
     zg_arm_accept(l->w, l);
 }
 
+/* Plain descriptors are left blocking, as fixed ones are: io_uring makes
+ * each try nonblocking itself, and a send that it hands to a worker thread
+ * after a poll has to wait there. On an O_NONBLOCK socket that send fails
+ * with EAGAIN instead, which cut proxied streams short. */
 void zg_arm_accept(zg_worker *w, zg_listener *l)
 {
     if (l->armed || w->draining)
@@ -208,7 +212,7 @@ void zg_arm_accept(zg_worker *w, zg_listener *l)
     if (l->direct)
         io_uring_prep_multishot_accept_direct(sqe, l->fd, NULL, NULL, 0);
     else
-        io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
     io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_ACCEPT, l->index, l->gen));
     l->armed = 1;
 }
@@ -228,7 +232,7 @@ static void accept_sweep(zg_worker *w, zg_listener *l)
         io_uring_prep_accept(sqe, l->fd, NULL, NULL, 0);
         sqe->file_index = IORING_FILE_INDEX_ALLOC; /* liburing 2.3's helper can't say it */
     } else {
-        io_uring_prep_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        io_uring_prep_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
     }
     sqe->ioprio |= ZG_ACCEPT_DONTWAIT;
     io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_ACCEPT_SWEEP, l->index, l->gen));

@@ -20,6 +20,8 @@ from test_proxy_helpers import Backend, conf, echo_handler, recv_line, settle, t
 # ---- forwarding ---------------------------------------------------------
 
 class Forwarding(unittest.TestCase):
+    HEAD = ""  # config lines before the proxy's (str.format braces doubled)
+
     def setUp(self):
         self.b = Backend(echo_handler)
 
@@ -27,7 +29,7 @@ class Forwarding(unittest.TestCase):
         self.b.stop()
 
     def test_echo_integrity_many_connections(self):
-        with Zerg(conf([f'{{ address: "{self.b.addr()}" }}'])) as z:
+        with Zerg(self.HEAD + conf([f'{{ address: "{self.b.addr()}" }}'])) as z:
             errors = []
 
             def one(i):
@@ -53,7 +55,7 @@ class Forwarding(unittest.TestCase):
             self.assertEqual(errors, [], z.output())
 
     def test_large_transfer_both_ways(self):
-        with Zerg(conf([f'"{self.b.addr()}"'])) as z:
+        with Zerg(self.HEAD + conf([f'"{self.b.addr()}"'])) as z:
             size = 64 << 20
             block = os.urandom(1 << 20)
             s = socket.create_connection(("127.0.0.1", z.ports[0]), timeout=20)
@@ -97,6 +99,8 @@ class Forwarding(unittest.TestCase):
 
 
 class HalfCloseReset(unittest.TestCase):
+    HEAD = ""
+
     def test_client_half_close(self):
         """Client FIN reaches the upstream, which still answers."""
         def h(c, b):
@@ -111,7 +115,7 @@ class HalfCloseReset(unittest.TestCase):
 
         b = Backend(h)
         try:
-            with Zerg(conf([f'"{b.addr()}"'])) as z:
+            with Zerg(self.HEAD + conf([f'"{b.addr()}"'])) as z:
                 s = socket.create_connection(("127.0.0.1", z.ports[0]), timeout=10)
                 s.sendall(b"x" * 100000)
                 s.shutdown(socket.SHUT_WR)
@@ -144,7 +148,7 @@ class HalfCloseReset(unittest.TestCase):
 
         b = Backend(h)
         try:
-            with Zerg(conf([f'"{b.addr()}"'])) as z:
+            with Zerg(self.HEAD + conf([f'"{b.addr()}"'])) as z:
                 settle(b)
                 got.clear()
                 s = socket.create_connection(("127.0.0.1", z.ports[0]), timeout=10)
@@ -170,7 +174,7 @@ class HalfCloseReset(unittest.TestCase):
 
         b = Backend(h)
         try:
-            with Zerg(conf([f'"{b.addr()}"'])) as z:
+            with Zerg(self.HEAD + conf([f'"{b.addr()}"'])) as z:
                 s = socket.create_connection(("127.0.0.1", z.ports[0]), timeout=10)
                 s.sendall(b"hello")
                 s.settimeout(5)
@@ -197,7 +201,7 @@ class HalfCloseReset(unittest.TestCase):
 
         b = Backend(h)
         try:
-            with Zerg(conf([f'"{b.addr()}"'])) as z:
+            with Zerg(self.HEAD + conf([f'"{b.addr()}"'])) as z:
                 settle(b)
                 s = socket.create_connection(("127.0.0.1", z.ports[0]), timeout=10)
                 self.assertEqual(recv_line(s), "hi")
@@ -209,6 +213,16 @@ class HalfCloseReset(unittest.TestCase):
                 self.assertEqual(b.events, ["reset"])
         finally:
             b.stop()
+
+
+class ForwardingPlainFds(Forwarding):
+    """With uring.fixed_files off, outbound sockets are plain descriptors
+    (by default the kernel makes them in the fixed file table where it can)."""
+    HEAD = "uring: {{ fixed_files: false }}\n"
+
+
+class HalfCloseResetPlainFds(HalfCloseReset):
+    HEAD = "uring: {{ fixed_files: false }}\n"
 
 
 # ---- balancing ----------------------------------------------------------

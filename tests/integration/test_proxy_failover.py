@@ -17,7 +17,8 @@ import unittest
 import zgtest
 from zgtest import Zerg, free_port, recv_exact
 
-from test_proxy_helpers import Backend, conf, dead_port, echo_handler, recv_line, tag_handler, who
+from test_proxy_helpers import (Backend, conf, dead_port, echo_handler, recv_line, settle,
+                                tag_handler, who)
 
 
 # ---- failures -----------------------------------------------------------
@@ -284,12 +285,21 @@ class Failures(unittest.TestCase):
         for a zero-copy notification that a peer which never reads holds back."""
         self.stuck_reader("uring: {{ send_zc_loopback: true }}\n")
 
+    def test_stuck_reader_plain_fds(self):
+        """The same with uring.fixed_files off: both sockets plain descriptors."""
+        self.stuck_reader("uring: {{ send_zc_threshold: 0, fixed_files: false }}\n")
+
     def stuck_reader(self, head):
         def h(c, b):
+            # more than the socket buffers hold, then wait for zerg to close
             try:
                 c.sendall(b"s" * (8 << 20))
+                c.settimeout(10)
+                while c.recv(4096):
+                    pass
             except OSError:
                 pass
+            b.note("closed")
 
         b = Backend(h)
         try:
@@ -298,16 +308,21 @@ class Failures(unittest.TestCase):
                 deadline = time.monotonic() + 5
                 while not z.workers() and time.monotonic() < deadline:
                     time.sleep(0.05)
-                time.sleep(0.3)
+                settle(b)
                 w = z.workers()[0]
                 base = zgtest.fd_count(w)
                 s = socket.socket()
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
                 s.connect(("127.0.0.1", z.ports[0]))
                 time.sleep(0.2)
-                # the upstream is a plain fd (the client sits in a fixed-file slot)
-                self.assertGreaterEqual(zgtest.fd_count(w), base + 1)
+                self.assertEqual(b.events, [], "the session ended before idle_timeout")
+                # the upstream is a plain fd, the client too without fixed files
+                fds = 2 if "fixed_files: false" in head else 1
+                self.assertEqual(zgtest.fd_count(w), base + fds)
                 deadline = time.monotonic() + 5
+                while not b.events and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                self.assertEqual(b.events, ["closed"], z.output()[-1500:])
                 while zgtest.fd_count(w) > base and time.monotonic() < deadline:
                     time.sleep(0.05)
                 self.assertEqual(zgtest.fd_count(w), base, z.output()[-1500:])
