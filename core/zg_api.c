@@ -271,16 +271,17 @@ static void api_release(zg_worker *w, zerg_ref *r)
         zg_chunk_put(&w->bufs, (zg_chunk *)r);
 }
 
+/* zg_outq_keep copies instead of referencing while receive buffers are
+ * short: without that, 300 clients sending into an upstream that did not
+ * read held them all at the defaults, and starved the whole worker. */
 static int api_write_ref(zg_conn *c, const void *data, size_t len, zerg_ref *r)
 {
-    if (!writable(c)) {
-        zg_chunk_put(&c->w->bufs, (zg_chunk *)r);
-        return -EPIPE;
-    }
-    if (zg_outq_ref(&c->w->bufs, &c->out, data, len, (zg_chunk *)r, NULL, NULL) < 0) {
-        zg_chunk_put(&c->w->bufs, (zg_chunk *)r);
-        return -ENOMEM;
-    }
+    zg_bufs *b = &c->w->bufs;
+    int rc = writable(c) ? zg_outq_keep(b, &c->out, data, len, (zg_chunk *)r) : -2;
+    zg_chunk_put(b, (zg_chunk *)r); /* the caller's: the queue has its own */
+    if (rc < 0)
+        return rc == -2 ? -EPIPE : -ENOMEM;
+    c->w->stats.ref_copies += (uint64_t)rc;
     zg_conn_after_write(c);
     return 0;
 }

@@ -71,6 +71,12 @@ static inline uint32_t zg_bufs_available(const zg_bufs *b)
 {
     return b->in_ring + b->nspare;
 }
+/* Fewer than a quarter of the receive buffers are free: a reference that a
+ * slow peer may keep for long should be a copy instead. */
+static inline int zg_bufs_low(const zg_bufs *b)
+{
+    return zg_bufs_available(b) < b->nbufs / 4;
+}
 /* The chunk and data of a receive completion with buffer id bid, len bytes.
  * The caller gets one reference (the kernel's, when it is done with the
  * buffer, is released here). */

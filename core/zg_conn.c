@@ -147,19 +147,24 @@ static void pp_refuse(zg_conn *c, int level, const char *why, int err)
     zg_conn_teardown(c, err);
 }
 
+/* Input that waits for resume_read; -1 when memory ran out (c closes). */
+static int hold_input(zg_conn *c, zg_chunk *k, const uint8_t *data, size_t len)
+{
+    int rc = zg_outq_keep(&c->w->bufs, &c->in_held, data, len, k);
+    if (rc < 0) {
+        zg_conn_teardown(c, -ENOMEM);
+        return -1;
+    }
+    c->w->stats.ref_copies += (uint64_t)rc;
+    return 0;
+}
+
 /* Bytes that came with the header when on_open paused reading: held for
  * resume_read as if they had come while paused (dropped after a close). */
 static void pp_hold_rest(zg_conn *c, zg_chunk *k, const uint8_t *data, size_t len)
 {
-    zg_bufs *b = &c->w->bufs;
-    if (len && !(c->flags & ZG_C_CLOSE_WANT)) {
-        zg_chunk_get(k);
-        if (zg_outq_ref(b, &c->in_held, data, len, k, NULL, NULL) < 0) {
-            zg_chunk_put(b, k);
-            zg_conn_teardown(c, -ENOMEM);
-            return;
-        }
-    }
+    if (len && !(c->flags & ZG_C_CLOSE_WANT) && hold_input(c, k, data, len) < 0)
+        return;
     keep_rest(c, k, data + len, 0); /* the carry, if k is it, lives on in in_held */
 }
 
@@ -385,11 +390,7 @@ static void recv_complete(zg_conn *c, struct io_uring_cqe *cqe)
         if (c->flags & (ZG_C_CLOSING | ZG_C_CLOSE_WANT)) {
             /* input after close: dropped */
         } else if ((c->flags & (ZG_C_PAUSE_MOD | ZG_C_PAUSE_OUT)) || c->in_held.head) {
-            zg_chunk_get(k);
-            if (zg_outq_ref(&w->bufs, &c->in_held, data, (size_t)res, k, NULL, NULL) < 0) {
-                zg_chunk_put(&w->bufs, k);
-                zg_conn_teardown(c, -ENOMEM);
-            }
+            hold_input(c, k, data, (size_t)res);
         } else {
             deliver(c, k, data, (size_t)res);
         }

@@ -195,6 +195,37 @@ class EchoTest(unittest.TestCase):
             self.assertEqual(len(got), sent)
             s.close()
 
+    def test_stalled_readers_do_not_starve_the_worker(self):
+        """32 clients that send 4 MiB each and read nothing, with 256 receive
+        buffers (4 MiB): each may queue output_high (256k) of echo, together
+        more than the pool. Another client is still echoed at once."""
+        stalled = []
+
+        def stall(port):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            stalled.append(s)
+            s.settimeout(2)
+            try:
+                s.connect(("127.0.0.1", port))
+                s.sendall(b"x" * (4 << 20))
+            except OSError:
+                pass  # zerg stopped reading: expected
+
+        with Zerg(echo_conf("uring: { buffers: 256 }")) as z:
+            try:
+                ts = [threading.Thread(target=stall, args=(z.ports[0],)) for _ in range(32)]
+                for t in ts:
+                    t.start()
+                for t in ts:
+                    t.join(10)
+                s = socket.create_connection(("127.0.0.1", z.ports[0]), timeout=5)
+                self.assertEqual(roundtrip(s, b"hello\n"), b"hello\n")
+                s.close()
+            finally:
+                for s in stalled:
+                    s.close()
+
     def test_connect_disconnect_cycles_leak_nothing(self):
         """10,000 short connections: fds back to baseline, no spinning."""
         extra = "uring: { fixed_files: false }"

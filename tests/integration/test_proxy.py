@@ -225,6 +225,97 @@ class HalfCloseResetPlainFds(HalfCloseReset):
     HEAD = "uring: {{ fixed_files: false }}\n"
 
 
+# ---- receive buffers under pressure ------------------------------------
+
+def scrape(port):
+    """The metrics page of the worker that accepts this request."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        data += d
+    s.close()
+    return data.decode()
+
+
+class BufferPressure(unittest.TestCase):
+    def test_stuck_sessions_do_not_starve_the_worker(self):
+        """24 clients pushing 8 MiB each into an upstream that never reads:
+        each session may queue buffer_size (512k) of the worker's receive
+        buffers, and together they could hold all 256 (4 MiB). A session of
+        another server block in the same worker must still be served; the
+        copies that keep buffers free are counted."""
+        sink = socket.socket()
+        sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sink.bind(("127.0.0.1", 0))
+        sink.listen(64)
+        sink.settimeout(0.1)
+        held, stop = [], threading.Event()
+
+        def accept_never_read():
+            while not stop.is_set():
+                try:
+                    held.append(sink.accept()[0])
+                except OSError:
+                    pass
+
+        acceptor = threading.Thread(target=accept_never_read, daemon=True)
+        acceptor.start()
+        good = Backend(echo_handler)
+        text = f"""load_modules: [proxy, http]
+uring: {{{{ buffers: 256 }}}}
+servers:
+  - listen: ["127.0.0.1:{{port0}}"]
+    module: proxy
+    proxy:
+      upstream: {{{{ servers: ["127.0.0.1:{sink.getsockname()[1]}"] }}}}
+  - listen: ["127.0.0.1:{{port1}}"]
+    module: proxy
+    proxy:
+      upstream: {{{{ servers: ["{good.addr()}"] }}}}
+  - listen: ["127.0.0.1:{{port2}}"]
+    module: http
+    http:
+      locations: [ {{{{ path: /metrics, status: true }}}} ]
+"""
+        pushers = []
+        try:
+            with Zerg(text) as z:
+                settle(good)
+
+                def push():
+                    try:
+                        s = socket.create_connection(("127.0.0.1", z.ports[0]), timeout=2)
+                        pushers.append(s)
+                        s.sendall(b"x" * (8 << 20))
+                    except OSError:
+                        pass  # blocked once zerg stopped reading: expected
+
+                ts = [threading.Thread(target=push) for _ in range(24)]
+                for t in ts:
+                    t.start()
+                for t in ts:
+                    t.join(10)
+                s = socket.create_connection(("127.0.0.1", z.ports[1]), timeout=5)
+                s.sendall(b"hello\n")
+                self.assertEqual(recv_exact(s, 6, 5), b"hello\n", z.output()[-1500:])
+                s.close()
+                page = scrape(z.ports[2])
+                copies = [ln for ln in page.splitlines()
+                          if ln.startswith("zerg_recv_buffer_copies_total{")]
+                self.assertEqual(len(copies), 1, page)
+                self.assertGreater(int(copies[0].rsplit(" ", 1)[1]), 0, page)
+        finally:
+            stop.set()
+            for s in pushers + held:
+                s.close()
+            sink.close()
+            good.stop()
+
+
 # ---- balancing ----------------------------------------------------------
 
 class Balancing(unittest.TestCase):
