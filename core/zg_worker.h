@@ -161,7 +161,8 @@ int zg_event_init(zg_worker *w);
 void zg_event_destroy(zg_worker *w);
 void zg_event_loop(zg_worker *w);
 /* Close every connection and run the ring until their last completions
- * came (or within_ms passed), so each module sees its on_close. */
+ * and those of file operations came (or within_ms passed), so each module
+ * sees its on_close and log file writes are done. */
 void zg_event_close_all(zg_worker *w, uint64_t within_ms);
 /* The completions a loop turn waits for with uring.batch_wait_usec, or 0 for
  * a plain wait for one: half of the open connections, at most batch_size,
