@@ -155,7 +155,8 @@ static int hold_input(zg_conn *c, zg_chunk *k, const uint8_t *data, size_t len)
         zg_conn_teardown(c, -ENOMEM);
         return -1;
     }
-    c->w->stats.ref_copies += (uint64_t)rc;
+    if (rc > 0)
+        c->w->stats.bytes_copied += len;
     return 0;
 }
 

@@ -82,7 +82,7 @@ static const struct {
          "Turns of the event loop (io_uring_enter calls)."),
     ZG_M("zerg_connections_limited_total", "counter", conns_limited,
          "Connections closed at once: their client had max_connections_per_client open."),
-    ZG_M("zerg_recv_buffer_copies_total", "counter", ref_copies,
+    ZG_M("zerg_recv_buffer_copied_bytes_total", "counter", bytes_copied,
          "Received bytes queued as a copy instead of in place: few receive buffers were free."),
 #undef ZG_M
 };

@@ -61,7 +61,7 @@ typedef struct zerg_stats {
     uint64_t sends_zc;        /* sends done with SEND_ZC */
     uint64_t loop_turns;      /* io_uring_enter calls of the event loop */
     uint64_t conns_limited;   /* closed at once: the client had max_connections_per_client */
-    uint64_t ref_copies;      /* received bytes queued as a copy: receive buffers ran low */
+    uint64_t bytes_copied;    /* received bytes queued as a copy: receive buffers ran low */
 } zerg_stats;
 
 /* ---- Logging ----------------------------------------------------------- */
@@ -300,7 +300,7 @@ struct zerg_api {
      * buffer (carried-over input joined with new bytes): copy those. While
      * fewer than a quarter of the worker's receive buffers are free,
      * write_ref copies and gives the buffer back at once, so that peers slow
-     * to read cannot hold every buffer (stats.ref_copies counts these). */
+     * to read cannot hold every buffer (stats.bytes_copied counts them). */
     int (*write_ref)(zerg_conn *c, const void *data, size_t len, zerg_ref *r);
 
     void (*pause_read)(zerg_conn *c); /* no on_data until resume_read */

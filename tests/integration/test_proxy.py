@@ -305,7 +305,7 @@ servers:
                 s.close()
                 page = scrape(z.ports[2])
                 copies = [ln for ln in page.splitlines()
-                          if ln.startswith("zerg_recv_buffer_copies_total{")]
+                          if ln.startswith("zerg_recv_buffer_copied_bytes_total{")]
                 self.assertEqual(len(copies), 1, page)
                 self.assertGreater(int(copies[0].rsplit(" ", 1)[1]), 0, page)
         finally:
