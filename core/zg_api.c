@@ -277,17 +277,14 @@ static void api_release(zg_worker *w, zerg_ref *r)
 static int api_write_ref(zg_conn *c, const void *data, size_t len, zerg_ref *r)
 {
     zg_bufs *b = &c->w->bufs;
-    int rc = -EPIPE;
-    if (writable(c)) {
-        int kept = zg_outq_keep(b, &c->out, data, len, (zg_chunk *)r);
-        rc = kept < 0 ? -ENOMEM : 0;
-        if (kept > 0)
-            c->w->stats.bytes_copied += len;
+    if (!writable(c)) {
+        zg_chunk_put(b, (zg_chunk *)r);
+        return -EPIPE;
     }
-    zg_chunk_put(b, (zg_chunk *)r); /* the caller's reference: the queue took its own */
-    if (rc == 0)
-        zg_conn_after_write(c);
-    return rc;
+    if (zg_outq_keep(b, &c->out, data, len, (zg_chunk *)r, &c->w->stats.bytes_copied) < 0)
+        return -ENOMEM;
+    zg_conn_after_write(c);
+    return 0;
 }
 
 static void api_pause_read(zg_conn *c)

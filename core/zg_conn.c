@@ -150,13 +150,11 @@ static void pp_refuse(zg_conn *c, int level, const char *why, int err)
 /* Input that waits for resume_read; -1 when memory ran out (c closes). */
 static int hold_input(zg_conn *c, zg_chunk *k, const uint8_t *data, size_t len)
 {
-    int rc = zg_outq_keep(&c->w->bufs, &c->in_held, data, len, k);
-    if (rc < 0) {
+    zg_chunk_get(k);
+    if (zg_outq_keep(&c->w->bufs, &c->in_held, data, len, k, &c->w->stats.bytes_copied) < 0) {
         zg_conn_teardown(c, -ENOMEM);
         return -1;
     }
-    if (rc > 0)
-        c->w->stats.bytes_copied += len;
     return 0;
 }
 

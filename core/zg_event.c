@@ -527,15 +527,20 @@ void zg_event_loop(zg_worker *w)
     }
 }
 
+/* Connections still open, or file operations in flight: a log file's
+ * buffer is the kernel's until its write completes. */
+static int completions_owed(const zg_worker *w)
+{
+    return w->stats.conns_active > 0 || w->file_ops.in_use > 0;
+}
+
 void zg_event_close_all(zg_worker *w, uint64_t within_ms)
 {
     zg_conn_close_all(w);
     uint64_t deadline = zg_monotonic_ms() + within_ms;
-    /* file operations too: a log file's buffer is the kernel's until its
-     * write completes, and only then can the log file be freed */
-    while ((w->stats.conns_active > 0 || w->file_ops.in_use > 0) && zg_monotonic_ms() < deadline) {
+    while (completions_owed(w) && zg_monotonic_ms() < deadline) {
         prepare_turn(w);
-        if ((w->stats.conns_active == 0 && w->file_ops.in_use == 0) || run_turn(w, 10) < 0)
+        if (!completions_owed(w) || run_turn(w, 10) < 0)
             break;
     }
 }

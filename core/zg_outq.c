@@ -161,14 +161,19 @@ void zg_outq_clear(zg_bufs *b, zg_outq *q)
     zg_outq_init(q);
 }
 
-int zg_outq_keep(zg_bufs *b, zg_outq *q, const void *data, size_t len, zg_chunk *k)
+int zg_outq_keep(zg_bufs *b, zg_outq *q, const void *data, size_t len, zg_chunk *k,
+                 uint64_t *copied)
 {
-    if (k->kind == ZG_CHUNK_RING && zg_bufs_low(b))
-        return zg_outq_copy(b, q, data, len) < 0 ? -1 : 1;
-    zg_chunk_get(k);
-    if (zg_outq_ref(b, q, data, len, k, NULL, NULL) < 0) {
+    if (k->kind != ZG_CHUNK_RING || !zg_bufs_low(b)) {
+        if (zg_outq_ref(b, q, data, len, k, NULL, NULL) == 0)
+            return 0;
         zg_chunk_put(b, k);
         return -1;
     }
+    int rc = zg_outq_copy(b, q, data, len);
+    zg_chunk_put(b, k);
+    if (rc < 0)
+        return -1;
+    *copied += len;
     return 0;
 }

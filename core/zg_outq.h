@@ -39,12 +39,13 @@ void zg_outq_commit(zg_outq *q, size_t used);
  * external memory released through done(arg). */
 int zg_outq_ref(zg_bufs *b, zg_outq *q, const void *data, size_t len, zg_chunk *ref,
                 zerg_done_fn done, void *arg);
-/* Queue bytes of chunk k, which the caller keeps its reference of: by a
- * reference of the queue's own, or copied while k is a receive buffer and
- * few of those are free (a queue may wait long for a slow peer, and queues
- * holding every buffer would starve all connections). Returns 1 when it
- * copied, 0 when it referenced, -1 when memory ran out. */
-int zg_outq_keep(zg_bufs *b, zg_outq *q, const void *data, size_t len, zg_chunk *k);
+/* Queue bytes of chunk k as zg_outq_ref does, consuming one reference of
+ * k (also when it fails); but while k is a receive buffer and few of those
+ * are free, copy them and add len to *copied (a queue may wait long for a
+ * slow peer, and queues holding every buffer would starve all
+ * connections). 0, or -1 when memory ran out. */
+int zg_outq_keep(zg_bufs *b, zg_outq *q, const void *data, size_t len, zg_chunk *k,
+                 uint64_t *copied);
 /* Fill iov from the head; returns the count (<= max). */
 int zg_outq_iov(const zg_outq *q, struct iovec *iov, int max);
 /* Drop n sent bytes from the head. Fully sent segments are released, or
