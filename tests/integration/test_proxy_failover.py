@@ -261,6 +261,7 @@ class Failures(unittest.TestCase):
         b = Backend(tag_handler)
         try:
             with Zerg(conf([f'"{b.addr()}"'], extra="max_connections: 3")) as z:
+                settle(b)  # the start-up probe's session no longer counts
                 held = []
                 for _ in range(3):
                     s = socket.create_connection(("127.0.0.1", z.ports[0]), timeout=5)
