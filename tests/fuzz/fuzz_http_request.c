@@ -1,0 +1,77 @@
+/* tests/fuzz/fuzz_http_request.c - fuzz target for the http module as a
+ * client meets it: the input, cut into pieces as reads deliver them, goes to
+ * the module's on_data through the mock core of tests/unit/http_mock.c.
+ * Besides memory safety, the answers must form a valid HTTP/1.1 response
+ * stream (checked by llhttp in response mode), and nothing may be written
+ * after a close. The first input byte picks the piece sizes. */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuzz.h"
+#include "http_mock.h"
+#include "llhttp.h"
+
+static llhttp_settings_t answer_settings;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    mock_setup();
+    atexit(mock_teardown);
+    llhttp_settings_init(&answer_settings);
+    return 0;
+}
+
+/* Checks what the module wrote since the last call, and forgets it (so a
+ * long exchange never fills the mock's buffer). */
+static void check_answers(llhttp_t *answers, zerg_conn *c)
+{
+    if (c->outlen) {
+        llhttp_errno_t e = llhttp_execute(answers, c->out, c->outlen);
+        MOCK_CHECK(e == HPE_OK, "answer stream invalid: %s (%s)", llhttp_errno_name(e),
+                   llhttp_get_error_reason(answers));
+    }
+    c->outlen = 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return 0;
+    unsigned seed = data[0];
+    const uint8_t *in = data + 1;
+    size_t n = size - 1;
+    /* answers to HEAD carry a Content-Length but no body, which a response
+     * parser cannot know: those streams are only checked for safety */
+    int check = !memmem(in, n, "HEAD", 4);
+    llhttp_t answers;
+    llhttp_init(&answers, HTTP_RESPONSE, &answer_settings);
+
+    zerg_conn *c = mock_conn_new();
+    size_t off = 0;
+    /* a paused connection gets no more bytes from a real core either */
+    while (off < n && !c->closed && !c->aborted && !c->paused) {
+        seed = seed * 1103515245u + 12345u;
+        size_t piece = seed % 4 == 0 ? n - off : 1 + (seed >> 16) % 64;
+        if (piece > n - off)
+            piece = n - off;
+        size_t used = mock_feed(c, in + off, piece);
+        MOCK_CHECK(used == piece, "on_data took %zu of %zu bytes", used, piece);
+        off += piece;
+        if (check)
+            check_answers(&answers, c);
+        c->outlen = 0;
+    }
+    if (check) {
+        /* the last answer is whole, or the connection closes after it */
+        llhttp_errno_t e = llhttp_finish(&answers);
+        MOCK_CHECK(e == HPE_OK || c->closed,
+                   "answer stream ends mid-answer (%s), and the connection stays open",
+                   llhttp_errno_name(e));
+    }
+    mock_conn_free(c);
+    return 0;
+}

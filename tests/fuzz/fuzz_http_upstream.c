@@ -1,0 +1,147 @@
+/* tests/fuzz/fuzz_http_upstream.c - fuzz target for proxy_pass as an upstream
+ * server meets it: a client's request (one of a few, by the second input
+ * byte) goes to a proxy_pass location of the http module through the mock
+ * core, and the rest of the input is what the upstream answers, in pieces.
+ * Besides memory safety: what goes upstream parses as HTTP/1.1 requests, and
+ * what the client gets parses as a valid response stream, and once the
+ * upstream has closed it is whole, or the client connection is closed (an
+ * answer cut short, as nginx does) or reset. */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuzz.h"
+#include "http_mock.h"
+#include "llhttp.h"
+
+static http_srv *proxy_srv;
+static llhttp_settings_t plain_settings;
+
+/* A block whose only location, "/", passes requests to 127.0.0.1:9 and keeps
+ * up to 2 upstream connections for reuse. */
+static http_srv *proxy_block(void)
+{
+    static zerg_conf_ctx cx;
+    static http_proxy_pass pass = {.host = "127.0.0.1:9", .host_len = 11};
+    http_srv *s = calloc(1, sizeof(*s));
+    MOCK_CHECK(s, "out of memory");
+    zerg_module_info.conf_init(&cx, s);
+    s->nlocs = 1;
+    s->locs = calloc(1, sizeof(http_location));
+    MOCK_CHECK(s->locs, "out of memory");
+    s->locs[0] = (http_location){.path = "/",
+                                 .match = "/",
+                                 .match_len = 1,
+                                 .kind = HTTP_LOC_PROXY,
+                                 .proxy = &pass,
+                                 .proxy_keepalive = 2};
+    MOCK_CHECK(zerg_module_info.conf_done(&cx, NULL, s) == 0 && cx.errors == 0, "conf_done");
+    MOCK_CHECK(zerg_module_info.server_init(&mock_worker, s) == 0, "server_init");
+    return s;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    mock_setup();
+    atexit(mock_teardown);
+    proxy_srv = proxy_block();
+    llhttp_settings_init(&plain_settings);
+    return 0;
+}
+
+static const char *const requests[] = {
+    "GET /a HTTP/1.1\r\nHost: h\r\n\r\n",
+    "GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b?x=1 HTTP/1.1\r\nHost: h\r\n\r\n",
+    "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello",
+    "POST /p HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    "GET /a HTTP/1.0\r\n\r\n",
+    "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nafter",
+    "HEAD /a HTTP/1.1\r\nHost: h\r\n\r\n",
+    "POST /p HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok",
+};
+#define NREQUESTS   (sizeof(requests) / sizeof(requests[0]))
+#define REQ_HEAD    6 /* answers have no body: not checked as a stream */
+#define REQ_UPGRADE 5 /* after a 101, bytes are no longer HTTP */
+
+/* The live upstream connection the next answer bytes come from: the newest
+ * one the module opened and has not closed, connected first if need be. */
+static zerg_conn *live_upstream(void)
+{
+    for (size_t i = mock_noutbound; i-- > 0;) {
+        zerg_conn *u = mock_outbound[i];
+        if (u->closed || u->aborted)
+            continue;
+        if (!u->connected) {
+            u->connected = 1;
+            zerg_module_info.on_connect(u, 0);
+            mock_run_ops();
+        }
+        return u;
+    }
+    return NULL;
+}
+
+static void check_stream(llhttp_t *p, zerg_conn *c, const char *what)
+{
+    if (c->outlen) {
+        llhttp_errno_t e = llhttp_execute(p, c->out, c->outlen);
+        MOCK_CHECK(e == HPE_OK || e == HPE_PAUSED_UPGRADE, "%s invalid: %s (%s)", what,
+                   llhttp_errno_name(e), llhttp_get_error_reason(p));
+    }
+    c->outlen = 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 2)
+        return 0;
+    unsigned seed = data[0], which = data[1] % NREQUESTS;
+    const uint8_t *in = data + 2;
+    size_t n = size - 2, off = 0;
+    int eof = data[1] & 0x80; /* the upstream closes after its bytes */
+
+    zerg_conn *c = mock_conn_open(proxy_srv);
+    llhttp_t answers;
+    llhttp_init(&answers, HTTP_RESPONSE, &plain_settings);
+    const char *req = requests[which];
+    MOCK_CHECK(mock_feed(c, req, strlen(req)) == strlen(req), "on_data took less");
+    int check = which != REQ_HEAD && which != REQ_UPGRADE;
+
+    zerg_conn *u = NULL;
+    while (off < n && !c->closed && !c->aborted && (u = live_upstream()) && !u->paused) {
+        seed = seed * 1103515245u + 12345u;
+        size_t piece = seed % 4 == 0 ? n - off : 1 + (seed >> 16) % 64;
+        if (piece > n - off)
+            piece = n - off;
+        size_t used = zerg_module_info.on_data(u, in + off, piece);
+        MOCK_CHECK(used == piece, "upstream on_data took %zu of %zu bytes", used, piece);
+        mock_run_ops();
+        off += piece;
+        if (check && !c->aborted)
+            check_stream(&answers, c, "answer stream");
+        c->outlen = 0;
+    }
+    if (eof && (u = live_upstream())) {
+        zerg_module_info.on_eof(u);
+        mock_run_ops();
+        if (check && !c->aborted) {
+            check_stream(&answers, c, "answer stream");
+            llhttp_errno_t e = llhttp_finish(&answers);
+            MOCK_CHECK(e == HPE_OK || c->closed,
+                       "answer stream ends mid-answer (%s), and the connection stays open",
+                       llhttp_errno_name(e));
+        }
+    }
+    /* every request the module sent upstream is a whole, valid one */
+    for (size_t i = 0; i < mock_noutbound && which != REQ_UPGRADE; i++) {
+        llhttp_t sent;
+        llhttp_init(&sent, HTTP_REQUEST, &plain_settings);
+        check_stream(&sent, mock_outbound[i], "request upstream");
+    }
+    mock_conn_free(c);
+    mock_outbound_free();
+    return 0;
+}

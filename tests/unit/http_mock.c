@@ -1,0 +1,385 @@
+/* tests/unit/http_mock.c - the mock core of http_mock.h: a zerg_api whose
+ * writes append to the connection's buffer, whose file operations run at once
+ * and complete in order, and whose timers never fire. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/openat2.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "http_mock.h"
+
+zerg_worker mock_worker;
+static zerg_stats mstats;
+
+typedef struct mock_op {
+    int kind; /* 0 io, 1 done */
+    zerg_io_fn io;
+    zerg_done_fn done;
+    void *arg;
+    ssize_t res;
+} mock_op;
+static mock_op ops[256];
+static int nops;
+
+static void push_op(mock_op op)
+{
+    MOCK_CHECK(nops < (int)(sizeof(ops) / sizeof(ops[0])), "over %d operations in flight", nops);
+    ops[nops++] = op;
+}
+
+static void m_log(int level, const char *fmt, ...)
+{
+    (void)level;
+    (void)fmt;
+}
+static int m_conf_error(zerg_conf_ctx *cx, const zerg_conf_node *n, const char *fmt, ...)
+{
+    cx->errors++;
+    return -1;
+}
+static void *m_conf_alloc(zerg_conf_ctx *cx, size_t size)
+{
+    return calloc(1, size);
+}
+static char *m_conf_strdup(zerg_conf_ctx *cx, const char *s)
+{
+    return strdup(s);
+}
+static void m_want_peer(zerg_conf_ctx *cx)
+{
+}
+static unsigned m_worker_id(zerg_worker *w)
+{
+    return 0;
+}
+static int m_draining(zerg_worker *w)
+{
+    return 0;
+}
+static uint64_t m_now_ms(zerg_worker *w)
+{
+    return 1000000;
+}
+static int64_t m_unix_time(zerg_worker *w)
+{
+    return 784111777;
+}
+static const zerg_stats *m_stats(zerg_worker *w)
+{
+    return &mstats;
+}
+static void m_timer_set(zerg_worker *w, zerg_timer *t, uint64_t ms)
+{
+}
+static void m_timer_cancel(zerg_worker *w, zerg_timer *t)
+{
+}
+static int m_file_io(zerg_worker *w, zerg_conn *owner, int is_write, int fd, void *buf, size_t len,
+                     int64_t off, zerg_io_fn cb, void *arg)
+{
+    ssize_t r = is_write ? write(fd, buf, len) : pread(fd, buf, len, off);
+    push_op((mock_op){0, cb, NULL, arg, r});
+    return 0;
+}
+int mock_ring_opens;
+static int m_file_open(zerg_worker *w, zerg_conn *owner, int dirfd, const char *path,
+                       const struct open_how *how, zerg_io_fn cb, void *arg)
+{
+    mock_ring_opens++;
+    long fd = syscall(SYS_openat2, dirfd, path, how, sizeof(*how));
+    push_op((mock_op){0, cb, NULL, arg, fd < 0 ? -errno : fd});
+    return 0;
+}
+static void *m_conn_ctx(zerg_conn *c)
+{
+    return c->ctx;
+}
+static void *m_conn_conf(zerg_conn *c)
+{
+    return c->conf;
+}
+static size_t m_conn_servers(zerg_conn *c, void *const **confs)
+{
+    *confs = c->vhosts ? c->vhosts : &c->conf;
+    return c->vhosts ? c->nvhosts : 1;
+}
+static zerg_worker *m_conn_worker(zerg_conn *c)
+{
+    return &mock_worker;
+}
+static const struct sockaddr *m_conn_peer(zerg_conn *c, socklen_t *len)
+{
+    return NULL;
+}
+static int m_conn_closing(zerg_conn *c)
+{
+    return c->closed || c->aborted;
+}
+static size_t m_out_pending(zerg_conn *c)
+{
+    return 0;
+}
+static void m_want_drain(zerg_conn *c)
+{
+}
+static void m_conn_timeout(zerg_conn *c, uint64_t ms)
+{
+    c->timeout = ms;
+}
+static int m_write(zerg_conn *c, const void *data, size_t len)
+{
+    MOCK_CHECK(!c->closed && !c->aborted, "write after close");
+    MOCK_CHECK(c->outlen + len <= sizeof(c->out), "output over %zu bytes", sizeof(c->out));
+    memcpy(c->out + c->outlen, data, len);
+    c->outlen += len;
+    return 0;
+}
+static void *m_write_reserve(zerg_conn *c, size_t min, size_t *avail)
+{
+    MOCK_CHECK(min <= 4096, "write_reserve of %zu bytes", min);
+    MOCK_CHECK(!c->closed && !c->aborted, "write after close");
+    *avail = sizeof(c->out) - c->outlen;
+    return c->out + c->outlen;
+}
+static void m_write_commit(zerg_conn *c, size_t used)
+{
+    c->outlen += used;
+}
+static int m_write_ext(zerg_conn *c, const void *data, size_t len, zerg_done_fn done, void *arg)
+{
+    m_write(c, data, len);
+    if (done)
+        push_op((mock_op){1, NULL, done, arg, 0});
+    return 0;
+}
+zerg_conn *mock_outbound[MOCK_MAX_OUTBOUND];
+size_t mock_noutbound;
+
+static zerg_conn *m_connect(zerg_worker *w, const zerg_module *m, void *conf,
+                            const struct sockaddr *sa, socklen_t len, uint64_t timeout_ms)
+{
+    MOCK_CHECK(m == &zerg_module_info && sa && len, "connect: bad arguments");
+    if (mock_noutbound == MOCK_MAX_OUTBOUND) {
+        errno = EMFILE;
+        return NULL;
+    }
+    zerg_conn *c = calloc(1, sizeof(*c));
+    MOCK_CHECK(c, "out of memory");
+    c->conf = conf;
+    mock_outbound[mock_noutbound++] = c;
+    return c;
+}
+/* No receive buffers here: the module copies instead. */
+static zerg_ref *m_hold(zerg_conn *c, const void *data)
+{
+    return NULL;
+}
+static int m_write_ref(zerg_conn *c, const void *data, size_t len, zerg_ref *r)
+{
+    MOCK_CHECK(0, "write_ref without a held buffer");
+    return -1;
+}
+static void m_shutdown(zerg_conn *c, int how)
+{
+    MOCK_CHECK(!c->closed && !c->aborted, "shutdown after close");
+    c->shut_wr = 1;
+}
+static void m_pause(zerg_conn *c)
+{
+    c->paused = 1;
+}
+static void m_resume(zerg_conn *c)
+{
+    c->paused = 0;
+}
+static void m_close(zerg_conn *c)
+{
+    c->closed = 1;
+}
+static void m_abort(zerg_conn *c)
+{
+    c->aborted = 1;
+}
+
+/* The mock core's metrics: only the http module's own hook. */
+struct zerg_text {
+    char buf[65536];
+    size_t len;
+};
+static void m_text_printf(zerg_text *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(t->buf + t->len, sizeof(t->buf) - t->len, fmt, ap);
+    va_end(ap);
+    MOCK_CHECK(n >= 0 && (size_t)n < sizeof(t->buf) - t->len, "metrics text over %zu bytes",
+               sizeof(t->buf));
+    t->len += (size_t)n;
+}
+static const char *m_metrics(zerg_worker *w, size_t *len)
+{
+    static zerg_text text;
+    text.len = 0;
+    http_metrics(w, &text);
+    *len = text.len;
+    return text.buf;
+}
+
+static zerg_api mapi = {
+    .abi_version = ZERG_ABI_VERSION,
+    .struct_size = sizeof(zerg_api),
+    .log = m_log,
+    .conf_error = m_conf_error,
+    .conf_alloc = m_conf_alloc,
+    .conf_strdup = m_conf_strdup,
+    .conf_want_peer_addr = m_want_peer,
+    .worker_id = m_worker_id,
+    .worker_draining = m_draining,
+    .now_ms = m_now_ms,
+    .unix_time = m_unix_time,
+    .stats = m_stats,
+    .timer_set = m_timer_set,
+    .timer_cancel = m_timer_cancel,
+    .file_io = m_file_io,
+    .file_open = m_file_open,
+    .conn_ctx = m_conn_ctx,
+    .conn_conf = m_conn_conf,
+    .conn_servers = m_conn_servers,
+    .conn_worker = m_conn_worker,
+    .conn_peer = m_conn_peer,
+    .conn_closing = m_conn_closing,
+    .conn_out_pending = m_out_pending,
+    .conn_want_drain = m_want_drain,
+    .conn_timeout = m_conn_timeout,
+    .write = m_write,
+    .write_reserve = m_write_reserve,
+    .write_commit = m_write_commit,
+    .write_ext = m_write_ext,
+    .hold = m_hold,
+    .write_ref = m_write_ref,
+    .shutdown = m_shutdown,
+    .connect = m_connect,
+    .pause_read = m_pause,
+    .resume_read = m_resume,
+    .close = m_close,
+    .abort = m_abort,
+    .text_printf = m_text_printf,
+    .metrics = m_metrics,
+};
+
+void mock_run_ops(void)
+{
+    while (nops) {
+        mock_op op = ops[0];
+        memmove(ops, ops + 1, (size_t)(--nops) * sizeof(ops[0]));
+        if (op.kind == 0)
+            op.io(op.arg, op.res);
+        else
+            op.done(op.arg);
+    }
+}
+
+http_srv *mock_srv;
+char mock_docroot[] = "/tmp/zg-http-unit-XXXXXX";
+
+void mock_setup(void)
+{
+    static zerg_conf_ctx cx;
+    MOCK_CHECK(zerg_module_info.load(&mapi) == 0, "load failed");
+    mock_srv = calloc(1, sizeof(*mock_srv));
+    zerg_module_info.conf_init(&cx, mock_srv);
+    mock_srv->nlocs = 5;
+    mock_srv->locs = calloc(5, sizeof(http_location));
+    static http_return ret = {.status = 200, .body = "Hello, World!"};
+    http_header_kv *h = calloc(1, sizeof(*h));
+    h->name = "Content-Type";
+    h->value = "text/plain";
+    ret.headers = (http_header_list){.items = h, .n = 1};
+    http_location *l = mock_srv->locs;
+    l[0] = (http_location){.path = "=/hello", .kind = HTTP_LOC_RETURN, .ret = &ret};
+    l[1] = (http_location){.path = "/status", .kind = HTTP_LOC_STATUS, .status = 1};
+    MOCK_CHECK(mkdtemp(mock_docroot) != NULL, "mkdtemp: %m");
+    l[2] = (http_location){.path = "/", .kind = HTTP_LOC_STATIC, .root = mock_docroot};
+    l[3] = (http_location){.path = "=/nocontent", .kind = HTTP_LOC_RETURN};
+    static http_return r204 = {.status = 204};
+    l[3].ret = &r204;
+    static http_return rbig = {.status = 200};
+    rbig.body = malloc(10001);
+    memset(rbig.body, 'x', 10000);
+    rbig.body[10000] = 0;
+    l[4] = (http_location){.path = "=/big", .kind = HTTP_LOC_RETURN, .ret = &rbig};
+    for (int i = 0; i < 5; i++) {
+        l[i].exact = l[i].path[0] == '=';
+        l[i].match = l[i].path + l[i].exact;
+        l[i].match_len = strlen(l[i].match);
+    }
+    mock_srv->client_max_body_size = 100;
+    MOCK_CHECK(zerg_module_info.conf_done(&cx, NULL, mock_srv) == 0 && cx.errors == 0,
+               "conf_done failed");
+    zerg_module_info.worker_init(&mock_worker);
+    MOCK_CHECK(zerg_module_info.server_init(&mock_worker, mock_srv) == 0, "server_init failed");
+    char p[256];
+    snprintf(p, sizeof(p), "%s/index.html", mock_docroot);
+    FILE *f = fopen(p, "w");
+    fputs("<h1>index</h1>\n", f);
+    fclose(f);
+    snprintf(p, sizeof(p), "%s/big.bin", mock_docroot);
+    f = fopen(p, "w");
+    for (int i = 0; i < 700000; i++)
+        fputc('a' + i % 26, f);
+    fclose(f);
+    snprintf(p, sizeof(p), "%s/sub", mock_docroot);
+    mkdir(p, 0755);
+    snprintf(p, sizeof(p), "%s/escape", mock_docroot);
+    symlink("/etc/passwd", p);
+}
+
+void mock_teardown(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", mock_docroot);
+    system(cmd);
+}
+
+zerg_conn *mock_conn_open(void *conf)
+{
+    zerg_conn *c = calloc(1, sizeof(*c));
+    MOCK_CHECK(c, "out of memory");
+    c->conf = conf;
+    zerg_module_info.on_open(c);
+    return c;
+}
+
+zerg_conn *mock_conn_new(void)
+{
+    return mock_conn_open(mock_srv);
+}
+
+void mock_conn_free(zerg_conn *c)
+{
+    zerg_module_info.on_close(c, 0);
+    mock_run_ops();
+    free(c);
+}
+
+void mock_outbound_free(void)
+{
+    for (size_t i = 0; i < mock_noutbound; i++) {
+        zerg_module_info.on_close(mock_outbound[i], 0);
+        mock_run_ops();
+    }
+    for (size_t i = 0; i < mock_noutbound; i++)
+        free(mock_outbound[i]);
+    mock_noutbound = 0;
+}
+
+size_t mock_feed(zerg_conn *c, const void *data, size_t n)
+{
+    size_t r = zerg_module_info.on_data(c, data, n);
+    mock_run_ops();
+    return r;
+}

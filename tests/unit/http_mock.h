@@ -1,0 +1,70 @@
+/* tests/unit/http_mock.h - a mock core for driving the http module through its
+ * hooks without a ring: a fake zerg_api that records each connection's output
+ * and runs file operations at once. Shared by test_http_proto and the fuzzers. */
+#ifndef HTTP_MOCK_H
+#define HTTP_MOCK_H
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "http.h"
+
+/* The mock's own checks: a broken rule of the API is a crash, which both
+ * Criterion and libFuzzer report. */
+#define MOCK_CHECK(cond, ...)                                                                      \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: mock core: ", __FILE__, __LINE__);                             \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+struct zerg_conn {
+    char ctx[sizeof(http_conn)] __attribute__((aligned(16)));
+    void *conf;
+    void *const *vhosts; /* blocks sharing the address; NULL: conf alone */
+    size_t nvhosts;
+    int closed, aborted, closing, paused;
+    int connected; /* outbound: on_connect was delivered */
+    int shut_wr;   /* shutdown(SHUT_WR) was asked */
+    uint64_t timeout;
+    char out[1 << 20];
+    size_t outlen;
+};
+struct zerg_worker {
+    int dummy;
+};
+struct zerg_conf_ctx {
+    int errors;
+};
+
+extern const zerg_module zerg_module_info;
+extern zerg_worker mock_worker;
+extern http_srv *mock_srv;  /* the server block mock_setup builds */
+extern int mock_ring_opens; /* opens the module asked the core for */
+extern char mock_docroot[]; /* its static root, with files made by mock_setup */
+
+/* Load the module and build one server block: =/hello (return 200),
+ * /status, / (static, in a fresh temp folder), =/nocontent (204) and =/big
+ * (10000 bytes); client_max_body_size 100. */
+void mock_setup(void);
+void mock_teardown(void); /* removes the temp folder */
+
+zerg_conn *mock_conn_open(void *conf); /* an accepted client of block conf */
+zerg_conn *mock_conn_new(void);        /* ... of mock_srv */
+/* Outbound connections the module asked for with api->connect, oldest
+ * first (conn_conf NULL); mock_conn_free frees them too. */
+#define MOCK_MAX_OUTBOUND 16
+extern zerg_conn *mock_outbound[MOCK_MAX_OUTBOUND];
+extern size_t mock_noutbound;
+void mock_conn_free(zerg_conn *c);
+/* on_close for every outbound connection, then free them all. */
+void mock_outbound_free(void);
+/* Hand n bytes to on_data, then run the file operations and completions it
+ * asked for. Returns what on_data consumed. */
+size_t mock_feed(zerg_conn *c, const void *data, size_t n);
+void mock_run_ops(void);
+
+#endif
