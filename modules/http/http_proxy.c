@@ -676,6 +676,8 @@ void http_up_on_close(zerg_conn *c, int err)
 
 static int up_put(http_up *up, const char *s, size_t n)
 {
+    if (n == 0)
+        return 0; /* llhttp may report an empty span: up->head may still be NULL */
     size_t need = (size_t)up->hlen + n;
     if (need > up->loc->proxy_buffer_size) {
         up->err_status = 502;
@@ -786,7 +788,9 @@ static int up_cb_headers_complete(llhttp_t *p)
     if (http_write_head(hc, st, up->head, up->hlen, -1) < 0)
         return -1;
     up->head_sent = 1;
-    return r->head ? 1 : 0; /* 1: no body follows */
+    /* 1: no body follows, whatever Content-Length or Transfer-Encoding say
+     * (a 304 may give the length of the representation it stands for) */
+    return nobody ? 1 : 0;
 }
 
 static int up_cb_body(llhttp_t *p, const char *at, size_t len)

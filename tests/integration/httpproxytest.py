@@ -255,6 +255,15 @@ class Upstream(http.server.BaseHTTPRequestHandler):
         # a body even for HEAD (a broken upstream)
         self.send_raw(self.head(200, [("Content-Length", "5")]) + b"hello")
 
+    def r_lenonly(self, q, rest):
+        # a 204 or 304 with a Content-Length (a 304 may give the length of
+        # the representation it stands for); ?body=1 adds bytes a 204 must
+        # not have. The connection stays open, as a keep-alive upstream's.
+        st = int(rest[0])
+        extra = b"hello" if q.get("body") else b""
+        self.send_raw(self.head(st, [("ETag", '"e"'), ("Content-Length", "10")]) + extra,
+                      close=bool(extra))
+
     def r_hangup(self, q, rest):
         self.close_connection = True
 

@@ -202,6 +202,21 @@ class TestResponseToClient(ProxyTest):
         c.send(request("GET", "/local"))
         self.assertEqual(c.response().body, b"local")
 
+    def test_204_and_304_end_at_their_head(self):
+        # whatever Content-Length or body the upstream gives them; found by
+        # tests/fuzz/fuzz_http_upstream: zerg waited for that body (the
+        # client's next request stalled) or relayed it (a 204 with bytes
+        # after it, which the client took for its next answer)
+        c = self.client()
+        for path in ("/api/lenonly/304", "/api/lenonly/204", "/api/lenonly/204?body=1"):
+            with self.subTest(path=path):
+                c.send(request("GET", path))
+                r = c.response()
+                self.assertEqual((r.status, r.body, r.h("etag")), (int(path[13:16]), b"", '"e"'), r)
+                c.send(request("GET", "/local"))
+                r = c.response()
+                self.assertEqual((r.status, r.body), (200, b"local"), r)
+
     def test_read_timeout_is_between_reads(self):
         # 5 pieces 400 ms apart: 2 s in all, over proxy_read_timeout 1s
         r = self.get("/api/drip?k=5&ms=400")
