@@ -27,27 +27,56 @@ static const zerg_conf_node *cnode(const yaml_node_t *n)
     return (const zerg_conf_node *)n;
 }
 
+/* Copies src into dst (cap bytes, NUL-terminated, cut short if need be) with
+ * control bytes written as \n, \r, \t or \xHH: a value echoed in an error
+ * keeps the message on one line. */
+static void put_escaped(char *dst, size_t cap, const char *src)
+{
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)src; *p && o + 1 < cap; p++) {
+        char esc[5];
+        size_t n = 1;
+        esc[0] = (char)*p;
+        if (*p == '\n' || *p == '\r' || *p == '\t')
+            n = (size_t)snprintf(esc, sizeof(esc), "\\%c",
+                                 *p == '\n'   ? 'n'
+                                 : *p == '\r' ? 'r'
+                                              : 't');
+        else if (*p < 0x20 || *p == 0x7f)
+            n = (size_t)snprintf(esc, sizeof(esc), "\\x%02x", *p);
+        if (o + n >= cap)
+            break;
+        memcpy(dst + o, esc, n);
+        o += n;
+    }
+    dst[o] = 0;
+}
+
 int zg_conf_error(zerg_conf_ctx *cx, const zerg_conf_node *n, const char *fmt, ...)
 {
     if (cx->failed)
         return -1; /* keep the first error: later ones are often its echo */
     cx->failed = 1;
+    if (!cx->errlen)
+        return -1;
+    char msg[2048];
     int off = 0;
     if (!n)
         n = cx->server_node; /* e.g. a module's conf_done without its section */
     if (n)
-        off = snprintf(cx->err, cx->errlen, "%s:%zu:%zu: ", cx->file, ynode(n)->start_mark.line + 1,
+        off = snprintf(msg, sizeof(msg), "%s:%zu:%zu: ", cx->file, ynode(n)->start_mark.line + 1,
                        ynode(n)->start_mark.column + 1);
     else
-        off = snprintf(cx->err, cx->errlen, "%s: ", cx->file);
-    if (off >= 0 && (size_t)off < cx->errlen && cx->key)
-        off += snprintf(cx->err + off, cx->errlen - (size_t)off, "%s: ", cx->key);
-    if (off < 0 || (size_t)off >= cx->errlen)
-        return -1;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cx->err + off, cx->errlen - off, fmt, ap);
-    va_end(ap);
+        off = snprintf(msg, sizeof(msg), "%s: ", cx->file);
+    if (off >= 0 && (size_t)off < sizeof(msg) && cx->key)
+        off += snprintf(msg + off, sizeof(msg) - (size_t)off, "%s: ", cx->key);
+    if (off >= 0 && (size_t)off < sizeof(msg)) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg + off, sizeof(msg) - (size_t)off, fmt, ap);
+        va_end(ap);
+    }
+    put_escaped(cx->err, cx->errlen, msg);
     return -1;
 }
 

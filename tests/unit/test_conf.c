@@ -433,6 +433,16 @@ Test(conf_bad, unknown_module_in_server)
                  5, 13, "unknown module \"http\" (not in load_modules)");
 }
 
+/* A value echoed in an error is escaped: the message stays one line (found
+ * by tests/fuzz/fuzz_conf: a module name folded over several lines). */
+Test(conf_bad, control_bytes_in_a_value_are_escaped)
+{
+    expect_error(HEAD "  - listen: 127.0.0.1:8080\n"
+                      "    module: \"ht\\ntp\\t\\x01\"\n",
+                 5, 13, "unknown module \"ht\\ntp\\t\\x01\" (not in load_modules)");
+    cr_assert_null(strchr(err, '\n'), "%s", err);
+}
+
 Test(conf_bad, module_not_a_name)
 {
     expect_error(HEAD "  - listen: 127.0.0.1:8080\n"
