@@ -247,6 +247,8 @@ extern const zerg_directive proxy_directives[];
 
 uint64_t proxy_now(void);
 
+/* A config starts being parsed (from the load hook). */
+void proxy_conf_start(void);
 int proxy_conf_init(zerg_conf_ctx *cx, void *conf);
 int proxy_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf);
 

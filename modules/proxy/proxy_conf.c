@@ -237,9 +237,15 @@ static int fail(zerg_conf_ctx *cx, const zerg_conf_node *section, const char *ms
     return proxy_api->conf_error(cx, section, "proxy: %s", msg);
 }
 
-/* Each config generation loads its own copy of the module, so this list
- * holds the proxy blocks of the config being parsed, in file order. */
+/* The proxy blocks of the config being parsed, newest first. Each config
+ * generation loads its own copy of the module, and proxy_conf_start empties
+ * the list anyway, for a loader that hands the same copy a second config. */
 static proxy_conf *named_blocks;
+
+void proxy_conf_start(void)
+{
+    named_blocks = NULL;
+}
 
 static int name_block(zerg_conf_ctx *cx, const zerg_conf_node *section, proxy_conf *cf)
 {

@@ -17,6 +17,7 @@ static int proxy_load(const zerg_api *api)
         api->struct_size < offsetof(zerg_api, connect) + sizeof(api->connect))
         return -1;
     proxy_api = api;
+    proxy_conf_start();
     return 0;
 }
 
