@@ -2,8 +2,9 @@
  * client meets it: the input, cut into pieces as reads deliver them, goes to
  * the module's on_data through the mock core of tests/unit/http_mock.c.
  * Besides memory safety, the answers must form a valid HTTP/1.1 response
- * stream (checked by llhttp in response mode), and nothing may be written
- * after a close. The first input byte picks the piece sizes. */
+ * stream (checked by llhttp in response mode), nothing may be written after
+ * a close, and nothing outside the static root may be served. The first input byte picks the piece
+ * sizes. */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,11 +26,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-/* Checks what the module wrote since the last call, and forgets it (so a
- * long exchange never fills the mock's buffer). */
+/* Checks what the module wrote since the last call (as a response stream
+ * when answers is not NULL), and forgets it (so a long exchange never fills
+ * the mock's buffer). */
 static void check_answers(llhttp_t *answers, zerg_conn *c)
 {
-    if (c->outlen) {
+    /* nothing outside root: mock_setup's root has a link to /etc/passwd */
+    MOCK_CHECK(!memmem(c->out, c->outlen, "root:x:0:0:", 11), "served /etc/passwd");
+    if (answers && c->outlen) {
         llhttp_errno_t e = llhttp_execute(answers, c->out, c->outlen);
         MOCK_CHECK(e == HPE_OK, "answer stream invalid: %s (%s)", llhttp_errno_name(e),
                    llhttp_get_error_reason(answers));
@@ -61,9 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t used = mock_feed(c, in + off, piece);
         MOCK_CHECK(used == piece, "on_data took %zu of %zu bytes", used, piece);
         off += piece;
-        if (check)
-            check_answers(&answers, c);
-        c->outlen = 0;
+        check_answers(check ? &answers : NULL, c);
     }
     if (check) {
         /* the last answer is whole, or the connection closes after it */
