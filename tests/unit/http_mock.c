@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <linux/openat2.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -41,13 +42,26 @@ static int m_conf_error(zerg_conf_ctx *cx, const zerg_conf_node *n, const char *
     cx->errors++;
     return -1;
 }
+/* Config memory lives until mock_teardown, as the core's lives as long as
+ * its config: modules drop pointers into it freely. */
+typedef struct mock_block {
+    struct mock_block *next;
+    _Alignas(max_align_t) char data[];
+} mock_block;
+static mock_block *conf_blocks;
+
 static void *m_conf_alloc(zerg_conf_ctx *cx, size_t size)
 {
-    return calloc(1, size);
+    mock_block *b = calloc(1, sizeof(*b) + size);
+    MOCK_CHECK(b, "out of memory");
+    b->next = conf_blocks;
+    conf_blocks = b;
+    return b->data;
 }
 static char *m_conf_strdup(zerg_conf_ctx *cx, const char *s)
 {
-    return strdup(s);
+    size_t n = strlen(s) + 1;
+    return memcpy(m_conf_alloc(cx, n), s, n);
 }
 static void m_want_peer(zerg_conf_ctx *cx)
 {
@@ -343,6 +357,11 @@ void mock_teardown(void)
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", mock_docroot);
     system(cmd);
+    while (conf_blocks) {
+        mock_block *next = conf_blocks->next;
+        free(conf_blocks);
+        conf_blocks = next;
+    }
 }
 
 zerg_conn *mock_conn_open(void *conf)
