@@ -65,6 +65,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         modules = FUZZ_MODULES;
 #endif
     CHECK(modules && *modules, "set ZERG_MODULES to the built modules folder");
+    /* upstream host names are resolved at load: a mutated one must not wait
+     * long on a name server that does not answer */
+    setenv("RES_OPTIONS", "timeout:1 attempts:1", 0);
     int fd = mkstemp(conf_path);
     CHECK(fd >= 0, "mkstemp: %m");
     close(fd);
