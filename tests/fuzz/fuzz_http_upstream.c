@@ -1,11 +1,15 @@
-/* tests/fuzz/fuzz_http_upstream.c - fuzz target for proxy_pass as an upstream
- * server meets it: a client's request (one of a few, by the second input
- * byte) goes to a proxy_pass location of the http module through the mock
- * core, and the rest of the input is what the upstream answers, in pieces.
- * Besides memory safety: what goes upstream parses as HTTP/1.1 requests, and
- * what the client gets parses as a valid response stream, and once the
- * upstream has closed it is whole, or the client connection is closed (an
- * answer cut short, as nginx does) or reset. */
+/* tests/fuzz/fuzz_http_upstream.c - fuzz target for proxy_pass, through the
+ * http module and the mock core, in two modes (bit 0x40 of the second byte):
+ * - answers: a client's request (one of a few, by the second byte) goes to a
+ *   proxy_pass location, and the rest of the input is what the upstream
+ *   answers, in pieces;
+ * - requests: the rest of the input is what the client sends, and each
+ *   upstream answers every request it gets with a short 200.
+ * Besides memory safety: what goes upstream parses as HTTP/1.1 requests (no
+ * request smuggled into another), what the client gets parses as a valid
+ * response stream, and once the upstream has closed that stream is whole, or
+ * the client connection is closed (an answer cut short, as nginx does) or
+ * reset. */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +21,24 @@
 
 static http_srv *proxy_srv;
 static llhttp_settings_t plain_settings;
+
+/* Upstream-side state of the requests mode: each connection's requests as
+ * an upstream server parses them, and how many it has answered. */
+typedef struct up_side {
+    llhttp_t parser;
+    size_t parsed; /* bytes of the connection's output parsed */
+    unsigned done; /* complete requests */
+    unsigned answered;
+    int upgraded; /* an Upgrade or CONNECT request: no longer checked */
+} up_side;
+static up_side sides[MOCK_MAX_OUTBOUND];
+static llhttp_settings_t request_settings;
+
+static int request_complete(llhttp_t *p)
+{
+    ((up_side *)p->data)->done++;
+    return 0;
+}
 
 /* A block whose only location, "/", passes requests to 127.0.0.1:9 and keeps
  * up to 2 upstream connections for reuse. */
@@ -49,6 +71,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     atexit(mock_teardown);
     proxy_srv = proxy_block();
     llhttp_settings_init(&plain_settings);
+    llhttp_settings_init(&request_settings);
+    request_settings.on_message_complete = request_complete;
     return 0;
 }
 
@@ -94,10 +118,80 @@ static void check_stream(llhttp_t *p, zerg_conn *c, const char *what)
     c->outlen = 0;
 }
 
+/* Every upstream parses what it was sent as requests and answers each whole
+ * one, until nothing more happens. */
+static void serve_upstreams(void)
+{
+    static const char answer[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    for (int progress = 1; progress;) {
+        progress = 0;
+        for (size_t i = 0; i < mock_noutbound; i++) {
+            zerg_conn *u = mock_outbound[i];
+            up_side *sd = &sides[i];
+            if (u->closed || u->aborted || sd->upgraded)
+                continue;
+            if (!u->connected) {
+                u->connected = 1;
+                zerg_module_info.on_connect(u, 0);
+                mock_run_ops();
+                progress = 1;
+            }
+            if (u->outlen > sd->parsed) {
+                llhttp_errno_t e =
+                    llhttp_execute(&sd->parser, u->out + sd->parsed, u->outlen - sd->parsed);
+                sd->parsed = u->outlen;
+                sd->upgraded = e == HPE_PAUSED_UPGRADE;
+                MOCK_CHECK(e == HPE_OK || sd->upgraded, "request upstream invalid: %s (%s)",
+                           llhttp_errno_name(e), llhttp_get_error_reason(&sd->parser));
+            }
+            if (sd->answered < sd->done && !u->paused) {
+                sd->answered++;
+                zerg_module_info.on_data(u, (const uint8_t *)answer, sizeof(answer) - 1);
+                mock_run_ops();
+                progress = 1;
+            }
+        }
+    }
+}
+
+/* Requests mode: the input is what the client sends; every upstream answers
+ * each request it gets with a short 200. */
+static void fuzz_requests(unsigned seed, const uint8_t *in, size_t n)
+{
+    memset(sides, 0, sizeof(sides));
+    for (size_t i = 0; i < MOCK_MAX_OUTBOUND; i++) {
+        llhttp_init(&sides[i].parser, HTTP_REQUEST, &request_settings);
+        sides[i].parser.data = &sides[i];
+    }
+    int check = !memmem(in, n, "HEAD", 4);
+    llhttp_t answers;
+    llhttp_init(&answers, HTTP_RESPONSE, &plain_settings);
+    zerg_conn *c = mock_conn_open(proxy_srv);
+    size_t off = 0;
+    while (off < n && !c->closed && !c->aborted && !c->paused) {
+        seed = seed * 1103515245u + 12345u;
+        size_t piece = seed % 4 == 0 ? n - off : 1 + (seed >> 16) % 64;
+        if (piece > n - off)
+            piece = n - off;
+        MOCK_CHECK(mock_feed(c, in + off, piece) == piece, "on_data took less");
+        off += piece;
+        serve_upstreams();
+        if (check && !c->aborted)
+            check_stream(&answers, c, "answer stream");
+        c->outlen = 0;
+    }
+    mock_conn_free(c);
+    mock_outbound_free();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 2)
         return 0;
+    if (data[1] & 0x40) {
+        fuzz_requests(data[0], data + 2, size - 2);
+        return 0;
+    }
     unsigned seed = data[0], which = data[1] % NREQUESTS;
     const uint8_t *in = data + 2;
     size_t n = size - 2, off = 0;
