@@ -12,9 +12,6 @@
 
 #include "fuzz.h"
 #include "http_mock.h"
-#include "llhttp.h"
-
-static llhttp_settings_t answer_settings;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -22,7 +19,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argv;
     mock_setup();
     atexit(mock_teardown);
-    llhttp_settings_init(&answer_settings);
     return 0;
 }
 
@@ -52,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * parser cannot know: those streams are only checked for safety */
     int check = !memmem(in, n, "HEAD", 4);
     llhttp_t answers;
-    llhttp_init(&answers, HTTP_RESPONSE, &answer_settings);
+    mock_answer_parser_init(&answers);
 
     zerg_conn *c = mock_conn_new();
     size_t off = 0;

@@ -402,3 +402,18 @@ size_t mock_feed(zerg_conn *c, const void *data, size_t n)
     mock_run_ops();
     return r;
 }
+
+static int answer_head_done(llhttp_t *p)
+{
+    return p->status_code == 204 || p->status_code == 304; /* 1: no body */
+}
+
+void mock_answer_parser_init(llhttp_t *p)
+{
+    static llhttp_settings_t settings;
+    if (!settings.on_headers_complete) {
+        llhttp_settings_init(&settings);
+        settings.on_headers_complete = answer_head_done;
+    }
+    llhttp_init(p, HTTP_RESPONSE, &settings);
+}

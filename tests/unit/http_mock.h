@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "http.h"
+#include "llhttp.h"
 
 /* The mock's own checks: a broken rule of the API is a crash, which both
  * Criterion and libFuzzer report. */
@@ -66,5 +67,10 @@ void mock_outbound_free(void);
  * asked for. Returns what on_data consumed. */
 size_t mock_feed(zerg_conn *c, const void *data, size_t n);
 void mock_run_ops(void);
+
+/* A response parser reading answers as an HTTP client does: a 204 or 304
+ * has no body, whatever its Content-Length says (llhttp alone would wait
+ * for one). */
+void mock_answer_parser_init(llhttp_t *p);
 
 #endif
