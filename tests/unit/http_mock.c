@@ -144,10 +144,18 @@ static void m_conn_timeout(zerg_conn *c, uint64_t ms)
 {
     c->timeout = ms;
 }
+/* Room for len more bytes of output: the connection's flush hook, if any,
+ * takes what is there (as a client reading it would). */
+static void make_room(zerg_conn *c, size_t len)
+{
+    if (c->outlen + len > sizeof(c->out) && c->flush)
+        c->flush(c);
+    MOCK_CHECK(c->outlen + len <= sizeof(c->out), "output over %zu bytes", sizeof(c->out));
+}
 static int m_write(zerg_conn *c, const void *data, size_t len)
 {
     MOCK_CHECK(!c->closed && !c->aborted, "write after close");
-    MOCK_CHECK(c->outlen + len <= sizeof(c->out), "output over %zu bytes", sizeof(c->out));
+    make_room(c, len);
     memcpy(c->out + c->outlen, data, len);
     c->outlen += len;
     return 0;
@@ -156,6 +164,7 @@ static void *m_write_reserve(zerg_conn *c, size_t min, size_t *avail)
 {
     MOCK_CHECK(min <= 4096, "write_reserve of %zu bytes", min);
     MOCK_CHECK(!c->closed && !c->aborted, "write after close");
+    make_room(c, min);
     *avail = sizeof(c->out) - c->outlen;
     return c->out + c->outlen;
 }

@@ -33,6 +33,7 @@ struct zerg_conn {
     uint64_t timeout;
     char out[1 << 20];
     size_t outlen;
+    void (*flush)(zerg_conn *c); /* optional: called to empty out when full */
 };
 struct zerg_worker {
     int dummy;
