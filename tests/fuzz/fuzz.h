@@ -5,6 +5,28 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* A broken contract: say which, and abort (libFuzzer keeps the input). */
+#define FUZZ_CHECK(cond, ...)                                                                      \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                                        \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+/* The size of the next piece of left bytes, as reads deliver them: all of
+ * them one time in four, else 1 to 64, from a generator seeded by the input. */
+static inline size_t fuzz_piece(unsigned *seed, size_t left)
+{
+    *seed = *seed * 1103515245u + 12345u;
+    size_t piece = *seed % 4 == 0 ? left : 1 + (*seed >> 16) % 64;
+    return piece < left ? piece : left;
+}
 
 /* One input; returns 0. A broken contract aborts. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

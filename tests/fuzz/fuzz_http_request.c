@@ -65,10 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t off = 0;
     /* a paused connection gets no more bytes from a real core either */
     while (off < n && !c->closed && !c->aborted && !c->paused) {
-        seed = seed * 1103515245u + 12345u;
-        size_t piece = seed % 4 == 0 ? n - off : 1 + (seed >> 16) % 64;
-        if (piece > n - off)
-            piece = n - off;
+        size_t piece = fuzz_piece(&seed, n - off);
         size_t used = mock_feed(c, in + off, piece);
         MOCK_CHECK(used == piece, "on_data took %zu of %zu bytes", used, piece);
         off += piece;

@@ -168,10 +168,7 @@ static void fuzz_requests(unsigned seed, const uint8_t *in, size_t n)
     zerg_conn *c = mock_conn_open(proxy_srv);
     size_t off = 0;
     while (off < n && !c->closed && !c->aborted && !c->paused) {
-        seed = seed * 1103515245u + 12345u;
-        size_t piece = seed % 4 == 0 ? n - off : 1 + (seed >> 16) % 64;
-        if (piece > n - off)
-            piece = n - off;
+        size_t piece = fuzz_piece(&seed, n - off);
         MOCK_CHECK(mock_feed(c, in + off, piece) == piece, "on_data took less");
         off += piece;
         serve_upstreams();
@@ -205,10 +202,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     zerg_conn *u = NULL;
     while (off < n && !c->closed && !c->aborted && (u = live_upstream()) && !u->paused) {
-        seed = seed * 1103515245u + 12345u;
-        size_t piece = seed % 4 == 0 ? n - off : 1 + (seed >> 16) % 64;
-        if (piece > n - off)
-            piece = n - off;
+        size_t piece = fuzz_piece(&seed, n - off);
         size_t used = zerg_module_info.on_data(u, in + off, piece);
         MOCK_CHECK(used == piece, "upstream on_data took %zu of %zu bytes", used, piece);
         mock_run_ops();

@@ -10,13 +10,7 @@
 #include "fuzz.h"
 #include "http.h"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_http_util: %s\n", #cond);                                        \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#define CHECK(cond) FUZZ_CHECK(cond, "%s", #cond)
 
 /* A normalised path: starts with '/', and has no empty, "." or ".." segment
  * (a trailing '/' aside). */

@@ -9,13 +9,7 @@
 #include "fuzz.h"
 #include "zg_proxyproto.h"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_proxyproto: %s\n", #cond);                                       \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#define CHECK(cond) FUZZ_CHECK(cond, "%s", #cond)
 
 static void check_addr(const struct sockaddr_storage *ss, socklen_t len)
 {
