@@ -5,19 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-
-/* A broken contract: say which, and abort (libFuzzer keeps the input). */
-#define FUZZ_CHECK(cond, ...)                                                                      \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                                        \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "test_check.h"
 
 /* The size of the next piece of left bytes, as reads deliver them: all of
  * them one time in four, else 1 to 64, from a generator seeded by the input. */

@@ -12,7 +12,7 @@
 #include "fuzz.h"
 #include "zg_conf.h"
 
-#define CHECK(cond, ...) FUZZ_CHECK(cond, "fuzz_conf: " __VA_ARGS__)
+#define CHECK(cond, ...) TEST_CHECK(cond, "fuzz_conf: " __VA_ARGS__)
 
 static char conf_path[] = "/tmp/zg-fuzz-conf-XXXXXX";
 static const char *modules;

@@ -3,8 +3,8 @@
  * the module's on_data through the mock core of tests/unit/http_mock.c.
  * Besides memory safety, the answers must form a valid HTTP/1.1 response
  * stream (checked by llhttp in response mode), nothing may be written after
- * a close, and nothing outside the static root may be served. The first input byte picks the piece
- * sizes. */
+ * a close, and nothing outside the static root may be served. The first
+ * input byte picks the piece sizes. */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,17 +28,18 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 static void check_answers(llhttp_t *answers, zerg_conn *c)
 {
     /* nothing outside root: mock_setup's root has a link to /etc/passwd */
-    MOCK_CHECK(!memmem(c->out, c->outlen, "root:x:0:0:", 11), "served /etc/passwd");
+    TEST_CHECK(!memmem(c->out, c->outlen, "root:x:0:0:", 11), "served /etc/passwd");
     if (answers && c->outlen) {
         llhttp_errno_t e = llhttp_execute(answers, c->out, c->outlen);
-        MOCK_CHECK(e == HPE_OK, "answer stream invalid: %s (%s)", llhttp_errno_name(e),
+        TEST_CHECK(e == HPE_OK, "answer stream invalid: %s (%s)", llhttp_errno_name(e),
                    llhttp_get_error_reason(answers));
     }
     c->outlen = 0;
 }
 
-/* The stream being checked, for the mock's flush hook: a long answer (two
- * big files pipelined) is checked as it fills the connection's buffer. */
+/* The stream being checked (NULL: safety only), also for the mock's flush
+ * hook: a long answer (two big files pipelined) is checked as it fills the
+ * connection's buffer. */
 static llhttp_t *current_answers;
 
 static void flush_answers(zerg_conn *c)
@@ -55,26 +56,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n = size - 1;
     /* answers to HEAD carry a Content-Length but no body, which a response
      * parser cannot know: those streams are only checked for safety */
-    int check = !memmem(in, n, "HEAD", 4);
     llhttp_t answers;
     mock_answer_parser_init(&answers);
+    current_answers = memmem(in, n, "HEAD", 4) ? NULL : &answers;
 
     zerg_conn *c = mock_conn_new();
-    current_answers = check ? &answers : NULL;
     c->flush = flush_answers;
     size_t off = 0;
     /* a paused connection gets no more bytes from a real core either */
     while (off < n && !c->closed && !c->aborted && !c->paused) {
         size_t piece = fuzz_piece(&seed, n - off);
         size_t used = mock_feed(c, in + off, piece);
-        MOCK_CHECK(used == piece, "on_data took %zu of %zu bytes", used, piece);
+        TEST_CHECK(used == piece, "on_data took %zu of %zu bytes", used, piece);
         off += piece;
-        check_answers(check ? &answers : NULL, c);
+        check_answers(current_answers, c);
     }
-    if (check) {
+    if (current_answers) {
         /* the last answer is whole, or the connection closes after it */
         llhttp_errno_t e = llhttp_finish(&answers);
-        MOCK_CHECK(e == HPE_OK || c->closed,
+        TEST_CHECK(e == HPE_OK || c->closed,
                    "answer stream ends mid-answer (%s), and the connection stays open",
                    llhttp_errno_name(e));
     }

@@ -47,19 +47,19 @@ static http_srv *proxy_block(void)
     static zerg_conf_ctx cx;
     static http_proxy_pass pass = {.host = "127.0.0.1:9", .host_len = 11};
     http_srv *s = calloc(1, sizeof(*s));
-    MOCK_CHECK(s, "out of memory");
+    TEST_CHECK(s, "out of memory");
     zerg_module_info.conf_init(&cx, s);
     s->nlocs = 1;
     s->locs = calloc(1, sizeof(http_location));
-    MOCK_CHECK(s->locs, "out of memory");
+    TEST_CHECK(s->locs, "out of memory");
     s->locs[0] = (http_location){.path = "/",
                                  .match = "/",
                                  .match_len = 1,
                                  .kind = HTTP_LOC_PROXY,
                                  .proxy = &pass,
                                  .proxy_keepalive = 2};
-    MOCK_CHECK(zerg_module_info.conf_done(&cx, NULL, s) == 0 && cx.errors == 0, "conf_done");
-    MOCK_CHECK(zerg_module_info.server_init(&mock_worker, s) == 0, "server_init");
+    TEST_CHECK(zerg_module_info.conf_done(&cx, NULL, s) == 0 && cx.errors == 0, "conf_done");
+    TEST_CHECK(zerg_module_info.server_init(&mock_worker, s) == 0, "server_init");
     return s;
 }
 
@@ -111,7 +111,7 @@ static void check_stream(llhttp_t *p, zerg_conn *c, const char *what)
 {
     if (c->outlen) {
         llhttp_errno_t e = llhttp_execute(p, c->out, c->outlen);
-        MOCK_CHECK(e == HPE_OK || e == HPE_PAUSED_UPGRADE, "%s invalid: %s (%s)", what,
+        TEST_CHECK(e == HPE_OK || e == HPE_PAUSED_UPGRADE, "%s invalid: %s (%s)", what,
                    llhttp_errno_name(e), llhttp_get_error_reason(p));
     }
     c->outlen = 0;
@@ -140,7 +140,7 @@ static void serve_upstreams(void)
                     llhttp_execute(&sd->parser, u->out + sd->parsed, u->outlen - sd->parsed);
                 sd->parsed = u->outlen;
                 sd->upgraded = e == HPE_PAUSED_UPGRADE;
-                MOCK_CHECK(e == HPE_OK || sd->upgraded, "request upstream invalid: %s (%s)",
+                TEST_CHECK(e == HPE_OK || sd->upgraded, "request upstream invalid: %s (%s)",
                            llhttp_errno_name(e), llhttp_get_error_reason(&sd->parser));
             }
             if (sd->answered < sd->done && !u->paused) {
@@ -169,7 +169,7 @@ static void fuzz_requests(unsigned seed, const uint8_t *in, size_t n)
     size_t off = 0;
     while (off < n && !c->closed && !c->aborted && !c->paused) {
         size_t piece = fuzz_piece(&seed, n - off);
-        MOCK_CHECK(mock_feed(c, in + off, piece) == piece, "on_data took less");
+        TEST_CHECK(mock_feed(c, in + off, piece) == piece, "on_data took less");
         off += piece;
         serve_upstreams();
         if (check && !c->aborted)
@@ -197,14 +197,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     llhttp_t answers;
     mock_answer_parser_init(&answers);
     const char *req = requests[which];
-    MOCK_CHECK(mock_feed(c, req, strlen(req)) == strlen(req), "on_data took less");
+    TEST_CHECK(mock_feed(c, req, strlen(req)) == strlen(req), "on_data took less");
     int check = which != REQ_HEAD && which != REQ_UPGRADE;
 
     zerg_conn *u = NULL;
     while (off < n && !c->closed && !c->aborted && (u = live_upstream()) && !u->paused) {
         size_t piece = fuzz_piece(&seed, n - off);
         size_t used = zerg_module_info.on_data(u, in + off, piece);
-        MOCK_CHECK(used == piece, "upstream on_data took %zu of %zu bytes", used, piece);
+        TEST_CHECK(used == piece, "upstream on_data took %zu of %zu bytes", used, piece);
         mock_run_ops();
         off += piece;
         if (check && !c->aborted)
@@ -217,7 +217,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (check && !c->aborted) {
             check_stream(&answers, c, "answer stream");
             llhttp_errno_t e = llhttp_finish(&answers);
-            MOCK_CHECK(e == HPE_OK || c->closed,
+            TEST_CHECK(e == HPE_OK || c->closed,
                        "answer stream ends mid-answer (%s), and the connection stays open",
                        llhttp_errno_name(e));
         }

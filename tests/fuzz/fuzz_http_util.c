@@ -10,7 +10,7 @@
 #include "fuzz.h"
 #include "http.h"
 
-#define CHECK(cond) FUZZ_CHECK(cond, "%s", #cond)
+#define CHECK(cond) TEST_CHECK(cond, "%s", #cond)
 
 /* A normalised path: starts with '/', and has no empty, "." or ".." segment
  * (a trailing '/' aside). */

@@ -9,7 +9,7 @@
 #include "fuzz.h"
 #include "zg_proxyproto.h"
 
-#define CHECK(cond) FUZZ_CHECK(cond, "%s", #cond)
+#define CHECK(cond) TEST_CHECK(cond, "%s", #cond)
 
 static void check_addr(const struct sockaddr_storage *ss, socklen_t len)
 {

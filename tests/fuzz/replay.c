@@ -16,47 +16,22 @@
 /* targets without an initializer leave it NULL */
 #pragma weak LLVMFuzzerInitialize
 
-static int replay_file(const char *path)
+/* Hands the file at path (st: its stat) to the target, in a buffer of
+ * exactly its size, so ASan sees any read past the input. */
+static int replay_file(const char *path, const struct stat *st)
 {
+    size_t len = (size_t)st->st_size;
+    uint8_t *buf = malloc(len ? len : 1);
     FILE *f = fopen(path, "rb");
-    if (!f) {
+    int ok = buf && f && fread(buf, 1, len, f) == len;
+    if (!ok)
         perror(path);
-        return -1;
-    }
-    uint8_t *buf = NULL;
-    size_t len = 0, cap = 0, n;
-    do {
-        if (len == cap) {
-            cap = cap ? 2 * cap : 4096;
-            uint8_t *nb = realloc(buf, cap);
-            if (!nb) {
-                fclose(f);
-                free(buf);
-                return -1;
-            }
-            buf = nb;
-        }
-        n = fread(buf + len, 1, cap - len, f);
-        len += n;
-    } while (n > 0);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        fprintf(stderr, "%s: read error\n", path);
-        free(buf);
-        return -1;
-    }
-    /* a copy of exactly len bytes, so ASan sees reads past the input */
-    uint8_t *exact = malloc(len ? len : 1);
-    if (!exact) {
-        free(buf);
-        return -1;
-    }
-    memcpy(exact, buf, len);
+    else
+        LLVMFuzzerTestOneInput(buf, len);
+    if (f)
+        fclose(f);
     free(buf);
-    LLVMFuzzerTestOneInput(exact, len);
-    free(exact);
-    return 0;
+    return ok ? 0 : -1;
 }
 
 /* Replays path (a file, or every regular file in a folder, in name order).
@@ -69,7 +44,7 @@ static long replay(const char *path)
         return -1;
     }
     if (!S_ISDIR(st.st_mode))
-        return replay_file(path) == 0 ? 1 : -1;
+        return replay_file(path, &st) == 0 ? 1 : -1;
     struct dirent **names;
     int n = scandir(path, &names, NULL, alphasort);
     if (n < 0) {
@@ -81,7 +56,7 @@ static long replay(const char *path)
         char file[4096];
         snprintf(file, sizeof(file), "%s/%s", path, names[i]->d_name);
         if (names[i]->d_name[0] != '.' && stat(file, &st) == 0 && S_ISREG(st.st_mode)) {
-            if (replay_file(file) != 0)
+            if (replay_file(file, &st) != 0)
                 done = -1;
             else if (done >= 0)
                 done++;

@@ -28,7 +28,7 @@ static int nops;
 
 static void push_op(mock_op op)
 {
-    MOCK_CHECK(nops < (int)(sizeof(ops) / sizeof(ops[0])), "over %d operations in flight", nops);
+    TEST_CHECK(nops < (int)(sizeof(ops) / sizeof(ops[0])), "over %d operations in flight", nops);
     ops[nops++] = op;
 }
 
@@ -53,7 +53,7 @@ static mock_block *conf_blocks;
 static void *m_conf_alloc(zerg_conf_ctx *cx, size_t size)
 {
     mock_block *b = calloc(1, sizeof(*b) + size);
-    MOCK_CHECK(b, "out of memory");
+    TEST_CHECK(b, "out of memory");
     b->next = conf_blocks;
     conf_blocks = b;
     return b->data;
@@ -150,11 +150,11 @@ static void make_room(zerg_conn *c, size_t len)
 {
     if (c->outlen + len > sizeof(c->out) && c->flush)
         c->flush(c);
-    MOCK_CHECK(c->outlen + len <= sizeof(c->out), "output over %zu bytes", sizeof(c->out));
+    TEST_CHECK(c->outlen + len <= sizeof(c->out), "output over %zu bytes", sizeof(c->out));
 }
 static int m_write(zerg_conn *c, const void *data, size_t len)
 {
-    MOCK_CHECK(!c->closed && !c->aborted, "write after close");
+    TEST_CHECK(!c->closed && !c->aborted, "write after close");
     make_room(c, len);
     memcpy(c->out + c->outlen, data, len);
     c->outlen += len;
@@ -162,8 +162,8 @@ static int m_write(zerg_conn *c, const void *data, size_t len)
 }
 static void *m_write_reserve(zerg_conn *c, size_t min, size_t *avail)
 {
-    MOCK_CHECK(min <= 4096, "write_reserve of %zu bytes", min);
-    MOCK_CHECK(!c->closed && !c->aborted, "write after close");
+    TEST_CHECK(min <= 4096, "write_reserve of %zu bytes", min);
+    TEST_CHECK(!c->closed && !c->aborted, "write after close");
     make_room(c, min);
     *avail = sizeof(c->out) - c->outlen;
     return c->out + c->outlen;
@@ -185,13 +185,13 @@ size_t mock_noutbound;
 static zerg_conn *m_connect(zerg_worker *w, const zerg_module *m, void *conf,
                             const struct sockaddr *sa, socklen_t len, uint64_t timeout_ms)
 {
-    MOCK_CHECK(m == &zerg_module_info && sa && len, "connect: bad arguments");
+    TEST_CHECK(m == &zerg_module_info && sa && len, "connect: bad arguments");
     if (mock_noutbound == MOCK_MAX_OUTBOUND) {
         errno = EMFILE;
         return NULL;
     }
     zerg_conn *c = calloc(1, sizeof(*c));
-    MOCK_CHECK(c, "out of memory");
+    TEST_CHECK(c, "out of memory");
     c->conf = conf;
     mock_outbound[mock_noutbound++] = c;
     return c;
@@ -203,12 +203,12 @@ static zerg_ref *m_hold(zerg_conn *c, const void *data)
 }
 static int m_write_ref(zerg_conn *c, const void *data, size_t len, zerg_ref *r)
 {
-    MOCK_CHECK(0, "write_ref without a held buffer");
+    TEST_CHECK(0, "write_ref without a held buffer");
     return -1;
 }
 static void m_shutdown(zerg_conn *c, int how)
 {
-    MOCK_CHECK(!c->closed && !c->aborted, "shutdown after close");
+    TEST_CHECK(!c->closed && !c->aborted, "shutdown after close");
     c->shut_wr = 1;
 }
 static void m_pause(zerg_conn *c)
@@ -239,7 +239,7 @@ static void m_text_printf(zerg_text *t, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(t->buf + t->len, sizeof(t->buf) - t->len, fmt, ap);
     va_end(ap);
-    MOCK_CHECK(n >= 0 && (size_t)n < sizeof(t->buf) - t->len, "metrics text over %zu bytes",
+    TEST_CHECK(n >= 0 && (size_t)n < sizeof(t->buf) - t->len, "metrics text over %zu bytes",
                sizeof(t->buf));
     t->len += (size_t)n;
 }
@@ -312,7 +312,7 @@ char mock_docroot[] = "/tmp/zg-http-unit-XXXXXX";
 void mock_setup(void)
 {
     static zerg_conf_ctx cx;
-    MOCK_CHECK(zerg_module_info.load(&mapi) == 0, "load failed");
+    TEST_CHECK(zerg_module_info.load(&mapi) == 0, "load failed");
     mock_srv = calloc(1, sizeof(*mock_srv));
     zerg_module_info.conf_init(&cx, mock_srv);
     mock_srv->nlocs = 5;
@@ -325,7 +325,7 @@ void mock_setup(void)
     http_location *l = mock_srv->locs;
     l[0] = (http_location){.path = "=/hello", .kind = HTTP_LOC_RETURN, .ret = &ret};
     l[1] = (http_location){.path = "/status", .kind = HTTP_LOC_STATUS, .status = 1};
-    MOCK_CHECK(mkdtemp(mock_docroot) != NULL, "mkdtemp: %m");
+    TEST_CHECK(mkdtemp(mock_docroot) != NULL, "mkdtemp: %m");
     l[2] = (http_location){.path = "/", .kind = HTTP_LOC_STATIC, .root = mock_docroot};
     l[3] = (http_location){.path = "=/nocontent", .kind = HTTP_LOC_RETURN};
     static http_return r204 = {.status = 204};
@@ -341,10 +341,10 @@ void mock_setup(void)
         l[i].match_len = strlen(l[i].match);
     }
     mock_srv->client_max_body_size = 100;
-    MOCK_CHECK(zerg_module_info.conf_done(&cx, NULL, mock_srv) == 0 && cx.errors == 0,
+    TEST_CHECK(zerg_module_info.conf_done(&cx, NULL, mock_srv) == 0 && cx.errors == 0,
                "conf_done failed");
     zerg_module_info.worker_init(&mock_worker);
-    MOCK_CHECK(zerg_module_info.server_init(&mock_worker, mock_srv) == 0, "server_init failed");
+    TEST_CHECK(zerg_module_info.server_init(&mock_worker, mock_srv) == 0, "server_init failed");
     char p[256];
     snprintf(p, sizeof(p), "%s/index.html", mock_docroot);
     FILE *f = fopen(p, "w");
@@ -376,7 +376,7 @@ void mock_teardown(void)
 zerg_conn *mock_conn_open(void *conf)
 {
     zerg_conn *c = calloc(1, sizeof(*c));
-    MOCK_CHECK(c, "out of memory");
+    TEST_CHECK(c, "out of memory");
     c->conf = conf;
     zerg_module_info.on_open(c);
     return c;

@@ -9,18 +9,7 @@
 
 #include "http.h"
 #include "llhttp.h"
-
-/* The mock's own checks: a broken rule of the API is a crash, which both
- * Criterion and libFuzzer report. */
-#define MOCK_CHECK(cond, ...)                                                                      \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: mock core: ", __FILE__, __LINE__);                             \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "test_check.h"
 
 struct zerg_conn {
     char ctx[sizeof(http_conn)] __attribute__((aligned(16)));
@@ -57,7 +46,7 @@ void mock_teardown(void); /* removes the temp folder */
 zerg_conn *mock_conn_open(void *conf); /* an accepted client of block conf */
 zerg_conn *mock_conn_new(void);        /* ... of mock_srv */
 /* Outbound connections the module asked for with api->connect, oldest
- * first (conn_conf NULL); mock_conn_free frees them too. */
+ * first (conn_conf NULL); mock_outbound_free closes and frees them. */
 #define MOCK_MAX_OUTBOUND 16
 extern zerg_conn *mock_outbound[MOCK_MAX_OUTBOUND];
 extern size_t mock_noutbound;
