@@ -418,9 +418,6 @@ static void prepare_turn(zg_worker *w)
     zg_conn_feed_starved(w);
 }
 
-/* One turn: submit and wait in one io_uring_enter (at most wait_ms, -1 for
- * no limit), then drain the completions in batches. Returns -1 when the
- * ring is broken. */
 /* Submit and wait for up to wait_nr completions, returning once min_wait_us
  * has passed with at least one (kernel 6.12: the min_wait_usec word, which
  * liburing 2.3 still calls pad). liburing 2.3 has no call for it, so this
@@ -485,6 +482,9 @@ static int submit_and_wait(zg_worker *w, int64_t wait_ms)
     return io_uring_submit_and_wait_timeout(&w->ring, &first, 1, wait_ms >= 0 ? &ts : NULL, NULL);
 }
 
+/* One turn: submit and wait in one io_uring_enter (at most wait_ms, -1 for
+ * no limit), then drain the completions in batches. Returns -1 when the
+ * ring is broken. */
 static int run_turn(zg_worker *w, int64_t wait_ms)
 {
     struct io_uring_cqe *cqes[256];

@@ -28,10 +28,15 @@
 #   bench_perf_syscalls S PID...   run perf for S seconds on the PIDs (on the
 #                                  load CPU, see BENCH_LOAD_CPU) and print
 #                                  the syscalls they entered; empty if perf fails
+#   bench_cpu_split S PID...       the share of the PIDs' CPU time spent in the
+#                                  kernel's socket work (tcp_sendmsg and
+#                                  tcp_recvmsg call stacks) over S seconds, as
+#                                  0.xxxx; empty if perf fails (cpu_split.py)
 #   bench_log MSG...               a timestamped line on stderr
 #
 # Variables: BENCH_SERVER_CPU (default 0), BENCH_LOAD_CPU (default 1).
 
+_bench_common=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 : "${BENCH_SERVER_CPU:=0}"
 : "${BENCH_LOAD_CPU:=1}"
 
@@ -173,4 +178,9 @@ bench_perf_syscalls() {
     taskset -c "$BENCH_LOAD_CPU" perf stat -x, -e raw_syscalls:sys_enter -p "$_pids" \
         -- sleep "$_s" 2>&1 >/dev/null | awk -F, '/raw_syscalls:sys_enter/ { print $1; exit }' |
         grep -E '^[0-9]+$'
+}
+
+bench_cpu_split() {
+    BENCH_LOAD_CPU=$BENCH_LOAD_CPU python3 "$_bench_common/cpu_split.py" "$@" 2>/dev/null |
+        sed -n 's/^tcp_share=\([0-9.]*\) .*/\1/p'
 }

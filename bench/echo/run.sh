@@ -27,6 +27,12 @@
 #                            a recv syscall per message)
 #   SYSCALLS (1)             also count server syscalls per message with perf,
 #                            in a separate run (perf is kept out of the rounds)
+#   SPLIT (1)                also sample each server's call stacks with perf
+#                            in a separate run (bench/common/cpu_split.py):
+#                            the share of its CPU spent in the kernel's
+#                            socket work (tcp%), and from zerg's share the
+#                            floor: the CPU ratio zerg would reach if
+#                            everything else it does cost nothing
 #   ZERG_EXTRA_CONF          YAML lines added at the top level of zerg's config
 #                            (e.g. 'uring: {sqpoll: true}')
 #   OUT (bench/results/echo.txt of the source tree)
@@ -59,6 +65,7 @@ DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
 WORKLOADS=${WORKLOADS:-"64:64 64:16384 256:64 256:16384"}
 SYSCALLS=${SYSCALLS:-1}
+SPLIT=${SPLIT:-1}
 LOAD_ENGINE=${LOAD_ENGINE:-uring}
 ZERG_EXTRA_CONF=${ZERG_EXTRA_CONF:-}
 OUT=${OUT:-$srcdir/bench/results/echo.txt}
@@ -193,8 +200,8 @@ start_b
 HZ=$(bench_clk_tck)
 loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)
 perf_on=0
-if [ "$SYSCALLS" = 1 ]; then
-    if bench_perf_ok; then perf_on=1; else bench_log "perf unusable: no syscall counts"; fi
+if [ "$SYSCALLS" = 1 ] || [ "$SPLIT" = 1 ]; then
+    if bench_perf_ok; then perf_on=1; else bench_log "perf unusable: no syscall counts, no CPU split"; fi
 fi
 
 # run_load WHICH CONNS BYTES SECONDS -> sets L_RATE L_MSGS L_US L_LOADCPU
@@ -216,25 +223,39 @@ run_load() {
     echo "server=$which $line server_ticks=$((t1 - t0)) server_us_per_msg=$L_US" >>"$tmp/detail.log"
 }
 
-# syscalls_per_msg WHICH CONNS BYTES -> sets SYS_PER_MSG: server syscalls per
-# message (or n/a), from a load of DURATION seconds with perf attached to the
-# server's tree for DURATION-1 seconds in its middle.
-syscalls_per_msg() {
-    local which=$1 conns=$2 bytes=$3 pid port pwin count rate lpid
+# during_load WHICH CONNS BYTES FN: runs a load of DURATION seconds and, for
+# PWIN (DURATION-1) seconds in its middle, FN PWIN PID... on the server's
+# tree; sets D_OUT (FN's output) and D_RATE (the load's msgs/s). FN is a
+# perf helper of lib.sh: perf stays out of the timed rounds.
+during_load() {
+    local which=$1 conns=$2 bytes=$3 fn=$4 pid port lpid
+    PWIN=$(awk -v d="$DURATION" 'BEGIN { print (d > 1.5) ? d - 1 : d / 2 }')
     while :; do
         if [ "$which" = A ]; then pid=$zpid port=$zport; else pid=$epid port=$eport; fi
-        pwin=$(awk -v d="$DURATION" 'BEGIN { print (d > 1.5) ? d - 1 : d / 2 }')
         taskset -c "$LCPU" "$ECHO_LOAD" $HOST "$port" "$conns" "$bytes" "$DURATION" "$LOAD_ENGINE" \
             >"$tmp/perf-load.out" &
         lpid=$!
-        sleep "$(awk -v d="$DURATION" -v w="$pwin" 'BEGIN { print (d - w) / 2 }')"
+        sleep "$(awk -v d="$DURATION" -v w="$PWIN" 'BEGIN { print (d - w) / 2 }')"
         # shellcheck disable=SC2046 # one argument per pid
-        count=$(bench_perf_syscalls "$pwin" $(bench_tree_pids "$pid"))
+        D_OUT=$("$fn" "$PWIN" $(bench_tree_pids "$pid"))
         wait "$lpid"
         check_alive "$which" && break
     done
-    rate=$(bench_kv msgs_per_s "$(cat "$tmp/perf-load.out")")
-    SYS_PER_MSG=$(bench_div "${count:-x}" "${rate:-0}" "$(bench_div 1 "$pwin" 1 %.6f)" %.2f)
+    D_RATE=$(bench_kv msgs_per_s "$(cat "$tmp/perf-load.out")")
+}
+
+# syscalls_per_msg WHICH CONNS BYTES -> sets SYS_PER_MSG: server syscalls per
+# message (or n/a)
+syscalls_per_msg() {
+    during_load "$1" "$2" "$3" bench_perf_syscalls
+    SYS_PER_MSG=$(bench_div "${D_OUT:-x}" "${D_RATE:-0}" "$(bench_div 1 "$PWIN" 1 %.6f)" %.2f)
+}
+
+# tcp_share WHICH CONNS BYTES -> sets TCP_SHARE: the share of the server's CPU
+# spent in the kernel's socket work (bench/common/cpu_split.py), or n/a
+tcp_share() {
+    during_load "$1" "$2" "$3" bench_cpu_split
+    TCP_SHARE=${D_OUT:-n/a}
 }
 
 # num FMT VALUE: printf FMT, or n/a (same width) when VALUE is not a number
@@ -277,19 +298,30 @@ for wl in $WORKLOADS; do
         awk -v x="$lc" 'BEGIN { exit !(x > 90) }' && saturated=1
     done
     a_sys=n/a b_sys=n/a
-    if [ "$perf_on" = 1 ]; then
+    if [ "$perf_on" = 1 ] && [ "$SYSCALLS" = 1 ]; then
         syscalls_per_msg A "$conns" "$bytes"
         a_sys=$SYS_PER_MSG
         syscalls_per_msg B "$conns" "$bytes"
         b_sys=$SYS_PER_MSG
         bench_log "  syscalls/msg: $A_NAME $a_sys | epoll $b_sys"
     fi
+    a_tcp=n/a b_tcp=n/a floor=n/a
+    if [ "$perf_on" = 1 ] && [ "$SPLIT" = 1 ]; then
+        tcp_share A "$conns" "$bytes"
+        a_tcp=$TCP_SHARE
+        tcp_share B "$conns" "$bytes"
+        b_tcp=$TCP_SHARE
+        floor=$(bench_div "$(bench_div "$a_tcp" 1 "$(bench_median "${a_us[@]}")" %.4f)" \
+            "$(bench_median "${b_us[@]}")" 1 %.4f)
+        bench_log "  socket work: $A_NAME $a_tcp | epoll $b_tcp of the CPU; floor $floor"
+    fi
     rows+=("$(printf '%-14s' "$name")$(num ' %13.0f' "$(bench_median "${a_rate[@]}")")$(
         num ' %13.0f' "$(bench_median "${b_rate[@]}")")$(num ' %6.2f' "$(bench_median "${ratio[@]}")")$(
         num ' %12.2f' "$(bench_median "${a_us[@]}")")$(num ' %12.2f' "$(bench_median "${b_us[@]}")")$(
         num ' %6.2f' "$(bench_median "${cpu_ratio[@]}")")$(num ' %13.2f' "$a_sys")$(
         num ' %13.2f' "$b_sys")$(num ' %5.0f' "$(bench_median "${a_lc[@]}")")/$(
-        num '%-3.0f' "$(bench_median "${b_lc[@]}")")")
+        num '%-3.0f' "$(bench_median "${b_lc[@]}")")$(num ' %4.0f' "$(bench_div "$a_tcp" 1 100 %.1f)")/$(
+        num '%-3.0f' "$(bench_div "$b_tcp" 1 100 %.1f)")$(num ' %6.2f' "$floor")")
 done
 
 if [ "$SELFTEST" = 1 ]; then
@@ -308,9 +340,14 @@ report() {
     echo "# CPU ratio < 1: $A_NAME spends less CPU per message. sys/msg: server syscalls"
     echo "# per message (perf raw_syscalls:sys_enter, separate run). load%: echo_load's own"
     echo "# CPU use ($A_NAME/epoll runs); near 100 means the load generator is the bottleneck."
-    printf '%-14s %13s %13s %6s %12s %12s %6s %13s %13s %9s\n' workload "$A_NAME msgs/s" \
+    echo "# tcp%: the share of each server's CPU in the kernel's socket work (tcp_sendmsg and"
+    echo "# tcp_recvmsg call stacks: copies, TCP/IP, the peer's receive path that loopback runs"
+    echo "# in the sender), sampled with perf in a separate run. floor: $A_NAME's tcp% x its"
+    echo "# us/msg over epoll's us/msg, the CPU ratio $A_NAME would reach if everything else"
+    echo "# it does (event loop, io_uring, user space) cost nothing."
+    printf '%-14s %13s %13s %6s %12s %12s %6s %13s %13s %9s %8s %6s\n' workload "$A_NAME msgs/s" \
         "epoll msgs/s" ratio "$A_NAME us/msg" "epoll us/msg" "CPU r" "$A_NAME sys/msg" \
-        "epoll sys/msg" "load%"
+        "epoll sys/msg" "load%" "tcp%" floor
     printf '%s\n' "${rows[@]}"
     [ "$restarts" -gt 0 ] && echo "# a server was killed from outside (SIGKILL) $restarts time(s) and restarted; those runs were repeated"
     if [ -s "$tmp/error.log" ]; then

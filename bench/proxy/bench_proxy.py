@@ -26,11 +26,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "common"))
 import benchlib as bl  # noqa: E402
+import cpu_split  # noqa: E402
 
 ECHO_SRC = os.path.join(HERE, "..", "echo")
 
@@ -61,7 +63,7 @@ worker_processes: 1
 worker_cpu_affinity: [{bl.SERVER_CPU}]
 pid: {self.tmp}/zerg-{self.listen}.pid
 error_log: {{ path: {self.tmp}/zerg-{self.listen}.log, level: warn }}
-uring: {{ send_zc_threshold: {self.args.zerg_zc} }}
+uring: {{ send_zc_threshold: {self.args.zerg_zc}{self.args.zerg_uring} }}
 servers:
   - listen: ["127.0.0.1:{self.listen}"]
     module: proxy
@@ -138,6 +140,26 @@ def measure(proxy, fn):
     return {"ops": ops, "bytes": nbytes, "secs": dt, "cpu": cpu, "syscalls": sys_n}
 
 
+def socket_share(proxy, fn, seconds=2.0):
+    """The share of the proxy's CPU in the kernel's socket work
+    (bench/common/cpu_split.py), sampled for `seconds` from 0.5 s into a
+    separate load fn(); None when perf cannot sample it."""
+    failed = []
+
+    def load():
+        try:
+            fn()
+        except RuntimeError as e:
+            failed.append(e)
+
+    t = threading.Thread(target=load)
+    t.start()
+    time.sleep(0.5)
+    r = cpu_split.split(bl.tree_pids(proxy.proc.pid), seconds)
+    t.join()
+    return None if failed or r is None else r[0]
+
+
 def redis_load(port, test, args):
     r = subprocess.run(bl.pinned(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c",
                                   "50", "-n", str(args.requests), "-t", test, "-q", "--csv"],
@@ -178,6 +200,9 @@ def main():
     ap.add_argument("--requests", type=int, default=200000)
     ap.add_argument("--only", default="redis_get,redis_set,echo,iperf")
     ap.add_argument("--out")
+    ap.add_argument("--no-split", action="store_true",
+                    help="skip the separate run that samples each proxy's call stacks "
+                         "(tcp%% and floor columns)")
     ap.add_argument("--zerg-zc", default="0",
                     help="zerg's uring.send_zc_threshold (0: off; loopback gains nothing from it)")
     ap.add_argument("--epoll-echo", default=os.environ.get("EPOLL_ECHO"),
@@ -186,7 +211,11 @@ def main():
     ap.add_argument("--echo-load", default=os.environ.get("ECHO_LOAD"),
                     help="bench/echo's echo_load (default: BUILD/bench/echo/echo_load next "
                          "to --zerg, else compiled from bench/echo/echo_load.c)")
+    ap.add_argument("--zerg-uring", default="",
+                    help="more keys for zerg's uring map, e.g. 'batch_size: 64'")
     args = ap.parse_args()
+    if args.zerg_uring:
+        args.zerg_uring = ", " + args.zerg_uring
     args.zerg = os.path.abspath(args.zerg)
     args.modules = os.path.abspath(args.modules)
 
@@ -248,6 +277,11 @@ def main():
                         print(f"  round {rnd + 1} {load:9} {n:8} ops {r['ops']:>9} "
                               f"bytes {r['bytes']:>12} secs {r['secs']:6.2f} cpu {r['cpu']:6.2f} "
                               f"syscalls {r['syscalls']}", flush=True)
+                if not args.no_split and load != "iperf" and bl.perf_ok():
+                    for n, p in proxies:
+                        results[(load, n, "tcp")] = socket_share(p, lambda: fn(p.listen))
+                        print(f"  socket work {load:9} {n:8} {results[(load, n, 'tcp')]}",
+                              flush=True)
             finally:
                 for _, p in proxies:
                     p.stop()
@@ -256,7 +290,7 @@ def main():
             bl.stop(b)
 
     lines = ["", f"{'load':10} {'proxy':8} {'throughput':>16} {'CPU/op':>12} {'CPU/GB':>10}"
-             f" {'sys/op':>7} {'vs haproxy (tput, cpu)':>24}"]
+             f" {'sys/op':>7} {'vs haproxy (tput, cpu)':>24} {'tcp%':>5} {'floor':>6}"]
     for load in only:
         base = None
         for n, _ in kinds:
@@ -284,9 +318,17 @@ def main():
                 txt = f"{row[0]:11.0f} op/s {row[1]:9.2f} µs {'':>10}"
             sysop = f"{row[2]:7.2f}" if row[2] is not None else f"{'-':>7}"
             ratio = f"{row[0] / base[0]:6.2f}x {row[1] / base[1]:6.2f}x" if base else ""
-            lines.append(f"{load:10} {n:8} {txt} {sysop} {ratio:>24}")
+            tcp = results.get((load, n, "tcp"))
+            split = f"{tcp * 100:5.0f}" if tcp is not None else f"{'-':>5}"
+            floor = f"{tcp * row[1] / base[1]:5.2f}x" if tcp is not None and base else f"{'-':>6}"
+            lines.append(f"{load:10} {n:8} {txt} {sysop} {ratio:>24} {split} {floor}")
     lines.append("(CPU: proxy utime+stime over its process tree; median of "
                  f"{args.rounds} rounds; proxy on CPU 0, load and backends on CPU 1)")
+    if not args.no_split:
+        lines.append("(tcp%: the share of the proxy's CPU in the kernel's socket work, tcp_sendmsg "
+                     "and tcp_recvmsg call stacks, sampled with perf in a separate run; floor: "
+                     "tcp% x its CPU/op over HAProxy's, the CPU ratio it would reach if "
+                     "everything else it does cost nothing)")
     bl.report("\n".join(lines), args.out)
     shutil.rmtree(tmp, ignore_errors=True)
 
