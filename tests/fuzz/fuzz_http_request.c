@@ -3,8 +3,9 @@
  * the module's on_data through the mock core of tests/unit/http_mock.c.
  * Besides memory safety, the answers must form a valid HTTP/1.1 response
  * stream (checked by llhttp in response mode), nothing may be written after
- * a close, and nothing outside the static root may be served. The first
- * input byte picks the piece sizes. */
+ * a close, nothing outside the static root may be served, and each access
+ * log line must be one line with the format's quotes only (checked by the
+ * mock core). The first input byte picks the piece sizes. */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>

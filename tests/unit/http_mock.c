@@ -252,6 +252,51 @@ static const char *m_metrics(zerg_worker *w, size_t *len)
     return text.buf;
 }
 
+/* The access log: lines are checked as they are committed, then dropped. A
+ * line is one line of printable ASCII (the module escapes what a client
+ * sent), its '"' only the format's own. */
+struct zerg_logfile {
+    char buf[1 << 16];
+    size_t cap;
+    size_t need; /* of the last reserve */
+};
+static zerg_logfile mock_logfile;
+size_t mock_log_lines;
+char mock_log_last[4096];
+static size_t mock_log_quotes; /* '"' in the format */
+
+static zerg_logfile *m_logfile_open(zerg_worker *w, const char *path, size_t buffer,
+                                    uint64_t flush_ms)
+{
+    TEST_CHECK(buffer <= sizeof(mock_logfile.buf), "access log buffer %zu", buffer);
+    mock_logfile.cap = buffer;
+    return &mock_logfile;
+}
+static char *m_logfile_reserve(zerg_logfile *lf, size_t need)
+{
+    TEST_CHECK(need <= lf->cap / 2, "log line room %zu over half the buffer %zu", need, lf->cap);
+    lf->need = need;
+    return lf->buf;
+}
+static void m_logfile_commit(zerg_logfile *lf, size_t n)
+{
+    TEST_CHECK(n > 0 && n <= lf->need, "log line of %zu bytes in %zu", n, lf->need);
+    TEST_CHECK(lf->buf[n - 1] == '\n', "log line without its newline");
+    size_t quotes = 0;
+    for (size_t i = 0; i + 1 < n; i++) {
+        unsigned char ch = (unsigned char)lf->buf[i];
+        TEST_CHECK(ch >= 0x20 && ch < 0x7f, "log line with byte 0x%02x at %zu: %.*s", ch, i, (int)n,
+                   lf->buf);
+        quotes += ch == '"';
+    }
+    TEST_CHECK(quotes == mock_log_quotes, "log line with %zu '\"' (format: %zu): %.*s", quotes,
+               mock_log_quotes, (int)n, lf->buf);
+    mock_log_lines++;
+    size_t keep = n < sizeof(mock_log_last) ? n : sizeof(mock_log_last) - 1;
+    memcpy(mock_log_last, lf->buf, keep);
+    mock_log_last[keep] = 0;
+}
+
 static zerg_api mapi = {
     .abi_version = ZERG_ABI_VERSION,
     .struct_size = sizeof(zerg_api),
@@ -292,6 +337,9 @@ static zerg_api mapi = {
     .abort = m_abort,
     .text_printf = m_text_printf,
     .metrics = m_metrics,
+    .logfile_open = m_logfile_open,
+    .logfile_reserve = m_logfile_reserve,
+    .logfile_commit = m_logfile_commit,
 };
 
 void mock_run_ops(void)
@@ -341,6 +389,19 @@ void mock_setup(void)
         l[i].match_len = strlen(l[i].match);
     }
     mock_srv->client_max_body_size = 100;
+    static const char log_format[] =
+        "$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent "
+        "\"$http_referer\" \"$http_user_agent\" $host $request_uri $request_method "
+        "$server_protocol $time_iso8601 $msec $request_time $upstream_addr $upstream_status "
+        "$upstream_response_time";
+    http_access_log_conf *al = &mock_srv->access_log;
+    al->path = "mock-access.log";
+    al->format = HTTP_LOG_CUSTOM;
+    al->buffer = 1 << 16;
+    TEST_CHECK(http_tmpl_parse(&cx, NULL, log_format, &al->tmpl, HTTP_TMPL_LOG, "log") == 0,
+               "access log format");
+    for (const char *q = log_format; (q = strchr(q, '"')); q++)
+        mock_log_quotes++;
     TEST_CHECK(zerg_module_info.conf_done(&cx, NULL, mock_srv) == 0 && cx.errors == 0,
                "conf_done failed");
     zerg_module_info.worker_init(&mock_worker);

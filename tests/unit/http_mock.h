@@ -36,10 +36,14 @@ extern zerg_worker mock_worker;
 extern http_srv *mock_srv;  /* the server block mock_setup builds */
 extern int mock_ring_opens; /* opens the module asked the core for */
 extern char mock_docroot[]; /* its static root, with files made by mock_setup */
+extern size_t mock_log_lines;    /* access log lines written */
+extern char mock_log_last[4096]; /* the last one (cut to fit) */
 
 /* Load the module and build one server block: =/hello (return 200),
  * /status, / (static, in a fresh temp folder), =/nocontent (204) and =/big
- * (10000 bytes); client_max_body_size 100. */
+ * (10000 bytes); client_max_body_size 100; an access log in a format with
+ * every variable, whose lines the mock checks (one line of printable ASCII,
+ * no '"' but the format's) and counts in mock_log_lines. */
 void mock_setup(void);
 void mock_teardown(void); /* removes the temp folder */
 

@@ -196,6 +196,27 @@ Test(proto, head_and_204)
     mock_conn_free(c);
 }
 
+/* mock_setup's access log has every variable; the mock checks each line is
+ * one line of printable ASCII with only the format's quotes. */
+Test(proto, access_log_line_escapes_what_the_client_sent)
+{
+    zerg_conn *c = mock_conn_new();
+    size_t before = mock_log_lines;
+    feeds(c, "GET /hello HTTP/1.1\r\nHost: a\r\nUser-Agent: evil\" \xff\r\n"
+             "Referer: x\\y\r\n\r\n");
+    cr_assert_eq(status_of(c), 200);
+    cr_assert_eq(mock_log_lines, before + 1);
+    cr_assert(strstr(mock_log_last, "\"GET /hello HTTP/1.1\" 200 13 \"x\\x5Cy\" "
+                                    "\"evil\\x22 \\xFF\" a /hello GET HTTP/1.1 "),
+              "%s", mock_log_last);
+    cr_assert(strstr(mock_log_last, " 0.000 - - -\n"), "no upstream: %s", mock_log_last);
+    feeds(c, "GET /\x01 HTTP/1.1\r\n\r\n"); /* refused: logged too, as nginx does */
+    cr_assert_eq(status_of(c), 200);        /* the first answer; the 400 follows it */
+    cr_assert(strstr(c->out, "400 Bad Request"));
+    cr_assert_eq(mock_log_lines, before + 2);
+    mock_conn_free(c);
+}
+
 Test(proto, static_files)
 {
     mock_srv->file_mmap_max = 0; /* the streaming path (integration tests cover mmap) */
