@@ -37,7 +37,7 @@ FREQ = 997
 def _stacks(script_out):
     """Yields each sample's frames (function names) from `perf script -F sym`."""
     for block in script_out.split("\n\n"):
-        frames = [line.split(None, 1)[-1] for line in block.splitlines() if line.strip()]
+        frames = [line.split(None, 1)[-1].strip() for line in block.splitlines() if line.strip()]
         if frames:
             yield frames
 
@@ -63,7 +63,7 @@ def split(pids, seconds):
     samples = socket_work = 0
     for frames in _stacks(out):
         samples += 1
-        if any(f.strip() in SOCKET_WORK for f in frames):
+        if any(f in SOCKET_WORK for f in frames):
             socket_work += 1
     return (socket_work / samples, samples) if samples else None
 

@@ -400,6 +400,7 @@ void mock_setup(void)
     al->buffer = 1 << 16;
     TEST_CHECK(http_tmpl_parse(&cx, NULL, log_format, &al->tmpl, HTTP_TMPL_LOG, "log") == 0,
                "access log format");
+    mock_log_quotes = 0; /* counted anew: a second mock_setup must not add to it */
     for (const char *q = log_format; (q = strchr(q, '"')); q++)
         mock_log_quotes++;
     TEST_CHECK(zerg_module_info.conf_done(&cx, NULL, mock_srv) == 0 && cx.errors == 0,

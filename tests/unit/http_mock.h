@@ -33,9 +33,9 @@ struct zerg_conf_ctx {
 
 extern const zerg_module zerg_module_info;
 extern zerg_worker mock_worker;
-extern http_srv *mock_srv;  /* the server block mock_setup builds */
-extern int mock_ring_opens; /* opens the module asked the core for */
-extern char mock_docroot[]; /* its static root, with files made by mock_setup */
+extern http_srv *mock_srv;       /* the server block mock_setup builds */
+extern int mock_ring_opens;      /* opens the module asked the core for */
+extern char mock_docroot[];      /* its static root, with files made by mock_setup */
 extern size_t mock_log_lines;    /* access log lines written */
 extern char mock_log_last[4096]; /* the last one (cut to fit) */
 
