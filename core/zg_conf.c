@@ -425,8 +425,8 @@ static void set_defaults(zg_config *cfg)
         .sqpoll_cpu = -1,
         .incremental = "auto",
         .fixed_files = 1,
-        .batch_wait_usec = 50,
-        .batch_size = 32,
+        .batch_wait_usec = 100,
+        .batch_size = 64,
     };
 }
 

@@ -386,6 +386,7 @@ static void recv_complete(zg_conn *c, struct io_uring_cqe *cqe)
             return;
         }
         w->stats.bytes_in += (uint64_t)res;
+        zg_busy_note(w, c);
         if (c->flags & (ZG_C_CLOSING | ZG_C_CLOSE_WANT)) {
             /* input after close: dropped */
         } else if ((c->flags & (ZG_C_PAUSE_MOD | ZG_C_PAUSE_OUT)) || c->in_held.head) {

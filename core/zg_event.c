@@ -157,6 +157,8 @@ int zg_event_init(zg_worker *w)
     zg_pool_init(&w->file_ops, sizeof(zg_file_op), 0);
     w->now_ms = zg_monotonic_ms();
     w->unix_time = time(NULL);
+    w->busy.epoch = 1; /* a new connection's 0 is no window's */
+    w->busy.since_ms = w->now_ms;
     zg_timers_init(&w->timers, w->now_ms);
 
     sigset_t set;
@@ -403,6 +405,7 @@ static void update_clock(zg_worker *w)
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     w->now_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
     w->unix_time = time(NULL);
+    zg_busy_roll(w);
 }
 
 /* Settle what waits for the end of the turn: flushes, closes, buffers. */
@@ -455,11 +458,17 @@ static int enter_batched(zg_worker *w, unsigned wait_nr, struct __kernel_timespe
  * clients through the proxy, waiting for a quarter or half of their
  * connections: 5-18% more CPU per request than plain waits). So a turn
  * waits for half of the open connections, at most batch_size, and only from
- * ZG_BATCH_MIN_CONNS connections on. */
-unsigned zg_batch_target(const zg_uring_conf *u, uint64_t conns_active)
+ * ZG_BATCH_MIN_CONNS connections on. Those are the busy connections, the
+ * ones that received in the last few milliseconds, not the open ones: 10
+ * redis clients through the proxy beside 100 idle ones were served 24%
+ * fewer requests while turns waited for half of the open connections. And
+ * where the last turn found only a few completions, the load is light, a
+ * batch would not fill, and waiting for it would only add batch_wait_usec
+ * to each request; such a turn waits for one. */
+unsigned zg_batch_target(const zg_uring_conf *u, uint64_t busy_conns, unsigned last_events)
 {
-    uint64_t nr = conns_active / 2;
-    if (!u->batch_wait_usec || conns_active < ZG_BATCH_MIN_CONNS)
+    uint64_t nr = busy_conns / 2;
+    if (!u->batch_wait_usec || busy_conns < ZG_BATCH_MIN_CONNS || last_events < ZG_BATCH_MIN_EVENTS)
         return 0;
     if (nr > (uint64_t)u->batch_size)
         nr = (uint64_t)u->batch_size;
@@ -469,7 +478,8 @@ unsigned zg_batch_target(const zg_uring_conf *u, uint64_t conns_active)
 static int submit_and_wait(zg_worker *w, int64_t wait_ms)
 {
     struct __kernel_timespec ts = {.tv_sec = wait_ms / 1000, .tv_nsec = (wait_ms % 1000) * 1000000};
-    unsigned nr = w->batch_wait_ok ? zg_batch_target(&w->cfg->uring, w->stats.conns_active) : 0;
+    unsigned nr =
+        w->batch_wait_ok ? zg_batch_target(&w->cfg->uring, zg_busy_conns(w), w->turn_events) : 0;
     if (nr) {
         int rc = enter_batched(w, nr, wait_ms >= 0 ? &ts : NULL,
                                (unsigned)w->cfg->uring.batch_wait_usec);
@@ -496,10 +506,12 @@ static int run_turn(zg_worker *w, int64_t wait_ms)
     }
     update_clock(w);
     unsigned n;
+    w->turn_events = 0;
     while ((n = io_uring_peek_batch_cqe(&w->ring, cqes, ZG_ARRAY_SIZE(cqes))) > 0) {
         for (unsigned i = 0; i < n; i++)
             dispatch(w, cqes[i]);
         io_uring_cq_advance(&w->ring, n);
+        w->turn_events += n;
         if (n < ZG_ARRAY_SIZE(cqes))
             break;
     }

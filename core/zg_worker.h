@@ -113,6 +113,7 @@ struct zerg_conn {
     struct sockaddr_storage local; /* filled by the first api->conn_local */
     socklen_t local_len;
     const zg_listener *listener; /* accepted connections: where they came in */
+    uint32_t busy_epoch;         /* the busy window it last received in */
     _Alignas(16) unsigned char ctx[];
 };
 
@@ -122,6 +123,17 @@ typedef struct zg_file_op {
     void *arg;
     struct zerg_conn *owner;
 } zg_file_op;
+
+/* How many connections received in the current and in the last window of
+ * ZG_BUSY_WINDOW_MS: the busy ones, by which a turn's batched wait is sized
+ * (zg_event.c). A connection counts once per window. */
+#define ZG_BUSY_WINDOW_MS 10
+typedef struct zg_busy {
+    uint32_t epoch; /* the current window's number */
+    uint32_t now;   /* connections that received in it so far */
+    uint32_t last;  /* in the window before it (0 when that was idle) */
+    uint64_t since_ms;
+} zg_busy;
 
 struct zerg_worker {
     struct io_uring ring;
@@ -145,9 +157,11 @@ struct zerg_worker {
     struct signalfd_siginfo siginfo;
     int draining, exiting;
     zerg_timer shutdown_timer;
-    int zc_ok;         /* SEND_ZC supported */
-    int fd_install_ok; /* IORING_OP_FIXED_FD_INSTALL (6.8): reset fixed sockets */
-    int batch_wait_ok; /* min_wait_usec of IORING_ENTER_EXT_ARG (6.12) */
+    int zc_ok;            /* SEND_ZC supported */
+    int fd_install_ok;    /* IORING_OP_FIXED_FD_INSTALL (6.8): reset fixed sockets */
+    int batch_wait_ok;    /* min_wait_usec of IORING_ENTER_EXT_ARG (6.12) */
+    unsigned turn_events; /* completions the last loop turn handled */
+    zg_busy busy;
     uint32_t max_conns;
     uint32_t ring_flags;
     zerg_text metrics_text; /* api->metrics' last answer */
@@ -165,10 +179,37 @@ void zg_event_loop(zg_worker *w);
  * sees its on_close and log file writes are done. */
 void zg_event_close_all(zg_worker *w, uint64_t within_ms);
 /* The completions a loop turn waits for with uring.batch_wait_usec, or 0 for
- * a plain wait for one: half of the open connections, at most batch_size,
- * and none below ZG_BATCH_MIN_CONNS connections. */
-#define ZG_BATCH_MIN_CONNS 64
-unsigned zg_batch_target(const zg_uring_conf *u, uint64_t conns_active);
+ * a plain wait for one: half of the busy connections, at most batch_size;
+ * none below ZG_BATCH_MIN_CONNS busy connections, nor after a turn that
+ * handled fewer than ZG_BATCH_MIN_EVENTS completions (light load). */
+#define ZG_BATCH_MIN_CONNS  64
+#define ZG_BATCH_MIN_EVENTS 8
+unsigned zg_batch_target(const zg_uring_conf *u, uint64_t busy_conns, unsigned last_events);
+/* A connection received: count it busy in this window. */
+static inline void zg_busy_note(zg_worker *w, zg_conn *c)
+{
+    if (c->busy_epoch != w->busy.epoch) {
+        c->busy_epoch = w->busy.epoch;
+        w->busy.now++;
+    }
+}
+/* Start a new window once the current one is over (by w->now_ms); one that
+ * ended long ago says nothing of now. */
+static inline void zg_busy_roll(zg_worker *w)
+{
+    uint64_t age = w->now_ms - w->busy.since_ms;
+    if (age < ZG_BUSY_WINDOW_MS)
+        return;
+    w->busy.last = age < 2 * ZG_BUSY_WINDOW_MS ? w->busy.now : 0;
+    w->busy.now = 0;
+    w->busy.epoch++;
+    w->busy.since_ms = w->now_ms;
+}
+/* Busy connections by the current and the last window. */
+static inline uint32_t zg_busy_conns(const zg_worker *w)
+{
+    return w->busy.now > w->busy.last ? w->busy.now : w->busy.last;
+}
 struct io_uring_sqe *zg_sqe(zg_worker *w);
 void zg_arm_accept(zg_worker *w, zg_listener *l);
 void zg_worker_drain(zg_worker *w);

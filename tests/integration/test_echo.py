@@ -303,6 +303,24 @@ class EchoTest(unittest.TestCase):
                 self.assertEqual(zgtest.recv_exact(s, 1, timeout=10), b"x")
                 s.close()
 
+    def test_idle_connections_do_not_hold_up_a_busy_one(self):
+        """Batched waits are sized by the busy connections, not the open
+        ones: one client among 120 idle ones gets its answers at once, not
+        after batch_wait_usec (20 ms here) each."""
+        with Zerg(echo_conf("uring: { batch_wait_usec: 20000, batch_size: 64 }")) as z:
+            idle = [socket.create_connection(("127.0.0.1", z.ports[0])) for _ in range(120)]
+            s = socket.create_connection(("127.0.0.1", z.ports[0]))
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.assertEqual(roundtrip(s, b"warm"), b"warm")
+            t0 = time.monotonic()
+            for i in range(50):
+                msg = b"%08d" % i
+                self.assertEqual(roundtrip(s, msg), msg)
+            took = time.monotonic() - t0
+            self.assertLess(took, 0.5, "50 round trips took %.3f s" % took)
+            for c in idle + [s]:
+                c.close()
+
     def test_idle_timeout_closes(self):
         with Zerg(echo_conf(idle="300ms")) as z:
             s = socket.create_connection(("127.0.0.1", z.ports[0]))

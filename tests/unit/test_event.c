@@ -1,8 +1,12 @@
 /* tests/unit/test_event.c - Criterion tests of the event loop's waiting
- * policy: how many completions a turn waits for (zg_batch_target). */
+ * policy: how many completions a turn waits for (zg_batch_target), and the
+ * count of busy connections it is sized by (zg_busy_*). */
 #include <criterion/criterion.h>
 
 #include "zg_worker.h"
+
+/* a turn that handled enough completions for the load to count as heavy */
+#define HEAVY ZG_BATCH_MIN_EVENTS
 
 static zg_uring_conf conf(int64_t wait_usec, int64_t size)
 {
@@ -16,31 +20,89 @@ Test(batch, few_connections_wait_for_one)
 {
     zg_uring_conf u = conf(50, 32);
     for (uint64_t n = 0; n < ZG_BATCH_MIN_CONNS; n++)
-        cr_assert_eq(zg_batch_target(&u, n), 0, "%llu connections: a plain wait",
+        cr_assert_eq(zg_batch_target(&u, n, 1000), 0, "%llu connections: a plain wait",
                      (unsigned long long)n);
 }
 
 Test(batch, half_of_the_connections)
 {
     zg_uring_conf u = conf(50, 100);
-    cr_assert_eq(zg_batch_target(&u, 64), 32);
-    cr_assert_eq(zg_batch_target(&u, 101), 50);
-    cr_assert_eq(zg_batch_target(&u, 199), 99);
+    cr_assert_eq(zg_batch_target(&u, 64, HEAVY), 32);
+    cr_assert_eq(zg_batch_target(&u, 101, HEAVY), 50);
+    cr_assert_eq(zg_batch_target(&u, 199, HEAVY), 99);
 }
 
 Test(batch, at_most_batch_size)
 {
     zg_uring_conf u = conf(50, 32);
-    cr_assert_eq(zg_batch_target(&u, 64), 32);
-    cr_assert_eq(zg_batch_target(&u, 100000), 32);
+    cr_assert_eq(zg_batch_target(&u, 64, HEAVY), 32);
+    cr_assert_eq(zg_batch_target(&u, 100000, HEAVY), 32);
     u = conf(50, 8);
-    cr_assert_eq(zg_batch_target(&u, 100), 8);
+    cr_assert_eq(zg_batch_target(&u, 100, HEAVY), 8);
+}
+
+Test(batch, after_a_light_turn_wait_for_one)
+{
+    zg_uring_conf u = conf(50, 32);
+    for (unsigned e = 0; e < ZG_BATCH_MIN_EVENTS; e++)
+        cr_assert_eq(zg_batch_target(&u, 1000, e), 0, "a turn of %u completions: a plain wait", e);
+    cr_assert_eq(zg_batch_target(&u, 1000, ZG_BATCH_MIN_EVENTS), 32);
 }
 
 Test(batch, off)
 {
     zg_uring_conf u = conf(0, 32);
-    cr_assert_eq(zg_batch_target(&u, 1000), 0, "batch_wait_usec 0 turns it off");
+    cr_assert_eq(zg_batch_target(&u, 1000, HEAVY), 0, "batch_wait_usec 0 turns it off");
     u = conf(50, 1);
-    cr_assert_eq(zg_batch_target(&u, 1000), 0, "batch_size 1 is a plain wait");
+    cr_assert_eq(zg_batch_target(&u, 1000, HEAVY), 0, "batch_size 1 is a plain wait");
+}
+
+static zg_worker w;
+static zg_conn conns[3];
+
+static void busy_setup(void)
+{
+    memset(&w, 0, sizeof(w));
+    memset(conns, 0, sizeof(conns));
+    w.now_ms = w.busy.since_ms = 1000;
+    w.busy.epoch = 1;
+}
+
+static void at(uint64_t ms)
+{
+    w.now_ms = 1000 + ms;
+    zg_busy_roll(&w);
+}
+
+Test(busy, a_connection_counts_once_per_window, .init = busy_setup)
+{
+    zg_busy_note(&w, &conns[0]);
+    zg_busy_note(&w, &conns[0]);
+    zg_busy_note(&w, &conns[1]);
+    cr_assert_eq(zg_busy_conns(&w), 2);
+    at(ZG_BUSY_WINDOW_MS - 1);
+    zg_busy_note(&w, &conns[1]);
+    cr_assert_eq(zg_busy_conns(&w), 2, "still the same window");
+}
+
+Test(busy, the_last_window_counts_until_the_next_ends, .init = busy_setup)
+{
+    for (int i = 0; i < 3; i++)
+        zg_busy_note(&w, &conns[i]);
+    at(ZG_BUSY_WINDOW_MS);
+    cr_assert_eq(w.busy.now, 0);
+    cr_assert_eq(zg_busy_conns(&w), 3, "a new window starts from the last one's count");
+    zg_busy_note(&w, &conns[0]);
+    cr_assert_eq(w.busy.now, 1, "counted again in the new window");
+    cr_assert_eq(zg_busy_conns(&w), 3);
+    at(2 * ZG_BUSY_WINDOW_MS);
+    cr_assert_eq(zg_busy_conns(&w), 1, "the window before held only one");
+}
+
+Test(busy, an_idle_stretch_forgets, .init = busy_setup)
+{
+    for (int i = 0; i < 3; i++)
+        zg_busy_note(&w, &conns[i]);
+    at(5 * ZG_BUSY_WINDOW_MS);
+    cr_assert_eq(zg_busy_conns(&w), 0, "a window that ended long ago says nothing of now");
 }
