@@ -3,10 +3,15 @@
 and nginx stream (one worker), in one run, per shared/BENCHMARKING.md: each
 proxy on CPU 0, load generators and backends on CPU 1, rounds alternating
 A B C, median of the rounds; reports throughput and proxy CPU per request /
-per message / per GB, with ratios to HAProxy.
+per message / per GB, with ratios to HAProxy taken round by round (each
+round's figure over HAProxy's in the same round, then the median), the
+range of the CPU ratios, and each proxy's context switches per operation.
+Syscalls are counted (perf) in the untimed warm-up only: the tracepoint
+costs every syscall, and HAProxy makes fifty times as many as zerg.
 
   python3 bench/proxy/bench_proxy.py --zerg BUILD/zerg --modules BUILD/build-modules
         [--rounds 3] [--seconds 10] [--requests 200000] [--out results.txt]
+        [--zerg-base OTHER/zerg]   # a second build in the same rounds (A/B)
 
 The echo load uses bench/echo's programs: epoll_echo as the backend and
 echo_load (64 connections, 64-byte messages, one in flight per connection).
@@ -54,10 +59,14 @@ class Proxy:
 
 
 class Zerg(Proxy):
+    def binary(self):
+        return self.args.zerg, self.args.modules
+
     def command(self):
+        zerg, modules = self.binary()
         c = os.path.join(self.tmp, f"zerg-{self.listen}.yaml")
         with open(c, "w") as f:
-            f.write(f"""modules_path: {self.args.modules}
+            f.write(f"""modules_path: {modules}
 load_modules: [proxy]
 worker_processes: 1
 worker_cpu_affinity: [{bl.SERVER_CPU}]
@@ -72,7 +81,15 @@ servers:
         servers: ["127.0.0.1:{self.backend}"]
       idle_timeout: 10m
 """)
-        return [self.args.zerg, "-c", c]
+        return [zerg, "-c", c]
+
+
+class ZergBase(Zerg):
+    """A second zerg build (--zerg-base) in the same rounds, to compare two
+    builds as fairly as this noisy machine allows."""
+
+    def binary(self):
+        return self.args.zerg_base, self.args.modules_base
 
 
 class HAProxy(Proxy):
@@ -125,19 +142,47 @@ stream {{
         return "--with-stream " in v + " " or os.path.exists(cls.MODULE)
 
 
+def switches(pids):
+    """Context switches (voluntary + involuntary) of every thread of pids: a
+    proxy's sleeps, read from /proc without disturbing it."""
+    n = 0
+    for pid in pids:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/status") as f:
+                    n += sum(int(l.split()[1]) for l in f if "ctxt_switches:" in l)
+            except (OSError, ValueError, IndexError):
+                continue
+    return n
+
+
 def measure(proxy, fn):
     """Runs fn() (returns ops, bytes) with the proxy up; returns a result dict
-    with the proxy's CPU seconds and, where perf works, its syscalls."""
-    perf = bl.perf_start(bl.tree_pids(proxy.proc.pid))
-    if perf:
-        time.sleep(0.2)
+    with the proxy's CPU seconds and context switches. No perf here: its
+    tracepoint costs each syscall, and the proxies differ tenfold in those."""
+    pids = bl.tree_pids(proxy.proc.pid)
+    s0 = switches(pids)
     c0 = bl.tree_cpu_s(proxy.proc.pid)
     t0 = time.monotonic()
     ops, nbytes = fn()
     dt = time.monotonic() - t0
     cpu = bl.tree_cpu_s(proxy.proc.pid) - c0
-    sys_n = bl.perf_count(perf)
-    return {"ops": ops, "bytes": nbytes, "secs": dt, "cpu": cpu, "syscalls": sys_n}
+    return {"ops": ops, "bytes": nbytes, "secs": dt, "cpu": cpu, "switches": switches(pids) - s0}
+
+
+def count_syscalls(proxy, fn):
+    """Syscalls per operation of the proxy over one untimed run of fn() (the
+    warm-up), counted with perf; None where perf cannot."""
+    perf = bl.perf_start(bl.tree_pids(proxy.proc.pid))
+    if perf:
+        time.sleep(0.2)
+    ops, _ = fn()
+    n = bl.perf_count(perf)
+    return n / ops if n is not None and ops else None
 
 
 def socket_share(proxy, fn, seconds=2.0):
@@ -213,11 +258,18 @@ def main():
                          "to --zerg, else compiled from bench/echo/echo_load.c)")
     ap.add_argument("--zerg-uring", default="",
                     help="more keys for zerg's uring map, e.g. 'batch_size: 64'")
+    ap.add_argument("--zerg-base",
+                    help="a second zerg build, measured in the same rounds as zerg-base")
+    ap.add_argument("--modules-base", help="its modules (default: build-modules beside it)")
     args = ap.parse_args()
     if args.zerg_uring:
         args.zerg_uring = ", " + args.zerg_uring
     args.zerg = os.path.abspath(args.zerg)
     args.modules = os.path.abspath(args.modules)
+    if args.zerg_base:
+        args.zerg_base = os.path.abspath(args.zerg_base)
+        args.modules_base = os.path.abspath(args.modules_base or os.path.join(
+            os.path.dirname(args.zerg_base), "build-modules"))
 
     tmp = tempfile.mkdtemp(prefix="bench-proxy-")
     build_echo = os.path.join(os.path.dirname(args.zerg), "bench", "echo")
@@ -243,7 +295,8 @@ def main():
     for port, _ in backends:
         bl.need_port("127.0.0.1", port)
 
-    kinds = [("zerg", Zerg), ("haproxy", HAProxy)]
+    kinds = [("zerg", Zerg)] + ([("zerg-base", ZergBase)] if args.zerg_base else [])
+    kinds.append(("haproxy", HAProxy))
     if Nginx.available():
         kinds.append(("nginx", Nginx))
     else:
@@ -262,8 +315,9 @@ def main():
             try:
                 for n, p in proxies:
                     p.start()
-                    try:
-                        fn(p.listen)  # warm up
+                    try:  # warm up, counting syscalls: never in the timed rounds
+                        sc = count_syscalls(p, lambda: fn(p.listen)) if bl.perf_ok() else None
+                        results[(load, n, "syscalls")] = sc
                     except RuntimeError as e:
                         print(f"  warm-up {load} {n} failed: {e}", flush=True)
                 for rnd in range(args.rounds):
@@ -273,10 +327,11 @@ def main():
                         except RuntimeError as e:
                             print(f"  round {rnd + 1} {load:9} {n:8} FAILED: {e}", flush=True)
                             continue
+                        r["round"] = rnd
                         results.setdefault((load, n), []).append(r)
-                        print(f"  round {rnd + 1} {load:9} {n:8} ops {r['ops']:>9} "
+                        print(f"  round {rnd + 1} {load:9} {n:9} ops {r['ops']:>9} "
                               f"bytes {r['bytes']:>12} secs {r['secs']:6.2f} cpu {r['cpu']:6.2f} "
-                              f"syscalls {r['syscalls']}", flush=True)
+                              f"switches {r['switches']}", flush=True)
                 if not args.no_split and load != "iperf" and bl.perf_ok():
                     for n, p in proxies:
                         results[(load, n, "tcp")] = socket_share(p, lambda: fn(p.listen))
@@ -289,41 +344,52 @@ def main():
         for _, b in backends:
             bl.stop(b)
 
-    lines = ["", f"{'load':10} {'proxy':8} {'throughput':>16} {'CPU/op':>12} {'CPU/GB':>10}"
-             f" {'sys/op':>7} {'vs haproxy (tput, cpu)':>24} {'tcp%':>5} {'floor':>6}"]
+    lines = ["", f"{'load':10} {'proxy':9} {'throughput':>16} {'CPU/op':>12} {'CPU/GB':>10}"
+             f" {'sys/op':>7} {'cs/op':>6} {'vs haproxy (tput, cpu)':>24} {'cpu range':>13}"
+             f" {'tcp%':>5} {'floor':>6}"]
     for load in only:
-        base = None
         for n, _ in kinds:
             rs = results.get((load, n))
             if not rs:
                 continue
-            if load == "iperf":
-                row = (bl.median(r["bytes"] * 8 / r["secs"] / 1e9 for r in rs),
-                       bl.median(r["cpu"] / (r["bytes"] / 1e9) for r in rs))
-            else:
-                row = (bl.median(r["ops"] / r["secs"] for r in rs),
-                       bl.median(r["cpu"] / r["ops"] * 1e6 for r in rs))
-            sc = [r["syscalls"] / r["ops"] for r in rs if r["syscalls"] is not None]
-            row = row + (bl.median(sc) if load != "iperf" else None,)
-            if n == "haproxy":
-                base = row
-            results[(load, n, "row")] = row
+            for r in rs:
+                if load == "iperf":
+                    r["tput"], r["cost"] = r["bytes"] * 8 / r["secs"] / 1e9, r["cpu"] / (r["bytes"] / 1e9)
+                else:
+                    r["tput"], r["cost"] = r["ops"] / r["secs"], r["cpu"] / r["ops"] * 1e6
+            results[(load, n, "row")] = (bl.median(r["tput"] for r in rs),
+                                         bl.median(r["cost"] for r in rs),
+                                         bl.median(r["switches"] / r["ops"] for r in rs))
+        base = {r["round"]: r for r in results.get((load, "haproxy"), [])}
         for n, _ in kinds:
             row = results.get((load, n, "row"))
             if not row:
                 continue
             if load == "iperf":
-                txt = f"{row[0]:11.2f} Gb/s {'':>12} {row[1]:8.3f} s"
+                txt = f"{row[0]:11.2f} Gb/s {'':>12} {row[1]:8.3f} s {'-':>7}"
             else:
-                txt = f"{row[0]:11.0f} op/s {row[1]:9.2f} µs {'':>10}"
-            sysop = f"{row[2]:7.2f}" if row[2] is not None else f"{'-':>7}"
-            ratio = f"{row[0] / base[0]:6.2f}x {row[1] / base[1]:6.2f}x" if base else ""
+                sc = results.get((load, n, "syscalls"))
+                sysop = f"{sc:7.2f}" if sc is not None else f"{'-':>7}"
+                txt = f"{row[0]:11.0f} op/s {row[1]:9.2f} µs {'':>10} {sysop}"
+            # each round's figure over HAProxy's in the same round, then the
+            # median: drift between rounds cancels out
+            paired = [(r["tput"] / base[r["round"]]["tput"], r["cost"] / base[r["round"]]["cost"])
+                      for r in results[(load, n)] if r["round"] in base]
+            cpu_r = [c for _, c in paired]
+            ratio = (f"{bl.median(t for t, _ in paired):6.2f}x {bl.median(cpu_r):6.2f}x"
+                     if paired else "")
+            spread = f"{min(cpu_r):5.2f}-{max(cpu_r):.2f}x" if paired else ""
             tcp = results.get((load, n, "tcp"))
             split = f"{tcp * 100:5.0f}" if tcp is not None else f"{'-':>5}"
-            floor = f"{tcp * row[1] / base[1]:5.2f}x" if tcp is not None and base else f"{'-':>6}"
-            lines.append(f"{load:10} {n:8} {txt} {sysop} {ratio:>24} {split} {floor}")
+            hp = results.get((load, "haproxy", "row"))
+            floor = f"{tcp * row[1] / hp[1]:5.2f}x" if tcp is not None and hp else f"{'-':>6}"
+            lines.append(f"{load:10} {n:9} {txt} {row[2]:6.3f} {ratio:>24} {spread:>13} "
+                         f"{split} {floor}")
     lines.append("(CPU: proxy utime+stime over its process tree; median of "
-                 f"{args.rounds} rounds; proxy on CPU 0, load and backends on CPU 1)")
+                 f"{args.rounds} rounds; proxy on CPU 0, load and backends on CPU 1; ratios: "
+                 "the median of each round's over HAProxy's in that round, cpu range their "
+                 "lowest and highest; cs/op: the proxy's context switches (sleeps) per "
+                 "operation; sys/op: syscalls per operation, counted in the untimed warm-up)")
     if not args.no_split:
         lines.append("(tcp%: the share of the proxy's CPU in the kernel's socket work, tcp_sendmsg "
                      "and tcp_recvmsg call stacks, sampled with perf in a separate run; floor: "
