@@ -62,6 +62,9 @@ class Zerg(Proxy):
     def binary(self):
         return self.args.zerg, self.args.modules
 
+    def uring(self):
+        return self.args.zerg_uring
+
     def command(self):
         zerg, modules = self.binary()
         c = os.path.join(self.tmp, f"zerg-{self.listen}.yaml")
@@ -72,7 +75,7 @@ worker_processes: 1
 worker_cpu_affinity: [{bl.SERVER_CPU}]
 pid: {self.tmp}/zerg-{self.listen}.pid
 error_log: {{ path: {self.tmp}/zerg-{self.listen}.log, level: warn }}
-uring: {{ send_zc_threshold: {self.args.zerg_zc}{self.args.zerg_uring} }}
+uring: {{ send_zc_threshold: {self.args.zerg_zc}{self.uring()} }}
 servers:
   - listen: ["127.0.0.1:{self.listen}"]
     module: proxy
@@ -90,6 +93,9 @@ class ZergBase(Zerg):
 
     def binary(self):
         return self.args.zerg_base, self.args.modules_base
+
+    def uring(self):
+        return self.args.zerg_base_uring
 
 
 class HAProxy(Proxy):
@@ -261,9 +267,14 @@ def main():
     ap.add_argument("--zerg-base",
                     help="a second zerg build, measured in the same rounds as zerg-base")
     ap.add_argument("--modules-base", help="its modules (default: build-modules beside it)")
+    ap.add_argument("--zerg-base-uring",
+                    help="uring keys for zerg-base (default: --zerg-uring's); with "
+                         "--zerg-base the same binary twice compares two settings")
     args = ap.parse_args()
-    if args.zerg_uring:
-        args.zerg_uring = ", " + args.zerg_uring
+    if args.zerg_base_uring is None:
+        args.zerg_base_uring = args.zerg_uring
+    args.zerg_uring = ", " + args.zerg_uring if args.zerg_uring else ""
+    args.zerg_base_uring = ", " + args.zerg_base_uring if args.zerg_base_uring else ""
     args.zerg = os.path.abspath(args.zerg)
     args.modules = os.path.abspath(args.modules)
     if args.zerg_base:
@@ -383,8 +394,8 @@ def main():
             split = f"{tcp * 100:5.0f}" if tcp is not None else f"{'-':>5}"
             hp = results.get((load, "haproxy", "row"))
             floor = f"{tcp * row[1] / hp[1]:5.2f}x" if tcp is not None and hp else f"{'-':>6}"
-            lines.append(f"{load:10} {n:9} {txt} {row[2]:6.3f} {ratio:>24} {spread:>13} "
-                         f"{split} {floor}")
+            cs = f"{row[2]:6.3f}" if load != "iperf" else f"{'-':>6}"
+            lines.append(f"{load:10} {n:9} {txt} {cs} {ratio:>24} {spread:>13} {split} {floor}")
     lines.append("(CPU: proxy utime+stime over its process tree; median of "
                  f"{args.rounds} rounds; proxy on CPU 0, load and backends on CPU 1; ratios: "
                  "the median of each round's over HAProxy's in that round, cpu range their "
