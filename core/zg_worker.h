@@ -126,12 +126,15 @@ typedef struct zg_file_op {
 
 /* How many connections received in the current and in the last window of
  * ZG_BUSY_WINDOW_MS: the busy ones, by which a turn's batched wait is sized
- * (zg_event.c). A connection counts once per window. */
+ * (zg_event.c), and how many completions came in each, by which it is
+ * decided. A connection counts once per window. */
 #define ZG_BUSY_WINDOW_MS 10
 typedef struct zg_busy {
-    uint32_t epoch; /* the current window's number */
-    uint32_t now;   /* connections that received in it so far */
-    uint32_t last;  /* in the window before it (0 when that was idle) */
+    uint32_t epoch;       /* the current window's number */
+    uint32_t now;         /* connections that received in it so far */
+    uint32_t last;        /* in the window before it (0 when that was idle) */
+    uint32_t events_now;  /* completions handled in it so far */
+    uint32_t events_last; /* in the window before it (0 when that was idle) */
     uint64_t since_ms;
 } zg_busy;
 
@@ -157,10 +160,9 @@ struct zerg_worker {
     struct signalfd_siginfo siginfo;
     int draining, exiting;
     zerg_timer shutdown_timer;
-    int zc_ok;            /* SEND_ZC supported */
-    int fd_install_ok;    /* IORING_OP_FIXED_FD_INSTALL (6.8): reset fixed sockets */
-    int batch_wait_ok;    /* min_wait_usec of IORING_ENTER_EXT_ARG (6.12) */
-    unsigned turn_events; /* completions the last loop turn handled */
+    int zc_ok;         /* SEND_ZC supported */
+    int fd_install_ok; /* IORING_OP_FIXED_FD_INSTALL (6.8): reset fixed sockets */
+    int batch_wait_ok; /* min_wait_usec of IORING_ENTER_EXT_ARG (6.12) */
     zg_busy busy;
     uint32_t max_conns;
     uint32_t ring_flags;
@@ -180,11 +182,12 @@ void zg_event_loop(zg_worker *w);
 void zg_event_close_all(zg_worker *w, uint64_t within_ms);
 /* The completions a loop turn waits for with uring.batch_wait_usec, or 0 for
  * a plain wait for one: half of the busy connections, at most batch_size;
- * none below ZG_BATCH_MIN_CONNS busy connections, nor after a turn that
- * handled fewer than ZG_BATCH_MIN_EVENTS completions (light load). */
+ * none below ZG_BATCH_MIN_CONNS busy connections, nor where the completions
+ * of a busy window (window_events in ZG_BUSY_WINDOW_MS) come slower than
+ * ZG_BATCH_MIN_EVENTS per batch_wait_usec (light load). */
 #define ZG_BATCH_MIN_CONNS  64
 #define ZG_BATCH_MIN_EVENTS 8
-unsigned zg_batch_target(const zg_uring_conf *u, uint64_t busy_conns, unsigned last_events);
+unsigned zg_batch_target(const zg_uring_conf *u, uint64_t busy_conns, uint64_t window_events);
 /* A connection received: count it busy in this window. */
 static inline void zg_busy_note(zg_worker *w, zg_conn *c)
 {
@@ -201,7 +204,9 @@ static inline void zg_busy_roll(zg_worker *w)
     if (age < ZG_BUSY_WINDOW_MS)
         return;
     w->busy.last = age < 2 * ZG_BUSY_WINDOW_MS ? w->busy.now : 0;
+    w->busy.events_last = age < 2 * ZG_BUSY_WINDOW_MS ? w->busy.events_now : 0;
     w->busy.now = 0;
+    w->busy.events_now = 0;
     w->busy.epoch++;
     w->busy.since_ms = w->now_ms;
 }
@@ -209,6 +214,11 @@ static inline void zg_busy_roll(zg_worker *w)
 static inline uint32_t zg_busy_conns(const zg_worker *w)
 {
     return w->busy.now > w->busy.last ? w->busy.now : w->busy.last;
+}
+/* Completions per window, by the current and the last window. */
+static inline uint32_t zg_busy_events(const zg_worker *w)
+{
+    return w->busy.events_now > w->busy.events_last ? w->busy.events_now : w->busy.events_last;
 }
 struct io_uring_sqe *zg_sqe(zg_worker *w);
 void zg_arm_accept(zg_worker *w, zg_listener *l);

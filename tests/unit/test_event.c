@@ -1,12 +1,19 @@
 /* tests/unit/test_event.c - Criterion tests of the event loop's waiting
  * policy: how many completions a turn waits for (zg_batch_target), and the
- * count of busy connections it is sized by (zg_busy_*). */
+ * busy connections and completions it is sized and decided by (zg_busy_*). */
 #include <criterion/criterion.h>
 
 #include "zg_worker.h"
 
-/* a turn that handled enough completions for the load to count as heavy */
-#define HEAVY ZG_BATCH_MIN_EVENTS
+/* Completions per busy window at 50 us waits: 2000 in 10 ms is 10 in 50 us */
+#define HEAVY 2000
+
+/* The completions per window at which ZG_BATCH_MIN_EVENTS arrive within
+ * wait_usec: the least that counts as a heavy load. */
+static uint64_t threshold(int64_t wait_usec)
+{
+    return ZG_BATCH_MIN_EVENTS * ZG_BUSY_WINDOW_MS * 1000 / (uint64_t)wait_usec;
+}
 
 static zg_uring_conf conf(int64_t wait_usec, int64_t size)
 {
@@ -20,7 +27,7 @@ Test(batch, few_connections_wait_for_one)
 {
     zg_uring_conf u = conf(50, 32);
     for (uint64_t n = 0; n < ZG_BATCH_MIN_CONNS; n++)
-        cr_assert_eq(zg_batch_target(&u, n, 1000), 0, "%llu connections: a plain wait",
+        cr_assert_eq(zg_batch_target(&u, n, 100000), 0, "%llu connections: a plain wait",
                      (unsigned long long)n);
 }
 
@@ -41,12 +48,28 @@ Test(batch, at_most_batch_size)
     cr_assert_eq(zg_batch_target(&u, 100, HEAVY), 8);
 }
 
-Test(batch, after_a_light_turn_wait_for_one)
+Test(batch, light_load_waits_for_one)
 {
     zg_uring_conf u = conf(50, 32);
-    for (unsigned e = 0; e < ZG_BATCH_MIN_EVENTS; e++)
-        cr_assert_eq(zg_batch_target(&u, 1000, e), 0, "a turn of %u completions: a plain wait", e);
-    cr_assert_eq(zg_batch_target(&u, 1000, ZG_BATCH_MIN_EVENTS), 32);
+    uint64_t t = threshold(50);
+    cr_assert_eq(t, 1600);
+    for (uint64_t e = 0; e < t; e += 7)
+        cr_assert_eq(zg_batch_target(&u, 1000, e), 0,
+                     "%llu completions a window: fewer than %d in 50 us, a plain wait",
+                     (unsigned long long)e, ZG_BATCH_MIN_EVENTS);
+    cr_assert_eq(zg_batch_target(&u, 1000, t - 1), 0);
+    cr_assert_eq(zg_batch_target(&u, 1000, t), 32);
+}
+
+Test(batch, the_same_rate_fills_a_longer_wait)
+{
+    /* 100 completions a window: 1 in 100 us, 8 in 800 us */
+    zg_uring_conf u = conf(100, 64);
+    cr_assert_eq(zg_batch_target(&u, 200, 100), 0);
+    u = conf(800, 64);
+    cr_assert_eq(zg_batch_target(&u, 200, 100), 64);
+    u = conf(100000, 64);
+    cr_assert_eq(zg_batch_target(&u, 200, 1), 64, "the longest wait, no overflow");
 }
 
 Test(batch, off)
@@ -105,4 +128,19 @@ Test(busy, an_idle_stretch_forgets, .init = busy_setup)
         zg_busy_note(&w, &conns[i]);
     at(5 * ZG_BUSY_WINDOW_MS);
     cr_assert_eq(zg_busy_conns(&w), 0, "a window that ended long ago says nothing of now");
+}
+
+Test(busy, completions_by_window, .init = busy_setup)
+{
+    w.busy.events_now += 40;
+    cr_assert_eq(zg_busy_events(&w), 40);
+    at(ZG_BUSY_WINDOW_MS);
+    cr_assert_eq(zg_busy_events(&w), 40, "the last window's count until this one passes it");
+    w.busy.events_now += 50;
+    cr_assert_eq(zg_busy_events(&w), 50);
+    at(2 * ZG_BUSY_WINDOW_MS);
+    w.busy.events_now += 1;
+    cr_assert_eq(zg_busy_events(&w), 50);
+    at(6 * ZG_BUSY_WINDOW_MS);
+    cr_assert_eq(zg_busy_events(&w), 0, "an idle stretch forgets the rate");
 }
