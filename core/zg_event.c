@@ -467,9 +467,9 @@ static int enter_batched(zg_worker *w, unsigned wait_nr, struct __kernel_timespe
  * fill, and waiting for it would only add batch_wait_usec to each request;
  * such a turn waits for one. The rate is that of the busy windows, not the
  * last turn's count: a plain wait returns at the first completion, so its
- * turns are small at any load, and judging by them kept a worker that once
- * fell back to plain waits there (50 redis clients through the proxy, in 3
- * of 5 runs: 0.74 sleeps per request against 0.15, 44% more CPU). */
+ * turns are small at any load, and judged by them a worker that fell back
+ * to plain waits tended to stay there (50 redis clients through the proxy,
+ * in 3 of 5 rounds: 0.74 sleeps per request against 0.15, 44% more CPU). */
 unsigned zg_batch_target(const zg_uring_conf *u, uint64_t busy_conns, uint64_t window_events)
 {
     uint64_t nr = busy_conns / 2;

@@ -203,22 +203,28 @@ static inline void zg_busy_roll(zg_worker *w)
     uint64_t age = w->now_ms - w->busy.since_ms;
     if (age < ZG_BUSY_WINDOW_MS)
         return;
-    w->busy.last = age < 2 * ZG_BUSY_WINDOW_MS ? w->busy.now : 0;
-    w->busy.events_last = age < 2 * ZG_BUSY_WINDOW_MS ? w->busy.events_now : 0;
+    int recent = age < 2 * ZG_BUSY_WINDOW_MS; /* else the window before was idle */
+    w->busy.last = recent ? w->busy.now : 0;
+    w->busy.events_last = recent ? w->busy.events_now : 0;
     w->busy.now = 0;
     w->busy.events_now = 0;
     w->busy.epoch++;
     w->busy.since_ms = w->now_ms;
 }
-/* Busy connections by the current and the last window. */
+/* A count by the current and the last window: the larger, as the current
+ * one has not run its course yet. */
+static inline uint32_t zg_busy_max(uint32_t now, uint32_t last)
+{
+    return now > last ? now : last;
+}
+/* Busy connections, and completions per window. */
 static inline uint32_t zg_busy_conns(const zg_worker *w)
 {
-    return w->busy.now > w->busy.last ? w->busy.now : w->busy.last;
+    return zg_busy_max(w->busy.now, w->busy.last);
 }
-/* Completions per window, by the current and the last window. */
 static inline uint32_t zg_busy_events(const zg_worker *w)
 {
-    return w->busy.events_now > w->busy.events_last ? w->busy.events_now : w->busy.events_last;
+    return zg_busy_max(w->busy.events_now, w->busy.events_last);
 }
 struct io_uring_sqe *zg_sqe(zg_worker *w);
 void zg_arm_accept(zg_worker *w, zg_listener *l);

@@ -7,7 +7,7 @@ per message / per GB, with ratios to HAProxy taken round by round (each
 round's figure over HAProxy's in the same round, then the median), the
 range of the CPU ratios, and each proxy's context switches per operation.
 Syscalls are counted (perf) in the untimed warm-up only: the tracepoint
-costs every syscall, and HAProxy makes fifty times as many as zerg.
+costs every syscall, and HAProxy makes many times as many as zerg.
 
   python3 bench/proxy/bench_proxy.py --zerg BUILD/zerg --modules BUILD/build-modules
         [--rounds 3] [--seconds 10] [--requests 200000] [--out results.txt]
@@ -180,10 +180,10 @@ def measure(proxy, fn):
     return {"ops": ops, "bytes": nbytes, "secs": dt, "cpu": cpu, "switches": switches(pids) - s0}
 
 
-def count_syscalls(proxy, fn):
-    """Syscalls per operation of the proxy over one untimed run of fn() (the
-    warm-up), counted with perf; None where perf cannot."""
-    perf = bl.perf_start(bl.tree_pids(proxy.proc.pid))
+def warm_up(proxy, fn, perf_ok):
+    """Runs fn() once untimed; returns the proxy's syscalls per operation
+    over it, counted with perf, or None where perf cannot."""
+    perf = bl.perf_start(bl.tree_pids(proxy.proc.pid)) if perf_ok else None
     if perf:
         time.sleep(0.2)
     ops, _ = fn()
@@ -319,6 +319,7 @@ def main():
         "iperf": (iport, lambda p: iperf_load(p, args)),
     }
     results = {}  # (load, proxy) -> [result]
+    perf_ok = bl.perf_ok()
     try:
         for load in only:
             bport, fn = loads[load]
@@ -326,9 +327,8 @@ def main():
             try:
                 for n, p in proxies:
                     p.start()
-                    try:  # warm up, counting syscalls: never in the timed rounds
-                        sc = count_syscalls(p, lambda: fn(p.listen)) if bl.perf_ok() else None
-                        results[(load, n, "syscalls")] = sc
+                    try:  # syscalls are counted here, never in the timed rounds
+                        results[(load, n, "syscalls")] = warm_up(p, lambda: fn(p.listen), perf_ok)
                     except RuntimeError as e:
                         print(f"  warm-up {load} {n} failed: {e}", flush=True)
                 for rnd in range(args.rounds):
@@ -343,7 +343,7 @@ def main():
                         print(f"  round {rnd + 1} {load:9} {n:9} ops {r['ops']:>9} "
                               f"bytes {r['bytes']:>12} secs {r['secs']:6.2f} cpu {r['cpu']:6.2f} "
                               f"switches {r['switches']}", flush=True)
-                if not args.no_split and load != "iperf" and bl.perf_ok():
+                if not args.no_split and load != "iperf" and perf_ok:
                     for n, p in proxies:
                         results[(load, n, "tcp")] = socket_share(p, lambda: fn(p.listen))
                         print(f"  socket work {load:9} {n:8} {results[(load, n, 'tcp')]}",
