@@ -431,12 +431,18 @@ static void ring_teardown(void)
     io_uring_queue_exit(&ring);
 }
 
+/* rb: nbufs buffers of 4 KiB on the suite's ring */
+static void bufs_init(uint32_t nbufs, int want_inc)
+{
+    int rc = zg_bufs_init(&rb, &ring, nbufs, 4096, want_inc);
+    cr_assert_eq(rc, 0, "zg_bufs_init: %s", strerror(-rc));
+}
+
 TestSuite(bufring, .init = ring_setup, .fini = ring_teardown);
 
 Test(bufring, recv_and_give_back)
 {
-    int rc = zg_bufs_init(&rb, &ring, 8, 4096, 0);
-    cr_assert_eq(rc, 0, "zg_bufs_init: %s", strerror(-rc));
+    bufs_init(8, 0);
     cr_assert_eq(rb.in_ring, 8);
     cr_assert_eq(rb.nbufs, 8);
     cr_assert_eq(rb.buf_size, 4096);
@@ -482,8 +488,7 @@ Test(bufring, recv_and_give_back)
 
 Test(bufring, ring_holds_the_target_most_recent_first)
 {
-    int rc = zg_bufs_init(&rb, &ring, 256, 4096, 0);
-    cr_assert_eq(rc, 0, "zg_bufs_init: %s", strerror(-rc));
+    bufs_init(256, 0);
     cr_assert_eq(rb.target, 64);
     cr_assert_eq(rb.in_ring, 64);
     cr_assert_eq(rb.nspare, 192);
@@ -514,8 +519,7 @@ Test(bufring, ring_holds_the_target_most_recent_first)
 
 Test(bufring, several_buffers_and_bad_id)
 {
-    int rc = zg_bufs_init(&rb, &ring, 8, 4096, 0);
-    cr_assert_eq(rc, 0, "zg_bufs_init: %s", strerror(-rc));
+    bufs_init(8, 0);
     uint8_t *data;
     zg_chunk *cs[8];
     for (uint32_t i = 0; i < 8; i++) {
@@ -538,8 +542,7 @@ Test(bufring, several_buffers_and_bad_id)
 
 Test(bufring, incremental_consumption)
 {
-    int rc = zg_bufs_init(&rb, &ring, 8, 4096, 1);
-    cr_assert_eq(rc, 0, "zg_bufs_init: %s", strerror(-rc));
+    bufs_init(8, 1);
     if (!rb.incremental)
         cr_skip_test("the kernel lacks IOU_PBUF_RING_INC");
     uint8_t *d1, *d2, *d3;
@@ -567,8 +570,7 @@ Test(bufring, incremental_consumption)
 
 Test(bufring, pool_chunks)
 {
-    int rc = zg_bufs_init(&rb, &ring, 8, 4096, 0);
-    cr_assert_eq(rc, 0, "zg_bufs_init: %s", strerror(-rc));
+    bufs_init(8, 0);
     zg_chunk *c = zg_chunk_new(&rb);
     cr_assert_not_null(c);
     cr_assert_eq(c->size, ZG_POOL_CHUNK_BYTES);
