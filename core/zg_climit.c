@@ -164,15 +164,3 @@ void zg_climit_leave(zg_climit *t, const struct sockaddr *sa, pid_t self)
         remove_at(t, (uint32_t)i);
     unlock(t);
 }
-
-uint32_t zg_climit_count(zg_climit *t, const struct sockaddr *sa, pid_t self)
-{
-    uint8_t key[16];
-    if (key_of(sa, key) < 0)
-        return 0;
-    lock(t, self);
-    int64_t i = find(t, key, hash_key(t, key));
-    uint32_t n = i >= 0 ? t->slots[i].count : 0;
-    unlock(t);
-    return n;
-}

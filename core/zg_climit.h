@@ -19,7 +19,5 @@ void zg_climit_init(zg_climit *t, uint32_t capacity);
 int zg_climit_enter(zg_climit *t, const struct sockaddr *sa, uint32_t max, pid_t self);
 /* A connection zg_climit_enter counted has closed. */
 void zg_climit_leave(zg_climit *t, const struct sockaddr *sa, pid_t self);
-/* Connections sa has open now (tests, diagnostics). */
-uint32_t zg_climit_count(zg_climit *t, const struct sockaddr *sa, pid_t self);
 
 #endif

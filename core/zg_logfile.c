@@ -6,6 +6,7 @@
 #include "zg_logfile.h"
 #include "zg_log.h"
 #include "zg_module.h"
+#include "zg_timer.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,7 +21,7 @@ struct zerg_logfile {
     int fd, old_fd; /* old_fd: the file before a reopen, while a write to it runs */
     char *buf, *wbuf;
     size_t len, cap, wlen;
-    int writing, timer_armed;
+    int writing;
     uint64_t flush_ms, dropped;
     zerg_timer timer;
 };
@@ -72,12 +73,9 @@ static void flush(zerg_logfile *lf)
 static void flush_timer(zerg_timer *t)
 {
     zerg_logfile *lf = t->data;
-    lf->timer_armed = 0;
     flush(lf);
-    if (lf->len) {
-        lf->timer_armed = 1;
+    if (lf->len)
         zg_api.timer_set(lf->w, &lf->timer, lf->flush_ms);
-    }
 }
 
 zerg_logfile *zg_logfile_open(zg_worker *w, const char *path, size_t buffer, uint64_t flush_ms)
@@ -126,10 +124,8 @@ void zg_logfile_commit(zerg_logfile *lf, size_t n)
     lf->len += n;
     if (lf->len >= lf->cap / 2)
         flush(lf);
-    if (lf->len && !lf->timer_armed) {
-        lf->timer_armed = 1;
+    if (lf->len && !zg_timer_armed(&lf->timer))
         zg_api.timer_set(lf->w, &lf->timer, lf->flush_ms);
-    }
 }
 
 void zg_logfile_flush_all(zg_worker *w)
@@ -163,7 +159,7 @@ void zg_logfile_close_all(zg_worker *w)
     zerg_logfile *lf = w->logfiles, *next;
     for (; lf; lf = next) {
         next = lf->next;
-        if (lf->timer_armed)
+        if (zg_timer_armed(&lf->timer))
             zg_api.timer_cancel(w, &lf->timer);
         /* the loop has ended: write synchronously what is left (a buffer
          * still owned by an unfinished ring write is leaked, not freed) */

@@ -44,7 +44,6 @@ static int grow(zg_pool *p)
     if (!slab)
         return -1;
     memset(slab, 0, p->obj_size * per); /* callers may test fields of unused objects */
-    p->allocs++;
     uint32_t base = p->nslabs * per;
     p->slabs[p->nslabs++] = slab;
     for (uint32_t i = per; i-- > 0;) {

@@ -15,7 +15,6 @@ typedef struct zg_pool {
     uint32_t nslabs, cap_slabs;
     uint32_t max_objs; /* 0 = unbounded; rounded up to whole slabs */
     void *free_list;   /* next pointer stored in the object's first word */
-    uint64_t allocs;   /* slab allocations, for tests of the hot path */
     uint32_t in_use;
 } zg_pool;
 

@@ -1,9 +1,10 @@
-"""benchlib - Python helpers shared by zerg's benchmarks (bench/*/).
+"""benchlib - the helpers shared by zerg's benchmarks (bench/*/).
 
-The same method as bench/common/lib.sh (see /work/shared/BENCHMARKING.md):
-server pinned to CPU 0, load to CPU 1, A B A B rounds, server CPU time per
-operation from /proc/PID/stat of the server's whole process tree, syscalls
-counted with perf's raw_syscalls:sys_enter tracepoint.
+The method they serve is /work/shared/BENCHMARKING.md: server pinned to CPU
+0, load to CPU 1, A B A B rounds, server CPU time per operation from
+/proc/PID/stat of the server's whole process tree, syscalls counted with
+perf's raw_syscalls:sys_enter tracepoint. Nothing here needs root except
+perf (and only where perf_event_paranoid forbids it otherwise).
 
     import sys, os
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "common"))
@@ -25,6 +26,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 SERVER_CPU = int(os.environ.get("BENCH_SERVER_CPU", "0"))
@@ -75,6 +77,20 @@ def tree_cpu_s(root):
 
 def ticks_to_us(ticks):
     return ticks * 1e6 / CLK_TCK
+
+
+def kv(line):
+    """{key: value} of the key=value words in a load generator's line."""
+    return dict(w.split("=", 1) for w in line.split() if "=" in w)
+
+
+def floor(share, cpu, peer_cpu):
+    """The best CPU ratio a server could reach against its peer if all but
+    its socket work (share of its CPU per operation, cpu) cost nothing
+    (see cpu_split.py); None when a figure is missing."""
+    if share is None or cpu is None or not peer_cpu:
+        return None
+    return share * cpu / peer_cpu
 
 
 def median(values):
@@ -134,11 +150,22 @@ def perf_syscalls(pids, seconds):
     return perf_count(perf_start(pids, seconds))
 
 
-def free_port(host="127.0.0.1"):
+def free_ports(n, host="127.0.0.1"):
+    """n distinct TCP ports free right now on host (all bound at once, so
+    the kernel cannot hand out one twice)."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(fam, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    socks = [socket.socket(fam, socket.SOCK_STREAM) for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind((host, 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def free_port(host="127.0.0.1"):
+    return free_ports(1, host)[0]
 
 
 def wait_port(host, port, timeout=10.0):
@@ -198,6 +225,39 @@ def program(path, src, tmp):
     subprocess.run([os.environ.get("CC", "cc"), "-O2", "-std=gnu11", "-I", COMMON, "-o", out, src,
                     os.path.join(COMMON, "loadgen.c"), "-luring"], check=True)
     return out
+
+
+def during(load, probe, delay):
+    """Runs load() in a thread and, `delay` seconds into it, probe() (a perf
+    measurement, kept out of the timed rounds); returns (probe's result,
+    load's result), load's result None when it raised RuntimeError."""
+    out = [None]
+
+    def run():
+        try:
+            out[0] = load()
+        except RuntimeError as e:
+            log(f"load failed: {e}")
+
+    t = threading.Thread(target=run)
+    t.start()
+    time.sleep(delay)
+    try:
+        res = probe()
+    finally:
+        t.join()
+    return res, out[0]
+
+
+def loadavg():
+    """The 1, 5 and 15 minute load averages, as /proc/loadavg gives them."""
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def log(msg):
+    """A timestamped line on stderr (progress, next to the table on stdout)."""
+    print(time.strftime("[%H:%M:%S] ") + msg, file=sys.stderr, flush=True)
 
 
 def report(text, out=None):

@@ -85,8 +85,19 @@ static int connect_to(const struct addrinfo *ai)
     return fd;
 }
 
-void lg_connect_all(const char *prog, const char *host, const char *port, int *fds, long nconns)
+void *lg_alloc(const char *prog, size_t n, size_t size)
 {
+    void *p = calloc(n, size);
+    if (!p) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        exit(1);
+    }
+    return p;
+}
+
+int *lg_connect_all(const char *prog, const char *host, const char *port, long nconns)
+{
+    int *fds = lg_alloc(prog, (size_t)nconns, sizeof *fds);
     lg_raise_nofile(nconns);
     struct addrinfo hints = {
         .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
@@ -105,6 +116,7 @@ void lg_connect_all(const char *prog, const char *host, const char *port, int *f
         }
     }
     freeaddrinfo(ai);
+    return fds;
 }
 
 void lg_ring_init(const char *prog, struct io_uring *ring, unsigned entries)

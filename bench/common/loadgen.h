@@ -17,9 +17,13 @@ double lg_parse_seconds(const char *prog, const char *s);
 /* Raise RLIMIT_NOFILE to hold nconns sockets (as far as the hard limit goes). */
 void lg_raise_nofile(long nconns);
 
+/* n zeroed objects of size bytes, or a message naming PROG and exit 1. */
+void *lg_alloc(const char *prog, size_t n, size_t size);
+
 /* nconns blocking connects to host:port (5 s bound each), then TCP_NODELAY and
- * O_NONBLOCK on each; fds[] gets them. Prints why and exits 1 on failure. */
-void lg_connect_all(const char *prog, const char *host, const char *port, int *fds, long nconns);
+ * O_NONBLOCK on each: an array of the sockets, the caller frees it. Prints why
+ * and exits 1 on failure. */
+int *lg_connect_all(const char *prog, const char *host, const char *port, long nconns);
 
 /* A ring for entries operations: SINGLE_ISSUER | DEFER_TASKRUN where the
  * kernel has them (one thread submits and reaps), plain otherwise. */

@@ -202,23 +202,14 @@ static void u_recv(void *c)
 static const lg_handler handler = {u_dead, u_bytes, u_fail, u_recv};
 
 /* Drive every connection until the deadline, or until none is left. */
-static void run_uring(struct lconn *conns, long nconns, double deadline)
+static void run_uring(struct lconn *conns, const int *fds, long nconns, double deadline)
 {
     static struct io_uring ring;
     lg_ring_init("echo_load", &ring, (unsigned)(2 * nconns + 8));
     uring = &ring;
-    int *fds = calloc((size_t)nconns, sizeof *fds);
-    if (!fds) {
-        perror("echo_load: calloc");
-        exit(1);
-    }
-    for (long i = 0; i < nconns; i++) {
-        fds[i] = conns[i].fd;
-        conns[i].idx = (int)i;
-    }
     lg_ring_extras("echo_load", uring, fds, nconns, 0);
-    free(fds);
     for (long i = 0; i < nconns; i++) {
+        conns[i].idx = (int)i;
         conns[i].seq = (uint64_t)-1; /* next_message counts one: start one below */
         total_msgs--;
         next_message(&conns[i]);
@@ -300,30 +291,20 @@ int main(int argc, char **argv)
     double seconds = lg_parse_seconds("echo_load", argv[5]);
     signal(SIGPIPE, SIG_IGN);
 
-    struct lconn *conns = calloc((size_t)nconns, sizeof *conns);
-    int *fds = calloc((size_t)nconns, sizeof *fds);
-    if (!conns || !fds) {
-        perror("echo_load: calloc");
-        return 1;
-    }
-    lg_connect_all("echo_load", host, port, fds, nconns);
+    struct lconn *conns = lg_alloc("echo_load", (size_t)nconns, sizeof *conns);
+    int *fds = lg_connect_all("echo_load", host, port, nconns);
     for (long i = 0; i < nconns; i++) {
         struct lconn *c = &conns[i];
         c->fd = fds[i];
-        c->tx = malloc(msg_bytes);
-        c->rx = malloc(msg_bytes);
-        if (!c->tx || !c->rx) {
-            perror("echo_load: malloc");
-            return 1;
-        }
+        c->tx = lg_alloc("echo_load", 1, msg_bytes);
+        c->rx = lg_alloc("echo_load", 1, msg_bytes);
         for (size_t j = 0; j < msg_bytes; j++)
             c->tx[j] = (unsigned char)('a' + (j + (size_t)i) % 26);
     }
-    free(fds);
 
     double t0 = lg_now_s(), cpu0 = lg_cpu_s();
     if (use_uring)
-        run_uring(conns, nconns, t0 + seconds);
+        run_uring(conns, fds, nconns, t0 + seconds);
     else
         run_epoll(conns, nconns, t0 + seconds);
     double elapsed = lg_now_s() - t0, cpu = lg_cpu_s() - cpu0;
@@ -344,5 +325,6 @@ int main(int argc, char **argv)
         free(conns[i].rx);
     }
     free(conns);
+    free(fds);
     return errors || total_msgs == 0 ? 1 : 0;
 }

@@ -180,7 +180,7 @@ def wrk_result(out):
 
 def http_load_result(out):
     """(requests, req/s, note) from http_load's line."""
-    kv = dict(re.findall(r"(\w+)=(\S+)", out))
+    kv = bl.kv(out)
     note = " ".join(f"{k} {kv[k]}" for k in ("errors", "non_2xx") if kv.get(k, "0") != "0")
     if "requests" not in kv:
         note = (note + " " + out.strip()[-200:]).strip()

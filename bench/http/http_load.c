@@ -225,11 +225,7 @@ static void make_batch(const char *host, const char *path)
         exit(2);
     }
     batch_len = (size_t)n * (size_t)depth;
-    batch = malloc(batch_len);
-    if (!batch) {
-        perror("http_load: malloc");
-        exit(1);
-    }
+    batch = lg_alloc("http_load", 1, batch_len);
     for (long i = 0; i < depth; i++)
         memcpy(batch + (size_t)i * (size_t)n, one, (size_t)n);
 }
@@ -251,13 +247,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     make_batch(host, path);
 
-    struct hconn *conns = calloc((size_t)nconns, sizeof *conns);
-    int *fds = calloc((size_t)nconns, sizeof *fds);
-    if (!conns || !fds) {
-        perror("http_load: calloc");
-        return 1;
-    }
-    lg_connect_all("http_load", host, port, fds, nconns);
+    struct hconn *conns = lg_alloc("http_load", (size_t)nconns, sizeof *conns);
+    int *fds = lg_connect_all("http_load", host, port, nconns);
     lg_ring_init("http_load", &ring, (unsigned)(2 * nconns + 8));
     lg_ring_extras("http_load", &ring, fds, nconns, 1);
 

@@ -31,7 +31,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -194,21 +193,9 @@ def warm_up(proxy, fn, perf_ok):
 def socket_share(proxy, fn, seconds=2.0):
     """The share of the proxy's CPU in the kernel's socket work
     (bench/common/cpu_split.py), sampled for `seconds` from 0.5 s into a
-    separate load fn(); None when perf cannot sample it."""
-    failed = []
-
-    def load():
-        try:
-            fn()
-        except RuntimeError as e:
-            failed.append(e)
-
-    t = threading.Thread(target=load)
-    t.start()
-    time.sleep(0.5)
-    r = cpu_split.split(bl.tree_pids(proxy.proc.pid), seconds)
-    t.join()
-    return None if failed or r is None else r[0]
+    separate load fn(); None when perf cannot sample it or the load failed."""
+    r, done = bl.during(fn, lambda: cpu_split.split(bl.tree_pids(proxy.proc.pid), seconds), 0.5)
+    return None if done is None or r is None else r[0]
 
 
 def redis_load(port, test, args):
@@ -292,7 +279,7 @@ def main():
 
     only = args.only.split(",")
     backends = []
-    rport, eport, iport = bl.free_port(), bl.free_port(), bl.free_port()
+    rport, eport, iport = bl.free_ports(3)
     if "redis_get" in only or "redis_set" in only:
         backends.append((rport, bl.start(["redis-server", "--port", str(rport), "--save", "",
                                           "--appendonly", "no", "--bind", "127.0.0.1"],
@@ -393,7 +380,8 @@ def main():
             tcp = results.get((load, n, "tcp"))
             split = f"{tcp * 100:5.0f}" if tcp is not None else f"{'-':>5}"
             hp = results.get((load, "haproxy", "row"))
-            floor = f"{tcp * row[1] / hp[1]:5.2f}x" if tcp is not None and hp else f"{'-':>6}"
+            fl = bl.floor(tcp, row[1], hp[1] if hp else None)
+            floor = f"{fl:5.2f}x" if fl is not None else f"{'-':>6}"
             cs = f"{row[2]:6.3f}" if load != "iperf" else f"{'-':>6}"
             lines.append(f"{load:10} {n:9} {txt} {cs} {ratio:>24} {spread:>13} {split} {floor}")
     lines.append("(CPU: proxy utime+stime over its process tree; median of "

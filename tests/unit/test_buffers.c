@@ -17,7 +17,7 @@ Test(pool, get_put_and_at)
     zg_pool p;
     zg_pool_init(&p, 24, 0);
     cr_assert_eq(p.obj_size, 32, "rounded up to 16");
-    cr_assert_eq(p.allocs, 0, "nothing allocated before the first get");
+    cr_assert_eq(p.nslabs, 0, "nothing allocated before the first get");
     uint32_t i0, i1;
     char *a = zg_pool_get(&p, &i0);
     char *b = zg_pool_get(&p, &i1);
@@ -28,7 +28,7 @@ Test(pool, get_put_and_at)
     cr_assert_eq(zg_pool_at(&p, i0), a);
     cr_assert_eq(zg_pool_at(&p, i1), b);
     cr_assert_eq(p.in_use, 2);
-    cr_assert_eq(p.allocs, 1);
+    cr_assert_eq(p.nslabs, 1);
     zg_pool_put(&p, b, i1);
     cr_assert_eq(p.in_use, 1);
     uint32_t i2;
@@ -56,8 +56,7 @@ Test(pool, index_stability_and_growth)
         cr_assert_lt(idx[i], N, "indices are dense");
         memset(obj[i] + 16, (int)(i & 0xff), 24); /* past the free-list words */
     }
-    cr_assert_eq(p.allocs, (N + per - 1) / per, "one slab per 256 objects");
-    cr_assert_eq(p.nslabs, p.allocs);
+    cr_assert_eq(p.nslabs, (N + per - 1) / per, "one slab per 256 objects");
     cr_assert_eq(p.in_use, N);
     for (uint32_t i = 0; i < N; i++) {
         cr_assert_eq(zg_pool_at(&p, idx[i]), obj[i], "at(%u) moved", idx[i]);
@@ -73,10 +72,10 @@ Test(pool, index_stability_and_growth)
         char *o = zg_pool_get(&p, &k);
         cr_assert_eq(zg_pool_at(&p, k), o);
     }
-    uint64_t allocs = p.allocs;
+    uint32_t slabs = p.nslabs;
     cr_assert_eq(p.in_use, N);
     cr_assert_eq(zg_pool_get(&p, NULL) != NULL, 1, "grows past its size");
-    cr_assert_eq(p.allocs, allocs + ((N % per) == 0), "a slab only when all are in use");
+    cr_assert_eq(p.nslabs, slabs + ((N % per) == 0), "a slab only when all are in use");
     zg_pool_destroy(&p);
 }
 
@@ -88,14 +87,14 @@ Test(pool, no_growth_on_get_put_cycles)
     void *o[10];
     for (int i = 0; i < 10; i++)
         o[i] = zg_pool_get(&p, &idx[i]);
-    cr_assert_eq(p.allocs, 1);
+    cr_assert_eq(p.nslabs, 1);
     for (int round = 0; round < 100000; round++) {
         int k = round % 10;
         zg_pool_put(&p, o[k], idx[k]);
         o[k] = zg_pool_get(&p, &idx[k]);
         cr_assert_not_null(o[k]);
     }
-    cr_assert_eq(p.allocs, 1, "the hot path never allocates");
+    cr_assert_eq(p.nslabs, 1, "the hot path never allocates");
     cr_assert_eq(p.in_use, 10);
     zg_pool_destroy(&p);
 }
@@ -109,7 +108,7 @@ Test(pool, bounded)
     for (uint32_t i = 0; i < per; i++)
         cr_assert_not_null(zg_pool_get(&p, &idx), "object %u", i);
     cr_assert_null(zg_pool_get(&p, &idx), "max_objs reached");
-    cr_assert_eq(p.allocs, 1);
+    cr_assert_eq(p.nslabs, 1);
     cr_assert_eq(p.in_use, per);
     zg_pool_put(&p, zg_pool_at(&p, 7), 7);
     cr_assert_eq(zg_pool_get(&p, &idx), zg_pool_at(&p, 7));
@@ -390,8 +389,8 @@ Test(outq, no_pool_growth_in_steady_state)
         zg_outq_ref(&b, &q, buf, 10, NULL, NULL, NULL);
         zg_outq_consume(&b, &q, q.bytes, NULL);
     }
-    cr_assert_eq(b.chunk_pool.allocs, 1);
-    cr_assert_eq(b.seg_pool.allocs, 1);
+    cr_assert_eq(b.chunk_pool.nslabs, 1);
+    cr_assert_eq(b.seg_pool.nslabs, 1);
     zg_outq_clear(&b, &q);
 }
 
@@ -431,12 +430,18 @@ static void ring_teardown(void)
     io_uring_queue_exit(&ring);
 }
 
+/* rb: nbufs buffers of 4 KiB on the suite's ring */
+static void bufs_init(uint32_t nbufs, int want_inc)
+{
+    int rc = zg_bufs_init(&rb, &ring, nbufs, 4096, want_inc);
+    cr_assert_eq(rc, 0, "zg_bufs_init: %s", strerror(-rc));
+}
+
 TestSuite(bufring, .init = ring_setup, .fini = ring_teardown);
 
 Test(bufring, recv_and_give_back)
 {
-    int rc = zg_bufs_init(&rb, &ring, 8, 4096, 0);
-    cr_assert_eq(rc, 0, "zg_bufs_init: %s", strerror(-rc));
+    bufs_init(8, 0);
     cr_assert_eq(rb.in_ring, 8);
     cr_assert_eq(rb.nbufs, 8);
     cr_assert_eq(rb.buf_size, 4096);
@@ -482,8 +487,7 @@ Test(bufring, recv_and_give_back)
 
 Test(bufring, ring_holds_the_target_most_recent_first)
 {
-    int rc = zg_bufs_init(&rb, &ring, 256, 4096, 0);
-    cr_assert_eq(rc, 0, "zg_bufs_init: %s", strerror(-rc));
+    bufs_init(256, 0);
     cr_assert_eq(rb.target, 64);
     cr_assert_eq(rb.in_ring, 64);
     cr_assert_eq(rb.nspare, 192);
@@ -514,8 +518,7 @@ Test(bufring, ring_holds_the_target_most_recent_first)
 
 Test(bufring, several_buffers_and_bad_id)
 {
-    int rc = zg_bufs_init(&rb, &ring, 8, 4096, 0);
-    cr_assert_eq(rc, 0, "zg_bufs_init: %s", strerror(-rc));
+    bufs_init(8, 0);
     uint8_t *data;
     zg_chunk *cs[8];
     for (uint32_t i = 0; i < 8; i++) {
@@ -538,8 +541,7 @@ Test(bufring, several_buffers_and_bad_id)
 
 Test(bufring, incremental_consumption)
 {
-    int rc = zg_bufs_init(&rb, &ring, 8, 4096, 1);
-    cr_assert_eq(rc, 0, "zg_bufs_init: %s", strerror(-rc));
+    bufs_init(8, 1);
     if (!rb.incremental)
         cr_skip_test("the kernel lacks IOU_PBUF_RING_INC");
     uint8_t *d1, *d2, *d3;
@@ -567,8 +569,7 @@ Test(bufring, incremental_consumption)
 
 Test(bufring, pool_chunks)
 {
-    int rc = zg_bufs_init(&rb, &ring, 8, 4096, 0);
-    cr_assert_eq(rc, 0, "zg_bufs_init: %s", strerror(-rc));
+    bufs_init(8, 0);
     zg_chunk *c = zg_chunk_new(&rb);
     cr_assert_not_null(c);
     cr_assert_eq(c->size, ZG_POOL_CHUNK_BYTES);

@@ -750,22 +750,12 @@ Test(conf_bad, top_level_scalar)
                  2, 1, "expected a mapping of settings at the top level");
 }
 
-Test(conf_bad, worker_processes_word)
+Test(conf_bad, worker_processes_word_zero_or_too_many)
 {
-    expect_error("worker_processes: lots\n", 1, 19,
-                 "worker_processes: expected auto or a number 1..1024");
-}
-
-Test(conf_bad, worker_processes_zero)
-{
-    expect_error("worker_processes: 0\n", 1, 19,
-                 "worker_processes: expected auto or a number 1..1024");
-}
-
-Test(conf_bad, worker_processes_too_many)
-{
-    expect_error("worker_processes: 1025\n", 1, 19,
-                 "worker_processes: expected auto or a number 1..1024");
+    const char *bad[] = {"worker_processes: lots\n", "worker_processes: 0\n",
+                         "worker_processes: 1025\n"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_error(bad[i], 1, 19, "worker_processes: expected auto or a number 1..1024");
 }
 
 Test(conf_bad, affinity_not_a_list)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "http.h"
+#include "test_addr.h"
 
 static const http_limits lim = {.max_line = 100, .max_head = 400, .max_headers = 5};
 
@@ -92,27 +93,25 @@ static int norm(const char *in, char *out)
 
 Test(path, normalize_ok)
 {
+    static const struct {
+        const char *in, *want;
+    } cases[] = {
+        {"/", "/"},
+        {"/a/b", "/a/b"},
+        {"/a//b/./c/", "/a/b/c/"},
+        {"/a/b/../c", "/a/c"},
+        {"/a/b/..", "/a/"},
+        {"/a/.", "/a/"},
+        {"/%41%62c", "/Abc"},
+        {"/a%20b", "/a b"},
+        {"/a/%2e%2E/b", "/b"},
+        {"/..a/b..", "/..a/b.."},
+    };
     char o[512];
-    cr_assert_eq(norm("/", o), 0);
-    cr_assert_str_eq(o, "/");
-    cr_assert_eq(norm("/a/b", o), 0);
-    cr_assert_str_eq(o, "/a/b");
-    cr_assert_eq(norm("/a//b/./c/", o), 0);
-    cr_assert_str_eq(o, "/a/b/c/");
-    cr_assert_eq(norm("/a/b/../c", o), 0);
-    cr_assert_str_eq(o, "/a/c");
-    cr_assert_eq(norm("/a/b/..", o), 0);
-    cr_assert_str_eq(o, "/a/");
-    cr_assert_eq(norm("/a/.", o), 0);
-    cr_assert_str_eq(o, "/a/");
-    cr_assert_eq(norm("/%41%62c", o), 0);
-    cr_assert_str_eq(o, "/Abc");
-    cr_assert_eq(norm("/a%20b", o), 0);
-    cr_assert_str_eq(o, "/a b");
-    cr_assert_eq(norm("/a/%2e%2E/b", o), 0);
-    cr_assert_str_eq(o, "/b");
-    cr_assert_eq(norm("/..a/b..", o), 0);
-    cr_assert_str_eq(o, "/..a/b..");
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cr_assert_eq(norm(cases[i].in, o), 0, "%s", cases[i].in);
+        cr_assert_str_eq(o, cases[i].want, "%s", cases[i].in);
+    }
 }
 
 Test(path, traversal_refused)
@@ -180,24 +179,28 @@ Test(date, roundtrip)
 
 Test(range, parse)
 {
-    uint64_t s, e;
-    cr_assert_eq(http_parse_range("bytes=0-9", 9, 100, &s, &e), 1);
-    cr_assert(s == 0 && e == 9);
-    cr_assert_eq(http_parse_range("bytes=90-", 9, 100, &s, &e), 1);
-    cr_assert(s == 90 && e == 99);
-    cr_assert_eq(http_parse_range("bytes=-10", 9, 100, &s, &e), 1);
-    cr_assert(s == 90 && e == 99);
-    cr_assert_eq(http_parse_range("bytes=-1000", 11, 100, &s, &e), 1);
-    cr_assert(s == 0 && e == 99);
-    cr_assert_eq(http_parse_range("bytes=50-1000", 13, 100, &s, &e), 1);
-    cr_assert(s == 50 && e == 99);
-    cr_assert_eq(http_parse_range("bytes=100-", 10, 100, &s, &e), -1);
-    cr_assert_eq(http_parse_range("bytes=-0", 8, 100, &s, &e), -1);
-    cr_assert_eq(http_parse_range("bytes=0-1,5-6", 13, 100, &s, &e), 0);
-    cr_assert_eq(http_parse_range("bytes=9-1", 9, 100, &s, &e), 0);
-    cr_assert_eq(http_parse_range("items=0-1", 9, 100, &s, &e), 0);
-    cr_assert_eq(http_parse_range("bytes=a-b", 9, 100, &s, &e), 0);
-    cr_assert_eq(http_parse_range("bytes=0-0", 9, 0, &s, &e), -1);
+    /* rc 1: one satisfiable range [start, end]; -1: unsatisfiable; 0: ignored */
+    static const struct {
+        const char *h;
+        uint64_t size;
+        int rc;
+        uint64_t start, end;
+    } cases[] = {
+        {"bytes=0-9", 100, 1, 0, 9},       {"bytes=90-", 100, 1, 90, 99},
+        {"bytes=-10", 100, 1, 90, 99},     {"bytes=-1000", 100, 1, 0, 99},
+        {"bytes=50-1000", 100, 1, 50, 99}, {"bytes=100-", 100, -1, 0, 0},
+        {"bytes=-0", 100, -1, 0, 0},       {"bytes=0-1,5-6", 100, 0, 0, 0},
+        {"bytes=9-1", 100, 0, 0, 0},       {"items=0-1", 100, 0, 0, 0},
+        {"bytes=a-b", 100, 0, 0, 0},       {"bytes=0-0", 0, -1, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint64_t s, e;
+        const char *h = cases[i].h;
+        cr_assert_eq(http_parse_range(h, strlen(h), cases[i].size, &s, &e), cases[i].rc, "%s", h);
+        if (cases[i].rc == 1)
+            cr_assert(s == cases[i].start && e == cases[i].end, "%s: %llu-%llu", h,
+                      (unsigned long long)s, (unsigned long long)e);
+    }
 }
 
 Test(etag, match)
@@ -253,23 +256,26 @@ Test(misc, te_reason)
     cr_assert(!http_te_is_chunked("gzip, chunked", 13));
     cr_assert(!http_te_is_chunked("chunked, chunked", 16));
     cr_assert(!http_te_is_chunked("xchunked", 8));
-    int ch = 0;
-    cr_assert_eq(http_te_check("gzip, chunked", 13, &ch), 0);
-    cr_assert(ch);
-    ch = 0;
-    cr_assert_eq(http_te_check(" gzip , deflate , \tidentity\t, compress\t, chunked", 48, &ch), 0);
-    cr_assert(ch);
-    ch = 0;
-    cr_assert_eq(http_te_check("chunked, gzip", 13, &ch), 400);
-    ch = 1;
-    cr_assert_eq(http_te_check("chunked", 7, &ch), 400);
-    ch = 0;
-    cr_assert_eq(http_te_check("br, chunked", 11, &ch), 501);
-    ch = 0;
-    cr_assert_eq(http_te_check("chunked;a=b", 11, &ch), 501);
-    ch = 0;
-    cr_assert_eq(http_te_check("gzip", 4, &ch), 0);
-    cr_assert(!ch);
+    /* chunked_before: a chunked coding seen in an earlier field */
+    static const struct {
+        const char *te;
+        int chunked_before, rc, chunked;
+    } cases[] = {
+        {"gzip, chunked", 0, 0, 1},
+        {" gzip , deflate , \tidentity\t, compress\t, chunked", 0, 0, 1},
+        {"chunked, gzip", 0, 400, 0},
+        {"chunked", 1, 400, 1},
+        {"br, chunked", 0, 501, 0},
+        {"chunked;a=b", 0, 501, 0},
+        {"gzip", 0, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int ch = cases[i].chunked_before;
+        cr_assert_eq(http_te_check(cases[i].te, strlen(cases[i].te), &ch), cases[i].rc, "%s",
+                     cases[i].te);
+        if (cases[i].rc == 0)
+            cr_assert_eq(ch, cases[i].chunked, "%s", cases[i].te);
+    }
     cr_assert_str_eq(http_reason(431), "Request Header Fields Too Large");
     cr_assert_str_eq(http_reason(999), "Unknown");
 }
@@ -315,21 +321,6 @@ Test(misc, accepts_gzip)
         cr_assert(!http_accepts_gzip(no[i], strlen(no[i])), "%s", no[i]);
 }
 
-static struct sockaddr_storage peer(const char *ip)
-{
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof(ss));
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1)
-        v4->sin_family = AF_INET;
-    else if (inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1)
-        v6->sin6_family = AF_INET6;
-    else
-        cr_assert_fail("bad test address %s", ip);
-    return ss;
-}
-
 static http_cidr_list cidrs(const char **v, size_t n)
 {
     http_cidr_list l = {.items = calloc(n ? n : 1, sizeof(http_cidr)), .n = n};
@@ -340,7 +331,7 @@ static http_cidr_list cidrs(const char **v, size_t n)
 
 static int allows(const http_location *l, const char *ip)
 {
-    struct sockaddr_storage ss = peer(ip);
+    struct sockaddr_storage ss = test_addr(ip, 0);
     return http_access_allows(l, (struct sockaddr *)&ss);
 }
 

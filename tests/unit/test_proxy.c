@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../../modules/proxy/proxy.h"
+#include "test_addr.h"
 
 #define NS 8
 
@@ -52,6 +53,16 @@ static void fx_ring(fixture *f)
     f->up.ring_n = proxy_ring_build(&f->up, f->up.ring, cap);
 }
 
+/* cnt[s] += the picks of server s in n picks (each pick must find one) */
+static void count_picks(fixture *f, int n, int *cnt)
+{
+    for (int i = 0; i < n; i++) {
+        int s = proxy_pick(&f->p);
+        cr_assert(s >= 0, "pick %d found no server", i);
+        cnt[s]++;
+    }
+}
+
 /* ---- weighted round robin --------------------------------------------- */
 
 Test(rr, weights_exact_per_cycle)
@@ -60,8 +71,7 @@ Test(rr, weights_exact_per_cycle)
     int w[] = {5, 1, 1};
     fx_init(&f, PROXY_BAL_RR, 3, w);
     int cnt[3] = {0};
-    for (int i = 0; i < 7000; i++)
-        cnt[proxy_pick(&f.p)]++;
+    count_picks(&f, 7000, cnt);
     cr_assert_eq(cnt[0], 5000);
     cr_assert_eq(cnt[1], 1000);
     cr_assert_eq(cnt[2], 1000);
@@ -157,8 +167,7 @@ Test(least_conn, ties_rotate_and_balance)
     memset(cnt, 0, sizeof(cnt));
     for (int i = 0; i < 3; i++)
         f.shm[i].active = 0;
-    for (int i = 0; i < 30; i++)
-        cnt[proxy_pick(&f.p)]++;
+    count_picks(&f, 30, cnt);
     cr_assert_eq(cnt[0], 10);
     cr_assert_eq(cnt[1], 10);
 }
@@ -173,6 +182,15 @@ static uint32_t client_hash(uint32_t i)
 }
 
 #define NCLIENTS 20000
+
+/* before[i]: the server picked for client i */
+static void pick_per_client(fixture *f, int *before)
+{
+    for (uint32_t i = 0; i < NCLIENTS; i++) {
+        f->p.hash = client_hash(i);
+        before[i] = proxy_pick(&f->p);
+    }
+}
 
 Test(hash, stable_and_spread)
 {
@@ -198,10 +216,7 @@ Test(hash, removal_moves_only_its_clients)
     fixture f, g;
     fx_init(&f, PROXY_BAL_HASH, 5, NULL);
     fx_ring(&f);
-    for (uint32_t i = 0; i < NCLIENTS; i++) {
-        f.p.hash = client_hash(i);
-        before[i] = proxy_pick(&f.p);
-    }
+    pick_per_client(&f, before);
     /* the config without server 2 (10.0.0.3): indexes shift, names stay */
     fx_init(&g, PROXY_BAL_HASH, 4, NULL);
     const char *names[4] = {"10.0.0.1:6379", "10.0.0.2:6379", "10.0.0.4:6379", "10.0.0.5:6379"};
@@ -243,10 +258,7 @@ Test(hash, down_server_moves_only_its_clients)
     fixture f;
     fx_init(&f, PROXY_BAL_HASH, 5, NULL);
     fx_ring(&f);
-    for (uint32_t i = 0; i < NCLIENTS; i++) {
-        f.p.hash = client_hash(i);
-        before[i] = proxy_pick(&f.p);
-    }
+    pick_per_client(&f, before);
     f.servers[1].down = 1;
     int moved = 0;
     for (uint32_t i = 0; i < NCLIENTS; i++) {
@@ -311,16 +323,14 @@ Test(random, avoids_loaded_and_follows_weights)
     int w[] = {1, 1, 2};
     fx_init(&f, PROXY_BAL_RANDOM, 3, w);
     int cnt[3] = {0};
-    for (int i = 0; i < 40000; i++)
-        cnt[proxy_pick(&f.p)]++;
+    count_picks(&f, 40000, cnt);
     /* equal load: the first (weighted) draw wins: 1/4, 1/4, 1/2 */
     cr_assert(cnt[2] > 17000 && cnt[2] < 23000, "%d", cnt[2]);
     cr_assert(cnt[0] > 8500 && cnt[0] < 11500, "%d", cnt[0]);
     /* a loaded server is never chosen over an idle one */
     f.shm[0].active = 50;
     memset(cnt, 0, sizeof(cnt));
-    for (int i = 0; i < 10000; i++)
-        cnt[proxy_pick(&f.p)]++;
+    count_picks(&f, 10000, cnt);
     cr_assert_eq(cnt[0], 0);
     /* only one usable */
     f.shm[1].hc_down = 1;
@@ -390,30 +400,10 @@ Test(passive, marks_server_out_of_rotation)
 
 /* ---- PROXY protocol ----------------------------------------------------- */
 
-static struct sockaddr_storage sa4(const char *ip, int port)
-{
-    struct sockaddr_storage ss = {0};
-    struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-    a->sin_family = AF_INET;
-    a->sin_port = htons((uint16_t)port);
-    inet_pton(AF_INET, ip, &a->sin_addr);
-    return ss;
-}
-
-static struct sockaddr_storage sa6(const char *ip, int port)
-{
-    struct sockaddr_storage ss = {0};
-    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons((uint16_t)port);
-    inet_pton(AF_INET6, ip, &a->sin6_addr);
-    return ss;
-}
-
 Test(pp, v1_ipv4)
 {
     uint8_t out[PROXY_PP_MAX];
-    struct sockaddr_storage s = sa4("192.0.2.1", 56324), d = sa4("198.51.100.2", 443);
+    struct sockaddr_storage s = test_addr("192.0.2.1", 56324), d = test_addr("198.51.100.2", 443);
     size_t n = proxy_pp_encode(1, (struct sockaddr *)&s, (struct sockaddr *)&d, out, sizeof(out));
     const char *want = "PROXY TCP4 192.0.2.1 198.51.100.2 56324 443\r\n";
     cr_assert_eq(n, strlen(want));
@@ -423,7 +413,7 @@ Test(pp, v1_ipv4)
 Test(pp, v1_ipv6_and_unknown_dst)
 {
     uint8_t out[PROXY_PP_MAX];
-    struct sockaddr_storage s = sa6("2001:db8::1", 1234);
+    struct sockaddr_storage s = test_addr("2001:db8::1", 1234);
     size_t n = proxy_pp_encode(1, (struct sockaddr *)&s, NULL, out, sizeof(out));
     const char *want = "PROXY TCP6 2001:db8::1 :: 1234 0\r\n";
     cr_assert_eq(n, strlen(want), "%.*s", (int)n, out);
@@ -436,7 +426,7 @@ Test(pp, v1_unknown_src)
     size_t n = proxy_pp_encode(1, NULL, NULL, out, sizeof(out));
     cr_assert_eq(n, 15);
     cr_assert(memcmp(out, "PROXY UNKNOWN\r\n", 15) == 0);
-    struct sockaddr_storage s = sa4("192.0.2.1", 1);
+    struct sockaddr_storage s = test_addr("192.0.2.1", 1);
     cr_assert_eq(proxy_pp_encode(1, (struct sockaddr *)&s, NULL, out, 10), 0);
 }
 
@@ -446,7 +436,7 @@ static const uint8_t sig[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
 Test(pp, v2_ipv4)
 {
     uint8_t out[PROXY_PP_MAX];
-    struct sockaddr_storage s = sa4("192.0.2.1", 0x1234), d = sa4("198.51.100.2", 443);
+    struct sockaddr_storage s = test_addr("192.0.2.1", 0x1234), d = test_addr("198.51.100.2", 443);
     size_t n = proxy_pp_encode(2, (struct sockaddr *)&s, (struct sockaddr *)&d, out, sizeof(out));
     cr_assert_eq(n, 28);
     cr_assert(memcmp(out, sig, 12) == 0);
@@ -461,7 +451,7 @@ Test(pp, v2_ipv4)
 Test(pp, v2_ipv6_and_local)
 {
     uint8_t out[PROXY_PP_MAX];
-    struct sockaddr_storage s = sa6("2001:db8::1", 80), d = sa4("10.0.0.1", 90);
+    struct sockaddr_storage s = test_addr("2001:db8::1", 80), d = test_addr("10.0.0.1", 90);
     size_t n = proxy_pp_encode(2, (struct sockaddr *)&s, (struct sockaddr *)&d, out, sizeof(out));
     cr_assert_eq(n, 52);
     cr_assert_eq(out[12], 0x21);

@@ -8,31 +8,15 @@
 #include <string.h>
 
 #include "../../core/zg_proxyproto.h"
+#include "test_addr.h"
 #include "proxy.h"
 
 static const uint8_t sig[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
                                 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
 
-static struct sockaddr_storage addr(const char *ip, int port)
-{
-    struct sockaddr_storage ss = {0};
-    if (strchr(ip, ':')) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        a->sin6_family = AF_INET6;
-        a->sin6_port = htons((uint16_t)port);
-        cr_assert_eq(inet_pton(AF_INET6, ip, &a->sin6_addr), 1);
-    } else {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        a->sin_family = AF_INET;
-        a->sin_port = htons((uint16_t)port);
-        cr_assert_eq(inet_pton(AF_INET, ip, &a->sin_addr), 1);
-    }
-    return ss;
-}
-
 static void assert_addr(const struct sockaddr_storage *got, socklen_t len, const char *ip, int port)
 {
-    struct sockaddr_storage want = addr(ip, port);
+    struct sockaddr_storage want = test_addr(ip, port);
     socklen_t wlen =
         want.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
     cr_assert_eq(len, wlen, "%s", ip);
@@ -188,8 +172,8 @@ Test(pp_parse, round_trips_with_the_proxy_encoder)
     const char *pairs[][2] = {{"192.0.2.1", "198.51.100.2"}, {"2001:db8::7", "::1"}};
     for (int version = 1; version <= 2; version++)
         for (size_t i = 0; i < 2; i++) {
-            struct sockaddr_storage s = addr(pairs[i][0], 40000 + (int)i),
-                                    d = addr(pairs[i][1], 8080);
+            struct sockaddr_storage s = test_addr(pairs[i][0], 40000 + (int)i),
+                                    d = test_addr(pairs[i][1], 8080);
             uint8_t out[PROXY_PP_MAX + 8];
             size_t n = proxy_pp_encode(version, (struct sockaddr *)&s, (struct sockaddr *)&d, out,
                                        PROXY_PP_MAX);
@@ -216,8 +200,8 @@ Test(pp_parse, mutated_headers)
 {
     uint8_t seeds[4][128];
     size_t lens[4];
-    struct sockaddr_storage s4 = addr("10.1.2.3", 1234), d4 = addr("10.3.2.1", 80),
-                            s6 = addr("fe80::1", 1), d6 = addr("fe80::2", 2);
+    struct sockaddr_storage s4 = test_addr("10.1.2.3", 1234), d4 = test_addr("10.3.2.1", 80),
+                            s6 = test_addr("fe80::1", 1), d6 = test_addr("fe80::2", 2);
     lens[0] = proxy_pp_encode(1, (struct sockaddr *)&s4, (struct sockaddr *)&d4, seeds[0], 128);
     lens[1] = proxy_pp_encode(1, (struct sockaddr *)&s6, (struct sockaddr *)&d6, seeds[1], 128);
     lens[2] = proxy_pp_encode(2, (struct sockaddr *)&s4, (struct sockaddr *)&d4, seeds[2], 128);
