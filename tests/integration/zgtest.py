@@ -82,12 +82,49 @@ def proc_state(pid):
         return None
 
 
+def tcp_peers(port):
+    """(peer address, peer port) of the TCP connections whose local port is
+    port and which that side has not closed yet (established or close-wait;
+    a connection still in the accept queue counts)."""
+    out = subprocess.run(["ss", "-tnH", "state", "established", "state", "close-wait",
+                          f"( sport = :{port} )"], capture_output=True, text=True).stdout
+    peers = []
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) >= 5:
+            host, _, p = f[4].rpartition(":")
+            peers.append((host.strip("[]"), int(p)))
+    return peers
+
+
+def wait_consumed(sock, timeout=10.0):
+    """Wait until the server has read all that the connected TCP socket sock
+    sent (sock's send queue and the server side's receive queue are empty,
+    as ss shows them): the bytes are in the server's hands, not in flight."""
+    me, peer = sock.getsockname()[1], sock.getpeername()[1]
+
+    def queues():
+        out = subprocess.run(["ss", "-tnH", "state", "established",
+                              f"( sport = :{me} or dport = :{me} )"],
+                             capture_output=True, text=True).stdout
+        q = {}
+        for line in out.splitlines():
+            f = line.split()
+            if len(f) >= 4 and f[0].isdigit():
+                q[int(f[2].rpartition(":")[2])] = (int(f[0]), int(f[1]))
+        return q
+
+    def done():
+        q = queues()
+        return me in q and peer in q and q[me][1] == 0 and q[peer][0] == 0
+    wait_until(done, timeout, f"the server to read what port {me} sent", detail=queues)
+
+
 def tcp_queues(port, state="established"):
-    """[(recv-q, send-q)] of the loopback TCP sockets in state whose local or
-    peer port is port, from ss: a way to see that a peer stopped reading
-    (its recv-q and our send-q stay full)."""
-    out = subprocess.run(["ss", "-tnH", "state", state,
-                          f"( sport = :{port} or dport = :{port} )"],
+    """[(recv-q, send-q)] of the TCP sockets in state whose local port is
+    port, from ss: a way to see that a peer stopped reading (its recv-q and
+    our send-q stay full); for a listener, recv-q is its accept queue."""
+    out = subprocess.run(["ss", "-tnH", "state", state, f"( sport = :{port} )"],
                          capture_output=True, text=True).stdout
     rows = []
     for line in out.splitlines():
