@@ -72,11 +72,16 @@ static void gen_release(zg_gen *g)
 
 /* ---- workers ---- */
 
+/* A free entry for a new worker. A reused one starts clean: the crashes
+ * counted there belong to a worker of another generation (a reload cancelled
+ * its respawn) and must not lengthen this one's back-off. */
 static zg_child *child_slot(zg_master *m)
 {
     for (size_t i = 0; i < m->nchildren; i++)
-        if (!m->children[i].pid && !m->children[i].respawn_at)
+        if (!m->children[i].pid && !m->children[i].respawn_at) {
+            memset(&m->children[i], 0, sizeof(m->children[i]));
             return &m->children[i];
+        }
     if (m->nchildren == m->cap) {
         size_t cap = m->cap ? m->cap * 2 : 16;
         zg_child *c = realloc(m->children, cap * sizeof(*c));
@@ -421,6 +426,7 @@ static void reload(zg_master *m)
     }
     zg_gen *gen = calloc(1, sizeof(*gen));
     if (!gen) {
+        zg_log_error("reload failed, keeping the running configuration: out of memory");
         zg_conf_free(cfg);
         return;
     }

@@ -172,7 +172,8 @@ class Upstream(http.server.BaseHTTPRequestHandler):
         self.close_connection = True
 
     def r_slow(self, q, rest):
-        time.sleep(int(q.get("ms", "0")) / 1000)
+        SLOW.append("gone" if "gone" in q else "")  # tests wait for their requests here
+        time.sleep(int(q.get("ms", "0")) / 1000)  # the point: an upstream slow to answer
         self.reply(200, b"slow " + q.get("ms", "0").encode())
 
     def r_status(self, q, rest):
@@ -224,7 +225,7 @@ class Upstream(http.server.BaseHTTPRequestHandler):
         k, ms = int(q.get("k", "5")), int(q.get("ms", "400"))
         self.send_raw(self.head(200, [("Transfer-Encoding", "chunked")]), close=False)
         for i in range(k):
-            time.sleep(ms / 1000)
+            time.sleep(ms / 1000)  # the point: the gaps the read timeout measures
             self.wfile.write(b"6\r\ndrip %d\r\n" % i)
         self.wfile.write(b"0\r\n\r\n")
         self.close_connection = True
@@ -234,7 +235,7 @@ class Upstream(http.server.BaseHTTPRequestHandler):
         data = self.head(200, [("Content-Length", "5"), ("X-Drip", "d" * 100)]) + b"hello"
         for i in range(0, len(data), 7):
             self.wfile.write(data[i:i + 7])
-            time.sleep(0.003)
+            time.sleep(0.003)  # the point: the head in many pieces
         self.close_connection = True
 
     def r_overlong(self, q, rest):
@@ -438,6 +439,7 @@ class Deaf:
 # made by setUpModule, which a test file takes in with tearDownModule:
 # from httpproxytest import setUpModule, tearDownModule
 UP = None
+SLOW = []  # requests that reached /api/slow ("gone" for those with ?gone=)
 MUTE = None
 DEAF = None
 DEAD = None

@@ -3,7 +3,6 @@ bad configurations and modules."""
 import os
 import signal
 import tempfile
-import time
 import unittest
 
 import zgtest
@@ -109,10 +108,8 @@ servers:
         p = subprocess.Popen([zgtest.ZERG_BIN, "-c", path, "-p", tmp])
         try:
             zgtest.wait_port("127.0.0.1", port)
-            deadline = time.monotonic() + 5
-            while not os.path.exists(os.path.join(tmp, "run/zerg.pid")) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            self.assertTrue(os.path.exists(os.path.join(tmp, "run/zerg.pid")))
+            zgtest.wait_until(lambda: os.path.exists(os.path.join(tmp, "run/zerg.pid")), 5,
+                              "the pid file under the prefix")
             self.assertTrue(os.path.exists(os.path.join(tmp, "zerg.log")))
         finally:
             p.send_signal(signal.SIGTERM)

@@ -3,12 +3,10 @@ binary: counted over every worker, per client address (the PROXY protocol
 header's when the listener reads one), freed when connections close, shown
 in the metrics, kept by reloads, and refused where it makes no sense."""
 import socket
-import signal
-import time
 import unittest
 
 import zgtest
-from zgtest import Zerg, recv_exact, wait_for
+from zgtest import Zerg, recv_exact, tcp_peers, wait_until
 
 from httptest import assert_refused, raw
 from test_proxy_protocol_in import v1
@@ -48,6 +46,13 @@ def echoes(s, data=b"x"):
         return False
 
 
+def wait_open(port, n, src="127.0.0.1"):
+    """Wait until zerg holds exactly n connections from src on port: those
+    over the limit were accepted and closed, none waits in the queue."""
+    wait_until(lambda: sum(1 for h, _ in tcp_peers(port) if h == src) == n, 10,
+               f"{n} connections from {src} open on port {port}", detail=lambda: tcp_peers(port))
+
+
 def metric(port, name, workers=2):
     """name summed over the workers: a scrape answers for the worker that
     accepted it, so scrape until each worker has answered."""
@@ -82,14 +87,15 @@ class ClientLimit(unittest.TestCase):
     def test_limit_holds_over_both_workers_and_frees_on_close(self):
         port = self.z.ports[1]
         socks = self.open(port, n=8)  # SO_REUSEPORT spreads them over the workers
-        time.sleep(0.2)
+        wait_open(port, 3)
         alive = [s for s in socks if echoes(s)]
         self.assertEqual(len(alive), 3, self.z.output())
         # another address is another client
         self.assertEqual(sum(echoes(s) for s in self.open(port, "127.0.0.2", 3)), 3)
         # a closed connection frees its place
+        gone = alive[0].getsockname()[1]
         alive[0].close()
-        time.sleep(0.2)
+        wait_until(lambda: gone not in [p for _, p in tcp_peers(port)], 10, "zerg to close it")
         self.assertTrue(echoes(self.open(port)[0]))
         self.assertFalse(echoes(self.open(port)[0]))
         self.assertIn("has max_connections_per_client (3) open: closing a new one",
@@ -99,7 +105,7 @@ class ClientLimit(unittest.TestCase):
         for s in self.socks:
             s.close()
         self.socks = []
-        time.sleep(0.3)
+        wait_open(port, 0)
         self.assertEqual(sum(echoes(s) for s in self.open(port, n=3)), 3)
 
     def test_the_proxy_protocol_header_names_the_client(self):
@@ -115,11 +121,10 @@ class ClientLimit(unittest.TestCase):
         self.assertTrue(echoes(c))
 
     def test_a_reload_keeps_it(self):
-        self.z.send(signal.SIGHUP)
-        self.assertTrue(wait_for(lambda: "reload done" in self.z.output(), 10))
-        time.sleep(0.3)  # the old workers are gone: their table with them
+        self.assertIn("reload done", self.z.reload())
+        self.z.wait_workers(2)  # the old workers are gone: their table with them
         socks = self.open(self.z.ports[1], n=5)
-        time.sleep(0.2)
+        wait_open(self.z.ports[1], 3)
         self.assertEqual(sum(echoes(s) for s in socks), 3)
 
 

@@ -487,7 +487,7 @@ class TestTimeouts(unittest.TestCase):
             except OSError:
                 closed = True
                 break
-            time.sleep(0.05)
+            time.sleep(0.05)  # the point: a byte at a time, slower than the header timeout
             if time.monotonic() - t0 > 3:
                 break
         out = b""
@@ -535,7 +535,10 @@ class TestTimeouts(unittest.TestCase):
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         s.connect(("127.0.0.1", Server.port))
         s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: a\r\n\r\n")
-        time.sleep(3)  # send_timeout is 1s: the server gives up on us
+        # not reading: send_timeout is 1s, and the server gives up on us
+        me = s.getsockname()[1]
+        zgtest.wait_until(lambda: me not in [p for _, p in zgtest.tcp_peers(Server.port)], 5,
+                          "the server to close the connection of a client that does not read")
         got = 0
         s.settimeout(3)
         try:
@@ -556,10 +559,7 @@ class TestBigFile(unittest.TestCase):
             size = 1 << 30
             with open(os.path.join(Server.tmp, "www", "huge.bin"), "wb") as f:
                 f.truncate(size)
-            deadline = time.monotonic() + 5
-            while not Server.z.workers() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            workers = Server.z.workers()
+            workers = Server.z.wait_workers(1)
             self.assertTrue(workers, "no worker process:\n" + Server.z.output())
             worker = workers[0]
             rss0 = rss_kb(worker)
@@ -610,7 +610,7 @@ def idle_and_busy():
         read_response(s)
         conns.append(s)
     conns[1].sendall(b"GET /hello HTTP/1.1\r\nHost: a\r\n")  # head not finished
-    time.sleep(0.2)
+    zgtest.wait_consumed(conns[1])
     return conns
 
 

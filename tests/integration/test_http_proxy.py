@@ -110,9 +110,9 @@ class TestRequestToUpstream(ProxyTest):
         c = self.client()
         c.send(request("POST", "/api/echo?pieces=1", (("Content-Length", str(len(body))),
                                                       ("Connection", "close"))) + body[:10000])
-        time.sleep(0.1)
+        zgtest.wait_consumed(c.s)  # the body comes in more than one read
         c.send(body[10000:150000])
-        time.sleep(0.1)
+        zgtest.wait_consumed(c.s)
         c.send(body[150000:])
         d = self.echo(c.response())
         self.assertEqual((d["body_len"], d["body_sha"]), (len(body), sha(body)))
@@ -126,7 +126,7 @@ class TestRequestToUpstream(ProxyTest):
         for i, p in enumerate(pieces):
             c.send(b"%x\r\n%s\r\n" % (len(p), p))
             if i == 1:
-                time.sleep(0.05)  # the body comes in more than one read
+                zgtest.wait_consumed(c.s)  # the body comes in more than one read
         c.send(b"0\r\n\r\n")
         d = self.echo(c.response())
         self.assertEqual((d["body_len"], d["body_sha"]), (len(body), sha(body)))

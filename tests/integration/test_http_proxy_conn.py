@@ -18,7 +18,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import zgtest  # noqa: E402
-from zgtest import Zerg, run_zerg, wait_for  # noqa: E402
+from zgtest import Zerg, run_zerg, wait_for, wait_until  # noqa: E402
 from httptest import HTTP_SERVER, assert_refused  # noqa: E402
 import httpproxytest as hp  # noqa: E402
 from httpproxytest import (Client, ProxyTest, conf_text, pattern, pattern_iter,  # noqa: E402
@@ -188,13 +188,17 @@ class TestConnection(ProxyTest):
     def test_clients_gone_before_the_upstream_answers(self):
         w = self.workers[0]
         base = zgtest.fd_count(w)
+        mute0, slow0 = len(hp.MUTE.conns), hp.SLOW.count("gone")
         cs = []
         for i in range(10):
             for target in ("/mute/gone%d" % i, "/api/slow?ms=400&gone=%d" % i):
                 c = Client(self.port)
                 c.send(request("GET", target))
                 cs.append(c)
-        time.sleep(0.1)
+        # zerg has them all and waits on the upstreams: the mute one holds
+        # ten connections, the other ten slow requests
+        wait_until(lambda: len(hp.MUTE.conns) >= mute0 + 10 and hp.SLOW.count("gone") >= slow0 + 10,
+                   10, "the twenty requests at their upstreams")
         for c in cs:
             c.close()
         # everything is let go at the latest when the read timeout (1 s) ends
@@ -268,7 +272,15 @@ class TestSlowReader(unittest.TestCase):
         c = Client(port, rcvbuf=32768)
         self.addCleanup(c.close)
         c.send(request("GET", "/api/big?n=%d" % n, (("Connection", "close"),)))
-        time.sleep(1.0)  # not reading: the upstream would fill zerg up if nothing held it back
+        # not reading: the upstream would fill zerg up if nothing held it back.
+        # Wait until the whole way is full: the client's receive queue, and
+        # the upstream blocked in its send (VmHWM below catches a zerg that
+        # read on)
+        me = c.s.getsockname()[1]
+        wait_until(lambda: any(q[0] for q in zgtest.tcp_queues(me))
+                   and any(q[1] for q in zgtest.tcp_queues(hp.up_port())), 10,
+                   "the client's queue full and the upstream blocked",
+                   detail=lambda: (zgtest.tcp_queues(me), zgtest.tcp_queues(hp.up_port())))
         peaks = [zgtest.rss_kb(w)]
         r = c.head()
         self.assertEqual(r.status, 200, r)
@@ -282,9 +294,9 @@ class TestSlowReader(unittest.TestCase):
                 break
             h.update(d)
             got += len(d)
-            time.sleep(0.003)
+            time.sleep(0.003)  # the point: a client that reads slowly
         peaks.append(zgtest.rss_kb(w))
-        time.sleep(0.5)
+        time.sleep(0.5)  # the point: a pause in reading, where zerg must not fill up
         peaks.append(zgtest.rss_kb(w))
         while got < n:
             d = c.s.recv(1 << 20)

@@ -42,7 +42,7 @@ class Backend(RawUpstream):
             return False
         path = line.split(" ")[1]
         if path == "/slow":
-            time.sleep(0.3)
+            time.sleep(0.3)  # the point: answers that overlap
         body = f"conn={n}".encode()
         extra = "Connection: close\r\n" if path == "/close" else ""
         s.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n{extra}\r\n".encode() + body)
@@ -146,7 +146,7 @@ class TestProxyKeepalive(RawUpstreamTest):
 
     def test_keepalive_time_retires_a_connection(self):
         a = self.conn_of(self.get("/kat/x"))
-        time.sleep(0.45)
+        time.sleep(0.45)  # the point: the connection's proxy_keepalive_time (300 ms) passes
         # kept (parked before 300 ms), then retired after this answer
         b = self.conn_of(self.get("/kat/x"))
         self.assertEqual(a, b)

@@ -10,7 +10,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import zgtest  # noqa: E402
-from zgtest import Zerg  # noqa: E402
+from zgtest import Zerg, wait_for, wait_until  # noqa: E402
 from httptest import (CONF, HTTP_SERVER, Server, assert_refused, closed_after, connect, curl,  # noqa: E402
                       make_tree, raw, read_response, status_of)
 
@@ -22,26 +22,16 @@ class TestAccessLog(unittest.TestCase):
             log = os.path.join(Server.tmp, "access.log")
             curl("-A", "agent/1.0", "-e", "http://ref/", f"http://127.0.0.1:{Server.port}/hello")
             curl(f"http://127.0.0.1:{Server.port}/nothere")
-            deadline = time.monotonic() + 5
-            text = ""
-            while time.monotonic() < deadline:
-                if os.path.exists(log):
-                    text = open(log).read()
-                    if text.count("\n") >= 2:
-                        break
-                time.sleep(0.1)
+            text = wait_until(lambda: os.path.exists(log) and open(log).read().count("\n") >= 2
+                              and open(log).read(), 5, "two lines in the access log")
             self.assertRegex(text, r'^127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] '
                              r'"GET /hello HTTP/1\.1" 200 13 "http://ref/" "agent/1\.0"\n')
             self.assertIn('"GET /nothere HTTP/1.1" 404 ', text)
             os.rename(log, log + ".1")
             os.kill(Server.z.proc.pid, signal.SIGUSR1)
-            time.sleep(0.5)
+            wait_until(lambda: os.path.exists(log), 5, "the worker to reopen the access log")
             curl(f"http://127.0.0.1:{Server.port}/hello?after=reopen")
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and not (
-                    os.path.exists(log) and "after=reopen" in open(log).read()):
-                time.sleep(0.1)
-            self.assertIn("after=reopen", open(log).read())
+            self.assertTrue(wait_for_text(log, "after=reopen"), open(log).read())
         finally:
             Server.stop()
 
@@ -57,10 +47,8 @@ class TestAccessLog(unittest.TestCase):
             log = os.path.join(Server.tmp, "access.log")
             curl("-A", 'ag"ent', "-H", "Host: WWW.Example.com:81",
                  f"http://127.0.0.1:{Server.port}/hello?a=1")
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and not (
-                    os.path.exists(log) and open(log).read().count("\n") >= 1):
-                time.sleep(0.1)
+            wait_until(lambda: os.path.exists(log) and open(log).read().count("\n") >= 1, 5,
+                       "a line in the access log")
             line = open(log).read().splitlines()[0]
             f = line.split("|")
             self.assertEqual(len(f), 16, line)
@@ -396,14 +384,14 @@ class TestVirtualHosts(unittest.TestCase):
 
 
 def wait_for_text(path, text, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if os.path.exists(path):
+    """Whether text shows up in the file at path within timeout."""
+    def seen():
+        try:
             with open(path) as f:
-                if text in f.read():
-                    return True
-        time.sleep(0.05)
-    return False
+                return text in f.read()
+        except OSError:
+            return False
+    return bool(wait_for(seen, timeout))
 
 if __name__ == "__main__":
     zgtest.main()

@@ -2,6 +2,7 @@
 under load with no client-visible error, failed reloads, respawn, graceful
 stop mid-transfer, and no leaks across many reloads."""
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -12,7 +13,7 @@ import time
 import unittest
 
 import zgtest
-from zgtest import Zerg, wait_for
+from zgtest import Zerg, holds, wait_for, wait_until
 
 CONF = """
 worker_processes: {workers}
@@ -86,6 +87,11 @@ class Load:
         for t in self.threads:
             t.join(30)
 
+    def wait_ops(self, n, timeout=15.0):
+        """Wait until the clients have done n operations in all."""
+        wait_until(lambda: self.ops >= n or self.errors, timeout, f"{n} echo operations",
+                   detail=lambda: (self.ops, self.errors))
+
     def fail(self, what):
         with self.lock:
             self.errors.append(what)
@@ -141,13 +147,13 @@ class MasterTest(unittest.TestCase):
     def test_reloads_under_load_lose_nothing(self):
         with Zerg(conf(workers=2)) as z:
             with Load(z.ports[0]) as load:
-                time.sleep(0.5)
+                load.wait_ops(100)
                 for _ in range(20):
-                    z.send(signal.SIGHUP)
-                    time.sleep(0.25)
-                time.sleep(0.5)
+                    # one at a time: a SIGHUP sent while the master still
+                    # reloads merges with the one pending (signals do not queue)
+                    self.assertIn("reload done", z.reload())
+                load.wait_ops(load.ops + 100)  # the new workers serve
             self.assertEqual(load.errors, [])
-            self.assertGreater(load.ops, 100)
             self.assertEqual(z.output().count("reload done"), 20, z.output())
 
     def test_reload_applies_new_settings_to_new_connections(self):
@@ -163,7 +169,7 @@ class MasterTest(unittest.TestCase):
             new = socket.create_connection(("127.0.0.1", z.ports[0]))
             new.settimeout(3)
             self.assertEqual(new.recv(1), b"", "new connection did not get the new idle_timeout")
-            time.sleep(0.3)
+            time.sleep(0.3)  # the point: idle past the new 200ms, the old connection lives
             old.sendall(b"x")
             self.assertEqual(zgtest.recv_exact(old, 1), b"x", "old connection was cut")
             old.close()
@@ -231,9 +237,12 @@ class MasterTest(unittest.TestCase):
         # plain fds, so ss can tell which worker holds which client
         with Zerg(conf(workers=2, extra="uring: {{ fixed_files: false }}\n")) as z:
             with Load(z.ports[0], persistent=8, churn=0) as load:
-                time.sleep(0.3)
-                ws = z.workers()
-                held = {w: client_ports_of(w, z.ports[0]) for w in ws}
+                ws = z.wait_workers(2)
+
+                def holding():
+                    h = {w: client_ports_of(w, z.ports[0]) for w in ws}
+                    return h if sum(len(p) for p in h.values()) == 8 else None
+                held = wait_until(holding, 10, "the workers to hold the 8 clients")
                 victim = ws[0] if held[ws[0]] else ws[1]  # one that holds clients
                 cpu = cpus_allowed(victim)
                 victim_ports = held[victim]
@@ -250,6 +259,63 @@ class MasterTest(unittest.TestCase):
             cut = {int(e.split()[1].rstrip(":")) for e in load.errors}
             self.assertTrue(victim_ports, "no worker held a connection")
             self.assertEqual(cut, victim_ports, load.errors)
+
+    def kill_and_await_respawn(self, z, w):
+        """SIGKILL worker w; returns (the delay the master announced in ms,
+        the seconds until its successor ran, the successor's pid)."""
+        mark = z.log_mark()
+        t0 = time.monotonic()
+        os.kill(w, signal.SIGKILL)
+        new = wait_until(lambda: [p for p in z.workers() if p != w], 10, f"a worker after {w}",
+                         step=0.002, detail=lambda: z.log_since(mark))
+        took = time.monotonic() - t0
+        line = z.wait_log("respawning in", since=mark)
+        return int(re.search(r"respawning in (\d+) ms", line).group(1)), took, new[0]
+
+    def test_respawn_backs_off(self):
+        """A worker that keeps dying soon after its start is respawned later
+        each time: the delays between respawns grow."""
+        with Zerg(conf(workers=1)) as z:
+            (w,) = z.wait_workers(1)
+            announced, took = [], []
+            for _ in range(4):
+                ms, dt, w = self.kill_and_await_respawn(z, w)
+                announced.append(ms)
+                took.append(dt)
+            out = f"announced {announced} ms, took {took} s:\n{z.output()}"
+            self.assertEqual(announced, sorted(set(announced)), out)  # growing
+            self.assertGreaterEqual(announced[-1], 800, out)
+            for ms, dt in zip(announced, took):
+                self.assertGreaterEqual(dt, ms / 1000, out)  # the master waited as it said
+            self.assertEqual(took, sorted(took), out)
+            self.assertGreater(took[-1] - took[0], 0.5, out)
+            with socket.create_connection(("127.0.0.1", z.ports[0]), timeout=5) as s:
+                s.sendall(b"ok")
+                self.assertEqual(zgtest.recv_exact(s, 2), b"ok")
+
+    def test_reload_during_backoff_adds_no_worker(self):
+        """A reload while a respawn waits out its back-off cancels it: the new
+        generation's workers are all there is, and they start with no
+        crashes counted against them."""
+        with Zerg(conf(workers=1)) as z:
+            (w,) = z.wait_workers(1)
+            for _ in range(2):  # two quick deaths: the next respawn waits longer
+                _, _, w = self.kill_and_await_respawn(z, w)
+            mark = z.log_mark()
+            os.kill(w, signal.SIGKILL)
+            ms = int(re.search(r"respawning in (\d+) ms", z.wait_log("respawning in", since=mark)).group(1))
+            self.assertGreaterEqual(ms, 400, z.output())
+            self.assertIn("reload done", z.reload())
+            (new,) = z.wait_workers(1)
+            # the point: past the cancelled respawn's time, still one worker
+            self.assertTrue(holds(lambda: z.workers() == [new], ms / 1000 + 0.3),
+                            f"{z.workers()}:\n{z.log_since(mark)}")
+            self.assertEqual(z.log_since(mark).count("started"), 1, z.log_since(mark))
+            # and a later generation's worker does not inherit the crash count
+            self.assertIn("reload done", z.reload())
+            (w,) = z.wait_workers(1)
+            ms, _, _ = self.kill_and_await_respawn(z, w)
+            self.assertLessEqual(ms, 200, z.output())
 
     def test_graceful_stop_finishes_a_transfer(self):
         data = os.urandom(64 << 20)
@@ -283,10 +349,10 @@ class MasterTest(unittest.TestCase):
         reloads too (per_worker, the default, is what the other tests use)."""
         with Zerg(conf(workers=2, extra="listen_sockets: shared\n")) as z:
             with Load(z.ports[0], persistent=4, churn=1) as load:
-                time.sleep(0.3)
+                load.wait_ops(20)
                 for _ in range(3):
-                    z.send(signal.SIGHUP)
-                    time.sleep(0.3)
+                    z.reload()
+                    load.wait_ops(load.ops + 20)
             self.assertEqual(load.errors, [])
             self.assertEqual(z.output().count("reload done"), 3)
 
@@ -306,23 +372,23 @@ class MasterTest(unittest.TestCase):
             log = os.path.join(z.tmp, "error.log")
             os.rename(log, log + ".1")
             z.send(signal.SIGUSR1)
-            time.sleep(0.3)
-            z.send(signal.SIGHUP)
-            self.assertTrue(wait_for(lambda: os.path.exists(log) and "reload done" in z.output()))
+            wait_until(lambda: os.path.exists(log), 10, "the master to reopen its error log")
+            self.assertIn("reload done", z.reload())
             with open(log + ".1") as f:
                 self.assertNotIn("reloading", f.read())
 
     def test_hundred_reloads_leak_nothing(self):
         with Zerg(conf(workers=2)) as z:
             master = z.proc.pid
-            time.sleep(0.2)
+            # asleep in its signal wait: done with starting the workers
+            wait_until(lambda: zgtest.proc_state(master) == "S", 10, "the master to go idle")
             fds0, rss0 = zgtest.fd_count(master), zgtest.rss_kb(master)
             for i in range(100):
-                z.send(signal.SIGHUP)
-                wait_for(lambda: z.output().count("reload done") >= i + 1, 10)
+                z.reload()
             self.assertEqual(z.output().count("reload done"), 100)
-            self.assertTrue(wait_for(lambda: len(z.workers()) == 2, 15), z.workers())
-            time.sleep(0.3)
+            z.wait_workers(2, 15)  # the old generations have left
+            wait_until(lambda: zgtest.fd_count(master) <= fds0, 5, f"the master's fds back to {fds0}",
+                       detail=lambda: zgtest.fd_count(master))
             self.assertEqual(zgtest.fd_count(master), fds0)
             if os.environ.get("ZERG_SANITIZERS") != "1":  # ASan's quarantine keeps freed memory
                 self.assertLess(zgtest.rss_kb(master) - rss0, 8 * 1024)

@@ -1,15 +1,16 @@
 """test_metrics - the http status page (api->metrics) through the real zerg
 binary: the core's counters, the http module's and the proxy's per-upstream
-figures in one Prometheus text, checked for format and for values."""
+figures in one Prometheus text, checked for format and for values; and the
+figures coming back when zerg closes connections whose receive is pending."""
 import re
-import time
+import socket
 import unittest
 
 import zgtest
-from zgtest import Zerg, free_port
+from zgtest import Zerg, free_port, wait_until
 
 from httptest import assert_refused, connect, read_response
-from test_proxy_helpers import Backend, tag_handler, who
+from test_proxy_helpers import Backend, recv_line, tag_handler, who
 
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (-?[0-9]+(?:\.[0-9]+)?)$')
 
@@ -88,15 +89,12 @@ servers:
                 before = parse_metrics(self, body)
                 for _ in range(6):
                     self.assertEqual(who(z.ports[1]), "live")
-                # the last sessions may still be closing: wait for them
-                deadline = time.monotonic() + 5
-                while True:
+                def settled():  # the last sessions may still be closing
                     h, body = scrape(self, z.ports[0])
                     after = parse_metrics(self, body)
-                    if (value(after, "zerg_proxy_clients", proxy="pool") == 0
-                            or time.monotonic() > deadline):
-                        break
-                    time.sleep(0.05)
+                    done = value(after, "zerg_proxy_clients", proxy="pool") == 0
+                    return (h, body, after) if done else None
+                h, body, after = wait_until(settled, 5, "no proxy session open")
                 self.assertEqual(int(h["content-length"]), len(body.encode()))
 
                 live_l = {"proxy": "pool", "server": live.addr()}
@@ -169,6 +167,162 @@ class ProxyNames(unittest.TestCase):
                        "may hold only letters, digits")
         assert_refused(self, head + self.block("name: " + "x" * 65, p1),
                        "expected a name of 1 to 64 characters")
+
+
+N = 20  # connections per case
+
+CONF = """load_modules: [http, proxy]
+servers:
+  - listen: ["127.0.0.1:{{port0}}"]
+    module: http
+    http:
+      keepalive_timeout: {keepalive}
+      locations:
+        - {{{{ path: /metrics, status: true }}}}
+        - {{{{ path: =/hello, return: {{{{ status: 200, body: hello }}}} }}}}
+  - listen: ["127.0.0.1:{{port1}}"]
+    module: proxy
+    proxy:
+      name: pool
+      idle_timeout: 300ms
+      upstream:
+        servers: ["{backend}"]
+"""
+
+
+def totals(port):
+    """{name: value summed over its samples} from the status page, as the
+    worker that answers sees it (this scrape's own connection included)."""
+    data = raw_exchange(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    out = {}
+    for line in data.split(b"\r\n\r\n", 1)[1].decode().splitlines():
+        if line and not line.startswith("#"):
+            name = line.split("{", 1)[0].split(" ", 1)[0]
+            out[name] = out.get(name, 0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def raw_exchange(port, data):
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(data)
+        buf = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                return buf
+            buf += d
+
+
+def hello(s):
+    """One keep-alive request on s, its whole answer read."""
+    s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+    buf = b""
+    while not buf.endswith(b"hello"):
+        d = s.recv(4096)
+        if not d:
+            raise AssertionError(f"closed before the answer: {buf!r}")
+        buf += d
+    assert buf.startswith(b"HTTP/1.1 200"), buf
+
+
+def orderly_eof(s, timeout=5.0):
+    """What the client sees when zerg closes s: 'eof' for an orderly close,
+    'reset', 'data' (bytes came instead) or 'open' (nothing within timeout)."""
+    s.settimeout(timeout)
+    try:
+        return "eof" if s.recv(4096) == b"" else "data"
+    except ConnectionResetError:
+        return "reset"
+    except socket.timeout:
+        return "open"
+
+
+class ClosePending(unittest.TestCase):
+    """zerg closing connections while a receive is armed on them (their
+    multishot recv pending): http keep-alive connections ended by
+    keepalive_timeout and by a graceful reload, proxy sessions ended by
+    idle_timeout. Each client sees an orderly close (FIN, not a reset),
+    nothing is left behind (the metrics' open connections, the worker's
+    descriptors, the upstream's sessions) and the worker keeps serving."""
+
+    def start(self, keepalive="300ms"):
+        self.b = Backend(tag_handler)
+        self.addCleanup(self.b.stop)
+        self.z = Zerg(CONF.format(keepalive=keepalive, backend=self.b.addr()))
+        self.addCleanup(self.z.stop)
+        self.z.start()
+        (self.w,) = self.z.wait_workers(1)
+        self.port = self.z.ports[0]
+        # the harness's start-up probe has gone: the worker holds nothing
+        wait_until(lambda: not zgtest.tcp_peers(self.port), 10, "the start-up probe to close")
+        self.fds = zgtest.fd_count(self.w)
+        m = totals(self.port)  # this scrape's connection counts in the gauges
+        self.active, self.http_conns = m["zerg_connections_active"], m["zerg_http_connections"]
+
+    def assert_nothing_left(self, w=None):
+        """Back where start() was: the metrics' connections, the worker's
+        descriptors, the upstream's sessions; and the worker serves."""
+        w = w or self.w
+        wait_until(lambda: totals(self.port)["zerg_connections_active"] == self.active, 10,
+                   f"{self.active:.0f} open connection(s) in the metrics",
+                   detail=lambda: totals(self.port))
+        m = totals(self.port)
+        self.assertEqual(m["zerg_http_connections"], self.http_conns, m)
+        self.assertEqual(m.get("zerg_proxy_clients", 0), 0, m)
+        wait_until(lambda: zgtest.fd_count(w) <= self.fds, 10, f"worker fds back to {self.fds}",
+                   detail=lambda: zgtest.fd_count(w))
+        self.assertEqual(zgtest.fd_count(w), self.fds)
+        wait_until(lambda: not self.b.conns, 10, "the upstream's sessions to end")
+        self.assertEqual(self.z.workers(), [w], "a worker died:\n" + self.z.output()[-2000:])
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            hello(s)
+        self.assertEqual(who(self.z.ports[1]), "b")
+
+    def open_idle_keepalive(self):
+        conns = []
+        for _ in range(N):
+            s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+            self.addCleanup(s.close)
+            hello(s)  # answered: the connection now waits for the next request
+            conns.append(s)
+        return conns
+
+    def test_keepalive_timeout_closes_idle_connections(self):
+        self.start()
+        conns = self.open_idle_keepalive()
+        self.assertEqual([orderly_eof(s) for s in conns], ["eof"] * N)
+        self.assertEqual(self.z.workers(), [self.w])
+        self.assertNotIn("worker 0 (pid", self.z.output())  # nothing died or exited
+        self.assert_nothing_left()
+
+    def test_graceful_reload_closes_idle_connections(self):
+        self.start(keepalive="60s")
+        conns = self.open_idle_keepalive()
+        old = self.w
+        self.assertIn("reload done", self.z.reload())
+        self.assertEqual([orderly_eof(s) for s in conns], ["eof"] * N)
+        # the old worker drained and left on its own: exit code 0
+        self.z.wait_log(f"worker 0 (pid {old}) exited", timeout=10)
+        self.assertNotIn(f"(pid {old}) exited with", self.z.output())
+        self.assertNotIn(f"(pid {old}) killed", self.z.output())
+        (self.w,) = self.z.wait_workers(1)
+        self.assertNotEqual(self.w, old)
+        self.fds = zgtest.fd_count(self.w)  # a new worker: its own count
+        self.assert_nothing_left()
+
+    def test_proxy_idle_timeout_closes_sessions(self):
+        self.start()
+        port = self.z.ports[1]
+        conns = []
+        for _ in range(N):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            self.addCleanup(s.close)
+            self.assertEqual(recv_line(s), "b")  # through to the upstream and back
+            conns.append(s)
+        self.assertEqual(totals(self.port)["zerg_proxy_clients"], N)
+        self.assertEqual([orderly_eof(s) for s in conns], ["eof"] * N)
+        self.assert_nothing_left()
+
 
 
 if __name__ == "__main__":

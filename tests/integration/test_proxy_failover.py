@@ -15,13 +15,30 @@ import time
 import unittest
 
 import zgtest
-from zgtest import Zerg, free_port, recv_exact
+from zgtest import Zerg, free_port, recv_exact, wait_until
 
 from test_proxy_helpers import (Backend, conf, dead_port, echo_handler, recv_line, settle,
                                 tag_handler, who)
 
 
 # ---- failures -----------------------------------------------------------
+
+def read_stats(z, name="st.json"):
+    """The proxy's stats file of zerg z (None while there is none yet)."""
+    try:
+        with open(os.path.join(z.tmp, name)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def servers_if(z, pred):
+    """The stats file's two servers when pred(first, second) holds."""
+    st = read_stats(z)
+    if st and len(st.get("servers", [])) == 2 and pred(*st["servers"]):
+        return st["servers"]
+    return None
+
 
 def assert_closed_at_once(test, port):
     """A client of port is closed (FIN or reset) without a byte."""
@@ -58,7 +75,9 @@ class Failures(unittest.TestCase):
             f.setblocking(False)
             f.connect_ex(bl.getsockname())
             fillers.append(f)
-        time.sleep(0.2)
+        # listen(0) queues one: once it is there, further SYNs are dropped
+        wait_until(lambda: any(q[0] >= 1 for q in zgtest.tcp_queues(bl.getsockname()[1], "listening")),
+                   5, "the listener's accept queue to fill")
         b = Backend(tag_handler, name="live")
         try:
             text = conf([f'"127.0.0.1:{bl.getsockname()[1]}"', f'"{b.addr()}"'],
@@ -104,9 +123,10 @@ class Failures(unittest.TestCase):
                 self.assertEqual({who(z.ports[0]) for _ in range(10)}, {"backup"})
                 p.port = port
                 p.start()
-                time.sleep(0.7)  # fail_timeout passes
+                # fail_timeout passes: the primary is tried again and serves
+                wait_until(lambda: who(z.ports[0]) == "primary", 5, "the primary back in service")
                 names = [who(z.ports[0]) for _ in range(10)]
-                self.assertEqual(set(names[1:]), {"primary"}, names)
+                self.assertEqual(set(names), {"primary"}, names)
         finally:
             p.stop()
             bk.stop()
@@ -120,9 +140,9 @@ class Failures(unittest.TestCase):
                         extra="stats_file: {tmp}/st.json\nstats_interval: 50ms")
             with Zerg(text) as z:
                 self.assertEqual({who(z.ports[0]) for _ in range(12)}, {"b"})
-                time.sleep(0.4)
-                with open(os.path.join(z.tmp, "st.json")) as f:
-                    sa, sb = json.load(f)["servers"]
+                st = wait_until(lambda: servers_if(z, lambda a, b: b["health_checks"] > 0), 5,
+                                "b's first health checks in the stats")
+                sa, sb = st
                 self.assertEqual((sa["state"], sa["connects"], sa["health_checks"]),
                                  ("maint", 0, 0))
                 self.assertEqual(sb["state"], "up")
@@ -132,9 +152,9 @@ class Failures(unittest.TestCase):
                     body = f.read()
                 with open(z.conf, "w") as f:
                     f.write(body.replace("down: true", "down: false"))
-                z.send(signal.SIGHUP)
-                self.assertTrue(zgtest.wait_for(lambda: "reload done" in z.output(), 10))
-                time.sleep(0.3)
+                self.assertIn("reload done", z.reload())
+                wait_until(lambda: servers_if(z, lambda a, b: a["state"] == "up"), 5,
+                           "a up in the new workers' stats", detail=lambda: read_stats(z))
                 self.assertEqual({who(z.ports[0]) for _ in range(12)}, {"a", "b"})
         finally:
             a.stop()
@@ -198,7 +218,7 @@ class Failures(unittest.TestCase):
 
         def flapper():
             port = flap.port
-            while not stop.is_set():
+            while not stop.is_set():  # the point: a server up and down in a rhythm
                 time.sleep(0.15)
                 flap.stop(reset=True)
                 time.sleep(0.15)
@@ -260,7 +280,8 @@ class Failures(unittest.TestCase):
     def test_max_connections(self):
         b = Backend(tag_handler)
         try:
-            with Zerg(conf([f'"{b.addr()}"'], extra="max_connections: 3")) as z:
+            with Zerg(conf([f'"{b.addr()}"'], extra="max_connections: 3\n"
+                           "stats_file: {tmp}/st.json\nstats_interval: 20ms")) as z:
                 settle(b)  # the start-up probe's session no longer counts
                 held = []
                 for _ in range(3):
@@ -269,7 +290,8 @@ class Failures(unittest.TestCase):
                     held.append(s)
                 assert_closed_at_once(self, z.ports[0])
                 held.pop().close()
-                time.sleep(0.2)
+                wait_until(lambda: (read_stats(z) or {}).get("clients") == 2, 5,
+                           "the closed session to leave the proxy's count", detail=lambda: read_stats(z))
                 self.assertEqual(who(z.ports[0]), "b")
                 for s in held:
                     s.close()
@@ -308,24 +330,22 @@ class Failures(unittest.TestCase):
         try:
             text = head + conf([f'"{b.addr()}"'], extra="idle_timeout: 300ms")
             with Zerg(text) as z:
-                deadline = time.monotonic() + 5
-                while not z.workers() and time.monotonic() < deadline:
-                    time.sleep(0.05)
+                (w,) = z.wait_workers(1)
                 settle(b)
-                w = z.workers()[0]
                 base = zgtest.fd_count(w)
                 s = socket.socket()
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
                 s.connect(("127.0.0.1", z.ports[0]))
-                time.sleep(0.2)
+                # the session is up (its upstream socket is open) ...
+                wait_until(lambda: zgtest.fd_count(w) == base + plain_fds or b.events, 5,
+                           "the session's sockets in the worker")
                 self.assertEqual(b.events, [], "the session ended before idle_timeout")
-                self.assertEqual(zgtest.fd_count(w), base + plain_fds)
-                deadline = time.monotonic() + 5
-                while not b.events and time.monotonic() < deadline:
-                    time.sleep(0.05)
+                # ... and idle_timeout ends it: the upstream sees the close
+                wait_until(lambda: b.events, 5, "the upstream to see the session closed",
+                           detail=lambda: z.output()[-1500:])
                 self.assertEqual(b.events, ["closed"], z.output()[-1500:])
-                while zgtest.fd_count(w) > base and time.monotonic() < deadline:
-                    time.sleep(0.05)
+                wait_until(lambda: zgtest.fd_count(w) <= base, 5, "the worker's fds back to before",
+                           detail=lambda: (zgtest.fd_count(w), base, z.output()[-1500:]))
                 self.assertEqual(zgtest.fd_count(w), base, z.output()[-1500:])
                 s.close()
         finally:
@@ -338,7 +358,7 @@ class Failures(unittest.TestCase):
                 s = socket.create_connection(("127.0.0.1", z.ports[0]), timeout=5)
                 self.assertEqual(recv_line(s), "b")
                 for _ in range(4):  # activity keeps it open
-                    time.sleep(0.2)
+                    time.sleep(0.2)  # the point: half the idle_timeout between sends
                     s.sendall(b"k")
                     self.assertEqual(recv_exact(s, 1), b"k")
                 t0 = time.monotonic()
@@ -387,24 +407,31 @@ class Health(unittest.TestCase):
                 s.close()
                 return n
 
+            def states(z):
+                return [s["state"] for s in (read_stats(z, "stats.json") or {}).get("servers", [])]
+
             with Zerg(text) as z:
-                time.sleep(0.3)
+                wait_until(lambda: all(b.events.count("ping") >= 2 for b in bs), 5,
+                           "health checks at both servers")
+                wait_until(lambda: states(z) == ["up", "up"], 5, "both servers up in the stats",
+                           detail=lambda: states(z))
                 self.assertEqual({ask(z.ports[0]) for _ in range(10)}, {"h0", "h1"})
+                mark = z.log_mark()
                 bs[1].sick = True
-                time.sleep(0.6)
+                z.wait_log("is down", since=mark)
+                wait_until(lambda: states(z) == ["up", "down"], 5, "h1 down in the stats",
+                           detail=lambda: states(z))
                 self.assertEqual({ask(z.ports[0]) for _ in range(10)}, {"h0"}, z.output())
-                with open(os.path.join(z.tmp, "stats.json")) as f:
-                    st = json.load(f)
-                self.assertEqual([s["state"] for s in st["servers"]], ["up", "down"])
-                self.assertIn("is down", z.output())
+                mark = z.log_mark()
                 bs[1].sick = False
-                time.sleep(0.6)
+                z.wait_log("is up", since=mark)
+                wait_until(lambda: states(z) == ["up", "up"], 5, "h1 up again in the stats",
+                           detail=lambda: states(z))
                 self.assertEqual({ask(z.ports[0]) for _ in range(10)}, {"h0", "h1"})
-                self.assertIn("is up", z.output())
                 # one checker for both workers: about one ping per interval
                 n0 = sum(1 for e in bs[0].events if e == "ping")
                 t0 = time.monotonic()
-                time.sleep(1.0)
+                time.sleep(1.0)  # the point: a rate, counted over a second
                 n1 = sum(1 for e in bs[0].events if e == "ping")
                 rate = (n1 - n0) / (time.monotonic() - t0)
                 self.assertLess(rate, 14, "health checks run in more than one worker")
@@ -421,17 +448,21 @@ class Health(unittest.TestCase):
                         upstream_extra="health_check: { interval: 50ms, timeout: 40ms, fall: 1 }",
                         extra="stats_file: {tmp}/st.json\nstats_interval: 50ms")
             with Zerg(text) as z:
-                time.sleep(0.4)
-
-                def stats():
-                    with open(os.path.join(z.tmp, "st.json")) as f:
-                        return json.load(f)
-
-                st0 = stats()
+                # the dead server found down, and settled: no session open
+                wait_until(lambda: servers_if(z, lambda a, b: b["state"] == "down"
+                                              and b["health_failed"] > 2), 5,
+                           "the dead server marked down", detail=lambda: read_stats(z))
+                wait_until(lambda: (read_stats(z) or {}).get("clients") == 0, 5, "no client session open")
+                st0 = read_stats(z)
                 for _ in range(10):
                     self.assertEqual(who(z.ports[0]), "x")
-                time.sleep(0.2)
-                st = stats()
+
+                def ten_ended():  # the stats file catches up with the ten sessions
+                    st = read_stats(z) or {"clients_total": 0}
+                    done = st["clients_total"] - st0["clients_total"] >= 10 and st["clients"] == 0
+                    return st if done else None
+                st = wait_until(ten_ended, 5, "ten finished sessions in the stats",
+                                detail=lambda: read_stats(z))
                 s0, s1 = st["servers"]
                 self.assertEqual((s0["state"], s1["state"]), ("up", "down"))
                 self.assertEqual(s0["connects"] - st0["servers"][0]["connects"], 10)
@@ -530,11 +561,8 @@ class Load(unittest.TestCase):
         b = Backend(firehose)
         try:
             with Zerg(conf([f'"{b.addr()}"'], extra="buffer_size: 256k")) as z:
-                deadline = time.monotonic() + 5
-                while not z.workers() and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                time.sleep(0.2)
-                w = z.workers()[0]
+                (w,) = z.wait_workers(1)
+                settle(b)  # the start-up probe's session is over
                 base = zgtest.rss_kb(w)
                 s = socket.socket()
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
@@ -545,7 +573,7 @@ class Load(unittest.TestCase):
                 end = time.monotonic() + 3
                 while time.monotonic() < end:
                     total += len(s.recv(16384))
-                    time.sleep(0.002)
+                    time.sleep(0.002)  # the point: a client that reads slowly
                     peak = max(peak, zgtest.rss_kb(w))
                 # the upstream must have been paused: it could send far more
                 self.assertLess(peak - base, 48 * 1024, f"RSS grew {peak - base} kB")
@@ -635,6 +663,10 @@ class MultiHost(unittest.TestCase):
                 ["ip", "netns", "exec", ns, sys.executable, "-c", NS_SERVER, f"n{i}",
                  f"10.231.{i}.2", "7000"]))
         self.ip = ip
+        for ns in self.nss:  # a backend not listening yet would count as failed
+            zgtest.wait_until(lambda: subprocess.run(
+                ["ip", "netns", "exec", ns, "ss", "-ltnH", "( sport = :7000 )"],
+                capture_output=True, text=True).stdout.strip(), 10, f"the backend in {ns} to listen")
 
     def tearDown(self):
         for p in self.procs:
@@ -682,7 +714,7 @@ class MultiHost(unittest.TestCase):
             "print(dict(c))\n")
         z.start()
         try:
-            time.sleep(0.5)
+            z.wait_log("workers ready")
             rc, out = self.in_ns(client.replace("sys.argv[1]", "60"))
             self.assertEqual(rc, 0, out + z.output())
             c = eval(out.strip().splitlines()[-1])

@@ -5,7 +5,6 @@ import re
 import socket
 import struct
 import threading
-import time
 
 import zgtest
 from zgtest import free_port
@@ -167,14 +166,12 @@ def conf(servers, extra="", upstream_extra="", workers=None):
 
 def settle(b, timeout=3.0):
     """Wait until zerg's start-up probe (which went through the proxy) is over
-    at backend b, then forget its events."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    at backend b (its handler has returned: what it noted is in), then forget
+    its events."""
+    def over():
         with b.lock:
-            if b.accepted >= 1 and not b.conns:
-                break
-        time.sleep(0.02)
-    time.sleep(0.05)
+            return b.accepted >= 1 and not b.conns
+    zgtest.wait_until(over, timeout, "the start-up probe's session to end at the backend")
     with b.lock:
         b.events.clear()
 

@@ -49,7 +49,7 @@ def session(port, data, hold=0.0, src="127.0.0.1"):
     try:
         s.sendall(data)
         assert recv_exact(s, len(data)) == data
-        time.sleep(hold)
+        time.sleep(hold)  # the point: a session that lasts this long
         return s.getsockname()[1]
     finally:
         s.close()
@@ -146,7 +146,7 @@ class ProxyLog(unittest.TestCase):
         # rotate: rename, SIGUSR1, and the next sessions go to a new file
         os.rename(os.path.join(z.tmp, "access.log"), os.path.join(z.tmp, "access.log.1"))
         z.send(signal.SIGUSR1)
-        time.sleep(0.3)
+        wait_for(lambda: os.path.exists(os.path.join(z.tmp, "access.log")), 5)  # reopened
         s = socket.create_connection(("127.0.0.1", z.ports[0]), timeout=5)
         s.sendall(v1("198.51.100.8") + b"more")
         self.assertEqual(recv_exact(s, 4), b"more")

@@ -110,7 +110,7 @@ class ProxyProtocolIn(unittest.TestCase):
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 for b in head:
                     s.sendall(bytes([b]))
-                    time.sleep(0.001)
+                    time.sleep(0.001)  # the point: trickled (all within proxy_protocol_timeout)
                 s.sendall(b"after")
                 self.assertEqual(recv_exact(s, 5), b"after")
 

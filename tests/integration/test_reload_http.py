@@ -11,7 +11,7 @@ import time
 import unittest
 
 import zgtest
-from zgtest import Zerg, wait_for
+from zgtest import Zerg, tcp_peers, wait_for, wait_until
 from httptest import HTTP_SERVER
 
 from test_upgrade import alive, read_pid
@@ -21,19 +21,24 @@ CONF = "worker_processes: 2" + HTTP_SERVER + """      locations:
 """
 
 
+def wait_wrk(z):
+    """Wait until wrk's 64 connections are open."""
+    wait_until(lambda: len(tcp_peers(z.ports[0])) >= 64, 10, "wrk's 64 connections",
+               detail=lambda: len(tcp_peers(z.ports[0])))
+
+
 @unittest.skipUnless(shutil.which("wrk"), "needs wrk")
 class ReloadUnderWrk(unittest.TestCase):
     def test_twenty_reloads_no_socket_error(self):
         with Zerg(CONF) as z:
             wrk = subprocess.Popen(["wrk", "-t1", "-c64", "-d8s", f"http://127.0.0.1:{z.ports[0]}/"],
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            time.sleep(0.5)
+            wait_wrk(z)
             for i in range(20):
                 # one at a time: a SIGHUP that comes while the last one is
                 # still pending merges with it (signals do not queue)
-                z.send(signal.SIGHUP)
-                wait_for(lambda: z.output().count("reload done") > i, 10)
-                time.sleep(0.1)
+                self.assertIn("reload done", z.reload())
+                time.sleep(0.1)  # the point: reloads spread over wrk's run
             out, _ = wrk.communicate(timeout=30)
             self.assertEqual(z.output().count("reload done"), 20, z.output())
         self.assert_clean(out)
@@ -50,13 +55,13 @@ class ReloadUnderWrk(unittest.TestCase):
         wrk = subprocess.Popen(["wrk", "-t1", "-c64", "-d4s", f"http://127.0.0.1:{z.ports[0]}/"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.addCleanup(wrk.kill)
-        time.sleep(0.7)
+        wait_wrk(z)
         z.send(signal.SIGUSR2)
         pid = wait_for(lambda: read_pid(pid_file) != z.proc.pid and read_pid(pid_file))
         self.assertTrue(pid, z.output())
         new.append(pid)
         self.assertTrue(wait_for(lambda: f"{pid} master: 2 workers ready" in z.output()))
-        time.sleep(0.7)  # both generations serve
+        time.sleep(0.7)  # the point: both generations serve for a while
         z.send(signal.SIGQUIT)  # the old master drains and leaves
         self.assertEqual(z.proc.wait(15), 0, z.output())
         out, _ = wrk.communicate(timeout=30)

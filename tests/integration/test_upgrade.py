@@ -14,7 +14,7 @@ import time
 import unittest
 
 import zgtest
-from zgtest import Zerg, recv_exact, run_zerg, wait_for
+from zgtest import Zerg, holds, recv_exact, run_zerg, wait_for, wait_until
 
 CONF = """worker_processes: 2
 load_modules: [echo]
@@ -75,6 +75,11 @@ class Traffic:
             except OSError as e:
                 self.errors.append(repr(e))
 
+    def wait_ok(self, n, timeout=15.0):
+        """Wait until n echoes have come back."""
+        wait_until(lambda: self.ok >= n or self.errors, timeout, f"{n} echoes",
+                   detail=lambda: (self.ok, self.errors[:5]))
+
     def stop(self):
         self.stop_flag.set()
         self.thread.join(10)
@@ -131,19 +136,23 @@ class TestUpgrade(UpgradeCase):
         held.sendall(b"before\n")
         self.assertEqual(recv_exact(held, 7), b"before\n")
         tcp, unix = Traffic(("127.0.0.1", port)), Traffic(self.sock)
-        time.sleep(0.3)
+        for t in (tcp, unix):
+            t.wait_ok(10)
         new = self.upgrade(z)
         self.assertIn(f"{new} master: binary upgrade: took over 3 listening sockets", z.output())
-        time.sleep(0.3)
+        for t in (tcp, unix):  # traffic goes on while both masters serve
+            t.wait_ok(t.ok + 10)
         # completing the upgrade: the old master drains and leaves
+        mark = z.log_mark()
         z.send(signal.SIGQUIT)
-        time.sleep(0.3)
+        z.wait_log(f"{z.proc.pid} master: graceful stop", since=mark)
         # the connection an old worker holds still works meanwhile ...
         held.sendall(b"during\n")
         self.assertEqual(recv_exact(held, 7), b"during\n")
         held.close()  # ... and closing it lets that worker go
         self.assertEqual(z.proc.wait(15), 0, z.output())
-        time.sleep(0.3)
+        for t in (tcp, unix):  # and goes on with the new master alone
+            t.wait_ok(t.ok + 10)
         for t in (tcp, unix):
             ok, errors = t.stop()
             self.assertEqual(errors, [], z.output())
@@ -191,12 +200,14 @@ class TestUpgrade(UpgradeCase):
         waiting = socket.create_connection(("127.0.0.1", port), timeout=5)
         self.addCleanup(waiting.close)
         waiting.sendall(b"queued\n")
-        time.sleep(0.3)
-        self.assertEqual(z.workers(), [], "a worker was respawned after SIGWINCH")
+        # the point: for a while, nothing respawns a worker
+        self.assertTrue(holds(lambda: z.workers() == [], 0.3), "a worker was respawned after SIGWINCH")
+        mark = z.log_mark()
         z.send(signal.SIGHUP)
         self.assertEqual(recv_exact(waiting, 7), b"queued\n", z.output())
+        # the first worker ready serves the queued one; the master logs once both are
+        z.wait_log("SIGHUP after SIGWINCH: 2 workers started", since=mark)
         self.assertEqual(len(z.workers()), 2)
-        self.assertIn("SIGHUP after SIGWINCH: 2 workers started", z.output())
 
     def test_a_new_binary_that_fails_leaves_the_old_master_in_charge(self):
         z = self.start()
@@ -294,14 +305,18 @@ class TestSignalStorm(UpgradeCase):
             self.assertLessEqual(len(masters), 2, z.output())
             os.kill(rng.choice(masters), rng.choice([signal.SIGHUP, signal.SIGUSR2,
                                                      signal.SIGWINCH]))
-            time.sleep(rng.uniform(0.01, 0.2))
+            time.sleep(rng.uniform(0.01, 0.2))  # the point: signals at random moments
+        # what the last signals started (a master, workers) shows within this
         time.sleep(0.5)
         masters = masters_marked(mark)
         self.assertEqual(sorted(p for p in seen if alive(p)), masters, "a master died")
         self.assertIn(z.proc.pid, masters)
+        mark = z.log_mark()
         for m in masters:
             os.kill(m, signal.SIGHUP)
-        time.sleep(0.5)
+        for m in masters:  # each has done what that SIGHUP asked
+            z.wait_log(f"{m} master: reload done", f"{m} master: reload failed",
+                       f"{m} master: SIGHUP after SIGWINCH", since=mark)
         for m in masters:
             self.assertTrue(wait_for(lambda: sum(1 for c in zgtest.proc_children(m)
                                                  if c not in masters) == 2, 10), z.output())

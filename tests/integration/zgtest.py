@@ -49,6 +49,91 @@ def wait_for(pred, timeout=10.0, step=0.02):
     return pred()
 
 
+def wait_until(pred, timeout=10.0, what="a condition", step=0.01, detail=None):
+    """Poll pred until it returns something true, and return that. After
+    timeout seconds raise AssertionError naming what was awaited (and
+    detail(), when given: a log tail, the state seen last)."""
+    v = wait_for(pred, timeout, step)
+    if v:
+        return v
+    msg = f"timed out after {timeout}s waiting for {what}"
+    if detail is not None:
+        msg += ":\n" + str(detail())
+    raise AssertionError(msg)
+
+
+def holds(pred, duration, step=0.01):
+    """True when pred stays true for duration seconds (checked every step).
+    For tests whose point is that something does NOT happen within a time."""
+    deadline = time.monotonic() + duration
+    while time.monotonic() < deadline:
+        if not pred():
+            return False
+        time.sleep(step)
+    return bool(pred())
+
+
+def proc_state(pid):
+    """The state letter of pid from /proc (R, S, Z, ...); None once gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+def tcp_peers(port):
+    """(peer address, peer port) of the TCP connections whose local port is
+    port and which that side has not closed yet (established or close-wait;
+    a connection still in the accept queue counts)."""
+    out = subprocess.run(["ss", "-tnH", "state", "established", "state", "close-wait",
+                          f"( sport = :{port} )"], capture_output=True, text=True).stdout
+    peers = []
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) >= 5:
+            host, _, p = f[4].rpartition(":")
+            peers.append((host.strip("[]"), int(p)))
+    return peers
+
+
+def wait_consumed(sock, timeout=10.0):
+    """Wait until the server has read all that the connected TCP socket sock
+    sent (sock's send queue and the server side's receive queue are empty,
+    as ss shows them): the bytes are in the server's hands, not in flight."""
+    me, peer = sock.getsockname()[1], sock.getpeername()[1]
+
+    def queues():
+        out = subprocess.run(["ss", "-tnH", "state", "established",
+                              f"( sport = :{me} or dport = :{me} )"],
+                             capture_output=True, text=True).stdout
+        q = {}
+        for line in out.splitlines():
+            f = line.split()
+            if len(f) >= 4 and f[0].isdigit():
+                q[int(f[2].rpartition(":")[2])] = (int(f[0]), int(f[1]))
+        return q
+
+    def done():
+        q = queues()
+        return me in q and peer in q and q[me][1] == 0 and q[peer][0] == 0
+    wait_until(done, timeout, f"the server to read what port {me} sent", detail=queues)
+
+
+def tcp_queues(port, state="established"):
+    """[(recv-q, send-q)] of the TCP sockets in state whose local port is
+    port, from ss: a way to see that a peer stopped reading (its recv-q and
+    our send-q stay full); for a listener, recv-q is its accept queue."""
+    out = subprocess.run(["ss", "-tnH", "state", state, f"( sport = :{port} )"],
+                         capture_output=True, text=True).stdout
+    rows = []
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) >= 2 and f[0].isdigit():
+            rows.append((int(f[0]), int(f[1])))
+    return rows
+
+
 def proc_children(pid):
     """Direct children of pid (from /proc)."""
     out = []
@@ -161,6 +246,52 @@ class Zerg:
     def send(self, sig):
         """Send sig to the master."""
         os.kill(self.proc.pid, sig)
+
+    def log_path(self):
+        return os.path.join(self.tmp, "error.log")
+
+    def log_mark(self):
+        """Where the error log ends now: pass it to wait_log to see only what
+        is written from here on."""
+        try:
+            return os.path.getsize(self.log_path())
+        except OSError:
+            return 0
+
+    def log_since(self, mark=0):
+        try:
+            with open(self.log_path(), "rb") as f:
+                f.seek(mark)
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def wait_log(self, *texts, since=0, timeout=10.0, count=1):
+        """Wait until one of texts appears (count times) in the error log
+        after offset since; returns the first line holding it. Raises
+        AssertionError with the log's tail when timeout passes."""
+        def seen():
+            lines = [l for l in self.log_since(since).splitlines() if any(t in l for t in texts)]
+            return lines[0] if len(lines) >= count else None
+        return wait_until(seen, timeout, f"{count}x {' or '.join(map(repr, texts))} in the error log",
+                          detail=lambda: self.log_since(since)[-3000:])
+
+    def reload(self, timeout=15.0):
+        """SIGHUP, then wait until the master has finished that reload (its
+        'reload done' or 'reload failed' line); returns that line. One at a
+        time: signals do not queue, and a SIGHUP sent while the master is busy
+        with the last one would merge with another."""
+        mark = self.log_mark()
+        self.send(signal.SIGHUP)
+        return self.wait_log("reload done", "reload failed", since=mark, timeout=timeout)
+
+    def wait_workers(self, n, timeout=10.0):
+        """Wait until the master has n worker processes, none of them a
+        zombie; returns their pids."""
+        def ok():
+            ws = self.workers()
+            return ws if len(ws) == n and all(proc_state(w) not in ("Z", None) for w in ws) else None
+        return wait_until(ok, timeout, f"{n} workers", detail=lambda: (self.workers(), self.output()[-2000:]))
 
     def output(self):
         """What zerg printed plus its error log, for failure messages."""
