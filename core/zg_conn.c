@@ -3,10 +3,11 @@
  * queue's sends (SEND_ZC above the threshold), outbound connects, and a close
  * that waits for every completion before the slot is reused. */
 #define _GNU_SOURCE
-#include "zg_log.h"
-#include "zg_proxyproto.h"
-#include "zg_module.h"
+#include "zg_conn.h"
 #include "zg_climit.h"
+#include "zg_log.h"
+#include "zg_module.h"
+#include "zg_proxyproto.h"
 #include "zg_worker.h"
 
 #include <errno.h>
@@ -386,7 +387,7 @@ static void recv_complete(zg_conn *c, struct io_uring_cqe *cqe)
             return;
         }
         w->stats.bytes_in += (uint64_t)res;
-        zg_busy_note(w, c);
+        zg_busy_note(&w->busy, &c->busy_epoch);
         if (c->flags & (ZG_C_CLOSING | ZG_C_CLOSE_WANT)) {
             /* input after close: dropped */
         } else if ((c->flags & (ZG_C_PAUSE_MOD | ZG_C_PAUSE_OUT)) || c->in_held.head) {

@@ -2,6 +2,7 @@
  * flags the kernel takes, and a loop that per turn flushes output, submits
  * and waits in one io_uring_enter, then drains completions in a batch. */
 #define _GNU_SOURCE
+#include "zg_event.h"
 #include "zg_log.h"
 #include "zg_logfile.h"
 #include "zg_module.h"
@@ -405,7 +406,7 @@ static void update_clock(zg_worker *w)
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     w->now_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
     w->unix_time = time(NULL);
-    zg_busy_roll(w);
+    zg_busy_roll(&w->busy, w->now_ms);
 }
 
 /* Settle what waits for the end of the turn: flushes, closes, buffers. */
@@ -484,8 +485,9 @@ unsigned zg_batch_target(const zg_uring_conf *u, uint64_t busy_conns, uint64_t w
 static int submit_and_wait(zg_worker *w, int64_t wait_ms)
 {
     struct __kernel_timespec ts = {.tv_sec = wait_ms / 1000, .tv_nsec = (wait_ms % 1000) * 1000000};
-    unsigned nr =
-        w->batch_wait_ok ? zg_batch_target(&w->cfg->uring, zg_busy_conns(w), zg_busy_events(w)) : 0;
+    unsigned nr = w->batch_wait_ok ? zg_batch_target(&w->cfg->uring, zg_busy_conns(&w->busy),
+                                                     zg_busy_events(&w->busy))
+                                   : 0;
     if (nr) {
         int rc = enter_batched(w, nr, wait_ms >= 0 ? &ts : NULL,
                                (unsigned)w->cfg->uring.batch_wait_usec);
