@@ -8,6 +8,7 @@
 #include "zg_log.h"
 #include "zg_module.h"
 #include "zg_proxyproto.h"
+#include "zg_uring_compat.h"
 #include "zg_worker.h"
 
 #include <errno.h>
@@ -15,10 +16,6 @@
 #include <netinet/tcp.h>
 #include <string.h>
 #include <unistd.h>
-
-#ifndef IORING_ASYNC_CANCEL_FD_FIXED
-#define IORING_ASYNC_CANCEL_FD_FIXED (1U << 3)
-#endif
 
 static void conn_timer_fired(zerg_timer *t);
 static void release_slot(zg_conn *c);

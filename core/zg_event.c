@@ -6,6 +6,7 @@
 #include "zg_log.h"
 #include "zg_logfile.h"
 #include "zg_module.h"
+#include "zg_uring_compat.h"
 #include "zg_worker.h"
 
 #include <errno.h>
@@ -15,16 +16,6 @@
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
-
-#ifndef IORING_SETUP_SINGLE_ISSUER
-#define IORING_SETUP_SINGLE_ISSUER (1U << 12)
-#endif
-#ifndef IORING_SETUP_DEFER_TASKRUN
-#define IORING_SETUP_DEFER_TASKRUN (1U << 13)
-#endif
-#ifndef IORING_SETUP_COOP_TASKRUN
-#define IORING_SETUP_COOP_TASKRUN (1U << 8)
-#endif
 
 #define ZG_ACCEPT_BACKOFF_MS 100
 
@@ -231,13 +222,11 @@ static void accept_sweep(zg_worker *w, zg_listener *l)
     if (l->sweeping || l->armed)
         return;
     struct io_uring_sqe *sqe = zg_sqe(w);
-    if (l->direct) {
-        io_uring_prep_accept(sqe, l->fd, NULL, NULL, 0);
-        sqe->file_index = IORING_FILE_INDEX_ALLOC; /* liburing 2.3's helper can't say it */
-    } else {
+    if (l->direct)
+        zg_prep_accept_alloc(sqe, l->fd, 0);
+    else
         io_uring_prep_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
-    }
-    sqe->ioprio |= ZG_ACCEPT_DONTWAIT;
+    sqe->ioprio |= IORING_ACCEPT_DONTWAIT;
     io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_ACCEPT_SWEEP, l->index, l->gen));
     l->sweeping = 1;
 }
@@ -422,35 +411,6 @@ static void prepare_turn(zg_worker *w)
     zg_conn_feed_starved(w);
 }
 
-/* Submit and wait for up to wait_nr completions, returning once min_wait_us
- * has passed with at least one (kernel 6.12: the min_wait_usec word, which
- * liburing 2.3 still calls pad). liburing 2.3 has no call for it, so this
- * publishes the SQ tail itself. -EINVAL: the kernel lacks it. */
-static int enter_batched(zg_worker *w, unsigned wait_nr, struct __kernel_timespec *ts,
-                         unsigned min_wait_us)
-{
-    struct io_uring *ring = &w->ring;
-    struct io_uring_sq *sq = &ring->sq;
-    if (sq->sqe_head != sq->sqe_tail) {
-        sq->sqe_head = sq->sqe_tail;
-        io_uring_smp_store_release(sq->ktail, sq->sqe_tail);
-    }
-    struct io_uring_getevents_arg arg = {
-        .sigmask_sz = _NSIG / 8,
-        .pad = min_wait_us,
-        .ts = (uint64_t)(uintptr_t)ts,
-    };
-    unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
-    int fd = ring->ring_fd;
-    if (ring->int_flags & 1 /* liburing's INT_FLAG_REG_RING */) {
-        flags |= IORING_ENTER_REGISTERED_RING;
-        fd = ring->enter_ring_fd;
-    }
-    int rc = io_uring_enter2((unsigned)fd, io_uring_sq_ready(ring), wait_nr, flags,
-                             (sigset_t *)&arg, sizeof(arg));
-    return rc == -1 ? -errno : rc;
-}
-
 /* Waiting for more completions than one pays only while many connections
  * are busy: with a few clients each waiting for its answer, a batch fills
  * only when they all have sent again, so each is held up by the others (4
@@ -489,8 +449,8 @@ static int submit_and_wait(zg_worker *w, int64_t wait_ms)
                                                      zg_busy_events(&w->busy))
                                    : 0;
     if (nr) {
-        int rc = enter_batched(w, nr, wait_ms >= 0 ? &ts : NULL,
-                               (unsigned)w->cfg->uring.batch_wait_usec);
+        int rc = zg_uring_submit_and_wait_min(&w->ring, nr, wait_ms >= 0 ? &ts : NULL,
+                                              (unsigned)w->cfg->uring.batch_wait_usec);
         if (rc != -EINVAL)
             return rc;
         zg_log_warn("uring.batch_wait_usec needs kernel 6.12: waiting for one completion");
@@ -522,8 +482,7 @@ static int run_turn(zg_worker *w, int64_t wait_ms)
         if (n < ZG_ARRAY_SIZE(cqes))
             break;
     }
-    if (*w->ring.cq.koverflow)
-        w->stats.cq_overflows = *w->ring.cq.koverflow;
+    w->stats.cq_overflows = zg_uring_cq_overflows(&w->ring);
     zg_conn_reap_all(w);
     zg_timers_run(&w->timers, w->now_ms);
     zg_conn_reap_all(w);

@@ -35,9 +35,6 @@ enum zg_op {
 #define ZG_UD_GEN(ud)       ((uint32_t)(((ud) >> 8) & 0xffffff))
 #define ZG_UD_IDX(ud)       ((uint32_t)((ud) >> 32))
 
-#define ZG_OP_FIXED_FD_INSTALL 54        /* IORING_OP_FIXED_FD_INSTALL, newer than liburing 2.3 */
-#define ZG_ACCEPT_DONTWAIT     (1u << 1) /* IORING_ACCEPT_DONTWAIT (6.10), likewise */
-
 /* A module's file operation (api->file_io, api->file_open) in flight. */
 typedef struct zg_file_op {
     uint32_t idx, gen;
