@@ -332,20 +332,13 @@ static void deliver(zg_conn *c, zg_chunk *k, const uint8_t *data, size_t len)
     }
 }
 
-static void close_gracefully(zg_conn *c)
-{
-    c->flags |= ZG_C_CLOSE_WANT;
-    zg_conn_update_read(c);
-    zg_conn_queue_flush(c);
-}
-
 static void deliver_eof(zg_conn *c)
 {
     c->flags &= ~ZG_C_EOF_PENDING;
     if (c->mod->on_eof)
         c->mod->on_eof(c);
     else
-        close_gracefully(c);
+        zg_conn_close(c);
 }
 
 void zg_conn_deliver_held(zg_conn *c)
@@ -602,6 +595,94 @@ static void connect_complete(zg_conn *c, struct io_uring_cqe *cqe)
     }
     zg_conn_update_read(c);
     zg_conn_queue_flush(c);
+}
+
+/* ---- what the module asks for (the api table forwards here) ---- */
+
+int zg_conn_closing(zg_conn *c)
+{
+    return (c->flags & (ZG_C_CLOSING | ZG_C_CLOSE_WANT)) != 0;
+}
+
+int zg_conn_tearing_down(const zg_conn *c)
+{
+    return (c->flags & ZG_C_CLOSING) != 0;
+}
+
+int zg_conn_writable(zg_conn *c)
+{
+    if (zg_conn_closing(c))
+        return 0;
+    /* after shutdown(SHUT_RD) the write side stays open */
+    return !(c->flags & ZG_C_SHUT_WANT) || c->shut_how == SHUT_RD;
+}
+
+void zg_conn_close(zg_conn *c)
+{
+    if (zg_conn_closing(c))
+        return;
+    c->flags |= ZG_C_CLOSE_WANT;
+    zg_conn_update_read(c);
+    zg_conn_queue_flush(c);
+}
+
+void zg_conn_abort(zg_conn *c)
+{
+    if (c->flags & ZG_C_CLOSING)
+        return;
+    c->flags |= ZG_C_ABORT;
+    zg_conn_teardown(c, 0);
+}
+
+void zg_conn_shutdown(zg_conn *c, int how)
+{
+    if (c->flags & (ZG_C_CLOSING | ZG_C_SHUT_WANT))
+        return;
+    c->flags |= ZG_C_SHUT_WANT;
+    c->shut_how = how;
+    zg_conn_queue_flush(c);
+}
+
+void zg_conn_pause_read(zg_conn *c)
+{
+    c->flags |= ZG_C_PAUSE_MOD;
+    zg_conn_update_read(c);
+}
+
+void zg_conn_resume_read(zg_conn *c)
+{
+    if (!(c->flags & ZG_C_PAUSE_MOD))
+        return;
+    c->flags &= ~ZG_C_PAUSE_MOD;
+    zg_conn_deliver_held(c);
+}
+
+void zg_conn_set_watermarks(zg_conn *c, size_t low, size_t high)
+{
+    c->out_low = low < high ? low : high;
+    c->out_high = high;
+}
+
+void zg_conn_want_drain(zg_conn *c)
+{
+    c->flags |= ZG_C_WANT_DRAIN;
+    if (c->out.bytes == 0)
+        zg_conn_queue_flush(c); /* the flush turn reports it */
+}
+
+void zg_conn_set_input_limit(zg_conn *c, size_t max)
+{
+    c->in_limit = max;
+}
+
+void zg_conn_set_timeout(zg_conn *c, uint64_t ms)
+{
+    if (c->flags & ZG_C_CLOSING)
+        return;
+    if (ms)
+        zg_timer_set(&c->w->timers, &c->timer, c->w->now_ms, ms);
+    else
+        zg_timer_cancel(&c->w->timers, &c->timer);
 }
 
 /* ---- timeouts ---- */

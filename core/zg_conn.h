@@ -97,6 +97,19 @@ void zg_conn_deliver_held(zg_conn *c);
 void zg_conn_close_all(zg_worker *w);
 /* Log every open connection's state (debug level). */
 void zg_conn_dump(zg_worker *w);
+/* What the module asks for through the api table (api->close, ...). */
+int zg_conn_closing(zg_conn *c);            /* closed, or closing once flushed */
+int zg_conn_tearing_down(const zg_conn *c); /* closed: waiting for completions */
+int zg_conn_writable(zg_conn *c);           /* output is still taken */
+void zg_conn_close(zg_conn *c);             /* graceful: flush, then close */
+void zg_conn_abort(zg_conn *c);             /* drop the output, reset the peer */
+void zg_conn_shutdown(zg_conn *c, int how); /* after the flush */
+void zg_conn_pause_read(zg_conn *c);
+void zg_conn_resume_read(zg_conn *c); /* presents what was held meanwhile */
+void zg_conn_set_watermarks(zg_conn *c, size_t low, size_t high);
+void zg_conn_want_drain(zg_conn *c); /* one on_drain once the output is empty */
+void zg_conn_set_input_limit(zg_conn *c, size_t max);
+void zg_conn_set_timeout(zg_conn *c, uint64_t ms); /* 0 cancels */
 zg_conn *zg_conn_connect(zg_worker *w, const zerg_module *m, void *conf, const struct sockaddr *sa,
                          socklen_t len, uint64_t timeout_ms);
 
