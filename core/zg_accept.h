@@ -25,7 +25,18 @@ typedef struct zg_listener {
     zg_worker *w;
 } zg_listener;
 
-void zg_arm_accept(zg_worker *w, zg_listener *l);
-void zg_conn_accepted(zg_worker *w, zg_listener *l, int fd);
+/* One listener per distinct address (fds: the worker's listening sockets,
+ * server-major then address order), for the block that owns it. */
+int zg_accept_init(zg_worker *w, const int *fds);
+void zg_accept_destroy(zg_worker *w);
+/* Arm every listener's multishot accept (at the loop's start), or one's. */
+void zg_accept_start(zg_worker *w);
+void zg_accept_arm(zg_worker *w, zg_listener *l);
+/* A drain: cancel the accepts, then sweep what their queues hold. */
+void zg_accept_stop(zg_worker *w);
+/* An accept or sweep is in flight: it may still hand over a connection. */
+int zg_accept_pending(const zg_worker *w);
+/* ZG_OP_ACCEPT and ZG_OP_ACCEPT_SWEEP completions. */
+void zg_accept_complete(zg_worker *w, struct io_uring_cqe *cqe);
 
 #endif

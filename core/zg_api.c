@@ -1,6 +1,7 @@
 /* zg_api.c - the api table modules call: thin, checked wrappers over the
  * connection, timer, file and config machinery of the core. */
 #define _GNU_SOURCE
+#include "zg_connect.h"
 #include "zg_log.h"
 #include "zg_logfile.h"
 #include "zg_module.h"
@@ -254,7 +255,7 @@ static int api_write_ref(zg_conn *c, const void *data, size_t len, zerg_ref *r)
 static zg_conn *api_connect(zg_worker *w, const zerg_module *m, void *conf,
                             const struct sockaddr *sa, socklen_t len, uint64_t timeout_ms)
 {
-    return zg_conn_connect(w, m, conf, sa, len, timeout_ms);
+    return zg_connect(w, m, conf, sa, len, timeout_ms);
 }
 
 const zerg_api zg_api = {

@@ -82,6 +82,17 @@ struct zerg_conn {
 };
 
 zg_conn *zg_conn_new(zg_worker *w, const zerg_module *m, void *conf, int fd, int fixed);
+/* Close a socket that has no connection (fixed: a fixed-file slot). */
+void zg_close_fd(zg_worker *w, int fd, int fixed);
+/* An accepted connection meets its module (on_open), after the check of
+ * max_connections_per_client, which may close it instead... */
+void zg_conn_open(zg_conn *c);
+/* ...or first reads a PROXY protocol header, for at most timeout_ms. */
+void zg_conn_await_proxy_header(zg_conn *c, uint64_t timeout_ms);
+/* An outbound connection's connect was submitted; its result (0 or
+ * -errno) goes to on_connect, then to reading or the close. */
+void zg_conn_connecting(zg_conn *c);
+void zg_conn_connected(zg_conn *c, int res);
 void zg_conn_complete(zg_worker *w, struct io_uring_cqe *cqe);
 void zg_conn_abort_fd_complete(zg_worker *w, struct io_uring_cqe *cqe);
 void zg_conn_update_read(zg_conn *c);
@@ -110,7 +121,5 @@ void zg_conn_set_watermarks(zg_conn *c, size_t low, size_t high);
 void zg_conn_want_drain(zg_conn *c); /* one on_drain once the output is empty */
 void zg_conn_set_input_limit(zg_conn *c, size_t max);
 void zg_conn_set_timeout(zg_conn *c, uint64_t ms); /* 0 cancels */
-zg_conn *zg_conn_connect(zg_worker *w, const zerg_module *m, void *conf, const struct sockaddr *sa,
-                         socklen_t len, uint64_t timeout_ms);
 
 #endif
