@@ -1,6 +1,7 @@
 /* zg_api.c - the api table modules call: thin, checked wrappers over the
  * connection, timer, file and config machinery of the core. */
 #define _GNU_SOURCE
+#include "zg_connect.h"
 #include "zg_log.h"
 #include "zg_logfile.h"
 #include "zg_module.h"
@@ -68,7 +69,7 @@ static struct io_uring_sqe *file_op_sqe(zg_worker *w, zg_conn *owner, zerg_io_fn
                                         uint64_t *ud, int *err)
 {
     *err = -EINVAL;
-    if (!cb || (owner && (owner->flags & ZG_C_CLOSING)))
+    if (!cb || (owner && zg_conn_tearing_down(owner)))
         return NULL;
     uint32_t idx;
     zg_file_op *op = zg_pool_get(&w->file_ops, &idx);
@@ -168,50 +169,14 @@ static size_t api_conn_servers(zg_conn *c, void *const **confs)
     *confs = c->listener->vhosts;
     return c->listener->nvhosts;
 }
-static int api_conn_closing(zg_conn *c)
-{
-    return (c->flags & (ZG_C_CLOSING | ZG_C_CLOSE_WANT)) != 0;
-}
 static size_t api_conn_out_pending(zg_conn *c)
 {
     return c->out.bytes;
 }
-static void api_conn_set_watermarks(zg_conn *c, size_t low, size_t high)
-{
-    c->out_low = low < high ? low : high;
-    c->out_high = high;
-}
-static void api_conn_want_drain(zg_conn *c)
-{
-    c->flags |= ZG_C_WANT_DRAIN;
-    if (c->out.bytes == 0)
-        zg_conn_queue_flush(c); /* the flush turn reports it */
-}
-static void api_conn_set_input_limit(zg_conn *c, size_t max)
-{
-    c->in_limit = max;
-}
-static void api_conn_timeout(zg_conn *c, uint64_t ms)
-{
-    if (c->flags & ZG_C_CLOSING)
-        return;
-    if (ms)
-        zg_timer_set(&c->w->timers, &c->timer, c->w->now_ms, ms);
-    else
-        zg_timer_cancel(&c->w->timers, &c->timer);
-}
-
-static int writable(zg_conn *c)
-{
-    if (c->flags & (ZG_C_CLOSING | ZG_C_CLOSE_WANT))
-        return 0;
-    /* after shutdown(SHUT_RD) the write side stays open */
-    return !(c->flags & ZG_C_SHUT_WANT) || c->shut_how == SHUT_RD;
-}
 
 static int api_write(zg_conn *c, const void *data, size_t len)
 {
-    if (!writable(c))
+    if (!zg_conn_writable(c))
         return -EPIPE;
     if (zg_outq_copy(&c->w->bufs, &c->out, data, len) < 0)
         return -ENOMEM;
@@ -221,7 +186,7 @@ static int api_write(zg_conn *c, const void *data, size_t len)
 
 static int api_writev(zg_conn *c, const struct iovec *iov, int iovcnt)
 {
-    if (!writable(c))
+    if (!zg_conn_writable(c))
         return -EPIPE;
     for (int i = 0; i < iovcnt; i++)
         if (zg_outq_copy(&c->w->bufs, &c->out, iov[i].iov_base, iov[i].iov_len) < 0)
@@ -232,14 +197,14 @@ static int api_writev(zg_conn *c, const struct iovec *iov, int iovcnt)
 
 static void *api_write_reserve(zg_conn *c, size_t min, size_t *avail)
 {
-    if (!writable(c))
+    if (!zg_conn_writable(c))
         return NULL;
     return zg_outq_reserve(&c->w->bufs, &c->out, min, avail);
 }
 
 static void api_write_commit(zg_conn *c, size_t used)
 {
-    if (!writable(c) || !c->out.tail)
+    if (!zg_conn_writable(c) || !c->out.tail)
         return;
     zg_outq_commit(&c->out, used);
     zg_conn_after_write(c);
@@ -247,7 +212,7 @@ static void api_write_commit(zg_conn *c, size_t used)
 
 static int api_write_ext(zg_conn *c, const void *data, size_t len, zerg_done_fn done, void *arg)
 {
-    if (!writable(c))
+    if (!zg_conn_writable(c))
         return -EPIPE;
     if (zg_outq_ref(&c->w->bufs, &c->out, data, len, NULL, done, arg) < 0)
         return -ENOMEM;
@@ -277,7 +242,7 @@ static void api_release(zg_worker *w, zerg_ref *r)
 static int api_write_ref(zg_conn *c, const void *data, size_t len, zerg_ref *r)
 {
     zg_bufs *b = &c->w->bufs;
-    if (!writable(c)) {
+    if (!zg_conn_writable(c)) {
         zg_chunk_put(b, (zg_chunk *)r);
         return -EPIPE;
     }
@@ -287,50 +252,10 @@ static int api_write_ref(zg_conn *c, const void *data, size_t len, zerg_ref *r)
     return 0;
 }
 
-static void api_pause_read(zg_conn *c)
-{
-    c->flags |= ZG_C_PAUSE_MOD;
-    zg_conn_update_read(c);
-}
-
-static void api_resume_read(zg_conn *c)
-{
-    if (!(c->flags & ZG_C_PAUSE_MOD))
-        return;
-    c->flags &= ~ZG_C_PAUSE_MOD;
-    zg_conn_deliver_held(c);
-}
-
-static void api_shutdown(zg_conn *c, int how)
-{
-    if (c->flags & (ZG_C_CLOSING | ZG_C_SHUT_WANT))
-        return;
-    c->flags |= ZG_C_SHUT_WANT;
-    c->shut_how = how;
-    zg_conn_queue_flush(c);
-}
-
-static void api_close(zg_conn *c)
-{
-    if (c->flags & (ZG_C_CLOSING | ZG_C_CLOSE_WANT))
-        return;
-    c->flags |= ZG_C_CLOSE_WANT;
-    zg_conn_update_read(c);
-    zg_conn_queue_flush(c);
-}
-
-static void api_abort(zg_conn *c)
-{
-    if (c->flags & ZG_C_CLOSING)
-        return;
-    c->flags |= ZG_C_ABORT;
-    zg_conn_teardown(c, 0);
-}
-
 static zg_conn *api_connect(zg_worker *w, const zerg_module *m, void *conf,
                             const struct sockaddr *sa, socklen_t len, uint64_t timeout_ms)
 {
-    return zg_conn_connect(w, m, conf, sa, len, timeout_ms);
+    return zg_connect(w, m, conf, sa, len, timeout_ms);
 }
 
 const zerg_api zg_api = {
@@ -367,12 +292,12 @@ const zerg_api zg_api = {
     .conn_conf = api_conn_conf,
     .conn_worker = api_conn_worker,
     .conn_peer = api_conn_peer,
-    .conn_closing = api_conn_closing,
+    .conn_closing = zg_conn_closing,
     .conn_out_pending = api_conn_out_pending,
-    .conn_set_watermarks = api_conn_set_watermarks,
-    .conn_want_drain = api_conn_want_drain,
-    .conn_set_input_limit = api_conn_set_input_limit,
-    .conn_timeout = api_conn_timeout,
+    .conn_set_watermarks = zg_conn_set_watermarks,
+    .conn_want_drain = zg_conn_want_drain,
+    .conn_set_input_limit = zg_conn_set_input_limit,
+    .conn_timeout = zg_conn_set_timeout,
     .write = api_write,
     .writev = api_writev,
     .write_reserve = api_write_reserve,
@@ -381,11 +306,11 @@ const zerg_api zg_api = {
     .hold = api_hold,
     .release = api_release,
     .write_ref = api_write_ref,
-    .pause_read = api_pause_read,
-    .resume_read = api_resume_read,
-    .shutdown = api_shutdown,
-    .close = api_close,
-    .abort = api_abort,
+    .pause_read = zg_conn_pause_read,
+    .resume_read = zg_conn_resume_read,
+    .shutdown = zg_conn_shutdown,
+    .close = zg_conn_close,
+    .abort = zg_conn_abort,
     .connect = api_connect,
     .conf_path = zg_conf_path,
     .conn_local = api_conn_local,

@@ -1,5 +1,5 @@
 /* zg_bufring.c - the provided buffer ring and pooled chunks (see zg_bufring.h).
- * liburing 2.3 lacks io_uring_setup_buf_ring; we map and register by hand. */
+ * liburing 2.3 lacks io_uring_setup_buf_ring: mapped and registered by hand. */
 #define _GNU_SOURCE
 #include "zg_bufring.h"
 #include "zg_log.h"
@@ -42,8 +42,7 @@ int zg_bufs_init(zg_bufs *b, struct io_uring *ring, uint32_t nbufs, uint32_t buf
         reg.ring_addr = (uintptr_t)b->br;
         reg.ring_entries = nbufs;
         reg.bgid = b->bgid;
-        /* liburing 2.3 calls the flags field pad[0] */
-        memcpy(&reg.pad, &(uint16_t){inc ? IOU_PBUF_RING_INC : 0}, sizeof(uint16_t));
+        zg_buf_reg_set_flags(&reg, inc ? IOU_PBUF_RING_INC : 0);
         rc = io_uring_register_buf_ring(ring, &reg, 0);
         if (rc == 0) {
             b->incremental = inc;

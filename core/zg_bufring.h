@@ -8,13 +8,7 @@
 #include <stdint.h>
 
 #include "zg_pool.h"
-
-#ifndef IOU_PBUF_RING_INC
-#define IOU_PBUF_RING_INC 2
-#endif
-#ifndef IORING_CQE_F_BUF_MORE
-#define IORING_CQE_F_BUF_MORE (1U << 4)
-#endif
+#include "zg_uring_compat.h"
 
 enum { ZG_CHUNK_RING = 1, ZG_CHUNK_POOL = 2, ZG_CHUNK_HEAP = 3 };
 

@@ -1,12 +1,17 @@
-/* zg_conn.c - a connection's life on the ring: multishot recv into provided
- * buffers, delivery to its module (with carry-over and pause), the output
- * queue's sends (SEND_ZC above the threshold), outbound connects, and a close
- * that waits for every completion before the slot is reused. */
+/* zg_conn.c - a connection's life on the ring, and the one owner of its
+ * state: multishot recv into provided buffers, delivery to its module (with
+ * carry-over and pause), the output queue's sends (SEND_ZC above the
+ * threshold), what the module asks for, and a close that waits for every
+ * completion before the slot is reused. Accept and connect start
+ * connections from zg_accept.c and zg_connect.c. */
 #define _GNU_SOURCE
-#include "zg_log.h"
-#include "zg_proxyproto.h"
-#include "zg_module.h"
+#include "zg_conn.h"
 #include "zg_climit.h"
+#include "zg_connect.h"
+#include "zg_log.h"
+#include "zg_module.h"
+#include "zg_proxyproto.h"
+#include "zg_uring_compat.h"
 #include "zg_worker.h"
 
 #include <errno.h>
@@ -14,10 +19,6 @@
 #include <netinet/tcp.h>
 #include <string.h>
 #include <unistd.h>
-
-#ifndef IORING_ASYNC_CANCEL_FD_FIXED
-#define IORING_ASYNC_CANCEL_FD_FIXED (1U << 3)
-#endif
 
 static void conn_timer_fired(zerg_timer *t);
 static void release_slot(zg_conn *c);
@@ -56,7 +57,7 @@ zg_conn *zg_conn_new(zg_worker *w, const zerg_module *m, void *conf, int fd, int
     return c;
 }
 
-static void close_fd(zg_worker *w, int fd, int fixed)
+void zg_close_fd(zg_worker *w, int fd, int fixed)
 {
     if (fixed) {
         struct io_uring_sqe *sqe = zg_sqe(w);
@@ -96,7 +97,7 @@ static int admit(zg_conn *c)
     return 0;
 }
 
-static void open_conn(zg_conn *c)
+void zg_conn_open(zg_conn *c)
 {
     if (!admit(c))
         return;
@@ -105,32 +106,12 @@ static void open_conn(zg_conn *c)
         c->mod->on_open(c);
 }
 
-void zg_conn_accepted(zg_worker *w, zg_listener *l, int fd)
+/* Wait for the PROXY protocol header: the module meets c once it told who
+ * the client is, or c closes after timeout_ms. */
+void zg_conn_await_proxy_header(zg_conn *c, uint64_t timeout_ms)
 {
-    zg_conn *c = zg_conn_new(w, l->srv->module->desc, l->srv->module_conf, fd, l->direct);
-    if (!c) {
-        zg_log_warn("worker_connections (%u) reached: closing a new connection", w->max_conns);
-        close_fd(w, fd, l->direct);
-        return;
-    }
-    c->srv = l->srv;
-    c->no_zc = l->no_zc;
-    w->stats.conns_accepted++;
-    c->listener = l;
-    if (!l->direct) {
-        c->peer_len = sizeof(c->peer);
-        if (getpeername(fd, (struct sockaddr *)&c->peer, &c->peer_len) < 0)
-            c->peer_len = 0;
-    }
-    if (l->srv->proxy_protocol) {
-        /* the module meets the connection once the header told who it is */
-        c->flags |= ZG_C_PP_WAIT;
-        zg_timer_set(&w->timers, &c->timer, w->now_ms, l->srv->proxy_protocol_timeout);
-    } else {
-        open_conn(c);
-    }
-    zg_conn_update_read(c);
-    zg_conn_settle(c);
+    c->flags |= ZG_C_PP_WAIT;
+    zg_timer_set(&c->w->timers, &c->timer, c->w->now_ms, timeout_ms);
 }
 
 /* ---- the PROXY protocol header (server blocks with proxy_protocol) ---- */
@@ -193,7 +174,7 @@ static ssize_t pp_input(zg_conn *c, zg_chunk *k, const uint8_t *data, size_t len
     }
     c->flags &= ~ZG_C_PP_WAIT;
     zg_timer_cancel(&c->w->timers, &c->timer);
-    open_conn(c);
+    zg_conn_open(c);
     return n;
 }
 
@@ -334,20 +315,13 @@ static void deliver(zg_conn *c, zg_chunk *k, const uint8_t *data, size_t len)
     }
 }
 
-static void close_gracefully(zg_conn *c)
-{
-    c->flags |= ZG_C_CLOSE_WANT;
-    zg_conn_update_read(c);
-    zg_conn_queue_flush(c);
-}
-
 static void deliver_eof(zg_conn *c)
 {
     c->flags &= ~ZG_C_EOF_PENDING;
     if (c->mod->on_eof)
         c->mod->on_eof(c);
     else
-        close_gracefully(c);
+        zg_conn_close(c);
 }
 
 void zg_conn_deliver_held(zg_conn *c)
@@ -386,7 +360,7 @@ static void recv_complete(zg_conn *c, struct io_uring_cqe *cqe)
             return;
         }
         w->stats.bytes_in += (uint64_t)res;
-        zg_busy_note(w, c);
+        zg_busy_note(&w->busy, &c->busy_epoch);
         if (c->flags & (ZG_C_CLOSING | ZG_C_CLOSE_WANT)) {
             /* input after close: dropped */
         } else if ((c->flags & (ZG_C_PAUSE_MOD | ZG_C_PAUSE_OUT)) || c->in_held.head) {
@@ -547,55 +521,18 @@ static void send_complete(zg_conn *c, struct io_uring_cqe *cqe)
         zg_conn_queue_flush(c);
 }
 
-/* ---- outbound connections ---- */
+/* ---- outbound connections (zg_connect.c) ---- */
 
-zg_conn *zg_conn_connect(zg_worker *w, const zerg_module *m, void *conf, const struct sockaddr *sa,
-                         socklen_t len, uint64_t timeout_ms)
+void zg_conn_connecting(zg_conn *c)
 {
-    if (len > sizeof(struct sockaddr_storage)) {
-        errno = EINVAL;
-        return NULL;
-    }
-    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0); /* blocking: zg_arm_accept */
-    if (fd < 0)
-        return NULL;
-    int one = 1;
-    if (sa->sa_family != AF_UNIX && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
-        zg_log_debug("TCP_NODELAY: %s", strerror(errno)); /* only slower: go on */
-    zg_conn *c = zg_conn_new(w, m, conf, fd, 0);
-    if (!c) {
-        close(fd);
-        errno = EMFILE;
-        return NULL;
-    }
-    memcpy(&c->peer, sa, len);
-    c->peer_len = len;
-    c->no_zc = zg_addr_no_zc(sa, w->cfg->uring.send_zc_loopback);
     c->flags |= ZG_C_OPEN | ZG_C_CONNECTING;
-    w->stats.conns_outbound++;
-    struct io_uring_sqe *sqe = zg_sqe(w);
-    io_uring_prep_connect(sqe, fd, (struct sockaddr *)&c->peer, len);
-    io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_CONNECT, c->idx, c->gen));
-    c->inflight++;
-    if (timeout_ms) {
-        sqe->flags |= IOSQE_IO_LINK;
-        c->connect_ts.tv_sec = (long long)(timeout_ms / 1000);
-        c->connect_ts.tv_nsec = (long long)(timeout_ms % 1000) * 1000000;
-        struct io_uring_sqe *t = zg_sqe(w);
-        io_uring_prep_link_timeout(t, &c->connect_ts, 0);
-        io_uring_sqe_set_data64(t, ZG_UD(ZG_OP_LINK_TIMEOUT, c->idx, c->gen));
-        c->inflight++;
-    }
-    return c;
 }
 
-static void connect_complete(zg_conn *c, struct io_uring_cqe *cqe)
+void zg_conn_connected(zg_conn *c, int res)
 {
-    c->inflight--;
     c->flags &= ~ZG_C_CONNECTING;
     if (c->flags & ZG_C_CLOSING)
         return;
-    int res = cqe->res == -ECANCELED ? -ETIMEDOUT : cqe->res;
     if (c->mod->on_connect)
         c->mod->on_connect(c, res);
     if (res < 0) {
@@ -604,6 +541,94 @@ static void connect_complete(zg_conn *c, struct io_uring_cqe *cqe)
     }
     zg_conn_update_read(c);
     zg_conn_queue_flush(c);
+}
+
+/* ---- what the module asks for (the api table forwards here) ---- */
+
+int zg_conn_closing(zg_conn *c)
+{
+    return (c->flags & (ZG_C_CLOSING | ZG_C_CLOSE_WANT)) != 0;
+}
+
+int zg_conn_tearing_down(const zg_conn *c)
+{
+    return (c->flags & ZG_C_CLOSING) != 0;
+}
+
+int zg_conn_writable(zg_conn *c)
+{
+    if (zg_conn_closing(c))
+        return 0;
+    /* after shutdown(SHUT_RD) the write side stays open */
+    return !(c->flags & ZG_C_SHUT_WANT) || c->shut_how == SHUT_RD;
+}
+
+void zg_conn_close(zg_conn *c)
+{
+    if (zg_conn_closing(c))
+        return;
+    c->flags |= ZG_C_CLOSE_WANT;
+    zg_conn_update_read(c);
+    zg_conn_queue_flush(c);
+}
+
+void zg_conn_abort(zg_conn *c)
+{
+    if (c->flags & ZG_C_CLOSING)
+        return;
+    c->flags |= ZG_C_ABORT;
+    zg_conn_teardown(c, 0);
+}
+
+void zg_conn_shutdown(zg_conn *c, int how)
+{
+    if (c->flags & (ZG_C_CLOSING | ZG_C_SHUT_WANT))
+        return;
+    c->flags |= ZG_C_SHUT_WANT;
+    c->shut_how = how;
+    zg_conn_queue_flush(c);
+}
+
+void zg_conn_pause_read(zg_conn *c)
+{
+    c->flags |= ZG_C_PAUSE_MOD;
+    zg_conn_update_read(c);
+}
+
+void zg_conn_resume_read(zg_conn *c)
+{
+    if (!(c->flags & ZG_C_PAUSE_MOD))
+        return;
+    c->flags &= ~ZG_C_PAUSE_MOD;
+    zg_conn_deliver_held(c);
+}
+
+void zg_conn_set_watermarks(zg_conn *c, size_t low, size_t high)
+{
+    c->out_low = low < high ? low : high;
+    c->out_high = high;
+}
+
+void zg_conn_want_drain(zg_conn *c)
+{
+    c->flags |= ZG_C_WANT_DRAIN;
+    if (c->out.bytes == 0)
+        zg_conn_queue_flush(c); /* the flush turn reports it */
+}
+
+void zg_conn_set_input_limit(zg_conn *c, size_t max)
+{
+    c->in_limit = max;
+}
+
+void zg_conn_set_timeout(zg_conn *c, uint64_t ms)
+{
+    if (c->flags & ZG_C_CLOSING)
+        return;
+    if (ms)
+        zg_timer_set(&c->w->timers, &c->timer, c->w->now_ms, ms);
+    else
+        zg_timer_cancel(&c->w->timers, &c->timer);
 }
 
 /* ---- timeouts ---- */
@@ -685,7 +710,7 @@ void zg_conn_abort_fd_complete(zg_worker *w, struct io_uring_cqe *cqe)
         set_linger_zero(cqe->res);
         close(cqe->res);
     }
-    close_fd(w, (int)ZG_UD_IDX(cqe->user_data), 1);
+    zg_close_fd(w, (int)ZG_UD_IDX(cqe->user_data), 1);
 }
 
 static void finalize(zg_conn *c)
@@ -714,7 +739,7 @@ static void finalize(zg_conn *c)
     zg_timer_cancel(&w->timers, &c->timer); /* on_close may have armed it */
     if ((c->flags & ZG_C_ABORT) && !c->fixed) {
         set_linger_zero(c->fd);
-        close_fd(w, c->fd, 0);
+        zg_close_fd(w, c->fd, 0);
     } else if ((c->flags & ZG_C_ABORT) && w->fd_install_ok) {
         /* a fixed file has no fd for setsockopt: install one, then reset */
         struct io_uring_sqe *sqe = zg_sqe(w);
@@ -722,7 +747,7 @@ static void finalize(zg_conn *c)
         sqe->flags |= IOSQE_FIXED_FILE;
         io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_ABORT_FD, (uint32_t)c->fd, 0));
     } else {
-        close_fd(w, c->fd, c->fixed);
+        zg_close_fd(w, c->fd, c->fixed);
     }
     w->stats.conns_active--;
     w->stats.conns_closed++;
@@ -764,7 +789,7 @@ void zg_conn_complete(zg_worker *w, struct io_uring_cqe *cqe)
         send_complete(c, cqe);
         break;
     case ZG_OP_CONNECT:
-        connect_complete(c, cqe);
+        zg_connect_complete(c, cqe);
         break;
     case ZG_OP_LINK_TIMEOUT:
     case ZG_OP_SHUTDOWN:

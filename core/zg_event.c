@@ -2,9 +2,11 @@
  * flags the kernel takes, and a loop that per turn flushes output, submits
  * and waits in one io_uring_enter, then drains completions in a batch. */
 #define _GNU_SOURCE
+#include "zg_event.h"
 #include "zg_log.h"
 #include "zg_logfile.h"
 #include "zg_module.h"
+#include "zg_uring_compat.h"
 #include "zg_worker.h"
 
 #include <errno.h>
@@ -14,18 +16,6 @@
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
-
-#ifndef IORING_SETUP_SINGLE_ISSUER
-#define IORING_SETUP_SINGLE_ISSUER (1U << 12)
-#endif
-#ifndef IORING_SETUP_DEFER_TASKRUN
-#define IORING_SETUP_DEFER_TASKRUN (1U << 13)
-#endif
-#ifndef IORING_SETUP_COOP_TASKRUN
-#define IORING_SETUP_COOP_TASKRUN (1U << 8)
-#endif
-
-#define ZG_ACCEPT_BACKOFF_MS 100
 
 struct io_uring_sqe *zg_sqe(zg_worker *w)
 {
@@ -194,90 +184,6 @@ void zg_event_destroy(zg_worker *w)
     io_uring_queue_exit(&w->ring);
 }
 
-/* ---- accept ---- */
-
-static void accept_retry(zerg_timer *t)
-{
-    zg_listener *l = t->data;
-    zg_arm_accept(l->w, l);
-}
-
-/* Plain descriptors are left blocking, as fixed ones are: io_uring makes
- * each try nonblocking itself, and a send that it hands to a worker thread
- * after a poll has to wait there. On an O_NONBLOCK socket that send fails
- * with EAGAIN instead, which cut proxied streams short. */
-void zg_arm_accept(zg_worker *w, zg_listener *l)
-{
-    if (l->armed || w->draining)
-        return;
-    struct io_uring_sqe *sqe = zg_sqe(w);
-    if (l->direct)
-        io_uring_prep_multishot_accept_direct(sqe, l->fd, NULL, NULL, 0);
-    else
-        io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
-    io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_ACCEPT, l->index, l->gen));
-    l->armed = 1;
-}
-
-/* Listening sockets are shared between a draining worker and its successor,
- * and the kernel wakes one waiter per new connection. A wakeup that reaches
- * this worker's accept while it is being cancelled is lost with it, leaving
- * the connection queued until the next one arrives. So once its accept is
- * gone, a draining worker takes what is queued with non-blocking accepts and
- * serves it; later connections wake the successors. */
-static void accept_sweep(zg_worker *w, zg_listener *l)
-{
-    if (l->sweeping || l->armed)
-        return;
-    struct io_uring_sqe *sqe = zg_sqe(w);
-    if (l->direct) {
-        io_uring_prep_accept(sqe, l->fd, NULL, NULL, 0);
-        sqe->file_index = IORING_FILE_INDEX_ALLOC; /* liburing 2.3's helper can't say it */
-    } else {
-        io_uring_prep_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
-    }
-    sqe->ioprio |= ZG_ACCEPT_DONTWAIT;
-    io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_ACCEPT_SWEEP, l->index, l->gen));
-    l->sweeping = 1;
-}
-
-static void accept_complete(zg_worker *w, struct io_uring_cqe *cqe)
-{
-    uint32_t idx = ZG_UD_IDX(cqe->user_data);
-    if (idx >= w->nlisteners)
-        return;
-    zg_listener *l = &w->listeners[idx];
-    int sweep = ZG_UD_OP(cqe->user_data) == ZG_OP_ACCEPT_SWEEP;
-    if (sweep)
-        l->sweeping = 0;
-    else if (!(cqe->flags & IORING_CQE_F_MORE))
-        l->armed = 0;
-    if (cqe->res >= 0)
-        zg_conn_accepted(w, l, cqe->res);
-    if (w->draining) {
-        /* swept until the queue is empty (-EAGAIN), or the kernel is older
-         * than the flag (-EINVAL) */
-        int more = cqe->res >= 0 || cqe->res == -ECONNABORTED || cqe->res == -EINTR;
-        if (!l->armed && (!sweep || more))
-            accept_sweep(w, l);
-        return;
-    }
-    if (cqe->res == -ECANCELED)
-        return;
-    if (cqe->res < 0 && cqe->res != -ECONNABORTED && cqe->res != -EAGAIN && cqe->res != -EINTR) {
-        /* out of descriptors or fixed slots, or worse: pause, never spin */
-        w->stats.accept_backoffs++;
-        if (!l->armed) {
-            zg_log_warn("accept on %s: %s, retrying in %d ms", l->srv->addrs[0].text,
-                        strerror(-cqe->res), ZG_ACCEPT_BACKOFF_MS);
-            zg_timer_set(&w->timers, &l->retry, w->now_ms, ZG_ACCEPT_BACKOFF_MS);
-        }
-        return;
-    }
-    if (!l->armed)
-        zg_arm_accept(w, l);
-}
-
 /* ---- signals and file I/O ---- */
 
 static void signal_complete(zg_worker *w, struct io_uring_cqe *cqe)
@@ -327,60 +233,14 @@ static void file_complete(zg_worker *w, struct io_uring_cqe *cqe)
     }
 }
 
-/* ---- drain (reload, graceful stop) ---- */
-
-static void shutdown_expired(zerg_timer *t)
-{
-    zg_worker *w = t->data;
-    zg_log_notice("worker_shutdown_timeout: closing %llu connections",
-                  (unsigned long long)w->stats.conns_active);
-    zg_conn_close_all(w);
-}
-
-void zg_worker_drain(zg_worker *w)
-{
-    if (w->draining)
-        return;
-    w->draining = 1;
-    zg_log_info("draining %llu connections", (unsigned long long)w->stats.conns_active);
-    zg_conn_dump(w);
-    zg_proctitle_set("zerg: worker %u (old, draining)", w->id);
-    for (size_t i = 0; i < w->nlisteners; i++) {
-        zg_listener *l = &w->listeners[i];
-        zg_timer_cancel(&w->timers, &l->retry);
-        if (l->armed) {
-            struct io_uring_sqe *sqe = zg_sqe(w);
-            io_uring_prep_cancel64(sqe, ZG_UD(ZG_OP_ACCEPT, l->index, l->gen), 0);
-            io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_IGNORE, 0, 0));
-        } else {
-            accept_sweep(w, l); /* its accept ended before: what is queued? */
-        }
-    }
-    for (size_t i = 0; i < w->cfg->nmodules; i++)
-        if (w->cfg->modules[i]->desc->worker_drain)
-            w->cfg->modules[i]->desc->worker_drain(w);
-    zg_logfile_flush_all(w); /* what was logged so far goes out now, not after the drain */
-    w->shutdown_timer.fn = shutdown_expired;
-    w->shutdown_timer.data = w;
-    zg_timer_set(&w->timers, &w->shutdown_timer, w->now_ms, w->cfg->worker_shutdown_timeout);
-}
-
 /* ---- the loop ---- */
-
-static int accepts_armed(const zg_worker *w)
-{
-    for (size_t i = 0; i < w->nlisteners; i++)
-        if (w->listeners[i].armed || w->listeners[i].sweeping)
-            return 1;
-    return 0;
-}
 
 static void dispatch(zg_worker *w, struct io_uring_cqe *cqe)
 {
     switch (ZG_UD_OP(cqe->user_data)) {
     case ZG_OP_ACCEPT:
     case ZG_OP_ACCEPT_SWEEP:
-        accept_complete(w, cqe);
+        zg_accept_complete(w, cqe);
         break;
     case ZG_OP_SIGNAL:
         signal_complete(w, cqe);
@@ -405,7 +265,7 @@ static void update_clock(zg_worker *w)
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     w->now_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
     w->unix_time = time(NULL);
-    zg_busy_roll(w);
+    zg_busy_roll(&w->busy, w->now_ms);
 }
 
 /* Settle what waits for the end of the turn: flushes, closes, buffers. */
@@ -419,35 +279,6 @@ static void prepare_turn(zg_worker *w)
     } while (!zg_list_empty(&w->flush_list));
     zg_bufs_commit(&w->bufs);
     zg_conn_feed_starved(w);
-}
-
-/* Submit and wait for up to wait_nr completions, returning once min_wait_us
- * has passed with at least one (kernel 6.12: the min_wait_usec word, which
- * liburing 2.3 still calls pad). liburing 2.3 has no call for it, so this
- * publishes the SQ tail itself. -EINVAL: the kernel lacks it. */
-static int enter_batched(zg_worker *w, unsigned wait_nr, struct __kernel_timespec *ts,
-                         unsigned min_wait_us)
-{
-    struct io_uring *ring = &w->ring;
-    struct io_uring_sq *sq = &ring->sq;
-    if (sq->sqe_head != sq->sqe_tail) {
-        sq->sqe_head = sq->sqe_tail;
-        io_uring_smp_store_release(sq->ktail, sq->sqe_tail);
-    }
-    struct io_uring_getevents_arg arg = {
-        .sigmask_sz = _NSIG / 8,
-        .pad = min_wait_us,
-        .ts = (uint64_t)(uintptr_t)ts,
-    };
-    unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
-    int fd = ring->ring_fd;
-    if (ring->int_flags & 1 /* liburing's INT_FLAG_REG_RING */) {
-        flags |= IORING_ENTER_REGISTERED_RING;
-        fd = ring->enter_ring_fd;
-    }
-    int rc = io_uring_enter2((unsigned)fd, io_uring_sq_ready(ring), wait_nr, flags,
-                             (sigset_t *)&arg, sizeof(arg));
-    return rc == -1 ? -errno : rc;
 }
 
 /* Waiting for more completions than one pays only while many connections
@@ -484,11 +315,12 @@ unsigned zg_batch_target(const zg_uring_conf *u, uint64_t busy_conns, uint64_t w
 static int submit_and_wait(zg_worker *w, int64_t wait_ms)
 {
     struct __kernel_timespec ts = {.tv_sec = wait_ms / 1000, .tv_nsec = (wait_ms % 1000) * 1000000};
-    unsigned nr =
-        w->batch_wait_ok ? zg_batch_target(&w->cfg->uring, zg_busy_conns(w), zg_busy_events(w)) : 0;
+    unsigned nr = w->batch_wait_ok ? zg_batch_target(&w->cfg->uring, zg_busy_conns(&w->busy),
+                                                     zg_busy_events(&w->busy))
+                                   : 0;
     if (nr) {
-        int rc = enter_batched(w, nr, wait_ms >= 0 ? &ts : NULL,
-                               (unsigned)w->cfg->uring.batch_wait_usec);
+        int rc = zg_uring_submit_and_wait_min(&w->ring, nr, wait_ms >= 0 ? &ts : NULL,
+                                              (unsigned)w->cfg->uring.batch_wait_usec);
         if (rc != -EINVAL)
             return rc;
         zg_log_warn("uring.batch_wait_usec needs kernel 6.12: waiting for one completion");
@@ -520,8 +352,7 @@ static int run_turn(zg_worker *w, int64_t wait_ms)
         if (n < ZG_ARRAY_SIZE(cqes))
             break;
     }
-    if (*w->ring.cq.koverflow)
-        w->stats.cq_overflows = *w->ring.cq.koverflow;
+    w->stats.cq_overflows = zg_uring_cq_overflows(&w->ring);
     zg_conn_reap_all(w);
     zg_timers_run(&w->timers, w->now_ms);
     zg_conn_reap_all(w);
@@ -530,14 +361,10 @@ static int run_turn(zg_worker *w, int64_t wait_ms)
 
 void zg_event_loop(zg_worker *w)
 {
-    for (size_t i = 0; i < w->nlisteners; i++) {
-        w->listeners[i].retry.fn = accept_retry;
-        w->listeners[i].retry.data = &w->listeners[i];
-        zg_arm_accept(w, &w->listeners[i]);
-    }
+    zg_accept_start(w);
     while (!w->exiting) {
         prepare_turn(w);
-        if (w->draining && w->stats.conns_active == 0 && !accepts_armed(w))
+        if (w->draining && w->stats.conns_active == 0 && !zg_accept_pending(w))
             break; /* drained: and no accept can still hand us a connection */
         if (run_turn(w, zg_timers_next(&w->timers, w->now_ms)) < 0)
             break;

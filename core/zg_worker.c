@@ -1,5 +1,6 @@
 /* zg_worker.c - a worker process from fork to exit: pin to its CPU, drop
- * privileges, build the ring, start the modules, run the loop. */
+ * privileges, build the ring and listeners, start the modules, run the loop;
+ * and its drain on reload or graceful stop. */
 #define _GNU_SOURCE
 #include "zg_worker.h"
 #include "zg_log.h"
@@ -62,70 +63,6 @@ static int drop_privileges(const zg_config *cfg)
     return 0;
 }
 
-/* The module confs of the blocks listening on srv's address a, srv (the
- * address's owner) first. */
-static int collect_vhosts(zg_worker *w, zg_listener *l)
-{
-    const zg_config *cfg = w->cfg;
-    const zg_addr *addr = &l->srv->addrs[l->addr_index];
-    l->vhosts = calloc(cfg->nservers, sizeof(void *));
-    if (!l->vhosts)
-        return -1;
-    l->vhosts[l->nvhosts++] = l->srv->module_conf;
-    for (size_t s = 0; s < cfg->nservers; s++) {
-        zg_server *o = &cfg->servers[s];
-        for (size_t a = 0; a < o->naddrs && o != l->srv; a++)
-            if (zg_addr_same(&o->addrs[a], addr)) {
-                l->vhosts[l->nvhosts++] = o->module_conf;
-                l->direct = l->direct && !o->want_peer;
-            }
-    }
-    return 0;
-}
-
-/* One listener per distinct address, for the block that owns it. */
-static int setup_listeners(zg_worker *w, const int *fds)
-{
-    size_t total = 0;
-    for (size_t s = 0; s < w->cfg->nservers; s++)
-        total += w->cfg->servers[s].naddrs;
-    w->listeners = calloc(total ? total : 1, sizeof(zg_listener));
-    if (!w->listeners)
-        return -1;
-    size_t k = 0, n = 0;
-    for (size_t s = 0; s < w->cfg->nservers; s++) {
-        zg_server *srv = &w->cfg->servers[s];
-        for (size_t a = 0; a < srv->naddrs; a++, k++) {
-            if (zg_conf_addr_owner(w->cfg, srv, a) != srv)
-                continue;
-            zg_listener *l = &w->listeners[n];
-            l->srv = srv;
-            l->addr_index = a;
-            l->fd = fds[k];
-            l->index = (uint32_t)n++;
-            l->w = w;
-            l->direct = w->cfg->uring.fixed_files && !srv->want_peer;
-            l->no_zc = zg_addr_no_zc((const struct sockaddr *)&srv->addrs[a].ss,
-                                     w->cfg->uring.send_zc_loopback);
-            if (l->fd < 0) {
-                zg_log_error("no listening socket for %s", srv->addrs[a].text);
-                return -1;
-            }
-            if (collect_vhosts(w, l) < 0)
-                return -1;
-        }
-    }
-    w->nlisteners = n;
-    return 0;
-}
-
-static void free_listeners(zg_worker *w)
-{
-    for (size_t i = 0; i < w->nlisteners; i++)
-        free(w->listeners[i].vhosts);
-    free(w->listeners);
-}
-
 static int start_modules(zg_worker *w)
 {
     zg_config *cfg = w->cfg;
@@ -173,7 +110,7 @@ int zg_worker_main(zg_config *cfg, unsigned id, int cpu, int *listen_fds, int re
             zg_log_warn("worker_rlimit_nofile %lld: %s", (long long)cfg->worker_rlimit_nofile,
                         strerror(errno));
     }
-    if (drop_privileges(cfg) < 0 || zg_event_init(w) < 0 || setup_listeners(w, listen_fds) < 0 ||
+    if (drop_privileges(cfg) < 0 || zg_event_init(w) < 0 || zg_accept_init(w, listen_fds) < 0 ||
         start_modules(w) < 0)
         return 2;
     if (ready_fd >= 0) {
@@ -194,7 +131,35 @@ int zg_worker_main(zg_config *cfg, unsigned id, int cpu, int *listen_fds, int re
             cfg->modules[i]->desc->worker_exit(w);
     zg_logfile_close_all(w);
     zg_event_destroy(w);
-    free_listeners(w);
+    zg_accept_destroy(w);
     zg_text_free(&w->metrics_text);
     return 0;
+}
+
+/* ---- drain (reload, graceful stop) ---- */
+
+static void shutdown_expired(zerg_timer *t)
+{
+    zg_worker *w = t->data;
+    zg_log_notice("worker_shutdown_timeout: closing %llu connections",
+                  (unsigned long long)w->stats.conns_active);
+    zg_conn_close_all(w);
+}
+
+void zg_worker_drain(zg_worker *w)
+{
+    if (w->draining)
+        return;
+    w->draining = 1;
+    zg_log_info("draining %llu connections", (unsigned long long)w->stats.conns_active);
+    zg_conn_dump(w);
+    zg_proctitle_set("zerg: worker %u (old, draining)", w->id);
+    zg_accept_stop(w);
+    for (size_t i = 0; i < w->cfg->nmodules; i++)
+        if (w->cfg->modules[i]->desc->worker_drain)
+            w->cfg->modules[i]->desc->worker_drain(w);
+    zg_logfile_flush_all(w); /* what was logged so far goes out now, not after the drain */
+    w->shutdown_timer.fn = shutdown_expired;
+    w->shutdown_timer.data = w;
+    zg_timer_set(&w->timers, &w->shutdown_timer, w->now_ms, w->cfg->worker_shutdown_timeout);
 }

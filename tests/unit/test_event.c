@@ -3,7 +3,9 @@
  * busy connections and completions it is sized and decided by (zg_busy_*). */
 #include <criterion/criterion.h>
 
-#include "zg_worker.h"
+#include "zg_event.h"
+
+#include <string.h>
 
 /* Completions per busy window at 50 us waits: 2000 in 10 ms is 10 in 50 us */
 #define HEAVY 2000
@@ -72,67 +74,66 @@ Test(batch, off)
     cr_assert_eq(zg_batch_target(&u, 1000, HEAVY), 0, "batch_size 1 is a plain wait");
 }
 
-static zg_worker w;
-static zg_conn conns[3];
+static zg_busy b;
+static uint32_t conns[3]; /* the window each connection last received in */
 
 static void busy_setup(void)
 {
-    memset(&w, 0, sizeof(w));
+    memset(&b, 0, sizeof(b));
     memset(conns, 0, sizeof(conns));
-    w.now_ms = w.busy.since_ms = 1000;
-    w.busy.epoch = 1;
+    b.since_ms = 1000;
+    b.epoch = 1;
 }
 
 static void at(uint64_t ms)
 {
-    w.now_ms = 1000 + ms;
-    zg_busy_roll(&w);
+    zg_busy_roll(&b, 1000 + ms);
 }
 
 Test(busy, a_connection_counts_once_per_window, .init = busy_setup)
 {
-    zg_busy_note(&w, &conns[0]);
-    zg_busy_note(&w, &conns[0]);
-    zg_busy_note(&w, &conns[1]);
-    cr_assert_eq(zg_busy_conns(&w), 2);
+    zg_busy_note(&b, &conns[0]);
+    zg_busy_note(&b, &conns[0]);
+    zg_busy_note(&b, &conns[1]);
+    cr_assert_eq(zg_busy_conns(&b), 2);
     at(ZG_BUSY_WINDOW_MS - 1);
-    zg_busy_note(&w, &conns[1]);
-    cr_assert_eq(zg_busy_conns(&w), 2, "still the same window");
+    zg_busy_note(&b, &conns[1]);
+    cr_assert_eq(zg_busy_conns(&b), 2, "still the same window");
 }
 
 Test(busy, the_last_window_counts_until_the_next_ends, .init = busy_setup)
 {
     for (int i = 0; i < 3; i++)
-        zg_busy_note(&w, &conns[i]);
+        zg_busy_note(&b, &conns[i]);
     at(ZG_BUSY_WINDOW_MS);
-    cr_assert_eq(w.busy.now, 0);
-    cr_assert_eq(zg_busy_conns(&w), 3, "a new window starts from the last one's count");
-    zg_busy_note(&w, &conns[0]);
-    cr_assert_eq(w.busy.now, 1, "counted again in the new window");
-    cr_assert_eq(zg_busy_conns(&w), 3);
+    cr_assert_eq(b.now, 0);
+    cr_assert_eq(zg_busy_conns(&b), 3, "a new window starts from the last one's count");
+    zg_busy_note(&b, &conns[0]);
+    cr_assert_eq(b.now, 1, "counted again in the new window");
+    cr_assert_eq(zg_busy_conns(&b), 3);
     at(2 * ZG_BUSY_WINDOW_MS);
-    cr_assert_eq(zg_busy_conns(&w), 1, "the window before held only one");
+    cr_assert_eq(zg_busy_conns(&b), 1, "the window before held only one");
 }
 
 Test(busy, an_idle_stretch_forgets, .init = busy_setup)
 {
     for (int i = 0; i < 3; i++)
-        zg_busy_note(&w, &conns[i]);
+        zg_busy_note(&b, &conns[i]);
     at(5 * ZG_BUSY_WINDOW_MS);
-    cr_assert_eq(zg_busy_conns(&w), 0, "a window that ended long ago says nothing of now");
+    cr_assert_eq(zg_busy_conns(&b), 0, "a window that ended long ago says nothing of now");
 }
 
 Test(busy, completions_by_window, .init = busy_setup)
 {
-    w.busy.events_now += 40;
-    cr_assert_eq(zg_busy_events(&w), 40);
+    b.events_now += 40;
+    cr_assert_eq(zg_busy_events(&b), 40);
     at(ZG_BUSY_WINDOW_MS);
-    cr_assert_eq(zg_busy_events(&w), 40, "the last window's count until this one passes it");
-    w.busy.events_now += 50;
-    cr_assert_eq(zg_busy_events(&w), 50);
+    cr_assert_eq(zg_busy_events(&b), 40, "the last window's count until this one passes it");
+    b.events_now += 50;
+    cr_assert_eq(zg_busy_events(&b), 50);
     at(2 * ZG_BUSY_WINDOW_MS);
-    w.busy.events_now += 1;
-    cr_assert_eq(zg_busy_events(&w), 50);
+    b.events_now += 1;
+    cr_assert_eq(zg_busy_events(&b), 50);
     at(6 * ZG_BUSY_WINDOW_MS);
-    cr_assert_eq(zg_busy_events(&w), 0, "an idle stretch forgets the rate");
+    cr_assert_eq(zg_busy_events(&b), 0, "an idle stretch forgets the rate");
 }
