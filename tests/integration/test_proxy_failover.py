@@ -290,7 +290,10 @@ class Failures(unittest.TestCase):
                     held.append(s)
                 assert_closed_at_once(self, z.ports[0])
                 held.pop().close()
-                wait_until(lambda: (read_stats(z) or {}).get("clients") == 2, 5,
+                # a stats file written after the refusal (it is 20 ms old at most),
+                # with the closed session gone from the count
+                wait_until(lambda: (lambda st: st.get("rejected", 0) >= 1 and st.get("clients") == 2)(
+                               read_stats(z) or {}), 5,
                            "the closed session to leave the proxy's count", detail=lambda: read_stats(z))
                 self.assertEqual(who(z.ports[0]), "b")
                 for s in held:
