@@ -9,7 +9,7 @@ import unittest
 import zgtest
 from zgtest import Zerg, free_port, wait_until
 
-from httptest import assert_refused, connect, read_response
+from httptest import assert_refused, connect, raw, read_response
 from test_proxy_helpers import Backend, recv_line, tag_handler, who
 
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (-?[0-9]+(?:\.[0-9]+)?)$')
@@ -193,24 +193,13 @@ servers:
 def totals(port):
     """{name: value summed over its samples} from the status page, as the
     worker that answers sees it (this scrape's own connection included)."""
-    data = raw_exchange(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data = raw(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 5)
     out = {}
     for line in data.split(b"\r\n\r\n", 1)[1].decode().splitlines():
         if line and not line.startswith("#"):
             name = line.split("{", 1)[0].split(" ", 1)[0]
             out[name] = out.get(name, 0) + float(line.rsplit(" ", 1)[1])
     return out
-
-
-def raw_exchange(port, data):
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(data)
-        buf = b""
-        while True:
-            d = s.recv(65536)
-            if not d:
-                return buf
-            buf += d
 
 
 def hello(s):
