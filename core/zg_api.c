@@ -252,12 +252,6 @@ static int api_write_ref(zg_conn *c, const void *data, size_t len, zerg_ref *r)
     return 0;
 }
 
-static zg_conn *api_connect(zg_worker *w, const zerg_module *m, void *conf,
-                            const struct sockaddr *sa, socklen_t len, uint64_t timeout_ms)
-{
-    return zg_connect(w, m, conf, sa, len, timeout_ms);
-}
-
 const zerg_api zg_api = {
     .abi_version = ZERG_ABI_VERSION,
     .struct_size = sizeof(zerg_api),
@@ -311,7 +305,7 @@ const zerg_api zg_api = {
     .shutdown = zg_conn_shutdown,
     .close = zg_conn_close,
     .abort = zg_conn_abort,
-    .connect = api_connect,
+    .connect = zg_connect,
     .conf_path = zg_conf_path,
     .conn_local = api_conn_local,
     .conn_servers = api_conn_servers,
@@ -321,4 +315,5 @@ const zerg_api zg_api = {
     .logfile_open = zg_logfile_open,
     .logfile_reserve = zg_logfile_reserve,
     .logfile_commit = zg_logfile_commit,
+    .connect_with = zg_connect_with,
 };

@@ -3,6 +3,7 @@
  * and its drain on reload or graceful stop. */
 #define _GNU_SOURCE
 #include "zg_worker.h"
+#include "zg_connect.h"
 #include "zg_log.h"
 #include "zg_logfile.h"
 #include "zg_module.h"
@@ -131,6 +132,7 @@ int zg_worker_main(zg_config *cfg, unsigned id, int cpu, int *listen_fds, int re
             cfg->modules[i]->desc->worker_exit(w);
     zg_logfile_close_all(w);
     zg_event_destroy(w);
+    zg_connect_destroy(w);
     zg_accept_destroy(w);
     zg_text_free(&w->metrics_text);
     return 0;
