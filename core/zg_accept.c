@@ -105,7 +105,7 @@ void zg_accept_arm(zg_worker *w, zg_listener *l)
         io_uring_prep_multishot_accept_direct(sqe, l->fd, NULL, NULL, 0);
     else
         io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
-    io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_ACCEPT, l->index, l->gen));
+    io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_ACCEPT, l->index, 0));
     l->armed = 1;
 }
 
@@ -131,7 +131,7 @@ static void accept_sweep(zg_worker *w, zg_listener *l)
     else
         io_uring_prep_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
     sqe->ioprio |= IORING_ACCEPT_DONTWAIT;
-    io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_ACCEPT_SWEEP, l->index, l->gen));
+    io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_ACCEPT_SWEEP, l->index, 0));
     l->sweeping = 1;
 }
 
@@ -142,7 +142,7 @@ void zg_accept_stop(zg_worker *w)
         zg_timer_cancel(&w->timers, &l->retry);
         if (l->armed) {
             struct io_uring_sqe *sqe = zg_sqe(w);
-            io_uring_prep_cancel64(sqe, ZG_UD(ZG_OP_ACCEPT, l->index, l->gen), 0);
+            io_uring_prep_cancel64(sqe, ZG_UD(ZG_OP_ACCEPT, l->index, 0), 0);
             io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_IGNORE, 0, 0));
         } else {
             accept_sweep(w, l); /* its accept ended before: what is queued? */

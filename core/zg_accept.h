@@ -13,7 +13,7 @@ typedef struct zerg_worker zg_worker;
 typedef struct zg_listener {
     zg_server *srv;
     int fd;
-    uint32_t index, gen;
+    uint32_t index; /* in w->listeners, and its completions' user_data */
     int armed;
     int sweeping;      /* a drain's non-blocking accept is in flight */
     int direct;        /* accept into fixed files */

@@ -11,8 +11,6 @@
 #include <stdarg.h>
 #include <string.h>
 
-zg_worker *zg_current_worker;
-
 static void api_log(int level, const char *fmt, ...)
 {
     va_list ap;
@@ -237,8 +235,8 @@ static void api_release(zg_worker *w, zerg_ref *r)
 }
 
 /* zg_outq_keep copies instead of referencing while receive buffers are
- * short: without that, 300 clients sending into an upstream that did not
- * read held them all at the defaults, and starved the whole worker. */
+ * short: peers slow to read would otherwise hold every receive buffer and
+ * starve the whole worker. */
 static int api_write_ref(zg_conn *c, const void *data, size_t len, zerg_ref *r)
 {
     zg_bufs *b = &c->w->bufs;

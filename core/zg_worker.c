@@ -95,7 +95,6 @@ int zg_worker_main(zg_config *cfg, unsigned id, int cpu, int *listen_fds, int re
     w->count = (unsigned)zg_conf_workers(cfg);
     w->cpu = cpu;
     w->signal_fd = -1;
-    zg_current_worker = w;
 
     char role[32];
     snprintf(role, sizeof(role), "worker %u", id);

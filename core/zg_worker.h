@@ -57,6 +57,5 @@ void zg_worker_drain(zg_worker *w);
 
 /* zg_worker.c */
 int zg_worker_main(zg_config *cfg, unsigned id, int cpu, int *listen_fds, int ready_fd);
-extern zg_worker *zg_current_worker;
 
 #endif
