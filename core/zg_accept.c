@@ -38,12 +38,6 @@ static int collect_vhosts(zg_worker *w, zg_listener *l)
     return 0;
 }
 
-static void accept_retry(zerg_timer *t)
-{
-    zg_listener *l = t->data;
-    zg_accept_arm(l->w, l);
-}
-
 int zg_accept_init(zg_worker *w, const int *fds)
 {
     size_t total = 0;
@@ -67,8 +61,6 @@ int zg_accept_init(zg_worker *w, const int *fds)
             l->direct = w->cfg->uring.fixed_files && !srv->want_peer;
             l->no_zc = zg_addr_no_zc((const struct sockaddr *)&srv->addrs[a].ss,
                                      w->cfg->uring.send_zc_loopback);
-            l->retry.fn = accept_retry;
-            l->retry.data = l;
             if (l->fd < 0) {
                 zg_log_error("no listening socket for %s", srv->addrs[a].text);
                 return -1;
@@ -96,7 +88,7 @@ void zg_accept_destroy(zg_worker *w)
  * each try nonblocking itself, and a send that it hands to a worker thread
  * after a poll has to wait there. On an O_NONBLOCK socket that send fails
  * with EAGAIN instead, which cut proxied streams short. */
-void zg_accept_arm(zg_worker *w, zg_listener *l)
+static void arm_accept(zg_worker *w, zg_listener *l)
 {
     if (l->armed || w->draining)
         return;
@@ -109,10 +101,20 @@ void zg_accept_arm(zg_worker *w, zg_listener *l)
     l->armed = 1;
 }
 
+static void accept_retry(zerg_timer *t)
+{
+    zg_listener *l = t->data;
+    arm_accept(l->w, l);
+}
+
 void zg_accept_start(zg_worker *w)
 {
-    for (size_t i = 0; i < w->nlisteners; i++)
-        zg_accept_arm(w, &w->listeners[i]);
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        zg_listener *l = &w->listeners[i];
+        l->retry.fn = accept_retry;
+        l->retry.data = l;
+        arm_accept(w, l);
+    }
 }
 
 /* Listening sockets are shared between a draining worker and its successor,
@@ -219,5 +221,5 @@ void zg_accept_complete(zg_worker *w, struct io_uring_cqe *cqe)
         return;
     }
     if (!l->armed)
-        zg_accept_arm(w, l);
+        arm_accept(w, l);
 }

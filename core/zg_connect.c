@@ -46,7 +46,7 @@ zg_conn *zg_connect(zg_worker *w, const zerg_module *m, void *conf, const struct
         errno = EINVAL;
         return NULL;
     }
-    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0); /* blocking: zg_accept_arm */
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0); /* blocking: see arm_accept */
     if (fd < 0)
         return NULL;
     int one = 1;
