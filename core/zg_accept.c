@@ -38,12 +38,6 @@ static int collect_vhosts(zg_worker *w, zg_listener *l)
     return 0;
 }
 
-static void accept_retry(zerg_timer *t)
-{
-    zg_listener *l = t->data;
-    zg_accept_arm(l->w, l);
-}
-
 int zg_accept_init(zg_worker *w, const int *fds)
 {
     size_t total = 0;
@@ -67,8 +61,6 @@ int zg_accept_init(zg_worker *w, const int *fds)
             l->direct = w->cfg->uring.fixed_files && !srv->want_peer;
             l->no_zc = zg_addr_no_zc((const struct sockaddr *)&srv->addrs[a].ss,
                                      w->cfg->uring.send_zc_loopback);
-            l->retry.fn = accept_retry;
-            l->retry.data = l;
             if (l->fd < 0) {
                 zg_log_error("no listening socket for %s", srv->addrs[a].text);
                 return -1;
@@ -96,7 +88,7 @@ void zg_accept_destroy(zg_worker *w)
  * each try nonblocking itself, and a send that it hands to a worker thread
  * after a poll has to wait there. On an O_NONBLOCK socket that send fails
  * with EAGAIN instead, which cut proxied streams short. */
-void zg_accept_arm(zg_worker *w, zg_listener *l)
+static void arm_accept(zg_worker *w, zg_listener *l)
 {
     if (l->armed || w->draining)
         return;
@@ -105,14 +97,24 @@ void zg_accept_arm(zg_worker *w, zg_listener *l)
         io_uring_prep_multishot_accept_direct(sqe, l->fd, NULL, NULL, 0);
     else
         io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
-    io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_ACCEPT, l->index, l->gen));
+    io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_ACCEPT, l->index, 0));
     l->armed = 1;
+}
+
+static void accept_retry(zerg_timer *t)
+{
+    zg_listener *l = t->data;
+    arm_accept(l->w, l);
 }
 
 void zg_accept_start(zg_worker *w)
 {
-    for (size_t i = 0; i < w->nlisteners; i++)
-        zg_accept_arm(w, &w->listeners[i]);
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        zg_listener *l = &w->listeners[i];
+        l->retry.fn = accept_retry;
+        l->retry.data = l;
+        arm_accept(w, l);
+    }
 }
 
 /* Listening sockets are shared between a draining worker and its successor,
@@ -131,7 +133,7 @@ static void accept_sweep(zg_worker *w, zg_listener *l)
     else
         io_uring_prep_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
     sqe->ioprio |= IORING_ACCEPT_DONTWAIT;
-    io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_ACCEPT_SWEEP, l->index, l->gen));
+    io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_ACCEPT_SWEEP, l->index, 0));
     l->sweeping = 1;
 }
 
@@ -142,7 +144,7 @@ void zg_accept_stop(zg_worker *w)
         zg_timer_cancel(&w->timers, &l->retry);
         if (l->armed) {
             struct io_uring_sqe *sqe = zg_sqe(w);
-            io_uring_prep_cancel64(sqe, ZG_UD(ZG_OP_ACCEPT, l->index, l->gen), 0);
+            io_uring_prep_cancel64(sqe, ZG_UD(ZG_OP_ACCEPT, l->index, 0), 0);
             io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_IGNORE, 0, 0));
         } else {
             accept_sweep(w, l); /* its accept ended before: what is queued? */
@@ -219,5 +221,5 @@ void zg_accept_complete(zg_worker *w, struct io_uring_cqe *cqe)
         return;
     }
     if (!l->armed)
-        zg_accept_arm(w, l);
+        arm_accept(w, l);
 }

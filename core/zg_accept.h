@@ -13,7 +13,7 @@ typedef struct zerg_worker zg_worker;
 typedef struct zg_listener {
     zg_server *srv;
     int fd;
-    uint32_t index, gen;
+    uint32_t index; /* in w->listeners, and its completions' user_data */
     int armed;
     int sweeping;      /* a drain's non-blocking accept is in flight */
     int direct;        /* accept into fixed files */
@@ -29,9 +29,8 @@ typedef struct zg_listener {
  * server-major then address order), for the block that owns it. */
 int zg_accept_init(zg_worker *w, const int *fds);
 void zg_accept_destroy(zg_worker *w);
-/* Arm every listener's multishot accept (at the loop's start), or one's. */
+/* Arm every listener's multishot accept (at the loop's start). */
 void zg_accept_start(zg_worker *w);
-void zg_accept_arm(zg_worker *w, zg_listener *l);
 /* A drain: cancel the accepts, then sweep what their queues hold. */
 void zg_accept_stop(zg_worker *w);
 /* An accept or sweep is in flight: it may still hand over a connection. */

@@ -11,8 +11,6 @@
 #include <stdarg.h>
 #include <string.h>
 
-zg_worker *zg_current_worker;
-
 static void api_log(int level, const char *fmt, ...)
 {
     va_list ap;
@@ -237,8 +235,8 @@ static void api_release(zg_worker *w, zerg_ref *r)
 }
 
 /* zg_outq_keep copies instead of referencing while receive buffers are
- * short: without that, 300 clients sending into an upstream that did not
- * read held them all at the defaults, and starved the whole worker. */
+ * short: peers slow to read would otherwise hold every receive buffer and
+ * starve the whole worker. */
 static int api_write_ref(zg_conn *c, const void *data, size_t len, zerg_ref *r)
 {
     zg_bufs *b = &c->w->bufs;
@@ -250,12 +248,6 @@ static int api_write_ref(zg_conn *c, const void *data, size_t len, zerg_ref *r)
         return -ENOMEM;
     zg_conn_after_write(c);
     return 0;
-}
-
-static zg_conn *api_connect(zg_worker *w, const zerg_module *m, void *conf,
-                            const struct sockaddr *sa, socklen_t len, uint64_t timeout_ms)
-{
-    return zg_connect(w, m, conf, sa, len, timeout_ms);
 }
 
 const zerg_api zg_api = {
@@ -311,7 +303,7 @@ const zerg_api zg_api = {
     .shutdown = zg_conn_shutdown,
     .close = zg_conn_close,
     .abort = zg_conn_abort,
-    .connect = api_connect,
+    .connect = zg_connect,
     .conf_path = zg_conf_path,
     .conn_local = api_conn_local,
     .conn_servers = api_conn_servers,
@@ -321,4 +313,5 @@ const zerg_api zg_api = {
     .logfile_open = zg_logfile_open,
     .logfile_reserve = zg_logfile_reserve,
     .logfile_commit = zg_logfile_commit,
+    .connect_with = zg_connect_with,
 };

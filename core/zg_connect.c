@@ -8,8 +8,17 @@
 
 #include <errno.h>
 #include <netinet/tcp.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* A hook set of api->connect_with, as the module descriptor its connections
+ * are dispatched through like any other (c->mod). */
+struct zg_hooked {
+    struct zg_hooked *next;
+    const zerg_conn_hooks *hooks;
+    zerg_module desc;
+};
 
 /* The connect, linked to a timeout that cancels it (-ECANCELED, which the
  * completion reports as -ETIMEDOUT). */
@@ -37,7 +46,7 @@ zg_conn *zg_connect(zg_worker *w, const zerg_module *m, void *conf, const struct
         errno = EINVAL;
         return NULL;
     }
-    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0); /* blocking: zg_accept_arm */
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0); /* blocking: see arm_accept */
     if (fd < 0)
         return NULL;
     int one = 1;
@@ -62,4 +71,58 @@ void zg_connect_complete(zg_conn *c, struct io_uring_cqe *cqe)
 {
     c->inflight--;
     zg_conn_connected(c, cqe->res == -ECANCELED ? -ETIMEDOUT : cqe->res);
+}
+
+/* The descriptor of hook set h, made at its first connection in this worker
+ * and kept to the worker's exit (modules keep a few static sets). */
+static const zerg_module *hooked_module(zg_worker *w, const zerg_conn_hooks *h)
+{
+    for (zg_hooked *x = w->hooked; x; x = x->next)
+        if (x->hooks == h)
+            return &x->desc;
+    zg_hooked *x = calloc(1, sizeof(*x));
+    if (!x)
+        return NULL;
+    zerg_conn_hooks hk = {0};
+    memcpy(&hk, h, h->struct_size < sizeof(hk) ? h->struct_size : sizeof(hk));
+    x->hooks = h;
+    x->desc = (zerg_module){
+        .abi_version = ZERG_ABI_VERSION,
+        .struct_size = sizeof(zerg_module),
+        .name = "outbound",
+        .on_connect = hk.on_connect,
+        .on_data = hk.on_data,
+        .on_eof = hk.on_eof,
+        .on_drain = hk.on_drain,
+        .on_timeout = hk.on_timeout,
+        .on_close = hk.on_close,
+    };
+    x->next = w->hooked;
+    w->hooked = x;
+    return &x->desc;
+}
+
+zg_conn *zg_connect_with(zg_worker *w, const zerg_conn_hooks *hooks, void *conf,
+                         const struct sockaddr *sa, socklen_t len, uint64_t timeout_ms)
+{
+    if (!hooks ||
+        hooks->struct_size < offsetof(zerg_conn_hooks, on_close) + sizeof(hooks->on_close)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    const zerg_module *m = hooked_module(w, hooks);
+    if (!m) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return zg_connect(w, m, conf, sa, len, timeout_ms);
+}
+
+void zg_connect_destroy(zg_worker *w)
+{
+    while (w->hooked) {
+        zg_hooked *x = w->hooked;
+        w->hooked = x->next;
+        free(x);
+    }
 }

@@ -283,24 +283,17 @@ static void prepare_turn(zg_worker *w)
 
 /* Waiting for more completions than one pays only while many connections
  * are busy: with a few clients each waiting for its answer, a batch fills
- * only when they all have sent again, so each is held up by the others (4
- * HTTP keep-alive clients: 60k requests/s batched, 160k plain), and a wait
- * that does not fill soon costs more CPU than it saves (8 and 16 redis
- * clients through the proxy, waiting for a quarter or half of their
- * connections: 5-18% more CPU per request than plain waits). So a turn
- * waits for half of the open connections, at most batch_size, and only from
- * ZG_BATCH_MIN_CONNS connections on. Those are the busy connections, the
- * ones that received in the last few milliseconds, not the open ones: 10
- * redis clients through the proxy beside 100 idle ones were served 24%
- * fewer requests while turns waited for half of the open connections. And
- * where completions come too slowly for ZG_BATCH_MIN_EVENTS of them to
- * arrive within batch_wait_usec, the load is light, a batch would not
- * fill, and waiting for it would only add batch_wait_usec to each request;
- * such a turn waits for one. The rate is that of the busy windows, not the
- * last turn's count: a plain wait returns at the first completion, so its
- * turns are small at any load, and judged by them a worker that fell back
- * to plain waits tended to stay there (50 redis clients through the proxy,
- * in 3 of 5 rounds: 0.74 sleeps per request against 0.15, 44% more CPU). */
+ * only when they all have sent again, so each is held up by the others.
+ * So a turn waits for half of the busy connections (those that received in
+ * the last window or two, not the open ones: idle ones never fill a batch),
+ * at most batch_size, and only from ZG_BATCH_MIN_CONNS of them on; and not
+ * at all where completions come too slowly for ZG_BATCH_MIN_EVENTS to
+ * arrive within batch_wait_usec, where the wait would only add its length
+ * to each request. The rate is that of the busy windows, not the last
+ * turn's count: a plain wait returns at the first completion, so its turns
+ * are small at any load and would keep a worker in plain waits. (The
+ * measurements behind this are in the commit messages of e8d29c3 and
+ * 1bb6eb6.) */
 unsigned zg_batch_target(const zg_uring_conf *u, uint64_t busy_conns, uint64_t window_events)
 {
     uint64_t nr = busy_conns / 2;

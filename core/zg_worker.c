@@ -3,6 +3,7 @@
  * and its drain on reload or graceful stop. */
 #define _GNU_SOURCE
 #include "zg_worker.h"
+#include "zg_connect.h"
 #include "zg_log.h"
 #include "zg_logfile.h"
 #include "zg_module.h"
@@ -94,7 +95,6 @@ int zg_worker_main(zg_config *cfg, unsigned id, int cpu, int *listen_fds, int re
     w->count = (unsigned)zg_conf_workers(cfg);
     w->cpu = cpu;
     w->signal_fd = -1;
-    zg_current_worker = w;
 
     char role[32];
     snprintf(role, sizeof(role), "worker %u", id);
@@ -131,6 +131,7 @@ int zg_worker_main(zg_config *cfg, unsigned id, int cpu, int *listen_fds, int re
             cfg->modules[i]->desc->worker_exit(w);
     zg_logfile_close_all(w);
     zg_event_destroy(w);
+    zg_connect_destroy(w);
     zg_accept_destroy(w);
     zg_text_free(&w->metrics_text);
     return 0;

@@ -48,7 +48,8 @@ struct zerg_worker {
     zg_busy busy;
     uint32_t max_conns;
     uint32_t ring_flags;
-    zerg_text metrics_text; /* api->metrics' last answer */
+    zerg_text metrics_text;   /* api->metrics' last answer */
+    struct zg_hooked *hooked; /* api->connect_with's hook sets (zg_connect.c) */
 };
 
 /* Stop accepting and let the connections finish (reload, graceful stop). */
@@ -56,6 +57,5 @@ void zg_worker_drain(zg_worker *w);
 
 /* zg_worker.c */
 int zg_worker_main(zg_config *cfg, unsigned id, int cpu, int *listen_fds, int ready_fd);
-extern zg_worker *zg_current_worker;
 
 #endif

@@ -16,9 +16,12 @@ extern "C" {
 
 /* Bumped on every incompatible change of this header. The loader refuses a
  * module whose abi_version differs. Compatible growth (new API entries at the
- * end of zerg_api, new hooks at the end of zerg_module) keeps the version and
- * is detected through the struct_size fields. */
-#define ZERG_ABI_VERSION   1
+ * end of zerg_api, new hooks at the end of zerg_module or zerg_conn_hooks,
+ * meanings for zerg_directive's reserved words) keeps the version and is
+ * detected through the struct_size fields (ZERG_API_HAS). 2: zerg_directive
+ * gained its reserved words (and so its size changed), so that it can grow
+ * from now on without a new version. */
+#define ZERG_ABI_VERSION   2
 #define ZERG_MODULE_SYMBOL "zerg_module_info"
 
 /* Opaque core objects. */
@@ -102,6 +105,16 @@ typedef struct zerg_directive {
      * api->conf_error(). */
     int (*parse)(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field);
     int64_t min, max; /* INT/SIZE/MSEC bounds, checked when max > min */
+    /* Room to grow. Directive tables are arrays, so a longer struct would
+     * break every built module: these unnamed words reserve 32 bytes, which
+     * initializers skip (no row has to spell them). A later header names
+     * a word; its core reads the word only from modules built against that
+     * header (as their zerg_module's struct_size tells), never from older
+     * ones, so what an older table holds there does not matter. */
+    uint64_t : 64;
+    uint64_t : 64;
+    uint64_t : 64;
+    uint64_t : 64;
 } zerg_directive;
 
 #define ZERG_DIRECTIVE_END                                                                         \
@@ -180,8 +193,8 @@ typedef struct zerg_module {
      * limit, -ECANCELED when the worker stops). Release what the ctx owns. */
     void (*on_close)(zerg_conn *c, int err);
 
-    /* -- added in ABI 1, after the first release (read by the core only
-     *    when struct_size covers them) -------------------------------------- */
+    /* -- appended during ABI 1 (every ABI 2 core has them; the core reads
+     *    them only when struct_size covers them) ---------------------------- */
     uint32_t flags; /* ZERG_MODULE_* */
     /* Worker: append this module's metrics to out (api->text_printf) in the
      * Prometheus text format: for each family a "# HELP" and a "# TYPE" line,
@@ -204,6 +217,22 @@ typedef struct zerg_module {
 
 typedef void (*zerg_done_fn)(void *arg);
 typedef void (*zerg_io_fn)(void *arg, ssize_t res);
+
+/* The hooks of outbound connections made with api->connect_with, so that
+ * they need not share the module's hooks with its inbound connections.
+ * Each has the meaning of the zerg_module hook of the same name (NULL:
+ * that hook's default). The set must outlive its connections (a static
+ * const). Later hooks are only appended; the core reads those that
+ * struct_size covers. */
+typedef struct zerg_conn_hooks {
+    uint32_t struct_size; /* sizeof(zerg_conn_hooks) */
+    void (*on_connect)(zerg_conn *c, int status);
+    size_t (*on_data)(zerg_conn *c, const uint8_t *data, size_t len);
+    void (*on_eof)(zerg_conn *c);
+    void (*on_drain)(zerg_conn *c);
+    void (*on_timeout)(zerg_conn *c);
+    void (*on_close)(zerg_conn *c, int err);
+} zerg_conn_hooks;
 
 struct zerg_api {
     uint32_t abi_version; /* ZERG_ABI_VERSION */
@@ -318,7 +347,7 @@ struct zerg_api {
     zerg_conn *(*connect)(zerg_worker *w, const zerg_module *m, void *conf,
                           const struct sockaddr *sa, socklen_t len, uint64_t timeout_ms);
 
-    /* -- added in ABI 1, after the first release (check struct_size) ----- */
+    /* -- appended during ABI 1 (every ABI 2 core has them) --------------- */
     /* A path from the config resolved like the core's own: relative paths
      * are taken from the -p prefix. Lives as long as the config. */
     char *(*conf_path)(zerg_conf_ctx *cx, const char *path);
@@ -363,7 +392,19 @@ struct zerg_api {
     char *(*logfile_reserve)(zerg_logfile *lf, size_t need);
     /* The first n bytes of the room reserve gave are a line (with its '\n'). */
     void (*logfile_commit)(zerg_logfile *lf, size_t n);
+    /* -- ABI 2 ------------------------------------------------------------ */
+    /* As connect, but the connection is served by hooks instead of its
+     * module's hooks (hooks->struct_size must cover on_close, else NULL
+     * with errno EINVAL). */
+    zerg_conn *(*connect_with)(zerg_worker *w, const zerg_conn_hooks *hooks, void *conf,
+                               const struct sockaddr *sa, socklen_t len, uint64_t timeout_ms);
 };
+
+/* Whether the running core's api table has member: a module built against
+ * a newer header than the core checks this before it calls an entry added
+ * after the first release of its ABI version. */
+#define ZERG_API_HAS(api, member)                                                                  \
+    ((api)->struct_size >= offsetof(zerg_api, member) + sizeof((api)->member))
 
 #ifdef __cplusplus
 }

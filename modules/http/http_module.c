@@ -72,7 +72,7 @@ static void http_on_open(zerg_conn *c)
     hc->c = c;
     hc->srv = hc->dsrv = http_api->conn_conf(c);
     hc->nvhosts = 1;
-    if (http_api->struct_size >= offsetof(zerg_api, conn_servers) + sizeof(void *))
+    if (ZERG_API_HAS(http_api, conn_servers))
         hc->nvhosts = http_api->conn_servers(c, &hc->vhosts);
     hc->any_proxy = (uint8_t)hc->srv->has_proxy;
     for (size_t i = 1; i < hc->nvhosts; i++)

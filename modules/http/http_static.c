@@ -478,8 +478,7 @@ static int http_ring_open_ok = 1; /* cleared when the ring lacks OPENAT2 */
 
 static int http_async_open(void)
 {
-    return http_ring_open_ok && http_openat2_ok &&
-           http_api->struct_size >= offsetof(zerg_api, file_open) + sizeof(void *);
+    return http_ring_open_ok && http_openat2_ok && ZERG_API_HAS(http_api, file_open);
 }
 
 /* Ends the sequence with status code (0/1/2 as http_serve_static). */

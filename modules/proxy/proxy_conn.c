@@ -200,8 +200,7 @@ static void upstream_ready(zerg_conn *up, proxy_ctx *u)
         uint8_t hdr[PROXY_PP_MAX];
         socklen_t len = 0;
         const struct sockaddr *src = a->conn_peer(c, &len);
-        const struct sockaddr *dst =
-            a->struct_size > offsetof(zerg_api, conn_local) ? a->conn_local(c, &len) : NULL;
+        const struct sockaddr *dst = ZERG_API_HAS(a, conn_local) ? a->conn_local(c, &len) : NULL;
         size_t n = proxy_pp_encode(cf->proxy_protocol, src, dst, hdr, sizeof(hdr));
         if (n)
             a->write(up, hdr, n);

@@ -52,7 +52,7 @@ int proxy_log_open(proxy_worker_state *ws)
     proxy_conf *cf = ws->conf;
     if (!cf->access_log)
         return 0;
-    if (a->struct_size < offsetof(zerg_api, logfile_commit) + sizeof(a->logfile_commit)) {
+    if (!ZERG_API_HAS(a, logfile_commit)) {
         a->log(ZERG_LOG_ERROR, "proxy %s: access_log needs a newer zerg core", cf->name);
         return -1;
     }

@@ -13,8 +13,7 @@ static proxy_worker_state *proxy_states; /* this worker's server blocks */
 
 static int proxy_load(const zerg_api *api)
 {
-    if (!api || api->abi_version != ZERG_ABI_VERSION ||
-        api->struct_size < offsetof(zerg_api, connect) + sizeof(api->connect))
+    if (!api || api->abi_version != ZERG_ABI_VERSION || !ZERG_API_HAS(api, connect))
         return -1;
     proxy_api = api;
     proxy_conf_start();
