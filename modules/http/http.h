@@ -440,8 +440,6 @@ typedef struct http_conn {
     http_req req;
     char *hbuf; /* copies of URL and header fields */
     uint32_t hlen, hcap;
-    uint8_t *stash; /* bytes that came while busy */
-    size_t stash_len, stash_cap;
     struct http_file *file;
     struct http_up *up; /* the upstream answering this request (proxy_pass) */
     http_field *fields; /* every header field of the request (for proxy_pass) */
@@ -500,7 +498,7 @@ void http_proxy_settings_init(void);
 void http_proxy_worker_exit(void);
 void http_conn_reset_parser(http_conn *hc);
 /* Runs bytes through scanner and parser, answering complete requests. */
-void http_process(http_conn *hc, const uint8_t *data, size_t len);
+size_t http_process(http_conn *hc, const uint8_t *data, size_t len);
 const char *http_hbuf(const http_conn *hc, http_span s);
 
 /* http_response.c */

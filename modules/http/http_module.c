@@ -49,7 +49,7 @@ static void http_worker_drain(zerg_worker *w)
     http_W.draining = 1;
     http_up_close_idle();
     for (http_conn *x = http_W.conns; x; x = x->next) {
-        if (x->phase != HTTP_PH_IDLE || x->closing || x->stash_len != 0)
+        if (x->phase != HTTP_PH_IDLE || x->closing)
             continue;
         uint64_t grace = x->srv->keepalive_timeout;
         if (grace == 0 || grace > HTTP_DRAIN_IDLE_GRACE_MS)
@@ -92,10 +92,9 @@ static size_t http_on_data(zerg_conn *c, const uint8_t *data, size_t len)
     if (http_is_upstream(c))
         return http_up_on_data(c, data, len);
     http_conn *hc = http_api->conn_ctx(c);
-    if (hc->up && hc->up->tunnel)
-        http_tunnel_relay(hc->up, 1, data, len);
-    else
-        http_process(hc, data, len);
+    if (!hc->up || !hc->up->tunnel)
+        return http_process(hc, data, len);
+    http_tunnel_relay(hc->up, 1, data, len);
     return len;
 }
 
@@ -113,7 +112,7 @@ static void http_on_eof(zerg_conn *c)
         http_tunnel_eof(hc->up, 1);
         return;
     }
-    if (hc->phase == HTTP_PH_BUSY || hc->stash_len)
+    if (hc->phase == HTTP_PH_BUSY)
         return; /* closed once the answer in progress is done */
     hc->closing = 1;
     http_api->close(c);
@@ -194,8 +193,6 @@ static void http_on_close(zerg_conn *c, int err)
     hc->fields = NULL;
     free(hc->hbuf);
     hc->hbuf = NULL;
-    free(hc->stash);
-    hc->stash = NULL;
 }
 
 ZERG_MODULE_EXPORT const zerg_module zerg_module_info = {

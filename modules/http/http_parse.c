@@ -274,45 +274,29 @@ static int http_errno_status(http_conn *hc, llhttp_errno_t e)
     }
 }
 
-static void http_stash(http_conn *hc, const uint8_t *p, size_t n)
+/* A request is answered asynchronously (or on_data came back in while it
+ * runs): what follows waits in the core, which presents it again once
+ * reading resumes (http_request_done). */
+static size_t http_wait(http_conn *hc, size_t used)
 {
-    if (hc->stash_len + n > hc->stash_cap) {
-        size_t cap = hc->stash_cap ? hc->stash_cap : 4096;
-        while (cap < hc->stash_len + n)
-            cap *= 2;
-        uint8_t *nb = realloc(hc->stash, cap);
-        if (!nb) {
-            hc->closing = 1;
-            http_api->abort(hc->c);
-            return;
-        }
-        hc->stash = nb;
-        hc->stash_cap = cap;
-    }
-    memcpy(hc->stash + hc->stash_len, p, n);
-    hc->stash_len += n;
-    /* bounded: stop reading until the current answer is done */
-    if (!hc->paused && hc->stash_len >= 16384) {
+    if (!hc->paused) {
         hc->paused = 1;
         http_api->pause_read(hc->c);
     }
+    return used;
 }
 
-void http_process(http_conn *hc, const uint8_t *data, size_t len)
+size_t http_process(http_conn *hc, const uint8_t *data, size_t len)
 {
     const uint8_t *p = data, *end = data + len;
     if (hc->closing)
-        return;
-    if (hc->phase == HTTP_PH_BUSY || hc->in_process) {
-        http_stash(hc, p, len);
-        return;
-    }
+        return len;
+    if (hc->phase == HTTP_PH_BUSY || hc->in_process)
+        return http_wait(hc, 0);
     hc->in_process = 1;
     while (p < end && !hc->closing) {
-        if (hc->phase == HTTP_PH_BUSY) {
-            http_stash(hc, p, (size_t)(end - p));
+        if (hc->phase == HTTP_PH_BUSY)
             break;
-        }
         if (hc->phase == HTTP_PH_IDLE) {
             memset(&hc->scan, 0, sizeof(hc->scan));
             hc->phase = HTTP_PH_HEAD;
@@ -353,7 +337,9 @@ void http_process(http_conn *hc, const uint8_t *data, size_t len)
     }
     hc->in_process = 0;
     if (hc->closing)
-        return;
+        return len;
+    if (p < end) /* busy: the rest is the next request */
+        return http_wait(hc, (size_t)(p - data));
     switch (hc->phase) {
     case HTTP_PH_IDLE:
         /* small answers leave at once; a big backlog is watched by send_timeout
@@ -380,4 +366,5 @@ void http_process(http_conn *hc, const uint8_t *data, size_t len)
     default:
         break;
     }
+    return len;
 }

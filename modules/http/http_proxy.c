@@ -541,7 +541,7 @@ void http_proxy_dispatch(http_conn *hc)
     }
     hc->phase = HTTP_PH_BUSY;
     http_api->conn_timeout(hc->c, 0);
-    if (up->client_paused) { /* what comes now is the next request: stashed */
+    if (up->client_paused) { /* what comes now is the next request: it waits */
         up->client_paused = 0;
         hc->paused = 1;
     }

@@ -409,19 +409,9 @@ void http_request_done(http_conn *hc)
     }
     if (!async)
         return;
-    /* an asynchronous answer ended: go on with what came meanwhile, the
-     * stash first, then (resuming) what the core held back after it, which
-     * resume_read delivers at once */
-    if (hc->stash_len) {
-        uint8_t *buf = hc->stash;
-        size_t n = hc->stash_len;
-        hc->stash = NULL;
-        hc->stash_len = hc->stash_cap = 0;
-        http_process(hc, buf, n);
-        free(buf);
-    } else {
-        http_api->conn_timeout(hc->c, hc->srv->keepalive_timeout);
-    }
+    /* an asynchronous answer ended: what came meanwhile waits in the core,
+     * which presents it at once when reading resumes */
+    http_api->conn_timeout(hc->c, hc->srv->keepalive_timeout);
     if (hc->paused && !hc->closing) {
         hc->paused = 0;
         http_api->resume_read(hc->c);

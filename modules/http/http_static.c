@@ -534,7 +534,7 @@ static int open_start(http_open *o)
     if (http_async_open() &&
         http_api->file_open(http_api->conn_worker(o->hc->c), o->hc->c, o->loc->root_fd, o->rel,
                             &o->how, open_done, o) == 0) {
-        o->hc->phase = HTTP_PH_BUSY; /* pipelined requests wait in the stash */
+        o->hc->phase = HTTP_PH_BUSY; /* pipelined requests wait in the core */
         return 1;
     }
     int fd = http_open_beneath(o->loc->root_fd, o->rel);
