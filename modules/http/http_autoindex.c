@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "http.h"
+#include "http_autoindex.h"
 
 #define HTTP_AUTOINDEX_MAX 10000
 
@@ -147,3 +148,8 @@ int http_autoindex(http_conn *hc, int dfd, const char *path, size_t plen)
     free(b.p);
     return 0;
 }
+
+const zerg_directive http_autoindex_location_directives[] = {
+    {"autoindex", ZERG_CONF_BOOL, offsetof(http_location, autoindex), NULL, 0, 0},
+    ZERG_DIRECTIVE_END,
+};

@@ -1,13 +1,19 @@
 /* modules/http/http_conf.c - the `http:` section of a server block: the
- * directive tables, the nested parsers (locations, return, headers, mime types,
- * access_log) and the derived tables built in conf_done. */
+ * directive tables composed from each feature's rows, the core's own rows
+ * and parsers (locations, headers, error pages), the helpers the features'
+ * parsers share, and the derived tables built in conf_done. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "http.h"
-
-#define HTTP_CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+#include "http_access.h"
+#include "http_autoindex.h"
+#include "http_cache.h"
+#include "http_log.h"
+#include "http_proxy.h"
+#include "http_redirect.h"
+#include "http_static.h"
 
 static int http_is_tchar(int c)
 {
@@ -29,11 +35,8 @@ int http_check_header(zerg_conf_ctx *cx, const zerg_conf_node *n, const char *na
     return 0;
 }
 
-/* The array for a mapping node's items: *n entries of elem bytes. NULL
- * after reporting the error: not a mapping (what says what was expected),
- * or out of memory. */
-static void *http_map_array(zerg_conf_ctx *cx, const zerg_conf_node *node, size_t elem, size_t *n,
-                            const char *what)
+void *http_map_array(zerg_conf_ctx *cx, const zerg_conf_node *node, size_t elem, size_t *n,
+                     const char *what)
 {
     if (http_api->node_kind(cx, node) != ZERG_NODE_MAP) {
         http_api->conf_error(cx, node, "%s", what);
@@ -78,49 +81,12 @@ int http_parse_header_list(zerg_conf_ctx *cx, const zerg_conf_node *node, http_h
     return 0;
 }
 
-static int http_parse_headers(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
-{
-    return http_parse_header_list(cx, node, field, "headers");
-}
-
 static int http_parse_add_header(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
 {
     return http_parse_header_list(cx, node, field, "add_header");
 }
 
-static const zerg_directive http_return_directives[] = {
-    {"status", ZERG_CONF_INT, offsetof(http_return, status), NULL, 100, 599},
-    {"body", ZERG_CONF_STR, offsetof(http_return, body), NULL, 0, 0},
-    {"headers", ZERG_CONF_CUSTOM, offsetof(http_return, headers), http_parse_headers, 0, 0},
-    {"location", ZERG_CONF_STR, offsetof(http_return, location), NULL, 0, 0},
-    ZERG_DIRECTIVE_END,
-};
-
-static int http_parse_return(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
-{
-    http_return **rp = field;
-    http_return *r = http_api->conf_alloc(cx, sizeof(*r));
-    if (!r)
-        return -1; /* conf_alloc reported it */
-    r->status = 200;
-    if (http_api->node_kind(cx, node) == ZERG_NODE_SCALAR) {
-        if (http_api->conf_int(cx, node, 100, 599, &r->status))
-            return -1;
-    } else if (http_api->node_kind(cx, node) == ZERG_NODE_MAP) {
-        if (http_api->conf_apply(cx, node, http_return_directives, r))
-            return -1;
-    } else {
-        return http_api->conf_error(cx, node, "return: expected a status or a mapping");
-    }
-    if (r->location && http_check_header(cx, node, "Location", r->location))
-        return -1;
-    *rp = r;
-    return 0;
-}
-
-/* The normalised copy of uri when it names a file by path (/x/y.html: no
- * query, no final slash); NULL when it does not. */
-static char *http_file_path(zerg_conf_ctx *cx, const char *uri, size_t *len)
+char *http_file_path(zerg_conf_ctx *cx, const char *uri, size_t *len)
 {
     size_t ul = uri ? strlen(uri) : 0;
     if (!ul || uri[0] != '/' || uri[ul - 1] == '/' || strpbrk(uri, "?#"))
@@ -129,70 +95,18 @@ static char *http_file_path(zerg_conf_ctx *cx, const char *uri, size_t *len)
     return norm && http_path_normalize(uri, ul, norm, ul + 2, len) == 0 ? norm : NULL;
 }
 
-/* fallback: /index.html (a location's file for a 404) */
-static int http_parse_fallback(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
-{
-    http_location *l = HTTP_CONTAINER(field, http_location, fallback);
-    l->fallback = http_file_path(cx, http_api->node_scalar(cx, node), &l->fallback_len);
-    if (!l->fallback)
-        return http_api->conf_error(cx, node, "fallback: expected a path like /index.html");
-    return 0;
-}
+/* The server block's and the locations' tables, composed at load from the
+ * rows each feature declares in its own file (as nginx modules own their
+ * commands): http_conf_compose. */
+#define HTTP_DIRECTIVES_MAX 64
+zerg_directive http_directives[HTTP_DIRECTIVES_MAX];
+static zerg_directive http_location_directives[HTTP_DIRECTIVES_MAX];
 
-/* expires: off | epoch | max | a duration (nginx's expires) */
-static int http_parse_expires(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
-{
-    http_location *l = HTTP_CONTAINER(field, http_location, expires);
-    const char *v = http_api->node_scalar(cx, node);
-    uint64_t ms;
-    if (v && !strcmp(v, "off"))
-        l->expires = HTTP_EXPIRES_OFF;
-    else if (v && !strcmp(v, "epoch"))
-        l->expires = HTTP_EXPIRES_EPOCH;
-    else if (v && !strcmp(v, "max"))
-        l->expires = HTTP_EXPIRES_MAX;
-    else if (v && v[0] >= '0' && v[0] <= '9' && http_api->conf_msec(cx, node, &ms) == 0 &&
-             ms <= 3650ull * 86400 * 1000) {
-        l->expires = HTTP_EXPIRES_AFTER;
-        l->expires_sec = ms / 1000;
-    } else
-        return http_api->conf_error(cx, node,
-                                    "expires: expected off, epoch, max or a duration up to "
-                                    "3650d (like 1h or 30d)");
-    return 0;
-}
-
-static const zerg_directive http_location_directives[] = {
+static const zerg_directive http_core_location_directives[] = {
     {"path", ZERG_CONF_STR, offsetof(http_location, path), NULL, 0, 0},
-    {"root", ZERG_CONF_STR, offsetof(http_location, root), NULL, 0, 0},
-    {"alias", ZERG_CONF_STR, offsetof(http_location, alias), NULL, 0, 0},
-    {"fallback", ZERG_CONF_CUSTOM, offsetof(http_location, fallback), http_parse_fallback, 0, 0},
-    {"index", ZERG_CONF_STR_LIST, offsetof(http_location, index), NULL, 0, 0},
-    {"autoindex", ZERG_CONF_BOOL, offsetof(http_location, autoindex), NULL, 0, 0},
-    {"gzip_static", ZERG_CONF_BOOL, offsetof(http_location, gzip_static), NULL, 0, 0},
-    {"return", ZERG_CONF_CUSTOM, offsetof(http_location, ret), http_parse_return, 0, 0},
     {"status", ZERG_CONF_BOOL, offsetof(http_location, status), NULL, 0, 0},
     {"add_header", ZERG_CONF_CUSTOM, offsetof(http_location, add_header), http_parse_add_header, 0,
      0},
-    {"expires", ZERG_CONF_CUSTOM, offsetof(http_location, expires), http_parse_expires, 0, 0},
-    {"allow", ZERG_CONF_CUSTOM, offsetof(http_location, allow), http_parse_cidr_list, 0, 0},
-    {"deny", ZERG_CONF_CUSTOM, offsetof(http_location, deny), http_parse_cidr_list, 0, 0},
-    {"proxy_pass", ZERG_CONF_CUSTOM, offsetof(http_location, proxy), http_parse_proxy_pass, 0, 0},
-    {"proxy_connect_timeout", ZERG_CONF_MSEC, offsetof(http_location, proxy_connect_timeout), NULL,
-     1, INT32_MAX},
-    {"proxy_read_timeout", ZERG_CONF_MSEC, offsetof(http_location, proxy_read_timeout), NULL, 1,
-     INT32_MAX},
-    {"proxy_buffer_size", ZERG_CONF_SIZE, offsetof(http_location, proxy_buffer_size), NULL, 1024,
-     1 << 20},
-    {"proxy_keepalive", ZERG_CONF_INT, offsetof(http_location, proxy_keepalive), NULL, 0, 65536},
-    {"proxy_keepalive_timeout", ZERG_CONF_MSEC, offsetof(http_location, proxy_keepalive_timeout),
-     NULL, 1, INT32_MAX},
-    {"proxy_keepalive_requests", ZERG_CONF_INT, offsetof(http_location, proxy_keepalive_requests),
-     NULL, 1, INT32_MAX},
-    {"proxy_keepalive_time", ZERG_CONF_MSEC, offsetof(http_location, proxy_keepalive_time), NULL, 1,
-     INT32_MAX},
-    {"proxy_set_header", ZERG_CONF_CUSTOM, offsetof(http_location, proxy_set),
-     http_parse_proxy_set_header, 0, 0},
     ZERG_DIRECTIVE_END,
 };
 
@@ -250,28 +164,6 @@ static int http_parse_locations(zerg_conf_ctx *cx, const zerg_conf_node *node, v
     return 0;
 }
 
-static int http_parse_mime(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
-{
-    http_srv *s = HTTP_CONTAINER(field, http_srv, mime);
-    s->mime = http_map_array(cx, node, sizeof(http_mime), &s->nmime,
-                             "mime_types: expected a mapping ext: type");
-    if (!s->mime)
-        return -1;
-    size_t n = s->nmime;
-    for (size_t i = 0; i < n; i++) {
-        const char *k = http_api->node_key(cx, node, i);
-        const zerg_conf_node *v = http_api->node_item(cx, node, i);
-        const char *t = http_api->node_scalar(cx, v);
-        if (!k || !t || !*t || strchr(t, '\r') || strchr(t, '\n'))
-            return http_api->conf_error(cx, v, "mime_types: expected ext: type");
-        s->mime[i].ext = http_api->conf_strdup(cx, k[0] == '.' ? k + 1 : k);
-        s->mime[i].type = http_api->conf_strdup(cx, t);
-        if (!s->mime[i].ext || !s->mime[i].type)
-            return -1;
-    }
-    return 0;
-}
-
 /* error_page: { 404: /404.html, 503: /busy.html } */
 static int http_parse_error_pages(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
 {
@@ -303,7 +195,7 @@ static int http_parse_error_pages(zerg_conf_ctx *cx, const zerg_conf_node *node,
     return 0;
 }
 
-static int http_is_off(const char *v)
+int http_conf_is_off(const char *v)
 {
     return !strcmp(v, "off") || !strcmp(v, "false") || !strcmp(v, "no") || !*v;
 }
@@ -314,7 +206,7 @@ static int http_parse_server_header(zerg_conf_ctx *cx, const zerg_conf_node *nod
     const char *v = http_api->node_scalar(cx, node);
     if (!v)
         return http_api->conf_error(cx, node, "server_header: expected a string or off");
-    if (http_is_off(v)) {
+    if (http_conf_is_off(v)) {
         *out = NULL;
         return 0;
     }
@@ -324,60 +216,10 @@ static int http_parse_server_header(zerg_conf_ctx *cx, const zerg_conf_node *nod
     return 0;
 }
 
-static const zerg_directive http_log_directives[] = {
-    {"path", ZERG_CONF_STR, offsetof(http_access_log_conf, path), NULL, 0, 0},
-    {"format", ZERG_CONF_STR, offsetof(http_access_log_conf, format_name), NULL, 0, 0},
-    {"buffer", ZERG_CONF_SIZE, offsetof(http_access_log_conf, buffer), NULL, 4096, 16 << 20},
-    {"flush", ZERG_CONF_MSEC, offsetof(http_access_log_conf, flush), NULL, 10, 3600000},
-    ZERG_DIRECTIVE_END,
-};
-
-static int http_parse_access_log(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
-{
-    http_access_log_conf *a = field;
-    const char *v = http_api->node_scalar(cx, node);
-    if (v) {
-        if (http_is_off(v)) {
-            a->path = NULL;
-            return 0;
-        }
-        a->path = http_api->conf_strdup(cx, v);
-    } else if (http_api->node_kind(cx, node) == ZERG_NODE_MAP) {
-        if (http_api->conf_apply(cx, node, http_log_directives, a))
-            return -1;
-        if (!a->path)
-            return http_api->conf_error(cx, node, "access_log: path is required");
-    } else {
-        return http_api->conf_error(cx, node, "access_log: expected off, a path or a mapping");
-    }
-    if (a->format_name) {
-        if (!strcmp(a->format_name, "combined"))
-            a->format = HTTP_LOG_COMBINED;
-        else if (!strcmp(a->format_name, "common"))
-            a->format = HTTP_LOG_COMMON;
-        else if (strchr(a->format_name, '$'))
-            a->format = HTTP_LOG_CUSTOM;
-        else
-            return http_api->conf_error(
-                cx, node,
-                "access_log: format must be combined, common or a string with $variables");
-    }
-    if (a->format == HTTP_LOG_CUSTOM) {
-        if (http_tmpl_parse(cx, node, a->format_name, &a->tmpl, HTTP_TMPL_LOG,
-                            "access_log format") < 0)
-            return -1;
-        /* room in the buffer for a line whose every field is long */
-        if (a->tmpl.text_len + (a->tmpl.n + 1) * 256 > a->buffer / 2)
-            return http_api->conf_error(cx, node, "access_log: format too long for its buffer");
-    }
-    return 0;
-}
-
-const zerg_directive http_directives[] = {
+static const zerg_directive http_core_server_directives[] = {
     {"server_name", ZERG_CONF_STR_LIST, offsetof(http_srv, server_name), NULL, 0, 0},
     {"server_header", ZERG_CONF_CUSTOM, offsetof(http_srv, server_header), http_parse_server_header,
      0, 0},
-    {"access_log", ZERG_CONF_CUSTOM, offsetof(http_srv, access_log), http_parse_access_log, 0, 0},
     {"keepalive_timeout", ZERG_CONF_MSEC, offsetof(http_srv, keepalive_timeout), NULL, 0, 0},
     {"keepalive_requests", ZERG_CONF_INT, offsetof(http_srv, keepalive_requests), NULL, 1,
      INT32_MAX},
@@ -391,18 +233,42 @@ const zerg_directive http_directives[] = {
      NULL, 256, 1 << 20},
     {"max_uri_length", ZERG_CONF_SIZE, offsetof(http_srv, max_uri_length), NULL, 64, 1 << 20},
     {"max_headers", ZERG_CONF_INT, offsetof(http_srv, max_headers), NULL, 1, HTTP_MAX_HDRS},
-    {"file_buffer", ZERG_CONF_SIZE, offsetof(http_srv, file_buffer), NULL, 4096, 16 << 20},
-    {"file_mmap_max", ZERG_CONF_SIZE, offsetof(http_srv, file_mmap_max), NULL, 0, 1LL << 24},
-    {"open_file_cache_valid", ZERG_CONF_MSEC, offsetof(http_srv, open_file_cache_valid), NULL, 0,
-     0},
-    {"default_type", ZERG_CONF_STR, offsetof(http_srv, default_type), NULL, 0, 0},
-    {"etag", ZERG_CONF_BOOL, offsetof(http_srv, etag), NULL, 0, 0},
-    {"mime_types", ZERG_CONF_CUSTOM, offsetof(http_srv, mime), http_parse_mime, 0, 0},
     {"locations", ZERG_CONF_CUSTOM, offsetof(http_srv, locs), http_parse_locations, 0, 0},
     {"error_page", ZERG_CONF_CUSTOM, offsetof(http_srv, error_pages), http_parse_error_pages, 0, 0},
-    {"upstreams", ZERG_CONF_CUSTOM, offsetof(http_srv, upstreams), http_parse_upstreams, 0, 0},
     ZERG_DIRECTIVE_END,
 };
+
+/* Composes the tables from each feature's rows. */
+static int http_compose(zerg_directive *out, const zerg_directive *const *parts, size_t nparts)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < nparts; i++)
+        for (const zerg_directive *d = parts[i]; d->key; d++) {
+            if (n + 1 == HTTP_DIRECTIVES_MAX)
+                return -1;
+            out[n++] = *d;
+        }
+    out[n] = (zerg_directive)ZERG_DIRECTIVE_END;
+    return 0;
+}
+
+int http_conf_compose(void)
+{
+    static const zerg_directive *const server[] = {
+        http_core_server_directives, http_static_server_directives, http_cache_server_directives,
+        http_log_server_directives,  http_proxy_server_directives,
+    };
+    static const zerg_directive *const location[] = {
+        http_core_location_directives,      http_static_location_directives,
+        http_autoindex_location_directives, http_redirect_location_directives,
+        http_access_location_directives,    http_proxy_location_directives,
+    };
+    return http_compose(http_directives, server, sizeof(server) / sizeof(server[0])) ||
+                   http_compose(http_location_directives, location,
+                                sizeof(location) / sizeof(location[0]))
+               ? -1
+               : 0;
+}
 
 int http_conf_init(zerg_conf_ctx *cx, void *conf)
 {

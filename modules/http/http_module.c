@@ -5,6 +5,10 @@
 #include <string.h>
 
 #include "http.h"
+#include "http_cache.h"
+#include "http_log.h"
+#include "http_proxy.h"
+#include "http_static.h"
 
 http_worker http_W;
 const zerg_api *http_api;
@@ -15,7 +19,7 @@ static int http_load(const zerg_api *api)
         return -1;
     http_api = api;
     http_parser_settings_init();
-    return 0;
+    return http_conf_compose();
 }
 
 static int http_worker_init(zerg_worker *w)

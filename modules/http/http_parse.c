@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "http.h"
+#include "http_proxy.h"
 
 static llhttp_settings_t http_settings;
 

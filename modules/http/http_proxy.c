@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "http.h"
+#include "http_access.h"
+#include "http_proxy.h"
 
 /* Output one side may queue for the other before that side stops reading. */
 #define HTTP_PROXY_HIGH ((size_t)256 << 10)

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include "http.h"
+#include "http_proxy.h"
 
 const http_field *http_proxy_upgrade_field(http_conn *hc)
 {

@@ -6,6 +6,11 @@
 #include <string.h>
 
 #include "http.h"
+#include "http_access.h"
+#include "http_log.h"
+#include "http_proxy.h"
+#include "http_redirect.h"
+#include "http_static.h"
 
 void http_date_refresh(void)
 {

@@ -14,6 +14,9 @@
 #include <unistd.h>
 
 #include "http.h"
+#include "http_autoindex.h"
+#include "http_cache.h"
+#include "http_static.h"
 
 #define HTTP_PATH_MAX 4096 /* longer request paths are answered 414 */
 

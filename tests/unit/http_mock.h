@@ -8,6 +8,13 @@
 #include <stdlib.h>
 
 #include "http.h"
+#include "http_access.h"
+#include "http_autoindex.h"
+#include "http_cache.h"
+#include "http_log.h"
+#include "http_proxy.h"
+#include "http_redirect.h"
+#include "http_static.h"
 #include "llhttp.h"
 #include "test_check.h"
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "http.h"
+#include "http_access.h"
 
 static const http_limits lim = {.max_line = 100, .max_head = 400, .max_headers = 5};
 
