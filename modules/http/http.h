@@ -367,6 +367,11 @@ typedef struct http_worker {
 extern http_worker http_W;
 extern const zerg_api *http_api;
 
+/* http_module.c: the client connection ends, gracefully (what is queued is
+ * sent first) or abortively (reset); either way its input is dropped. */
+void http_conn_close(http_conn *hc);
+void http_conn_abort(http_conn *hc);
+
 /* http_vhost.c */
 int http_server_names_check(zerg_conf_ctx *cx, const zerg_conf_node *section, http_srv *s);
 /* hc->srv := the block among hc->vhosts whose server_name matches best. */

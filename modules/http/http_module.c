@@ -91,6 +91,18 @@ static void http_on_open(zerg_conn *c)
     http_api->conn_timeout(c, hc->srv->client_header_timeout);
 }
 
+void http_conn_close(http_conn *hc)
+{
+    hc->closing = 1;
+    http_api->close(hc->c);
+}
+
+void http_conn_abort(http_conn *hc)
+{
+    hc->closing = 1;
+    http_api->abort(hc->c);
+}
+
 static size_t http_on_data(zerg_conn *c, const uint8_t *data, size_t len)
 {
     if (http_is_upstream(c))
@@ -118,8 +130,7 @@ static void http_on_eof(zerg_conn *c)
     }
     if (hc->phase == HTTP_PH_BUSY)
         return; /* closed once the answer in progress is done */
-    hc->closing = 1;
-    http_api->close(c);
+    http_conn_close(hc);
 }
 
 static void http_on_drain(zerg_conn *c)
@@ -151,26 +162,23 @@ static void http_on_timeout(zerg_conn *c)
     http_W.timeouts++;
     switch (hc->phase) {
     case HTTP_PH_IDLE:
-        hc->closing = 1;
         if (hc->want_send_timeout)
-            http_api->abort(c);
+            http_conn_abort(hc);
         else
-            http_api->close(c);
+            http_conn_close(hc);
         return;
     case HTTP_PH_HEAD:
     case HTTP_PH_BODY:
         /* client_header_timeout / client_body_timeout */
         if (hc->scan.total == 0) {
-            hc->closing = 1;
-            http_api->close(c);
+            http_conn_close(hc);
             return;
         }
         http_send_error(hc, 408, 1);
         return;
     default:
         /* send_timeout while streaming */
-        hc->closing = 1;
-        http_api->abort(c);
+        http_conn_abort(hc);
         return;
     }
 }

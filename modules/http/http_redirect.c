@@ -57,8 +57,7 @@ void http_send_redirect(http_conn *hc, const http_location *l, const char *path,
     char stack[4096];
     char *o = cap <= sizeof(stack) ? stack : malloc(cap);
     if (!o) {
-        hc->closing = 1;
-        http_api->abort(hc->c);
+        http_conn_abort(hc);
         return;
     }
     size_t n = 10;

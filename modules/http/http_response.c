@@ -221,8 +221,7 @@ void http_send_return(http_conn *hc, const http_location *l, const char *path, s
     } else {
         char *o = http_api->write_reserve(hc->c, need + inl, &avail);
         if (!o) {
-            http_api->abort(hc->c);
-            hc->closing = 1;
+            http_conn_abort(hc);
             return;
         }
         size_t n = http_fmt_head(hc, o, status);
@@ -408,8 +407,7 @@ void http_request_done(http_conn *hc)
     hc->nreq++;
     hc->phase = HTTP_PH_IDLE;
     if (!r->keepalive) {
-        hc->closing = 1;
-        http_api->close(hc->c);
+        http_conn_close(hc);
         return;
     }
     if (!async)
@@ -422,7 +420,6 @@ void http_request_done(http_conn *hc)
         http_api->resume_read(hc->c);
     }
     if (!hc->closing && hc->eof && hc->phase == HTTP_PH_IDLE) {
-        hc->closing = 1;
-        http_api->close(hc->c);
+        http_conn_close(hc);
     }
 }

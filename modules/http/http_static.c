@@ -116,8 +116,7 @@ static void http_file_fail(http_file *f)
         return;
     hc->file = NULL;
     f->hc = NULL;
-    hc->closing = 1;
-    http_api->abort(hc->c);
+    http_conn_abort(hc);
 }
 
 static void http_file_pump(http_file *f);
@@ -284,8 +283,7 @@ static int http_send_mapped(http_conn *hc, int fd, uint64_t start, uint64_t clen
     close(fd);
     if (http_api->write_ext(hc->c, (char *)p + (start - pa), (size_t)clen, http_map_done, m) != 0) {
         http_map_done(m); /* a refused write_ext does not run done */
-        hc->closing = 1;
-        http_api->abort(hc->c);
+        http_conn_abort(hc);
     }
     return 0;
 }
@@ -378,8 +376,7 @@ static int http_serve_fd(http_conn *hc, int fd, http_ofc *e, const struct stat *
     uint64_t clen = size ? end - start + 1 : 0;
     if (http_write_head(hc, status, extra, el, (int64_t)clen) != 0) {
         http_fd_close(fd);
-        hc->closing = 1;
-        http_api->abort(hc->c);
+        http_conn_abort(hc);
         return 0;
     }
     if (r->head || clen == 0) {
@@ -389,8 +386,7 @@ static int http_serve_fd(http_conn *hc, int fd, http_ofc *e, const struct stat *
     r->sent = clen;
     if (e) {
         if (http_ofc_send(hc, e, start, clen) != 0) {
-            hc->closing = 1;
-            http_api->abort(hc->c);
+            http_conn_abort(hc);
         }
         return 0;
     }
@@ -399,8 +395,7 @@ static int http_serve_fd(http_conn *hc, int fd, http_ofc *e, const struct stat *
     http_file *f = calloc(1, sizeof(*f));
     if (!f) {
         http_fd_close(fd);
-        hc->closing = 1;
-        http_api->abort(hc->c);
+        http_conn_abort(hc);
         return 0;
     }
     f->hc = hc;
