@@ -212,7 +212,6 @@ typedef struct http_srv {
     char *server_line; /* "Server: x\r\n" or "" */
     size_t server_line_len;
     http_limits limits;
-    int configured;
     int has_proxy; /* a location has proxy_pass: requests start it at their head */
     /* per worker */
     struct http_log *log;
@@ -228,11 +227,16 @@ int http_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf)
 const http_location *http_find_location(const http_srv *s, const char *path, size_t len);
 
 #define HTTP_CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
-/* The array for a mapping node's items: *n entries of elem bytes. NULL
- * after reporting the error: not a mapping (what says what was expected),
- * or out of memory. */
+/* One item of a mapping of name: value: its index i in arr, its key and
+ * value (NULL when not scalars; v for messages). 0, or -1 after reporting
+ * an error. */
+typedef int (*http_map_item_fn)(zerg_conf_ctx *cx, void *arr, size_t i, const char *key,
+                                const zerg_conf_node *v, const char *value, void *arg);
+/* The array (*n entries of elem bytes) for a mapping node's items, each
+ * filled by item(..., arg). NULL after reporting the error: not a mapping
+ * (what says what was expected), out of memory, or an item refused. */
 void *http_map_array(zerg_conf_ctx *cx, const zerg_conf_node *node, size_t elem, size_t *n,
-                     const char *what);
+                     const char *what, http_map_item_fn item, void *arg);
 /* off, false, no or empty. */
 int http_conf_is_off(const char *v);
 /* The normalised copy of uri when it names a file by path (/x/y.html: no
@@ -344,7 +348,6 @@ typedef struct http_conn {
 
 typedef struct http_worker {
     zerg_worker *w;
-    const zerg_api *api;
     http_conn *conns;
     int64_t date_sec;
     char date_line[64]; /* "Date: ...\r\n" */
@@ -353,7 +356,6 @@ typedef struct http_worker {
     char log_time[40]; /* "24/Nov/2026:10:17:10 +0000" */
     char log_iso[40];  /* "2026-11-24T10:17:10+00:00" */
     int draining;
-    uint64_t requests;
     uint64_t by_class[6]; /* 1xx..5xx at [1..5] */
     uint64_t body_bytes;
     uint64_t parse_errors;
@@ -381,9 +383,6 @@ void http_select_server(http_conn *hc);
 size_t http_request_host(const http_conn *hc, char *buf, size_t cap);
 
 /* http_parse.c */
-void http_parser_settings_init(void);
-void http_proxy_settings_init(void);
-void http_proxy_worker_exit(void);
 void http_conn_reset_parser(http_conn *hc);
 /* Runs bytes through scanner and parser, answering complete requests. */
 size_t http_process(http_conn *hc, const uint8_t *data, size_t len);

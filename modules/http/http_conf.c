@@ -36,49 +36,54 @@ int http_check_header(zerg_conf_ctx *cx, const zerg_conf_node *n, const char *na
 }
 
 void *http_map_array(zerg_conf_ctx *cx, const zerg_conf_node *node, size_t elem, size_t *n,
-                     const char *what)
+                     const char *what, http_map_item_fn item, void *arg)
 {
     if (http_api->node_kind(cx, node) != ZERG_NODE_MAP) {
         http_api->conf_error(cx, node, "%s", what);
         return NULL;
     }
     *n = http_api->node_len(cx, node);
-    return http_api->conf_alloc(cx, (*n ? *n : 1) * elem);
+    void *arr = http_api->conf_alloc(cx, (*n ? *n : 1) * elem);
+    for (size_t i = 0; arr && i < *n; i++) {
+        const zerg_conf_node *v = http_api->node_item(cx, node, i);
+        if (item(cx, arr, i, http_api->node_key(cx, node, i), v, http_api->node_scalar(cx, v),
+                 arg) < 0)
+            return NULL;
+    }
+    return arr;
+}
+
+/* A header of a list (arg: the directive, for messages; add_header leaves
+ * Content-Type to the MIME types; a request may carry a Date). */
+static int http_header_item(zerg_conf_ctx *cx, void *arr, size_t i, const char *k,
+                            const zerg_conf_node *v, const char *val, void *arg)
+{
+    const char *key = arg;
+    http_header_kv *h = (http_header_kv *)arr + i;
+    if (!k || !val)
+        return http_api->conf_error(cx, v, "%s: values must be scalars", key);
+    if (http_check_header(cx, v, k, val))
+        return -1;
+    if (!strcasecmp(k, "Content-Length") || !strcasecmp(k, "Transfer-Encoding") ||
+        !strcasecmp(k, "Connection") ||
+        (strcmp(key, "proxy_set_header") && !strcasecmp(k, "Date")) ||
+        (!strcmp(key, "add_header") && !strcasecmp(k, "Content-Type")))
+        return http_api->conf_error(cx, v, "%s: %s is set by the server", key, k);
+    h->name = http_api->conf_strdup(cx, k);
+    h->value = http_api->conf_strdup(cx, val);
+    return h->name && h->value ? 0 : -1;
 }
 
 /* { Name: value, ... }: return's headers, a location's add_header and
- * proxy_set_header (key is the directive, for messages; add_header leaves
- * Content-Type to the MIME types; a request may carry a Date) */
+ * proxy_set_header (key is the directive) */
 int http_parse_header_list(zerg_conf_ctx *cx, const zerg_conf_node *node, http_header_list *list,
                            const char *key)
 {
     char what[64];
     snprintf(what, sizeof(what), "%s: expected a mapping of name: value", key);
-    size_t n;
-    list->items = http_map_array(cx, node, sizeof(http_header_kv), &n, what);
-    if (!list->items)
-        return -1;
-    list->n = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *k = http_api->node_key(cx, node, i);
-        const zerg_conf_node *v = http_api->node_item(cx, node, i);
-        const char *val = http_api->node_scalar(cx, v);
-        if (!k || !val)
-            return http_api->conf_error(cx, v, "%s: values must be scalars", key);
-        if (http_check_header(cx, v, k, val))
-            return -1;
-        if (!strcasecmp(k, "Content-Length") || !strcasecmp(k, "Transfer-Encoding") ||
-            !strcasecmp(k, "Connection") ||
-            (strcmp(key, "proxy_set_header") && !strcasecmp(k, "Date")) ||
-            (!strcmp(key, "add_header") && !strcasecmp(k, "Content-Type")))
-            return http_api->conf_error(cx, v, "%s: %s is set by the server", key, k);
-        list->items[list->n].name = http_api->conf_strdup(cx, k);
-        list->items[list->n].value = http_api->conf_strdup(cx, val);
-        if (!list->items[list->n].name || !list->items[list->n].value)
-            return -1;
-        list->n++;
-    }
-    return 0;
+    list->items = http_map_array(cx, node, sizeof(http_header_kv), &list->n, what, http_header_item,
+                                 (void *)key);
+    return list->items ? 0 : -1;
 }
 
 static int http_parse_add_header(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
@@ -165,34 +170,33 @@ static int http_parse_locations(zerg_conf_ctx *cx, const zerg_conf_node *node, v
 }
 
 /* error_page: { 404: /404.html, 503: /busy.html } */
+static int http_error_page_item(zerg_conf_ctx *cx, void *arr, size_t i, const char *k,
+                                const zerg_conf_node *v, const char *uri, void *arg)
+{
+    http_error_page *pages = arr;
+    char *end;
+    long st = k ? strtol(k, &end, 10) : 0;
+    if (!k || !*k || *end || st < 400 || st > 599)
+        return http_api->conf_error(cx, v, "error_page: \"%s\" is not a status 400..599",
+                                    k ? k : "");
+    for (size_t j = 0; j < i; j++)
+        if (pages[j].status == st)
+            return http_api->conf_error(cx, v, "error_page: %ld appears twice", st);
+    size_t nl;
+    char *norm = http_file_path(cx, uri, &nl);
+    if (!norm)
+        return http_api->conf_error(cx, v, "error_page %ld: expected a path like /404.html", st);
+    pages[i] = (http_error_page){.status = (int)st, .uri = norm, .len = nl};
+    return 0;
+}
+
 static int http_parse_error_pages(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
 {
     http_srv *s = HTTP_CONTAINER(field, http_srv, error_pages);
     s->error_pages = http_map_array(cx, node, sizeof(http_error_page), &s->nerror_pages,
-                                    "error_page: expected a mapping of status: /path");
-    if (!s->error_pages)
-        return -1;
-    size_t n = s->nerror_pages;
-    for (size_t i = 0; i < n; i++) {
-        const char *k = http_api->node_key(cx, node, i);
-        const zerg_conf_node *v = http_api->node_item(cx, node, i);
-        const char *uri = http_api->node_scalar(cx, v);
-        char *end;
-        long st = k ? strtol(k, &end, 10) : 0;
-        if (!k || !*k || *end || st < 400 || st > 599)
-            return http_api->conf_error(cx, v, "error_page: \"%s\" is not a status 400..599",
-                                        k ? k : "");
-        for (size_t j = 0; j < i; j++)
-            if (s->error_pages[j].status == st)
-                return http_api->conf_error(cx, v, "error_page: %ld appears twice", st);
-        size_t nl;
-        char *norm = http_file_path(cx, uri, &nl);
-        if (!norm)
-            return http_api->conf_error(cx, v, "error_page %ld: expected a path like /404.html",
-                                        st);
-        s->error_pages[i] = (http_error_page){.status = (int)st, .uri = norm, .len = nl};
-    }
-    return 0;
+                                    "error_page: expected a mapping of status: /path",
+                                    http_error_page_item, NULL);
+    return s->error_pages ? 0 : -1;
 }
 
 int http_conf_is_off(const char *v)
@@ -429,7 +433,6 @@ int http_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf)
         want_peer |= s->locs[i].allow.n || s->locs[i].deny.n || s->locs[i].ret_location.n;
     if (want_peer)
         http_api->conf_want_peer_addr(cx);
-    s->configured = 1;
     return 0;
 }
 

@@ -18,14 +18,12 @@ static int http_load(const zerg_api *api)
     if (api->abi_version != ZERG_ABI_VERSION || api->struct_size < sizeof(zerg_api))
         return -1;
     http_api = api;
-    http_parser_settings_init();
     return http_conf_compose();
 }
 
 static int http_worker_init(zerg_worker *w)
 {
     http_W.w = w;
-    http_W.api = http_api;
     http_W.date_sec = -1;
     http_W.log_sec = -1;
     return 0;

@@ -8,8 +8,6 @@
 #include "http.h"
 #include "http_proxy.h"
 
-static llhttp_settings_t http_settings;
-
 const char *http_hbuf(const http_conn *hc, http_span s)
 {
     return hc->hbuf + s.off;
@@ -22,20 +20,10 @@ static int http_hbuf_append(http_conn *hc, const char *at, size_t len)
         hc->err_status = 431;
         return -1;
     }
-    if (need > hc->hcap) {
-        size_t cap = hc->hcap ? hc->hcap : 1024;
-        while (cap < need)
-            cap *= 2;
-        char *nb = realloc(hc->hbuf, cap);
-        if (!nb) {
-            hc->err_status = 500;
-            return -1;
-        }
-        hc->hbuf = nb;
-        hc->hcap = (uint32_t)cap;
+    if (http_buf_append(&hc->hbuf, &hc->hlen, &hc->hcap, at, len) < 0) {
+        hc->err_status = 500;
+        return -1;
     }
-    memcpy(hc->hbuf + hc->hlen, at, len);
-    hc->hlen += (uint32_t)len;
     return 0;
 }
 
@@ -239,19 +227,17 @@ static int http_cb_message_complete(llhttp_t *p)
     return HPE_PAUSED;
 }
 
-void http_parser_settings_init(void)
-{
-    llhttp_settings_init(&http_settings);
-    http_settings.on_message_begin = http_cb_message_begin;
-    http_settings.on_url = http_cb_url;
-    http_settings.on_header_field = http_cb_header_field;
-    http_settings.on_header_value = http_cb_header_value;
-    http_settings.on_header_value_complete = http_cb_header_value_complete;
-    http_settings.on_headers_complete = http_cb_headers_complete;
-    http_settings.on_body = http_cb_body;
-    http_settings.on_message_complete = http_cb_message_complete;
-    http_proxy_settings_init();
-}
+/* The request parser's callbacks. */
+static const llhttp_settings_t http_settings = {
+    .on_message_begin = http_cb_message_begin,
+    .on_url = http_cb_url,
+    .on_header_field = http_cb_header_field,
+    .on_header_value = http_cb_header_value,
+    .on_header_value_complete = http_cb_header_value_complete,
+    .on_headers_complete = http_cb_headers_complete,
+    .on_body = http_cb_body,
+    .on_message_complete = http_cb_message_complete,
+};
 
 void http_conn_reset_parser(http_conn *hc)
 {

@@ -111,6 +111,8 @@ void http_proxy_dispatch(http_conn *hc);
 void http_proxy_abandon(http_conn *hc);
 /* The client's output drained (its upstream may read again). */
 void http_proxy_client_drained(http_conn *hc);
+/* Frees what proxy_pass keeps per worker (worker exit). */
+void http_proxy_worker_exit(void);
 /* http_proxy.c, for the tunnel: relays bytes received on from to `to`
  * (zero-copy where it can; as one chunk when chunked), and pauses the
  * sender while the receiver's output is over the bound. */

@@ -339,7 +339,6 @@ const http_location *http_route(http_conn *hc, const char **path, size_t *plen, 
 void http_dispatch(http_conn *hc)
 {
     http_req *r = &hc->req;
-    http_W.requests++;
     const char *url = http_hbuf(hc, r->url), *path;
     size_t nlen;
     int st;

@@ -39,26 +39,24 @@ static int http_parse_expires(zerg_conf_ctx *cx, const zerg_conf_node *node, voi
     return 0;
 }
 
+/* mime_types: { ext: type, ... } */
+static int http_mime_item(zerg_conf_ctx *cx, void *arr, size_t i, const char *k,
+                          const zerg_conf_node *v, const char *t, void *arg)
+{
+    http_mime *m = (http_mime *)arr + i;
+    if (!k || !t || !*t || strchr(t, '\r') || strchr(t, '\n'))
+        return http_api->conf_error(cx, v, "mime_types: expected ext: type");
+    m->ext = http_api->conf_strdup(cx, k[0] == '.' ? k + 1 : k);
+    m->type = http_api->conf_strdup(cx, t);
+    return m->ext && m->type ? 0 : -1;
+}
+
 static int http_parse_mime(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
 {
     http_srv *s = HTTP_CONTAINER(field, http_srv, mime);
     s->mime = http_map_array(cx, node, sizeof(http_mime), &s->nmime,
-                             "mime_types: expected a mapping ext: type");
-    if (!s->mime)
-        return -1;
-    size_t n = s->nmime;
-    for (size_t i = 0; i < n; i++) {
-        const char *k = http_api->node_key(cx, node, i);
-        const zerg_conf_node *v = http_api->node_item(cx, node, i);
-        const char *t = http_api->node_scalar(cx, v);
-        if (!k || !t || !*t || strchr(t, '\r') || strchr(t, '\n'))
-            return http_api->conf_error(cx, v, "mime_types: expected ext: type");
-        s->mime[i].ext = http_api->conf_strdup(cx, k[0] == '.' ? k + 1 : k);
-        s->mime[i].type = http_api->conf_strdup(cx, t);
-        if (!s->mime[i].ext || !s->mime[i].type)
-            return -1;
-    }
-    return 0;
+                             "mime_types: expected a mapping ext: type", http_mime_item, NULL);
+    return s->mime ? 0 : -1;
 }
 
 const zerg_directive http_static_location_directives[] = {

@@ -90,14 +90,25 @@ int http_adds_headers(int status);
  * answer at unix time now; returns the length (0: off). out holds 96. */
 size_t http_fmt_expires(int mode, uint64_t sec, int64_t now, char out[96]);
 
-/* Transfer-Encoding value: 1 when exactly "chunked" (case, OWS tolerated),
- * 0 otherwise. */
-int http_te_is_chunked(const char *v, size_t n);
 /* Checks one Transfer-Encoding field value (a list of codings), with
  * *chunked telling whether "chunked" came already (updated): 0 when fine,
  * 400 when a coding follows chunked, 501 for an unknown coding or chunked
  * with parameters. Known codings other than chunked are accepted: request
  * bodies are framed by chunked and never decoded by this module. */
 int http_te_check(const char *v, size_t n, int *chunked);
+
+/* A growing byte buffer; failed: memory ran out, and what comes after is
+ * dropped. */
+typedef struct http_sbuf {
+    char *p;
+    size_t n, cap;
+    int failed;
+} http_sbuf;
+/* Room for n more bytes at the end (NULL once memory ran out). */
+char *http_sb_room(http_sbuf *b, size_t n);
+void http_sb_put(http_sbuf *b, const void *s, size_t n);
+/* Appends n bytes to the growable buffer *buf (*len of *cap used): 0, or -1
+ * when memory ran out (the buffer stays as it was). */
+int http_buf_append(char **buf, uint32_t *len, uint32_t *cap, const char *s, size_t n);
 
 #endif
