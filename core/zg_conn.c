@@ -277,6 +277,42 @@ static int keep_rest(zg_conn *c, zg_chunk *k, const uint8_t *rest, size_t n)
     return rc;
 }
 
+/* The PROXY protocol header ahead of the module's input: 1 when *data
+ * (moved past the header) goes on to on_data, 0 when nothing more is to do. */
+static int pp_stage(zg_conn *c, zg_chunk *k, const uint8_t **data, size_t *len)
+{
+    ssize_t hdr = pp_input(c, k, *data, *len);
+    if (hdr <= 0 || (c->flags & ZG_C_CLOSING))
+        return 0;
+    *data += hdr;
+    *len -= (size_t)hdr;
+    if (*len == 0 || (c->flags & (ZG_C_PAUSE_MOD | ZG_C_PAUSE_OUT | ZG_C_CLOSE_WANT))) {
+        pp_hold_rest(c, k, *data, *len); /* nothing more, or on_open paused or closed */
+        return 0;
+    }
+    return 1;
+}
+
+/* Presents data (inside chunk k) to the module and keeps what it left as the
+ * carry. c->cur also marks the delivery under way: a resume_read made inside
+ * it does not deliver again (zg_conn_deliver_held). */
+static void present(zg_conn *c, zg_chunk *k, const uint8_t *data, size_t len)
+{
+    c->cur = k;
+    int go = !ZG_UNLIKELY(c->flags & ZG_C_PP_WAIT) || pp_stage(c, k, &data, &len);
+    size_t used = go && c->mod->on_data ? c->mod->on_data(c, data, len) : len;
+    c->cur = NULL;
+    if (!go || (c->flags & ZG_C_CLOSING))
+        return;
+    if (used > len)
+        used = len;
+    if (keep_rest(c, k, data + used, len - used) < 0) {
+        zg_log_info("connection input above %zu bytes unconsumed: closing", c->in_limit);
+        zg_conn_teardown(c, -EMSGSIZE);
+    }
+}
+
+/* New bytes: joined to the carry, if there is one, then presented. */
 static void deliver(zg_conn *c, zg_chunk *k, const uint8_t *data, size_t len)
 {
     if (c->carry) {
@@ -291,28 +327,7 @@ static void deliver(zg_conn *c, zg_chunk *k, const uint8_t *data, size_t len)
         data = k->base;
         len = k->used;
     }
-    if (ZG_UNLIKELY(c->flags & ZG_C_PP_WAIT)) {
-        ssize_t hdr = pp_input(c, k, data, len);
-        if (hdr <= 0 || (c->flags & ZG_C_CLOSING))
-            return;
-        data += hdr;
-        len -= (size_t)hdr;
-        if (len == 0 || (c->flags & (ZG_C_PAUSE_MOD | ZG_C_PAUSE_OUT | ZG_C_CLOSE_WANT))) {
-            pp_hold_rest(c, k, data, len); /* nothing more, or on_open paused or closed */
-            return;
-        }
-    }
-    c->cur = k;
-    size_t used = c->mod->on_data ? c->mod->on_data(c, data, len) : len;
-    c->cur = NULL;
-    if (c->flags & ZG_C_CLOSING)
-        return;
-    if (used > len)
-        used = len;
-    if (keep_rest(c, k, data + used, len - used) < 0) {
-        zg_log_info("connection input above %zu bytes unconsumed: closing", c->in_limit);
-        zg_conn_teardown(c, -EMSGSIZE);
-    }
+    present(c, k, data, len);
 }
 
 static void deliver_eof(zg_conn *c)
@@ -324,10 +339,21 @@ static void deliver_eof(zg_conn *c)
         zg_conn_close(c);
 }
 
+/* Reading resumed: what was held is presented again, first what on_data
+ * left (the carry) alone, once per resume, so that bytes held meanwhile join
+ * it only where the module needs more to go on (the carry stays within the
+ * input limit); then the held segments, then a held FIN. */
 void zg_conn_deliver_held(zg_conn *c)
 {
+    const uint32_t stop = ZG_C_PAUSE_MOD | ZG_C_PAUSE_OUT | ZG_C_CLOSING;
+    if (c->cur) { /* resumed inside on_data: the delivery under way goes on */
+        zg_conn_update_read(c);
+        return;
+    }
     zg_bufs *b = &c->w->bufs;
-    while (c->in_held.head && !(c->flags & (ZG_C_PAUSE_MOD | ZG_C_PAUSE_OUT | ZG_C_CLOSING))) {
+    if (c->carry && !(c->flags & stop))
+        present(c, c->carry, c->carry->base, c->carry->used);
+    while (c->in_held.head && !(c->flags & stop)) {
         zg_seg *s = c->in_held.head;
         const uint8_t *p = s->ptr;
         size_t n = s->len;
@@ -337,8 +363,7 @@ void zg_conn_deliver_held(zg_conn *c)
         deliver(c, k, p, n);
         zg_chunk_put(b, k);
     }
-    if (!c->in_held.head && (c->flags & ZG_C_EOF_PENDING) &&
-        !(c->flags & (ZG_C_PAUSE_MOD | ZG_C_PAUSE_OUT | ZG_C_CLOSING)))
+    if (!c->in_held.head && (c->flags & ZG_C_EOF_PENDING) && !(c->flags & stop))
         deliver_eof(c);
     zg_conn_update_read(c);
 }

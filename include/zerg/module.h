@@ -177,7 +177,10 @@ typedef struct zerg_module {
     void (*on_connect)(zerg_conn *c, int status);
     /* Bytes arrived. Return how many were consumed; the core keeps the rest
      * and presents it again, joined with what comes next (up to
-     * api->conn_set_input_limit()). Bytes may be held past the call with
+     * api->conn_set_input_limit()), or alone once reading resumes after
+     * api->pause_read(): a module that cannot take input now returns what
+     * it used and pauses, and keeps none itself. Never called from inside
+     * on_data for the same connection. Bytes may be held past the call with
      * api->hold(). */
     size_t (*on_data)(zerg_conn *c, const uint8_t *data, size_t len);
     /* The peer shut its write side (FIN). Default when NULL: close. */
@@ -333,6 +336,10 @@ struct zerg_api {
     int (*write_ref)(zerg_conn *c, const void *data, size_t len, zerg_ref *r);
 
     void (*pause_read)(zerg_conn *c); /* no on_data until resume_read */
+    /* Presents at once what the core kept: what on_data left (alone, once
+     * per resume), then the bytes that came while paused (joined to what
+     * is still left), then a FIN that came. Called inside on_data of c, it
+     * takes effect when that returns. */
     void (*resume_read)(zerg_conn *c);
     /* After the queued output is sent: shutdown(how) the socket. */
     void (*shutdown)(zerg_conn *c, int how);

@@ -1,6 +1,8 @@
-/* modules/http/http.h - the http module's internal types and the functions its
- * files share: configuration, per-connection state, per-worker state, and the
- * pure helpers (http_util.c) that the unit tests exercise without sockets. */
+/* modules/http/http.h - the http module's shared types and the functions
+ * every feature calls: a server block and its locations, a connection and
+ * its request, the worker's state, configuration helpers, parsing and
+ * answering. Each feature declares the rest in its own header
+ * (http_static.h, http_proxy.h, http_access.h, http_log.h, ...). */
 #ifndef ZERG_HTTP_H
 #define ZERG_HTTP_H
 
@@ -12,98 +14,7 @@
 
 #include <zerg/module.h>
 
-/* ---- pure helpers (http_util.c) ---------------------------------------- */
-
-/* Incremental validator of a request's head (request line + header fields),
- * run over the raw bytes before llhttp sees them: bare CR/LF, obs-fold, NUL
- * and control bytes, and the size limits. */
-typedef struct http_scan {
-    uint32_t line_len; /* bytes of the current line so far */
-    uint32_t total;    /* bytes of the head so far */
-    uint32_t nlines;   /* complete lines (request line included) */
-    uint8_t cr;        /* last byte was CR */
-    uint8_t done;      /* the empty line ending the head was seen */
-} http_scan;
-
-typedef struct http_limits {
-    size_t max_line;    /* request line: 414 above */
-    size_t max_head;    /* whole head: 431 above */
-    size_t max_headers; /* header lines: 431 above */
-} http_limits;
-
-/* Scans p[0..n): returns 0 (more to come, or s->done with *used bytes of
- * head in this chunk) or the HTTP status to refuse with (400/414/431). */
-int http_scan_head(http_scan *s, const uint8_t *p, size_t n, size_t *used, const http_limits *l);
-
-/* Percent-decodes and normalises an origin-form path (query removed) into
- * out (cap >= len + 2). Returns 0, or 400 (bad encoding, %00, not starting
- * with '/'), 404 (encoded '/'), 403 ('..' above the root). */
-int http_path_normalize(const char *in, size_t len, char *out, size_t cap, size_t *outlen);
-
-/* Where the path of a request target starts: 0 for origin-form, after the
- * authority for absolute-form (len when it has no path). */
-size_t http_target_path_start(const char *url, size_t len);
-/* The path part of a request target (absolute-form reduced to its path,
- * query and fragment cut). */
-void http_target_path(const char *url, size_t len, const char **path, size_t *plen);
-
-/* Case-insensitive ASCII compare of n bytes. */
-int http_strncaseeq(const char *a, const char *b, size_t n);
-
-/* "Sun, 06 Nov 1994 08:49:37 GMT" (29 bytes + NUL into out[30]). */
-void http_fmt_date(time_t t, char out[30]);
-/* IMF-fixdate, RFC 850 or asctime; -1 when invalid. */
-time_t http_parse_date(const char *s, size_t n);
-
-/* Single byte range against a representation of size bytes: 1 with
- * [*start, *end] (inclusive), 0 to ignore the header (invalid, several
- * ranges), -1 when unsatisfiable (416). */
-int http_parse_range(const char *v, size_t n, uint64_t size, uint64_t *start, uint64_t *end);
-
-/* If-None-Match list against an entity tag (weak comparison, "*" matches). */
-int http_etag_match(const char *list, size_t n, const char *etag, size_t elen);
-/* "\"<mtime hex>-<size hex>\"" like nginx; returns its length. */
-size_t http_fmt_etag(char *out, size_t cap, time_t mtime, uint64_t size);
-
-typedef struct http_mime {
-    const char *ext;
-    const char *type;
-} http_mime;
-/* The type for path's extension: the extra table first, then the built-in
- * one; NULL when none matches. */
-const char *http_mime_lookup(const char *path, size_t len, const http_mime *extra, size_t nextra);
-
-/* A Host field value: uri-host [ ":" port ] (RFC 9112 3.2), empty allowed. */
-int http_host_valid(const char *v, size_t n);
-
-/* Percent-encodes s[0..n) for a URL path (unreserved bytes and '/' kept)
- * into out (cap >= 3n + 1); returns the length. */
-size_t http_url_encode(const char *s, size_t n, char *out, size_t cap);
-/* An IPv4 or IPv6 socket address as text ("[...]" around IPv6 when
- * bracket_v6, as in a URL); 0 and nothing written when sa is neither. */
-size_t http_addr_text(const struct sockaddr *sa, char *buf, size_t cap, int bracket_v6);
-/* Whether an Accept-Encoding value lets gzip in (gzip or *, q not 0, and
- * no gzip;q=0). */
-int http_accepts_gzip(const char *v, size_t n);
-
-/* The reason phrase of a status code ("Unknown" when none). */
-const char *http_reason(int status);
-/* Whether an answer with status carries its location's add_header (nginx's
- * list: 200, 201, 204, 206, 301, 302, 303, 304, 307, 308). */
-int http_adds_headers(int status);
-/* A location's expires as "Expires: ...\r\nCache-Control: ...\r\n" for an
- * answer at unix time now; returns the length (0: off). out holds 96. */
-size_t http_fmt_expires(int mode, uint64_t sec, int64_t now, char out[96]);
-
-/* Transfer-Encoding value: 1 when exactly "chunked" (case, OWS tolerated),
- * 0 otherwise. */
-int http_te_is_chunked(const char *v, size_t n);
-/* Checks one Transfer-Encoding field value (a list of codings), with
- * *chunked telling whether "chunked" came already (updated): 0 when fine,
- * 400 when a coding follows chunked, 501 for an unknown coding or chunked
- * with parameters. Known codings other than chunked are accepted: request
- * bodies are framed by chunked and never decoded by this module. */
-int http_te_check(const char *v, size_t n, int *chunked);
+#include "http_util.h"
 
 /* ---- configuration (http_conf.c) ----------------------------------------- */
 
@@ -191,46 +102,10 @@ typedef struct http_tmpl {
     size_t text_len;
 } http_tmpl;
 
-/* upstreams: a named group of servers a proxy_pass URL may name
- * (http_proxy_balance.c); the state is each worker's own */
-typedef struct http_upstream_server {
-    struct sockaddr_storage addr;
-    socklen_t addr_len;
-    char *text; /* as configured */
-    uint32_t fails;
-    uint64_t down_until; /* ms: failed max_fails times, skipped until then */
-} http_upstream_server;
-
-#define HTTP_UPSTREAM_MAX_SERVERS 32
-
-typedef struct http_upstream {
-    char *name;
-    zerg_str_list names; /* the servers as configured */
-    http_upstream_server *servers;
-    size_t nservers;
-    int64_t max_fails; /* 0: never skipped */
-    uint64_t fail_timeout;
-    uint32_t rr; /* the next to try */
-} http_upstream;
-
-/* proxy_pass (http_proxy.c): where a location's requests go */
-typedef struct http_proxy_pass {
-    struct sockaddr_storage addr; /* when no group is named */
-    socklen_t addr_len;
-    http_upstream *group;
-    const zerg_conf_node *node; /* for messages until conf_done */
-    char *host;                 /* $proxy_host: "host" or "host:port" as written in the URL */
-    size_t host_len;
-    char *uri; /* the URI part replacing the location's prefix; NULL: none */
-    size_t uri_len;
-} http_proxy_pass;
-
-/* proxy_set_header: a header for the upstream (an empty value drops it) */
-typedef struct http_proxy_header {
-    char *name;
-    size_t name_len;
-    http_tmpl value;
-} http_proxy_header;
+/* proxy_pass's (http_proxy.h) */
+typedef struct http_upstream http_upstream;
+typedef struct http_proxy_pass http_proxy_pass;
+typedef struct http_proxy_header http_proxy_header;
 
 typedef struct http_location {
     char *path; /* as configured, "=/x" for exact */
@@ -337,24 +212,36 @@ typedef struct http_srv {
     char *server_line; /* "Server: x\r\n" or "" */
     size_t server_line_len;
     http_limits limits;
-    int configured;
     int has_proxy; /* a location has proxy_pass: requests start it at their head */
     /* per worker */
     struct http_log *log;
 } http_srv;
 
-extern const zerg_directive http_directives[];
+/* The server block's directives, composed at load from each feature's rows
+ * (http_conf_compose); the locations' likewise. */
+extern zerg_directive http_directives[];
+int http_conf_compose(void);
 int http_conf_init(zerg_conf_ctx *cx, void *conf);
 int http_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf);
 /* Exact match first, then the longest prefix; NULL when none. */
 const http_location *http_find_location(const http_srv *s, const char *path, size_t len);
 
-/* http_access.c: "ADDR", "ADDR/BITS" or "all" into out (-1: not one). */
-int http_cidr_parse(const char *s, http_cidr *out);
-/* Whether l lets the client at sa in: not denied, and allowed when l has an
- * allow list (sa NULL or not IP: only "all" matches it). */
-int http_access_allows(const http_location *l, const struct sockaddr *sa);
-int http_parse_cidr_list(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field);
+#define HTTP_CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+/* One item of a mapping of name: value: its index i in arr, its key and
+ * value (NULL when not scalars; v for messages). 0, or -1 after reporting
+ * an error. */
+typedef int (*http_map_item_fn)(zerg_conf_ctx *cx, void *arr, size_t i, const char *key,
+                                const zerg_conf_node *v, const char *value, void *arg);
+/* The array (*n entries of elem bytes) for a mapping node's items, each
+ * filled by item(..., arg). NULL after reporting the error: not a mapping
+ * (what says what was expected), out of memory, or an item refused. */
+void *http_map_array(zerg_conf_ctx *cx, const zerg_conf_node *node, size_t elem, size_t *n,
+                     const char *what, http_map_item_fn item, void *arg);
+/* off, false, no or empty. */
+int http_conf_is_off(const char *v);
+/* The normalised copy of uri when it names a file by path (/x/y.html: no
+ * query, no final slash); NULL when it does not. */
+char *http_file_path(zerg_conf_ctx *cx, const char *uri, size_t *len);
 
 /* ---- per connection ------------------------------------------------------ */
 
@@ -440,8 +327,6 @@ typedef struct http_conn {
     http_req req;
     char *hbuf; /* copies of URL and header fields */
     uint32_t hlen, hcap;
-    uint8_t *stash; /* bytes that came while busy */
-    size_t stash_len, stash_cap;
     struct http_file *file;
     struct http_up *up; /* the upstream answering this request (proxy_pass) */
     http_field *fields; /* every header field of the request (for proxy_pass) */
@@ -463,7 +348,6 @@ typedef struct http_conn {
 
 typedef struct http_worker {
     zerg_worker *w;
-    const zerg_api *api;
     http_conn *conns;
     int64_t date_sec;
     char date_line[64]; /* "Date: ...\r\n" */
@@ -472,7 +356,6 @@ typedef struct http_worker {
     char log_time[40]; /* "24/Nov/2026:10:17:10 +0000" */
     char log_iso[40];  /* "2026-11-24T10:17:10+00:00" */
     int draining;
-    uint64_t requests;
     uint64_t by_class[6]; /* 1xx..5xx at [1..5] */
     uint64_t body_bytes;
     uint64_t parse_errors;
@@ -486,6 +369,11 @@ typedef struct http_worker {
 extern http_worker http_W;
 extern const zerg_api *http_api;
 
+/* http_module.c: the client connection ends, gracefully (what is queued is
+ * sent first) or abortively (reset); either way its input is dropped. */
+void http_conn_close(http_conn *hc);
+void http_conn_abort(http_conn *hc);
+
 /* http_vhost.c */
 int http_server_names_check(zerg_conf_ctx *cx, const zerg_conf_node *section, http_srv *s);
 /* hc->srv := the block among hc->vhosts whose server_name matches best. */
@@ -495,12 +383,9 @@ void http_select_server(http_conn *hc);
 size_t http_request_host(const http_conn *hc, char *buf, size_t cap);
 
 /* http_parse.c */
-void http_parser_settings_init(void);
-void http_proxy_settings_init(void);
-void http_proxy_worker_exit(void);
 void http_conn_reset_parser(http_conn *hc);
 /* Runs bytes through scanner and parser, answering complete requests. */
-void http_process(http_conn *hc, const uint8_t *data, size_t len);
+size_t http_process(http_conn *hc, const uint8_t *data, size_t len);
 const char *http_hbuf(const http_conn *hc, http_span s);
 
 /* http_response.c */
@@ -531,8 +416,6 @@ int http_parse_header_list(zerg_conf_ctx *cx, const zerg_conf_node *node, http_h
 /* A header name (token) and value (no control bytes) from the config. */
 int http_check_header(zerg_conf_ctx *cx, const zerg_conf_node *n, const char *name,
                       const char *value);
-/* A return whose location has variables. */
-void http_send_redirect(http_conn *hc, const http_location *loc, const char *path, size_t plen);
 void http_send_status(http_conn *hc);
 void http_metrics(zerg_worker *w, zerg_text *out);
 /* Whether this answer keeps the connection (and marks hc->closing if not). */
@@ -541,149 +424,13 @@ int http_keep(http_conn *hc);
 void http_request_done(http_conn *hc);
 void http_dispatch(http_conn *hc);
 
-/* http_static.c */
-/* Returns 0 when answered synchronously, 1 when the answer goes on
- * asynchronously (http_request_done follows). */
-int http_serve_static(http_conn *hc, const http_location *loc, const char *path, size_t plen);
-void http_file_conn_closed(http_conn *hc);
-/* Frees what the static handler keeps for reuse (worker exit). */
-void http_static_worker_exit(void);
-
-/* http_cache.c: the open file cache (see the file's header). */
-struct stat;
-typedef struct http_ofc http_ofc;
-http_ofc *http_ofc_get(const http_location *loc, const char *key, size_t klen);
-/* Caches fd (not taken) when its pages are all resident; NULL otherwise. */
-http_ofc *http_ofc_put(const http_location *loc, const char *key, size_t klen, int fd,
-                       const struct stat *st, const char *name, size_t nlen, uint64_t valid,
-                       uint64_t max_size);
-const struct stat *http_ofc_stat(const http_ofc *e);
-const char *http_ofc_name(const http_ofc *e, size_t *nlen);
-/* Queues len bytes from start of the cached file (zero-copy). */
-int http_ofc_send(http_conn *hc, http_ofc *e, uint64_t start, uint64_t len);
-void http_ofc_unref(http_ofc *e);
-void http_ofc_clear(void);
-
-/* http_autoindex.c: a listing of the open directory dfd (closed here) for
- * the request path; returns like http_serve_static. */
-int http_autoindex(http_conn *hc, int dfd, const char *path, size_t plen);
-int http_static_server_init(http_srv *s);
-
-/* The upstream connection's ctx (the module's conn_ctx_size is that of an
- * http_conn; conn_conf NULL tells the two apart). */
-typedef struct http_up {
-    llhttp_t parser; /* the response */
-    zerg_conn *c;
-    http_conn *hc; /* the client; NULL once detached */
-    const http_location *loc;
-    char *head; /* the relayed header lines of the answer */
-    uint32_t hlen, hcap;
-    uint32_t line_start; /* of the field being read, in head */
-    uint32_t name_end;
-    uint8_t in_name;
-    uint8_t connected;
-    uint8_t dispatched;    /* the request is complete: the answer may flow */
-    uint8_t head_sent;     /* the answer's head went to the client */
-    uint8_t done;          /* the answer is complete */
-    uint8_t rechunk;       /* chunked to the upstream's chunked body */
-    uint8_t client_paused; /* the client's body waits for the upstream */
-    uint8_t up_paused;     /* the answer waits for the client */
-    uint8_t reused;        /* taken from the idle pool (proxy_keepalive) */
-    uint8_t got_bytes;     /* the upstream answered something to this request */
-    uint8_t idle;          /* in the pool, between requests */
-    uint8_t spent;         /* it sent more than its answer: not reusable */
-    uint8_t upgrade_req;   /* the request asks for a protocol switch */
-    uint8_t tunnel;        /* switched (101): bytes flow as they are */
-    uint8_t eof_in[2];     /* FIN seen in the tunnel: [0] upstream, [1] client */
-    int server;            /* in the location's upstream group, -1: none */
-    uint32_t tried;        /* the group's servers this request tried */
-    int err_status;        /* refused by a parser callback */
-    uint32_t requests;     /* sent on this connection, this one included */
-    uint64_t opened_ms;    /* when it was connected */
-    struct http_up *idle_next, *idle_prev;
-} http_up;
-
-/* http_proxy.c: proxy_pass */
-extern const zerg_module zerg_module_info;
-int http_parse_proxy_pass(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field);
-int http_parse_proxy_set_header(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field);
-/* Defaults and checks of a proxy_pass location; sets *want_peer when its
- * headers need the client's address. */
-int http_proxy_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, http_srv *s,
-                         http_location *l, int *want_peer);
-/* http_proxy_balance.c: the upstreams key, and choosing among a group's
- * servers: round robin over those not tried for this request and not
- * skipped after max_fails failures within fail_timeout; -1 when none. */
-int http_parse_upstreams(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field);
-int http_upstream_pick(http_upstream *g, uint32_t tried, uint64_t now);
-void http_upstream_result(http_upstream *g, int i, int ok, uint64_t now);
-/* host:port (or [v6]:port; port 80 when absent) resolved now. */
-int http_proxy_resolve(const char *auth, size_t len, struct sockaddr_storage *out,
-                       socklen_t *outlen, const char **err);
-/* At the end of a request head: a request for a proxy_pass location starts
- * its upstream now, so its body streams through as it comes. */
-void http_proxy_begin(http_conn *hc);
-/* Each piece of the request body, and its end. */
-void http_proxy_body(http_conn *hc, const char *at, size_t len);
-void http_proxy_body_end(http_conn *hc);
-/* The request is complete: the upstream's answer goes on asynchronously. */
-void http_proxy_dispatch(http_conn *hc);
-/* The client connection ends, or its request is answered otherwise. */
-void http_proxy_abandon(http_conn *hc);
-/* The client's output drained (its upstream may read again). */
-void http_proxy_client_drained(http_conn *hc);
-/* http_proxy.c, for the tunnel: relays bytes received on from to `to`
- * (zero-copy where it can; as one chunk when chunked), and pauses the
- * sender while the receiver's output is over the bound. */
-void http_relay(zerg_conn *from, zerg_conn *to, const char *at, size_t len, int chunked);
-void http_up_bound(http_up *up);        /* upstream -> client */
-void http_up_bound_client(http_up *up); /* client -> upstream */
-/* The answer is complete (ok) or cut short; the upstream closed (when
- * close_it) and the request done. */
-void http_up_finish(http_up *up, int ok, int close_it);
-
-/* http_proxy_tunnel.c: a protocol switch (101, WebSocket) through a
- * proxy_pass location, after which bytes flow both ways as they are. */
-/* The Upgrade field of a request that asks for a switch, else NULL. */
-const http_field *http_proxy_upgrade_field(http_conn *hc);
-/* After the 101: rest (bytes after its head) and what the client sent
- * meanwhile go through; from now on each side's bytes go to the other. */
-void http_tunnel_start(http_up *up, const uint8_t *rest, size_t n);
-/* Bytes from the upstream (from_client 0) or the client (1). */
-void http_tunnel_relay(http_up *up, int from_client, const uint8_t *data, size_t len);
-/* A FIN from one side: passed on as a shutdown; both: the end. */
-void http_tunnel_eof(http_up *up, int from_client);
-
-/* http_proxy_pool.c: idle upstream connections kept per worker for the
- * locations with proxy_keepalive. */
-/* Keeps up (its answer complete, detached) for a later request: 1, or 0
- * when it may not be kept (then close it). */
-int http_up_park(http_up *up);
-/* The most recently parked connection of l, taken out of the pool. */
-http_up *http_up_take(const http_location *l);
-/* Takes up out of the pool (its on_close). */
-void http_up_unpark(http_up *up);
-/* Whether up is parked; an event on a parked connection closes it. */
-int http_up_idle_event(http_up *up);
-/* Closes every parked connection (drain). */
-void http_up_close_idle(void);
-/* Hooks for upstream connections (conn_conf NULL). */
-int http_is_upstream(zerg_conn *c);
-void http_up_on_connect(zerg_conn *c, int status);
-size_t http_up_on_data(zerg_conn *c, const uint8_t *data, size_t len);
-void http_up_on_eof(zerg_conn *c);
-void http_up_on_drain(zerg_conn *c);
-void http_up_on_timeout(zerg_conn *c);
-void http_up_on_close(zerg_conn *c, int err);
-
 /* http_response.c: the location for the request's target, with the
  * normalised path in a per-worker buffer (*path, *plen); NULL with *status
  * (400, 403, 404, 500) when there is none. */
 const http_location *http_route(http_conn *hc, const char **path, size_t *plen, int *status);
 
-/* http_log.c */
-int http_log_open(http_srv *s);
-void http_log_request(http_conn *hc);
-void http_log_free_all(void);
+/* http_proxy_conf.c and http_proxy_balance.c include this header alone
+ * until proxy_pass's upstream groups move to the core. */
+#include "http_proxy.h"
 
 #endif

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include "http.h"
+#include "http_access.h"
 
 int http_cidr_parse(const char *s, http_cidr *out)
 {
@@ -103,7 +104,7 @@ int http_access_allows(const http_location *l, const struct sockaddr *sa)
 }
 
 /* allow / deny: one entry or a list of them */
-int http_parse_cidr_list(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
+static int http_parse_cidr_list(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
 {
     http_cidr_list *list = field;
     int seq = http_api->node_kind(cx, node) == ZERG_NODE_SEQ;
@@ -125,3 +126,9 @@ int http_parse_cidr_list(zerg_conf_ctx *cx, const zerg_conf_node *node, void *fi
     }
     return 0;
 }
+
+const zerg_directive http_access_location_directives[] = {
+    {"allow", ZERG_CONF_CUSTOM, offsetof(http_location, allow), http_parse_cidr_list, 0, 0},
+    {"deny", ZERG_CONF_CUSTOM, offsetof(http_location, deny), http_parse_cidr_list, 0, 0},
+    ZERG_DIRECTIVE_END,
+};

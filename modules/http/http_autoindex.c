@@ -10,38 +10,13 @@
 #include <unistd.h>
 
 #include "http.h"
+#include "http_autoindex.h"
 
 #define HTTP_AUTOINDEX_MAX 10000
 
 static int http_name_cmp(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-typedef struct http_sbuf {
-    char *p;
-    size_t n, cap;
-    int failed;
-} http_sbuf;
-
-static void http_sb_put(http_sbuf *b, const char *s, size_t n)
-{
-    if (b->failed)
-        return;
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->n + n)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->failed = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
 }
 
 static void http_sb_html(http_sbuf *b, const char *s, size_t n)
@@ -147,3 +122,8 @@ int http_autoindex(http_conn *hc, int dfd, const char *path, size_t plen)
     free(b.p);
     return 0;
 }
+
+const zerg_directive http_autoindex_location_directives[] = {
+    {"autoindex", ZERG_CONF_BOOL, offsetof(http_location, autoindex), NULL, 0, 0},
+    ZERG_DIRECTIVE_END,
+};

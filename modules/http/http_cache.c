@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "http.h"
+#include "http_cache.h"
 
 #define HTTP_OFC_SLOTS 1024
 
@@ -149,3 +150,9 @@ void http_ofc_clear(void)
         }
     }
 }
+
+const zerg_directive http_cache_server_directives[] = {
+    {"open_file_cache_valid", ZERG_CONF_MSEC, offsetof(http_srv, open_file_cache_valid), NULL, 0,
+     0},
+    ZERG_DIRECTIVE_END,
+};

@@ -1,13 +1,19 @@
 /* modules/http/http_conf.c - the `http:` section of a server block: the
- * directive tables, the nested parsers (locations, return, headers, mime types,
- * access_log) and the derived tables built in conf_done. */
+ * directive tables composed from each feature's rows, the core's own rows
+ * and parsers (locations, headers, error pages), the helpers the features'
+ * parsers share, and the derived tables built in conf_done. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "http.h"
-
-#define HTTP_CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+#include "http_access.h"
+#include "http_autoindex.h"
+#include "http_cache.h"
+#include "http_log.h"
+#include "http_proxy.h"
+#include "http_redirect.h"
+#include "http_static.h"
 
 static int http_is_tchar(int c)
 {
@@ -29,58 +35,55 @@ int http_check_header(zerg_conf_ctx *cx, const zerg_conf_node *n, const char *na
     return 0;
 }
 
-/* The array for a mapping node's items: *n entries of elem bytes. NULL
- * after reporting the error: not a mapping (what says what was expected),
- * or out of memory. */
-static void *http_map_array(zerg_conf_ctx *cx, const zerg_conf_node *node, size_t elem, size_t *n,
-                            const char *what)
+void *http_map_array(zerg_conf_ctx *cx, const zerg_conf_node *node, size_t elem, size_t *n,
+                     const char *what, http_map_item_fn item, void *arg)
 {
     if (http_api->node_kind(cx, node) != ZERG_NODE_MAP) {
         http_api->conf_error(cx, node, "%s", what);
         return NULL;
     }
     *n = http_api->node_len(cx, node);
-    return http_api->conf_alloc(cx, (*n ? *n : 1) * elem);
+    void *arr = http_api->conf_alloc(cx, (*n ? *n : 1) * elem);
+    for (size_t i = 0; arr && i < *n; i++) {
+        const zerg_conf_node *v = http_api->node_item(cx, node, i);
+        if (item(cx, arr, i, http_api->node_key(cx, node, i), v, http_api->node_scalar(cx, v),
+                 arg) < 0)
+            return NULL;
+    }
+    return arr;
+}
+
+/* A header of a list (arg: the directive, for messages; add_header leaves
+ * Content-Type to the MIME types; a request may carry a Date). */
+static int http_header_item(zerg_conf_ctx *cx, void *arr, size_t i, const char *k,
+                            const zerg_conf_node *v, const char *val, void *arg)
+{
+    const char *key = arg;
+    http_header_kv *h = (http_header_kv *)arr + i;
+    if (!k || !val)
+        return http_api->conf_error(cx, v, "%s: values must be scalars", key);
+    if (http_check_header(cx, v, k, val))
+        return -1;
+    if (!strcasecmp(k, "Content-Length") || !strcasecmp(k, "Transfer-Encoding") ||
+        !strcasecmp(k, "Connection") ||
+        (strcmp(key, "proxy_set_header") && !strcasecmp(k, "Date")) ||
+        (!strcmp(key, "add_header") && !strcasecmp(k, "Content-Type")))
+        return http_api->conf_error(cx, v, "%s: %s is set by the server", key, k);
+    h->name = http_api->conf_strdup(cx, k);
+    h->value = http_api->conf_strdup(cx, val);
+    return h->name && h->value ? 0 : -1;
 }
 
 /* { Name: value, ... }: return's headers, a location's add_header and
- * proxy_set_header (key is the directive, for messages; add_header leaves
- * Content-Type to the MIME types; a request may carry a Date) */
+ * proxy_set_header (key is the directive) */
 int http_parse_header_list(zerg_conf_ctx *cx, const zerg_conf_node *node, http_header_list *list,
                            const char *key)
 {
     char what[64];
     snprintf(what, sizeof(what), "%s: expected a mapping of name: value", key);
-    size_t n;
-    list->items = http_map_array(cx, node, sizeof(http_header_kv), &n, what);
-    if (!list->items)
-        return -1;
-    list->n = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *k = http_api->node_key(cx, node, i);
-        const zerg_conf_node *v = http_api->node_item(cx, node, i);
-        const char *val = http_api->node_scalar(cx, v);
-        if (!k || !val)
-            return http_api->conf_error(cx, v, "%s: values must be scalars", key);
-        if (http_check_header(cx, v, k, val))
-            return -1;
-        if (!strcasecmp(k, "Content-Length") || !strcasecmp(k, "Transfer-Encoding") ||
-            !strcasecmp(k, "Connection") ||
-            (strcmp(key, "proxy_set_header") && !strcasecmp(k, "Date")) ||
-            (!strcmp(key, "add_header") && !strcasecmp(k, "Content-Type")))
-            return http_api->conf_error(cx, v, "%s: %s is set by the server", key, k);
-        list->items[list->n].name = http_api->conf_strdup(cx, k);
-        list->items[list->n].value = http_api->conf_strdup(cx, val);
-        if (!list->items[list->n].name || !list->items[list->n].value)
-            return -1;
-        list->n++;
-    }
-    return 0;
-}
-
-static int http_parse_headers(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
-{
-    return http_parse_header_list(cx, node, field, "headers");
+    list->items = http_map_array(cx, node, sizeof(http_header_kv), &list->n, what, http_header_item,
+                                 (void *)key);
+    return list->items ? 0 : -1;
 }
 
 static int http_parse_add_header(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
@@ -88,39 +91,7 @@ static int http_parse_add_header(zerg_conf_ctx *cx, const zerg_conf_node *node, 
     return http_parse_header_list(cx, node, field, "add_header");
 }
 
-static const zerg_directive http_return_directives[] = {
-    {"status", ZERG_CONF_INT, offsetof(http_return, status), NULL, 100, 599},
-    {"body", ZERG_CONF_STR, offsetof(http_return, body), NULL, 0, 0},
-    {"headers", ZERG_CONF_CUSTOM, offsetof(http_return, headers), http_parse_headers, 0, 0},
-    {"location", ZERG_CONF_STR, offsetof(http_return, location), NULL, 0, 0},
-    ZERG_DIRECTIVE_END,
-};
-
-static int http_parse_return(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
-{
-    http_return **rp = field;
-    http_return *r = http_api->conf_alloc(cx, sizeof(*r));
-    if (!r)
-        return -1; /* conf_alloc reported it */
-    r->status = 200;
-    if (http_api->node_kind(cx, node) == ZERG_NODE_SCALAR) {
-        if (http_api->conf_int(cx, node, 100, 599, &r->status))
-            return -1;
-    } else if (http_api->node_kind(cx, node) == ZERG_NODE_MAP) {
-        if (http_api->conf_apply(cx, node, http_return_directives, r))
-            return -1;
-    } else {
-        return http_api->conf_error(cx, node, "return: expected a status or a mapping");
-    }
-    if (r->location && http_check_header(cx, node, "Location", r->location))
-        return -1;
-    *rp = r;
-    return 0;
-}
-
-/* The normalised copy of uri when it names a file by path (/x/y.html: no
- * query, no final slash); NULL when it does not. */
-static char *http_file_path(zerg_conf_ctx *cx, const char *uri, size_t *len)
+char *http_file_path(zerg_conf_ctx *cx, const char *uri, size_t *len)
 {
     size_t ul = uri ? strlen(uri) : 0;
     if (!ul || uri[0] != '/' || uri[ul - 1] == '/' || strpbrk(uri, "?#"))
@@ -129,70 +100,18 @@ static char *http_file_path(zerg_conf_ctx *cx, const char *uri, size_t *len)
     return norm && http_path_normalize(uri, ul, norm, ul + 2, len) == 0 ? norm : NULL;
 }
 
-/* fallback: /index.html (a location's file for a 404) */
-static int http_parse_fallback(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
-{
-    http_location *l = HTTP_CONTAINER(field, http_location, fallback);
-    l->fallback = http_file_path(cx, http_api->node_scalar(cx, node), &l->fallback_len);
-    if (!l->fallback)
-        return http_api->conf_error(cx, node, "fallback: expected a path like /index.html");
-    return 0;
-}
+/* The server block's and the locations' tables, composed at load from the
+ * rows each feature declares in its own file (as nginx modules own their
+ * commands): http_conf_compose. */
+#define HTTP_DIRECTIVES_MAX 64
+zerg_directive http_directives[HTTP_DIRECTIVES_MAX];
+static zerg_directive http_location_directives[HTTP_DIRECTIVES_MAX];
 
-/* expires: off | epoch | max | a duration (nginx's expires) */
-static int http_parse_expires(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
-{
-    http_location *l = HTTP_CONTAINER(field, http_location, expires);
-    const char *v = http_api->node_scalar(cx, node);
-    uint64_t ms;
-    if (v && !strcmp(v, "off"))
-        l->expires = HTTP_EXPIRES_OFF;
-    else if (v && !strcmp(v, "epoch"))
-        l->expires = HTTP_EXPIRES_EPOCH;
-    else if (v && !strcmp(v, "max"))
-        l->expires = HTTP_EXPIRES_MAX;
-    else if (v && v[0] >= '0' && v[0] <= '9' && http_api->conf_msec(cx, node, &ms) == 0 &&
-             ms <= 3650ull * 86400 * 1000) {
-        l->expires = HTTP_EXPIRES_AFTER;
-        l->expires_sec = ms / 1000;
-    } else
-        return http_api->conf_error(cx, node,
-                                    "expires: expected off, epoch, max or a duration up to "
-                                    "3650d (like 1h or 30d)");
-    return 0;
-}
-
-static const zerg_directive http_location_directives[] = {
+static const zerg_directive http_core_location_directives[] = {
     {"path", ZERG_CONF_STR, offsetof(http_location, path), NULL, 0, 0},
-    {"root", ZERG_CONF_STR, offsetof(http_location, root), NULL, 0, 0},
-    {"alias", ZERG_CONF_STR, offsetof(http_location, alias), NULL, 0, 0},
-    {"fallback", ZERG_CONF_CUSTOM, offsetof(http_location, fallback), http_parse_fallback, 0, 0},
-    {"index", ZERG_CONF_STR_LIST, offsetof(http_location, index), NULL, 0, 0},
-    {"autoindex", ZERG_CONF_BOOL, offsetof(http_location, autoindex), NULL, 0, 0},
-    {"gzip_static", ZERG_CONF_BOOL, offsetof(http_location, gzip_static), NULL, 0, 0},
-    {"return", ZERG_CONF_CUSTOM, offsetof(http_location, ret), http_parse_return, 0, 0},
     {"status", ZERG_CONF_BOOL, offsetof(http_location, status), NULL, 0, 0},
     {"add_header", ZERG_CONF_CUSTOM, offsetof(http_location, add_header), http_parse_add_header, 0,
      0},
-    {"expires", ZERG_CONF_CUSTOM, offsetof(http_location, expires), http_parse_expires, 0, 0},
-    {"allow", ZERG_CONF_CUSTOM, offsetof(http_location, allow), http_parse_cidr_list, 0, 0},
-    {"deny", ZERG_CONF_CUSTOM, offsetof(http_location, deny), http_parse_cidr_list, 0, 0},
-    {"proxy_pass", ZERG_CONF_CUSTOM, offsetof(http_location, proxy), http_parse_proxy_pass, 0, 0},
-    {"proxy_connect_timeout", ZERG_CONF_MSEC, offsetof(http_location, proxy_connect_timeout), NULL,
-     1, INT32_MAX},
-    {"proxy_read_timeout", ZERG_CONF_MSEC, offsetof(http_location, proxy_read_timeout), NULL, 1,
-     INT32_MAX},
-    {"proxy_buffer_size", ZERG_CONF_SIZE, offsetof(http_location, proxy_buffer_size), NULL, 1024,
-     1 << 20},
-    {"proxy_keepalive", ZERG_CONF_INT, offsetof(http_location, proxy_keepalive), NULL, 0, 65536},
-    {"proxy_keepalive_timeout", ZERG_CONF_MSEC, offsetof(http_location, proxy_keepalive_timeout),
-     NULL, 1, INT32_MAX},
-    {"proxy_keepalive_requests", ZERG_CONF_INT, offsetof(http_location, proxy_keepalive_requests),
-     NULL, 1, INT32_MAX},
-    {"proxy_keepalive_time", ZERG_CONF_MSEC, offsetof(http_location, proxy_keepalive_time), NULL, 1,
-     INT32_MAX},
-    {"proxy_set_header", ZERG_CONF_CUSTOM, offsetof(http_location, proxy_set),
-     http_parse_proxy_set_header, 0, 0},
     ZERG_DIRECTIVE_END,
 };
 
@@ -250,60 +169,37 @@ static int http_parse_locations(zerg_conf_ctx *cx, const zerg_conf_node *node, v
     return 0;
 }
 
-static int http_parse_mime(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
+/* error_page: { 404: /404.html, 503: /busy.html } */
+static int http_error_page_item(zerg_conf_ctx *cx, void *arr, size_t i, const char *k,
+                                const zerg_conf_node *v, const char *uri, void *arg)
 {
-    http_srv *s = HTTP_CONTAINER(field, http_srv, mime);
-    s->mime = http_map_array(cx, node, sizeof(http_mime), &s->nmime,
-                             "mime_types: expected a mapping ext: type");
-    if (!s->mime)
-        return -1;
-    size_t n = s->nmime;
-    for (size_t i = 0; i < n; i++) {
-        const char *k = http_api->node_key(cx, node, i);
-        const zerg_conf_node *v = http_api->node_item(cx, node, i);
-        const char *t = http_api->node_scalar(cx, v);
-        if (!k || !t || !*t || strchr(t, '\r') || strchr(t, '\n'))
-            return http_api->conf_error(cx, v, "mime_types: expected ext: type");
-        s->mime[i].ext = http_api->conf_strdup(cx, k[0] == '.' ? k + 1 : k);
-        s->mime[i].type = http_api->conf_strdup(cx, t);
-        if (!s->mime[i].ext || !s->mime[i].type)
-            return -1;
-    }
+    http_error_page *pages = arr;
+    char *end;
+    long st = k ? strtol(k, &end, 10) : 0;
+    if (!k || !*k || *end || st < 400 || st > 599)
+        return http_api->conf_error(cx, v, "error_page: \"%s\" is not a status 400..599",
+                                    k ? k : "");
+    for (size_t j = 0; j < i; j++)
+        if (pages[j].status == st)
+            return http_api->conf_error(cx, v, "error_page: %ld appears twice", st);
+    size_t nl;
+    char *norm = http_file_path(cx, uri, &nl);
+    if (!norm)
+        return http_api->conf_error(cx, v, "error_page %ld: expected a path like /404.html", st);
+    pages[i] = (http_error_page){.status = (int)st, .uri = norm, .len = nl};
     return 0;
 }
 
-/* error_page: { 404: /404.html, 503: /busy.html } */
 static int http_parse_error_pages(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
 {
     http_srv *s = HTTP_CONTAINER(field, http_srv, error_pages);
     s->error_pages = http_map_array(cx, node, sizeof(http_error_page), &s->nerror_pages,
-                                    "error_page: expected a mapping of status: /path");
-    if (!s->error_pages)
-        return -1;
-    size_t n = s->nerror_pages;
-    for (size_t i = 0; i < n; i++) {
-        const char *k = http_api->node_key(cx, node, i);
-        const zerg_conf_node *v = http_api->node_item(cx, node, i);
-        const char *uri = http_api->node_scalar(cx, v);
-        char *end;
-        long st = k ? strtol(k, &end, 10) : 0;
-        if (!k || !*k || *end || st < 400 || st > 599)
-            return http_api->conf_error(cx, v, "error_page: \"%s\" is not a status 400..599",
-                                        k ? k : "");
-        for (size_t j = 0; j < i; j++)
-            if (s->error_pages[j].status == st)
-                return http_api->conf_error(cx, v, "error_page: %ld appears twice", st);
-        size_t nl;
-        char *norm = http_file_path(cx, uri, &nl);
-        if (!norm)
-            return http_api->conf_error(cx, v, "error_page %ld: expected a path like /404.html",
-                                        st);
-        s->error_pages[i] = (http_error_page){.status = (int)st, .uri = norm, .len = nl};
-    }
-    return 0;
+                                    "error_page: expected a mapping of status: /path",
+                                    http_error_page_item, NULL);
+    return s->error_pages ? 0 : -1;
 }
 
-static int http_is_off(const char *v)
+int http_conf_is_off(const char *v)
 {
     return !strcmp(v, "off") || !strcmp(v, "false") || !strcmp(v, "no") || !*v;
 }
@@ -314,7 +210,7 @@ static int http_parse_server_header(zerg_conf_ctx *cx, const zerg_conf_node *nod
     const char *v = http_api->node_scalar(cx, node);
     if (!v)
         return http_api->conf_error(cx, node, "server_header: expected a string or off");
-    if (http_is_off(v)) {
+    if (http_conf_is_off(v)) {
         *out = NULL;
         return 0;
     }
@@ -324,60 +220,10 @@ static int http_parse_server_header(zerg_conf_ctx *cx, const zerg_conf_node *nod
     return 0;
 }
 
-static const zerg_directive http_log_directives[] = {
-    {"path", ZERG_CONF_STR, offsetof(http_access_log_conf, path), NULL, 0, 0},
-    {"format", ZERG_CONF_STR, offsetof(http_access_log_conf, format_name), NULL, 0, 0},
-    {"buffer", ZERG_CONF_SIZE, offsetof(http_access_log_conf, buffer), NULL, 4096, 16 << 20},
-    {"flush", ZERG_CONF_MSEC, offsetof(http_access_log_conf, flush), NULL, 10, 3600000},
-    ZERG_DIRECTIVE_END,
-};
-
-static int http_parse_access_log(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
-{
-    http_access_log_conf *a = field;
-    const char *v = http_api->node_scalar(cx, node);
-    if (v) {
-        if (http_is_off(v)) {
-            a->path = NULL;
-            return 0;
-        }
-        a->path = http_api->conf_strdup(cx, v);
-    } else if (http_api->node_kind(cx, node) == ZERG_NODE_MAP) {
-        if (http_api->conf_apply(cx, node, http_log_directives, a))
-            return -1;
-        if (!a->path)
-            return http_api->conf_error(cx, node, "access_log: path is required");
-    } else {
-        return http_api->conf_error(cx, node, "access_log: expected off, a path or a mapping");
-    }
-    if (a->format_name) {
-        if (!strcmp(a->format_name, "combined"))
-            a->format = HTTP_LOG_COMBINED;
-        else if (!strcmp(a->format_name, "common"))
-            a->format = HTTP_LOG_COMMON;
-        else if (strchr(a->format_name, '$'))
-            a->format = HTTP_LOG_CUSTOM;
-        else
-            return http_api->conf_error(
-                cx, node,
-                "access_log: format must be combined, common or a string with $variables");
-    }
-    if (a->format == HTTP_LOG_CUSTOM) {
-        if (http_tmpl_parse(cx, node, a->format_name, &a->tmpl, HTTP_TMPL_LOG,
-                            "access_log format") < 0)
-            return -1;
-        /* room in the buffer for a line whose every field is long */
-        if (a->tmpl.text_len + (a->tmpl.n + 1) * 256 > a->buffer / 2)
-            return http_api->conf_error(cx, node, "access_log: format too long for its buffer");
-    }
-    return 0;
-}
-
-const zerg_directive http_directives[] = {
+static const zerg_directive http_core_server_directives[] = {
     {"server_name", ZERG_CONF_STR_LIST, offsetof(http_srv, server_name), NULL, 0, 0},
     {"server_header", ZERG_CONF_CUSTOM, offsetof(http_srv, server_header), http_parse_server_header,
      0, 0},
-    {"access_log", ZERG_CONF_CUSTOM, offsetof(http_srv, access_log), http_parse_access_log, 0, 0},
     {"keepalive_timeout", ZERG_CONF_MSEC, offsetof(http_srv, keepalive_timeout), NULL, 0, 0},
     {"keepalive_requests", ZERG_CONF_INT, offsetof(http_srv, keepalive_requests), NULL, 1,
      INT32_MAX},
@@ -391,18 +237,42 @@ const zerg_directive http_directives[] = {
      NULL, 256, 1 << 20},
     {"max_uri_length", ZERG_CONF_SIZE, offsetof(http_srv, max_uri_length), NULL, 64, 1 << 20},
     {"max_headers", ZERG_CONF_INT, offsetof(http_srv, max_headers), NULL, 1, HTTP_MAX_HDRS},
-    {"file_buffer", ZERG_CONF_SIZE, offsetof(http_srv, file_buffer), NULL, 4096, 16 << 20},
-    {"file_mmap_max", ZERG_CONF_SIZE, offsetof(http_srv, file_mmap_max), NULL, 0, 1LL << 24},
-    {"open_file_cache_valid", ZERG_CONF_MSEC, offsetof(http_srv, open_file_cache_valid), NULL, 0,
-     0},
-    {"default_type", ZERG_CONF_STR, offsetof(http_srv, default_type), NULL, 0, 0},
-    {"etag", ZERG_CONF_BOOL, offsetof(http_srv, etag), NULL, 0, 0},
-    {"mime_types", ZERG_CONF_CUSTOM, offsetof(http_srv, mime), http_parse_mime, 0, 0},
     {"locations", ZERG_CONF_CUSTOM, offsetof(http_srv, locs), http_parse_locations, 0, 0},
     {"error_page", ZERG_CONF_CUSTOM, offsetof(http_srv, error_pages), http_parse_error_pages, 0, 0},
-    {"upstreams", ZERG_CONF_CUSTOM, offsetof(http_srv, upstreams), http_parse_upstreams, 0, 0},
     ZERG_DIRECTIVE_END,
 };
+
+/* Composes the tables from each feature's rows. */
+static int http_compose(zerg_directive *out, const zerg_directive *const *parts, size_t nparts)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < nparts; i++)
+        for (const zerg_directive *d = parts[i]; d->key; d++) {
+            if (n + 1 == HTTP_DIRECTIVES_MAX)
+                return -1;
+            out[n++] = *d;
+        }
+    out[n] = (zerg_directive)ZERG_DIRECTIVE_END;
+    return 0;
+}
+
+int http_conf_compose(void)
+{
+    static const zerg_directive *const server[] = {
+        http_core_server_directives, http_static_server_directives, http_cache_server_directives,
+        http_log_server_directives,  http_proxy_server_directives,
+    };
+    static const zerg_directive *const location[] = {
+        http_core_location_directives,      http_static_location_directives,
+        http_autoindex_location_directives, http_redirect_location_directives,
+        http_access_location_directives,    http_proxy_location_directives,
+    };
+    return http_compose(http_directives, server, sizeof(server) / sizeof(server[0])) ||
+                   http_compose(http_location_directives, location,
+                                sizeof(location) / sizeof(location[0]))
+               ? -1
+               : 0;
+}
 
 int http_conf_init(zerg_conf_ctx *cx, void *conf)
 {
@@ -563,7 +433,6 @@ int http_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf)
         want_peer |= s->locs[i].allow.n || s->locs[i].deny.n || s->locs[i].ret_location.n;
     if (want_peer)
         http_api->conf_want_peer_addr(cx);
-    s->configured = 1;
     return 0;
 }
 

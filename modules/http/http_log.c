@@ -1,6 +1,7 @@
 /* modules/http/http_log.c - the access log: nginx combined/common (or a
  * custom format's) lines, written into the core's buffered log file
- * (api->logfile_*: through io_uring, reopened on SIGUSR1). */
+ * (api->logfile_*: through io_uring, reopened on SIGUSR1), and the
+ * access_log directive. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include "http.h"
+#include "http_log.h"
 
 typedef struct http_log {
     struct http_log *next;
@@ -259,3 +261,59 @@ void http_log_free_all(void)
         http_logs = next;
     }
 }
+
+/* ---- the access_log directive ---- */
+
+static const zerg_directive http_log_directives[] = {
+    {"path", ZERG_CONF_STR, offsetof(http_access_log_conf, path), NULL, 0, 0},
+    {"format", ZERG_CONF_STR, offsetof(http_access_log_conf, format_name), NULL, 0, 0},
+    {"buffer", ZERG_CONF_SIZE, offsetof(http_access_log_conf, buffer), NULL, 4096, 16 << 20},
+    {"flush", ZERG_CONF_MSEC, offsetof(http_access_log_conf, flush), NULL, 10, 3600000},
+    ZERG_DIRECTIVE_END,
+};
+
+static int http_parse_access_log(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
+{
+    http_access_log_conf *a = field;
+    const char *v = http_api->node_scalar(cx, node);
+    if (v) {
+        if (http_conf_is_off(v)) {
+            a->path = NULL;
+            return 0;
+        }
+        a->path = http_api->conf_strdup(cx, v);
+    } else if (http_api->node_kind(cx, node) == ZERG_NODE_MAP) {
+        if (http_api->conf_apply(cx, node, http_log_directives, a))
+            return -1;
+        if (!a->path)
+            return http_api->conf_error(cx, node, "access_log: path is required");
+    } else {
+        return http_api->conf_error(cx, node, "access_log: expected off, a path or a mapping");
+    }
+    if (a->format_name) {
+        if (!strcmp(a->format_name, "combined"))
+            a->format = HTTP_LOG_COMBINED;
+        else if (!strcmp(a->format_name, "common"))
+            a->format = HTTP_LOG_COMMON;
+        else if (strchr(a->format_name, '$'))
+            a->format = HTTP_LOG_CUSTOM;
+        else
+            return http_api->conf_error(
+                cx, node,
+                "access_log: format must be combined, common or a string with $variables");
+    }
+    if (a->format == HTTP_LOG_CUSTOM) {
+        if (http_tmpl_parse(cx, node, a->format_name, &a->tmpl, HTTP_TMPL_LOG,
+                            "access_log format") < 0)
+            return -1;
+        /* room in the buffer for a line whose every field is long */
+        if (a->tmpl.text_len + (a->tmpl.n + 1) * 256 > a->buffer / 2)
+            return http_api->conf_error(cx, node, "access_log: format too long for its buffer");
+    }
+    return 0;
+}
+
+const zerg_directive http_log_server_directives[] = {
+    {"access_log", ZERG_CONF_CUSTOM, offsetof(http_srv, access_log), http_parse_access_log, 0, 0},
+    ZERG_DIRECTIVE_END,
+};

@@ -5,6 +5,10 @@
 #include <string.h>
 
 #include "http.h"
+#include "http_cache.h"
+#include "http_log.h"
+#include "http_proxy.h"
+#include "http_static.h"
 
 http_worker http_W;
 const zerg_api *http_api;
@@ -14,14 +18,12 @@ static int http_load(const zerg_api *api)
     if (api->abi_version != ZERG_ABI_VERSION || api->struct_size < sizeof(zerg_api))
         return -1;
     http_api = api;
-    http_parser_settings_init();
-    return 0;
+    return http_conf_compose();
 }
 
 static int http_worker_init(zerg_worker *w)
 {
     http_W.w = w;
-    http_W.api = http_api;
     http_W.date_sec = -1;
     http_W.log_sec = -1;
     return 0;
@@ -49,7 +51,7 @@ static void http_worker_drain(zerg_worker *w)
     http_W.draining = 1;
     http_up_close_idle();
     for (http_conn *x = http_W.conns; x; x = x->next) {
-        if (x->phase != HTTP_PH_IDLE || x->closing || x->stash_len != 0)
+        if (x->phase != HTTP_PH_IDLE || x->closing)
             continue;
         uint64_t grace = x->srv->keepalive_timeout;
         if (grace == 0 || grace > HTTP_DRAIN_IDLE_GRACE_MS)
@@ -87,15 +89,26 @@ static void http_on_open(zerg_conn *c)
     http_api->conn_timeout(c, hc->srv->client_header_timeout);
 }
 
+void http_conn_close(http_conn *hc)
+{
+    hc->closing = 1;
+    http_api->close(hc->c);
+}
+
+void http_conn_abort(http_conn *hc)
+{
+    hc->closing = 1;
+    http_api->abort(hc->c);
+}
+
 static size_t http_on_data(zerg_conn *c, const uint8_t *data, size_t len)
 {
     if (http_is_upstream(c))
         return http_up_on_data(c, data, len);
     http_conn *hc = http_api->conn_ctx(c);
-    if (hc->up && hc->up->tunnel)
-        http_tunnel_relay(hc->up, 1, data, len);
-    else
-        http_process(hc, data, len);
+    if (!hc->up || !hc->up->tunnel)
+        return http_process(hc, data, len);
+    http_tunnel_relay(hc->up, 1, data, len);
     return len;
 }
 
@@ -113,10 +126,9 @@ static void http_on_eof(zerg_conn *c)
         http_tunnel_eof(hc->up, 1);
         return;
     }
-    if (hc->phase == HTTP_PH_BUSY || hc->stash_len)
+    if (hc->phase == HTTP_PH_BUSY)
         return; /* closed once the answer in progress is done */
-    hc->closing = 1;
-    http_api->close(c);
+    http_conn_close(hc);
 }
 
 static void http_on_drain(zerg_conn *c)
@@ -148,26 +160,23 @@ static void http_on_timeout(zerg_conn *c)
     http_W.timeouts++;
     switch (hc->phase) {
     case HTTP_PH_IDLE:
-        hc->closing = 1;
         if (hc->want_send_timeout)
-            http_api->abort(c);
+            http_conn_abort(hc);
         else
-            http_api->close(c);
+            http_conn_close(hc);
         return;
     case HTTP_PH_HEAD:
     case HTTP_PH_BODY:
         /* client_header_timeout / client_body_timeout */
         if (hc->scan.total == 0) {
-            hc->closing = 1;
-            http_api->close(c);
+            http_conn_close(hc);
             return;
         }
         http_send_error(hc, 408, 1);
         return;
     default:
         /* send_timeout while streaming */
-        hc->closing = 1;
-        http_api->abort(c);
+        http_conn_abort(hc);
         return;
     }
 }
@@ -194,8 +203,6 @@ static void http_on_close(zerg_conn *c, int err)
     hc->fields = NULL;
     free(hc->hbuf);
     hc->hbuf = NULL;
-    free(hc->stash);
-    hc->stash = NULL;
 }
 
 ZERG_MODULE_EXPORT const zerg_module zerg_module_info = {

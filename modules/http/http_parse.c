@@ -6,8 +6,7 @@
 #include <string.h>
 
 #include "http.h"
-
-static llhttp_settings_t http_settings;
+#include "http_proxy.h"
 
 const char *http_hbuf(const http_conn *hc, http_span s)
 {
@@ -21,20 +20,10 @@ static int http_hbuf_append(http_conn *hc, const char *at, size_t len)
         hc->err_status = 431;
         return -1;
     }
-    if (need > hc->hcap) {
-        size_t cap = hc->hcap ? hc->hcap : 1024;
-        while (cap < need)
-            cap *= 2;
-        char *nb = realloc(hc->hbuf, cap);
-        if (!nb) {
-            hc->err_status = 500;
-            return -1;
-        }
-        hc->hbuf = nb;
-        hc->hcap = (uint32_t)cap;
+    if (http_buf_append(&hc->hbuf, &hc->hlen, &hc->hcap, at, len) < 0) {
+        hc->err_status = 500;
+        return -1;
     }
-    memcpy(hc->hbuf + hc->hlen, at, len);
-    hc->hlen += (uint32_t)len;
     return 0;
 }
 
@@ -238,19 +227,17 @@ static int http_cb_message_complete(llhttp_t *p)
     return HPE_PAUSED;
 }
 
-void http_parser_settings_init(void)
-{
-    llhttp_settings_init(&http_settings);
-    http_settings.on_message_begin = http_cb_message_begin;
-    http_settings.on_url = http_cb_url;
-    http_settings.on_header_field = http_cb_header_field;
-    http_settings.on_header_value = http_cb_header_value;
-    http_settings.on_header_value_complete = http_cb_header_value_complete;
-    http_settings.on_headers_complete = http_cb_headers_complete;
-    http_settings.on_body = http_cb_body;
-    http_settings.on_message_complete = http_cb_message_complete;
-    http_proxy_settings_init();
-}
+/* The request parser's callbacks. */
+static const llhttp_settings_t http_settings = {
+    .on_message_begin = http_cb_message_begin,
+    .on_url = http_cb_url,
+    .on_header_field = http_cb_header_field,
+    .on_header_value = http_cb_header_value,
+    .on_header_value_complete = http_cb_header_value_complete,
+    .on_headers_complete = http_cb_headers_complete,
+    .on_body = http_cb_body,
+    .on_message_complete = http_cb_message_complete,
+};
 
 void http_conn_reset_parser(http_conn *hc)
 {
@@ -274,45 +261,29 @@ static int http_errno_status(http_conn *hc, llhttp_errno_t e)
     }
 }
 
-static void http_stash(http_conn *hc, const uint8_t *p, size_t n)
+/* A request is answered asynchronously (or on_data came back in while it
+ * runs): what follows waits in the core, which presents it again once
+ * reading resumes (http_request_done). */
+static size_t http_wait(http_conn *hc, size_t used)
 {
-    if (hc->stash_len + n > hc->stash_cap) {
-        size_t cap = hc->stash_cap ? hc->stash_cap : 4096;
-        while (cap < hc->stash_len + n)
-            cap *= 2;
-        uint8_t *nb = realloc(hc->stash, cap);
-        if (!nb) {
-            hc->closing = 1;
-            http_api->abort(hc->c);
-            return;
-        }
-        hc->stash = nb;
-        hc->stash_cap = cap;
-    }
-    memcpy(hc->stash + hc->stash_len, p, n);
-    hc->stash_len += n;
-    /* bounded: stop reading until the current answer is done */
-    if (!hc->paused && hc->stash_len >= 16384) {
+    if (!hc->paused) {
         hc->paused = 1;
         http_api->pause_read(hc->c);
     }
+    return used;
 }
 
-void http_process(http_conn *hc, const uint8_t *data, size_t len)
+size_t http_process(http_conn *hc, const uint8_t *data, size_t len)
 {
     const uint8_t *p = data, *end = data + len;
     if (hc->closing)
-        return;
-    if (hc->phase == HTTP_PH_BUSY || hc->in_process) {
-        http_stash(hc, p, len);
-        return;
-    }
+        return len;
+    if (hc->phase == HTTP_PH_BUSY || hc->in_process)
+        return http_wait(hc, 0);
     hc->in_process = 1;
     while (p < end && !hc->closing) {
-        if (hc->phase == HTTP_PH_BUSY) {
-            http_stash(hc, p, (size_t)(end - p));
+        if (hc->phase == HTTP_PH_BUSY)
             break;
-        }
         if (hc->phase == HTTP_PH_IDLE) {
             memset(&hc->scan, 0, sizeof(hc->scan));
             hc->phase = HTTP_PH_HEAD;
@@ -353,7 +324,9 @@ void http_process(http_conn *hc, const uint8_t *data, size_t len)
     }
     hc->in_process = 0;
     if (hc->closing)
-        return;
+        return len;
+    if (p < end) /* busy: the rest is the next request */
+        return http_wait(hc, (size_t)(p - data));
     switch (hc->phase) {
     case HTTP_PH_IDLE:
         /* small answers leave at once; a big backlog is watched by send_timeout
@@ -380,4 +353,5 @@ void http_process(http_conn *hc, const uint8_t *data, size_t len)
     default:
         break;
     }
+    return len;
 }

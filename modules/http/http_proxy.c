@@ -9,48 +9,29 @@
 #include <string.h>
 
 #include "http.h"
+#include "http_access.h"
+#include "http_proxy.h"
 
 /* Output one side may queue for the other before that side stops reading. */
 #define HTTP_PROXY_HIGH ((size_t)256 << 10)
 
 _Static_assert(sizeof(http_up) <= sizeof(http_conn), "http_up lives in an http_conn ctx");
 
-static llhttp_settings_t http_up_settings;
+static const llhttp_settings_t http_up_settings; /* the answer parser's: below */
 static int http_up_can_retry(const http_up *up);
 static void http_up_retry(http_up *up, int abort_it);
 
 /* A growing buffer for the request heads sent upstream (one per worker). */
-static struct {
-    char *p;
-    size_t n, cap;
-    int oom;
-} http_sb;
+static http_sbuf http_sb;
 
-/* Room for n more bytes at the end (NULL when out of memory). */
 static char *sb_room(size_t n)
 {
-    if (http_sb.n + n > http_sb.cap) {
-        size_t cap = http_sb.cap ? http_sb.cap : 4096;
-        while (cap < http_sb.n + n)
-            cap *= 2;
-        char *nb = realloc(http_sb.p, cap);
-        if (!nb) {
-            http_sb.oom = 1;
-            return NULL;
-        }
-        http_sb.p = nb;
-        http_sb.cap = cap;
-    }
-    return http_sb.p + http_sb.n;
+    return http_sb_room(&http_sb, n);
 }
 
 static void sb_put(const void *s, size_t n)
 {
-    char *o = sb_room(n);
-    if (o && n) {
-        memcpy(o, s, n);
-        http_sb.n += n;
-    }
+    http_sb_put(&http_sb, s, n);
 }
 
 static void sb_str(const char *s)
@@ -214,7 +195,7 @@ static int http_up_send_head(http_conn *hc, const char *path, size_t plen)
     const http_location *l = up->loc;
     http_req *r = &hc->req;
     http_sb.n = 0;
-    http_sb.oom = 0;
+    http_sb.failed = 0;
     sb_str(llhttp_method_name((llhttp_method_t)r->method));
     sb_str(" ");
     sb_target(hc, path, plen);
@@ -261,7 +242,7 @@ static int http_up_send_head(http_conn *hc, const char *path, size_t plen)
     if (r->te_chunked)
         sb_str("Transfer-Encoding: chunked\r\n");
     sb_str("\r\n");
-    if (http_sb.oom)
+    if (http_sb.failed)
         return -1;
     return http_api->write(up->c, http_sb.p, http_sb.n);
 }
@@ -541,7 +522,7 @@ void http_proxy_dispatch(http_conn *hc)
     }
     hc->phase = HTTP_PH_BUSY;
     http_api->conn_timeout(hc->c, 0);
-    if (up->client_paused) { /* what comes now is the next request: stashed */
+    if (up->client_paused) { /* what comes now is the next request: it waits */
         up->client_paused = 0;
         hc->paused = 1;
     }
@@ -676,26 +657,12 @@ void http_up_on_close(zerg_conn *c, int err)
 
 static int up_put(http_up *up, const char *s, size_t n)
 {
-    if (n == 0)
-        return 0; /* llhttp may report an empty span: up->head may still be NULL */
     size_t need = (size_t)up->hlen + n;
     if (need > up->loc->proxy_buffer_size) {
         up->err_status = 502;
         return -1;
     }
-    if (need > up->hcap) {
-        size_t cap = up->hcap ? up->hcap : 1024;
-        while (cap < need)
-            cap *= 2;
-        char *nb = realloc(up->head, cap);
-        if (!nb)
-            return -1;
-        up->head = nb;
-        up->hcap = (uint32_t)cap;
-    }
-    memcpy(up->head + up->hlen, s, n);
-    up->hlen += (uint32_t)n;
-    return 0;
+    return http_buf_append(&up->head, &up->hlen, &up->hcap, s, n);
 }
 
 static int up_cb_message_begin(llhttp_t *p)
@@ -815,15 +782,13 @@ static int up_cb_message_complete(llhttp_t *p)
     return HPE_PAUSED;
 }
 
-void http_proxy_settings_init(void)
-{
-    llhttp_settings_init(&http_up_settings);
-    http_up_settings.on_message_begin = up_cb_message_begin;
-    http_up_settings.on_header_field = up_cb_header_field;
-    http_up_settings.on_header_field_complete = up_cb_header_field_complete;
-    http_up_settings.on_header_value = up_cb_header_value;
-    http_up_settings.on_header_value_complete = up_cb_header_value_complete;
-    http_up_settings.on_headers_complete = up_cb_headers_complete;
-    http_up_settings.on_body = up_cb_body;
-    http_up_settings.on_message_complete = up_cb_message_complete;
-}
+static const llhttp_settings_t http_up_settings = {
+    .on_message_begin = up_cb_message_begin,
+    .on_header_field = up_cb_header_field,
+    .on_header_field_complete = up_cb_header_field_complete,
+    .on_header_value = up_cb_header_value,
+    .on_header_value_complete = up_cb_header_value_complete,
+    .on_headers_complete = up_cb_headers_complete,
+    .on_body = up_cb_body,
+    .on_message_complete = up_cb_message_complete,
+};

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "http.h"
+#include "http_proxy.h"
 
 void http_up_unpark(http_up *up)
 {

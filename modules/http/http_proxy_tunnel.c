@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include "http.h"
+#include "http_proxy.h"
 
 const http_field *http_proxy_upgrade_field(http_conn *hc)
 {
@@ -28,17 +29,11 @@ void http_tunnel_start(http_up *up, const uint8_t *rest, size_t n)
     http_api->conn_timeout(hc->c, 0);
     if (n)
         http_tunnel_relay(up, 0, rest, n);
-    if (hc->stash_len) { /* what the client sent after its request */
-        http_api->write(up->c, hc->stash, hc->stash_len);
-        free(hc->stash);
-        hc->stash = NULL;
-        hc->stash_len = hc->stash_cap = 0;
-    }
-    if (hc->eof)
-        http_tunnel_eof(up, 1);
-    else if (hc->paused) { /* held bytes come now, after the stash */
+    if (hc->paused) { /* what the client sent after its request, then its FIN */
         hc->paused = 0;
         http_api->resume_read(hc->c);
+    } else if (hc->eof) {
+        http_tunnel_eof(up, 1);
     }
 }
 

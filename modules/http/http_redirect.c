@@ -1,11 +1,12 @@
-/* modules/http/http_redirect.c - return answers whose location has
- * variables (return: { status: 301, location: "https://$host$request_uri" }),
- * expanded per request. */
+/* modules/http/http_redirect.c - the return directive, and return answers
+ * whose location has variables (return: { status: 301, location:
+ * "https://$host$request_uri" }), expanded per request. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "http.h"
+#include "http_redirect.h"
 
 /* $host without a host in the request: the first plain server_name, else
  * the address the client reached. */
@@ -56,8 +57,7 @@ void http_send_redirect(http_conn *hc, const http_location *l, const char *path,
     char stack[4096];
     char *o = cap <= sizeof(stack) ? stack : malloc(cap);
     if (!o) {
-        hc->closing = 1;
-        http_api->abort(hc->c);
+        http_conn_abort(hc);
         return;
     }
     size_t n = 10;
@@ -98,3 +98,45 @@ void http_send_redirect(http_conn *hc, const http_location *l, const char *path,
     if (o != stack)
         free(o);
 }
+
+/* ---- the return directive ---- */
+
+static int http_parse_headers(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
+{
+    return http_parse_header_list(cx, node, field, "headers");
+}
+
+static const zerg_directive http_return_directives[] = {
+    {"status", ZERG_CONF_INT, offsetof(http_return, status), NULL, 100, 599},
+    {"body", ZERG_CONF_STR, offsetof(http_return, body), NULL, 0, 0},
+    {"headers", ZERG_CONF_CUSTOM, offsetof(http_return, headers), http_parse_headers, 0, 0},
+    {"location", ZERG_CONF_STR, offsetof(http_return, location), NULL, 0, 0},
+    ZERG_DIRECTIVE_END,
+};
+
+static int http_parse_return(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
+{
+    http_return **rp = field;
+    http_return *r = http_api->conf_alloc(cx, sizeof(*r));
+    if (!r)
+        return -1; /* conf_alloc reported it */
+    r->status = 200;
+    if (http_api->node_kind(cx, node) == ZERG_NODE_SCALAR) {
+        if (http_api->conf_int(cx, node, 100, 599, &r->status))
+            return -1;
+    } else if (http_api->node_kind(cx, node) == ZERG_NODE_MAP) {
+        if (http_api->conf_apply(cx, node, http_return_directives, r))
+            return -1;
+    } else {
+        return http_api->conf_error(cx, node, "return: expected a status or a mapping");
+    }
+    if (r->location && http_check_header(cx, node, "Location", r->location))
+        return -1;
+    *rp = r;
+    return 0;
+}
+
+const zerg_directive http_redirect_location_directives[] = {
+    {"return", ZERG_CONF_CUSTOM, offsetof(http_location, ret), http_parse_return, 0, 0},
+    ZERG_DIRECTIVE_END,
+};

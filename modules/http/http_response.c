@@ -6,6 +6,11 @@
 #include <string.h>
 
 #include "http.h"
+#include "http_access.h"
+#include "http_log.h"
+#include "http_proxy.h"
+#include "http_redirect.h"
+#include "http_static.h"
 
 void http_date_refresh(void)
 {
@@ -216,8 +221,7 @@ void http_send_return(http_conn *hc, const http_location *l, const char *path, s
     } else {
         char *o = http_api->write_reserve(hc->c, need + inl, &avail);
         if (!o) {
-            http_api->abort(hc->c);
-            hc->closing = 1;
+            http_conn_abort(hc);
             return;
         }
         size_t n = http_fmt_head(hc, o, status);
@@ -335,7 +339,6 @@ const http_location *http_route(http_conn *hc, const char **path, size_t *plen, 
 void http_dispatch(http_conn *hc)
 {
     http_req *r = &hc->req;
-    http_W.requests++;
     const char *url = http_hbuf(hc, r->url), *path;
     size_t nlen;
     int st;
@@ -403,31 +406,19 @@ void http_request_done(http_conn *hc)
     hc->nreq++;
     hc->phase = HTTP_PH_IDLE;
     if (!r->keepalive) {
-        hc->closing = 1;
-        http_api->close(hc->c);
+        http_conn_close(hc);
         return;
     }
     if (!async)
         return;
-    /* an asynchronous answer ended: go on with what came meanwhile, the
-     * stash first, then (resuming) what the core held back after it, which
-     * resume_read delivers at once */
-    if (hc->stash_len) {
-        uint8_t *buf = hc->stash;
-        size_t n = hc->stash_len;
-        hc->stash = NULL;
-        hc->stash_len = hc->stash_cap = 0;
-        http_process(hc, buf, n);
-        free(buf);
-    } else {
-        http_api->conn_timeout(hc->c, hc->srv->keepalive_timeout);
-    }
+    /* an asynchronous answer ended: what came meanwhile waits in the core,
+     * which presents it at once when reading resumes */
+    http_api->conn_timeout(hc->c, hc->srv->keepalive_timeout);
     if (hc->paused && !hc->closing) {
         hc->paused = 0;
         http_api->resume_read(hc->c);
     }
     if (!hc->closing && hc->eof && hc->phase == HTTP_PH_IDLE) {
-        hc->closing = 1;
-        http_api->close(hc->c);
+        http_conn_close(hc);
     }
 }

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,9 @@
 #include <unistd.h>
 
 #include "http.h"
+#include "http_autoindex.h"
+#include "http_cache.h"
+#include "http_static.h"
 
 #define HTTP_PATH_MAX 4096 /* longer request paths are answered 414 */
 
@@ -113,8 +117,7 @@ static void http_file_fail(http_file *f)
         return;
     hc->file = NULL;
     f->hc = NULL;
-    hc->closing = 1;
-    http_api->abort(hc->c);
+    http_conn_abort(hc);
 }
 
 static void http_file_pump(http_file *f);
@@ -281,8 +284,7 @@ static int http_send_mapped(http_conn *hc, int fd, uint64_t start, uint64_t clen
     close(fd);
     if (http_api->write_ext(hc->c, (char *)p + (start - pa), (size_t)clen, http_map_done, m) != 0) {
         http_map_done(m); /* a refused write_ext does not run done */
-        hc->closing = 1;
-        http_api->abort(hc->c);
+        http_conn_abort(hc);
     }
     return 0;
 }
@@ -293,111 +295,113 @@ static void http_fd_close(int fd)
         close(fd);
 }
 
-/* Answers with fd (an open regular file) or the cached file e (fd -1); name
- * gives the MIME type. */
-static int http_serve_fd(http_conn *hc, int fd, http_ofc *e, const struct stat *st,
-                         const char *name, size_t nlen)
+/* Header lines for a file's answer, appended into a fixed buffer. */
+typedef struct http_extra {
+    char buf[1024];
+    size_t len;
+} http_extra;
+
+__attribute__((format(printf, 2, 3))) static void http_extra_add(http_extra *x, const char *fmt,
+                                                                 ...)
 {
-    http_req *r = &hc->req;
-    http_srv *s = hc->srv;
-    char extra[1024], etag[64], lm[30];
-    size_t el = 0;
-    uint64_t size = (uint64_t)st->st_size;
-    size_t etl = s->etag ? http_fmt_etag(etag, sizeof(etag), st->st_mtime, size) : 0;
-    http_fmt_date(st->st_mtime, lm);
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(x->buf + x->len, sizeof(x->buf) - x->len, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        x->len += (size_t)n < sizeof(x->buf) - x->len ? (size_t)n : sizeof(x->buf) - x->len - 1;
+}
 
-    /* gzip_static: caches must key on Accept-Encoding, 304s included */
-    if (r->loc && r->loc->gzip_static)
-        el += (size_t)snprintf(extra + el, sizeof(extra) - el, "Vary: Accept-Encoding\r\n");
-    /* an error_page answers with its error status, whole, unconditionally */
-    int err = r->error_status;
-    /* conditionals (RFC 9110 13.2.2): If-None-Match, else If-Modified-Since */
-    int not_modified = 0;
-    if (!err && r->hcount[HTTP_H_INM]) {
-        http_span v = r->hv[HTTP_H_INM];
-        not_modified = etl && http_etag_match(http_hbuf(hc, v), v.len, etag, etl);
-    } else if (!err && r->hcount[HTTP_H_IMS]) {
-        http_span v = r->hv[HTTP_H_IMS];
-        time_t t = http_parse_date(http_hbuf(hc, v), v.len);
-        not_modified = t != (time_t)-1 && st->st_mtime <= t;
+/* A file's validators: its ETag (len 0 when etag is off) and Last-Modified. */
+typedef struct http_validators {
+    char etag[64];
+    size_t etag_len;
+    char last_modified[30];
+} http_validators;
+
+static void http_validators_of(const http_srv *s, const struct stat *st, http_validators *v)
+{
+    v->etag_len =
+        s->etag ? http_fmt_etag(v->etag, sizeof(v->etag), st->st_mtime, (uint64_t)st->st_size) : 0;
+    http_fmt_date(st->st_mtime, v->last_modified);
+}
+
+static void http_add_validators(http_extra *x, const http_validators *v)
+{
+    http_extra_add(x, "Last-Modified: %s\r\n", v->last_modified);
+    if (v->etag_len)
+        http_extra_add(x, "ETag: %s\r\n", v->etag);
+}
+
+/* The conditionals (RFC 9110 13.2.2): If-None-Match, else If-Modified-Since. */
+static int http_not_modified(http_conn *hc, const struct stat *st, const http_validators *v)
+{
+    const http_req *r = &hc->req;
+    if (r->hcount[HTTP_H_INM]) {
+        http_span s = r->hv[HTTP_H_INM];
+        return v->etag_len && http_etag_match(http_hbuf(hc, s), s.len, v->etag, v->etag_len);
     }
-    if (not_modified) {
-        el += (size_t)snprintf(extra + el, sizeof(extra) - el, "Last-Modified: %s\r\n", lm);
-        if (etl)
-            el += (size_t)snprintf(extra + el, sizeof(extra) - el, "ETag: %s\r\n", etag);
-        http_write_head(hc, 304, extra, el, -1);
-        http_fd_close(fd);
+    if (r->hcount[HTTP_H_IMS]) {
+        http_span s = r->hv[HTTP_H_IMS];
+        time_t t = http_parse_date(http_hbuf(hc, s), s.len);
+        return t != (time_t)-1 && st->st_mtime <= t;
+    }
+    return 0;
+}
+
+/* If-Range: the range applies while the file is the one it names. */
+static int http_if_range_holds(http_conn *hc, const struct stat *st, const http_validators *v)
+{
+    const http_req *r = &hc->req;
+    if (!r->hcount[HTTP_H_IF_RANGE])
+        return 1;
+    http_span s = r->hv[HTTP_H_IF_RANGE];
+    const char *iv = http_hbuf(hc, s);
+    if (s.len && iv[0] == '"')
+        return v->etag_len && s.len == v->etag_len && memcmp(iv, v->etag, s.len) == 0;
+    return http_parse_date(iv, s.len) == st->st_mtime;
+}
+
+/* The Range asked for, as http_parse_range: 1 with [*start, *end], 0 for
+ * the whole file, -1 when unsatisfiable. */
+static int http_file_range(http_conn *hc, const struct stat *st, const http_validators *v,
+                           uint64_t *start, uint64_t *end)
+{
+    const http_req *r = &hc->req;
+    if (r->hcount[HTTP_H_RANGE] != 1 || r->method != HTTP_GET || !http_if_range_holds(hc, st, v))
         return 0;
-    }
+    http_span s = r->hv[HTTP_H_RANGE];
+    return http_parse_range(http_hbuf(hc, s), s.len, (uint64_t)st->st_size, start, end);
+}
 
-    int status = err ? err : 200;
-    uint64_t start = 0, end = size ? size - 1 : 0;
-    if (!err && r->hcount[HTTP_H_RANGE] == 1 && r->method == HTTP_GET) {
-        int use = 1;
-        if (r->hcount[HTTP_H_IF_RANGE]) {
-            http_span v = r->hv[HTTP_H_IF_RANGE];
-            const char *iv = http_hbuf(hc, v);
-            if (v.len && iv[0] == '"')
-                use = etl && v.len == etl && memcmp(iv, etag, etl) == 0;
-            else
-                use = http_parse_date(iv, v.len) == st->st_mtime;
-        }
-        http_span v = r->hv[HTTP_H_RANGE];
-        int rr = use ? http_parse_range(http_hbuf(hc, v), v.len, size, &start, &end) : 0;
-        if (rr < 0) {
-            el += (size_t)snprintf(extra + el, sizeof(extra) - el,
-                                   "Content-Range: bytes */%llu\r\n", (unsigned long long)size);
-            http_write_head(hc, 416, extra, el, 0);
-            http_fd_close(fd);
-            return 0;
-        }
-        if (rr > 0) {
-            status = 206;
-            el += (size_t)snprintf(
-                extra + el, sizeof(extra) - el, "Content-Range: bytes %llu-%llu/%llu\r\n",
-                (unsigned long long)start, (unsigned long long)end, (unsigned long long)size);
-        }
-    }
+/* The representation's header lines: type and encoding, and for a plain
+ * answer (not an error_page's) its validators and Accept-Ranges. */
+static void http_add_file_headers(http_conn *hc, http_extra *x, const char *name, size_t nlen,
+                                  const http_validators *v)
+{
+    const http_srv *s = hc->srv;
+    int err = hc->req.error_status;
     const char *type = http_mime_lookup(name, nlen, s->mime, s->nmime);
-    if (!type)
-        type = s->default_type;
-    el += (size_t)snprintf(extra + el, sizeof(extra) - el, "Content-Type: %s\r\n", type);
-    if (r->gzipped)
-        el += (size_t)snprintf(extra + el, sizeof(extra) - el, "Content-Encoding: gzip\r\n");
+    http_extra_add(x, "Content-Type: %s\r\n", type ? type : s->default_type);
+    if (hc->req.gzipped)
+        http_extra_add(x, "Content-Encoding: gzip\r\n");
     if (err == 405)
-        el += (size_t)snprintf(extra + el, sizeof(extra) - el, "Allow: GET, HEAD\r\n");
+        http_extra_add(x, "Allow: GET, HEAD\r\n");
     if (!err) {
-        el += (size_t)snprintf(extra + el, sizeof(extra) - el, "Last-Modified: %s\r\n", lm);
-        if (etl)
-            el += (size_t)snprintf(extra + el, sizeof(extra) - el, "ETag: %s\r\n", etag);
-        el += (size_t)snprintf(extra + el, sizeof(extra) - el, "Accept-Ranges: bytes\r\n");
+        http_add_validators(x, v);
+        http_extra_add(x, "Accept-Ranges: bytes\r\n");
     }
-    uint64_t clen = size ? end - start + 1 : 0;
-    if (http_write_head(hc, status, extra, el, (int64_t)clen) != 0) {
-        http_fd_close(fd);
-        hc->closing = 1;
-        http_api->abort(hc->c);
-        return 0;
-    }
-    if (r->head || clen == 0) {
-        http_fd_close(fd);
-        return 0;
-    }
-    r->sent = clen;
-    if (e) {
-        if (http_ofc_send(hc, e, start, clen) != 0) {
-            hc->closing = 1;
-            http_api->abort(hc->c);
-        }
-        return 0;
-    }
-    if (clen >= 16384 && clen <= s->file_mmap_max && http_send_mapped(hc, fd, start, clen) == 0)
-        return 0;
+}
+
+/* Streams clen bytes from start of fd through file_buffer sized reads on
+ * the ring: 1 (the answer goes on asynchronously), 0 after an abort. */
+static int http_stream_file(http_conn *hc, int fd, uint64_t start, uint64_t clen)
+{
+    const http_srv *s = hc->srv;
     http_file *f = calloc(1, sizeof(*f));
     if (!f) {
         http_fd_close(fd);
-        hc->closing = 1;
-        http_api->abort(hc->c);
+        http_conn_abort(hc);
         return 0;
     }
     f->hc = hc;
@@ -412,6 +416,68 @@ static int http_serve_fd(http_conn *hc, int fd, http_ofc *e, const struct stat *
     http_api->conn_timeout(hc->c, s->send_timeout);
     http_file_pump(f);
     return 1;
+}
+
+/* The body: from the open file cache, a resident mapping, or streamed. */
+static int http_send_body(http_conn *hc, int fd, http_ofc *e, uint64_t start, uint64_t clen)
+{
+    if (e) {
+        if (http_ofc_send(hc, e, start, clen) != 0)
+            http_conn_abort(hc);
+        return 0;
+    }
+    if (clen >= 16384 && clen <= hc->srv->file_mmap_max &&
+        http_send_mapped(hc, fd, start, clen) == 0)
+        return 0;
+    return http_stream_file(hc, fd, start, clen);
+}
+
+/* Answers with fd (an open regular file) or the cached file e (fd -1); name
+ * gives the MIME type. An error_page answers with its error status, whole
+ * and unconditionally. */
+static int http_serve_fd(http_conn *hc, int fd, http_ofc *e, const struct stat *st,
+                         const char *name, size_t nlen)
+{
+    http_req *r = &hc->req;
+    int err = r->error_status;
+    uint64_t size = (uint64_t)st->st_size;
+    http_validators v;
+    http_validators_of(hc->srv, st, &v);
+    http_extra x = {.len = 0};
+    /* gzip_static: caches must key on Accept-Encoding, 304s included */
+    if (r->loc && r->loc->gzip_static)
+        http_extra_add(&x, "Vary: Accept-Encoding\r\n");
+    if (!err && http_not_modified(hc, st, &v)) {
+        http_add_validators(&x, &v);
+        http_write_head(hc, 304, x.buf, x.len, -1);
+        http_fd_close(fd);
+        return 0;
+    }
+    uint64_t start = 0, end = size ? size - 1 : 0;
+    int ranged = err ? 0 : http_file_range(hc, st, &v, &start, &end);
+    if (ranged < 0) {
+        http_extra_add(&x, "Content-Range: bytes */%llu\r\n", (unsigned long long)size);
+        http_write_head(hc, 416, x.buf, x.len, 0);
+        http_fd_close(fd);
+        return 0;
+    }
+    if (ranged)
+        http_extra_add(&x, "Content-Range: bytes %llu-%llu/%llu\r\n", (unsigned long long)start,
+                       (unsigned long long)end, (unsigned long long)size);
+    http_add_file_headers(hc, &x, name, nlen, &v);
+    uint64_t clen = size ? end - start + 1 : 0;
+    int status = err ? err : ranged ? 206 : 200;
+    if (http_write_head(hc, status, x.buf, x.len, (int64_t)clen) != 0) {
+        http_fd_close(fd);
+        http_conn_abort(hc);
+        return 0;
+    }
+    if (r->head || clen == 0) {
+        http_fd_close(fd);
+        return 0;
+    }
+    r->sent = clen;
+    return http_send_body(hc, fd, e, start, clen);
 }
 
 /* Serves the opened file, through the open file cache when it is on. */
@@ -533,7 +599,7 @@ static int open_start(http_open *o)
     if (http_async_open() &&
         http_api->file_open(http_api->conn_worker(o->hc->c), o->hc->c, o->loc->root_fd, o->rel,
                             &o->how, open_done, o) == 0) {
-        o->hc->phase = HTTP_PH_BUSY; /* pipelined requests wait in the stash */
+        o->hc->phase = HTTP_PH_BUSY; /* pipelined requests wait in the core */
         return 1;
     }
     int fd = http_open_beneath(o->loc->root_fd, o->rel);

@@ -1,9 +1,10 @@
 /* modules/http/http_util.c - pure helpers of the http module (no api calls):
  * head scanning, paths, Host and transfer codings, dates, ranges, entity tags,
- * MIME types and reason phrases. Unit-tested directly. */
+ * MIME types, reason phrases and a growable buffer. Unit-tested directly. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -513,17 +514,6 @@ const char *http_reason(int status)
     }
 }
 
-int http_te_is_chunked(const char *v, size_t n)
-{
-    while (n && (*v == ' ' || *v == '\t')) {
-        v++;
-        n--;
-    }
-    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-        n--;
-    return n == 7 && http_strncaseeq(v, "chunked", 7);
-}
-
 int http_te_check(const char *v, size_t n, int *chunked)
 {
     static const char *const known[] = {"gzip",     "x-gzip",     "deflate",
@@ -676,4 +666,52 @@ size_t http_addr_text(const struct sockaddr *sa, char *buf, size_t cap, int brac
     if (sa && sa->sa_family == AF_UNIX) /* nginx's $remote_addr of a unix client */
         return (size_t)snprintf(buf, cap, "unix:");
     return 0;
+}
+
+int http_buf_append(char **buf, uint32_t *len, uint32_t *cap, const char *s, size_t n)
+{
+    if (n == 0)
+        return 0; /* llhttp may report an empty span: *buf may still be NULL */
+    size_t need = (size_t)*len + n;
+    if (need > *cap) {
+        size_t c = *cap ? *cap : 1024;
+        while (c < need)
+            c *= 2;
+        char *nb = realloc(*buf, c);
+        if (!nb)
+            return -1;
+        *buf = nb;
+        *cap = (uint32_t)c;
+    }
+    memcpy(*buf + *len, s, n);
+    *len += (uint32_t)n;
+    return 0;
+}
+
+char *http_sb_room(http_sbuf *b, size_t n)
+{
+    if (b->failed)
+        return NULL;
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->n + n)
+            cap *= 2;
+        char *np = realloc(b->p, cap);
+        if (!np) {
+            b->failed = 1;
+            return NULL;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    return b->p + b->n;
+}
+
+void http_sb_put(http_sbuf *b, const void *s, size_t n)
+{
+    char *o = http_sb_room(b, n);
+    if (o && n) {
+        memcpy(o, s, n);
+        b->n += n;
+    }
 }

@@ -95,6 +95,39 @@ class TestProtocol(SharedServer):
         self.assertEqual(body, b"Hello, World!")
         s.close()
 
+    def test_requests_arriving_while_a_file_streams(self):
+        """Requests sent on their own while a streamed file waits for a
+        reader with a small receive buffer: zerg keeps them (over 16 KiB)
+        until the file is sent, then answers them in order."""
+        data = b"0123456789abcdef" * (8 << 16)  # 8 MiB, above file_mmap_max
+        with open(os.path.join(Server.tmp, "www", "late.bin"), "wb") as f:
+            f.write(data)
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.settimeout(10)
+        s.connect(("127.0.0.1", Server.port))
+        s.sendall(b"GET /late.bin HTTP/1.1\r\nHost: a\r\n\r\n")
+        st, h, _, rest = read_response(s, head=True)
+        self.assertEqual((st, h["content-length"]), (200, str(len(data))))
+        paths = ["/hello", "/alpha.txt", "/nothere", "/index.html"] * 10
+        pad = b"X-Pad: " + b"p" * 500 + b"\r\n"
+        for i in range(0, len(paths), 8):
+            s.sendall(b"".join(b"GET %s HTTP/1.1\r\nHost: a\r\n%s\r\n" % (p.encode(), pad)
+                               for p in paths[i:i + 8]))
+        body = bytearray(rest)
+        while len(body) < len(data):
+            chunk = s.recv(1 << 20)
+            self.assertTrue(chunk, "closed inside the file")
+            body += chunk
+        self.assertTrue(body[:len(data)] == data)
+        rest = bytes(body[len(data):])
+        expect = {"/hello": 200, "/alpha.txt": 200, "/nothere": 404, "/index.html": 200}
+        for p in paths:
+            st, h, body, rest = read_response(s, rest)
+            self.assertEqual(st, expect[p], p)
+        self.assertEqual(rest, b"")
+        s.close()
+
     def test_keepalive_requests_limit(self):
         s = connect(Server.port)
         s.sendall(b"GET /hello HTTP/1.1\r\nHost: a\r\n\r\n" * 60)

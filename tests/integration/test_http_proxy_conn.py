@@ -22,7 +22,7 @@ from zgtest import Zerg, run_zerg, wait_for, wait_until  # noqa: E402
 from httptest import HTTP_SERVER, assert_refused  # noqa: E402
 import httpproxytest as hp  # noqa: E402
 from httpproxytest import (Client, ProxyTest, conf_text, pattern, pattern_iter,  # noqa: E402
-                           request, sha)
+                           request, sha, up_requests)
 from httpproxytest import setUpModule, tearDownModule  # noqa: E402,F401
 
 
@@ -184,6 +184,35 @@ class TestConnection(ProxyTest):
         self.assertEqual(rs[0].body, b"slow 300")
         self.assertEqual(json.loads(rs[1].body)["body_len"], 70000)
         self.assertEqual(rs[2].body, b"local")
+
+    def test_requests_arriving_while_the_upstream_answers_late(self):
+        # they come in sends of their own while the first waits on the
+        # upstream: zerg keeps them, over 16 KiB of them, and answers each
+        # in order once the one before is done
+        c = self.client()
+        c.send(request("GET", "/api/slow?ms=500&late=0"))
+        self.assertTrue(wait_for(lambda: up_requests("late=0"), 5), "the upstream got nothing")
+        pad = (("X-Pad", "p" * 600),)
+        batch = []
+        for i in range(1, 31):
+            if i % 3 == 0:
+                batch.append(request("GET", "/local", pad))
+            elif i % 3 == 1:
+                batch.append(request("GET", "/api/echo?late=%d" % i, pad))
+            else:
+                batch.append(request("POST", "/api/echo?late=%d" % i, pad, body=b"b" * 1500))
+        for i in range(0, len(batch), 5):
+            c.send(b"".join(batch[i:i + 5]))
+        rs = self.responses(c, 1 + len(batch))
+        self.assertEqual([r.status for r in rs], [200] * len(rs), rs)
+        self.assertEqual(rs[0].body, b"slow 500")
+        for i, r in enumerate(rs[1:], 1):
+            if i % 3 == 0:
+                self.assertEqual(r.body, b"local")
+            else:
+                d = json.loads(r.body)
+                self.assertEqual(d["target"], "/api/echo?late=%d" % i)
+                self.assertEqual(d["body_len"], 0 if i % 3 == 1 else 1500)
 
     def test_clients_gone_before_the_upstream_answers(self):
         w = self.workers[0]

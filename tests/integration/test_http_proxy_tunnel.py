@@ -1,9 +1,9 @@
 """test_http_proxy_tunnel - a protocol switch (WebSocket) through proxy_pass,
 through the real zerg binary: the Upgrade request reaches the upstream with
 its fields, the 101 reaches the client, then bytes flow both ways as they
-are (1 MiB each way, bytes sent before the 101, a half-close, the upstream
-closing, the idle timeout), and an upgrade the upstream declines or a 101
-nobody asked for.
+are (1 MiB each way, bytes and a FIN sent before the 101, a half-close, the
+upstream closing, the idle timeout), and an upgrade the upstream declines or
+a 101 nobody asked for.
 
 The upstream is a small raw server in this process that switches to an
 echo when asked for websocket."""
@@ -27,17 +27,22 @@ WS_HEADERS = (("Upgrade", "websocket"), ("Connection", "Upgrade"),
 
 class Backend(RawUpstream):
     """/ws: 101, "hello", then an echo; at the client's FIN "bye" and a
-    close. /ws-close: 101 then a close. /force101: a 101 to anything.
-    Anything else: 200 "plain" with keep-alive."""
+    close. /ws-late: the same once the test sets release. /ws-close: 101
+    then a close. /force101: a 101 to anything. Anything else: 200 "plain"
+    with keep-alive."""
 
     def __init__(self):
         self.heads = []
+        self.release = threading.Event()
         super().__init__()
 
     def answer(self, s, n, k, line, fields, rest):
         self.heads.append((line, fields))
         path = line.split(" ")[1]
         asked = fields.get("upgrade", "").lower() == "websocket"
+        if path == "/ws-late" and asked:
+            self.release.wait(5)
+            path = "/ws"
         if path == "/force101" or (path in ("/ws", "/ws-close") and asked):
             s.sendall(SWITCH + (b"hello" if path == "/ws" else b""))
             if path == "/ws":
@@ -104,6 +109,20 @@ class TestProxyTunnel(RawUpstreamTest):
     def test_bytes_sent_before_the_switch_go_through(self):
         c, _ = self.switch(extra=b"early bytes")
         self.assertEqual(c.exact(5 + 11), b"hello" + b"early bytes")
+
+    def test_bytes_and_fin_sent_while_the_upstream_decides_go_through(self):
+        # they come while the request waits for its answer: zerg keeps them
+        # (and the FIN behind them) until the 101 opens the tunnel
+        c = Client(self.z.ports[0])
+        self.addCleanup(c.close)
+        c.send(request("GET", "/ws-late", WS_HEADERS))
+        self.assertTrue(zgtest.wait_for(lambda: self.be.heads, 5), "the upstream got no request")
+        c.send(b"late bytes")
+        c.s.shutdown(socket.SHUT_WR)
+        self.be.release.set()
+        r = c.head()
+        self.assertEqual(r.status, 101, r)
+        self.assertEqual(c.to_close(), b"hello" + b"late bytes" + b"bye")
 
     def test_half_close_passed_on(self):
         c, _ = self.switch()

@@ -1,6 +1,7 @@
 /* tests/unit/http_mock.c - the mock core of http_mock.h: a zerg_api whose
- * writes append to the connection's buffer, whose file operations run at once
- * and complete in order, and whose timers never fire. */
+ * writes append to the connection's buffer, which keeps unconsumed input as
+ * the core does, whose file operations run at once and complete in order,
+ * and whose timers never fire. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/openat2.h>
@@ -215,9 +216,23 @@ static void m_pause(zerg_conn *c)
 {
     c->paused = 1;
 }
+/* What the mock keeps for c, presented to on_data; what it leaves stays. */
+static void present(zerg_conn *c)
+{
+    c->in_data = 1;
+    size_t used = zerg_module_info.on_data(c, (const uint8_t *)c->in, c->inlen);
+    c->in_data = 0;
+    TEST_CHECK(used <= c->inlen, "on_data took %zu of %zu bytes", used, c->inlen);
+    c->inlen -= used;
+    memmove(c->in, c->in + used, c->inlen);
+}
 static void m_resume(zerg_conn *c)
 {
+    if (!c->paused)
+        return;
     c->paused = 0;
+    if (c->inlen && !c->in_data && !c->closed && !c->aborted)
+        present(c);
 }
 static void m_close(zerg_conn *c)
 {
@@ -453,6 +468,7 @@ void mock_conn_free(zerg_conn *c)
 {
     zerg_module_info.on_close(c, 0);
     mock_run_ops();
+    free(c->in);
     free(c);
 }
 
@@ -462,16 +478,24 @@ void mock_outbound_free(void)
         zerg_module_info.on_close(mock_outbound[i], 0);
         mock_run_ops();
     }
-    for (size_t i = 0; i < mock_noutbound; i++)
+    for (size_t i = 0; i < mock_noutbound; i++) {
+        free(mock_outbound[i]->in);
         free(mock_outbound[i]);
+    }
     mock_noutbound = 0;
 }
 
 size_t mock_feed(zerg_conn *c, const void *data, size_t n)
 {
-    size_t r = zerg_module_info.on_data(c, data, n);
+    size_t before = c->inlen;
+    c->in = realloc(c->in, before + n + 1);
+    TEST_CHECK(c->in, "out of memory");
+    memcpy(c->in + before, data, n);
+    c->inlen += n;
+    if (!c->paused)
+        present(c);
     mock_run_ops();
-    return r;
+    return before + n - c->inlen;
 }
 
 static int answer_head_done(llhttp_t *p)

@@ -8,6 +8,13 @@
 #include <stdlib.h>
 
 #include "http.h"
+#include "http_access.h"
+#include "http_autoindex.h"
+#include "http_cache.h"
+#include "http_log.h"
+#include "http_proxy.h"
+#include "http_redirect.h"
+#include "http_static.h"
 #include "llhttp.h"
 #include "test_check.h"
 
@@ -17,6 +24,9 @@ struct zerg_conn {
     void *const *vhosts; /* blocks sharing the address; NULL: conf alone */
     size_t nvhosts;
     int closed, aborted, closing, paused;
+    char *in; /* input the module left (or that came while paused), kept */
+    size_t inlen;
+    int in_data;   /* inside on_data: a resume_read waits for its end */
     int connected; /* outbound: on_connect was delivered */
     int shut_wr;   /* shutdown(SHUT_WR) was asked */
     uint64_t timeout;
@@ -57,8 +67,11 @@ extern size_t mock_noutbound;
 void mock_conn_free(zerg_conn *c);
 /* on_close for every outbound connection, then free them all. */
 void mock_outbound_free(void);
-/* Hand n bytes to on_data, then run the file operations and completions it
- * asked for. Returns what on_data consumed. */
+/* n bytes arrive: as the core does, the mock keeps what on_data leaves
+ * and presents it again joined with the next bytes, or alone on
+ * resume_read; while paused it keeps them all. Then the file operations
+ * and completions asked for run. Returns how many bytes the module
+ * consumed in all (n when nothing was kept before or after). */
 size_t mock_feed(zerg_conn *c, const void *data, size_t n);
 void mock_run_ops(void);
 

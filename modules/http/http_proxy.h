@@ -1,0 +1,164 @@
+/* modules/http/http_proxy.h - proxy_pass: upstream groups and their balancing
+ * (http_proxy_balance.c), the pass itself (http_proxy.c, http_proxy_conf.c),
+ * its tunnel (http_proxy_tunnel.c), idle connection pool (http_proxy_pool.c)
+ * and directives (http_proxy_directives.c). */
+#ifndef ZERG_HTTP_PROXY_H
+#define ZERG_HTTP_PROXY_H
+
+#include "http.h"
+
+/* upstreams: a named group of servers a proxy_pass URL may name
+ * (http_proxy_balance.c); the state is each worker's own */
+typedef struct http_upstream_server {
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    char *text; /* as configured */
+    uint32_t fails;
+    uint64_t down_until; /* ms: failed max_fails times, skipped until then */
+} http_upstream_server;
+
+#define HTTP_UPSTREAM_MAX_SERVERS 32
+
+typedef struct http_upstream {
+    char *name;
+    zerg_str_list names; /* the servers as configured */
+    http_upstream_server *servers;
+    size_t nservers;
+    int64_t max_fails; /* 0: never skipped */
+    uint64_t fail_timeout;
+    uint32_t rr; /* the next to try */
+} http_upstream;
+
+/* proxy_pass (http_proxy.c): where a location's requests go */
+typedef struct http_proxy_pass {
+    struct sockaddr_storage addr; /* when no group is named */
+    socklen_t addr_len;
+    http_upstream *group;
+    const zerg_conf_node *node; /* for messages until conf_done */
+    char *host;                 /* $proxy_host: "host" or "host:port" as written in the URL */
+    size_t host_len;
+    char *uri; /* the URI part replacing the location's prefix; NULL: none */
+    size_t uri_len;
+} http_proxy_pass;
+
+/* proxy_set_header: a header for the upstream (an empty value drops it) */
+typedef struct http_proxy_header {
+    char *name;
+    size_t name_len;
+    http_tmpl value;
+} http_proxy_header;
+
+/* The upstream connection's ctx (the module's conn_ctx_size is that of an
+ * http_conn; conn_conf NULL tells the two apart). */
+typedef struct http_up {
+    llhttp_t parser; /* the response */
+    zerg_conn *c;
+    http_conn *hc; /* the client; NULL once detached */
+    const http_location *loc;
+    char *head; /* the relayed header lines of the answer */
+    uint32_t hlen, hcap;
+    uint32_t line_start; /* of the field being read, in head */
+    uint32_t name_end;
+    uint8_t in_name;
+    uint8_t connected;
+    uint8_t dispatched;    /* the request is complete: the answer may flow */
+    uint8_t head_sent;     /* the answer's head went to the client */
+    uint8_t done;          /* the answer is complete */
+    uint8_t rechunk;       /* chunked to the upstream's chunked body */
+    uint8_t client_paused; /* the client's body waits for the upstream */
+    uint8_t up_paused;     /* the answer waits for the client */
+    uint8_t reused;        /* taken from the idle pool (proxy_keepalive) */
+    uint8_t got_bytes;     /* the upstream answered something to this request */
+    uint8_t idle;          /* in the pool, between requests */
+    uint8_t spent;         /* it sent more than its answer: not reusable */
+    uint8_t upgrade_req;   /* the request asks for a protocol switch */
+    uint8_t tunnel;        /* switched (101): bytes flow as they are */
+    uint8_t eof_in[2];     /* FIN seen in the tunnel: [0] upstream, [1] client */
+    int server;            /* in the location's upstream group, -1: none */
+    uint32_t tried;        /* the group's servers this request tried */
+    int err_status;        /* refused by a parser callback */
+    uint32_t requests;     /* sent on this connection, this one included */
+    uint64_t opened_ms;    /* when it was connected */
+    struct http_up *idle_next, *idle_prev;
+} http_up;
+
+/* http_proxy.c: proxy_pass */
+extern const zerg_module zerg_module_info;
+int http_parse_proxy_pass(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field);
+int http_parse_proxy_set_header(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field);
+/* Defaults and checks of a proxy_pass location; sets *want_peer when its
+ * headers need the client's address. */
+int http_proxy_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, http_srv *s,
+                         http_location *l, int *want_peer);
+/* http_proxy_balance.c: the upstreams key, and choosing among a group's
+ * servers: round robin over those not tried for this request and not
+ * skipped after max_fails failures within fail_timeout; -1 when none. */
+int http_parse_upstreams(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field);
+int http_upstream_pick(http_upstream *g, uint32_t tried, uint64_t now);
+void http_upstream_result(http_upstream *g, int i, int ok, uint64_t now);
+/* host:port (or [v6]:port; port 80 when absent) resolved now. */
+int http_proxy_resolve(const char *auth, size_t len, struct sockaddr_storage *out,
+                       socklen_t *outlen, const char **err);
+/* At the end of a request head: a request for a proxy_pass location starts
+ * its upstream now, so its body streams through as it comes. */
+void http_proxy_begin(http_conn *hc);
+/* Each piece of the request body, and its end. */
+void http_proxy_body(http_conn *hc, const char *at, size_t len);
+void http_proxy_body_end(http_conn *hc);
+/* The request is complete: the upstream's answer goes on asynchronously. */
+void http_proxy_dispatch(http_conn *hc);
+/* The client connection ends, or its request is answered otherwise. */
+void http_proxy_abandon(http_conn *hc);
+/* The client's output drained (its upstream may read again). */
+void http_proxy_client_drained(http_conn *hc);
+/* Frees what proxy_pass keeps per worker (worker exit). */
+void http_proxy_worker_exit(void);
+/* http_proxy.c, for the tunnel: relays bytes received on from to `to`
+ * (zero-copy where it can; as one chunk when chunked), and pauses the
+ * sender while the receiver's output is over the bound. */
+void http_relay(zerg_conn *from, zerg_conn *to, const char *at, size_t len, int chunked);
+void http_up_bound(http_up *up);        /* upstream -> client */
+void http_up_bound_client(http_up *up); /* client -> upstream */
+/* The answer is complete (ok) or cut short; the upstream closed (when
+ * close_it) and the request done. */
+void http_up_finish(http_up *up, int ok, int close_it);
+
+/* http_proxy_tunnel.c: a protocol switch (101, WebSocket) through a
+ * proxy_pass location, after which bytes flow both ways as they are. */
+/* The Upgrade field of a request that asks for a switch, else NULL. */
+const http_field *http_proxy_upgrade_field(http_conn *hc);
+/* After the 101: rest (bytes after its head) and what the client sent
+ * meanwhile go through; from now on each side's bytes go to the other. */
+void http_tunnel_start(http_up *up, const uint8_t *rest, size_t n);
+/* Bytes from the upstream (from_client 0) or the client (1). */
+void http_tunnel_relay(http_up *up, int from_client, const uint8_t *data, size_t len);
+/* A FIN from one side: passed on as a shutdown; both: the end. */
+void http_tunnel_eof(http_up *up, int from_client);
+
+/* http_proxy_pool.c: idle upstream connections kept per worker for the
+ * locations with proxy_keepalive. */
+/* Keeps up (its answer complete, detached) for a later request: 1, or 0
+ * when it may not be kept (then close it). */
+int http_up_park(http_up *up);
+/* The most recently parked connection of l, taken out of the pool. */
+http_up *http_up_take(const http_location *l);
+/* Takes up out of the pool (its on_close). */
+void http_up_unpark(http_up *up);
+/* Whether up is parked; an event on a parked connection closes it. */
+int http_up_idle_event(http_up *up);
+/* Closes every parked connection (drain). */
+void http_up_close_idle(void);
+/* Hooks for upstream connections (conn_conf NULL). */
+int http_is_upstream(zerg_conn *c);
+void http_up_on_connect(zerg_conn *c, int status);
+size_t http_up_on_data(zerg_conn *c, const uint8_t *data, size_t len);
+void http_up_on_eof(zerg_conn *c);
+void http_up_on_drain(zerg_conn *c);
+void http_up_on_timeout(zerg_conn *c);
+void http_up_on_close(zerg_conn *c, int err);
+
+/* Its directive rows (composed by http_conf.c). */
+extern const zerg_directive http_proxy_server_directives[];
+extern const zerg_directive http_proxy_location_directives[];
+
+#endif
