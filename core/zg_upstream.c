@@ -76,7 +76,13 @@ int zg_up_note(zerg_upstream *u, int i, int event, uint64_t n)
         zg_up_ok_note(s);
         break;
     case ZERG_UPSTREAM_FAIL:
-        return zg_up_fail_note(s, &u->servers[i], zg_up_clock());
+        if (!zg_up_fail_note(s, &u->servers[i], zg_up_clock()))
+            return 0;
+        zg_up_api->log(ZERG_LOG_WARN,
+                       "upstream %s: server %s failed %lld times, skipped for %llu ms", u->name,
+                       u->servers[i].name, (long long)u->servers[i].max_fails,
+                       (unsigned long long)u->servers[i].fail_timeout);
+        return 1;
     case ZERG_UPSTREAM_ERROR:
         ADD(&s->failures, 1);
         break;

@@ -160,6 +160,9 @@ int http_proxy_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, http_
     }
     if (http_proxy_target(cx, s, l->proxy) < 0)
         return -1;
+    const http_upstream *g = l->proxy->group;
+    if (g && g->hash_var == HTTP_HASH_REMOTE_ADDR && http_api->upstream_hash_key(g->group))
+        *want_peer = 1; /* balance: hash on the client's address */
     if (!l->proxy_connect_timeout)
         l->proxy_connect_timeout = HTTP_PROXY_DEFAULT_TIMEOUT_MS;
     if (!l->proxy_read_timeout)
