@@ -397,16 +397,7 @@ const zerg_api zg_api = {
     .logfile_open = zg_logfile_open,
     .logfile_reserve = zg_logfile_reserve,
     .logfile_commit = zg_logfile_commit,
-    .conf_upstream = zg_up_conf,
-    .upstream_start = zg_up_start,
-    .upstream_stop = zg_up_stop,
-    .upstream_pick = zg_up_api_pick,
-    .upstream_server = zg_up_server_addr,
-    .upstream_size = zg_up_size,
-    .upstream_hash_key = zg_up_hash_key,
-    .upstream_note = zg_up_note,
-    .upstream_metrics = zg_up_metrics,
-    .upstream_json = zg_up_json,
+    ZG_UPSTREAM_API_ENTRIES, /* zg_upstream.h */
 };
 
 /* the table the upstream groups' files call (zg_upstream.h) */

@@ -124,6 +124,14 @@ size_t zg_up_size(const zerg_upstream *u);
 const char *zg_up_hash_key(const zerg_upstream *u);
 int zg_up_note(zerg_upstream *u, int i, int event, uint64_t n);
 
+/* The api table's entries for upstream groups: the core's table and a
+ * mock's take them alike. */
+#define ZG_UPSTREAM_API_ENTRIES                                                                    \
+    .conf_upstream = zg_up_conf, .upstream_start = zg_up_start, .upstream_stop = zg_up_stop,       \
+    .upstream_pick = zg_up_api_pick, .upstream_server = zg_up_server_addr,                         \
+    .upstream_size = zg_up_size, .upstream_hash_key = zg_up_hash_key, .upstream_note = zg_up_note, \
+    .upstream_metrics = zg_up_metrics, .upstream_json = zg_up_json
+
 /* zg_upstream_stats.c */
 void zg_up_metrics(zerg_text *out, const char *prefix, const char *label,
                    zerg_upstream *const *groups, size_t n);

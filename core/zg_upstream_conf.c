@@ -8,7 +8,9 @@
 
 #include "zg_upstream.h"
 
-#define ZG_UP_EXPECT_MAX 256
+#define ZG_UP_EXPECT_MAX       256
+#define ZG_UP_MAX_FAILS_MAX    1000000
+#define ZG_UP_FAIL_TIMEOUT_MAX 86400000 /* ms: a day */
 
 /* ---- one server ---------------------------------------------------------- */
 
@@ -28,8 +30,9 @@ static int parse_address(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field
 static const zerg_directive server_directives[] = {
     {"address", ZERG_CONF_CUSTOM, offsetof(zg_up_server, ss), parse_address, 0, 0},
     {"weight", ZERG_CONF_INT, offsetof(zg_up_server, weight), NULL, 1, 1000},
-    {"max_fails", ZERG_CONF_INT, offsetof(zg_up_server, max_fails), NULL, 0, 1000000},
-    {"fail_timeout", ZERG_CONF_MSEC, offsetof(zg_up_server, fail_timeout), NULL, 1, 86400000},
+    {"max_fails", ZERG_CONF_INT, offsetof(zg_up_server, max_fails), NULL, 0, ZG_UP_MAX_FAILS_MAX},
+    {"fail_timeout", ZERG_CONF_MSEC, offsetof(zg_up_server, fail_timeout), NULL, 1,
+     ZG_UP_FAIL_TIMEOUT_MAX},
     {"backup", ZERG_CONF_BOOL, offsetof(zg_up_server, backup), NULL, 0, 0},
     {"max_conns", ZERG_CONF_INT, offsetof(zg_up_server, max_conns), NULL, 0, 100000000},
     {"down", ZERG_CONF_BOOL, offsetof(zg_up_server, down), NULL, 0, 0},
@@ -164,8 +167,8 @@ static const zerg_directive group_directives[] = {
     {"servers", ZERG_CONF_CUSTOM, KEY(servers), keep_node, 0, 0},
     {"balance", ZERG_CONF_CUSTOM, KEY(balance), parse_balance, 0, 0},
     {"hash_key", ZERG_CONF_CUSTOM, KEY(hash_key), parse_hash_key, 0, 0},
-    {"max_fails", ZERG_CONF_INT, KEY(dflt.max_fails), NULL, 0, 1000000},
-    {"fail_timeout", ZERG_CONF_MSEC, KEY(dflt.fail_timeout), NULL, 1, 86400000},
+    {"max_fails", ZERG_CONF_INT, KEY(dflt.max_fails), NULL, 0, ZG_UP_MAX_FAILS_MAX},
+    {"fail_timeout", ZERG_CONF_MSEC, KEY(dflt.fail_timeout), NULL, 1, ZG_UP_FAIL_TIMEOUT_MAX},
     {"health_check", ZERG_CONF_CUSTOM, KEY(hc), parse_hc, 0, 0},
     ZERG_DIRECTIVE_END,
 };

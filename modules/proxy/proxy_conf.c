@@ -5,7 +5,6 @@
 #include <string.h>
 #include <strings.h>
 #include <stddef.h>
-#include <arpa/inet.h>
 
 #include "proxy.h"
 
@@ -132,8 +131,6 @@ int proxy_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf
     proxy_conf *cf = conf;
     if (!cf->up_node)
         return fail(cx, section, "upstream with at least one server is required");
-    if (a->node_kind(cx, cf->up_node) != ZERG_NODE_MAP)
-        return a->conf_error(cx, cf->up_node, "upstream: expected a mapping with servers");
     if (name_block(cx, section, cf) != 0 || !(cf->up = a->conf_upstream(cx, cf->up_node, cf->name)))
         return -1;
     const char *key = a->upstream_hash_key(cf->up);

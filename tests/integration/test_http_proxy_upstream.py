@@ -5,18 +5,21 @@ value, the same server; different values spread), a backup (used only once
 the primary is down) and an active health check (a server that stops
 answering is taken out before any request reaches it, and back in once it
 answers again). Each step waits for what shows it (a log line, a request
-at a server), never for a fixed time.
+at a server), never for a fixed time. Then the schema: the http module's
+upstreams and the proxy's upstream take the same keys within the same
+bounds, and what each module's hash_key may name.
 
 The servers are small raw HTTP/1.1 servers in this process that answer
 with their own name."""
 import os
 import sys
+import tempfile
 import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import zgtest  # noqa: E402
-from zgtest import Zerg, wait_for  # noqa: E402
+from zgtest import Zerg, free_port, run_zerg, wait_for  # noqa: E402
 from httptest import HTTP_SERVER  # noqa: E402
 from httpproxytest import Client, RawUpstream, request  # noqa: E402
 
@@ -173,6 +176,51 @@ class TestUpstreamMethods(unittest.TestCase):
                         self.z.output()[-2000:])
         self.assertTrue(self.metric_state("E", "up"))
         self.assertEqual({self.get(f"/hc/in{i}") for i in range(6)}, {"A", "E"})
+
+
+class TestUpstreamSchema(unittest.TestCase):
+    """The keys are the core's, for the http module as for the proxy."""
+
+    def check(self, module_conf, want):
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+            f.write(f"modules_path: {zgtest.ZERG_MODULES}\n" + module_conf)
+        self.addCleanup(os.unlink, f.name)
+        rc, out = run_zerg(["-t", "-c", f.name])
+        if want is None:
+            self.assertEqual(rc, 0, out)
+        else:
+            self.assertNotEqual(rc, 0, out)
+            self.assertIn(want, out)
+
+    def http(self, group):
+        return (HTTP_SERVER.format(port0=free_port()) + "      upstreams:\n        app: " + group +
+                "\n      locations:\n        - { path: /, proxy_pass: \"http://app\" }\n")
+
+    def proxy(self, group):
+        return ("load_modules: [proxy]\nservers:\n  - listen: [\"127.0.0.1:%d\"]\n"
+                "    module: proxy\n    proxy:\n      upstream: %s\n" % (free_port(), group))
+
+    def test_same_keys_and_bounds(self):
+        good = ('{ balance: least_conn, max_fails: 2, fail_timeout: 5s, servers: '
+                '[{ address: "127.0.0.1:1", weight: 2, max_conns: 10 }, '
+                '{ address: "127.0.0.1:2", backup: true }], health_check: { interval: 1s } }')
+        for conf in (self.http, self.proxy):
+            self.check(conf(good), None)
+            self.check(conf('["127.0.0.1:1", "127.0.0.1:2"]'), None)
+            self.check(conf('{ servers: [{ address: "127.0.0.1:1", weight: 1001 }] }'),
+                       "out of range")
+            self.check(conf('{ servers: [{ address: "127.0.0.1:1", backup: true }] }'),
+                       "every server is a backup")
+            self.check(conf('{ balance: fastest, servers: ["127.0.0.1:1"] }'), "fastest")
+
+    def test_hash_keys(self):
+        for key in ("$remote_addr", "$request_uri", "$uri", "$host", "$http_x_user"):
+            self.check(self.http('{ balance: hash, hash_key: "%s", servers: ["127.0.0.1:1"] }'
+                                 % key), None)
+        self.check(self.http('{ balance: hash, hash_key: "$cookie", servers: ["127.0.0.1:1"] }'),
+                   "hash_key")
+        self.check(self.proxy('{ balance: hash, hash_key: "$uri", servers: ["127.0.0.1:1"] }'),
+                   "only $remote_addr")
 
 
 if __name__ == "__main__":

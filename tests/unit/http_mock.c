@@ -342,16 +342,7 @@ static zerg_api mapi = {
     .logfile_reserve = m_logfile_reserve,
     .logfile_commit = m_logfile_commit,
     /* the core's upstream groups themselves: they call back through this table */
-    .conf_upstream = zg_up_conf,
-    .upstream_start = zg_up_start,
-    .upstream_stop = zg_up_stop,
-    .upstream_pick = zg_up_api_pick,
-    .upstream_server = zg_up_server_addr,
-    .upstream_size = zg_up_size,
-    .upstream_hash_key = zg_up_hash_key,
-    .upstream_note = zg_up_note,
-    .upstream_metrics = zg_up_metrics,
-    .upstream_json = zg_up_json,
+    ZG_UPSTREAM_API_ENTRIES,
 };
 const zerg_api *const zg_up_api = &mapi;
 
