@@ -5,6 +5,7 @@
 #include "zg_log.h"
 #include "zg_logfile.h"
 #include "zg_module.h"
+#include "zg_upstream.h"
 #include "zg_worker.h"
 
 #include <errno.h>
@@ -314,4 +315,8 @@ const zerg_api zg_api = {
     .logfile_reserve = zg_logfile_reserve,
     .logfile_commit = zg_logfile_commit,
     .connect_with = zg_connect_with,
+    ZG_UPSTREAM_API_ENTRIES, /* zg_upstream.h */
 };
+
+/* the table the upstream groups' files call (zg_upstream.h) */
+const zerg_api *const zg_up_api = &zg_api;

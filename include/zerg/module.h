@@ -216,6 +216,33 @@ typedef struct zerg_module {
  *   ZERG_MODULE_EXPORT const zerg_module zerg_module_info = { ... };  */
 #define ZERG_MODULE_EXPORT __attribute__((visibility("default")))
 
+/* ---- Upstream groups ---------------------------------------------------- */
+
+/* A group of upstream servers with its balancing method, passive failure
+ * accounting and active health checks, parsed and kept by the core
+ * (api->conf_upstream; zerg-module(3), UPSTREAM GROUPS). */
+typedef struct zerg_upstream zerg_upstream;
+
+#define ZERG_UPSTREAM_MAX_SERVERS 256
+
+/* The servers one request (or session) has tried: zero it before the first
+ * upstream_pick, which adds each server it returns. */
+typedef struct zerg_upstream_tried {
+    uint64_t bits[ZERG_UPSTREAM_MAX_SERVERS / 64];
+} zerg_upstream_tried;
+
+/* What happened with a server, for api->upstream_note. */
+enum zerg_upstream_event {
+    ZERG_UPSTREAM_OPEN = 1, /* a connection to it starts serving: counted as active
+                               (least_conn, random, max_conns) until CLOSE */
+    ZERG_UPSTREAM_CLOSE,    /* that connection ended or went idle */
+    ZERG_UPSTREAM_OK,       /* it connected (answered): ends its probation */
+    ZERG_UPSTREAM_FAIL,     /* it failed (refused, timed out, reset): counts toward max_fails */
+    ZERG_UPSTREAM_ERROR,    /* a connect failed here (no descriptor...): counted, not its fault */
+    ZERG_UPSTREAM_BYTES_IN, /* n bytes received from it */
+    ZERG_UPSTREAM_BYTES_OUT /* n bytes sent to it */
+};
+
 /* ---- The API table ----------------------------------------------------- */
 
 typedef void (*zerg_done_fn)(void *arg);
@@ -405,6 +432,47 @@ struct zerg_api {
      * with errno EINVAL). */
     zerg_conn *(*connect_with)(zerg_worker *w, const zerg_conn_hooks *hooks, void *conf,
                                const struct sockaddr *sa, socklen_t len, uint64_t timeout_ms);
+
+    /* Upstream groups (zerg-module(3), UPSTREAM GROUPS). Master, from conf
+     * hooks: parse a group from node (a list of servers, or a mapping with
+     * servers, balance, hash_key, max_fails, fail_timeout, health_check),
+     * with its shared state; name labels its log lines and metrics. NULL
+     * after conf_error. */
+    zerg_upstream *(*conf_upstream)(zerg_conf_ctx *cx, const zerg_conf_node *node,
+                                    const char *name);
+    /* Worker: server_init starts the group in this worker (its health checks
+     * run in worker 0 only, once per group); worker_drain stops it. */
+    void (*upstream_start)(zerg_worker *w, zerg_upstream *u);
+    void (*upstream_stop)(zerg_worker *w, zerg_upstream *u);
+    /* The server for the next connection, by the group's balancing method
+     * among the servers not in *tried that are up, not down, below max_conns
+     * (backups only when no primary is): its index, added to *tried, or -1.
+     * key (key_len bytes) is what balance: hash hashes; ignored otherwise. */
+    int (*upstream_pick)(zerg_worker *w, zerg_upstream *u, const void *key, size_t key_len,
+                         zerg_upstream_tried *tried);
+    /* Server i's address, and its name as configured (the return value;
+     * NULL when i is out of range). */
+    const char *(*upstream_server)(const zerg_upstream *u, int i, const struct sockaddr **sa,
+                                   socklen_t *len);
+    size_t (*upstream_size)(const zerg_upstream *u); /* its number of servers */
+    /* balance: hash's hash_key as configured (default "$remote_addr"), NULL
+     * for the other methods: the module says what it names. */
+    const char *(*upstream_hash_key)(const zerg_upstream *u);
+    /* Accounts event (enum zerg_upstream_event) of server i; n is the bytes
+     * of BYTES_IN/OUT. Returns 1 when a FAIL marked the server down. */
+    int (*upstream_note)(zerg_upstream *u, int i, int event, uint64_t n);
+    /* Per-server metrics of groups (one family each, every group's samples
+     * under it): prefix_server_state, _weight, _active, _connects_total,
+     * _failures_total, _bytes_in_total, _bytes_out_total,
+     * _health_checks_total, _health_checks_failed_total, labelled
+     * {label="group name",server="address"}. */
+    void (*upstream_metrics)(zerg_text *out, const char *prefix, const char *label,
+                             zerg_upstream *const *groups, size_t n);
+    /* The servers of u as a JSON list of objects (address, backup, weight,
+     * state, active, connects, failures, bytes_in, bytes_out,
+     * health_checks, health_failed); returns the length needed, like
+     * snprintf (cut at cap). */
+    size_t (*upstream_json)(const zerg_upstream *u, char *buf, size_t cap);
 };
 
 /* Whether the running core's api table has member: a module built against

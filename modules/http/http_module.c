@@ -36,6 +36,7 @@ static int http_server_init(zerg_worker *w, void *conf)
         return -1;
     if (s->access_log.path && http_log_open(s))
         return -1;
+    http_upstreams_start(w, s);
     return 0;
 }
 
@@ -50,6 +51,7 @@ static void http_worker_drain(zerg_worker *w)
 {
     http_W.draining = 1;
     http_up_close_idle();
+    http_upstreams_stop(w);
     for (http_conn *x = http_W.conns; x; x = x->next) {
         if (x->phase != HTTP_PH_IDLE || x->closing)
             continue;

@@ -259,14 +259,15 @@ static void http_up_log(http_up *up, int level, const char *what)
         m = llhttp_method_name((llhttp_method_t)hc->req.method);
     }
     const http_upstream *g = up->loc->proxy->group;
+    const char *name = g ? http_api->upstream_server(g->group, up->server, NULL, NULL) : NULL;
     http_api->log(level, "http: upstream %s: %s, for \"%s %.*s\"",
-                  g && up->server >= 0 ? g->servers[up->server].text : up->loc->proxy->host, what,
-                  m, (int)(rl > 200 ? 200 : rl), ru);
+                  name ? name : up->loc->proxy->host, what, m, (int)(rl > 200 ? 200 : rl), ru);
 }
 
 static http_conn *http_up_detach(http_up *up)
 {
     http_conn *hc = up->hc;
+    http_upstream_count(up, 0); /* its server serves no request of ours now */
     if (hc) {
         hc->up = NULL;
         up->hc = NULL;
@@ -304,10 +305,9 @@ void http_up_finish(http_up *up, int ok, int close_it)
 /* The upstream failed: an error page when nothing was sent yet. */
 static void http_up_fail(http_up *up, int status, const char *why, int abort_it)
 {
-    http_upstream *g = up->loc->proxy->group;
     http_W.up_failures++;
-    if (g && up->server >= 0 && !up->head_sent && !up->reused)
-        http_upstream_result(g, up->server, 0, http_api->now_ms(http_W.w));
+    if (!up->head_sent && !up->reused)
+        http_upstream_result(up, 0);
     if (http_up_can_retry(up)) {
         char msg[160];
         snprintf(msg, sizeof(msg), "%s, sent again on a new connection",
@@ -357,7 +357,7 @@ void http_relay(zerg_conn *from, zerg_conn *to, const char *at, size_t len, int 
  * a parked one when allowed, else a new one; the request head goes out on
  * it. NULL (hc->proxy_status set) when none can be had. */
 static http_up *http_up_open(http_conn *hc, const http_location *l, const char *path, size_t plen,
-                             int reuse, uint32_t tried)
+                             int reuse, const zerg_upstream_tried *tried)
 {
     const http_proxy_pass *p = l->proxy;
     http_up *up = reuse ? http_up_take(l) : NULL;
@@ -369,6 +369,8 @@ static http_up *http_up_open(http_conn *hc, const http_location *l, const char *
         up->head = kept.head;
         up->hcap = kept.hcap;
         up->server = kept.server;
+        up->loc = l;
+        http_upstream_count(up, 1);
         up->requests = kept.requests;
         up->opened_ms = kept.opened_ms;
         up->connected = up->reused = 1;
@@ -377,22 +379,26 @@ static http_up *http_up_open(http_conn *hc, const http_location *l, const char *
         const struct sockaddr *sa = (const struct sockaddr *)&p->addr;
         socklen_t salen = p->addr_len;
         int server = -1;
+        zerg_upstream_tried now_tried = {{0}};
+        if (tried)
+            now_tried = *tried;
         if (p->group) {
-            server = http_upstream_pick(p->group, tried, http_api->now_ms(http_W.w));
+            server = http_upstream_pick(hc, p->group, path, plen, &now_tried);
             if (server < 0) {
                 http_api->log(ZERG_LOG_ERROR, "http: upstream %s: no live server left to try",
                               p->group->name);
                 hc->proxy_status = 502;
                 return NULL;
             }
-            sa = (const struct sockaddr *)&p->group->servers[server].addr;
-            salen = p->group->servers[server].addr_len;
+            http_api->upstream_server(p->group->group, server, &sa, &salen);
         }
         zerg_conn *uc = http_api->connect(http_W.w, &zerg_module_info, NULL, sa, salen,
                                           l->proxy_connect_timeout);
         if (!uc) {
             http_api->log(ZERG_LOG_ERROR, "http: upstream %s: connect: %s", p->host,
                           strerror(errno));
+            if (p->group)
+                http_api->upstream_note(p->group->group, server, ZERG_UPSTREAM_ERROR, 0);
             hc->proxy_status = 502;
             return NULL;
         }
@@ -400,12 +406,17 @@ static http_up *http_up_open(http_conn *hc, const http_location *l, const char *
         up->c = uc;
         up->server = server;
         up->opened_ms = http_api->now_ms(http_W.w);
-        up->tried = tried | (server >= 0 ? 1u << server : 0);
+        up->tried = now_tried;
+        up->loc = l;
+        http_upstream_count(up, 1);
     }
     up->hc = hc;
     up->loc = l;
     http_req *r = &hc->req;
-    r->up_addr = p->group && up->server >= 0 ? p->group->servers[up->server].text : p->host;
+    r->up_addr =
+        p->group ? http_api->upstream_server(p->group->group, up->server, NULL, NULL) : NULL;
+    if (!r->up_addr)
+        r->up_addr = p->host;
     if (!r->up_start_ms)
         r->up_start_ms = http_api->now_ms(http_W.w);
     llhttp_init(&up->parser, HTTP_RESPONSE, &http_up_settings);
@@ -439,13 +450,12 @@ static void http_up_go(http_up *up)
 static int http_up_can_retry(const http_up *up)
 {
     const http_conn *hc = up->hc;
-    const http_upstream *g = up->loc->proxy->group;
     if (up->got_bytes || up->head_sent || !hc || hc->req.body_bytes || hc->req.te_chunked)
         return 0;
     uint8_t m = hc->req.method;
     if (up->connected && (m == HTTP_POST || m == HTTP_PATCH || m == HTTP_LOCK))
         return 0;
-    return up->reused || (g && (size_t)__builtin_popcount(up->tried) < g->nservers);
+    return up->reused || http_upstream_untried(up);
 }
 
 static void http_up_retry(http_up *up, int abort_it)
@@ -458,7 +468,7 @@ static void http_up_retry(http_up *up, int abort_it)
     int st;
     http_route(hc, &path, &plen, &st); /* the same location as at the head */
     /* a kept connection lost is not its server's fault: any may serve */
-    http_up *fresh = http_up_open(hc, up->loc, path, plen, 0, up->reused ? 0 : up->tried);
+    http_up *fresh = http_up_open(hc, up->loc, path, plen, 0, up->reused ? NULL : &up->tried);
     if (fresh && hc->phase == HTTP_PH_BUSY)
         http_up_go(fresh);
     else if (!fresh && hc->phase == HTTP_PH_BUSY)
@@ -476,7 +486,7 @@ void http_proxy_begin(http_conn *hc)
     socklen_t alen;
     if ((l->allow.n || l->deny.n) && !http_access_allows(l, http_api->conn_peer(hc->c, &alen)))
         return; /* refused at dispatch */
-    http_up_open(hc, l, path, plen, 1, 0);
+    http_up_open(hc, l, path, plen, 1, NULL);
 }
 
 void http_proxy_body(http_conn *hc, const char *at, size_t len)
@@ -560,6 +570,7 @@ void http_up_on_connect(zerg_conn *c, int status)
         return;
     }
     up->connected = 1;
+    http_upstream_result(up, 1);
     if (up->dispatched)
         http_api->conn_timeout(c, up->loc->proxy_read_timeout);
 }
@@ -643,6 +654,7 @@ void http_up_on_close(zerg_conn *c, int err)
     http_up *up = up_of(c);
     if (up->idle)
         http_up_unpark(up);
+    http_upstream_count(up, 0);
     if (up->hc && !up->done) {
         char why[96];
         snprintf(why, sizeof(why), "connection lost: %s",
@@ -738,8 +750,6 @@ static int up_cb_headers_complete(llhttp_t *p)
     }
     if (st < 200 || st > 599)
         return -1; /* not a status a client can be given */
-    if (up->loc->proxy->group && up->server >= 0)
-        http_upstream_result(up->loc->proxy->group, up->server, 1, 0);
     r->up_status = st;
     int nobody = r->head || st == 204 || st == 304;
     int chunked = (p->flags & F_CHUNKED) != 0;

@@ -7,26 +7,22 @@
 
 #include "http.h"
 
-/* upstreams: a named group of servers a proxy_pass URL may name
- * (http_proxy_balance.c); the state is each worker's own */
-typedef struct http_upstream_server {
-    struct sockaddr_storage addr;
-    socklen_t addr_len;
-    char *text; /* as configured */
-    uint32_t fails;
-    uint64_t down_until; /* ms: failed max_fails times, skipped until then */
-} http_upstream_server;
-
-#define HTTP_UPSTREAM_MAX_SERVERS 32
+/* upstreams: a named group of servers a proxy_pass URL may name, kept by
+ * the core (api->conf_upstream), and what its hash_key names
+ * (http_proxy_balance.c) */
+enum http_hash_var {
+    HTTP_HASH_REMOTE_ADDR = 0,
+    HTTP_HASH_REQUEST_URI,
+    HTTP_HASH_URI,
+    HTTP_HASH_HOST,
+    HTTP_HASH_HEADER, /* $http_<name> */
+};
 
 typedef struct http_upstream {
     char *name;
-    zerg_str_list names; /* the servers as configured */
-    http_upstream_server *servers;
-    size_t nservers;
-    int64_t max_fails; /* 0: never skipped */
-    uint64_t fail_timeout;
-    uint32_t rr; /* the next to try */
+    zerg_upstream *group;
+    int hash_var;      /* enum http_hash_var, for balance: hash */
+    char *hash_header; /* HTTP_HASH_HEADER: the field's name, lower case */
 } http_upstream;
 
 /* proxy_pass (http_proxy.c): where a location's requests go */
@@ -74,12 +70,14 @@ typedef struct http_up {
     uint8_t upgrade_req;   /* the request asks for a protocol switch */
     uint8_t tunnel;        /* switched (101): bytes flow as they are */
     uint8_t eof_in[2];     /* FIN seen in the tunnel: [0] upstream, [1] client */
+    uint8_t counted;       /* counted active at its server (upstream_note) */
     int server;            /* in the location's upstream group, -1: none */
-    uint32_t tried;        /* the group's servers this request tried */
     int err_status;        /* refused by a parser callback */
     uint32_t requests;     /* sent on this connection, this one included */
     uint64_t opened_ms;    /* when it was connected */
     struct http_up *idle_next, *idle_prev;
+    /* the group's servers this request tried */
+    zerg_upstream_tried tried;
 } http_up;
 
 /* http_proxy.c: proxy_pass */
@@ -91,11 +89,22 @@ int http_parse_proxy_set_header(zerg_conf_ctx *cx, const zerg_conf_node *node, v
 int http_proxy_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, http_srv *s,
                          http_location *l, int *want_peer);
 /* http_proxy_balance.c: the upstreams key, and choosing among a group's
- * servers: round robin over those not tried for this request and not
- * skipped after max_fails failures within fail_timeout; -1 when none. */
+ * servers through the core */
 int http_parse_upstreams(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field);
-int http_upstream_pick(http_upstream *g, uint32_t tried, uint64_t now);
-void http_upstream_result(http_upstream *g, int i, int ok, uint64_t now);
+/* The server of g for hc's request (-1: none left), added to *tried; path
+ * is its normalised path ($uri). */
+int http_upstream_pick(http_conn *hc, const http_upstream *g, const char *path, size_t plen,
+                       zerg_upstream_tried *tried);
+/* Its server answered (ok) or failed; a server up->counted opens or ends. */
+void http_upstream_result(http_up *up, int ok);
+void http_upstream_count(http_up *up, int on);
+/* Servers of the group this request has not tried yet. */
+int http_upstream_untried(const http_up *up);
+/* The groups of a block start in this worker (server_init); all stop
+ * (worker_drain); their per-server metrics (the metrics hook). */
+void http_upstreams_start(zerg_worker *w, http_srv *s);
+void http_upstreams_stop(zerg_worker *w);
+void http_upstreams_metrics(zerg_text *out);
 /* host:port (or [v6]:port; port 80 when absent) resolved now. */
 int http_proxy_resolve(const char *auth, size_t len, struct sockaddr_storage *out,
                        socklen_t *outlen, const char **err);

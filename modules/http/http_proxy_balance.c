@@ -1,59 +1,45 @@
 /* modules/http/http_proxy_balance.c - upstream groups for proxy_pass (the
- * upstreams key, as nginx's upstream blocks): their parsing, and the round
- * robin over the servers a request has not tried, skipping for
- * fail_timeout those that failed max_fails times in a row. */
-#include <stdio.h>
+ * upstreams key, as nginx's upstream blocks): each one the core's
+ * (api->conf_upstream: weights, backups, balance, passive failures, health
+ * checks), with what its hash_key names in a request. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "http.h"
 
-static const zerg_directive http_upstream_directives[] = {
-    {"servers", ZERG_CONF_STR_LIST, offsetof(http_upstream, names), NULL, 0, 0},
-    {"max_fails", ZERG_CONF_INT, offsetof(http_upstream, max_fails), NULL, 0, 1000},
-    {"fail_timeout", ZERG_CONF_MSEC, offsetof(http_upstream, fail_timeout), NULL, 1, INT32_MAX},
-    ZERG_DIRECTIVE_END,
-};
-
-/* One group: a list of host:port servers, or a mapping with servers,
- * max_fails and fail_timeout. */
-static int http_parse_upstream(zerg_conf_ctx *cx, const zerg_conf_node *node, http_upstream *g)
+/* hash_key: $remote_addr, $request_uri, $uri, $host or $http_<name>, as
+ * nginx's `hash $request_uri consistent`. */
+static int http_parse_hash_key(zerg_conf_ctx *cx, const zerg_conf_node *node, http_upstream *g)
 {
-    g->max_fails = 1;
-    g->fail_timeout = 10000;
-    int kind = http_api->node_kind(cx, node);
-    if (kind == ZERG_NODE_MAP) {
-        if (http_api->conf_apply(cx, node, http_upstream_directives, g))
-            return -1;
-    } else if (kind == ZERG_NODE_SEQ) {
-        g->names.n = http_api->node_len(cx, node);
-        g->names.items = http_api->conf_alloc(cx, (g->names.n + 1) * sizeof(char *));
-        if (!g->names.items)
-            return -1;
-        for (size_t i = 0; i < g->names.n; i++) {
-            const char *v = http_api->node_scalar(cx, http_api->node_item(cx, node, i));
-            g->names.items[i] = v ? http_api->conf_strdup(cx, v) : NULL;
+    static const struct {
+        const char *name;
+        int var;
+    } vars[] = {
+        {"$remote_addr", HTTP_HASH_REMOTE_ADDR},
+        {"$request_uri", HTTP_HASH_REQUEST_URI},
+        {"$uri", HTTP_HASH_URI},
+        {"$host", HTTP_HASH_HOST},
+    };
+    const char *key = http_api->upstream_hash_key(g->group);
+    if (!key)
+        return 0;
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+        if (!strcmp(key, vars[i].name)) {
+            g->hash_var = vars[i].var;
+            return 0;
         }
-    }
-    size_t n = g->names.n;
-    if (n == 0 || n > HTTP_UPSTREAM_MAX_SERVERS)
-        return http_api->conf_error(cx, node,
-                                    "upstreams %s: expected a list of 1 to %d host:port servers "
-                                    "(or a mapping with servers, max_fails, fail_timeout)",
-                                    g->name, HTTP_UPSTREAM_MAX_SERVERS);
-    g->servers = http_api->conf_alloc(cx, n * sizeof(*g->servers));
-    if (!g->servers)
+    if (strncmp(key, "$http_", 6) != 0 || !key[6])
+        return http_api->conf_error(cx, http_api->node_get(cx, node, "hash_key"),
+                                    "upstreams %s: hash_key: \"%s\" is not $remote_addr, "
+                                    "$request_uri, $uri, $host or $http_<name>",
+                                    g->name, key);
+    g->hash_var = HTTP_HASH_HEADER;
+    g->hash_header = http_api->conf_strdup(cx, key + 6);
+    if (!g->hash_header)
         return -1;
-    g->nservers = n;
-    for (size_t i = 0; i < n; i++) {
-        const char *v = g->names.items[i], *err;
-        http_upstream_server *sv = &g->servers[i];
-        if (!v || !*v)
-            return http_api->conf_error(cx, node, "upstreams %s: expected host:port servers",
-                                        g->name);
-        if (http_proxy_resolve(v, strlen(v), &sv->addr, &sv->addr_len, &err) < 0)
-            return http_api->conf_error(cx, node, "upstreams %s: \"%s\": %s", g->name, v, err);
-        sv->text = g->names.items[i];
-    }
+    for (char *c = g->hash_header; *c; c++) /* as nginx: $http_x_user is X-User */
+        if (*c == '_')
+            *c = '-';
     return 0;
 }
 
@@ -72,41 +58,117 @@ int http_parse_upstreams(zerg_conf_ctx *cx, const zerg_conf_node *node, void *fi
         const char *name = http_api->node_key(cx, node, i);
         const zerg_conf_node *v = http_api->node_item(cx, node, i);
         http_upstream *g = &s->upstreams[i];
-        if (!name || !*name || strpbrk(name, ":/[]@?# "))
+        if (!name || !*name || strpbrk(name, ":/[]@?# \"\\"))
             return http_api->conf_error(cx, v, "upstreams: \"%s\" is not a name", name ? name : "");
         g->name = http_api->conf_strdup(cx, name);
-        if (!g->name || http_parse_upstream(cx, v, g) < 0)
+        if (!g->name || !(g->group = http_api->conf_upstream(cx, v, name)) ||
+            http_parse_hash_key(cx, v, g) < 0)
             return -1;
     }
     return 0;
 }
 
-int http_upstream_pick(http_upstream *g, uint32_t tried, uint64_t now)
+/* The request's value that hash_key names, in buf (cap bytes) or in place. */
+static const char *http_hash_value(http_conn *hc, const http_upstream *g, const char *path,
+                                   size_t plen, char *buf, size_t cap, size_t *len)
 {
-    for (size_t k = 0; k < g->nservers; k++) {
-        size_t i = (g->rr + k) % g->nservers;
-        const http_upstream_server *sv = &g->servers[i];
-        if ((tried >> i) & 1 || (sv->down_until && now < sv->down_until))
-            continue;
-        g->rr = (uint32_t)((i + 1) % g->nservers);
-        return (int)i;
+    socklen_t alen;
+    const char *v = "";
+    *len = 0;
+    switch (g->hash_var) {
+    case HTTP_HASH_REMOTE_ADDR:
+        *len = http_addr_text(http_api->conn_peer(hc->c, &alen), buf, cap, 0);
+        return *len < cap ? buf : "";
+    case HTTP_HASH_REQUEST_URI:
+        http_request_uri(hc, &v, len);
+        return v;
+    case HTTP_HASH_URI:
+        *len = plen;
+        return path;
+    case HTTP_HASH_HOST:
+        *len = http_request_host(hc, buf, cap);
+        return *len < cap ? buf : (*len = 0, "");
+    default:
+        for (uint32_t k = 0; k < hc->nfields; k++) {
+            const http_field *f = &hc->fields[k];
+            if (f->name.len == strlen(g->hash_header) &&
+                http_strncaseeq(http_hbuf(hc, f->name), g->hash_header, f->name.len)) {
+                *len = f->value.len;
+                return http_hbuf(hc, f->value);
+            }
+        }
+        return v; /* absent: every such request on one server */
     }
-    return -1;
 }
 
-void http_upstream_result(http_upstream *g, int i, int ok, uint64_t now)
+int http_upstream_pick(http_conn *hc, const http_upstream *g, const char *path, size_t plen,
+                       zerg_upstream_tried *tried)
 {
-    http_upstream_server *sv = &g->servers[i];
-    if (ok) {
-        sv->fails = 0;
-        sv->down_until = 0;
+    char buf[256];
+    size_t len = 0;
+    const char *key = http_api->upstream_hash_key(g->group)
+                          ? http_hash_value(hc, g, path, plen, buf, sizeof(buf), &len)
+                          : NULL;
+    return http_api->upstream_pick(http_W.w, g->group, key, len, tried);
+}
+
+void http_upstream_result(http_up *up, int ok)
+{
+    const http_upstream *g = up->loc->proxy->group;
+    if (g && up->server >= 0)
+        http_api->upstream_note(g->group, up->server, ok ? ZERG_UPSTREAM_OK : ZERG_UPSTREAM_FAIL,
+                                0);
+}
+
+void http_upstream_count(http_up *up, int on)
+{
+    const http_upstream *g = up->loc ? up->loc->proxy->group : NULL;
+    if (!g || up->server < 0 || up->counted == (on != 0))
         return;
+    up->counted = on != 0;
+    http_api->upstream_note(g->group, up->server, on ? ZERG_UPSTREAM_OPEN : ZERG_UPSTREAM_CLOSE, 0);
+}
+
+int http_upstream_untried(const http_up *up)
+{
+    const http_upstream *g = up->loc->proxy->group;
+    if (!g)
+        return 0;
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof(up->tried.bits) / sizeof(up->tried.bits[0]); i++)
+        n += (size_t)__builtin_popcountll(up->tried.bits[i]);
+    return n < http_api->upstream_size(g->group);
+}
+
+/* ---- the groups in this worker ------------------------------------------ */
+
+static zerg_upstream **http_groups; /* of every block, in server_init order */
+static size_t http_ngroups;
+
+void http_upstreams_start(zerg_worker *w, http_srv *s)
+{
+    if (!s->nupstreams)
+        return;
+    zerg_upstream **more =
+        realloc(http_groups, (http_ngroups + s->nupstreams) * sizeof(*http_groups));
+    if (!more)
+        return; /* they serve, unchecked and without metrics */
+    http_groups = more;
+    for (size_t i = 0; i < s->nupstreams; i++) {
+        http_api->upstream_start(w, s->upstreams[i].group);
+        http_groups[http_ngroups++] = s->upstreams[i].group;
     }
-    sv->fails++;
-    if (g->max_fails && sv->fails >= (uint64_t)g->max_fails) {
-        sv->down_until = now + g->fail_timeout;
-        sv->fails = 0;
-        http_api->log(ZERG_LOG_WARN, "http: upstream %s: server %s skipped for %llu ms", g->name,
-                      sv->text, (unsigned long long)g->fail_timeout);
-    }
+}
+
+void http_upstreams_stop(zerg_worker *w)
+{
+    for (size_t i = 0; i < http_ngroups; i++)
+        http_api->upstream_stop(w, http_groups[i]);
+}
+
+void http_upstreams_metrics(zerg_text *out)
+{
+    if (http_ngroups)
+        http_api->upstream_metrics(out, "zerg_http_upstream", "upstream", http_groups,
+                                   http_ngroups);
 }

@@ -160,18 +160,17 @@ int http_proxy_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, http_
     }
     if (http_proxy_target(cx, s, l->proxy) < 0)
         return -1;
-    if (!l->proxy_connect_timeout)
-        l->proxy_connect_timeout = HTTP_PROXY_DEFAULT_TIMEOUT_MS;
-    if (!l->proxy_read_timeout)
-        l->proxy_read_timeout = HTTP_PROXY_DEFAULT_TIMEOUT_MS;
-    if (!l->proxy_buffer_size)
-        l->proxy_buffer_size = HTTP_PROXY_DEFAULT_BUFFER;
-    if (!l->proxy_keepalive_timeout)
-        l->proxy_keepalive_timeout = HTTP_PROXY_DEFAULT_TIMEOUT_MS;
-    if (!l->proxy_keepalive_requests)
-        l->proxy_keepalive_requests = HTTP_PROXY_DEFAULT_KEEPALIVE_REQUESTS;
-    if (!l->proxy_keepalive_time)
-        l->proxy_keepalive_time = HTTP_PROXY_DEFAULT_KEEPALIVE_TIME_MS;
+    const http_upstream *g = l->proxy->group;
+    if (g && g->hash_var == HTTP_HASH_REMOTE_ADDR && http_api->upstream_hash_key(g->group))
+        *want_peer = 1; /* balance: hash on the client's address */
+#define UNSET_TO(field, value) ((field) = (field) ? (field) : (value)) /* 0: unset */
+    UNSET_TO(l->proxy_connect_timeout, HTTP_PROXY_DEFAULT_TIMEOUT_MS);
+    UNSET_TO(l->proxy_read_timeout, HTTP_PROXY_DEFAULT_TIMEOUT_MS);
+    UNSET_TO(l->proxy_buffer_size, HTTP_PROXY_DEFAULT_BUFFER);
+    UNSET_TO(l->proxy_keepalive_timeout, HTTP_PROXY_DEFAULT_TIMEOUT_MS);
+    UNSET_TO(l->proxy_keepalive_requests, HTTP_PROXY_DEFAULT_KEEPALIVE_REQUESTS);
+    UNSET_TO(l->proxy_keepalive_time, HTTP_PROXY_DEFAULT_KEEPALIVE_TIME_MS);
+#undef UNSET_TO
     /* $remote_addr needs the client's address; $host may need the local one */
     for (size_t i = 0; i < l->nproxy_set; i++)
         for (size_t k = 0; k < l->proxy_set[i].value.n; k++)

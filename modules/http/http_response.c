@@ -284,6 +284,7 @@ void http_metrics(zerg_worker *w, zerg_text *out)
         a->text_printf(out, "# HELP %s %s\n# TYPE %s counter\n%s{worker=\"%u\"} %llu\n",
                        counters[i].name, counters[i].help, counters[i].name, counters[i].name, wid,
                        (unsigned long long)counters[i].value);
+    http_upstreams_metrics(out);
 }
 
 /* status: true - every metric of this worker (api->metrics: the core's and

@@ -29,9 +29,32 @@ static inline proxy_ctx *ctx_of(zerg_conn *c)
 
 static const char *srv_name(const proxy_conf *cf, int i)
 {
-    if (i < 0 || (size_t)i >= cf->up.nservers || !cf->up.servers[i].addr.text)
-        return "?";
-    return cf->up.servers[i].addr.text;
+    const char *name = proxy_api->upstream_server(cf->up, i, NULL, NULL);
+    return name ? name : "?";
+}
+
+/* What balance hash keys on: the client's address, the IPv4 one also when
+ * it came mapped into IPv6. */
+static const void *client_key(zerg_conn *c, size_t *len)
+{
+    static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    socklen_t slen = 0;
+    const struct sockaddr *sa = proxy_api->conn_peer(c, &slen);
+    *len = 0;
+    if (sa && sa->sa_family == AF_INET) {
+        *len = 4;
+        return &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+    }
+    if (sa && sa->sa_family == AF_INET6) {
+        const uint8_t *b = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
+        if (memcmp(b, v4mapped, 12) == 0) {
+            *len = 4;
+            return b + 12;
+        }
+        *len = 16;
+        return b;
+    }
+    return NULL;
 }
 
 static void release_pending(zerg_conn *c, proxy_ctx *x)
@@ -95,40 +118,27 @@ static int session_connect(zerg_conn *c, proxy_ctx *x)
 {
     const zerg_api *a = proxy_api;
     proxy_conf *cf = x->conf;
-    proxy_worker_state *ws = cf->ws;
     zerg_worker *w = a->conn_worker(c);
+    size_t nservers = a->upstream_size(cf->up);
     unsigned max =
-        cf->next_upstream_tries > 0 ? (unsigned)cf->next_upstream_tries : (unsigned)cf->up.nservers;
-    int64_t fallback_cur[PROXY_MAX_SERVERS];
-    uint64_t fallback_rng = (uint64_t)(uintptr_t)c;
-    uint32_t fallback_rr = 0;
+        cf->next_upstream_tries > 0 ? (unsigned)cf->next_upstream_tries : (unsigned)nservers;
+    size_t klen = 0;
+    const void *key = x->want_key ? client_key(c, &klen) : NULL;
 
     while (x->tries < max) {
-        proxy_pick_ctx p = {
-            .up = &cf->up,
-            .srv = cf->shm->srv,
-            .cur_weight = ws ? ws->cur_weight : fallback_cur,
-            .rng = ws ? &ws->rng : &fallback_rng,
-            .rr_next = ws ? &ws->rr_next : &fallback_rr,
-            .tried = x->tried,
-            .now = proxy_now(),
-            .hash = x->hash,
-        };
-        if (!ws)
-            memset(fallback_cur, 0, sizeof(fallback_cur));
-        int i = proxy_pick(&p);
+        int i = a->upstream_pick(w, cf->up, key, klen, &x->tried);
         if (i < 0)
             break;
-        proxy_tried_set(x->tried, (unsigned)i);
         x->tries++;
         x->last_srv = (int16_t)i;
-        const proxy_server *s = &cf->up.servers[i];
-        zerg_conn *up = a->connect(w, &zerg_module_info, cf, (const struct sockaddr *)&s->addr.ss,
-                                   s->addr.len, cf->connect_timeout);
+        const struct sockaddr *sa;
+        socklen_t salen;
+        const char *name = a->upstream_server(cf->up, i, &sa, &salen);
+        zerg_conn *up = a->connect(w, &zerg_module_info, cf, sa, salen, cf->connect_timeout);
         if (!up) {
             int e = errno;
-            ADD(&cf->shm->srv[i].failures, 1);
-            a->log(ZERG_LOG_WARN, "proxy: connect to %s: %s", s->addr.text, strerror(e));
+            a->upstream_note(cf->up, i, ZERG_UPSTREAM_ERROR, 0);
+            a->log(ZERG_LOG_WARN, "proxy: connect to %s: %s", name, strerror(e));
             continue;
         }
         proxy_ctx *u = ctx_of(up);
@@ -137,7 +147,7 @@ static int session_connect(zerg_conn *c, proxy_ctx *x)
         u->srv = (int16_t)i;
         u->peer = c;
         u->counted = 1;
-        ADD(&cf->shm->srv[i].active, 1);
+        a->upstream_note(cf->up, i, ZERG_UPSTREAM_OPEN, 0);
         x->peer = up;
         return 0;
     }
@@ -174,10 +184,7 @@ void proxy_on_open(zerg_conn *c)
         close_conn(c, x, 0);
         return;
     }
-    if (cf->up.balance == PROXY_BAL_HASH) {
-        socklen_t len = 0;
-        x->hash = proxy_hash_sockaddr(a->conn_peer(c, &len));
-    }
+    x->want_key = a->upstream_hash_key(cf->up) != NULL;
     x->last_ms = a->now_ms(a->conn_worker(c));
     if (cf->idle_timeout)
         a->conn_timeout(c, cf->idle_timeout);
@@ -225,14 +232,10 @@ static void upstream_ready(zerg_conn *up, proxy_ctx *u)
 void proxy_on_connect(zerg_conn *c, int status)
 {
     proxy_ctx *x = ctx_of(c);
-    if (x->kind == PROXY_K_HEALTH) {
-        proxy_hc_on_connect(c, x, status);
-        return;
-    }
     if (x->kind != PROXY_K_UPSTREAM || status != 0)
         return; /* a failure: on_close follows and retries */
     x->connected = 1;
-    proxy_ok_note(&x->conf->shm->srv[x->srv]);
+    proxy_api->upstream_note(x->conf->up, x->srv, ZERG_UPSTREAM_OK, 0);
     if (!x->peer) { /* the client left meanwhile */
         close_conn(c, x, 1);
         return;
@@ -248,8 +251,6 @@ size_t proxy_on_data(zerg_conn *c, const uint8_t *data, size_t len)
 {
     const zerg_api *a = proxy_api;
     proxy_ctx *x = ctx_of(c);
-    if (x->kind == PROXY_K_HEALTH)
-        return proxy_hc_on_data(c, x, data, len);
     zerg_conn *peer = x->peer;
     if (!peer) {
         x->rx += len;
@@ -307,7 +308,7 @@ size_t proxy_on_data(zerg_conn *c, const uint8_t *data, size_t len)
 void proxy_on_drain(zerg_conn *c)
 {
     proxy_ctx *x = ctx_of(c);
-    if (x->kind == PROXY_K_HEALTH || !x->peer)
+    if (!x->peer)
         return;
     zerg_conn *src = x->peer;
     proxy_ctx *s = ctx_of(src);
@@ -326,10 +327,6 @@ void proxy_on_drain(zerg_conn *c)
 void proxy_on_eof(zerg_conn *c)
 {
     proxy_ctx *x = ctx_of(c);
-    if (x->kind == PROXY_K_HEALTH) {
-        proxy_hc_on_timeout(c, x); /* the check ends without the expected reply */
-        return;
-    }
     x->eof_in = 1;
     zerg_conn *peer = x->peer;
     if (!peer) {
@@ -360,10 +357,6 @@ void proxy_on_timeout(zerg_conn *c)
         a->abort(c);
         return;
     }
-    if (x->kind == PROXY_K_HEALTH) {
-        proxy_hc_on_timeout(c, x);
-        return;
-    }
     proxy_conf *cf = x->conf;
     if (x->kind == PROXY_K_CLIENT && cf->idle_timeout) {
         uint64_t now = a->now_ms(a->conn_worker(c));
@@ -384,22 +377,21 @@ void proxy_on_timeout(zerg_conn *c)
 
 static void upstream_closed(zerg_conn *up, proxy_ctx *u, int err)
 {
+    const zerg_api *a = proxy_api;
     proxy_conf *cf = u->conf;
-    proxy_shm_srv *s = &cf->shm->srv[u->srv];
     if (u->counted) {
-        SUB(&s->active, 1);
+        a->upstream_note(cf->up, u->srv, ZERG_UPSTREAM_CLOSE, 0);
         u->counted = 0;
     }
     if (u->rx)
-        ADD(&s->bytes_in, u->rx);
+        a->upstream_note(cf->up, u->srv, ZERG_UPSTREAM_BYTES_IN, u->rx);
     if (u->tx)
-        ADD(&s->bytes_out, u->tx);
+        a->upstream_note(cf->up, u->srv, ZERG_UPSTREAM_BYTES_OUT, u->tx);
     zerg_conn *c = u->peer;
     if (!u->connected) {
         if (!c)
             return; /* cancelled because the client left */
-        const proxy_server *sc = &cf->up.servers[u->srv];
-        int down = proxy_fail_note(s, sc, proxy_now());
+        int down = a->upstream_note(cf->up, u->srv, ZERG_UPSTREAM_FAIL, 0);
         proxy_api->log(down ? ZERG_LOG_WARN : ZERG_LOG_INFO, "proxy: connect to %s failed: %s%s",
                        srv_name(cf, u->srv), strerror(err < 0 ? -err : EIO),
                        down ? "; server marked down" : "");
@@ -426,9 +418,6 @@ void proxy_on_close(zerg_conn *c, int err)
     proxy_api->log(ZERG_LOG_DEBUG, "proxy: close kind %d err %d rx %llu tx %llu", x->kind, err,
                    (unsigned long long)x->rx, (unsigned long long)x->tx);
     switch (x->kind) {
-    case PROXY_K_HEALTH:
-        proxy_hc_on_close(c, x, err);
-        break;
     case PROXY_K_UPSTREAM:
         upstream_closed(c, x, err);
         break;

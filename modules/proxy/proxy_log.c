@@ -103,9 +103,9 @@ void proxy_log_session(zerg_conn *c, proxy_ctx *x)
     char client[64], connect[24];
     socklen_t len = 0;
     peer_text(a->conn_peer(c, &len), client, sizeof(client));
-    const char *server = x->last_srv >= 0 && cf->up.servers[x->last_srv].addr.text
-                             ? cf->up.servers[x->last_srv].addr.text
-                             : "-";
+    const char *server = a->upstream_server(cf->up, x->last_srv, NULL, NULL);
+    if (!server)
+        server = "-";
     if (x->connect_ms >= 0)
         snprintf(connect, sizeof(connect), "%lld", (long long)x->connect_ms);
     else

@@ -1,10 +1,9 @@
 /* proxy_module.c - the exported descriptor of the proxy module and its
- * process-level hooks: load, per-worker state of each server block, health
- * checks and stats timers in worker 0, drain and exit. */
+ * process-level hooks: load, per-worker state of each server block (its
+ * upstream group started), stats timers in worker 0, drain and exit. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "proxy.h"
 
@@ -13,7 +12,7 @@ static proxy_worker_state *proxy_states; /* this worker's server blocks */
 
 static int proxy_load(const zerg_api *api)
 {
-    if (!api || api->abi_version != ZERG_ABI_VERSION || !ZERG_API_HAS(api, connect))
+    if (!api || api->abi_version != ZERG_ABI_VERSION || !ZERG_API_HAS(api, upstream_json))
         return -1;
     proxy_api = api;
     proxy_conf_start();
@@ -36,15 +35,6 @@ static int proxy_server_init(zerg_worker *w, void *conf)
         return -1;
     ws->w = w;
     ws->conf = cf;
-    ws->cur_weight = calloc(cf->up.nservers, sizeof(*ws->cur_weight));
-    if (!ws->cur_weight) {
-        free(ws);
-        return -1;
-    }
-    ws->rng = ((uint64_t)getpid() << 32) ^ (uint64_t)a->worker_id(w) ^ proxy_now() ^
-              (uint64_t)(uintptr_t)ws;
-    /* start each worker at a different point of the rotation */
-    ws->rr_next = a->worker_id(w);
     cf->ws = ws;
     proxy_worker_state **tail = &proxy_states; /* kept in config order */
     while (*tail)
@@ -52,11 +42,9 @@ static int proxy_server_init(zerg_worker *w, void *conf)
     *tail = ws;
     if (proxy_log_open(ws) != 0)
         return -1;
-    if (a->worker_id(w) == 0) {
-        if (cf->up.hc.enabled && proxy_hc_start(w, ws) != 0)
-            return -1;
+    a->upstream_start(w, cf->up); /* its health checks run in worker 0 */
+    if (a->worker_id(w) == 0)
         proxy_stats_start(ws);
-    }
     return 0;
 }
 
@@ -68,8 +56,7 @@ static void proxy_worker_drain(zerg_worker *w)
         return;
     drained = 1;
     for (proxy_worker_state *ws = proxy_states; ws; ws = ws->next) {
-        if (ws->hc)
-            proxy_hc_stop(ws);
+        proxy_api->upstream_stop(ws->w, ws->conf->up);
         if (proxy_api->worker_id(ws->w) == 0)
             proxy_stats_stop(ws);
     }

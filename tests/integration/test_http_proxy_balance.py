@@ -149,9 +149,9 @@ class TestUpstreamConfig(unittest.TestCase):
 
     def test_errors(self):
         self.check("      upstreams: { app: [] }\n", "http://app",
-                   "upstreams app: expected a list of 1 to 32")
+                   "upstream app: expected a list of 1 to 256 servers")
         self.check("      upstreams: { app: [\"127.0.0.1:99999\"] }\n", "http://app",
-                   "upstreams app: \"127.0.0.1:99999\": bad port")
+                   "bad address \"127.0.0.1:99999\"")
         self.check("      upstreams: { app: { servers: [\"127.0.0.1:80\"], weight: 2 } }\n",
                    "http://app", "weight")
         self.check("", "http://no-such-host.invalid", "proxy_pass: \"http://no-such-host.invalid\"")

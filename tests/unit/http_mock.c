@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "http_mock.h"
+#include "zg_upstream.h"
 
 zerg_worker mock_worker;
 static zerg_stats mstats;
@@ -355,7 +356,10 @@ static zerg_api mapi = {
     .logfile_open = m_logfile_open,
     .logfile_reserve = m_logfile_reserve,
     .logfile_commit = m_logfile_commit,
+    /* the core's upstream groups themselves: they call back through this table */
+    ZG_UPSTREAM_API_ENTRIES,
 };
+const zerg_api *const zg_up_api = &mapi;
 
 void mock_run_ops(void)
 {
