@@ -1,6 +1,7 @@
 /* tests/unit/test_http_proto.c - the http module driven through its hooks by a
  * mock core (a fake zerg_api that records output): keep-alive, pipelining,
- * errors and smuggling refusals, HEAD, return and static answers. */
+ * errors and smuggling refusals, HEAD, return and static answers, virtual
+ * hosts, and requests waiting in the core behind a late proxy_pass answer. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -427,4 +428,63 @@ Test(proto, virtual_hosts)
     expect_vhost(c, "GET /who HTTP/1.1\r\nHost: default.test\r\n\r\n", "default");
     expect_vhost(c, "GET /who HTTP/1.0\r\n\r\n", "nohost"); /* and closes */
     mock_conn_free(c);
+}
+
+/* A block whose only location, "/", passes requests upstream (a mock
+ * outbound connection) and keeps one upstream connection for reuse. */
+static http_srv *proxy_block(void)
+{
+    static zerg_conf_ctx cx;
+    static http_proxy_pass pass = {.host = "127.0.0.1:9", .host_len = 11};
+    http_srv *s = calloc(1, sizeof(*s));
+    zerg_module_info.conf_init(&cx, s);
+    s->nlocs = 1;
+    s->locs = calloc(1, sizeof(http_location));
+    s->locs[0] = (http_location){.path = "/",
+                                 .match = "/",
+                                 .match_len = 1,
+                                 .kind = HTTP_LOC_PROXY,
+                                 .proxy = &pass,
+                                 .proxy_keepalive = 1};
+    cr_assert(zerg_module_info.conf_done(&cx, NULL, s) == 0 && cx.errors == 0);
+    cr_assert_eq(zerg_module_info.server_init(&mock_worker, s), 0);
+    return s;
+}
+
+/* The upstream of the n-th connect answers its request with body. */
+static void upstream_answers(size_t n, const char *body)
+{
+    cr_assert_gt(mock_noutbound, n, "no upstream connection %zu", n);
+    zerg_conn *u = mock_outbound[n];
+    if (!u->connected) {
+        u->connected = 1;
+        zerg_module_info.on_connect(u, 0);
+    }
+    char answer[128];
+    int len = snprintf(answer, sizeof(answer), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n%s",
+                       strlen(body), body);
+    zerg_module_info.on_data(u, (const uint8_t *)answer, (size_t)len);
+    mock_run_ops();
+}
+
+/* A request that comes while the one before waits for its upstream is
+ * left to the core (the module keeps no input), which presents it again
+ * once the answer is done. */
+Test(proto, requests_behind_a_late_answer_wait_in_the_core)
+{
+    zerg_conn *c = mock_conn_open(proxy_block());
+    feeds(c, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n");
+    const char next[] = "GET /b HTTP/1.1\r\nHost: h\r\n\r\n";
+    cr_assert_eq(mock_feed(c, next, sizeof(next) - 1), 0, "the module took the next request");
+    cr_assert(c->paused, "busy, and still reading");
+    cr_assert_eq(c->inlen, sizeof(next) - 1);
+    upstream_answers(0, "first");
+    cr_assert(!c->paused);
+    cr_assert_eq(c->inlen, 0, "not presented again when the answer was done");
+    upstream_answers(0, "second"); /* the kept connection took /b */
+    cr_assert(strstr(c->out, "\r\n\r\nfirst"));
+    cr_assert(strstr(c->out, "\r\n\r\nsecond"));
+    cr_assert_lt(strstr(c->out, "first"), strstr(c->out, "second"));
+    mock_conn_free(c);
+    mock_outbound_free();
 }
