@@ -103,6 +103,7 @@ static const zerg_directive uring_directives[] = {
     {"output_low", ZERG_CONF_SIZE, URING_OFF(output_low), NULL, 0, 1LL << 32},
     {"incremental", ZERG_CONF_CUSTOM, URING_OFF(incremental), parse_incremental, 0, 0},
     {"fixed_files", ZERG_CONF_BOOL, URING_OFF(fixed_files), NULL, 0, 0},
+    {"fixed_outbound", ZERG_CONF_BOOL, URING_OFF(fixed_outbound), NULL, 0, 0},
     {"send_zc_loopback", ZERG_CONF_BOOL, URING_OFF(send_zc_loopback), NULL, 0, 0},
     {"batch_wait_usec", ZERG_CONF_INT, URING_OFF(batch_wait_usec), NULL, 0, 100000},
     {"batch_size", ZERG_CONF_INT, URING_OFF(batch_size), NULL, 1, 4096},

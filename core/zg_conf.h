@@ -22,6 +22,7 @@ typedef struct zg_uring_conf {
     int64_t sqpoll_cpu; /* -1: the worker's own CPU */
     char *incremental;  /* auto | true | false */
     int fixed_files;
+    int fixed_outbound;      /* outbound sockets into the fixed-file table too */
     int send_zc_loopback;    /* SEND_ZC for loopback peers too (it only costs there) */
     int64_t batch_wait_usec; /* wait up to this long for batch_size completions */
     int64_t batch_size;

@@ -42,6 +42,7 @@ zg_conn *zg_conn_new(zg_worker *w, const zerg_module *m, void *conf, int fd, int
     c->gen = gen & 0xffffff;
     c->fd = fd;
     c->fixed = fixed;
+    c->plain_fd = -1;
     c->mod = m;
     c->conf = conf;
     c->out_high = w->cfg->uring.output_high;
@@ -762,6 +763,8 @@ static void finalize(zg_conn *c)
         zg_climit_leave(c->srv->climit, (const struct sockaddr *)&c->peer, w->pid);
     }
     zg_timer_cancel(&w->timers, &c->timer); /* on_close may have armed it */
+    if (c->plain_fd >= 0)
+        close(c->plain_fd);
     if ((c->flags & ZG_C_ABORT) && !c->fixed) {
         set_linger_zero(c->fd);
         zg_close_fd(w, c->fd, 0);
@@ -815,6 +818,9 @@ void zg_conn_complete(zg_worker *w, struct io_uring_cqe *cqe)
         break;
     case ZG_OP_CONNECT:
         zg_connect_complete(c, cqe);
+        break;
+    case ZG_OP_INSTALL:
+        zg_connect_installed(c, cqe);
         break;
     case ZG_OP_LINK_TIMEOUT:
     case ZG_OP_SHUTDOWN:

@@ -71,7 +71,9 @@ struct zerg_conn {
     zerg_timer timer;
     struct msghdr msg;
     struct iovec iov[ZG_IOV_MAX];
-    struct __kernel_timespec connect_ts;
+    struct __kernel_timespec connect_ts; /* zero: no connect timeout */
+    int slot;                            /* uring.fixed_outbound: the socket's fd, then its slot */
+    int plain_fd;                        /* ...and its fd, kept until connected, or -1 */
     struct sockaddr_storage peer;
     socklen_t peer_len;
     struct sockaddr_storage local; /* filled by the first api->conn_local */

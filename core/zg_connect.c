@@ -21,21 +21,36 @@ struct zg_hooked {
 };
 
 /* The connect, linked to a timeout that cancels it (-ECANCELED, which the
- * completion reports as -ETIMEDOUT). */
-static void submit_connect(zg_worker *w, zg_conn *c, uint64_t timeout_ms)
+ * completion reports as -ETIMEDOUT) when c->connect_ts is set. */
+static void submit_connect(zg_worker *w, zg_conn *c)
 {
     struct io_uring_sqe *sqe = zg_sqe(w);
     io_uring_prep_connect(sqe, c->fd, (struct sockaddr *)&c->peer, c->peer_len);
+    if (c->fixed)
+        sqe->flags |= IOSQE_FIXED_FILE;
     io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_CONNECT, c->idx, c->gen));
     c->inflight++;
-    if (!timeout_ms)
+    if (!c->connect_ts.tv_sec && !c->connect_ts.tv_nsec)
         return;
     sqe->flags |= IOSQE_IO_LINK;
-    c->connect_ts.tv_sec = (long long)(timeout_ms / 1000);
-    c->connect_ts.tv_nsec = (long long)(timeout_ms % 1000) * 1000000;
     struct io_uring_sqe *t = zg_sqe(w);
     io_uring_prep_link_timeout(t, &c->connect_ts, 0);
     io_uring_sqe_set_data64(t, ZG_UD(ZG_OP_LINK_TIMEOUT, c->idx, c->gen));
+    c->inflight++;
+}
+
+/* uring.fixed_outbound: put the socket into the fixed-file table, as
+ * accepted ones are (no file lookup per operation). A FILES_UPDATE into a
+ * slot the kernel picks (IORING_FILE_INDEX_ALLOC, kernel 5.19) writes the
+ * slot over the fd in c->slot; the connect follows at its completion. The
+ * socket is made by socket(2) first, as TCP_NODELAY needs an fd (setsockopt
+ * on a fixed file takes kernel 6.7). */
+static void submit_install(zg_worker *w, zg_conn *c)
+{
+    struct io_uring_sqe *sqe = zg_sqe(w);
+    c->slot = c->fd;
+    io_uring_prep_files_update(sqe, &c->slot, 1, (int)IORING_FILE_INDEX_ALLOC);
+    io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_INSTALL, c->idx, c->gen));
     c->inflight++;
 }
 
@@ -61,16 +76,42 @@ zg_conn *zg_connect(zg_worker *w, const zerg_module *m, void *conf, const struct
     memcpy(&c->peer, sa, len);
     c->peer_len = len;
     c->no_zc = zg_addr_no_zc(sa, w->cfg->uring.send_zc_loopback);
+    c->connect_ts.tv_sec = (long long)(timeout_ms / 1000);
+    c->connect_ts.tv_nsec = (long long)(timeout_ms % 1000) * 1000000;
     zg_conn_connecting(c);
     w->stats.conns_outbound++;
-    submit_connect(w, c, timeout_ms);
+    if (w->cfg->uring.fixed_files && w->cfg->uring.fixed_outbound)
+        submit_install(w, c);
+    else
+        submit_connect(w, c);
     return c;
+}
+
+void zg_connect_installed(zg_conn *c, struct io_uring_cqe *cqe)
+{
+    c->inflight--;
+    if (cqe->res == 1) {
+        c->plain_fd = c->fd; /* for getsockname once connected */
+        c->fd = c->slot;
+        c->fixed = 1;
+    }
+    if (!zg_conn_tearing_down(c)) /* else the close takes what c holds */
+        submit_connect(c->w, c);
 }
 
 void zg_connect_complete(zg_conn *c, struct io_uring_cqe *cqe)
 {
     c->inflight--;
-    zg_conn_connected(c, cqe->res == -ECANCELED ? -ETIMEDOUT : cqe->res);
+    int res = cqe->res == -ECANCELED ? -ETIMEDOUT : cqe->res;
+    if (c->plain_fd >= 0) {
+        /* api->conn_local's answer, while an fd can still tell it */
+        c->local_len = sizeof(c->local);
+        if (res < 0 || getsockname(c->plain_fd, (struct sockaddr *)&c->local, &c->local_len) < 0)
+            c->local_len = 0;
+        close(c->plain_fd);
+        c->plain_fd = -1;
+    }
+    zg_conn_connected(c, res);
 }
 
 /* The descriptor of hook set h, made at its first connection in this worker

@@ -26,6 +26,7 @@ enum zg_op {
     ZG_OP_FILE,
     ZG_OP_SIGNAL,
     ZG_OP_ABORT_FD, /* a fixed file installed as an fd to reset it */
+    ZG_OP_INSTALL,  /* an outbound socket put into the fixed-file table */
 };
 
 /* user_data: index (32 bits) | generation (24 bits) | op (8 bits). A
