@@ -9,7 +9,7 @@ import unittest
 import zgtest
 from zgtest import Zerg, recv_exact, wait_for
 
-from test_echo import settled_fds
+from test_echo import idle_fds
 from test_proxy_helpers import Backend, conf, dead_port, echo_handler, settle
 
 
@@ -30,7 +30,7 @@ class FixedOutbound(unittest.TestCase):
             with Zerg(uring(fixed_outbound, fixed_files) + conf([f'"{b.addr()}"'])) as z:
                 settle(b)
                 w = worker(z)
-                base = settled_fds(w)
+                base = idle_fds(z, w)
                 with socket.create_connection(("127.0.0.1", z.ports[0]), timeout=5) as s:
                     s.sendall(b"ping")
                     # the echo came back: the upstream is connected
@@ -68,7 +68,7 @@ class FixedOutbound(unittest.TestCase):
     def test_a_refused_connect_leaves_nothing(self):
         with Zerg(uring("true") + conf([f'"127.0.0.1:{dead_port()}"'])) as z:
             w = worker(z)
-            base = settled_fds(w)
+            base = idle_fds(z, w)
             for _ in range(20):
                 with socket.create_connection(("127.0.0.1", z.ports[0]), timeout=5) as s:
                     s.settimeout(5)
