@@ -33,22 +33,24 @@ static int parse_port(const char *s, size_t n, uint16_t *port)
     return 0;
 }
 
-static int set_addr(int family, const char *text, uint16_t port, struct sockaddr_storage *ss,
-                    socklen_t *len)
+/* ss := the family's address (addr in network byte order) and port. */
+static void set_addr(int family, const void *addr, uint16_t port, struct sockaddr_storage *ss,
+                     socklen_t *len)
 {
     memset(ss, 0, sizeof(*ss));
     if (family == AF_INET) {
         struct sockaddr_in *a = (struct sockaddr_in *)ss;
         a->sin_family = AF_INET;
         a->sin_port = htons(port);
+        memcpy(&a->sin_addr, addr, sizeof(a->sin_addr));
         *len = sizeof(*a);
-        return inet_pton(AF_INET, text, &a->sin_addr) == 1 ? 0 : -1;
+    } else {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons(port);
+        memcpy(&a->sin6_addr, addr, sizeof(a->sin6_addr));
+        *len = sizeof(*a);
     }
-    struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons(port);
-    *len = sizeof(*a);
-    return inet_pton(AF_INET6, text, &a->sin6_addr) == 1 ? 0 : -1;
 }
 
 /* "PROXY TCP4|TCP6 SRC DST SPORT DPORT\r\n" or "PROXY UNKNOWN...\r\n" */
@@ -84,9 +86,11 @@ static int parse_v1(const char *line, size_t n, zg_pp_addrs *out)
     src[flen[0]] = '\0';
     memcpy(dst, f[1], flen[1]);
     dst[flen[1]] = '\0';
-    if (set_addr(family, src, sport, &out->src, &out->src_len) ||
-        set_addr(family, dst, dport, &out->dst, &out->dst_len))
+    uint8_t sbin[sizeof(struct in6_addr)], dbin[sizeof(struct in6_addr)];
+    if (inet_pton(family, src, sbin) != 1 || inet_pton(family, dst, dbin) != 1)
         return -1;
+    set_addr(family, sbin, sport, &out->src, &out->src_len);
+    set_addr(family, dbin, dport, &out->dst, &out->dst_len);
     return 0;
 }
 
@@ -98,29 +102,16 @@ static int parse_v2(const uint8_t *h, size_t body, zg_pp_addrs *out)
         return -1;
     if (cmd == 0) /* LOCAL: the balancer's own connection (a health check) */
         return 0;
-    const uint8_t *a = h + 16;
-    if (fam == 0x11 && body >= 12) { /* TCP over IPv4 */
-        struct sockaddr_in *s = (struct sockaddr_in *)&out->src,
-                           *d = (struct sockaddr_in *)&out->dst;
-        s->sin_family = d->sin_family = AF_INET;
-        memcpy(&s->sin_addr, a, 4);
-        memcpy(&d->sin_addr, a + 4, 4);
-        memcpy(&s->sin_port, a + 8, 2);
-        memcpy(&d->sin_port, a + 10, 2);
-        out->src_len = out->dst_len = sizeof(struct sockaddr_in);
-    } else if (fam == 0x21 && body >= 36) { /* TCP over IPv6 */
-        struct sockaddr_in6 *s = (struct sockaddr_in6 *)&out->src,
-                            *d = (struct sockaddr_in6 *)&out->dst;
-        s->sin6_family = d->sin6_family = AF_INET6;
-        memcpy(&s->sin6_addr, a, 16);
-        memcpy(&d->sin6_addr, a + 16, 16);
-        memcpy(&s->sin6_port, a + 32, 2);
-        memcpy(&d->sin6_port, a + 34, 2);
-        out->src_len = out->dst_len = sizeof(struct sockaddr_in6);
-    } else if (fam == 0x11 || fam == 0x21) {
+    if (fam != 0x11 && fam != 0x21) /* TCP over IPv4, TCP over IPv6 */
+        return 0; /* UNSPEC, UDP and unix sockets: the spec lets a receiver keep its own */
+    int family = fam == 0x11 ? AF_INET : AF_INET6;
+    size_t alen = family == AF_INET ? 4 : 16;
+    if (body < 2 * alen + 4)
         return -1; /* too short for its addresses */
-    }
-    /* UNSPEC, UDP and unix sockets: the spec lets a receiver keep its own */
+    /* source address, destination address, source port, destination port */
+    const uint8_t *a = h + 16, *port = a + 2 * alen;
+    set_addr(family, a, (uint16_t)(port[0] << 8 | port[1]), &out->src, &out->src_len);
+    set_addr(family, a + alen, (uint16_t)(port[2] << 8 | port[3]), &out->dst, &out->dst_len);
     return 0;
 }
 

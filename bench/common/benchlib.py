@@ -34,26 +34,29 @@ LOAD_CPU = int(os.environ.get("BENCH_LOAD_CPU", "1"))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def _proc_table():
+def pids():
+    """The pid of every process now (from /proc)."""
+    return [int(d) for d in os.listdir("/proc") if d.isdigit()]
+
+
+def proc_table():
     """{pid: (ppid, utime+stime ticks)} of every process now."""
     table = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
+    for pid in pids():
         try:
-            with open(f"/proc/{d}/stat") as f:
+            with open(f"/proc/{pid}/stat") as f:
                 # the command name may hold spaces and ')': split after the last one
                 fields = f.read().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
         # fields[0]=state [1]=ppid ... [11]=utime [12]=stime
-        table[int(d)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+        table[pid] = (int(fields[1]), int(fields[11]) + int(fields[12]))
     return table
 
 
 def tree_pids(root, table=None):
     """root and all its live descendants (root first); [] if root is gone."""
-    table = table if table is not None else _proc_table()
+    table = table if table is not None else proc_table()
     if root not in table:
         return []
     out, frontier = [root], [root]
@@ -67,7 +70,7 @@ def tree_pids(root, table=None):
 def tree_ticks(root):
     """utime+stime in clock ticks summed over root's live process tree (every
     thread of each process included: io_uring io-wq and SQPOLL threads too)."""
-    table = _proc_table()
+    table = proc_table()
     return sum(table[p][1] for p in tree_pids(root, table))
 
 
@@ -176,7 +179,7 @@ def wait_port(host, port, timeout=10.0):
             with socket.create_connection((host, port), timeout=0.5):
                 return True
         except OSError:
-            time.sleep(0.05)
+            time.sleep(0.02)
     return False
 
 

@@ -299,6 +299,19 @@ def listener(backlog):
     return ls, ls.getsockname()[1]
 
 
+def accept_each(ls, take):
+    """On a thread of its own: take(sock) for each connection ls accepts,
+    until ls stops listening."""
+    def loop():
+        while True:
+            try:
+                s, _ = ls.accept()
+            except OSError:
+                return
+            take(s)
+    threading.Thread(target=loop, daemon=True).start()
+
+
 def unlisten(ls):
     """Stops ls listening: a close alone leaves it listening while a thread
     waits in accept (and a later test's connection could land there)."""
@@ -322,20 +335,15 @@ class RawUpstream:
         self.lock = threading.Lock()
         self.nconns = 0
         self.open = 0
-        threading.Thread(target=self.accept_loop, daemon=True).start()
+        accept_each(self.ls, self.accepted)
 
-    def accept_loop(self):
-        while True:
-            try:
-                s, _ = self.ls.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.nconns += 1
-                self.open += 1
-                n = self.nconns
-            s.settimeout(10)
-            threading.Thread(target=self.serve, args=(s, n), daemon=True).start()
+    def accepted(self, s):
+        with self.lock:
+            self.nconns += 1
+            self.open += 1
+            n = self.nconns
+        s.settimeout(10)
+        threading.Thread(target=self.serve, args=(s, n), daemon=True).start()
 
     def serve(self, s, n):
         buf, k = b"", 0
@@ -394,15 +402,7 @@ class Mute:
     def __init__(self):
         self.ls, self.port = listener(64)
         self.conns = []
-        threading.Thread(target=self.loop, daemon=True).start()
-
-    def loop(self):
-        while True:
-            try:
-                c, _ = self.ls.accept()
-            except OSError:
-                return
-            self.conns.append(c)
+        accept_each(self.ls, self.conns.append)
 
     def close(self):
         unlisten(self.ls)
@@ -713,6 +713,18 @@ class ProxyTest(unittest.TestCase):
         c.send(request(method, target, headers + (("Connection", "close"),) if version == "1.1" else headers,
                        body, version))
         return c.response(head_req=(method == "HEAD") if head_req is None else head_req)
+
+    def ask(self, target, method="GET", keep_1xx=False):
+        """A fresh keep-alive connection and its answer to one request."""
+        c = self.client()
+        c.send(request(method, target))
+        return c, c.response(head_req=method == "HEAD", keep_1xx=keep_1xx)
+
+    def assert_serves_local(self, c):
+        """c's connection still serves: /local answers on it."""
+        c.send(request("GET", "/local"))
+        r = c.response()
+        self.assertEqual((r.status, r.body), (200, b"local"), r)
 
     def echo(self, r):
         self.assertEqual(r.status, 200, r)

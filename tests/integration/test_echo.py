@@ -14,7 +14,7 @@ import time
 import unittest
 
 import zgtest
-from zgtest import Zerg
+from zgtest import Zerg, in_parallel
 
 ECHO = """
 load_modules: [echo]
@@ -123,11 +123,7 @@ class EchoTest(unittest.TestCase):
                     results[i] = transfer("127.0.0.1", z.ports[0], streams[i], chunk=1 << 15)
                 except OSError as e:
                     results[i] = e
-            threads = [threading.Thread(target=run, args=(i,)) for i in range(len(streams))]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(120)
+            in_parallel(run, len(streams), 120)
             z.stop()
             m = re.search(r"exiting: .* (\d+) enobufs", z.output())
             self.assertTrue(m, z.output())
@@ -218,11 +214,7 @@ class EchoTest(unittest.TestCase):
 
         with Zerg(echo_conf("uring: { buffers: 256 }")) as z:
             try:
-                ts = [threading.Thread(target=stall, args=(z.ports[0],)) for _ in range(32)]
-                for t in ts:
-                    t.start()
-                for t in ts:
-                    t.join(10)
+                in_parallel(lambda _: stall(z.ports[0]), 32, 10)
                 s = socket.create_connection(("127.0.0.1", z.ports[0]), timeout=5)
                 self.assertEqual(roundtrip(s, b"hello\n"), b"hello\n")
                 s.close()

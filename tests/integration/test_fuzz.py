@@ -8,11 +8,10 @@ import random
 import re
 import socket
 import tempfile
-import threading
 import unittest
 
 import zgtest
-from zgtest import Zerg, run_zerg
+from zgtest import Zerg, in_parallel, run_zerg
 from httpproxytest import RawUpstream
 
 CONFIG_CASES = 300
@@ -311,12 +310,8 @@ class HttpFuzz(unittest.TestCase):
             port = z.ports[0]
             problems = []
             for first in range(0, HTTP_CASES, HTTP_PARALLEL):
-                threads = [threading.Thread(target=self.exchange, args=(port, c, problems))
-                           for c in range(first, min(first + HTTP_PARALLEL, HTTP_CASES))]
-                for t in threads:
-                    t.start()
-                for t in threads:
-                    t.join()
+                in_parallel(lambda i: self.exchange(port, first + i, problems),
+                            min(HTTP_PARALLEL, HTTP_CASES - first), None)
                 self.assertIn(b" 200 OK", self.health(port), f"after case {first}")
             self.assertEqual(problems, [])
             self.assertEqual(z.workers(), workers)  # no worker died and was replaced
@@ -403,12 +398,8 @@ class UpstreamFuzz(unittest.TestCase):
             workers = z.workers()
             problems = []
             for first in range(0, UPSTREAM_CASES, UPSTREAM_PARALLEL):
-                threads = [threading.Thread(target=self.exchange, args=(z.ports[0], c, problems))
-                           for c in range(first, min(first + UPSTREAM_PARALLEL, UPSTREAM_CASES))]
-                for t in threads:
-                    t.start()
-                for t in threads:
-                    t.join()
+                in_parallel(lambda i: self.exchange(z.ports[0], first + i, problems),
+                            min(UPSTREAM_PARALLEL, UPSTREAM_CASES - first), None)
             self.assertEqual(problems, [])
             self.assertEqual(z.workers(), workers)  # no worker died and was replaced
             with socket.create_connection(("127.0.0.1", z.ports[0]), timeout=5) as s:

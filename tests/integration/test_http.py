@@ -572,17 +572,13 @@ class TestTimeouts(unittest.TestCase):
         me = s.getsockname()[1]
         zgtest.wait_until(lambda: me not in [p for _, p in zgtest.tcp_peers(Server.port)], 5,
                           "the server to close the connection of a client that does not read")
-        got = 0
+        got = []
         s.settimeout(3)
         try:
-            while True:
-                d = s.recv(1 << 20)
-                if not d:
-                    break
-                got += len(d)
+            zgtest.recv_to_eof(s, got.append, 1 << 20)
         except (ConnectionResetError, socket.timeout):
             pass
-        self.assertLess(got, 64 << 20)
+        self.assertLess(sum(map(len, got)), 64 << 20)
 
 
 class TestBigFile(unittest.TestCase):
@@ -647,22 +643,27 @@ def idle_and_busy():
     return conns
 
 
+def assert_drains(test, sig, idle_within, at_most):
+    """sig to the master drains the worker: the idle keep-alive connection is
+    closed within idle_within seconds (and at_most after the signal), the
+    request in progress is answered with Connection: close, then closed."""
+    idle, busy = idle_and_busy()
+    t0 = time.monotonic()
+    os.kill(Server.z.proc.pid, sig)
+    test.assertTrue(closed_after(idle, idle_within), Server.z.output())
+    test.assertLess(time.monotonic() - t0, at_most)
+    busy.sendall(b"\r\n")
+    st, h, body, rest = read_response(busy)
+    test.assertEqual((st, body), (200, b"Hello, World!"))
+    test.assertEqual(h.get("connection"), "close")
+    test.assertTrue(closed_after(busy, 5))
+
+
 class TestDrain(unittest.TestCase):
     def test_graceful_stop_closes_idle_and_finishes_busy(self):
-        """SIGQUIT drains the worker (as a reload does for the old one): idle
-        keep-alive connections are closed, a request in progress is answered
-        with Connection: close."""
+        """SIGQUIT drains the worker (as a reload does for the old one)."""
         try:
-            idle, busy = idle_and_busy()
-            t0 = time.monotonic()
-            os.kill(Server.z.proc.pid, signal.SIGQUIT)
-            self.assertTrue(closed_after(idle, 5))
-            self.assertLess(time.monotonic() - t0, 3)
-            busy.sendall(b"\r\n")
-            st, h, body, rest = read_response(busy)
-            self.assertEqual((st, body), (200, b"Hello, World!"))
-            self.assertEqual(h.get("connection"), "close")
-            self.assertTrue(closed_after(busy, 5))
+            assert_drains(self, signal.SIGQUIT, 5, 3)
             Server.z.proc.wait(10)
         finally:
             Server.stop()
@@ -670,20 +671,9 @@ class TestDrain(unittest.TestCase):
 
 class TestReload(unittest.TestCase):
     def test_reload_closes_idle_and_finishes_busy(self):
-        """SIGHUP: the old worker drains (idle keep-alive connections closed at
-        once, the request in progress answered with Connection: close) while
-        the new generation serves."""
+        """SIGHUP: the old worker drains while the new generation serves."""
         try:
-            idle, busy = idle_and_busy()
-            t0 = time.monotonic()
-            os.kill(Server.z.proc.pid, signal.SIGHUP)
-            self.assertTrue(closed_after(idle, 8), Server.z.output())
-            self.assertLess(time.monotonic() - t0, 5)
-            busy.sendall(b"\r\n")
-            st, h, body, rest = read_response(busy)
-            self.assertEqual((st, body), (200, b"Hello, World!"))
-            self.assertEqual(h.get("connection"), "close")
-            self.assertTrue(closed_after(busy, 5))
+            assert_drains(self, signal.SIGHUP, 8, 5)
             out = raw(Server.port, b"GET /hello HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
             self.assertEqual(status_of(out), 200)
         finally:

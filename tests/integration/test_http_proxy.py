@@ -199,8 +199,7 @@ class TestResponseToClient(ProxyTest):
                 if st == 301:
                     self.assertEqual(r.h("location"), "http://elsewhere.example/x")
         # the connection still works after all of those
-        c.send(request("GET", "/local"))
-        self.assertEqual(c.response().body, b"local")
+        self.assert_serves_local(c)
 
     def test_204_and_304_end_at_their_head(self):
         # whatever Content-Length or body the upstream gives them; found by
@@ -213,9 +212,7 @@ class TestResponseToClient(ProxyTest):
                 c.send(request("GET", path))
                 r = c.response()
                 self.assertEqual((r.status, r.body, r.h("etag")), (int(path[13:16]), b"", '"e"'), r)
-                c.send(request("GET", "/local"))
-                r = c.response()
-                self.assertEqual((r.status, r.body), (200, b"local"), r)
+                self.assert_serves_local(c)
 
     def test_read_timeout_is_between_reads(self):
         # 5 pieces 400 ms apart: 2 s in all, over proxy_read_timeout 1s
@@ -233,22 +230,15 @@ class TestResponseToClient(ProxyTest):
         self.assertEqual(got, [(f"X-H-{i}", f"v{i}") for i in range(100)])
 
     def test_more_than_content_length_from_upstream(self):
-        c = self.client()
-        c.send(request("GET", "/api/overlong"))
-        r = c.response()
+        c, r = self.ask("/api/overlong")
         self.assertEqual((r.status, r.body), (200, b"hello"), r)
         # what the upstream sent past its length is not the next response
-        c.send(request("GET", "/local"))
-        r = c.response()
-        self.assertEqual((r.status, r.body), (200, b"local"), r)
+        self.assert_serves_local(c)
 
     def test_chunk_extensions_and_trailers(self):
-        c = self.client()
-        c.send(request("GET", "/api/chunkext"))
-        r = c.response()
+        c, r = self.ask("/api/chunkext")
         self.assertEqual((r.status, r.body), (200, b"hello world"), r)
-        c.send(request("GET", "/local"))
-        self.assertEqual(c.response().body, b"local")
+        self.assert_serves_local(c)
 
     def test_chunk_size_with_whitespace_cuts_the_answer(self):
         # llhttp parses strictly (no lenient flag for it): "5 ;a=b" is an
@@ -260,13 +250,9 @@ class TestResponseToClient(ProxyTest):
             c.response()
 
     def test_head_with_a_body_from_upstream(self):
-        c = self.client()
-        c.send(request("HEAD", "/api/headbody"))
-        r = c.response(head_req=True)
+        c, r = self.ask("/api/headbody", "HEAD")
         self.assertEqual((r.status, r.h("content-length")), (200, "5"), r)
-        c.send(request("GET", "/local"))
-        r = c.response()
-        self.assertEqual((r.status, r.body), (200, b"local"), r)
+        self.assert_serves_local(c)
 
     def test_big_client_headers_forwarded(self):
         hs = (("Cookie", "c" * 6000),) + tuple((f"X-C-{i}", f"v{i}") for i in range(60))
@@ -277,18 +263,13 @@ class TestResponseToClient(ProxyTest):
                          [(f"x-c-{i}", f"v{i}") for i in range(60)])
 
     def test_http10_upstream(self):
-        c = self.client()
-        c.send(request("GET", "/api/old"))
-        r = c.response()
+        c, r = self.ask("/api/old")
         self.assertEqual((r.status, r.body, r.h("x-up")), (200, b"old", "old"), r)
         self.assertEqual(r.version, "HTTP/1.1")
-        c.send(request("GET", "/local"))
-        self.assertEqual(c.response().body, b"local")
+        self.assert_serves_local(c)
 
     def test_upstream_hop_by_hop_headers_dropped(self):
-        c = self.client()
-        c.send(request("GET", "/api/hop"))
-        r = c.response()
+        c, r = self.ask("/api/hop")
         self.assertEqual((r.status, r.body), (200, b"hop"), r)
         self.assertIsNone(r.h("keep-alive"), r.headers)
         self.assertNotIn("close", [v.lower() for v in r.all("connection")], r.headers)
@@ -307,8 +288,8 @@ class TestResponseToClient(ProxyTest):
                 self.assertEqual((r.h("transfer-encoding") or "").lower(), "chunked", r.headers)
                 self.assertIsNone(r.h("content-length"))
                 self.assertEqual(sha(r.body), sha(pattern(n)))
-        c.send(request("GET", "/local"))  # keep-alive kept
-        self.assertEqual(c.response().body, b"local")
+        # keep-alive kept
+        self.assert_serves_local(c)
 
     def test_chunked_upstream_raw_for_http10(self):
         c = self.client()
@@ -342,17 +323,12 @@ class TestResponseToClient(ProxyTest):
                 if "big" in target:
                     self.assertEqual(r.h("content-length"), "1000")
         # nothing after the heads: the next response's head comes first
-        c.send(request("GET", "/local"))
-        r = c.response()
-        self.assertEqual((r.status, r.body), (200, b"local"), r)
+        self.assert_serves_local(c)
 
     def test_1xx_dropped(self):
-        c = self.client()
-        c.send(request("GET", "/api/early-hints"))
-        r = c.response(keep_1xx=True)
+        c, r = self.ask("/api/early-hints", keep_1xx=True)
         self.assertEqual((r.status, r.body), (200, b"ok"), r)
-        c.send(request("GET", "/local"))
-        self.assertEqual(c.response().body, b"local")
+        self.assert_serves_local(c)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ import os
 import socket
 import struct
 import sys
-import threading
 import time
 import unittest
 
@@ -253,11 +252,7 @@ class TestConnection(ProxyTest):
                             errors.append((i, j, "echo"))
             except Exception as e:  # noqa: BLE001
                 errors.append((i, repr(e)))
-        ts = [threading.Thread(target=one, args=(i,)) for i in range(20)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join(30)
+        zgtest.in_parallel(one, 20, 30)
         self.assertEqual(errors, [])
 
     def test_access_log(self):

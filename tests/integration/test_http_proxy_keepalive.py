@@ -10,13 +10,12 @@ connections, so a test sees which one served each request."""
 import os
 import signal
 import sys
-import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import zgtest  # noqa: E402
-from zgtest import wait_for  # noqa: E402
+from zgtest import in_parallel, wait_for  # noqa: E402
 from httptest import HTTP_SERVER, assert_refused  # noqa: E402
 from httpproxytest import Client, RawUpstream, RawUpstreamTest, request  # noqa: E402
 
@@ -104,11 +103,7 @@ class TestProxyKeepalive(RawUpstreamTest):
 
     def test_pool_bounded(self):
         rs = []
-        ts = [threading.Thread(target=lambda: rs.append(self.get("/ka/slow"))) for _ in range(5)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join(10)
+        in_parallel(lambda _: rs.append(self.get("/ka/slow")), 5, 10)
         self.assertEqual([r.status for r in rs], [200] * 5)
         self.assertEqual(self.be.nconns, 5)
         # two are kept (proxy_keepalive: 2), the other three closed

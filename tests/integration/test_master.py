@@ -131,6 +131,21 @@ class Load:
 
 
 class MasterTest(unittest.TestCase):
+    def assert_echoes(self, z):
+        """A new connection to z's first port is served."""
+        with socket.create_connection(("127.0.0.1", z.ports[0]), timeout=5) as s:
+            s.sendall(b"ok")
+            self.assertEqual(zgtest.recv_exact(s, 2), b"ok")
+
+    def assert_reload_fails(self, z, why):
+        """A SIGHUP whose reload fails for why: the workers stay, and serve."""
+        before = z.workers()
+        z.send(signal.SIGHUP)
+        self.assertTrue(wait_for(lambda: "reload failed" in z.output()), z.output())
+        self.assertIn(why, z.output())
+        self.assertEqual(z.workers(), before)
+        self.assert_echoes(z)
+
     def test_two_workers_pinned_to_distinct_cpus(self):
         if (os.cpu_count() or 1) < 2:
             self.skipTest("needs two CPUs")
@@ -176,16 +191,9 @@ class MasterTest(unittest.TestCase):
 
     def test_broken_config_keeps_workers(self):
         with Zerg(conf(workers=2)) as z:
-            before = z.workers()
             with open(z.conf, "a") as f:
                 f.write("bogus_key: 1\n")
-            z.send(signal.SIGHUP)
-            self.assertTrue(wait_for(lambda: "reload failed" in z.output()), z.output())
-            self.assertIn('unknown key "bogus_key"', z.output())
-            self.assertEqual(z.workers(), before)
-            with socket.create_connection(("127.0.0.1", z.ports[0])) as s:
-                s.sendall(b"ok")
-                self.assertEqual(zgtest.recv_exact(s, 2), b"ok")
+            self.assert_reload_fails(z, 'unknown key "bogus_key"')
 
     def started_main(self, z):
         """Wait until zerg's main() holds SIGHUP back (its first act)."""
@@ -206,9 +214,7 @@ class MasterTest(unittest.TestCase):
         for _ in range(5):
             z.send(signal.SIGHUP)
         z.wait_listening()
-        with socket.create_connection(("127.0.0.1", z.ports[0])) as s:
-            s.sendall(b"ok")
-            self.assertEqual(zgtest.recv_exact(s, 2), b"ok")
+        self.assert_echoes(z)
         self.assertEqual(z.stop(), 0)
         z = Zerg(conf(workers=1), wait=False)
         z.start()
@@ -222,16 +228,9 @@ class MasterTest(unittest.TestCase):
         mods = tempfile.mkdtemp(prefix="zgmods-")
         shutil.copy(os.path.join(zgtest.ZERG_MODULES, "echo.so"), os.path.join(mods, "echo.so"))
         with Zerg(conf(workers=1, modules=mods)) as z:
-            before = z.workers()
             with open(os.path.join(mods, "echo.so"), "wb") as f:
                 f.write(b"not an ELF file")
-            z.send(signal.SIGHUP)
-            self.assertTrue(wait_for(lambda: "reload failed" in z.output()), z.output())
-            self.assertIn("module echo: cannot load", z.output())
-            self.assertEqual(z.workers(), before)
-            with socket.create_connection(("127.0.0.1", z.ports[0])) as s:
-                s.sendall(b"ok")
-                self.assertEqual(zgtest.recv_exact(s, 2), b"ok")
+            self.assert_reload_fails(z, "module echo: cannot load")
 
     def test_killed_worker_is_respawned_on_its_cpu(self):
         # plain fds, so ss can tell which worker holds which client
@@ -289,9 +288,7 @@ class MasterTest(unittest.TestCase):
                 self.assertGreaterEqual(dt, ms / 1000, out)  # the master waited as it said
             self.assertEqual(took, sorted(took), out)
             self.assertGreater(took[-1] - took[0], 0.5, out)
-            with socket.create_connection(("127.0.0.1", z.ports[0]), timeout=5) as s:
-                s.sendall(b"ok")
-                self.assertEqual(zgtest.recv_exact(s, 2), b"ok")
+            self.assert_echoes(z)
 
     def test_reload_during_backoff_adds_no_worker(self):
         """A reload while a respawn waits out its back-off cancels it: the new
@@ -392,15 +389,8 @@ class MasterTest(unittest.TestCase):
             self.assertEqual(zgtest.fd_count(master), fds0)
             if os.environ.get("ZERG_SANITIZERS") != "1":  # ASan's quarantine keeps freed memory
                 self.assertLess(zgtest.rss_kb(master) - rss0, 8 * 1024)
-            zombies = []
-            for w in z.workers():
-                with open(f"/proc/{w}/stat") as f:
-                    if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                        zombies.append(w)
-            self.assertEqual(zombies, [])
-            with socket.create_connection(("127.0.0.1", z.ports[0])) as s:
-                s.sendall(b"ok")
-                self.assertEqual(zgtest.recv_exact(s, 2), b"ok")
+            self.assertEqual([w for w in z.workers() if zgtest.proc_state(w) == "Z"], [])
+            self.assert_echoes(z)
 
 
 if __name__ == "__main__":

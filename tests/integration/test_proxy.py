@@ -12,7 +12,7 @@ import time
 import unittest
 
 import zgtest
-from zgtest import Zerg, recv_exact, wait_until
+from zgtest import Zerg, in_parallel, recv_exact, recv_to_eof, wait_until
 
 from test_metrics import parse_metrics, scrape, value
 from test_proxy_helpers import Backend, conf, echo_handler, recv_line, settle, tag_handler, who
@@ -48,11 +48,7 @@ class Forwarding(unittest.TestCase):
                 except OSError as e:
                     errors.append((i, repr(e)))
 
-            ts = [threading.Thread(target=one, args=(i,)) for i in range(64)]
-            for t in ts:
-                t.start()
-            for t in ts:
-                t.join(60)
+            in_parallel(one, 64, 60)
             self.assertEqual(errors, [], z.output())
 
     def test_large_transfer_both_ways(self):
@@ -72,14 +68,8 @@ class Forwarding(unittest.TestCase):
             t0 = time.monotonic()
             t.start()
             h_in = hashlib.sha256()
-            n = 0
             s.settimeout(20)
-            while True:
-                d = s.recv(1 << 20)
-                if not d:
-                    break
-                h_in.update(d)
-                n += len(d)
+            n = recv_to_eof(s, h_in.update, 1 << 20)
             t.join()
             s.close()
             self.assertEqual(n, size)
@@ -105,12 +95,7 @@ class HalfCloseReset(unittest.TestCase):
     def test_client_half_close(self):
         """Client FIN reaches the upstream, which still answers."""
         def h(c, b):
-            n = 0
-            while True:
-                d = c.recv(65536)
-                if not d:
-                    break
-                n += len(d)
+            n = recv_to_eof(c)
             c.sendall(f"got {n}\n".encode() * 1000)
             b.note(("eof", n))
 
@@ -138,13 +123,7 @@ class HalfCloseReset(unittest.TestCase):
         def h(c, b):
             c.sendall(b"banner\n")
             c.shutdown(socket.SHUT_WR)
-            n = 0
-            while True:
-                d = c.recv(65536)
-                if not d:
-                    break
-                n += len(d)
-            got.append(n)
+            got.append(recv_to_eof(c))
 
         b = Backend(h)
         try:
@@ -274,11 +253,7 @@ servers:
                     except OSError:
                         pass  # blocked once zerg stopped reading: expected
 
-                ts = [threading.Thread(target=push) for _ in range(24)]
-                for t in ts:
-                    t.start()
-                for t in ts:
-                    t.join(10)
+                in_parallel(lambda _: push(), 24, 10)
                 s = socket.create_connection(("127.0.0.1", z.ports[1]), timeout=5)
                 s.sendall(b"hello\n")
                 self.assertEqual(recv_exact(s, 6, 5), b"hello\n", z.output()[-1500:])

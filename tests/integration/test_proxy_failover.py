@@ -15,7 +15,7 @@ import time
 import unittest
 
 import zgtest
-from zgtest import Zerg, free_port, recv_exact, wait_until
+from zgtest import Zerg, free_port, in_parallel, recv_exact, wait_until
 
 from test_proxy_helpers import (Backend, conf, dead_port, echo_handler, recv_line, settle,
                                 tag_handler, who)
@@ -254,11 +254,7 @@ class Failures(unittest.TestCase):
                         except OSError as e:
                             bad.append(repr(e))
 
-                ts = [threading.Thread(target=client, args=(i,)) for i in range(8)]
-                for t in ts:
-                    t.start()
-                for t in ts:
-                    t.join(20)
+                in_parallel(client, 8, 20)
                 stop.set()
                 ft.join()
                 self.assertGreater(ok[0], 100)

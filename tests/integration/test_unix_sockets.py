@@ -31,6 +31,13 @@ def echo_through(test, s, size):
     test.assertEqual(got, data)
 
 
+def echo_conf(*listen, head="", tail=""):
+    """One echo server on the listen addresses (Zerg fills in {tmp}, {portN});
+    head and tail: more lines before the config and at the server's end."""
+    addrs = ", ".join(f'"{a}"' for a in listen)
+    return f"{head}load_modules: [echo]\nservers:\n  - listen: [{addrs}]\n    module: echo\n{tail}"
+
+
 
 SITE = """worker_processes: 2
 load_modules: [echo, http, proxy]
@@ -95,13 +102,7 @@ class UnixSockets(unittest.TestCase):
         self.assertFalse(os.path.exists(os.path.join(z.tmp, "http.sock")))
 
     def test_reload_keeps_or_moves_the_socket(self):
-        text = """worker_processes: 2
-load_modules: [echo]
-servers:
-  - listen: ["unix:{tmp}/a.sock"]
-    module: echo
-"""
-        with Zerg(text) as z:
+        with Zerg(echo_conf("unix:{tmp}/a.sock", head="worker_processes: 2\n")) as z:
             a, b = os.path.join(z.tmp, "a.sock"), os.path.join(z.tmp, "b.sock")
             self.assertTrue(wait_for(lambda: os.path.exists(a)))
             held = unix_connect(a)
@@ -126,12 +127,7 @@ servers:
             held.close()
 
     def test_unix_mode(self):
-        text = """load_modules: [echo]
-servers:
-  - listen: ["unix:{tmp}/m.sock", "127.0.0.1:{port0}"]
-    module: echo
-    unix_mode: "0666"
-"""
+        text = echo_conf("unix:{tmp}/m.sock", "127.0.0.1:{port0}", tail='    unix_mode: "0666"\n')
         with Zerg(text) as z:
             path = os.path.join(z.tmp, "m.sock")
             self.assertEqual(os.stat(path).st_mode & 0o777, 0o666)
@@ -146,12 +142,7 @@ servers:
                 echo_through(self, s, 100)
 
     def test_stale_busy_and_foreign_files(self):
-        text = """load_modules: [echo]
-servers:
-  - listen: ["unix:{tmp}/e.sock"]
-    module: echo
-"""
-        z = Zerg(text)
+        z = Zerg(echo_conf("unix:{tmp}/e.sock"))
         path = os.path.join(z.tmp, "e.sock")
         # left by a process that died: bound, nobody listening
         stale = socket.socket(socket.AF_UNIX)
@@ -187,12 +178,7 @@ servers:
         return second
 
     def test_relative_path_from_the_prefix(self):
-        text = """load_modules: [echo]
-servers:
-  - listen: ["unix:run/rel.sock"]
-    module: echo
-"""
-        z = Zerg(text)
+        z = Zerg(echo_conf("unix:run/rel.sock"))
         os.makedirs(os.path.join(z.tmp, "run"))
         z.extra_args = ["-p", z.tmp]
         with z:

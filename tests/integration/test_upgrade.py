@@ -269,20 +269,18 @@ def masters_marked(mark):
     """Live zerg masters whose environment carries ZGTEST_MARK=mark (an
     upgrade's new master inherits it; other tests' zergs do not have it)."""
     found = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
+    for pid in zgtest.pids():
         try:
-            with open(f"/proc/{d}/comm") as f:
+            with open(f"/proc/{pid}/comm") as f:
                 if not f.read().startswith("zerg: master"):
                     continue
-            with open(f"/proc/{d}/environ", "rb") as f:
+            with open(f"/proc/{pid}/environ", "rb") as f:
                 if f"ZGTEST_MARK={mark}".encode() not in f.read().split(b"\0"):
                     continue
         except OSError:
             continue
-        if alive(int(d)):
-            found.append(int(d))
+        if alive(pid):
+            found.append(pid)
     return sorted(found)
 
 

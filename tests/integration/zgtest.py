@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -16,25 +17,19 @@ ZERG_BIN = os.environ.get("ZERG_BIN", os.path.abspath("zerg"))
 ZERG_MODULES = os.environ.get("ZERG_MODULES", os.path.abspath("build-modules"))
 SHARED = os.environ.get("ZERG_SHARED", "")
 
-
-def free_port(host="127.0.0.1"):
-    """A TCP port that is free right now on host."""
-    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(fam, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+# The socket and /proc helpers live once, in the benchmarks' library (which
+# must keep running from a bare source tree, so the tests import it).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "bench", "common"))
+import benchlib  # noqa: E402
+from benchlib import free_port, free_ports, pids  # noqa: E402,F401
 
 
 def wait_port(host, port, timeout=10.0):
     """Wait until host:port accepts a TCP connection."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.02)
-    raise TimeoutError(f"{host}:{port} not listening after {timeout}s")
+    if not benchlib.wait_port(host, port, timeout):
+        raise TimeoutError(f"{host}:{port} not listening after {timeout}s")
+    return True
 
 
 def wait_for(pred, timeout=10.0, step=0.02):
@@ -71,6 +66,16 @@ def holds(pred, duration, step=0.01):
             return False
         time.sleep(step)
     return bool(pred())
+
+
+def in_parallel(target, n, timeout=30.0):
+    """Run target(i) for i in range(n), each in a thread of its own, and wait
+    for them all (each join waits at most timeout seconds; None: no bound)."""
+    ts = [threading.Thread(target=target, args=(i,)) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(timeout)
 
 
 def proc_state(pid):
@@ -136,18 +141,7 @@ def tcp_queues(port, state="established"):
 
 def proc_children(pid):
     """Direct children of pid (from /proc)."""
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            if int(fields[1]) == pid:
-                out.append(int(d))
-        except OSError:
-            continue
-    return sorted(out)
+    return sorted(p for p, (ppid, _) in benchlib.proc_table().items() if ppid == pid)
 
 
 def cpu_ticks(pid):
@@ -179,7 +173,7 @@ class Zerg:
 
     def __init__(self, text, wait=True, extra_args=(), check=True, env=None):
         self.tmp = tempfile.mkdtemp(prefix="zgtest-")
-        self.ports = [free_port() for _ in range(10)]
+        self.ports = free_ports(10)
         subs = {"modules": ZERG_MODULES, "tmp": self.tmp}
         subs.update({f"port{i}": p for i, p in enumerate(self.ports)})
         body = text.format(**subs)
@@ -342,6 +336,19 @@ def run_zerg(args, timeout=10):
     out = r.stdout.decode(errors="replace")
     check_sanitizers(out)
     return r.returncode, out
+
+
+def recv_to_eof(sock, each=None, bufsize=1 << 16):
+    """Read sock until the peer's FIN and return how many bytes came; each
+    (when given) sees every piece as it arrives."""
+    n = 0
+    while True:
+        d = sock.recv(bufsize)
+        if not d:
+            return n
+        if each is not None:
+            each(d)
+        n += len(d)
 
 
 def recv_exact(sock, n, timeout=10.0):

@@ -37,6 +37,14 @@ static int status_of(zerg_conn *c)
     return st;
 }
 
+/* The status of c's answer to req, which c->out then holds alone. */
+static int answer(zerg_conn *c, const char *req)
+{
+    c->outlen = 0;
+    feeds(c, req);
+    return status_of(c);
+}
+
 TestSuite(proto, .init = mock_setup, .fini = mock_teardown);
 
 Test(proto, keepalive_return)
@@ -232,27 +240,18 @@ Test(proto, static_files)
     cr_assert_not_null(et);
     char etag[64];
     sscanf(et, "ETag: %63s", etag);
-    c->outlen = 0;
     char req[256];
     snprintf(req, sizeof(req), "GET /index.html HTTP/1.1\r\nHost: a\r\nIf-None-Match: %s\r\n\r\n",
              etag);
-    feeds(c, req);
-    cr_assert_eq(status_of(c), 304);
-    c->outlen = 0;
-    feeds(c, "GET /big.bin HTTP/1.1\r\nHost: a\r\nRange: bytes=26-51\r\n\r\n");
-    cr_assert_eq(status_of(c), 206);
+    cr_assert_eq(answer(c, req), 304);
+    cr_assert_eq(answer(c, "GET /big.bin HTTP/1.1\r\nHost: a\r\nRange: bytes=26-51\r\n\r\n"), 206);
     cr_assert(strstr(c->out, "Content-Range: bytes 26-51/700000\r\n"));
     cr_assert(strstr(c->out, "\r\n\r\nabcdefghijklmnopqrstuvwxyz"));
-    c->outlen = 0;
-    feeds(c, "GET /big.bin HTTP/1.1\r\nHost: a\r\nRange: bytes=700000-\r\n\r\n");
-    cr_assert_eq(status_of(c), 416);
-    c->outlen = 0;
-    feeds(c, "GET /sub HTTP/1.1\r\nHost: a\r\n\r\n");
-    cr_assert_eq(status_of(c), 301);
+    cr_assert_eq(answer(c, "GET /big.bin HTTP/1.1\r\nHost: a\r\nRange: bytes=700000-\r\n\r\n"),
+                 416);
+    cr_assert_eq(answer(c, "GET /sub HTTP/1.1\r\nHost: a\r\n\r\n"), 301);
     cr_assert(strstr(c->out, "Location: /sub/\r\n"));
-    c->outlen = 0;
-    feeds(c, "GET /sub/ HTTP/1.1\r\nHost: a\r\n\r\n");
-    cr_assert_eq(status_of(c), 403);
+    cr_assert_eq(answer(c, "GET /sub/ HTTP/1.1\r\nHost: a\r\n\r\n"), 403);
     c->outlen = 0;
     /* a large file pipelined with a small answer after it */
     feeds(c, "GET /big.bin HTTP/1.1\r\nHost: a\r\n\r\nGET /hello HTTP/1.1\r\nHost: a\r\n\r\n");
@@ -353,14 +352,11 @@ Test(proto, open_file_cache)
     mock_srv->open_file_cache_valid = 1000;
     zerg_conn *c = mock_conn_new();
     for (int i = 0; i < 3; i++) {
-        c->outlen = 0;
-        feeds(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
-        cr_assert_eq(status_of(c), 200);
+        cr_assert_eq(answer(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n"), 200);
         cr_assert(strstr(c->out, "Content-Type: text/html\r\n"));
         cr_assert(strstr(c->out, "\r\n\r\n<h1>index</h1>\n"));
-        c->outlen = 0;
-        feeds(c, "GET /big.bin HTTP/1.1\r\nHost: a\r\nRange: bytes=26-51\r\n\r\n");
-        cr_assert_eq(status_of(c), 206);
+        cr_assert_eq(answer(c, "GET /big.bin HTTP/1.1\r\nHost: a\r\nRange: bytes=26-51\r\n\r\n"),
+                     206);
         cr_assert(strstr(c->out, "\r\n\r\nabcdefghijklmnopqrstuvwxyz"));
     }
     mock_conn_free(c);
@@ -395,9 +391,7 @@ static http_srv *vhost(const char *who, const char *names)
 
 static void expect_vhost(zerg_conn *c, const char *request, const char *who)
 {
-    c->outlen = 0;
-    feeds(c, request);
-    cr_assert_eq(status_of(c), 200, "%s -> %.*s", request, (int)c->outlen, c->out);
+    cr_assert_eq(answer(c, request), 200, "%s -> %.*s", request, (int)c->outlen, c->out);
     char *body = strstr(c->out, "\r\n\r\n");
     cr_assert(body && strcmp(body + 4, who) == 0, "%s: answered by %s, not %s", request,
               body ? body + 4 : "?", who);

@@ -59,6 +59,14 @@ static void fx_ring(fixture *f)
     f->up.ring_n = zg_up_ring_build(&f->up, f->up.ring, cap);
 }
 
+/* cnt[i] := how many of n picks chose server i */
+static void count_picks(fixture *f, int n, int cnt[NS])
+{
+    memset(cnt, 0, NS * sizeof(*cnt));
+    for (int i = 0; i < n; i++)
+        cnt[pick(&f->p)]++;
+}
+
 /* ---- weighted round robin --------------------------------------------- */
 
 Test(rr, weights_exact_per_cycle)
@@ -66,9 +74,8 @@ Test(rr, weights_exact_per_cycle)
     fixture f;
     int w[] = {5, 1, 1};
     fx_init(&f, ZG_UP_RR, 3, w);
-    int cnt[3] = {0};
-    for (int i = 0; i < 7000; i++)
-        cnt[pick(&f.p)]++;
+    int cnt[NS];
+    count_picks(&f, 7000, cnt);
     cr_assert_eq(cnt[0], 5000);
     cr_assert_eq(cnt[1], 1000);
     cr_assert_eq(cnt[2], 1000);
@@ -151,7 +158,7 @@ Test(least_conn, ties_rotate_and_balance)
 {
     fixture f;
     fx_init(&f, ZG_UP_LEAST_CONN, 3, NULL);
-    int cnt[3] = {0};
+    int cnt[NS] = {0};
     for (int i = 0; i < 300; i++) {
         int s = pick(&f.p);
         cnt[s]++;
@@ -161,11 +168,9 @@ Test(least_conn, ties_rotate_and_balance)
     cr_assert_eq(cnt[1], 100);
     cr_assert_eq(cnt[2], 100);
     /* with no one staying, ties still rotate */
-    memset(cnt, 0, sizeof(cnt));
     for (int i = 0; i < 3; i++)
         f.shm[i].active = 0;
-    for (int i = 0; i < 30; i++)
-        cnt[pick(&f.p)]++;
+    count_picks(&f, 30, cnt);
     cr_assert_eq(cnt[0], 10);
     cr_assert_eq(cnt[1], 10);
 }
@@ -303,17 +308,14 @@ Test(random, avoids_loaded_and_follows_weights)
     fixture f;
     int w[] = {1, 1, 2};
     fx_init(&f, ZG_UP_RANDOM, 3, w);
-    int cnt[3] = {0};
-    for (int i = 0; i < 40000; i++)
-        cnt[pick(&f.p)]++;
+    int cnt[NS];
+    count_picks(&f, 40000, cnt);
     /* equal load: the first (weighted) draw wins: 1/4, 1/4, 1/2 */
     cr_assert(cnt[2] > 17000 && cnt[2] < 23000, "%d", cnt[2]);
     cr_assert(cnt[0] > 8500 && cnt[0] < 11500, "%d", cnt[0]);
     /* a loaded server is never chosen over an idle one */
     f.shm[0].active = 50;
-    memset(cnt, 0, sizeof(cnt));
-    for (int i = 0; i < 10000; i++)
-        cnt[pick(&f.p)]++;
+    count_picks(&f, 10000, cnt);
     cr_assert_eq(cnt[0], 0);
     /* only one usable */
     f.shm[1].hc_down = 1;
