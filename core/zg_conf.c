@@ -426,6 +426,7 @@ static void set_defaults(zg_config *cfg)
         .sqpoll_cpu = -1,
         .incremental = "auto",
         .fixed_files = 1,
+        .fixed_outbound = 1,
         .batch_wait_usec = 100,
         .batch_size = 64,
     };

@@ -311,9 +311,9 @@ class Failures(unittest.TestCase):
         """The same with uring.fixed_files off: both sockets plain descriptors."""
         self.stuck_reader("uring: {{ send_zc_threshold: 0, fixed_files: false }}\n", plain_fds=2)
 
-    def stuck_reader(self, head, plain_fds=1):
-        """plain_fds: the session's sockets that are plain descriptors (the
-        upstream's always; the client's without fixed files)."""
+    def stuck_reader(self, head, plain_fds=0):
+        """plain_fds: the session's sockets that are plain descriptors (both
+        are fixed files unless fixed_files is off)."""
         def h(c, b):
             # more than the socket buffers hold, then wait for zerg to close
             try:
