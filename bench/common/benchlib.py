@@ -1,6 +1,6 @@
 """benchlib - the helpers shared by zerg's benchmarks (bench/*/).
 
-The method they serve is /work/shared/BENCHMARKING.md: server pinned to CPU
+The method they serve (bench/common/README): server pinned to CPU
 0, load to CPU 1, A B A B rounds, server CPU time per operation from
 /proc/PID/stat of the server's whole process tree, syscalls counted with
 perf's raw_syscalls:sys_enter tracepoint. Nothing here needs root except

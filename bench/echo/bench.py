@@ -3,7 +3,7 @@
 
 Usage: bench.py [BUILD_DIR] [--rounds N] [--duration S] [--workloads ...] ...
 
-Follows /work/shared/BENCHMARKING.md: each server runs pinned to CPU 0 (zerg
+Follows bench/common/README's method: each server runs pinned to CPU 0 (zerg
 with one worker, worker_cpu_affinity [0], itself under taskset -c 0; the
 epoll server under taskset -c 0), the load generator (echo_load) on CPU 1.
 For every workload (connections x message size) both servers get one
