@@ -18,6 +18,7 @@
 _Static_assert(sizeof(http_up) <= sizeof(http_conn), "http_up lives in an http_conn ctx");
 
 static const llhttp_settings_t http_up_settings; /* the answer parser's: below */
+static const zerg_conn_hooks http_up_hooks;      /* the upstream connections': below */
 static int http_up_can_retry(const http_up *up);
 static void http_up_retry(http_up *up, int abort_it);
 
@@ -44,11 +45,6 @@ void http_proxy_worker_exit(void)
     free(http_sb.p);
     http_sb.p = NULL;
     http_sb.cap = http_sb.n = 0;
-}
-
-int http_is_upstream(zerg_conn *c)
-{
-    return http_api->conn_conf(c) == NULL;
 }
 
 static http_up *up_of(zerg_conn *c)
@@ -392,8 +388,8 @@ static http_up *http_up_open(http_conn *hc, const http_location *l, const char *
             }
             http_api->upstream_server(p->group->group, server, &sa, &salen);
         }
-        zerg_conn *uc = http_api->connect(http_W.w, &zerg_module_info, NULL, sa, salen,
-                                          l->proxy_connect_timeout);
+        zerg_conn *uc = http_api->connect_with(http_W.w, &http_up_hooks, NULL, sa, salen,
+                                               l->proxy_connect_timeout);
         if (!uc) {
             http_api->log(ZERG_LOG_ERROR, "http: upstream %s: connect: %s", p->host,
                           strerror(errno));
@@ -559,7 +555,7 @@ void http_proxy_client_drained(http_conn *hc)
 
 /* ---- upstream hooks -------------------------------------------------------- */
 
-void http_up_on_connect(zerg_conn *c, int status)
+static void http_up_on_connect(zerg_conn *c, int status)
 {
     http_up *up = up_of(c);
     if (status < 0) {
@@ -575,7 +571,7 @@ void http_up_on_connect(zerg_conn *c, int status)
         http_api->conn_timeout(c, up->loc->proxy_read_timeout);
 }
 
-size_t http_up_on_data(zerg_conn *c, const uint8_t *data, size_t len)
+static size_t http_up_on_data(zerg_conn *c, const uint8_t *data, size_t len)
 {
     http_up *up = up_of(c);
     http_conn *hc = up->hc;
@@ -610,7 +606,7 @@ size_t http_up_on_data(zerg_conn *c, const uint8_t *data, size_t len)
     return len;
 }
 
-void http_up_on_eof(zerg_conn *c)
+static void http_up_on_eof(zerg_conn *c)
 {
     http_up *up = up_of(c);
     if (http_up_idle_event(up) || !up->hc || up->done)
@@ -626,7 +622,7 @@ void http_up_on_eof(zerg_conn *c)
         http_up_fail(up, 502, "closed before the end of its response", 1);
 }
 
-void http_up_on_drain(zerg_conn *c)
+static void http_up_on_drain(zerg_conn *c)
 {
     http_up *up = up_of(c);
     if (!up->client_paused || !up->hc)
@@ -635,7 +631,7 @@ void http_up_on_drain(zerg_conn *c)
     http_api->resume_read(up->hc->c);
 }
 
-void http_up_on_timeout(zerg_conn *c)
+static void http_up_on_timeout(zerg_conn *c)
 {
     http_up *up = up_of(c);
     if (http_up_idle_event(up))
@@ -649,7 +645,7 @@ void http_up_on_timeout(zerg_conn *c)
         http_api->abort(c);
 }
 
-void http_up_on_close(zerg_conn *c, int err)
+static void http_up_on_close(zerg_conn *c, int err)
 {
     http_up *up = up_of(c);
     if (up->idle)
@@ -664,6 +660,16 @@ void http_up_on_close(zerg_conn *c, int err)
     free(up->head);
     up->head = NULL;
 }
+
+static const zerg_conn_hooks http_up_hooks = {
+    .struct_size = sizeof(zerg_conn_hooks),
+    .on_connect = http_up_on_connect,
+    .on_data = http_up_on_data,
+    .on_eof = http_up_on_eof,
+    .on_drain = http_up_on_drain,
+    .on_timeout = http_up_on_timeout,
+    .on_close = http_up_on_close,
+};
 
 /* ---- the answer: llhttp callbacks ---------------------------------------- */
 
