@@ -52,6 +52,15 @@ static http_up *up_of(zerg_conn *c)
     return http_api->conn_ctx(c);
 }
 
+/* n bytes received from (BYTES_IN) or sent to (BYTES_OUT) up's server, for
+ * its group's metrics. */
+void http_up_bytes(const http_up *up, int event, size_t n)
+{
+    const http_upstream *g = up->loc->proxy->group;
+    if (g && up->server >= 0 && n)
+        http_api->upstream_note(g->group, up->server, event, n);
+}
+
 /* ---- the request head ----------------------------------------------------- */
 
 static int http_name_is(const char *name, size_t n, const char *lit)
@@ -240,6 +249,7 @@ static int http_up_send_head(http_conn *hc, const char *path, size_t plen)
     sb_str("\r\n");
     if (http_sb.failed)
         return -1;
+    http_up_bytes(up, ZERG_UPSTREAM_BYTES_OUT, http_sb.n);
     return http_api->write(up->c, http_sb.p, http_sb.n);
 }
 
@@ -489,6 +499,7 @@ void http_proxy_body(http_conn *hc, const char *at, size_t len)
 {
     http_up *up = hc->up;
     http_relay(hc->c, up->c, at, len, hc->req.te_chunked);
+    http_up_bytes(up, ZERG_UPSTREAM_BYTES_OUT, len);
     http_up_bound_client(up);
 }
 
@@ -575,6 +586,7 @@ static size_t http_up_on_data(zerg_conn *c, const uint8_t *data, size_t len)
 {
     http_up *up = up_of(c);
     http_conn *hc = up->hc;
+    http_up_bytes(up, ZERG_UPSTREAM_BYTES_IN, len);
     if (http_up_idle_event(up) || !hc || up->done)
         return len;
     up->got_bytes = 1;

@@ -125,6 +125,9 @@ void http_proxy_worker_exit(void);
  * (zero-copy where it can; as one chunk when chunked), and pauses the
  * sender while the receiver's output is over the bound. */
 void http_relay(zerg_conn *from, zerg_conn *to, const char *at, size_t len, int chunked);
+/* n bytes received from (BYTES_IN) or sent to (BYTES_OUT) up's server:
+ * counted in its group's metrics. */
+void http_up_bytes(const http_up *up, int event, size_t n);
 void http_up_bound(http_up *up);        /* upstream -> client */
 void http_up_bound_client(http_up *up); /* client -> upstream */
 /* The answer is complete (ok) or cut short; the upstream closed (when

@@ -148,6 +148,19 @@ class TestUpstreamMethods(unittest.TestCase):
         self.assertEqual([self.get(f"/standby/x{i}") for i in range(4)], ["C"] * 4)
         self.assertIn("skipped for 10000 ms", self.z.output())
 
+    def test_bytes_counted_per_server(self):
+        for i in range(3):
+            self.assertEqual(self.get(f"/standby/{i}"), "D")
+        with Client(self.z.ports[0]) as c:
+            c.send(request("GET", "/status", (("Connection", "close"),)))
+            text = c.response().body.decode()
+        for way in ("in", "out"):
+            needle = ('zerg_http_upstream_server_bytes_%s_total{upstream="standby",'
+                      'server="127.0.0.1:%d"} ' % (way, self.srv["D"].port))
+            line = [ln for ln in text.splitlines() if ln.startswith(needle)]
+            self.assertEqual(len(line), 1, text[-3000:])
+            self.assertGreater(int(line[0].split()[-1]), 100, line[0])
+
     def metric_state(self, server, state):
         with Client(self.z.ports[0]) as c:
             c.send(request("GET", "/status", (("Connection", "close"),)))
