@@ -359,63 +359,81 @@ void http_relay(zerg_conn *from, zerg_conn *to, const char *at, size_t len, int 
         http_api->write(to, "\r\n", 2);
 }
 
+/* A parked connection to server of l made ready for a new request. */
+static http_up *http_up_reuse(const http_location *l, int server)
+{
+    http_up *up = http_up_take(l, server);
+    if (!up)
+        return NULL;
+    zerg_conn *uc = up->c;
+    http_up kept = *up;
+    memset(up, 0, sizeof(*up));
+    up->c = uc;
+    up->head = kept.head;
+    up->hcap = kept.hcap;
+    up->server = kept.server;
+    up->loc = l;
+    http_upstream_count(up, 1);
+    up->requests = kept.requests;
+    up->opened_ms = kept.opened_ms;
+    up->connected = up->reused = 1;
+    http_api->conn_timeout(uc, 0);
+    return up;
+}
+
+/* A new connection to server of l (-1: its proxy_pass host); NULL
+ * (hc->proxy_status set) when it cannot be made. */
+static http_up *http_up_connect(http_conn *hc, const http_location *l, int server)
+{
+    const http_proxy_pass *p = l->proxy;
+    const struct sockaddr *sa = (const struct sockaddr *)&p->addr;
+    socklen_t salen = p->addr_len;
+    if (p->group)
+        http_api->upstream_server(p->group->group, server, &sa, &salen);
+    zerg_conn *uc =
+        http_api->connect_with(http_W.w, &http_up_hooks, NULL, sa, salen, l->proxy_connect_timeout);
+    if (!uc) {
+        http_api->log(ZERG_LOG_ERROR, "http: upstream %s: connect: %s", p->host, strerror(errno));
+        if (p->group)
+            http_api->upstream_note(p->group->group, server, ZERG_UPSTREAM_ERROR, 0);
+        hc->proxy_status = 502;
+        return NULL;
+    }
+    http_up *up = up_of(uc);
+    up->c = uc;
+    up->server = server;
+    up->opened_ms = http_api->now_ms(http_W.w);
+    up->loc = l;
+    http_upstream_count(up, 1);
+    return up;
+}
+
 /* A connection for hc's request to l (path: its normalised path, as routed):
- * a parked one when allowed, else a new one; the request head goes out on
- * it. NULL (hc->proxy_status set) when none can be had. */
+ * the balancing method picks the server first (among those not in *tried),
+ * then a connection parked to that server serves when allowed (as nginx's
+ * keepalive), else a new one; the request head goes out on it. NULL
+ * (hc->proxy_status set) when none can be had. */
 static http_up *http_up_open(http_conn *hc, const http_location *l, const char *path, size_t plen,
                              int reuse, const zerg_upstream_tried *tried)
 {
     const http_proxy_pass *p = l->proxy;
-    http_up *up = reuse ? http_up_take(l) : NULL;
-    if (up) {
-        zerg_conn *uc = up->c;
-        http_up kept = *up;
-        memset(up, 0, sizeof(*up));
-        up->c = uc;
-        up->head = kept.head;
-        up->hcap = kept.hcap;
-        up->server = kept.server;
-        up->loc = l;
-        http_upstream_count(up, 1);
-        up->requests = kept.requests;
-        up->opened_ms = kept.opened_ms;
-        up->connected = up->reused = 1;
-        http_api->conn_timeout(uc, 0);
-    } else {
-        const struct sockaddr *sa = (const struct sockaddr *)&p->addr;
-        socklen_t salen = p->addr_len;
-        int server = -1;
-        zerg_upstream_tried now_tried = {{0}};
-        if (tried)
-            now_tried = *tried;
-        if (p->group) {
-            server = http_upstream_pick(hc, p->group, path, plen, &now_tried);
-            if (server < 0) {
-                http_api->log(ZERG_LOG_ERROR, "http: upstream %s: no live server left to try",
-                              p->group->name);
-                hc->proxy_status = 502;
-                return NULL;
-            }
-            http_api->upstream_server(p->group->group, server, &sa, &salen);
-        }
-        zerg_conn *uc = http_api->connect_with(http_W.w, &http_up_hooks, NULL, sa, salen,
-                                               l->proxy_connect_timeout);
-        if (!uc) {
-            http_api->log(ZERG_LOG_ERROR, "http: upstream %s: connect: %s", p->host,
-                          strerror(errno));
-            if (p->group)
-                http_api->upstream_note(p->group->group, server, ZERG_UPSTREAM_ERROR, 0);
+    int server = -1;
+    zerg_upstream_tried now_tried = {{0}};
+    if (tried)
+        now_tried = *tried;
+    if (p->group) {
+        server = http_upstream_pick(hc, p->group, path, plen, &now_tried);
+        if (server < 0) {
+            http_api->log(ZERG_LOG_ERROR, "http: upstream %s: no live server left to try",
+                          p->group->name);
             hc->proxy_status = 502;
             return NULL;
         }
-        up = up_of(uc);
-        up->c = uc;
-        up->server = server;
-        up->opened_ms = http_api->now_ms(http_W.w);
-        up->tried = now_tried;
-        up->loc = l;
-        http_upstream_count(up, 1);
     }
+    http_up *up = reuse ? http_up_reuse(l, server) : NULL;
+    if (!up && !(up = http_up_connect(hc, l, server)))
+        return NULL;
+    up->tried = now_tried;
     up->hc = hc;
     up->loc = l;
     http_req *r = &hc->req;

@@ -151,8 +151,9 @@ void http_tunnel_eof(http_up *up, int from_client);
 /* Keeps up (its answer complete, detached) for a later request: 1, or 0
  * when it may not be kept (then close it). */
 int http_up_park(http_up *up);
-/* The most recently parked connection of l, taken out of the pool. */
-http_up *http_up_take(const http_location *l);
+/* The most recently parked connection of l to server (-1: l's host),
+ * taken out of the pool. */
+http_up *http_up_take(const http_location *l, int server);
 /* Takes up out of the pool (its on_close). */
 void http_up_unpark(http_up *up);
 /* Whether up is parked; an event on a parked connection closes it. */

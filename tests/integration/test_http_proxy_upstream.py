@@ -79,6 +79,7 @@ CONF = HTTP_SERVER + """      upstreams:
                           send: "GET /health HTTP/1.0\\r\\n\\r\\n", expect: " 200 " }}
       locations:
         - {{ path: /w/, proxy_pass: "http://weighted" }}
+        - {{ path: /kw/, proxy_pass: "http://weighted", proxy_keepalive: 4 }}
         - {{ path: /lc/, proxy_pass: "http://least" }}
         - {{ path: /uri/, proxy_pass: "http://by_uri" }}
         - {{ path: /user/, proxy_pass: "http://by_user" }}
@@ -113,6 +114,19 @@ class TestUpstreamMethods(unittest.TestCase):
         self.assertEqual((got.count("A"), got.count("B")), (30, 10), got)
         # smooth: A never more than three times in a row
         self.assertNotIn("AAAA", "".join(got))
+
+    def test_kept_connections_follow_the_weights(self):
+        # the server is picked first, then a connection kept to it serves
+        with Client(self.z.ports[0]) as c:
+            got = []
+            for i in range(20):
+                c.send(request("GET", f"/kw/{i}"))
+                r = c.response()
+                self.assertEqual(r.status, 200, (r, self.z.output()[-2000:]))
+                got.append(r.body.decode())
+        self.assertEqual((got.count("A"), got.count("B")), (15, 5), got)
+        # and kept: B's five came on one connection (A is health-checked too)
+        self.assertEqual(self.srv["B"].nconns, 1)
 
     def test_least_conn_passes_over_the_busy_server(self):
         slow = Client(self.z.ports[0])
