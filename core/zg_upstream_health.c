@@ -2,7 +2,7 @@
  * only: a timer per server, a connect (plus optional send/expect) through
  * the api, and the rise/fall verdict published in the shared slots that
  * every worker's choice reads. The checks' connections have hooks of their
- * own (hc_module); each one's conn_conf is its check. */
+ * own (hc_hooks); each one's conn_conf is its check. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdlib.h>
@@ -131,11 +131,8 @@ static void hc_on_close(zerg_conn *c, int err)
     hc->closing = 0;
 }
 
-static const zerg_module hc_module = {
-    .abi_version = ZERG_ABI_VERSION,
-    .struct_size = sizeof(zerg_module),
-    .name = "upstream health check",
-    .version = "1",
+static const zerg_conn_hooks hc_hooks = {
+    .struct_size = sizeof(zerg_conn_hooks),
     .on_connect = hc_on_connect,
     .on_data = hc_on_data,
     .on_eof = hc_on_timeout,
@@ -156,8 +153,8 @@ static void hc_fire(zerg_timer *t)
     const zg_up_server *s = &u->servers[hc->srv];
     hc->resolved = 0;
     hc->got = 0;
-    zerg_conn *c =
-        a->connect(u->w, &hc_module, hc, (const struct sockaddr *)&s->ss, s->len, u->hc.timeout);
+    zerg_conn *c = a->connect_with(u->w, &hc_hooks, hc, (const struct sockaddr *)&s->ss, s->len,
+                                   u->hc.timeout);
     if (!c) {
         hc_result(hc, 0, strerror(errno));
         return;

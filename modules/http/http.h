@@ -429,8 +429,4 @@ void http_dispatch(http_conn *hc);
  * (400, 403, 404, 500) when there is none. */
 const http_location *http_route(http_conn *hc, const char **path, size_t *plen, int *status);
 
-/* http_proxy_conf.c and http_proxy_balance.c include this header alone
- * until proxy_pass's upstream groups move to the core. */
-#include "http_proxy.h"
-
 #endif

@@ -105,8 +105,6 @@ void http_conn_abort(http_conn *hc)
 
 static size_t http_on_data(zerg_conn *c, const uint8_t *data, size_t len)
 {
-    if (http_is_upstream(c))
-        return http_up_on_data(c, data, len);
     http_conn *hc = http_api->conn_ctx(c);
     if (!hc->up || !hc->up->tunnel)
         return http_process(hc, data, len);
@@ -116,10 +114,6 @@ static size_t http_on_data(zerg_conn *c, const uint8_t *data, size_t len)
 
 static void http_on_eof(zerg_conn *c)
 {
-    if (http_is_upstream(c)) {
-        http_up_on_eof(c);
-        return;
-    }
     http_conn *hc = http_api->conn_ctx(c);
     hc->eof = 1;
     if (hc->closing)
@@ -135,10 +129,6 @@ static void http_on_eof(zerg_conn *c)
 
 static void http_on_drain(zerg_conn *c)
 {
-    if (http_is_upstream(c)) {
-        http_up_on_drain(c);
-        return;
-    }
     http_conn *hc = http_api->conn_ctx(c);
     if (hc->up) {
         http_proxy_client_drained(hc);
@@ -152,10 +142,6 @@ static void http_on_drain(zerg_conn *c)
 
 static void http_on_timeout(zerg_conn *c)
 {
-    if (http_is_upstream(c)) {
-        http_up_on_timeout(c);
-        return;
-    }
     http_conn *hc = http_api->conn_ctx(c);
     if (hc->closing)
         return;
@@ -185,10 +171,6 @@ static void http_on_timeout(zerg_conn *c)
 
 static void http_on_close(zerg_conn *c, int err)
 {
-    if (http_is_upstream(c)) {
-        http_up_on_close(c, err);
-        return;
-    }
     http_conn *hc = http_api->conn_ctx(c);
     if (hc->prev)
         hc->prev->next = hc->next;
@@ -223,7 +205,6 @@ ZERG_MODULE_EXPORT const zerg_module zerg_module_info = {
     .worker_drain = http_worker_drain,
     .worker_exit = http_worker_exit,
     .on_open = http_on_open,
-    .on_connect = http_up_on_connect,
     .on_data = http_on_data,
     .on_eof = http_on_eof,
     .on_drain = http_on_drain,

@@ -18,6 +18,7 @@
 _Static_assert(sizeof(http_up) <= sizeof(http_conn), "http_up lives in an http_conn ctx");
 
 static const llhttp_settings_t http_up_settings; /* the answer parser's: below */
+static const zerg_conn_hooks http_up_hooks;      /* the upstream connections': below */
 static int http_up_can_retry(const http_up *up);
 static void http_up_retry(http_up *up, int abort_it);
 
@@ -46,14 +47,18 @@ void http_proxy_worker_exit(void)
     http_sb.cap = http_sb.n = 0;
 }
 
-int http_is_upstream(zerg_conn *c)
-{
-    return http_api->conn_conf(c) == NULL;
-}
-
 static http_up *up_of(zerg_conn *c)
 {
     return http_api->conn_ctx(c);
+}
+
+/* n bytes received from (BYTES_IN) or sent to (BYTES_OUT) up's server, for
+ * its group's metrics. */
+void http_up_bytes(const http_up *up, int event, size_t n)
+{
+    const http_upstream *g = up->loc->proxy->group;
+    if (g && up->server >= 0 && n)
+        http_api->upstream_note(g->group, up->server, event, n);
 }
 
 /* ---- the request head ----------------------------------------------------- */
@@ -244,6 +249,7 @@ static int http_up_send_head(http_conn *hc, const char *path, size_t plen)
     sb_str("\r\n");
     if (http_sb.failed)
         return -1;
+    http_up_bytes(up, ZERG_UPSTREAM_BYTES_OUT, http_sb.n);
     return http_api->write(up->c, http_sb.p, http_sb.n);
 }
 
@@ -353,63 +359,81 @@ void http_relay(zerg_conn *from, zerg_conn *to, const char *at, size_t len, int 
         http_api->write(to, "\r\n", 2);
 }
 
+/* A parked connection to server of l made ready for a new request. */
+static http_up *http_up_reuse(const http_location *l, int server)
+{
+    http_up *up = http_up_take(l, server);
+    if (!up)
+        return NULL;
+    zerg_conn *uc = up->c;
+    http_up kept = *up;
+    memset(up, 0, sizeof(*up));
+    up->c = uc;
+    up->head = kept.head;
+    up->hcap = kept.hcap;
+    up->server = kept.server;
+    up->loc = l;
+    http_upstream_count(up, 1);
+    up->requests = kept.requests;
+    up->opened_ms = kept.opened_ms;
+    up->connected = up->reused = 1;
+    http_api->conn_timeout(uc, 0);
+    return up;
+}
+
+/* A new connection to server of l (-1: its proxy_pass host); NULL
+ * (hc->proxy_status set) when it cannot be made. */
+static http_up *http_up_connect(http_conn *hc, const http_location *l, int server)
+{
+    const http_proxy_pass *p = l->proxy;
+    const struct sockaddr *sa = (const struct sockaddr *)&p->addr;
+    socklen_t salen = p->addr_len;
+    if (p->group)
+        http_api->upstream_server(p->group->group, server, &sa, &salen);
+    zerg_conn *uc =
+        http_api->connect_with(http_W.w, &http_up_hooks, NULL, sa, salen, l->proxy_connect_timeout);
+    if (!uc) {
+        http_api->log(ZERG_LOG_ERROR, "http: upstream %s: connect: %s", p->host, strerror(errno));
+        if (p->group)
+            http_api->upstream_note(p->group->group, server, ZERG_UPSTREAM_ERROR, 0);
+        hc->proxy_status = 502;
+        return NULL;
+    }
+    http_up *up = up_of(uc);
+    up->c = uc;
+    up->server = server;
+    up->opened_ms = http_api->now_ms(http_W.w);
+    up->loc = l;
+    http_upstream_count(up, 1);
+    return up;
+}
+
 /* A connection for hc's request to l (path: its normalised path, as routed):
- * a parked one when allowed, else a new one; the request head goes out on
- * it. NULL (hc->proxy_status set) when none can be had. */
+ * the balancing method picks the server first (among those not in *tried),
+ * then a connection parked to that server serves when allowed (as nginx's
+ * keepalive), else a new one; the request head goes out on it. NULL
+ * (hc->proxy_status set) when none can be had. */
 static http_up *http_up_open(http_conn *hc, const http_location *l, const char *path, size_t plen,
                              int reuse, const zerg_upstream_tried *tried)
 {
     const http_proxy_pass *p = l->proxy;
-    http_up *up = reuse ? http_up_take(l) : NULL;
-    if (up) {
-        zerg_conn *uc = up->c;
-        http_up kept = *up;
-        memset(up, 0, sizeof(*up));
-        up->c = uc;
-        up->head = kept.head;
-        up->hcap = kept.hcap;
-        up->server = kept.server;
-        up->loc = l;
-        http_upstream_count(up, 1);
-        up->requests = kept.requests;
-        up->opened_ms = kept.opened_ms;
-        up->connected = up->reused = 1;
-        http_api->conn_timeout(uc, 0);
-    } else {
-        const struct sockaddr *sa = (const struct sockaddr *)&p->addr;
-        socklen_t salen = p->addr_len;
-        int server = -1;
-        zerg_upstream_tried now_tried = {{0}};
-        if (tried)
-            now_tried = *tried;
-        if (p->group) {
-            server = http_upstream_pick(hc, p->group, path, plen, &now_tried);
-            if (server < 0) {
-                http_api->log(ZERG_LOG_ERROR, "http: upstream %s: no live server left to try",
-                              p->group->name);
-                hc->proxy_status = 502;
-                return NULL;
-            }
-            http_api->upstream_server(p->group->group, server, &sa, &salen);
-        }
-        zerg_conn *uc = http_api->connect(http_W.w, &zerg_module_info, NULL, sa, salen,
-                                          l->proxy_connect_timeout);
-        if (!uc) {
-            http_api->log(ZERG_LOG_ERROR, "http: upstream %s: connect: %s", p->host,
-                          strerror(errno));
-            if (p->group)
-                http_api->upstream_note(p->group->group, server, ZERG_UPSTREAM_ERROR, 0);
+    int server = -1;
+    zerg_upstream_tried now_tried = {{0}};
+    if (tried)
+        now_tried = *tried;
+    if (p->group) {
+        server = http_upstream_pick(hc, p->group, path, plen, &now_tried);
+        if (server < 0) {
+            http_api->log(ZERG_LOG_ERROR, "http: upstream %s: no live server left to try",
+                          p->group->name);
             hc->proxy_status = 502;
             return NULL;
         }
-        up = up_of(uc);
-        up->c = uc;
-        up->server = server;
-        up->opened_ms = http_api->now_ms(http_W.w);
-        up->tried = now_tried;
-        up->loc = l;
-        http_upstream_count(up, 1);
     }
+    http_up *up = reuse ? http_up_reuse(l, server) : NULL;
+    if (!up && !(up = http_up_connect(hc, l, server)))
+        return NULL;
+    up->tried = now_tried;
     up->hc = hc;
     up->loc = l;
     http_req *r = &hc->req;
@@ -493,6 +517,7 @@ void http_proxy_body(http_conn *hc, const char *at, size_t len)
 {
     http_up *up = hc->up;
     http_relay(hc->c, up->c, at, len, hc->req.te_chunked);
+    http_up_bytes(up, ZERG_UPSTREAM_BYTES_OUT, len);
     http_up_bound_client(up);
 }
 
@@ -559,7 +584,7 @@ void http_proxy_client_drained(http_conn *hc)
 
 /* ---- upstream hooks -------------------------------------------------------- */
 
-void http_up_on_connect(zerg_conn *c, int status)
+static void http_up_on_connect(zerg_conn *c, int status)
 {
     http_up *up = up_of(c);
     if (status < 0) {
@@ -575,10 +600,11 @@ void http_up_on_connect(zerg_conn *c, int status)
         http_api->conn_timeout(c, up->loc->proxy_read_timeout);
 }
 
-size_t http_up_on_data(zerg_conn *c, const uint8_t *data, size_t len)
+static size_t http_up_on_data(zerg_conn *c, const uint8_t *data, size_t len)
 {
     http_up *up = up_of(c);
     http_conn *hc = up->hc;
+    http_up_bytes(up, ZERG_UPSTREAM_BYTES_IN, len);
     if (http_up_idle_event(up) || !hc || up->done)
         return len;
     up->got_bytes = 1;
@@ -610,7 +636,7 @@ size_t http_up_on_data(zerg_conn *c, const uint8_t *data, size_t len)
     return len;
 }
 
-void http_up_on_eof(zerg_conn *c)
+static void http_up_on_eof(zerg_conn *c)
 {
     http_up *up = up_of(c);
     if (http_up_idle_event(up) || !up->hc || up->done)
@@ -626,7 +652,7 @@ void http_up_on_eof(zerg_conn *c)
         http_up_fail(up, 502, "closed before the end of its response", 1);
 }
 
-void http_up_on_drain(zerg_conn *c)
+static void http_up_on_drain(zerg_conn *c)
 {
     http_up *up = up_of(c);
     if (!up->client_paused || !up->hc)
@@ -635,7 +661,7 @@ void http_up_on_drain(zerg_conn *c)
     http_api->resume_read(up->hc->c);
 }
 
-void http_up_on_timeout(zerg_conn *c)
+static void http_up_on_timeout(zerg_conn *c)
 {
     http_up *up = up_of(c);
     if (http_up_idle_event(up))
@@ -649,7 +675,7 @@ void http_up_on_timeout(zerg_conn *c)
         http_api->abort(c);
 }
 
-void http_up_on_close(zerg_conn *c, int err)
+static void http_up_on_close(zerg_conn *c, int err)
 {
     http_up *up = up_of(c);
     if (up->idle)
@@ -664,6 +690,16 @@ void http_up_on_close(zerg_conn *c, int err)
     free(up->head);
     up->head = NULL;
 }
+
+static const zerg_conn_hooks http_up_hooks = {
+    .struct_size = sizeof(zerg_conn_hooks),
+    .on_connect = http_up_on_connect,
+    .on_data = http_up_on_data,
+    .on_eof = http_up_on_eof,
+    .on_drain = http_up_on_drain,
+    .on_timeout = http_up_on_timeout,
+    .on_close = http_up_on_close,
+};
 
 /* ---- the answer: llhttp callbacks ---------------------------------------- */
 

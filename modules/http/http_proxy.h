@@ -45,7 +45,7 @@ typedef struct http_proxy_header {
 } http_proxy_header;
 
 /* The upstream connection's ctx (the module's conn_ctx_size is that of an
- * http_conn; conn_conf NULL tells the two apart). */
+ * http_conn); its connections have hooks of their own (http_proxy.c). */
 typedef struct http_up {
     llhttp_t parser; /* the response */
     zerg_conn *c;
@@ -81,7 +81,6 @@ typedef struct http_up {
 } http_up;
 
 /* http_proxy.c: proxy_pass */
-extern const zerg_module zerg_module_info;
 int http_parse_proxy_pass(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field);
 int http_parse_proxy_set_header(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field);
 /* Defaults and checks of a proxy_pass location; sets *want_peer when its
@@ -126,6 +125,9 @@ void http_proxy_worker_exit(void);
  * (zero-copy where it can; as one chunk when chunked), and pauses the
  * sender while the receiver's output is over the bound. */
 void http_relay(zerg_conn *from, zerg_conn *to, const char *at, size_t len, int chunked);
+/* n bytes received from (BYTES_IN) or sent to (BYTES_OUT) up's server:
+ * counted in its group's metrics. */
+void http_up_bytes(const http_up *up, int event, size_t n);
 void http_up_bound(http_up *up);        /* upstream -> client */
 void http_up_bound_client(http_up *up); /* client -> upstream */
 /* The answer is complete (ok) or cut short; the upstream closed (when
@@ -149,22 +151,15 @@ void http_tunnel_eof(http_up *up, int from_client);
 /* Keeps up (its answer complete, detached) for a later request: 1, or 0
  * when it may not be kept (then close it). */
 int http_up_park(http_up *up);
-/* The most recently parked connection of l, taken out of the pool. */
-http_up *http_up_take(const http_location *l);
+/* The most recently parked connection of l to server (-1: l's host),
+ * taken out of the pool. */
+http_up *http_up_take(const http_location *l, int server);
 /* Takes up out of the pool (its on_close). */
 void http_up_unpark(http_up *up);
 /* Whether up is parked; an event on a parked connection closes it. */
 int http_up_idle_event(http_up *up);
 /* Closes every parked connection (drain). */
 void http_up_close_idle(void);
-/* Hooks for upstream connections (conn_conf NULL). */
-int http_is_upstream(zerg_conn *c);
-void http_up_on_connect(zerg_conn *c, int status);
-size_t http_up_on_data(zerg_conn *c, const uint8_t *data, size_t len);
-void http_up_on_eof(zerg_conn *c);
-void http_up_on_drain(zerg_conn *c);
-void http_up_on_timeout(zerg_conn *c);
-void http_up_on_close(zerg_conn *c, int err);
 
 /* Its directive rows (composed by http_conf.c). */
 extern const zerg_directive http_proxy_server_directives[];

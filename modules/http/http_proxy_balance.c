@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "http.h"
+#include "http_proxy.h"
 
 /* hash_key: $remote_addr, $request_uri, $uri, $host or $http_<name>, as
  * nginx's `hash $request_uri consistent`. */

@@ -1,13 +1,14 @@
 /* modules/http/http_proxy_conf.c - the proxy_* keys of a location:
  * proxy_pass (an http:// URL naming an upstreams group or a host resolved
- * at load), proxy_set_header (headers with $variables) and the defaults
- * and checks of a proxy_pass location. */
+ * at load), proxy_set_header (headers with $variables), the defaults and
+ * checks of a proxy_pass location, and proxy_pass's directive rows. */
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "http.h"
+#include "http_proxy.h"
 
 #define HTTP_PROXY_DEFAULT_TIMEOUT_MS 60000
 /* nginx's upstream keepalive_requests and keepalive_time defaults */
@@ -179,3 +180,30 @@ int http_proxy_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, http_
                 *want_peer = 1;
     return 0;
 }
+
+/* proxy_pass's directive rows (composed by http_conf.c; the upstreams
+ * parser is http_proxy_balance.c's). */
+const zerg_directive http_proxy_location_directives[] = {
+    {"proxy_pass", ZERG_CONF_CUSTOM, offsetof(http_location, proxy), http_parse_proxy_pass, 0, 0},
+    {"proxy_connect_timeout", ZERG_CONF_MSEC, offsetof(http_location, proxy_connect_timeout), NULL,
+     1, INT32_MAX},
+    {"proxy_read_timeout", ZERG_CONF_MSEC, offsetof(http_location, proxy_read_timeout), NULL, 1,
+     INT32_MAX},
+    {"proxy_buffer_size", ZERG_CONF_SIZE, offsetof(http_location, proxy_buffer_size), NULL, 1024,
+     1 << 20},
+    {"proxy_keepalive", ZERG_CONF_INT, offsetof(http_location, proxy_keepalive), NULL, 0, 65536},
+    {"proxy_keepalive_timeout", ZERG_CONF_MSEC, offsetof(http_location, proxy_keepalive_timeout),
+     NULL, 1, INT32_MAX},
+    {"proxy_keepalive_requests", ZERG_CONF_INT, offsetof(http_location, proxy_keepalive_requests),
+     NULL, 1, INT32_MAX},
+    {"proxy_keepalive_time", ZERG_CONF_MSEC, offsetof(http_location, proxy_keepalive_time), NULL, 1,
+     INT32_MAX},
+    {"proxy_set_header", ZERG_CONF_CUSTOM, offsetof(http_location, proxy_set),
+     http_parse_proxy_set_header, 0, 0},
+    ZERG_DIRECTIVE_END,
+};
+
+const zerg_directive http_proxy_server_directives[] = {
+    {"upstreams", ZERG_CONF_CUSTOM, offsetof(http_srv, upstreams), http_parse_upstreams, 0, 0},
+    ZERG_DIRECTIVE_END,
+};

@@ -1,7 +1,8 @@
 /* modules/http/http_proxy_pool.c - proxy_keepalive: upstream connections
  * whose answer allowed it wait, per worker, for the next request of their
- * location (newest first), and are closed by any event while they wait, or
- * once they served proxy_keepalive_requests or lived proxy_keepalive_time. */
+ * location that goes to their server (newest first), and are closed by any
+ * event while they wait, or once they served proxy_keepalive_requests or
+ * lived proxy_keepalive_time. */
 #include <string.h>
 
 #include "http.h"
@@ -44,10 +45,10 @@ int http_up_park(http_up *up)
     return 1;
 }
 
-http_up *http_up_take(const http_location *l)
+http_up *http_up_take(const http_location *l, int server)
 {
     for (http_up *x = http_W.idle_ups; x; x = x->idle_next) {
-        if (x->loc != l)
+        if (x->loc != l || x->server != server)
             continue;
         http_up_unpark(x);
         return x;

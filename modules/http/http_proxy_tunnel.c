@@ -42,6 +42,7 @@ void http_tunnel_relay(http_up *up, int from_client, const uint8_t *data, size_t
     http_conn *hc = up->hc;
     if (from_client) {
         http_relay(hc->c, up->c, (const char *)data, len, 0);
+        http_up_bytes(up, ZERG_UPSTREAM_BYTES_OUT, len);
         http_api->conn_timeout(up->c, up->loc->proxy_read_timeout);
         http_up_bound_client(up);
     } else {

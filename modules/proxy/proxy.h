@@ -44,9 +44,6 @@ typedef struct proxy_conf {
     struct proxy_conf *next_named; /* the config's proxy blocks (name check) */
 } proxy_conf;
 
-/* Connection kinds (ctx->kind). */
-enum { PROXY_K_NONE = 0, PROXY_K_CLIENT, PROXY_K_UPSTREAM };
-
 /* How a session ended, as its access log line says (the first cause seen). */
 enum proxy_end {
     PROXY_END_NONE = 0,
@@ -64,9 +61,8 @@ typedef struct proxy_pending {
     zerg_ref *ref;
 } proxy_pending;
 
-/* Per-connection context (conn_ctx_size), for every kind. */
+/* Per-connection context (conn_ctx_size), of a client or an upstream. */
 typedef struct proxy_ctx {
-    uint8_t kind;
     uint8_t connected; /* UPSTREAM: on_connect(0) seen */
     uint8_t eof_in;    /* FIN received from this conn */
     uint8_t shut_out;  /* SHUT_WR queued on this conn */
@@ -133,8 +129,8 @@ void proxy_conf_start(void);
 int proxy_conf_init(zerg_conf_ctx *cx, void *conf);
 int proxy_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf);
 
+/* proxy_conn.c: the client side's hooks (the upstream side has its own) */
 void proxy_on_open(zerg_conn *c);
-void proxy_on_connect(zerg_conn *c, int status);
 size_t proxy_on_data(zerg_conn *c, const uint8_t *data, size_t len);
 void proxy_on_eof(zerg_conn *c);
 void proxy_on_drain(zerg_conn *c);

@@ -27,6 +27,8 @@ static inline proxy_ctx *ctx_of(zerg_conn *c)
     return proxy_api->conn_ctx(c);
 }
 
+static const zerg_conn_hooks proxy_up_hooks; /* the upstream side's: below */
+
 static const char *srv_name(const proxy_conf *cf, int i)
 {
     const char *name = proxy_api->upstream_server(cf->up, i, NULL, NULL);
@@ -134,7 +136,7 @@ static int session_connect(zerg_conn *c, proxy_ctx *x)
         const struct sockaddr *sa;
         socklen_t salen;
         const char *name = a->upstream_server(cf->up, i, &sa, &salen);
-        zerg_conn *up = a->connect(w, &zerg_module_info, cf, sa, salen, cf->connect_timeout);
+        zerg_conn *up = a->connect_with(w, &proxy_up_hooks, cf, sa, salen, cf->connect_timeout);
         if (!up) {
             int e = errno;
             a->upstream_note(cf->up, i, ZERG_UPSTREAM_ERROR, 0);
@@ -142,7 +144,6 @@ static int session_connect(zerg_conn *c, proxy_ctx *x)
             continue;
         }
         proxy_ctx *u = ctx_of(up);
-        u->kind = PROXY_K_UPSTREAM;
         u->conf = cf;
         u->srv = (int16_t)i;
         u->peer = c;
@@ -160,7 +161,6 @@ void proxy_on_open(zerg_conn *c)
     const zerg_api *a = proxy_api;
     proxy_ctx *x = ctx_of(c);
     proxy_conf *cf = a->conn_conf(c);
-    x->kind = PROXY_K_CLIENT;
     x->conf = cf;
     x->srv = -1;
     x->last_srv = -1;
@@ -229,10 +229,10 @@ static void upstream_ready(zerg_conn *up, proxy_ctx *u)
     }
 }
 
-void proxy_on_connect(zerg_conn *c, int status)
+static void up_on_connect(zerg_conn *c, int status)
 {
     proxy_ctx *x = ctx_of(c);
-    if (x->kind != PROXY_K_UPSTREAM || status != 0)
+    if (status != 0)
         return; /* a failure: on_close follows and retries */
     x->connected = 1;
     proxy_api->upstream_note(x->conf->up, x->srv, ZERG_UPSTREAM_OK, 0);
@@ -247,24 +247,44 @@ void proxy_on_connect(zerg_conn *c, int status)
 
 /* ---- forwarding -------------------------------------------------------- */
 
-size_t proxy_on_data(zerg_conn *c, const uint8_t *data, size_t len)
+/* Bytes of c (ctx x) for its peer, the session's client ctx being cl. */
+static size_t forward(zerg_conn *c, proxy_ctx *x, proxy_ctx *cl, const uint8_t *data, size_t len)
 {
     const zerg_api *a = proxy_api;
-    proxy_ctx *x = ctx_of(c);
     zerg_conn *peer = x->peer;
-    if (!peer) {
-        x->rx += len;
-        return len;
-    }
     proxy_ctx *px = ctx_of(peer);
-    proxy_ctx *cl = x->kind == PROXY_K_CLIENT ? x : px;
     cl->last_ms = a->now_ms(a->conn_worker(c));
     if (px->closing || px->shut_out) {
         x->rx += len;
         return len; /* nowhere to go */
     }
+    zerg_ref *r = a->hold(c, data);
+    if (r)
+        a->write_ref(peer, data, len, r);
+    else
+        a->write(peer, data, len);
+    x->rx += len;
+    px->tx += len;
+    if (a->conn_out_pending(peer) > x->conf->buffer_size) {
+        a->pause_read(c);
+        x->paused = 1;
+        a->conn_want_drain(peer);
+    }
+    return len;
+}
 
-    if (x->kind == PROXY_K_CLIENT && !px->connected) {
+/* Bytes from the client, held while its upstream connects. */
+size_t proxy_on_data(zerg_conn *c, const uint8_t *data, size_t len)
+{
+    const zerg_api *a = proxy_api;
+    proxy_ctx *x = ctx_of(c);
+    if (!x->peer) {
+        x->rx += len;
+        return len;
+    }
+    proxy_ctx *px = ctx_of(x->peer);
+    if (!px->connected && !px->closing && !px->shut_out) {
+        x->last_ms = a->now_ms(a->conn_worker(c));
         /* hold the bytes until the upstream answers */
         if (x->npending >= PROXY_PENDING_MAX) {
             a->pause_read(c);
@@ -288,20 +308,18 @@ size_t proxy_on_data(zerg_conn *c, const uint8_t *data, size_t len)
         x->rx += len;
         return len;
     }
+    return forward(c, x, x, data, len);
+}
 
-    zerg_ref *r = a->hold(c, data);
-    if (r)
-        a->write_ref(peer, data, len, r);
-    else
-        a->write(peer, data, len);
-    x->rx += len;
-    px->tx += len;
-    if (a->conn_out_pending(peer) > x->conf->buffer_size) {
-        a->pause_read(c);
-        x->paused = 1;
-        a->conn_want_drain(peer);
+/* Bytes from the upstream. */
+static size_t up_on_data(zerg_conn *c, const uint8_t *data, size_t len)
+{
+    proxy_ctx *x = ctx_of(c);
+    if (!x->peer) {
+        x->rx += len;
+        return len;
     }
-    return len;
+    return forward(c, x, ctx_of(x->peer), data, len);
 }
 
 /* c's output queue emptied: resume the conn that feeds it. */
@@ -324,21 +342,11 @@ void proxy_on_drain(zerg_conn *c)
 
 /* ---- half-close, timeouts, close --------------------------------------- */
 
-void proxy_on_eof(zerg_conn *c)
+/* A FIN from c goes on to its peer; the session ends when both sent one. */
+static void forward_eof(zerg_conn *c, proxy_ctx *x)
 {
-    proxy_ctx *x = ctx_of(c);
-    x->eof_in = 1;
     zerg_conn *peer = x->peer;
-    if (!peer) {
-        proxy_end_by(x, PROXY_END_CLIENT); /* a client's own conn, or nothing logs it */
-        close_conn(c, x, 0);
-        return;
-    }
     proxy_ctx *px = ctx_of(peer);
-    proxy_end_by(x->kind == PROXY_K_CLIENT ? x : px,
-                 x->kind == PROXY_K_CLIENT ? PROXY_END_CLIENT : PROXY_END_SERVER);
-    if (x->kind == PROXY_K_CLIENT && !px->connected)
-        return; /* upstream_ready() forwards the FIN */
     if (!px->shut_out && !px->closing) {
         proxy_api->shutdown(peer, SHUT_WR);
         px->shut_out = 1;
@@ -347,18 +355,51 @@ void proxy_on_eof(zerg_conn *c)
         close_session(c, x);
 }
 
+void proxy_on_eof(zerg_conn *c)
+{
+    proxy_ctx *x = ctx_of(c);
+    x->eof_in = 1;
+    proxy_end_by(x, PROXY_END_CLIENT);
+    if (!x->peer) {
+        close_conn(c, x, 0);
+        return;
+    }
+    if (!ctx_of(x->peer)->connected)
+        return; /* upstream_ready() forwards the FIN */
+    forward_eof(c, x);
+}
+
+static void up_on_eof(zerg_conn *c)
+{
+    proxy_ctx *x = ctx_of(c);
+    x->eof_in = 1;
+    if (!x->peer) {
+        close_conn(c, x, 0);
+        return;
+    }
+    proxy_end_by(ctx_of(x->peer), PROXY_END_SERVER);
+    forward_eof(c, x);
+}
+
+/* A graceful close of c that could not flush in time: 1 when it was. */
+static int close_timed_out(zerg_conn *c, proxy_ctx *x)
+{
+    if (!x->closing)
+        return 0;
+    proxy_api->log(ZERG_LOG_DEBUG, "proxy: close timed out with %zu bytes unsent, resetting",
+                   proxy_api->conn_out_pending(c));
+    proxy_api->abort(c);
+    return 1;
+}
+
 void proxy_on_timeout(zerg_conn *c)
 {
     const zerg_api *a = proxy_api;
     proxy_ctx *x = ctx_of(c);
-    if (x->closing) { /* a graceful close that could not flush in time */
-        a->log(ZERG_LOG_DEBUG, "proxy: close timed out with %zu bytes unsent, resetting",
-               a->conn_out_pending(c));
-        a->abort(c);
+    if (close_timed_out(c, x))
         return;
-    }
     proxy_conf *cf = x->conf;
-    if (x->kind == PROXY_K_CLIENT && cf->idle_timeout) {
+    if (cf->idle_timeout) {
         uint64_t now = a->now_ms(a->conn_worker(c));
         uint64_t idle = now - x->last_ms;
         if (idle + 1 < cf->idle_timeout) {
@@ -368,14 +409,26 @@ void proxy_on_timeout(zerg_conn *c)
         a->log(ZERG_LOG_INFO, "proxy: idle timeout (%llu ms), closing session",
                (unsigned long long)cf->idle_timeout);
     }
-    proxy_end_by(x->kind == PROXY_K_CLIENT ? x
-                 : x->peer                 ? ctx_of(x->peer)
-                                           : NULL,
-                 PROXY_END_TIMEOUT);
+    proxy_end_by(x, PROXY_END_TIMEOUT);
     close_session(c, x);
 }
 
-static void upstream_closed(zerg_conn *up, proxy_ctx *u, int err)
+static void up_on_timeout(zerg_conn *c)
+{
+    proxy_ctx *x = ctx_of(c);
+    if (close_timed_out(c, x))
+        return;
+    proxy_end_by(x->peer ? ctx_of(x->peer) : NULL, PROXY_END_TIMEOUT);
+    close_session(c, x);
+}
+
+static void close_debug(const char *who, proxy_ctx *x, int err)
+{
+    proxy_api->log(ZERG_LOG_DEBUG, "proxy: %s closed, err %d rx %llu tx %llu", who, err,
+                   (unsigned long long)x->rx, (unsigned long long)x->tx);
+}
+
+static void upstream_closed(proxy_ctx *u, int err)
 {
     const zerg_api *a = proxy_api;
     proxy_conf *cf = u->conf;
@@ -412,32 +465,41 @@ static void upstream_closed(zerg_conn *up, proxy_ctx *u, int err)
     }
 }
 
+static void up_on_close(zerg_conn *c, int err)
+{
+    proxy_ctx *u = ctx_of(c);
+    close_debug("upstream", u, err);
+    upstream_closed(u, err);
+    u->peer = NULL;
+    u->closing = 1;
+}
+
 void proxy_on_close(zerg_conn *c, int err)
 {
     proxy_ctx *x = ctx_of(c);
-    proxy_api->log(ZERG_LOG_DEBUG, "proxy: close kind %d err %d rx %llu tx %llu", x->kind, err,
-                   (unsigned long long)x->rx, (unsigned long long)x->tx);
-    switch (x->kind) {
-    case PROXY_K_UPSTREAM:
-        upstream_closed(c, x, err);
-        break;
-    case PROXY_K_CLIENT: {
-        release_pending(c, x);
-        if (x->admitted)
-            SUB(&x->conf->shm->clients, 1);
-        proxy_end_by(x, err != 0 ? PROXY_END_ERROR : PROXY_END_CLIENT);
-        proxy_log_session(c, x);
-        zerg_conn *peer = x->peer;
-        if (peer) {
-            proxy_ctx *px = ctx_of(peer);
-            px->peer = NULL;
-            close_conn(peer, px, err != 0 || !px->connected);
-        }
-        break;
-    }
-    default:
-        break;
+    close_debug("client", x, err);
+    release_pending(c, x);
+    if (x->admitted)
+        SUB(&x->conf->shm->clients, 1);
+    proxy_end_by(x, err != 0 ? PROXY_END_ERROR : PROXY_END_CLIENT);
+    proxy_log_session(c, x);
+    zerg_conn *peer = x->peer;
+    if (peer) {
+        proxy_ctx *px = ctx_of(peer);
+        px->peer = NULL;
+        close_conn(peer, px, err != 0 || !px->connected);
     }
     x->peer = NULL;
     x->closing = 1;
 }
+
+/* The upstream side of a session: data, drain and connect as above. */
+static const zerg_conn_hooks proxy_up_hooks = {
+    .struct_size = sizeof(zerg_conn_hooks),
+    .on_connect = up_on_connect,
+    .on_data = up_on_data,
+    .on_eof = up_on_eof,
+    .on_drain = proxy_on_drain,
+    .on_timeout = up_on_timeout,
+    .on_close = up_on_close,
+};

@@ -110,7 +110,6 @@ ZERG_MODULE_EXPORT const zerg_module zerg_module_info = {
     .worker_reopen = NULL,
     .worker_exit = proxy_worker_exit,
     .on_open = proxy_on_open,
-    .on_connect = proxy_on_connect,
     .on_data = proxy_on_data,
     .on_eof = proxy_on_eof,
     .on_drain = proxy_on_drain,

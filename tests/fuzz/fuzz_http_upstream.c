@@ -99,7 +99,7 @@ static zerg_conn *live_upstream(void)
             continue;
         if (!u->connected) {
             u->connected = 1;
-            zerg_module_info.on_connect(u, 0);
+            mock_on_connect(u, 0);
             mock_run_ops();
         }
         return u;
@@ -131,7 +131,7 @@ static void serve_upstreams(void)
                 continue;
             if (!u->connected) {
                 u->connected = 1;
-                zerg_module_info.on_connect(u, 0);
+                mock_on_connect(u, 0);
                 mock_run_ops();
                 progress = 1;
             }
@@ -145,7 +145,7 @@ static void serve_upstreams(void)
             }
             if (sd->answered < sd->done && !u->paused) {
                 sd->answered++;
-                zerg_module_info.on_data(u, (const uint8_t *)answer, sizeof(answer) - 1);
+                mock_on_data(u, (const uint8_t *)answer, sizeof(answer) - 1);
                 mock_run_ops();
                 progress = 1;
             }
@@ -205,7 +205,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     zerg_conn *u = NULL;
     while (off < n && !c->closed && !c->aborted && (u = live_upstream()) && !u->paused) {
         size_t piece = fuzz_piece(&seed, n - off);
-        size_t used = zerg_module_info.on_data(u, in + off, piece);
+        size_t used = mock_on_data(u, in + off, piece);
         TEST_CHECK(used == piece, "upstream on_data took %zu of %zu bytes", used, piece);
         mock_run_ops();
         off += piece;
@@ -214,7 +214,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         c->outlen = 0;
     }
     if (eof && (u = live_upstream())) {
-        zerg_module_info.on_eof(u);
+        mock_on_eof(u);
         mock_run_ops();
         if (check && !c->aborted) {
             check_stream(&answers, c, "answer stream");

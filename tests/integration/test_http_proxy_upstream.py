@@ -79,6 +79,7 @@ CONF = HTTP_SERVER + """      upstreams:
                           send: "GET /health HTTP/1.0\\r\\n\\r\\n", expect: " 200 " }}
       locations:
         - {{ path: /w/, proxy_pass: "http://weighted" }}
+        - {{ path: /kw/, proxy_pass: "http://weighted", proxy_keepalive: 4 }}
         - {{ path: /lc/, proxy_pass: "http://least" }}
         - {{ path: /uri/, proxy_pass: "http://by_uri" }}
         - {{ path: /user/, proxy_pass: "http://by_user" }}
@@ -114,6 +115,19 @@ class TestUpstreamMethods(unittest.TestCase):
         # smooth: A never more than three times in a row
         self.assertNotIn("AAAA", "".join(got))
 
+    def test_kept_connections_follow_the_weights(self):
+        # the server is picked first, then a connection kept to it serves
+        with Client(self.z.ports[0]) as c:
+            got = []
+            for i in range(20):
+                c.send(request("GET", f"/kw/{i}"))
+                r = c.response()
+                self.assertEqual(r.status, 200, (r, self.z.output()[-2000:]))
+                got.append(r.body.decode())
+        self.assertEqual((got.count("A"), got.count("B")), (15, 5), got)
+        # and kept: B's five came on one connection (A is health-checked too)
+        self.assertEqual(self.srv["B"].nconns, 1)
+
     def test_least_conn_passes_over_the_busy_server(self):
         slow = Client(self.z.ports[0])
         self.addCleanup(slow.close)
@@ -147,6 +161,19 @@ class TestUpstreamMethods(unittest.TestCase):
         self.srv["D"].close()  # refused from now on
         self.assertEqual([self.get(f"/standby/x{i}") for i in range(4)], ["C"] * 4)
         self.assertIn("skipped for 10000 ms", self.z.output())
+
+    def test_bytes_counted_per_server(self):
+        for i in range(3):
+            self.assertEqual(self.get(f"/standby/{i}"), "D")
+        with Client(self.z.ports[0]) as c:
+            c.send(request("GET", "/status", (("Connection", "close"),)))
+            text = c.response().body.decode()
+        for way in ("in", "out"):
+            needle = ('zerg_http_upstream_server_bytes_%s_total{upstream="standby",'
+                      'server="127.0.0.1:%d"} ' % (way, self.srv["D"].port))
+            line = [ln for ln in text.splitlines() if ln.startswith(needle)]
+            self.assertEqual(len(line), 1, text[-3000:])
+            self.assertGreater(int(line[0].split()[-1]), 100, line[0])
 
     def metric_state(self, server, state):
         with Client(self.z.ports[0]) as c:

@@ -184,10 +184,11 @@ static int m_write_ext(zerg_conn *c, const void *data, size_t len, zerg_done_fn 
 zerg_conn *mock_outbound[MOCK_MAX_OUTBOUND];
 size_t mock_noutbound;
 
-static zerg_conn *m_connect(zerg_worker *w, const zerg_module *m, void *conf,
-                            const struct sockaddr *sa, socklen_t len, uint64_t timeout_ms)
+static zerg_conn *m_connect_with(zerg_worker *w, const zerg_conn_hooks *hooks, void *conf,
+                                 const struct sockaddr *sa, socklen_t len, uint64_t timeout_ms)
 {
-    TEST_CHECK(m == &zerg_module_info && sa && len, "connect: bad arguments");
+    TEST_CHECK(hooks && hooks->struct_size >= sizeof(zerg_conn_hooks) && sa && len,
+               "connect_with: bad arguments");
     if (mock_noutbound == MOCK_MAX_OUTBOUND) {
         errno = EMFILE;
         return NULL;
@@ -195,6 +196,7 @@ static zerg_conn *m_connect(zerg_worker *w, const zerg_module *m, void *conf,
     zerg_conn *c = calloc(1, sizeof(*c));
     TEST_CHECK(c, "out of memory");
     c->conf = conf;
+    c->hooks = hooks;
     mock_outbound[mock_noutbound++] = c;
     return c;
 }
@@ -221,7 +223,7 @@ static void m_pause(zerg_conn *c)
 static void present(zerg_conn *c)
 {
     c->in_data = 1;
-    size_t used = zerg_module_info.on_data(c, (const uint8_t *)c->in, c->inlen);
+    size_t used = mock_on_data(c, (const uint8_t *)c->in, c->inlen);
     c->in_data = 0;
     TEST_CHECK(used <= c->inlen, "on_data took %zu of %zu bytes", used, c->inlen);
     c->inlen -= used;
@@ -346,7 +348,7 @@ static zerg_api mapi = {
     .hold = m_hold,
     .write_ref = m_write_ref,
     .shutdown = m_shutdown,
-    .connect = m_connect,
+    .connect_with = m_connect_with,
     .pause_read = m_pause,
     .resume_read = m_resume,
     .close = m_close,
@@ -468,9 +470,31 @@ zerg_conn *mock_conn_new(void)
     return mock_conn_open(mock_srv);
 }
 
+void mock_on_connect(zerg_conn *c, int status)
+{
+    void (*fn)(zerg_conn *, int) = c->hooks ? c->hooks->on_connect : zerg_module_info.on_connect;
+    if (fn)
+        fn(c, status);
+}
+
+size_t mock_on_data(zerg_conn *c, const uint8_t *data, size_t len)
+{
+    return (c->hooks ? c->hooks->on_data : zerg_module_info.on_data)(c, data, len);
+}
+
+void mock_on_eof(zerg_conn *c)
+{
+    (c->hooks ? c->hooks->on_eof : zerg_module_info.on_eof)(c);
+}
+
+void mock_on_close(zerg_conn *c, int err)
+{
+    (c->hooks ? c->hooks->on_close : zerg_module_info.on_close)(c, err);
+}
+
 void mock_conn_free(zerg_conn *c)
 {
-    zerg_module_info.on_close(c, 0);
+    mock_on_close(c, 0);
     mock_run_ops();
     free(c->in);
     free(c);
@@ -479,7 +503,7 @@ void mock_conn_free(zerg_conn *c)
 void mock_outbound_free(void)
 {
     for (size_t i = 0; i < mock_noutbound; i++) {
-        zerg_module_info.on_close(mock_outbound[i], 0);
+        mock_on_close(mock_outbound[i], 0);
         mock_run_ops();
     }
     for (size_t i = 0; i < mock_noutbound; i++) {

@@ -20,6 +20,7 @@
 
 struct zerg_conn {
     char ctx[sizeof(http_conn)] __attribute__((aligned(16)));
+    const zerg_conn_hooks *hooks; /* outbound: its own (connect_with); NULL: the module's */
     void *conf;
     void *const *vhosts; /* blocks sharing the address; NULL: conf alone */
     size_t nvhosts;
@@ -59,12 +60,18 @@ void mock_teardown(void); /* removes the temp folder */
 
 zerg_conn *mock_conn_open(void *conf); /* an accepted client of block conf */
 zerg_conn *mock_conn_new(void);        /* ... of mock_srv */
-/* Outbound connections the module asked for with api->connect, oldest
- * first (conn_conf NULL); mock_outbound_free closes and frees them. */
+/* Outbound connections the module asked for with api->connect_with,
+ * oldest first (each with its hook set); mock_outbound_free closes and
+ * frees them. */
 #define MOCK_MAX_OUTBOUND 16
 extern zerg_conn *mock_outbound[MOCK_MAX_OUTBOUND];
 extern size_t mock_noutbound;
 void mock_conn_free(zerg_conn *c);
+/* The hooks of c as the core calls them: its own set, else the module's. */
+void mock_on_connect(zerg_conn *c, int status);
+size_t mock_on_data(zerg_conn *c, const uint8_t *data, size_t len);
+void mock_on_eof(zerg_conn *c);
+void mock_on_close(zerg_conn *c, int err);
 /* on_close for every outbound connection, then free them all. */
 void mock_outbound_free(void);
 /* n bytes arrive: as the core does, the mock keeps what on_data leaves

@@ -452,12 +452,12 @@ static void upstream_answers(size_t n, const char *body)
     zerg_conn *u = mock_outbound[n];
     if (!u->connected) {
         u->connected = 1;
-        zerg_module_info.on_connect(u, 0);
+        mock_on_connect(u, 0);
     }
     char answer[128];
     int len = snprintf(answer, sizeof(answer), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n%s",
                        strlen(body), body);
-    zerg_module_info.on_data(u, (const uint8_t *)answer, (size_t)len);
+    mock_on_data(u, (const uint8_t *)answer, (size_t)len);
     mock_run_ops();
 }
 
