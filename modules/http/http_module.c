@@ -18,6 +18,7 @@ static int http_load(const zerg_api *api)
     if (api->abi_version != ZERG_ABI_VERSION || api->struct_size < sizeof(zerg_api))
         return -1;
     http_api = api;
+    http_upstreams_conf_start();
     return http_conf_compose();
 }
 

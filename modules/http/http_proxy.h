@@ -21,8 +21,9 @@ enum http_hash_var {
 typedef struct http_upstream {
     char *name;
     zerg_upstream *group;
-    int hash_var;      /* enum http_hash_var, for balance: hash */
-    char *hash_header; /* HTTP_HASH_HEADER: the field's name, lower case */
+    int hash_var;               /* enum http_hash_var, for balance: hash */
+    char *hash_header;          /* HTTP_HASH_HEADER: the field's name, lower case */
+    struct http_upstream *next; /* the config's groups, every server block's */
 } http_upstream;
 
 /* proxy_pass (http_proxy.c): where a location's requests go */
@@ -90,6 +91,10 @@ int http_proxy_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, http_
 /* http_proxy_balance.c: the upstreams key, and choosing among a group's
  * servers through the core */
 int http_parse_upstreams(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field);
+/* A config starts being parsed (load): no group is named yet. Group names
+ * are the config's, as nginx's upstream blocks are global: one name in two
+ * server blocks is refused, so that metric labels name one group. */
+void http_upstreams_conf_start(void);
 /* The server of g for hc's request (-1: none left), added to *tried; path
  * is its normalised path ($uri). */
 int http_upstream_pick(http_conn *hc, const http_upstream *g, const char *path, size_t plen,

@@ -45,6 +45,22 @@ static int http_parse_hash_key(zerg_conf_ctx *cx, const zerg_conf_node *node, ht
 }
 
 /* upstreams: { app: ["10.0.0.1:8000", "10.0.0.2:8000"], api: { servers: [...] } } */
+static http_upstream *http_named; /* the config's groups so far */
+
+void http_upstreams_conf_start(void)
+{
+    http_named = NULL;
+}
+
+/* Whether a group of this config already has name. */
+static const http_upstream *http_upstream_named(const char *name)
+{
+    for (const http_upstream *g = http_named; g; g = g->next)
+        if (strcmp(g->name, name) == 0)
+            return g;
+    return NULL;
+}
+
 int http_parse_upstreams(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
 {
     http_srv *s = (http_srv *)(void *)((char *)field - offsetof(http_srv, upstreams));
@@ -61,10 +77,17 @@ int http_parse_upstreams(zerg_conf_ctx *cx, const zerg_conf_node *node, void *fi
         http_upstream *g = &s->upstreams[i];
         if (!name || !*name || strpbrk(name, ":/[]@?# \"\\"))
             return http_api->conf_error(cx, v, "upstreams: \"%s\" is not a name", name ? name : "");
+        if (http_upstream_named(name))
+            return http_api->conf_error(cx, v,
+                                        "upstreams: \"%s\" is already a group of another "
+                                        "server block (group names are global)",
+                                        name);
         g->name = http_api->conf_strdup(cx, name);
         if (!g->name || !(g->group = http_api->conf_upstream(cx, v, name)) ||
             http_parse_hash_key(cx, v, g) < 0)
             return -1;
+        g->next = http_named;
+        http_named = g;
     }
     return 0;
 }

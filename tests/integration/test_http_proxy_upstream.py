@@ -240,6 +240,24 @@ class TestUpstreamSchema(unittest.TestCase):
                        "every server is a backup")
             self.check(conf('{ balance: fastest, servers: ["127.0.0.1:1"] }'), "fastest")
 
+    def test_group_names_are_global(self):
+        # one name in two server blocks would give two groups one metric label set
+        block = ("  - listen: [\"127.0.0.1:%d\"]\n    module: http\n    http:\n"
+                 "      upstreams:\n        %s: [\"127.0.0.1:1\"]\n      locations:\n"
+                 "        - { path: /, proxy_pass: \"http://%s\" }\n")
+        head = "load_modules: [http]\nservers:\n"
+        self.check(head + block % (free_port(), "app", "app") +
+                   block % (free_port(), "other", "other"), None)
+        conf = head + block % (free_port(), "app", "app") + block % (free_port(), "app", "app")
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+            f.write(f"modules_path: {zgtest.ZERG_MODULES}\n" + conf)
+        self.addCleanup(os.unlink, f.name)
+        rc, out = run_zerg(["-t", "-c", f.name])
+        self.assertNotEqual(rc, 0, out)
+        # file:line:col of the second block's group
+        self.assertIn('%s:15:14: ' % f.name, out)
+        self.assertIn('"app" is already a group of another server block', out)
+
     def test_hash_keys(self):
         for key in ("$remote_addr", "$request_uri", "$uri", "$host", "$http_x_user"):
             self.check(self.http('{ balance: hash, hash_key: "%s", servers: ["127.0.0.1:1"] }'

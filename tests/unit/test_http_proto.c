@@ -389,6 +389,16 @@ static http_srv *vhost(const char *who, const char *names)
     return s;
 }
 
+/* Frees what vhost allocated (what the module allocated is its own). */
+static void vhost_free(http_srv *s)
+{
+    free(s->server_name.items[0]); /* the strdup'ed list its names point into */
+    free(s->server_name.items);
+    free(s->locs[0].ret);
+    free(s->locs);
+    free(s);
+}
+
 static void expect_vhost(zerg_conn *c, const char *request, const char *who)
 {
     cr_assert_eq(answer(c, request), 200, "%s -> %.*s", request, (int)c->outlen, c->out);
@@ -422,6 +432,8 @@ Test(proto, virtual_hosts)
     expect_vhost(c, "GET /who HTTP/1.1\r\nHost: default.test\r\n\r\n", "default");
     expect_vhost(c, "GET /who HTTP/1.0\r\n\r\n", "nohost"); /* and closes */
     mock_conn_free(c);
+    for (size_t i = 0; i < sizeof(blocks) / sizeof(blocks[0]); i++)
+        vhost_free(blocks[i]);
 }
 
 /* A block whose only location, "/", passes requests upstream (a mock
@@ -466,7 +478,8 @@ static void upstream_answers(size_t n, const char *body)
  * once the answer is done. */
 Test(proto, requests_behind_a_late_answer_wait_in_the_core)
 {
-    zerg_conn *c = mock_conn_open(proxy_block());
+    http_srv *s = proxy_block();
+    zerg_conn *c = mock_conn_open(s);
     feeds(c, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n");
     const char next[] = "GET /b HTTP/1.1\r\nHost: h\r\n\r\n";
     cr_assert_eq(mock_feed(c, next, sizeof(next) - 1), 0, "the module took the next request");
@@ -481,4 +494,6 @@ Test(proto, requests_behind_a_late_answer_wait_in_the_core)
     cr_assert_lt(strstr(c->out, "first"), strstr(c->out, "second"));
     mock_conn_free(c);
     mock_outbound_free();
+    free(s->locs);
+    free(s);
 }

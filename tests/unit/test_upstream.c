@@ -201,6 +201,7 @@ Test(hash, stable_and_spread)
     for (int i = 0; i < 5; i++)
         cr_assert(cnt[i] > NCLIENTS / 5 * 0.7 && cnt[i] < NCLIENTS / 5 * 1.3, "server %d got %d", i,
                   cnt[i]);
+    free(f.up.ring);
 }
 
 Test(hash, removal_moves_only_its_clients)
@@ -244,6 +245,8 @@ Test(hash, removal_moves_only_its_clients)
         }
     }
     cr_assert(moved2 > 0 && moved2 < NCLIENTS * 0.3);
+    free(f.up.ring);
+    free(g.up.ring);
 }
 
 /* down: true (maintenance) takes a server out of every policy, and with
@@ -299,6 +302,7 @@ Test(hash, weight_doubles_share)
         cnt[pick(&f.p)]++;
     }
     cr_assert(cnt[1] > cnt[0] * 1.5 && cnt[1] > cnt[2] * 1.5, "%d %d %d", cnt[0], cnt[1], cnt[2]);
+    free(f.up.ring);
 }
 
 /* ---- random, two choices ----------------------------------------------- */
