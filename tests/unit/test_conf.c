@@ -322,13 +322,14 @@ Test(conf_bad, unknown_top_level_key)
 
 Test(conf_bad, unknown_uring_key)
 {
-    expect_error("uring:\n"
-                 "  entries: 64\n"
-                 "  nope: 1\n",
-                 3, 3,
-                 "unknown key \"nope\" (expected one of: entries, cq_entries, buffers, "
-                 "buffer_size, sqpoll, sqpoll_cpu, send_zc_threshold, output_high, output_low, "
-                 "incremental, fixed_files, fixed_outbound, send_zc_loopback, batch_wait_usec, batch_size)");
+    expect_error(
+        "uring:\n"
+        "  entries: 64\n"
+        "  nope: 1\n",
+        3, 3,
+        "unknown key \"nope\" (expected one of: entries, cq_entries, buffers, "
+        "buffer_size, sqpoll, sqpoll_cpu, send_zc_threshold, output_high, output_low, "
+        "incremental, fixed_files, fixed_outbound, send_zc_loopback, batch_wait_usec, batch_size)");
 }
 
 Test(conf_bad, unknown_error_log_key)
