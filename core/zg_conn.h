@@ -91,13 +91,18 @@ void zg_close_fd(zg_worker *w, int fd, int fixed);
 void zg_conn_open(zg_conn *c);
 /* ...or first reads a PROXY protocol header, for at most timeout_ms. */
 void zg_conn_await_proxy_header(zg_conn *c, uint64_t timeout_ms);
+/* ...which did not come in time: c closes (zg_conn_read.c). */
+void zg_conn_proxy_header_timeout(zg_conn *c);
 /* An outbound connection's connect was submitted; its result (0 or
  * -errno) goes to on_connect, then to reading or the close. */
 void zg_conn_connecting(zg_conn *c);
 void zg_conn_connected(zg_conn *c, int res);
 void zg_conn_complete(zg_worker *w, struct io_uring_cqe *cqe);
 void zg_conn_abort_fd_complete(zg_worker *w, struct io_uring_cqe *cqe);
+/* zg_conn_read.c: arm or cancel the multishot recv as c's state wants */
 void zg_conn_update_read(zg_conn *c);
+/* ... and a recv completion of c */
+void zg_conn_recv_complete(zg_conn *c, struct io_uring_cqe *cqe);
 void zg_conn_queue_flush(zg_conn *c);
 void zg_conn_flush_all(zg_worker *w);
 void zg_conn_feed_starved(zg_worker *w);
@@ -110,6 +115,12 @@ void zg_conn_deliver_held(zg_conn *c);
 void zg_conn_close_all(zg_worker *w);
 /* Log every open connection's state (debug level). */
 void zg_conn_dump(zg_worker *w);
+/* An operation on c's socket: through its fixed-file slot when it has one. */
+static inline void zg_conn_sqe_file(struct io_uring_sqe *sqe, const zg_conn *c)
+{
+    if (c->fixed)
+        sqe->flags |= IOSQE_FIXED_FILE;
+}
 /* What the module asks for through the api table (api->close, ...). */
 int zg_conn_closing(zg_conn *c);            /* closed, or closing once flushed */
 int zg_conn_tearing_down(const zg_conn *c); /* closed: waiting for completions */
