@@ -214,7 +214,7 @@ void zg_accept_complete(zg_worker *w, struct io_uring_cqe *cqe)
         /* out of descriptors or fixed slots, or worse: pause, never spin */
         w->stats.accept_backoffs++;
         if (!l->armed) {
-            zg_log_warn("accept on %s: %s, retrying in %d ms", l->srv->addrs[0].text,
+            zg_log_warn("accept on %s: %s, retrying in %d ms", l->srv->addrs[l->addr_index].text,
                         strerror(-cqe->res), ZG_ACCEPT_BACKOFF_MS);
             zg_timer_set(&w->timers, &l->retry, w->now_ms, ZG_ACCEPT_BACKOFF_MS);
         }

@@ -26,8 +26,7 @@ static void submit_connect(zg_worker *w, zg_conn *c)
 {
     struct io_uring_sqe *sqe = zg_sqe(w);
     io_uring_prep_connect(sqe, c->fd, (struct sockaddr *)&c->peer, c->peer_len);
-    if (c->fixed)
-        sqe->flags |= IOSQE_FIXED_FILE;
+    zg_conn_sqe_file(sqe, c);
     io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_CONNECT, c->idx, c->gen));
     c->inflight++;
     if (!c->connect_ts.tv_sec && !c->connect_ts.tv_nsec)

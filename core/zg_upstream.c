@@ -30,9 +30,11 @@ void zg_up_stop(zerg_worker *w, zerg_upstream *u)
 int zg_up_api_pick(zerg_worker *w, zerg_upstream *u, const void *key, size_t key_len,
                    zerg_upstream_tried *tried)
 {
-    (void)w;
+    /* the worker's clock, read once per loop turn (CLOCK_MONOTONIC_COARSE,
+     * as zg_up_clock: comparable across workers) */
+    uint64_t now = zg_up_api->now_ms(w);
     uint32_t hash = u->balance == ZG_UP_HASH ? zg_up_hash_bytes(key, key ? key_len : 0, 0) : 0;
-    int i = zg_up_pick(u, tried ? tried->bits : NULL, zg_up_clock(), hash);
+    int i = zg_up_pick(u, tried ? tried->bits : NULL, now, hash);
     if (i >= 0 && tried)
         zg_up_tried_set(tried->bits, (unsigned)i);
     return i;
@@ -76,7 +78,7 @@ int zg_up_note(zerg_upstream *u, int i, int event, uint64_t n)
         zg_up_ok_note(s);
         break;
     case ZERG_UPSTREAM_FAIL:
-        if (!zg_up_fail_note(s, &u->servers[i], zg_up_clock()))
+        if (!zg_up_fail_note(s, &u->servers[i], u->w ? zg_up_api->now_ms(u->w) : zg_up_clock()))
             return 0;
         zg_up_api->log(ZERG_LOG_WARN,
                        "upstream %s: server %s failed %lld times, skipped for %llu ms", u->name,
