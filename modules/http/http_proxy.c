@@ -52,13 +52,15 @@ static http_up *up_of(zerg_conn *c)
     return http_api->conn_ctx(c);
 }
 
-/* n bytes received from (BYTES_IN) or sent to (BYTES_OUT) up's server, for
- * its group's metrics. */
-void http_up_bytes(const http_up *up, int event, size_t n)
+/* n bytes received from (BYTES_IN) or sent to (BYTES_OUT) up's server: kept
+ * in up and added to its group's shared metrics once per request, when it
+ * stops counting as active there (http_upstream_count), not once per chunk. */
+void http_up_bytes(http_up *up, int event, size_t n)
 {
-    const http_upstream *g = up->loc->proxy->group;
-    if (g && up->server >= 0 && n)
-        http_api->upstream_note(g->group, up->server, event, n);
+    if (event == ZERG_UPSTREAM_BYTES_IN)
+        up->rx += n;
+    else
+        up->tx += n;
 }
 
 /* ---- the request head ----------------------------------------------------- */
@@ -435,7 +437,6 @@ static http_up *http_up_open(http_conn *hc, const http_location *l, const char *
         return NULL;
     up->tried = now_tried;
     up->hc = hc;
-    up->loc = l;
     http_req *r = &hc->req;
     r->up_addr =
         p->group ? http_api->upstream_server(p->group->group, up->server, NULL, NULL) : NULL;

@@ -77,6 +77,7 @@ typedef struct http_up {
     uint32_t requests;     /* sent on this connection, this one included */
     uint64_t opened_ms;    /* when it was connected */
     struct http_up *idle_next, *idle_prev;
+    uint64_t rx, tx; /* bytes from and to its server, not yet in the metrics */
     /* the group's servers this request tried */
     zerg_upstream_tried tried;
 } http_up;
@@ -127,12 +128,12 @@ void http_proxy_client_drained(http_conn *hc);
 /* Frees what proxy_pass keeps per worker (worker exit). */
 void http_proxy_worker_exit(void);
 /* http_proxy.c, for the tunnel: relays bytes received on from to `to`
- * (zero-copy where it can; as one chunk when chunked), and pauses the
- * sender while the receiver's output is over the bound. */
+ * (zero-copy where it can; as one chunk when chunked); the callers bound
+ * the receiver's output with http_up_bound / http_up_bound_client. */
 void http_relay(zerg_conn *from, zerg_conn *to, const char *at, size_t len, int chunked);
 /* n bytes received from (BYTES_IN) or sent to (BYTES_OUT) up's server:
- * counted in its group's metrics. */
-void http_up_bytes(const http_up *up, int event, size_t n);
+ * counted in its group's metrics when its request ends. */
+void http_up_bytes(http_up *up, int event, size_t n);
 void http_up_bound(http_up *up);        /* upstream -> client */
 void http_up_bound_client(http_up *up); /* client -> upstream */
 /* The answer is complete (ok) or cut short; the upstream closed (when

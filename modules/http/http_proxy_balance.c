@@ -147,7 +147,14 @@ void http_upstream_result(http_up *up, int ok)
 void http_upstream_count(http_up *up, int on)
 {
     const http_upstream *g = up->loc ? up->loc->proxy->group : NULL;
-    if (!g || up->server < 0 || up->counted == (on != 0))
+    if (!g || up->server < 0)
+        return;
+    if (!on && (up->rx || up->tx)) { /* the bytes since the last count */
+        http_api->upstream_note(g->group, up->server, ZERG_UPSTREAM_BYTES_IN, up->rx);
+        http_api->upstream_note(g->group, up->server, ZERG_UPSTREAM_BYTES_OUT, up->tx);
+        up->rx = up->tx = 0;
+    }
+    if (up->counted == (on != 0))
         return;
     up->counted = on != 0;
     http_api->upstream_note(g->group, up->server, on ? ZERG_UPSTREAM_OPEN : ZERG_UPSTREAM_CLOSE, 0);
