@@ -28,8 +28,8 @@ HEALTH = "/health"
 
 class Named(RawUpstream):
     """Answers every request with its name. It records the paths it was
-    asked (health checks apart); a path under /slow/ waits for release;
-    while mute it closes every connection without an answer."""
+    asked (health checks apart), mute or not; a path under /slow/ waits for
+    release; while mute it closes every connection without an answer."""
 
     def __init__(self, name):
         self.name = name
@@ -41,13 +41,13 @@ class Named(RawUpstream):
 
     def answer(self, s, n, k, line, fields, rest):
         path = line.split()[1]
-        if self.mute:
-            return False
         with self.lock:
             if path == HEALTH:
-                self.health += 1
+                self.health += 0 if self.mute else 1
             else:
                 self.paths.append(path)
+        if self.mute:
+            return False
         if path.startswith("/lc/slow"):
             self.release.wait(10)
         body = self.name.encode()

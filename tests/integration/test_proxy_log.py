@@ -158,7 +158,8 @@ class ProxyLog(unittest.TestCase):
         # rotate: rename, SIGUSR1, and the next sessions go to a new file
         os.rename(os.path.join(z.tmp, "access.log"), os.path.join(z.tmp, "access.log.1"))
         z.send(signal.SIGUSR1)
-        wait_for(lambda: os.path.exists(os.path.join(z.tmp, "access.log")), 5)  # reopened
+        zgtest.wait_until(lambda: os.path.exists(os.path.join(z.tmp, "access.log")), 5,
+                          "the worker to reopen access.log")
         s = socket.create_connection(("127.0.0.1", z.ports[0]), timeout=5)
         s.sendall(v1("198.51.100.8") + b"more")
         self.assertEqual(recv_exact(s, 4), b"more")

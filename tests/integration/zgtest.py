@@ -70,12 +70,17 @@ def holds(pred, duration, step=0.01):
 
 def in_parallel(target, n, timeout=30.0):
     """Run target(i) for i in range(n), each in a thread of its own, and wait
-    for them all (each join waits at most timeout seconds; None: no bound)."""
-    ts = [threading.Thread(target=target, args=(i,)) for i in range(n)]
+    for them all, timeout seconds in all (None: no bound); a thread still
+    running then fails the caller."""
+    ts = [threading.Thread(target=target, args=(i,), daemon=True) for i in range(n)]
     for t in ts:
         t.start()
+    deadline = None if timeout is None else time.monotonic() + timeout
     for t in ts:
-        t.join(timeout)
+        t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+    alive = sum(t.is_alive() for t in ts)
+    if alive:
+        raise AssertionError(f"{alive} of {n} threads still running after {timeout}s")
 
 
 def proc_state(pid):

@@ -59,12 +59,20 @@ static void fx_ring(fixture *f)
     f->up.ring_n = zg_up_ring_build(&f->up, f->up.ring, cap);
 }
 
+/* A pick that must find a server (its index, never -1). */
+static int pick_one(const pick_ctx *p)
+{
+    int s = pick(p);
+    cr_assert(s >= 0, "a pick found no server");
+    return s;
+}
+
 /* cnt[i] := how many of n picks chose server i */
 static void count_picks(fixture *f, int n, int cnt[NS])
 {
     memset(cnt, 0, NS * sizeof(*cnt));
     for (int i = 0; i < n; i++)
-        cnt[pick(&f->p)]++;
+        cnt[pick_one(&f->p)]++;
 }
 
 /* ---- weighted round robin --------------------------------------------- */
@@ -224,7 +232,7 @@ Test(hash, removal_moves_only_its_clients)
     int moved = 0;
     for (uint32_t i = 0; i < NCLIENTS; i++) {
         g.p.hash = client_hash(i);
-        int now = map[pick(&g.p)];
+        int now = map[pick_one(&g.p)];
         if (now != before[i]) {
             moved++;
             cr_assert_eq(before[i], 2, "client %u moved from a server that stayed", i);
@@ -299,7 +307,7 @@ Test(hash, weight_doubles_share)
     int cnt[3] = {0};
     for (uint32_t i = 0; i < NCLIENTS; i++) {
         f.p.hash = client_hash(i);
-        cnt[pick(&f.p)]++;
+        cnt[pick_one(&f.p)]++;
     }
     cr_assert(cnt[1] > cnt[0] * 1.5 && cnt[1] > cnt[2] * 1.5, "%d %d %d", cnt[0], cnt[1], cnt[2]);
     free(f.up.ring);
