@@ -338,6 +338,7 @@ typedef struct http_conn {
     uint8_t closing;
     uint8_t eof;
     uint8_t paused;
+    uint8_t out_wait; /* paused: the output is above its high mark */
     uint8_t in_process;
     uint8_t want_send_timeout;
     uint8_t head_timer; /* client_header_timeout armed for this head */
@@ -372,6 +373,8 @@ extern const zerg_api *http_api;
 /* http_module.c: the client connection ends, gracefully (what is queued is
  * sent first) or abortively (reset); either way its input is dropped. */
 void http_conn_close(http_conn *hc);
+/* c's output high-water mark: no more work is started for c above it. */
+size_t http_out_high(zerg_conn *c);
 void http_conn_abort(http_conn *hc);
 
 /* http_vhost.c */
@@ -386,6 +389,8 @@ size_t http_request_host(const http_conn *hc, char *buf, size_t cap);
 void http_conn_reset_parser(http_conn *hc);
 /* Runs bytes through scanner and parser, answering complete requests. */
 size_t http_process(http_conn *hc, const uint8_t *data, size_t len);
+/* on_drain: the next pipelined request may start if output held it back. */
+void http_output_drained(http_conn *hc);
 const char *http_hbuf(const http_conn *hc, http_span s);
 
 /* http_response.c */

@@ -92,6 +92,13 @@ static void http_on_open(zerg_conn *c)
     http_api->conn_timeout(c, hc->srv->client_header_timeout);
 }
 
+size_t http_out_high(zerg_conn *c)
+{
+    if (ZERG_API_HAS(http_api, conn_out_high))
+        return http_api->conn_out_high(c);
+    return (size_t)256 << 10; /* an older core: uring.output_high's default */
+}
+
 void http_conn_close(http_conn *hc)
 {
     hc->closing = 1;
@@ -131,6 +138,10 @@ static void http_on_eof(zerg_conn *c)
 static void http_on_drain(zerg_conn *c)
 {
     http_conn *hc = http_api->conn_ctx(c);
+    if (hc->out_wait) {
+        http_output_drained(hc);
+        return;
+    }
     if (hc->up) {
         http_proxy_client_drained(hc);
         return;

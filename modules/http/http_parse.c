@@ -273,6 +273,32 @@ static size_t http_wait(http_conn *hc, size_t used)
     return used;
 }
 
+/* Whether hc's queued output is above its high mark: the next pipelined
+ * request waits for on_drain, so that a client that sends requests and
+ * never reads makes the worker hold one answer past the mark, not one per
+ * request (nginx answers one request at a time). */
+static int http_output_full(http_conn *hc)
+{
+    return http_api->conn_out_pending(hc->c) > http_out_high(hc->c);
+}
+
+static void http_output_wait(http_conn *hc)
+{
+    hc->out_wait = 1;
+    hc->want_send_timeout = 1; /* the client must read within send_timeout */
+    http_api->conn_timeout(hc->c, hc->srv->send_timeout);
+    http_api->conn_want_drain(hc->c);
+}
+
+void http_output_drained(http_conn *hc)
+{
+    hc->out_wait = 0;
+    if (hc->paused && !hc->closing && hc->phase == HTTP_PH_IDLE) {
+        hc->paused = 0;
+        http_api->resume_read(hc->c); /* presents the held requests now */
+    }
+}
+
 size_t http_process(http_conn *hc, const uint8_t *data, size_t len)
 {
     const uint8_t *p = data, *end = data + len;
@@ -285,6 +311,10 @@ size_t http_process(http_conn *hc, const uint8_t *data, size_t len)
         if (hc->phase == HTTP_PH_BUSY)
             break;
         if (hc->phase == HTTP_PH_IDLE) {
+            if (http_output_full(hc)) {
+                http_output_wait(hc);
+                break;
+            }
             memset(&hc->scan, 0, sizeof(hc->scan));
             hc->phase = HTTP_PH_HEAD;
             hc->srv = hc->dsrv; /* until the head names its host */
@@ -325,7 +355,7 @@ size_t http_process(http_conn *hc, const uint8_t *data, size_t len)
     hc->in_process = 0;
     if (hc->closing)
         return len;
-    if (p < end) /* busy: the rest is the next request */
+    if (p < end) /* busy or output full: the rest is the next request */
         return http_wait(hc, (size_t)(p - data));
     switch (hc->phase) {
     case HTTP_PH_IDLE:

@@ -139,6 +139,10 @@ static size_t m_out_pending(zerg_conn *c)
 {
     return 0;
 }
+static size_t m_out_high(zerg_conn *c)
+{
+    return 256 * 1024;
+}
 static void m_want_drain(zerg_conn *c)
 {
 }
@@ -340,6 +344,7 @@ static zerg_api mapi = {
     .conn_closing = m_conn_closing,
     .conn_out_pending = m_out_pending,
     .conn_want_drain = m_want_drain,
+    .conn_out_high = m_out_high,
     .conn_timeout = m_conn_timeout,
     .write = m_write,
     .write_reserve = m_write_reserve,
