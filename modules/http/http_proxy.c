@@ -152,8 +152,8 @@ static void sb_expand(http_conn *hc, const http_tmpl *t)
             sb_put(pass->host, pass->host_len);
             break;
         case HTTP_VAR_PROXY_ADD_X_FORWARDED_FOR:
-            for (uint32_t k = 0; k < hc->nfields; k++) {
-                const http_field *f = &hc->fields[k];
+            for (uint32_t k = 0; k < hc->rq->nfields; k++) {
+                const http_field *f = &hc->rq->fields[k];
                 if (http_name_is(http_hbuf(hc, f->name), f->name.len, "x-forwarded-for")) {
                     sb_put(http_hbuf(hc, f->value), f->value.len);
                     sb_str(", ");
@@ -233,8 +233,8 @@ static int http_up_send_head(http_conn *hc, const char *path, size_t plen)
     } else if (!l->proxy_keepalive) {
         sb_str("Connection: close\r\n");
     }
-    for (uint32_t i = 0; i < hc->nfields; i++) {
-        const http_field *f = &hc->fields[i];
+    for (uint32_t i = 0; i < hc->rq->nfields; i++) {
+        const http_field *f = &hc->rq->fields[i];
         const char *n = http_hbuf(hc, f->name);
         if (!http_client_field_passes(hc, n, f->name.len))
             continue;

@@ -429,4 +429,6 @@ void http_request_done(http_conn *hc)
     if (!hc->closing && hc->eof && hc->phase == HTTP_PH_IDLE) {
         http_conn_close(hc);
     }
+    if (hc->phase == HTTP_PH_IDLE && !hc->in_process)
+        http_rq_put(hc); /* no request started meanwhile */
 }

@@ -135,9 +135,11 @@ static int m_conn_closing(zerg_conn *c)
 {
     return c->closed || c->aborted;
 }
+size_t mock_out_pending;
+
 static size_t m_out_pending(zerg_conn *c)
 {
-    return 0;
+    return mock_out_pending;
 }
 static size_t m_out_high(zerg_conn *c)
 {
@@ -385,6 +387,7 @@ char mock_docroot[] = "/tmp/zg-http-unit-XXXXXX";
 
 void mock_setup(void)
 {
+    mock_out_pending = 0;
     static zerg_conf_ctx cx;
     TEST_CHECK(zerg_module_info.load(&mapi) == 0, "load failed");
     mock_srv = calloc(1, sizeof(*mock_srv));
