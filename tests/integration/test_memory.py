@@ -3,7 +3,7 @@ the real zerg binary: clients that pipeline a thousand requests in one write
 and never read (receive buffer 4 KB) must not grow the worker beyond the
 documented per-connection bound (zerg-http(5), MEMORY PER CONNECTION) times
 their number, whatever answers them: a static file, a `return` answer, a
-proxy_pass answer, a large (mapped) file. Files come from the open file
+proxy_pass answer, a large (mapped) file, a file streamed through buffers. Files come from the open file
 cache: answered at once, as `return` answers are, not after an open."""
 import os
 import socket
@@ -20,6 +20,8 @@ CONNS = 40
 REQUESTS = 1000
 FILE = 100 * 1024
 BIG = 3 * 1024 * 1024  # under file_mmap_max: sent from a mapping
+HUGE = 6 * 1024 * 1024  # above it: streamed through two file_buffer buffers
+FILE_BUFFER = 256 * 1024
 RETURN_BODY = 4096
 
 # output_high (uring) and input limit: the configured parts of the bound
@@ -110,6 +112,8 @@ class NeverReadingPipelinedClient(unittest.TestCase):
             f.write(os.urandom(FILE))
         with open(os.path.join(www, "big"), "wb") as f:
             f.write(os.urandom(BIG))
+        with open(os.path.join(www, "huge"), "wb") as f:
+            f.write(os.urandom(HUGE))
         self.z.start()
         self.z.wait_listening()
 
@@ -159,6 +163,9 @@ class NeverReadingPipelinedClient(unittest.TestCase):
 
     def test_large_file(self):
         self.check_bounded("/big", BIG)
+
+    def test_streamed_file(self):
+        self.check_bounded("/huge", 2 * FILE_BUFFER)
 
 
 if __name__ == "__main__":
