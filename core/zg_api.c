@@ -173,6 +173,11 @@ static size_t api_conn_out_pending(zg_conn *c)
     return c->out.bytes;
 }
 
+static size_t api_conn_out_high(zg_conn *c)
+{
+    return c->out_high;
+}
+
 static int api_write(zg_conn *c, const void *data, size_t len)
 {
     if (!zg_conn_writable(c))
@@ -316,6 +321,7 @@ const zerg_api zg_api = {
     .logfile_commit = zg_logfile_commit,
     .connect_with = zg_connect_with,
     ZG_UPSTREAM_API_ENTRIES, /* zg_upstream.h */
+    .conn_out_high = api_conn_out_high,
 };
 
 /* the table the upstream groups' files call (zg_upstream.h) */

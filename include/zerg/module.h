@@ -473,6 +473,14 @@ struct zerg_api {
      * health_checks, health_failed); returns the length needed, like
      * snprintf (cut at cap). */
     size_t (*upstream_json)(const zerg_upstream *u, char *buf, size_t cap);
+
+    /* -- appended during ABI 2 (check ZERG_API_HAS) ------------------------ */
+    /* c's output high-water mark (conn_set_watermarks, else
+     * uring.output_high). The core stops reading above it, but input it
+     * already read is still presented: a module that starts work for each
+     * request it parses (pipelined requests) takes no more while
+     * conn_out_pending is above this, and goes on at on_drain. */
+    size_t (*conn_out_high)(zerg_conn *c);
 };
 
 /* Whether the running core's api table has member: a module built against

@@ -315,8 +315,19 @@ typedef struct http_field {
     http_span name, value;
 } http_field;
 
-typedef struct http_conn {
+/* What a request needs only while it is read and answered: its parser and
+ * the copies of its head. From a per-worker free list (http_rq.c), taken at
+ * the request's first byte, given back when the connection is idle again. */
+typedef struct http_rq {
     llhttp_t parser;
+    char *hbuf; /* copies of URL and header fields */
+    uint32_t hlen, hcap;
+    http_field *fields; /* every header field of the request (for proxy_pass) */
+    uint32_t nfields, fields_cap;
+    struct http_rq *next; /* the free list */
+} http_rq;
+
+typedef struct http_conn {
     zerg_conn *c;
     http_srv *srv;       /* the request's server block (Host) */
     http_srv *dsrv;      /* the default one, for what comes before Host */
@@ -325,19 +336,17 @@ typedef struct http_conn {
     struct http_conn *next, *prev; /* the worker's list */
     http_scan scan;
     http_req req;
-    char *hbuf; /* copies of URL and header fields */
-    uint32_t hlen, hcap;
+    struct http_rq *rq; /* while a request is read or answered (http_rq.c) */
     struct http_file *file;
     struct http_up *up; /* the upstream answering this request (proxy_pass) */
-    http_field *fields; /* every header field of the request (for proxy_pass) */
-    uint32_t nfields, fields_cap;
-    int proxy_status;  /* the upstream failed before the request was complete */
-    uint8_t any_proxy; /* a block of this address has proxy_pass: keep fields */
+    int proxy_status;   /* the upstream failed before the request was complete */
+    uint8_t any_proxy;  /* a block of this address has proxy_pass: keep fields */
     uint32_t nreq;
     uint8_t phase;
     uint8_t closing;
     uint8_t eof;
     uint8_t paused;
+    uint8_t out_wait; /* paused: the output is above its high mark */
     uint8_t in_process;
     uint8_t want_send_timeout;
     uint8_t head_timer; /* client_header_timeout armed for this head */
@@ -372,6 +381,8 @@ extern const zerg_api *http_api;
 /* http_module.c: the client connection ends, gracefully (what is queued is
  * sent first) or abortively (reset); either way its input is dropped. */
 void http_conn_close(http_conn *hc);
+/* c's output high-water mark: no more work is started for c above it. */
+size_t http_out_high(zerg_conn *c);
 void http_conn_abort(http_conn *hc);
 
 /* http_vhost.c */
@@ -382,10 +393,19 @@ void http_select_server(http_conn *hc);
  * Host's, lowercased, without port or final dot; cap when it does not fit. */
 size_t http_request_host(const http_conn *hc, char *buf, size_t cap);
 
+/* http_rq.c: hc->rq from the free list (-1: out of memory), its parser
+ * ready for a request; back to the list (no-op without one); all freed
+ * (worker exit). */
+int http_rq_get(http_conn *hc);
+void http_rq_put(http_conn *hc);
+void http_rq_free_all(void);
+
 /* http_parse.c */
-void http_conn_reset_parser(http_conn *hc);
+void http_parser_init(http_conn *hc, llhttp_t *p);
 /* Runs bytes through scanner and parser, answering complete requests. */
 size_t http_process(http_conn *hc, const uint8_t *data, size_t len);
+/* on_drain: the next pipelined request may start if output held it back. */
+void http_output_drained(http_conn *hc);
 const char *http_hbuf(const http_conn *hc, http_span s);
 
 /* http_response.c */

@@ -66,6 +66,7 @@ static void http_worker_drain(zerg_worker *w)
 static void http_worker_exit(zerg_worker *w)
 {
     http_log_free_all();
+    http_rq_free_all();
     http_ofc_clear();
     http_static_worker_exit();
     http_proxy_worker_exit();
@@ -87,9 +88,15 @@ static void http_on_open(zerg_conn *c)
     if (http_W.conns)
         http_W.conns->prev = hc;
     http_W.conns = hc;
-    http_conn_reset_parser(hc);
     hc->phase = HTTP_PH_IDLE;
     http_api->conn_timeout(c, hc->srv->client_header_timeout);
+}
+
+size_t http_out_high(zerg_conn *c)
+{
+    if (ZERG_API_HAS(http_api, conn_out_high))
+        return http_api->conn_out_high(c);
+    return (size_t)256 << 10; /* an older core: uring.output_high's default */
 }
 
 void http_conn_close(http_conn *hc)
@@ -131,6 +138,10 @@ static void http_on_eof(zerg_conn *c)
 static void http_on_drain(zerg_conn *c)
 {
     http_conn *hc = http_api->conn_ctx(c);
+    if (hc->out_wait) {
+        http_output_drained(hc);
+        return;
+    }
     if (hc->up) {
         http_proxy_client_drained(hc);
         return;
@@ -184,10 +195,7 @@ static void http_on_close(zerg_conn *c, int err)
     http_file_conn_closed(hc);
     if (hc->up)
         http_proxy_abandon(hc);
-    free(hc->fields);
-    hc->fields = NULL;
-    free(hc->hbuf);
-    hc->hbuf = NULL;
+    http_rq_put(hc);
 }
 
 ZERG_MODULE_EXPORT const zerg_module zerg_module_info = {

@@ -10,17 +10,18 @@
 
 const char *http_hbuf(const http_conn *hc, http_span s)
 {
-    return hc->hbuf + s.off;
+    return hc->rq->hbuf + s.off;
 }
 
 static int http_hbuf_append(http_conn *hc, const char *at, size_t len)
 {
-    size_t need = (size_t)hc->hlen + len;
+    http_rq *rq = hc->rq;
+    size_t need = (size_t)rq->hlen + len;
     if (need > hc->srv->large_client_header_buffers + 64) {
         hc->err_status = 431;
         return -1;
     }
-    if (http_buf_append(&hc->hbuf, &hc->hlen, &hc->hcap, at, len) < 0) {
+    if (http_buf_append(&rq->hbuf, &rq->hlen, &rq->hcap, at, len) < 0) {
         hc->err_status = 500;
         return -1;
     }
@@ -32,8 +33,8 @@ static int http_cb_message_begin(llhttp_t *p)
     http_conn *hc = p->data;
     memset(&hc->req, 0, offsetof(http_req, hv));
     hc->req.start_ms = http_api->now_ms(http_W.w);
-    hc->hlen = 0;
-    hc->nfields = 0;
+    hc->rq->hlen = 0;
+    hc->rq->nfields = 0;
     hc->proxy_status = 0;
     return 0;
 }
@@ -42,7 +43,7 @@ static int http_cb_url(llhttp_t *p, const char *at, size_t len)
 {
     http_conn *hc = p->data;
     if (hc->req.url.len == 0)
-        hc->req.url.off = hc->hlen;
+        hc->req.url.off = hc->rq->hlen;
     if (hc->req.url.len + len > hc->srv->max_uri_length) {
         hc->err_status = 414;
         return -1;
@@ -55,7 +56,7 @@ static int http_cb_header_field(llhttp_t *p, const char *at, size_t len)
 {
     http_conn *hc = p->data;
     if (hc->req.cur_name.len == 0)
-        hc->req.cur_name.off = hc->hlen;
+        hc->req.cur_name.off = hc->rq->hlen;
     hc->req.cur_name.len += (uint32_t)len;
     return http_hbuf_append(hc, at, len);
 }
@@ -65,7 +66,7 @@ static int http_cb_header_value(llhttp_t *p, const char *at, size_t len)
     http_conn *hc = p->data;
     if (!hc->req.in_value) {
         hc->req.in_value = 1;
-        hc->req.cur_val_off = hc->hlen;
+        hc->req.cur_val_off = hc->rq->hlen;
     }
     return http_hbuf_append(hc, at, len);
 }
@@ -92,17 +93,18 @@ static const struct {
 /* Every field, in order, for a request that goes to an upstream. */
 static int http_field_add(http_conn *hc, http_span name, http_span value)
 {
-    if (hc->nfields == hc->fields_cap) {
-        uint32_t cap = hc->fields_cap ? hc->fields_cap * 2 : 16;
-        http_field *nf = realloc(hc->fields, cap * sizeof(*nf));
+    http_rq *rq = hc->rq;
+    if (rq->nfields == rq->fields_cap) {
+        uint32_t cap = rq->fields_cap ? rq->fields_cap * 2 : 16;
+        http_field *nf = realloc(rq->fields, cap * sizeof(*nf));
         if (!nf) {
             hc->err_status = 500;
             return -1;
         }
-        hc->fields = nf;
-        hc->fields_cap = cap;
+        rq->fields = nf;
+        rq->fields_cap = cap;
     }
-    hc->fields[hc->nfields++] = (http_field){name, value};
+    rq->fields[rq->nfields++] = (http_field){name, value};
     return 0;
 }
 
@@ -110,13 +112,14 @@ static int http_cb_header_value_complete(llhttp_t *p)
 {
     http_conn *hc = p->data;
     http_req *r = &hc->req;
+    char *hbuf = hc->rq->hbuf;
     if (!r->in_value)
-        r->cur_val_off = hc->hlen; /* empty value */
+        r->cur_val_off = hc->rq->hlen; /* empty value */
     const char *name = http_hbuf(hc, r->cur_name);
     uint32_t nl = r->cur_name.len;
-    http_span v = {r->cur_val_off, hc->hlen - r->cur_val_off};
+    http_span v = {r->cur_val_off, hc->rq->hlen - r->cur_val_off};
     /* trim trailing whitespace of the value */
-    while (v.len && (hc->hbuf[v.off + v.len - 1] == ' ' || hc->hbuf[v.off + v.len - 1] == '\t'))
+    while (v.len && (hbuf[v.off + v.len - 1] == ' ' || hbuf[v.off + v.len - 1] == '\t'))
         v.len--;
     for (size_t i = 0; i < sizeof(http_known) / sizeof(http_known[0]); i++) {
         if (http_known[i].len == nl && http_strncaseeq(name, http_known[i].name, nl)) {
@@ -126,7 +129,7 @@ static int http_cb_header_value_complete(llhttp_t *p)
             if (r->hcount[id] == 1)
                 r->hv[id] = v;
             if (id == HTTP_H_TE) {
-                int st = http_te_check(hc->hbuf + v.off, v.len, &r->te_chunked);
+                int st = http_te_check(hbuf + v.off, v.len, &r->te_chunked);
                 if (st) {
                     hc->err_status = st;
                     return -1;
@@ -239,10 +242,10 @@ static const llhttp_settings_t http_settings = {
     .on_message_complete = http_cb_message_complete,
 };
 
-void http_conn_reset_parser(http_conn *hc)
+void http_parser_init(http_conn *hc, llhttp_t *p)
 {
-    llhttp_init(&hc->parser, HTTP_REQUEST, &http_settings);
-    hc->parser.data = hc;
+    llhttp_init(p, HTTP_REQUEST, &http_settings);
+    p->data = hc;
 }
 
 static int http_errno_status(http_conn *hc, llhttp_errno_t e)
@@ -273,6 +276,32 @@ static size_t http_wait(http_conn *hc, size_t used)
     return used;
 }
 
+/* Whether hc's queued output is above its high mark: the next pipelined
+ * request waits for on_drain, so that a client that sends requests and
+ * never reads makes the worker hold one answer past the mark, not one per
+ * request (nginx answers one request at a time). */
+static int http_output_full(http_conn *hc)
+{
+    return http_api->conn_out_pending(hc->c) > http_out_high(hc->c);
+}
+
+static void http_output_wait(http_conn *hc)
+{
+    hc->out_wait = 1;
+    hc->want_send_timeout = 1; /* the client must read within send_timeout */
+    http_api->conn_timeout(hc->c, hc->srv->send_timeout);
+    http_api->conn_want_drain(hc->c);
+}
+
+void http_output_drained(http_conn *hc)
+{
+    hc->out_wait = 0;
+    if (hc->paused && !hc->closing && hc->phase == HTTP_PH_IDLE) {
+        hc->paused = 0;
+        http_api->resume_read(hc->c); /* presents the held requests now */
+    }
+}
+
 size_t http_process(http_conn *hc, const uint8_t *data, size_t len)
 {
     const uint8_t *p = data, *end = data + len;
@@ -285,6 +314,14 @@ size_t http_process(http_conn *hc, const uint8_t *data, size_t len)
         if (hc->phase == HTTP_PH_BUSY)
             break;
         if (hc->phase == HTTP_PH_IDLE) {
+            if (http_output_full(hc)) {
+                http_output_wait(hc);
+                break;
+            }
+            if (!hc->rq && http_rq_get(hc) < 0) {
+                http_conn_abort(hc); /* out of memory */
+                break;
+            }
             memset(&hc->scan, 0, sizeof(hc->scan));
             hc->phase = HTTP_PH_HEAD;
             hc->srv = hc->dsrv; /* until the head names its host */
@@ -306,14 +343,15 @@ size_t http_process(http_conn *hc, const uint8_t *data, size_t len)
                 break;
             }
         }
-        llhttp_errno_t e = llhttp_execute(&hc->parser, (const char *)p, (size_t)(end - p));
+        llhttp_t *parser = &hc->rq->parser;
+        llhttp_errno_t e = llhttp_execute(parser, (const char *)p, (size_t)(end - p));
         if (e == HPE_OK) {
             p = end;
             break;
         }
         if (e == HPE_PAUSED) {
-            const char *pos = llhttp_get_error_pos(&hc->parser);
-            llhttp_resume(&hc->parser);
+            const char *pos = llhttp_get_error_pos(parser);
+            llhttp_resume(parser);
             p = (const uint8_t *)pos;
             http_dispatch(hc);
             continue;
@@ -325,10 +363,14 @@ size_t http_process(http_conn *hc, const uint8_t *data, size_t len)
     hc->in_process = 0;
     if (hc->closing)
         return len;
-    if (p < end) /* busy: the rest is the next request */
+    if (p < end) { /* busy or output full: the rest is the next request */
+        if (hc->phase == HTTP_PH_IDLE)
+            http_rq_put(hc);
         return http_wait(hc, (size_t)(p - data));
+    }
     switch (hc->phase) {
     case HTTP_PH_IDLE:
+        http_rq_put(hc); /* the next request takes one when it starts */
         /* small answers leave at once; a big backlog is watched by send_timeout
          * until the queue drains (on_drain) */
         if (hc->want_send_timeout || http_api->conn_out_pending(hc->c) > 65536) {

@@ -12,9 +12,6 @@
 #include "http_access.h"
 #include "http_proxy.h"
 
-/* Output one side may queue for the other before that side stops reading. */
-#define HTTP_PROXY_HIGH ((size_t)256 << 10)
-
 _Static_assert(sizeof(http_up) <= sizeof(http_conn), "http_up lives in an http_conn ctx");
 
 static const llhttp_settings_t http_up_settings; /* the answer parser's: below */
@@ -155,8 +152,8 @@ static void sb_expand(http_conn *hc, const http_tmpl *t)
             sb_put(pass->host, pass->host_len);
             break;
         case HTTP_VAR_PROXY_ADD_X_FORWARDED_FOR:
-            for (uint32_t k = 0; k < hc->nfields; k++) {
-                const http_field *f = &hc->fields[k];
+            for (uint32_t k = 0; k < hc->rq->nfields; k++) {
+                const http_field *f = &hc->rq->fields[k];
                 if (http_name_is(http_hbuf(hc, f->name), f->name.len, "x-forwarded-for")) {
                     sb_put(http_hbuf(hc, f->value), f->value.len);
                     sb_str(", ");
@@ -236,8 +233,8 @@ static int http_up_send_head(http_conn *hc, const char *path, size_t plen)
     } else if (!l->proxy_keepalive) {
         sb_str("Connection: close\r\n");
     }
-    for (uint32_t i = 0; i < hc->nfields; i++) {
-        const http_field *f = &hc->fields[i];
+    for (uint32_t i = 0; i < hc->rq->nfields; i++) {
+        const http_field *f = &hc->rq->fields[i];
         const char *n = http_hbuf(hc, f->name);
         if (!http_client_field_passes(hc, n, f->name.len))
             continue;
@@ -524,7 +521,7 @@ void http_proxy_body(http_conn *hc, const char *at, size_t len)
 
 void http_up_bound_client(http_up *up)
 {
-    if (!up->client_paused && http_api->conn_out_pending(up->c) > HTTP_PROXY_HIGH) {
+    if (!up->client_paused && http_api->conn_out_pending(up->c) > http_out_high(up->c)) {
         up->client_paused = 1; /* resumed when the upstream's output drains */
         http_api->pause_read(up->hc->c);
         http_api->conn_want_drain(up->c);
@@ -534,7 +531,7 @@ void http_up_bound_client(http_up *up)
 void http_up_bound(http_up *up)
 {
     http_conn *hc = up->hc;
-    if (!up->up_paused && http_api->conn_out_pending(hc->c) > HTTP_PROXY_HIGH) {
+    if (!up->up_paused && http_api->conn_out_pending(hc->c) > http_out_high(hc->c)) {
         up->up_paused = 1; /* resumed when the client's output drains */
         http_api->pause_read(up->c);
         http_api->conn_timeout(up->c, 0);

@@ -113,8 +113,8 @@ static const char *http_hash_value(http_conn *hc, const http_upstream *g, const 
         *len = http_request_host(hc, buf, cap);
         return *len < cap ? buf : (*len = 0, "");
     default:
-        for (uint32_t k = 0; k < hc->nfields; k++) {
-            const http_field *f = &hc->fields[k];
+        for (uint32_t k = 0; k < hc->rq->nfields; k++) {
+            const http_field *f = &hc->rq->fields[k];
             if (f->name.len == strlen(g->hash_header) &&
                 http_strncaseeq(http_hbuf(hc, f->name), g->hash_header, f->name.len)) {
                 *len = f->value.len;

@@ -14,8 +14,8 @@ const http_field *http_proxy_upgrade_field(http_conn *hc)
     const http_req *r = &hc->req;
     if (!r->upgrade || r->method != HTTP_GET || r->minor < 1)
         return NULL;
-    for (uint32_t i = 0; i < hc->nfields; i++) {
-        const http_field *f = &hc->fields[i];
+    for (uint32_t i = 0; i < hc->rq->nfields; i++) {
+        const http_field *f = &hc->rq->fields[i];
         if (f->name.len == 7 && http_strncaseeq(http_hbuf(hc, f->name), "upgrade", 7))
             return f;
     }

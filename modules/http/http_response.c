@@ -202,6 +202,8 @@ void http_send_error(http_conn *hc, int status, int close)
     http_request_done(hc);
 }
 
+#define HTTP_RETURN_COPY_MAX 16384
+
 void http_send_return(http_conn *hc, const http_location *l, const char *path, size_t plen)
 {
     if (l->ret_location.n) {
@@ -233,7 +235,12 @@ void http_send_return(http_conn *hc, const http_location *l, const char *path, s
         }
         http_api->write_commit(hc->c, n);
     }
-    if (body && !inl)
+    /* a body referenced where it lies costs a queue buffer for the head
+     * of each answer: pipelined answers of small bodies are copied instead,
+     * so that the queue's memory stays what it counts (the output bound) */
+    if (body && !inl && body <= HTTP_RETURN_COPY_MAX)
+        http_api->write(hc->c, l->ret->body, body);
+    else if (body && !inl)
         http_api->write_ext(hc->c, l->ret->body, body, NULL, NULL);
 }
 
@@ -422,4 +429,6 @@ void http_request_done(http_conn *hc)
     if (!hc->closing && hc->eof && hc->phase == HTTP_PH_IDLE) {
         http_conn_close(hc);
     }
+    if (hc->phase == HTTP_PH_IDLE && !hc->in_process)
+        http_rq_put(hc); /* no request started meanwhile */
 }

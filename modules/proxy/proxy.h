@@ -79,14 +79,20 @@ typedef struct proxy_ctx {
     uint64_t rx, tx; /* bytes received from / queued to this conn */
     uint64_t last_ms;
     /* CLIENT, for its access log line */
-    uint8_t end;        /* enum proxy_end */
-    int16_t last_srv;   /* the server last tried, -1: none */
-    int64_t connect_ms; /* from open to the upstream connected, -1: never */
-    uint64_t open_ms;   /* proxy_now() at open */
-    int64_t open_unix;  /* seconds since the epoch at open */
+    uint8_t end;                 /* enum proxy_end */
+    int16_t last_srv;            /* the server last tried, -1: none */
+    int64_t connect_ms;          /* from open to the upstream connected, -1: never */
+    uint64_t open_ms;            /* proxy_now() at open */
+    int64_t open_unix;           /* seconds since the epoch at open */
+    struct proxy_connecting *cn; /* CLIENT: until its upstream connects */
+} proxy_ctx;
+
+/* What a client needs only until its upstream connects (allocated at open,
+ * freed then): an idle session holds two small ctxs and nothing else. */
+typedef struct proxy_connecting {
     zerg_upstream_tried tried;
     proxy_pending pending[PROXY_PENDING_MAX];
-} proxy_ctx;
+} proxy_connecting;
 
 /* Per-worker state of one server block (private memory). */
 struct proxy_worker_state {

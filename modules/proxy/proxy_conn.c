@@ -2,6 +2,7 @@
  * linked through their ctxs; server choice and retries, zero-copy forwarding
  * with bounded output, half-close, reset propagation, idle timeout. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <sys/socket.h>
@@ -59,13 +60,19 @@ static const void *client_key(zerg_conn *c, size_t *len)
     return NULL;
 }
 
-static void release_pending(zerg_conn *c, proxy_ctx *x)
+/* The connecting state goes, with the bytes it still holds. */
+static void connecting_end(zerg_conn *c, proxy_ctx *x)
 {
     zerg_worker *w = proxy_api->conn_worker(c);
+    proxy_connecting *cn = x->cn;
+    if (!cn)
+        return;
     for (unsigned i = 0; i < x->npending; i++)
-        if (x->pending[i].ref)
-            proxy_api->release(w, x->pending[i].ref);
+        if (cn->pending[i].ref)
+            proxy_api->release(w, cn->pending[i].ref);
     x->npending = 0;
+    free(cn);
+    x->cn = NULL;
 }
 
 static void close_conn(zerg_conn *c, proxy_ctx *x, int abortive)
@@ -109,7 +116,7 @@ static void no_server(zerg_conn *c, proxy_ctx *x)
                        "proxy: no upstream server available (%u tried), closing client",
                        (unsigned)x->tries);
     }
-    release_pending(c, x);
+    connecting_end(c, x);
     proxy_end_by(x, PROXY_END_NO_SERVER);
     close_conn(c, x, 0);
 }
@@ -128,7 +135,7 @@ static int session_connect(zerg_conn *c, proxy_ctx *x)
     const void *key = x->want_key ? client_key(c, &klen) : NULL;
 
     while (x->tries < max) {
-        int i = a->upstream_pick(w, cf->up, key, klen, &x->tried);
+        int i = a->upstream_pick(w, cf->up, key, klen, &x->cn->tried);
         if (i < 0)
             break;
         x->tries++;
@@ -184,6 +191,12 @@ void proxy_on_open(zerg_conn *c)
         close_conn(c, x, 0);
         return;
     }
+    if (!(x->cn = calloc(1, sizeof(*x->cn)))) {
+        a->log(ZERG_LOG_ERROR, "proxy: out of memory, closing client");
+        proxy_end_by(x, PROXY_END_ERROR);
+        close_conn(c, x, 0);
+        return;
+    }
     x->want_key = a->upstream_hash_key(cf->up) != NULL;
     x->last_ms = a->now_ms(a->conn_worker(c));
     if (cf->idle_timeout)
@@ -213,12 +226,13 @@ static void upstream_ready(zerg_conn *up, proxy_ctx *u)
             a->write(up, hdr, n);
     }
     for (unsigned i = 0; i < x->npending; i++) {
-        proxy_pending *p = &x->pending[i];
+        proxy_pending *p = &x->cn->pending[i];
         if (p->ref)
             a->write_ref(up, p->data, p->len, p->ref);
         u->tx += p->len;
     }
-    x->npending = 0;
+    x->npending = 0; /* write_ref took the references */
+    connecting_end(c, x);
     if (x->eof_in) {
         a->shutdown(up, SHUT_WR);
         u->shut_out = 1;
@@ -291,7 +305,7 @@ size_t proxy_on_data(zerg_conn *c, const uint8_t *data, size_t len)
             x->paused = 1;
             return 0;
         }
-        proxy_pending *p = &x->pending[x->npending++];
+        proxy_pending *p = &x->cn->pending[x->npending++];
         p->data = data;
         p->len = len;
         p->ref = a->hold(c, data);
@@ -478,7 +492,7 @@ void proxy_on_close(zerg_conn *c, int err)
 {
     proxy_ctx *x = ctx_of(c);
     close_debug("client", x, err);
-    release_pending(c, x);
+    connecting_end(c, x);
     if (x->admitted)
         SUB(&x->conf->shm->clients, 1);
     proxy_end_by(x, err != 0 ? PROXY_END_ERROR : PROXY_END_CLIENT);

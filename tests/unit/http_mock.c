@@ -135,9 +135,15 @@ static int m_conn_closing(zerg_conn *c)
 {
     return c->closed || c->aborted;
 }
+size_t mock_out_pending;
+
 static size_t m_out_pending(zerg_conn *c)
 {
-    return 0;
+    return mock_out_pending;
+}
+static size_t m_out_high(zerg_conn *c)
+{
+    return 256 * 1024;
 }
 static void m_want_drain(zerg_conn *c)
 {
@@ -340,6 +346,7 @@ static zerg_api mapi = {
     .conn_closing = m_conn_closing,
     .conn_out_pending = m_out_pending,
     .conn_want_drain = m_want_drain,
+    .conn_out_high = m_out_high,
     .conn_timeout = m_conn_timeout,
     .write = m_write,
     .write_reserve = m_write_reserve,
@@ -380,6 +387,7 @@ char mock_docroot[] = "/tmp/zg-http-unit-XXXXXX";
 
 void mock_setup(void)
 {
+    mock_out_pending = 0;
     static zerg_conf_ctx cx;
     TEST_CHECK(zerg_module_info.load(&mapi) == 0, "load failed");
     mock_srv = calloc(1, sizeof(*mock_srv));

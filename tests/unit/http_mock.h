@@ -49,6 +49,7 @@ extern int mock_ring_opens;      /* opens the module asked the core for */
 extern char mock_docroot[];      /* its static root, with files made by mock_setup */
 extern size_t mock_log_lines;    /* access log lines written */
 extern char mock_log_last[4096]; /* the last one (cut to fit) */
+extern size_t mock_out_pending;  /* what conn_out_pending says (0; high mark 256k) */
 
 /* Load the module and build one server block: =/hello (return 200),
  * /status, / (static, in a fresh temp folder), =/nocontent (204) and =/big

@@ -62,6 +62,42 @@ Test(proto, keepalive_return)
     mock_conn_free(c);
 }
 
+/* A client that pipelines and does not read: no request is started while
+ * the output is above its high mark; on_drain goes on with them. */
+Test(proto, pipelined_wait_while_output_full)
+{
+    zerg_conn *c = mock_conn_new();
+    mock_out_pending = 300 * 1024;
+    static const char two[] = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+                              "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+    cr_assert_eq(mock_feed(c, two, sizeof(two) - 1), 0, "the requests wait in the core");
+    cr_assert_eq(c->outlen, 0, "answered above the high mark");
+    cr_assert(c->paused);
+    mock_out_pending = 0;
+    zerg_module_info.on_drain(c);
+    cr_assert_eq(count(c->out, c->outlen, "HTTP/1.1 200"), 2);
+    cr_assert(!c->paused);
+    cr_assert(!c->closed);
+    mock_on_close(c, 0);
+    mock_conn_free(c);
+}
+
+/* Per-request state goes back when the connection is idle, not at close. */
+Test(proto, idle_connection_holds_no_request_state)
+{
+    zerg_conn *c = mock_conn_new();
+    const http_conn *hc = (const http_conn *)c->ctx;
+    cr_assert_null(hc->rq);
+    feeds(c, "GET /hello HTTP/1.1\r\nHo");
+    cr_assert_not_null(hc->rq, "a request being read has its state");
+    feeds(c, "st: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_eq(count(c->out, c->outlen, "HTTP/1.1 200"), 2);
+    cr_assert_null(hc->rq, "idle between requests");
+    cr_assert(!c->closed);
+    mock_on_close(c, 0);
+    mock_conn_free(c);
+}
+
 Test(proto, pipelined_in_order_and_split)
 {
     zerg_conn *c = mock_conn_new();
