@@ -3,9 +3,11 @@
 #define _GNU_SOURCE
 #include "config.h"
 #include "zg_conf.h"
+#include "zg_ctl.h"
 #include "zg_log.h"
 #include "zg_master.h"
 #include "zg_util.h"
+#include "zg_verdict.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -17,17 +19,30 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: zerg [-c FILE] [-p PREFIX] [-t | -T] [-s reload|stop|quit|reopen|upgrade] [-d] "
-            "[-v] [-h]\n"
+            "usage: zerg [-c FILE] [-p PREFIX] [-t | -T] [-s reload|stop|quit|reopen|upgrade "
+            "[-w SECONDS]] [-d] [-v] [-h]\n"
             "  -c FILE    configuration file (default %s)\n"
             "  -p PREFIX  prefix for relative paths in the configuration\n"
             "  -t         test the configuration and exit (0 good, 1 bad)\n"
             "  -T         as -t, then print the configuration files read\n"
             "  -s SIGNAL  signal the running master: reload, stop, quit, reopen, upgrade\n"
+            "  -w SECONDS with -s reload|upgrade: wait this long for the master's verdict\n"
+            "             (default %d, 0: do not wait); exit 0 ok, 2 rejected, 3 timed out,\n"
+            "             4 no master\n"
             "  -d         run as a daemon (default: foreground)\n"
             "  -v         print the version and exit\n"
             "  -h         this help\n",
-            ZG_CONF_PATH);
+            ZG_CONF_PATH, ZG_CTL_WAIT_DEFAULT_S);
+}
+
+/* -w: whole seconds, 0 to a day. */
+static int parse_wait(const char *s, int *out)
+{
+    int64_t v;
+    if (zg_parse_int(s, &v) < 0 || v < 0 || v > 86400)
+        return -1;
+    *out = (int)v;
+    return 0;
 }
 
 /* Print one file as it is on disk now, under a header naming it. */
@@ -64,10 +79,10 @@ static int dump_files(const zg_config *cfg)
 int main(int argc, char **argv)
 {
     const char *conf_file = ZG_CONF_PATH, *prefix = NULL, *action = NULL;
-    int test = 0, dump = 0, daemon = 0, opt;
+    int test = 0, dump = 0, daemon = 0, wait_s = ZG_CTL_WAIT_DEFAULT_S, opt;
     sigset_t held;
     zg_master_block_signals(&held); /* first: see zg_master_block_signals */
-    while ((opt = getopt(argc, argv, "c:p:tTs:dvh")) != -1) {
+    while ((opt = getopt(argc, argv, "c:p:tTs:w:dvh")) != -1) {
         switch (opt) {
         case 'c':
             conf_file = optarg;
@@ -83,6 +98,13 @@ int main(int argc, char **argv)
             break;
         case 's':
             action = optarg;
+            break;
+        case 'w':
+            if (parse_wait(optarg, &wait_s) < 0) {
+                fprintf(stderr, "zerg: -w takes whole seconds from 0 to 86400, not \"%s\"\n",
+                        optarg);
+                return 1;
+            }
             break;
         case 'd':
             daemon = 1;
@@ -134,6 +156,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "zerg: %s\n", err);
         if (test)
             fprintf(stderr, "zerg: configuration file %s test failed\n", conf_file);
+        else if (!action) /* the new binary of an upgrade owes its verdict */
+            zg_verdict_upgrade_failed_early(err);
         return 1;
     }
     if (test) {
@@ -143,7 +167,7 @@ int main(int argc, char **argv)
         return rc;
     }
     if (action) {
-        int rc = zg_master_signal(cfg, action);
+        int rc = zg_ctl_signal(cfg, action, wait_s);
         zg_conf_free(cfg);
         return rc;
     }

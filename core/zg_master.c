@@ -10,12 +10,14 @@
 #include "zg_notify.h"
 #include "zg_upgrade.h"
 #include "zg_util.h"
+#include "zg_verdict.h"
 #include "zg_worker.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,38 +273,59 @@ static void resume_workers(zg_master *m, const char *why)
     zg_log_notice("%s: %d workers started on the running configuration", why, m->cur->nworkers);
 }
 
+/* An upgrade that does not happen: logged, and the verdict `zerg -s
+ * upgrade` waits for. */
+static void __attribute__((format(printf, 2, 3))) upgrade_refused(int level, const char *fmt, ...)
+{
+    char msg[4600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    zg_log(level, "%s", msg);
+    zg_verdict_end(ZG_VERDICT_UPGRADE, 0, "%s", msg);
+}
+
 static void upgrade(zg_master *m)
 {
     char err[4400];
-    if (m->stopping)
+    zg_verdict_begin(ZG_VERDICT_UPGRADE);
+    if (m->stopping) {
+        upgrade_refused(ZERG_LOG_WARN, "SIGUSR2 ignored: the master is stopping");
         return;
+    }
     if (m->new_binary) {
-        zg_log_warn("SIGUSR2 ignored: a new binary already runs (pid %d)", (int)m->new_binary);
+        upgrade_refused(ZERG_LOG_WARN, "SIGUSR2 ignored: a new binary already runs (pid %d)",
+                        (int)m->new_binary);
         return;
     }
     if (m->listen.parent && getppid() == m->listen.parent) { /* its pid.oldbin is taken */
-        zg_log_warn("SIGUSR2 ignored: the master this one upgraded (pid %d) still runs; "
-                    "let it go first (SIGQUIT)",
-                    (int)m->listen.parent);
+        upgrade_refused(ZERG_LOG_WARN,
+                        "SIGUSR2 ignored: the master this one upgraded (pid %d) still runs; "
+                        "let it go first (SIGQUIT)",
+                        (int)m->listen.parent);
         return;
     }
     if (!m->exe[0]) {
-        zg_log_error("binary upgrade: cannot tell which file this zerg was started from");
+        upgrade_refused(ZERG_LOG_ERROR,
+                        "binary upgrade: cannot tell which file this zerg was started from");
         return;
     }
     m->oldbin[0] = '\0';
     if (m->pid_path[0]) {
         snprintf(m->oldbin, sizeof(m->oldbin), "%s.oldbin", m->pid_path);
         if (rename(m->pid_path, m->oldbin) < 0) {
-            zg_log_error("binary upgrade: rename %s to %s: %s", m->pid_path, m->oldbin,
-                         strerror(errno));
+            upgrade_refused(ZERG_LOG_ERROR, "binary upgrade: rename %s to %s: %s", m->pid_path,
+                            m->oldbin, strerror(errno));
             m->oldbin[0] = '\0';
             return;
         }
     }
+    zg_verdict_export_upgrade(); /* the new binary gives the verdict */
     pid_t pid = zg_upgrade_exec(m->exe, m->opts->argv, &m->listen, err, sizeof(err));
+    unsetenv(ZG_VERDICT_ENV);
     if (pid < 0) {
-        zg_log_error("binary upgrade failed: %s", err);
+        upgrade_refused(ZERG_LOG_ERROR, "binary upgrade failed: %s", err);
         if (m->oldbin[0] && rename(m->oldbin, m->pid_path) < 0)
             zg_log_error("rename %s to %s: %s", m->oldbin, m->pid_path, strerror(errno));
         m->oldbin[0] = '\0';
@@ -323,6 +346,11 @@ static void upgrade_ended(zg_master *m, int status)
     describe_exit(status, how, sizeof(how));
     zg_log_notice("the new binary (pid %d) %s; this master (pid %d) serves alone again",
                   (int)m->new_binary, how, (int)getpid());
+    char why[256];
+    snprintf(why, sizeof(why),
+             "binary upgrade failed: the new binary (pid %d) %s before its workers were ready",
+             (int)m->new_binary, how);
+    zg_verdict_upgrade_exited(why);
     m->new_binary = 0;
     m->listen.keep_files = 0;
     if (m->oldbin[0] && rename(m->oldbin, m->pid_path) < 0)
@@ -415,30 +443,42 @@ static int live_children(zg_master *m)
 
 /* ---- reload ---- */
 
+/* A reload that keeps the running configuration: logged, and the verdict
+ * `zerg -s reload` waits for. */
+static void reload_failed(const char *why)
+{
+    zg_log_error("reload failed, keeping the running configuration: %s", why);
+    zg_verdict_end(ZG_VERDICT_RELOAD, 0, "reload failed, keeping the running configuration: %s",
+                   why);
+}
+
 static void reload(zg_master *m)
 {
     char err[2048];
     zg_log_notice("reloading configuration from %s", m->opts->conf_file);
     zg_config *cfg = zg_conf_load(m->opts->conf_file, m->opts->prefix, err, sizeof(err));
     if (!cfg) {
-        zg_log_error("reload failed, keeping the running configuration: %s", err);
+        reload_failed(err);
         return;
     }
     zg_gen *gen = calloc(1, sizeof(*gen));
     if (!gen) {
-        zg_log_error("reload failed, keeping the running configuration: out of memory");
+        reload_failed("out of memory");
         zg_conf_free(cfg);
         return;
     }
     gen->cfg = cfg;
     gen->nworkers = zg_conf_workers(cfg);
     if (zg_listen_open(&m->listen, cfg, gen->nworkers, err, sizeof(err)) < 0) {
-        zg_log_error("reload failed, keeping the running configuration: %s", err);
+        reload_failed(err);
         gen_release(gen);
         return;
     }
     if (start_generation(m, gen) < 0) {
         zg_log_error("reload failed: new workers did not start; keeping the running ones");
+        zg_verdict_end(ZG_VERDICT_RELOAD, 0,
+                       "reload failed: new workers did not start; keeping the running ones "
+                       "(see the error log)");
         zg_listen_prune(&m->listen, m->cur->cfg, m->cur->nworkers);
         /* their exits are reaped later; the generation is freed with the last */
         if (gen->live == 0)
@@ -457,6 +497,8 @@ static void reload(zg_master *m)
         zg_log_error("cannot open error log %s: %s", cfg->error_log_path, strerror(errno));
     gen_release(old);
     zg_log_notice("reload done: %d workers on the new configuration", gen->nworkers);
+    zg_verdict_end(ZG_VERDICT_RELOAD, 1, "reload done: %d workers on the new configuration",
+                   gen->nworkers);
 }
 
 /* ---- pid file ---- */
@@ -487,43 +529,6 @@ static void remove_pid_file(const char *path)
     fclose(f);
 }
 
-int zg_master_signal(const zg_config *cfg, const char *action)
-{
-    static const struct {
-        const char *name;
-        int sig;
-    } actions[] = {{"reload", SIGHUP},
-                   {"stop", SIGTERM},
-                   {"quit", SIGQUIT},
-                   {"reopen", SIGUSR1},
-                   {"upgrade", SIGUSR2}};
-    int sig = 0;
-    for (size_t i = 0; i < ZG_ARRAY_SIZE(actions); i++)
-        if (strcmp(action, actions[i].name) == 0)
-            sig = actions[i].sig;
-    if (!sig) {
-        fprintf(stderr, "zerg: unknown signal \"%s\" (reload, stop, quit, reopen, upgrade)\n",
-                action);
-        return 1;
-    }
-    FILE *f = fopen(cfg->pid, "r");
-    int pid = 0;
-    if (!f || fscanf(f, "%d", &pid) != 1 || pid <= 0) {
-        fprintf(stderr, "zerg: cannot read pid file %s: %s (is zerg running?)\n", cfg->pid,
-                f ? "no pid in it" : strerror(errno));
-        if (f)
-            fclose(f);
-        return 1;
-    }
-    fclose(f);
-    if (kill(pid, sig) < 0) {
-        fprintf(stderr, "zerg: cannot signal pid %d from %s: %s\n", pid, cfg->pid,
-                errno == ESRCH ? "not running" : strerror(errno));
-        return 1;
-    }
-    return 0;
-}
-
 /* ---- the cycle ---- */
 
 static int daemonize(void)
@@ -550,6 +555,24 @@ static int daemonize(void)
     return 0;
 }
 
+/* SIGHUP: a reload, or the workers again after SIGWINCH; either way a
+ * verdict for `zerg -s reload`. */
+static void hangup(zg_master *m)
+{
+    zg_verdict_begin(ZG_VERDICT_RELOAD);
+    if (m->stopping) {
+        zg_verdict_end(ZG_VERDICT_RELOAD, 0, "reload refused: the master is stopping");
+    } else if (m->idle) {
+        resume_workers(m, "SIGHUP after SIGWINCH");
+        zg_verdict_end(ZG_VERDICT_RELOAD, !m->idle, "SIGHUP after SIGWINCH: workers %s",
+                       m->idle ? "failed to start (see the error log)" : "started");
+    } else {
+        notify(m, ZG_NOTE_RELOADING);
+        reload(m);
+        notify(m, ZG_NOTE_READY);
+    }
+}
+
 static void handle_signal(zg_master *m, int sig)
 {
     switch (sig) {
@@ -557,15 +580,7 @@ static void handle_signal(zg_master *m, int sig)
         reap_children(m);
         break;
     case SIGHUP:
-        if (m->stopping)
-            break;
-        if (m->idle) {
-            resume_workers(m, "SIGHUP after SIGWINCH");
-            break;
-        }
-        notify(m, ZG_NOTE_RELOADING);
-        reload(m);
-        notify(m, ZG_NOTE_READY);
+        hangup(m);
         break;
     case SIGUSR2:
         upgrade(m);
@@ -631,6 +646,7 @@ int zg_master_run(zg_config *cfg, const zg_master_opts *opts)
     m->cur->nworkers = zg_conf_workers(cfg);
     if (zg_upgrade_self_path(m->exe, sizeof(m->exe)) < 0)
         m->exe[0] = '\0';
+    zg_verdict_init(cfg->pid);
     /* started by a binary upgrade: serve on the old master's sockets */
     const char *handed = getenv(ZG_LISTEN_ENV);
     int upgraded = handed != NULL;
@@ -642,6 +658,7 @@ int zg_master_run(zg_config *cfg, const zg_master_opts *opts)
     }
     if (zg_listen_open(&m->listen, cfg, m->cur->nworkers, err, sizeof(err)) < 0) {
         zg_log_error("%s", err);
+        zg_verdict_started(0, "binary upgrade failed: %s", err);
         zg_listen_close_all(&m->listen);
         gen_release(m->cur);
         return 1;
@@ -664,6 +681,8 @@ int zg_master_run(zg_config *cfg, const zg_master_opts *opts)
     int rc = 0;
     if (start_generation(m, m->cur) < 0) {
         zg_log_error("workers failed to start");
+        zg_verdict_started(0, "binary upgrade failed: the new binary's workers did not start "
+                              "(see the error log)");
         m->stopping = 2;
         m->kill_at = zg_monotonic_ms() + 2000;
         rc = 1;
@@ -671,6 +690,8 @@ int zg_master_run(zg_config *cfg, const zg_master_opts *opts)
         zg_log_notice("%d workers ready", m->cur->nworkers);
         zg_listen_prune(&m->listen, cfg, m->cur->nworkers); /* handed over, not configured */
         notify(m, ZG_NOTE_READY);
+        zg_verdict_started(1, "zerg %s (pid %d) started %d workers", PACKAGE_VERSION, (int)getpid(),
+                           m->cur->nworkers);
     }
     while (!m->stopping || live_children(m) > 0) {
         int64_t wait = next_wakeup_ms(m);
@@ -694,6 +715,7 @@ int zg_master_run(zg_config *cfg, const zg_master_opts *opts)
         remove_pid_file(m->pid_path);
     if (m->oldbin[0]) /* a new binary runs on: the pid file it wrote stays */
         remove_pid_file(m->oldbin);
+    zg_verdict_remove();
     zg_listen_close_all(&m->listen);
     m->cur->live = 0;
     gen_release(m->cur);

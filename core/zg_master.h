@@ -21,7 +21,5 @@ typedef struct zg_master_opts {
 void zg_master_block_signals(sigset_t *set);
 /* Run until stopped; returns the process exit code. Takes cfg. */
 int zg_master_run(zg_config *cfg, const zg_master_opts *opts);
-/* -s: signal the master named in the pid file of cfg. */
-int zg_master_signal(const zg_config *cfg, const char *action);
 
 #endif

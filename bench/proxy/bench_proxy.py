@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """bench_proxy.py - zerg's proxy module against HAProxy (mode tcp, one thread)
-and nginx stream (one worker), in one run, per shared/BENCHMARKING.md: each
+and nginx stream (one worker), in one run, by bench/common/README's method: each
 proxy on CPU 0, load generators and backends on CPU 1, rounds alternating
 A B C, median of the rounds; reports throughput and proxy CPU per request /
 per message / per GB, with ratios to HAProxy taken round by round (each
