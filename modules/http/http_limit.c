@@ -87,9 +87,12 @@ static void http_limit_shm_reset(http_limit_shm *m)
     m->used = m->newest = m->oldest = 0;
 }
 
+/* This worker's pid, read once (getpid is a system call). */
+static uint32_t http_limit_pid;
+
 static void http_limit_lock(http_limit_shm *m)
 {
-    uint32_t self = (uint32_t)getpid();
+    uint32_t self = http_limit_pid ? http_limit_pid : (uint32_t)getpid();
     for (unsigned spins = 1;; spins++) {
         uint32_t holder = 0;
         if (__atomic_compare_exchange_n(&m->lock, &holder, self, 0, __ATOMIC_ACQUIRE,
@@ -496,6 +499,7 @@ static size_t http_limit_nzones;
 
 int http_limit_server_init(http_srv *s)
 {
+    http_limit_pid = (uint32_t)getpid();
     if (!s->limit || !s->limit->nzones)
         return 0;
     http_limit_zone **more = realloc(http_limit_zones, (http_limit_nzones + s->limit->nzones) *
