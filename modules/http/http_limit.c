@@ -253,6 +253,17 @@ static http_limit_hold *http_limit_hold_of(http_conn *hc)
     return h;
 }
 
+/* Up to cap - 1 bytes of s for a log line: quotes, backslashes and bytes
+ * outside printable ASCII (a client's) become '?'. */
+static const char *http_limit_printable(char *o, size_t cap, const char *s, size_t n)
+{
+    n = n < cap ? n : cap - 1;
+    for (size_t i = 0; i < n; i++)
+        o[i] = s[i] == '"' || s[i] == '\\' || s[i] < 0x20 || s[i] >= 0x7f ? '?' : s[i];
+    o[n] = 0;
+    return o;
+}
+
 /* Refusals are logged once a second per zone and worker, with a count of
  * the quiet ones. */
 static void http_limit_log(http_conn *hc, http_limit_zone *z, const char *what, int dry_run,
@@ -263,12 +274,14 @@ static void http_limit_log(http_conn *hc, http_limit_zone *z, const char *what, 
         z->log_quiet++;
         return;
     }
-    int ul = (int)(hc->req.url.len > 256 ? 256 : hc->req.url.len);
+    char k[129], u[257];
     http_api->log(ZERG_LOG_WARN,
-                  "http: limiting %s%s by zone \"%s\", key \"%.*s\", request \"%.*s\" "
+                  "http: limiting %s%s by zone \"%s\", key \"%s\", request \"%s\" "
                   "(%llu more since the last line)",
-                  what, dry_run ? ", dry run," : "", z->name, (int)(klen > 128 ? 128 : klen), key,
-                  ul, http_hbuf(hc, hc->req.url), (unsigned long long)z->log_quiet);
+                  what, dry_run ? ", dry run," : "", z->name,
+                  http_limit_printable(k, sizeof(k), key, klen),
+                  http_limit_printable(u, sizeof(u), http_hbuf(hc, hc->req.url), hc->req.url.len),
+                  (unsigned long long)z->log_quiet);
     z->log_sec = now;
     z->log_quiet = 0;
 }

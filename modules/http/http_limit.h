@@ -44,6 +44,7 @@ typedef struct http_limit_zone {
 
 /* One limit_req or limit_conn rule of a location. */
 typedef struct http_limit_rule {
+    const zerg_conf_node *node; /* for errors found in conf_done */
     char *zone_name;
     http_limit_zone *zone; /* resolved in conf_done */
     int64_t burst;         /* limit_req: requests over the rate that wait (or pass: nodelay) */

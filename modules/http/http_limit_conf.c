@@ -190,6 +190,7 @@ static int http_parse_rules(zerg_conf_ctx *cx, const zerg_conf_node *node, http_
                                         "sequence of them)",
                                         what);
         r->delay = -1;
+        r->node = item;
         if (http_api->conf_apply(cx, item, d, r) < 0)
             return -1;
         if (!r->zone_name)
@@ -251,8 +252,8 @@ static int http_limit_zones_map(zerg_conf_ctx *cx, http_limit_srv *ls)
 
 /* Each rule's zone (declared in this block or an earlier one); what their
  * keys need from the request. */
-static int http_limit_rules_resolve(zerg_conf_ctx *cx, const zerg_conf_node *section,
-                                    http_location *l, http_limit_srv *ls, int *want_peer)
+static int http_limit_rules_resolve(zerg_conf_ctx *cx, http_location *l, http_limit_srv *ls,
+                                    int *want_peer)
 {
     http_limit_loc *ll = l->limit;
     for (size_t i = 0; i < ll->nreq + ll->nconn; i++) {
@@ -261,16 +262,16 @@ static int http_limit_rules_resolve(zerg_conf_ctx *cx, const zerg_conf_node *sec
         const char *what = is_req ? "limit_req" : "limit_conn";
         r->zone = http_limit_zone_named(r->zone_name);
         if (!r->zone)
-            return http_api->conf_error(cx, section,
+            return http_api->conf_error(cx, r->node,
                                         "location %s: %s: no zone \"%s\" in limit_zones of this "
                                         "or an earlier server block",
                                         l->path, what, r->zone_name);
         if (is_req && !r->zone->rate)
-            return http_api->conf_error(cx, section,
+            return http_api->conf_error(cx, r->node,
                                         "location %s: limit_req: zone \"%s\" has no rate", l->path,
                                         r->zone_name);
         if (is_req && r->delay > r->burst)
-            return http_api->conf_error(cx, section, "location %s: limit_req: delay above burst",
+            return http_api->conf_error(cx, r->node, "location %s: limit_req: delay above burst",
                                         l->path);
         for (size_t k = 0; k < r->zone->nparts; k++) {
             *want_peer |= r->zone->parts[k].var == HTTP_LK_REMOTE_ADDR;
@@ -290,7 +291,7 @@ int http_limit_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, http_
         if (!s->locs[i].limit)
             continue;
         http_limit_srv *ls = http_limit_srv_of(cx, s);
-        if (!ls || http_limit_rules_resolve(cx, section, &s->locs[i], ls, want_peer) < 0)
+        if (!ls || http_limit_rules_resolve(cx, &s->locs[i], ls, want_peer) < 0)
             return -1;
     }
     return 0;

@@ -14,6 +14,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from zgtest import Zerg, wait_until  # noqa: E402
+from httptest import HTTP_SERVER, assert_refused  # noqa: E402
 
 SLOW_S = 1.5  # the slow upstream answers after this
 
@@ -238,6 +239,26 @@ class Limits(unittest.TestCase):
             return get(self.port, "/token", headers={"X-Token": t} if t else {})[0]
         self.assertEqual([token("t"), token("t")], [200, 429])
         self.assertEqual([token(None), token(None), token(None)], [200, 200, 200])
+
+
+class ConfErrors(unittest.TestCase):
+    def refused(self, zones, rule, needle):
+        text = "      limit_zones: " + zones + """
+      locations:
+        - { path: /, return: { status: 200 }, """ + rule + " }\n"
+        assert_refused(self, HTTP_SERVER + text.replace("{", "{{").replace("}", "}}"), needle)
+
+    def test_mistakes_are_named(self):
+        self.refused("{ a: { key: $foo, rate: 1r/s } }", "limit_req: { zone: a }",
+                     'unknown variable at "$foo"')
+        self.refused("{ a: { key: $host, rate: 1r/h } }", "limit_req: { zone: a }",
+                     "rate: expected requests per second or minute")
+        self.refused("{ a: { key: $host } }", "limit_req: { zone: a }", 'zone "a" has no rate')
+        self.refused("{ a: { key: $host } }", "limit_conn: { zone: b, max: 1 }", 'no zone "b"')
+        self.refused("{ a: { key: $host } }", "limit_conn: { zone: a }", "limit_conn: needs max")
+        self.refused("{ a: { key: $host, rate: 1r/s } }",
+                     "limit_req: { zone: a, burst: 5, delay: 2, nodelay: true }",
+                     "delay or nodelay, not both")
 
 
 class Reload(unittest.TestCase):
