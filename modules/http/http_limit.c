@@ -317,8 +317,10 @@ static int64_t http_limit_req_rule(http_conn *hc, const http_limit_rule *r, uint
     int64_t wait = 0, burst = r->burst * 1000, excess = burst + 1;
     if (n) {
         uint64_t ms = now > n->last_ms ? now - n->last_ms : 0;
-        excess = n->excess - (int64_t)(z->rate * ms / 1000) + 1000;
-        excess = excess < 0 ? 0 : excess;
+        /* what drained since; a key idle for months must not overflow */
+        uint64_t drained = ms < UINT64_MAX / z->rate ? z->rate * ms / 1000 : UINT64_MAX;
+        int64_t full = n->excess + 1000; /* 0 .. burst + 1000 */
+        excess = drained >= (uint64_t)full ? 0 : full - (int64_t)drained;
     }
     if (excess > burst) {
         m->count[r->dry_run ? HTTP_LC_REQ_DRY_RUN : HTTP_LC_REQ_REFUSED]++;
