@@ -39,14 +39,17 @@ enum {
     HTTP_LC_COUNT
 };
 
+#define HTTP_LIMIT_USERS 64 /* workers a zone tracks, to notice one that died */
+
 struct http_limit_shm {
     uint32_t lock;           /* the pid holding it, 0 when free */
     uint32_t used;           /* nodes handed out (they are reused, never freed) */
     uint32_t newest, oldest; /* the list's ends (index + 1) */
     uint32_t nkeys, mask;    /* nodes; buckets - 1 */
     uint64_t seed;
-    uint64_t count[HTTP_LC_COUNT]; /* every worker's, changed under the lock */
-    uint32_t bucket[];             /* then the nodes */
+    uint64_t count[HTTP_LC_COUNT];    /* every worker's, changed under the lock */
+    uint32_t users[HTTP_LIMIT_USERS]; /* pids of the workers that joined */
+    uint32_t bucket[];                /* then the nodes */
 };
 
 static uint32_t http_limit_buckets(int64_t nkeys)
@@ -512,11 +515,45 @@ size_t http_limit_retry_after(const http_conn *hc, int status, char *buf, size_t
 static http_limit_zone **http_limit_zones; /* declared by the blocks, in server_init order */
 static size_t http_limit_nzones;
 
+/* A worker joins a zone. One of the zone's workers gone means it died (a
+ * zone lives as long as its configuration's workers): the limit_conn slots
+ * it held can never go back, so every key's count starts again at 0. Those
+ * the live workers hold then go back to 0 and stay there: for as long as
+ * they are in progress, a key may have more than max. */
+static void http_limit_join(http_limit_zone *z)
+{
+    http_limit_shm *m = z->shm;
+    int dead = 0;
+    uint32_t *mine = NULL;
+    http_limit_lock(m);
+    for (int i = 0; i < HTTP_LIMIT_USERS; i++) {
+        uint32_t pid = m->users[i];
+        if (pid && pid != http_limit_pid && kill((pid_t)pid, 0) < 0 && errno == ESRCH) {
+            dead = 1;
+            m->users[i] = pid = 0;
+        }
+        if (!pid && !mine)
+            mine = &m->users[i];
+    }
+    if (mine) /* beyond HTTP_LIMIT_USERS workers, the later ones go untracked */
+        *mine = http_limit_pid;
+    http_limit_node *nodes = http_limit_nodes(m);
+    for (uint32_t i = 0; dead && i < m->used; i++)
+        nodes[i].conns = 0;
+    http_limit_unlock(m);
+    if (dead)
+        http_api->log(ZERG_LOG_WARN,
+                      "http: limit zone \"%s\": a worker died; limit_conn counts start again",
+                      z->name);
+}
+
 int http_limit_server_init(http_srv *s)
 {
     http_limit_pid = (uint32_t)getpid();
     if (!s->limit || !s->limit->nzones)
         return 0;
+    for (size_t i = 0; i < s->limit->nzones; i++)
+        http_limit_join(&s->limit->zones[i]);
     http_limit_zone **more = realloc(http_limit_zones, (http_limit_nzones + s->limit->nzones) *
                                                            sizeof(*http_limit_zones));
     if (!more)

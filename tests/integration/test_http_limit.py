@@ -7,6 +7,7 @@ import http.client
 import http.server
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -34,7 +35,10 @@ class SlowUpstream(http.server.BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.wfile.write(body)
+        except OSError:
+            pass  # the client (a killed worker) is gone
 
     def log_message(self, *args):
         pass
@@ -139,12 +143,17 @@ def answered_by_worker(port):
     return totals
 
 
+def slow_upstream():
+    up = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowUpstream)
+    up.daemon_threads = True
+    threading.Thread(target=up.serve_forever, daemon=True).start()
+    return up
+
+
 class Limits(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.up = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowUpstream)
-        cls.up.daemon_threads = True
-        threading.Thread(target=cls.up.serve_forever, daemon=True).start()
+        cls.up = slow_upstream()
         cls.z = Zerg(CONF.replace("{up}", str(cls.up.server_address[1])))
         cls.z.start()
         cls.port = cls.z.ports[0]
@@ -153,6 +162,7 @@ class Limits(unittest.TestCase):
     def tearDownClass(cls):
         cls.z.stop()
         cls.up.shutdown()
+        cls.up.server_close()
 
     def test_nodelay_refuses_the_excess_across_workers(self):
         # 60r/m with burst 10, nodelay: of 80 requests at once, the first, the
@@ -259,6 +269,29 @@ class ConfErrors(unittest.TestCase):
         self.refused("{ a: { key: $host, rate: 1r/s } }",
                      "limit_req: { zone: a, burst: 5, delay: 2, nodelay: true }",
                      "delay or nodelay, not both")
+
+
+class KilledWorker(unittest.TestCase):
+    def test_slots_of_a_killed_worker_do_not_stay_taken(self):
+        # both slots of the address taken, then both workers killed: the new
+        # workers see the old ones gone and count afresh (else the two slots
+        # would stay taken until a reload, and every request get 429)
+        up = slow_upstream()
+        self.addCleanup(up.server_close)
+        self.addCleanup(up.shutdown)
+        with Zerg(CONF.replace("{up}", str(up.server_address[1]))) as z:
+            with concurrent.futures.ThreadPoolExecutor(2) as ex:
+                held = [ex.submit(get, z.ports[0], "/slow") for _ in range(2)]
+                time.sleep(0.5)  # both in progress upstream
+                self.assertEqual(get(z.ports[0], "/slow")[0], 429)
+                old = z.workers()
+                for pid in old:
+                    os.kill(pid, signal.SIGKILL)
+                for f in held:
+                    self.assertRaises(Exception, f.result)
+            wait_until(lambda: len(set(z.wait_workers(2)) & set(old)) == 0, 10, "new workers")
+            self.assertEqual(burst_of(z.ports[0], "/slow", 2, 2), [200, 200])
+            z.wait_log("a worker died")
 
 
 class Reload(unittest.TestCase):
