@@ -23,7 +23,10 @@ same requests for less CPU per request, so the server rather than the load is
 the bound. load% is the load generator's CPU use over the zerg runs.
 
 Usage: bench.py [--zerg BIN] [--modules DIR] [--rounds N] [--duration S]
-                [--only NAME[,NAME]] [--out FILE] [--zc] [--http-load PROG]
+                [--only NAME[,NAME]] [--out FILE] [--zc] [--http-load PROG] [--limit]
+With --limit a third server joins the rotation: the same zerg with a
+limit_req on / that never triggers (a shared-memory zone keyed on
+$remote_addr, nodelay), and a second table compares it with plain zerg.
 zerg runs with uring.send_zc_threshold 0 unless --zc: on loopback SEND_ZC
 costs a copy anyway and its completion notifications hold back big answers.
 """
@@ -89,17 +92,25 @@ class Server:
 
     def stop(self):
         if self.proc:
-            bl.stop(self.proc, 10, signal.SIGTERM if self.name == "zerg" else signal.SIGQUIT)
+            bl.stop(self.proc, 10,
+                    signal.SIGTERM if self.name.startswith("zerg") else signal.SIGQUIT)
 
 
-def make_zerg(args, tmp, www, backend):
+# --limit: a rate no benchmark reaches, so every request passes the limit
+LIMIT = """      limit_zones: { bench: { key: $remote_addr, rate: 1000000r/s } }
+"""
+LIMIT_RULE = ", limit_req: { zone: bench, burst: 1000000, nodelay: true }"
+
+
+def make_zerg(args, tmp, www, backend, name="zerg"):
     port = bl.free_port()
-    conf = os.path.join(tmp, "zerg.yaml")
+    limit = name == "zerg-limit"
+    conf = os.path.join(tmp, name + ".yaml")
     with open(conf, "w") as f:
         f.write(f"""modules_path: {args.modules}
 worker_processes: 1
-error_log: {{ path: {tmp}/zerg-error.log, level: warn }}
-pid: {tmp}/zerg.pid
+error_log: {{ path: {tmp}/{name}-error.log, level: warn }}
+pid: {tmp}/{name}.pid
 {"" if args.zc else "uring: { send_zc_threshold: 0 }  # SEND_ZC only pays on a real NIC"}
 load_modules: [http]
 servers:
@@ -109,13 +120,13 @@ servers:
     http:
       keepalive_requests: 1000000
       open_file_cache_valid: 1s
-      locations:
-        - {{ path: "=/", return: {{ status: 200, body: "{HELLO}", headers: {{ Content-Type: text/plain }} }} }}
+{LIMIT if limit else ""}      locations:
+        - {{ path: "=/", return: {{ status: 200, body: "{HELLO}", headers: {{ Content-Type: text/plain }} }}{LIMIT_RULE if limit else ""} }}
         - {{ path: /static/, root: {os.path.dirname(www)} }}
         - {{ path: /proxy/, proxy_pass: "http://127.0.0.1:{backend}/" }}
         - {{ path: /proxyka/, proxy_pass: "http://127.0.0.1:{backend}/", proxy_keepalive: 64 }}
 """)
-    return Server("zerg", [args.zerg, "-c", conf], port, tmp)
+    return Server(name, [args.zerg, "-c", conf], port, tmp)
 
 
 def make_nginx(args, tmp, www, backend=None, name="nginx"):
@@ -220,6 +231,21 @@ def run_load(args, srv, name, path, conns, depth, count_syscalls=False):
     return {"rps": rps, "cpu_us": cpu_us, "sys": sys_per, "load": load_pct, "note": note}
 
 
+def limit_table(results, syscalls):
+    """zerg with the limit against plain zerg, same run: the CPU cost of it."""
+    lines = ["", f"{'workload':<20} {'limit req/s':>11} {'zerg req/s':>11} {'limit us/req':>12} "
+             f"{'zerg us/req':>11} {'cpu ratio':>9} {'limit sc/req':>12}"]
+    for name, _, _, _ in WORKLOADS:
+        if (name, "zerg-limit") not in results:
+            continue
+        z, lim = results[(name, "zerg")], results[(name, "zerg-limit")]
+        zc, lc = bl.median(x["cpu_us"] for x in z), bl.median(x["cpu_us"] for x in lim)
+        lines.append(f"{name:<20} {bl.median(x['rps'] for x in lim):>11.0f} "
+                     f"{bl.median(x['rps'] for x in z):>11.0f} {lc:>12.2f} {zc:>11.2f} "
+                     f"{lc / zc if zc else 0:>9.3f} {syscalls[(name, 'zerg-limit')]:>12.3f}")
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     build = os.environ.get("ZERG_BUILDDIR", os.getcwd())
@@ -235,6 +261,8 @@ def main():
                     help="keep the core's SEND_ZC threshold (on loopback the kernel copies "
                          "anyway and waiting for ZC notifications slows big answers)")
     ap.add_argument("--out", default="")
+    ap.add_argument("--limit", action="store_true",
+                    help="also run zerg with a limit_req that never triggers, and compare")
     ap.add_argument("--http-load", default=os.environ.get("HTTP_LOAD"),
                     help="bench/http's http_load (default: BUILD/bench/http/http_load next to "
                          "--zerg, else compiled from bench/http/http_load.c)")
@@ -261,10 +289,12 @@ def main():
     backend.cpu = bl.LOAD_CPU
     zerg = make_zerg(args, tmp, www, backend.port)
     nginx = make_nginx(args, tmp, www, backend.port)
+    servers = [zerg, nginx] + ([make_zerg(args, tmp, www, backend.port, "zerg-limit")]
+                               if args.limit else [])
     results, syscalls = {}, {}
     try:
         backend.start()
-        for srv in (zerg, nginx):
+        for srv in servers:
             srv.start()
             # warm-up
             subprocess.run(bl.pinned([args.wrk, "-t1", "-c16", "-d1s",
@@ -274,23 +304,22 @@ def main():
             if only and name not in only:
                 continue
             for r in range(args.rounds):
-                for srv in (zerg, nginx):
+                for srv in servers:
                     srv.ensure()
                     res = run_load(args, srv, name, path, conns, depth)
                     results.setdefault((name, srv.name), []).append(res)
                     print(f"# {name} round {r + 1} {srv.name}: {res['rps']:.0f} req/s, "
                           f"{res['cpu_us']:.2f} us/req, load {res['load']:.0f}% "
                           f"{res['note']}", file=sys.stderr, flush=True)
-            for srv in (zerg, nginx):  # syscalls: a separate run, kept out of the rounds
+            for srv in servers:  # syscalls: a separate run, kept out of the rounds
                 srv.ensure()
                 res = run_load(args, srv, name, path, conns, depth, count_syscalls=True)
                 syscalls[(name, srv.name)] = res["sys"]
                 print(f"# {name} syscall run {srv.name}: {res['sys']:.3f} syscalls/req",
                       file=sys.stderr, flush=True)
     finally:
-        zerg.stop()
-        nginx.stop()
-        backend.stop()
+        for srv in servers + [backend]:
+            srv.stop()
     lines = [f"{'workload':<20} {'zerg req/s':>11} {'nginx req/s':>11} {'ratio':>6} "
              f"{'zerg us/req':>11} {'nginx us/req':>12} {'zerg sc/req':>11} {'nginx sc/req':>12} "
              f"{'load%':>5}"]
@@ -308,6 +337,8 @@ def main():
                      f"{med(z, 'cpu_us'):>11.2f} {med(n, 'cpu_us'):>12.2f} "
                      f"{syscalls[(name, 'zerg')]:>11.3f} {syscalls[(name, 'nginx')]:>12.3f} "
                      f"{med(z, 'load'):>5.0f}")
+    if args.limit:
+        lines += limit_table(results, syscalls)
     bl.report("\n".join(lines), args.out)
     if not os.environ.get("BENCH_KEEP"):
         shutil.rmtree(tmp, ignore_errors=True)

@@ -137,6 +137,7 @@ typedef struct http_location {
     uint64_t proxy_keepalive_time;    /* ... and is kept no longer than this (ms) */
     http_proxy_header *proxy_set;
     size_t nproxy_set;
+    struct http_limit_loc *limit; /* limit_req, limit_conn (http_limit.h) */
     /* derived in conf_done: add_header as "Name: v\r\n..." lines */
     char *add_head;
     size_t add_head_len;
@@ -208,6 +209,7 @@ typedef struct http_srv {
     size_t nerror_pages;
     http_upstream *upstreams;
     size_t nupstreams;
+    struct http_limit_srv *limit; /* limit_zones, and whether a location limits */
     /* derived */
     char *server_line; /* "Server: x\r\n" or "" */
     size_t server_line_len;
@@ -351,6 +353,8 @@ typedef struct http_conn {
     uint8_t want_send_timeout;
     uint8_t head_timer; /* client_header_timeout armed for this head */
     int err_status;     /* set by a parser callback that refuses */
+    /* the request's limit_req / limit_conn state, when it has one */
+    struct http_limit_hold *limit;
 } http_conn;
 
 /* ---- per worker (http_module.c) ------------------------------------------ */

@@ -10,6 +10,7 @@
 #include "http_access.h"
 #include "http_autoindex.h"
 #include "http_cache.h"
+#include "http_limit.h"
 #include "http_log.h"
 #include "http_proxy.h"
 #include "http_redirect.h"
@@ -260,12 +261,13 @@ int http_conf_compose(void)
 {
     static const zerg_directive *const server[] = {
         http_core_server_directives, http_static_server_directives, http_cache_server_directives,
-        http_log_server_directives,  http_proxy_server_directives,
+        http_log_server_directives,  http_proxy_server_directives,  http_limit_server_directives,
     };
     static const zerg_directive *const location[] = {
         http_core_location_directives,      http_static_location_directives,
         http_autoindex_location_directives, http_redirect_location_directives,
         http_access_location_directives,    http_proxy_location_directives,
+        http_limit_location_directives,
     };
     return http_compose(http_directives, server, sizeof(server) / sizeof(server[0])) ||
                    http_compose(http_location_directives, location,
@@ -429,6 +431,8 @@ int http_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf)
             return -1;
         s->has_proxy |= s->locs[i].kind == HTTP_LOC_PROXY;
     }
+    if (http_limit_conf_done(cx, section, s, &want_peer) < 0)
+        return -1;
     for (size_t i = 0; i < s->nlocs; i++) /* the exact local address for $host */
         want_peer |= s->locs[i].allow.n || s->locs[i].deny.n || s->locs[i].ret_location.n;
     if (want_peer)

@@ -6,6 +6,7 @@
 
 #include "http.h"
 #include "http_cache.h"
+#include "http_limit.h"
 #include "http_log.h"
 #include "http_proxy.h"
 #include "http_static.h"
@@ -19,6 +20,7 @@ static int http_load(const zerg_api *api)
         return -1;
     http_api = api;
     http_upstreams_conf_start();
+    http_limit_conf_start();
     return http_conf_compose();
 }
 
@@ -36,6 +38,8 @@ static int http_server_init(zerg_worker *w, void *conf)
     if (http_static_server_init(s))
         return -1;
     if (s->access_log.path && http_log_open(s))
+        return -1;
+    if (http_limit_server_init(s))
         return -1;
     http_upstreams_start(w, s);
     return 0;
@@ -70,6 +74,7 @@ static void http_worker_exit(zerg_worker *w)
     http_ofc_clear();
     http_static_worker_exit();
     http_proxy_worker_exit();
+    http_limit_worker_exit();
 }
 
 static void http_on_open(zerg_conn *c)
@@ -80,9 +85,10 @@ static void http_on_open(zerg_conn *c)
     hc->nvhosts = 1;
     if (ZERG_API_HAS(http_api, conn_servers))
         hc->nvhosts = http_api->conn_servers(c, &hc->vhosts);
-    hc->any_proxy = (uint8_t)hc->srv->has_proxy;
-    for (size_t i = 1; i < hc->nvhosts; i++)
-        hc->any_proxy |= (uint8_t)((const http_srv *)hc->vhosts[i])->has_proxy;
+    for (size_t i = 0; i < hc->nvhosts; i++) { /* limit keys may name headers */
+        const http_srv *s = i ? hc->vhosts[i] : hc->srv;
+        hc->any_proxy |= (uint8_t)(s->has_proxy || (s->limit && s->limit->want_fields));
+    }
     hc->next = http_W.conns;
     hc->prev = NULL;
     if (http_W.conns)
@@ -195,6 +201,8 @@ static void http_on_close(zerg_conn *c, int err)
     http_file_conn_closed(hc);
     if (hc->up)
         http_proxy_abandon(hc);
+    if (hc->limit)
+        http_limit_done(hc);
     http_rq_put(hc);
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "http.h"
+#include "http_limit.h"
 #include "http_proxy.h"
 
 const char *http_hbuf(const http_conn *hc, http_span s)
@@ -204,7 +205,10 @@ static int http_cb_headers_complete(llhttp_t *p)
     r->upgrade = p->upgrade;
     p->upgrade = 0; /* no protocol switch: answer as a plain request */
     hc->phase = HTTP_PH_BODY;
-    if (hc->srv->has_proxy)
+    int limited = http_limit_on(hc->srv) ? http_limit_head(hc) : HTTP_LIMIT_PASS;
+    if (limited == HTTP_LIMIT_WAIT)
+        return HPE_PAUSED; /* the limit's timer goes on (http_limit.c) */
+    if (hc->srv->has_proxy && limited == HTTP_LIMIT_PASS)
         http_proxy_begin(hc);
     return 0;
 }

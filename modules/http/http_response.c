@@ -7,6 +7,7 @@
 
 #include "http.h"
 #include "http_access.h"
+#include "http_limit.h"
 #include "http_log.h"
 #include "http_proxy.h"
 #include "http_redirect.h"
@@ -196,6 +197,7 @@ void http_send_error(http_conn *hc, int status, int close)
     el += (size_t)sprintf(extra + el, "Content-Type: text/html\r\n");
     if (status == 405)
         el += (size_t)sprintf(extra + el, "Allow: GET, HEAD\r\n");
+    el += http_limit_retry_after(hc, status, extra + el, sizeof(extra) - el);
     if (http_write_head(hc, status, extra, el, bl) == 0 && !hc->req.head)
         http_api->write(hc->c, body, (size_t)bl);
     hc->req.sent = hc->req.head ? 0 : (uint64_t)bl;
@@ -292,6 +294,7 @@ void http_metrics(zerg_worker *w, zerg_text *out)
                        counters[i].name, counters[i].help, counters[i].name, counters[i].name, wid,
                        (unsigned long long)counters[i].value);
     http_upstreams_metrics(out);
+    http_limit_metrics(out);
 }
 
 /* status: true - every metric of this worker (api->metrics: the core's and
@@ -363,6 +366,8 @@ void http_dispatch(http_conn *hc)
         return;
     }
     r->loc = l;
+    if (hc->limit && http_limit_dispatch(hc))
+        return; /* refused, or waiting for its turn */
     if (l->allow.n || l->deny.n) {
         socklen_t alen;
         if (!http_access_allows(l, http_api->conn_peer(hc->c, &alen))) {
@@ -406,6 +411,8 @@ void http_request_done(http_conn *hc)
     http_req *r = &hc->req;
     int async = hc->phase == HTTP_PH_BUSY;
     int cls = r->status / 100;
+    if (hc->limit)
+        http_limit_done(hc);
     if (cls >= 1 && cls <= 5)
         http_W.by_class[cls]++;
     http_W.body_bytes += r->sent;

@@ -328,6 +328,7 @@ static zerg_api mapi = {
     .conf_error = m_conf_error,
     .conf_alloc = m_conf_alloc,
     .conf_strdup = m_conf_strdup,
+    .conf_shm = m_conf_alloc, /* one process: any zeroed memory is shared */
     .conf_want_peer_addr = m_want_peer,
     .worker_id = m_worker_id,
     .worker_draining = m_draining,
