@@ -175,9 +175,10 @@ static void accepted(zg_worker *w, zg_listener *l, int fd)
     c->listener = l;
     w->stats.conns_accepted++;
     if (!l->direct) {
-        c->peer_len = sizeof(c->peer);
-        if (getpeername(fd, (struct sockaddr *)&c->peer, &c->peer_len) < 0)
-            c->peer_len = 0;
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
+            zg_conn_set_peer(c, (const struct sockaddr *)&ss, len); /* else unknown */
     }
     if (l->srv->proxy_protocol)
         zg_conn_await_proxy_header(c, l->srv->proxy_protocol_timeout);

@@ -12,6 +12,7 @@
 #include "zg_bufring.h"
 #include "zg_conf.h"
 #include "zg_outq.h"
+#include "zg_sendv.h"
 #include "zg_timer.h"
 #include "zg_util.h"
 
@@ -19,7 +20,23 @@ typedef struct zerg_worker zg_worker;
 typedef struct zerg_conn zg_conn;
 struct zg_listener;
 
-#define ZG_IOV_MAX 64
+/* A peer address kept in the connection: IPv4 and IPv6 fit. */
+typedef union zg_addr_small {
+    struct sockaddr sa;
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+} zg_addr_small;
+
+/* What only some connections need, allocated at the first need and freed
+ * at the close (zg_conn_addr.c): an idle connection stays small. */
+typedef struct zg_conn_ext {
+    struct sockaddr_storage peer;  /* a peer address too long for c->peer */
+    struct sockaddr_storage local; /* api->conn_local's answer, once found */
+    socklen_t local_len;
+    int slot;                            /* uring.fixed_outbound: the socket's fd, then its slot */
+    int plain_fd;                        /* ...and its fd, kept until connected, or -1 */
+    struct __kernel_timespec connect_ts; /* zero: no connect timeout */
+} zg_conn_ext;
 
 enum zg_conn_flags {
     ZG_C_OPEN = 1u << 0,        /* the module knows it: on_close is owed */
@@ -69,17 +86,12 @@ struct zerg_conn {
     zg_chunk *carry; /* unconsumed input, presented again */
     zg_chunk *cur;   /* the chunk behind the current on_data range */
     zerg_timer timer;
-    struct msghdr msg;
-    struct iovec iov[ZG_IOV_MAX];
-    struct __kernel_timespec connect_ts; /* zero: no connect timeout */
-    int slot;                            /* uring.fixed_outbound: the socket's fd, then its slot */
-    int plain_fd;                        /* ...and its fd, kept until connected, or -1 */
-    struct sockaddr_storage peer;
+    zg_addr_small peer; /* longer addresses (unix sockets) are in ext */
     socklen_t peer_len;
-    struct sockaddr_storage local; /* filled by the first api->conn_local */
-    socklen_t local_len;
-    const struct zg_listener *listener; /* accepted connections: where they came in */
     uint32_t busy_epoch;                /* the busy window it last received in */
+    struct zg_conn_ext *ext;            /* what few connections need, or NULL */
+    struct zg_sendv *sendv;             /* a send's own headers (zg_sendv.h), or NULL */
+    const struct zg_listener *listener; /* accepted connections: where they came in */
     _Alignas(16) unsigned char ctx[];
 };
 
@@ -121,6 +133,20 @@ static inline void zg_conn_sqe_file(struct io_uring_sqe *sqe, const zg_conn *c)
     if (c->fixed)
         sqe->flags |= IOSQE_FIXED_FILE;
 }
+/* zg_conn_addr.c: the side allocation, created on demand (NULL: no memory) */
+zg_conn_ext *zg_conn_ext_get(zg_conn *c);
+void zg_conn_ext_free(zg_conn *c);
+/* The peer address (family AF_UNSPEC, length 0 when unknown). */
+int zg_conn_set_peer(zg_conn *c, const struct sockaddr *sa, socklen_t len);
+static inline const struct sockaddr *zg_conn_peer(const zg_conn *c)
+{
+    if (c->peer_len > sizeof(c->peer) && c->ext)
+        return (const struct sockaddr *)&c->ext->peer;
+    return &c->peer.sa;
+}
+/* The local address: found at the first call, kept in ext. */
+const struct sockaddr *zg_conn_local(zg_conn *c, socklen_t *len);
+void zg_conn_set_local(zg_conn *c, const struct sockaddr *sa, socklen_t len);
 /* What the module asks for through the api table (api->close, ...). */
 int zg_conn_closing(zg_conn *c);            /* closed, or closing once flushed */
 int zg_conn_tearing_down(const zg_conn *c); /* closed: waiting for completions */

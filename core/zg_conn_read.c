@@ -21,7 +21,7 @@ static void pp_refuse(zg_conn *c, int level, const char *why, int err)
 {
     char peer[64] = "a client";
     if (c->peer_len)
-        zg_addr_str((const struct sockaddr *)&c->peer, peer, sizeof(peer));
+        zg_addr_str(zg_conn_peer(c), peer, sizeof(peer));
     zg_log(level, "%s: PROXY protocol: %s from %s: closing",
            c->listener->srv->addrs[c->listener->addr_index].text, why, peer);
     zg_conn_teardown(c, err);
@@ -71,10 +71,11 @@ static ssize_t pp_input(zg_conn *c, zg_chunk *k, const uint8_t *data, size_t len
         return 0;
     }
     if (a.src.ss_family != AF_UNSPEC) {
-        memcpy(&c->peer, &a.src, a.src_len);
-        c->peer_len = a.src_len;
-        memcpy(&c->local, &a.dst, a.dst_len);
-        c->local_len = a.dst_len;
+        if (zg_conn_set_peer(c, (const struct sockaddr *)&a.src, a.src_len) < 0) {
+            zg_conn_teardown(c, -ENOMEM);
+            return -1;
+        }
+        zg_conn_set_local(c, (const struct sockaddr *)&a.dst, a.dst_len);
     }
     c->flags &= ~ZG_C_PP_WAIT;
     zg_timer_cancel(&c->w->timers, &c->timer);

@@ -17,6 +17,7 @@
 #include "zg_event.h"
 #include "zg_metrics.h"
 #include "zg_pool.h"
+#include "zg_sendv.h"
 #include "zg_timer.h"
 #include "zg_util.h"
 
@@ -30,6 +31,7 @@ struct zerg_worker {
     zg_bufs bufs;
     zg_pool conns;
     zg_pool file_ops;
+    zg_sendv_slots sendv; /* send headers until the kernel takes them */
     zg_timers timers;
     zerg_stats stats;
     uint64_t now_ms;
