@@ -141,6 +141,7 @@ static const zerg_directive core_directives[] = {
     {"listen_sockets", ZERG_CONF_CUSTOM, CORE_OFF(listen_shared), parse_listen_sockets, 0, 0},
     {"worker_rlimit_nofile", ZERG_CONF_INT, CORE_OFF(worker_rlimit_nofile), NULL, 64, 1 << 24},
     {"worker_shutdown_timeout", ZERG_CONF_MSEC, CORE_OFF(worker_shutdown_timeout), NULL, 0, 0},
+    {"worker_memory_release", ZERG_CONF_MSEC, CORE_OFF(worker_memory_release), NULL, 0, 0},
     {"user", ZERG_CONF_STR, CORE_OFF(user), NULL, 0, 0},
     {"group", ZERG_CONF_STR, CORE_OFF(group), NULL, 0, 0},
     {"pid", ZERG_CONF_CUSTOM, CORE_OFF(pid), parse_path, 0, 0},
@@ -412,6 +413,7 @@ static void set_defaults(zg_config *cfg)
     cfg->worker_processes = 0;
     cfg->worker_connections = 16384;
     cfg->worker_shutdown_timeout = 30000;
+    cfg->worker_memory_release = 10000;
     cfg->error_log_path = "stderr";
     cfg->error_log_level = ZERG_LOG_INFO;
     cfg->modules_path = ZG_MODULES_PATH;

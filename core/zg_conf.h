@@ -75,6 +75,7 @@ typedef struct zg_config {
     int listen_shared; /* listen_sockets: shared (one socket per address) */
     int64_t worker_rlimit_nofile;
     uint64_t worker_shutdown_timeout;
+    uint64_t worker_memory_release; /* ms a pool's spare memory waits; 0: kept */
     char *user, *group;
     char *pid;
     char *error_log_path;

@@ -361,6 +361,7 @@ static int run_turn(zg_worker *w, int64_t wait_ms)
 void zg_event_loop(zg_worker *w)
 {
     zg_accept_start(w);
+    zg_memory_start(w);
     while (!w->exiting) {
         prepare_turn(w);
         if (w->draining && w->stats.conns_active == 0 && !zg_accept_pending(w))

@@ -15,6 +15,7 @@
 #include "zg_conf.h"
 #include "zg_conn.h"
 #include "zg_event.h"
+#include "zg_memory.h"
 #include "zg_metrics.h"
 #include "zg_pool.h"
 #include "zg_sendv.h"
@@ -44,9 +45,11 @@ struct zerg_worker {
     struct signalfd_siginfo siginfo;
     int draining, exiting;
     zerg_timer shutdown_timer;
-    int zc_ok;         /* SEND_ZC supported */
-    int fd_install_ok; /* IORING_OP_FIXED_FD_INSTALL (6.8): reset fixed sockets */
-    int batch_wait_ok; /* min_wait_usec of IORING_ENTER_EXT_ARG (6.12) */
+    zerg_timer release_timer;   /* zg_memory.c */
+    uint64_t closed_at_release; /* conns_closed at its last tick */
+    int zc_ok;                  /* SEND_ZC supported */
+    int fd_install_ok;          /* IORING_OP_FIXED_FD_INSTALL (6.8): reset fixed sockets */
+    int batch_wait_ok;          /* min_wait_usec of IORING_ENTER_EXT_ARG (6.12) */
     zg_busy busy;
     uint32_t max_conns;
     uint32_t ring_flags;

@@ -1,0 +1,72 @@
+#!/usr/bin/python3
+"""test_worker_memory - a worker's memory goes back after a burst: pools
+free the slabs a quiet period (worker_memory_release) did not need, and
+the heap's free pages return to the system, so RSS falls back near its
+baseline instead of staying at the burst's peak."""
+import resource
+import socket
+import time
+import unittest
+
+import zgtest
+from zgtest import Zerg, rss_kb, wait_for
+
+CONF = """load_modules: [http]
+worker_connections: 16384
+worker_memory_release: 1s
+servers:
+  - listen: ["127.0.0.1:{port0}"]
+    module: http
+    http:
+      keepalive_timeout: 60s
+      locations:
+        - path: /
+          return: {{ status: 200, body: "hi" }}
+"""
+REQ = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+BURST = 4000
+
+
+def answered(port, n):
+    """n keep-alive connections, each answered once."""
+    conns = []
+    for i in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(REQ)
+        conns.append(s)
+        if len(conns) % 200 == 0 or i == n - 1:
+            for c in conns[-200:]:
+                if not c.recv(4096).startswith(b"HTTP/1.1 200"):
+                    raise AssertionError("no answer")
+    return conns
+
+
+class MemoryRelease(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard != resource.RLIM_INFINITY and hard < BURST + 100:
+            raise unittest.SkipTest(f"RLIMIT_NOFILE hard limit {hard} < {BURST + 100}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, BURST + 100), hard))
+
+    def test_rss_back_near_baseline_after_a_burst(self):
+        with Zerg(CONF) as z:
+            w = z.workers()[0]
+            for s in answered(z.ports[0], 16):  # the first use of each pool
+                s.close()
+            time.sleep(2.5)  # past two release periods
+            base = rss_kb(w)
+            conns = answered(z.ports[0], BURST)
+            peak = rss_kb(w)
+            self.assertGreater(peak - base, base * 0.5,
+                               f"the burst did not grow the worker ({base} -> {peak} kB)")
+            for s in conns:
+                s.close()
+            # two periods: the one the burst ended in still needed its memory
+            back = wait_for(lambda: rss_kb(w) <= base * 1.1, timeout=10, step=0.2)
+            self.assertTrue(back, f"worker RSS {rss_kb(w)} kB after the burst closed, "
+                                  f"{base} kB before it (peak {peak} kB)")
+
+
+if __name__ == "__main__":
+    zgtest.main()
