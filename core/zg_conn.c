@@ -138,7 +138,8 @@ static void output_done(zg_conn *c)
         c->flags |= ZG_C_SHUT_DONE;
     }
     if (c->flags & ZG_C_CLOSE_WANT) {
-        zg_conn_teardown(c, 0);
+        if (!zg_conn_linger_start(c))
+            zg_conn_teardown(c, 0);
         return;
     }
     if (c->flags & ZG_C_WANT_DRAIN) {
@@ -271,7 +272,7 @@ void zg_conn_connected(zg_conn *c, int res)
 
 int zg_conn_closing(zg_conn *c)
 {
-    return (c->flags & (ZG_C_CLOSING | ZG_C_CLOSE_WANT)) != 0;
+    return (c->flags & (ZG_C_CLOSING | ZG_C_CLOSE_WANT | ZG_C_LINGER)) != 0;
 }
 
 int zg_conn_tearing_down(const zg_conn *c)
@@ -362,7 +363,9 @@ static void conn_timer_fired(zerg_timer *t)
     zg_conn *c = t->data;
     if (c->flags & ZG_C_CLOSING)
         return;
-    if (c->flags & ZG_C_PP_WAIT)
+    if (c->flags & ZG_C_LINGER)
+        zg_conn_teardown(c, 0); /* lingering_timeout or lingering_time */
+    else if (c->flags & ZG_C_PP_WAIT)
         zg_conn_proxy_header_timeout(c);
     else if (c->mod->on_timeout)
         c->mod->on_timeout(c);

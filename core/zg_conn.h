@@ -55,13 +55,15 @@ enum zg_conn_flags {
     ZG_C_CONNECTING = 1u << 13,
     ZG_C_WANT_DRAIN = 1u << 14,
     ZG_C_ABOVE_HIGH = 1u << 15,
-    ZG_C_ABORT = 1u << 16,   /* reset the peer on close */
-    ZG_C_STARVED = 1u << 17, /* waiting for receive buffers */
-    ZG_C_QUEUED = 1u << 18,  /* in the flush list */
-    ZG_C_REAP = 1u << 19,    /* in the reap list */
-    ZG_C_ZOMBIE = 1u << 20,  /* closed; kept only for a SEND_ZC notification */
-    ZG_C_PP_WAIT = 1u << 21, /* reading the PROXY protocol header: not open yet */
-    ZG_C_COUNTED = 1u << 22, /* in its server's max_connections_per_client table */
+    ZG_C_ABORT = 1u << 16,      /* reset the peer on close */
+    ZG_C_STARVED = 1u << 17,    /* waiting for receive buffers */
+    ZG_C_QUEUED = 1u << 18,     /* in the flush list */
+    ZG_C_REAP = 1u << 19,       /* in the reap list */
+    ZG_C_ZOMBIE = 1u << 20,     /* closed; kept only for a SEND_ZC notification */
+    ZG_C_PP_WAIT = 1u << 21,    /* reading the PROXY protocol header: not open yet */
+    ZG_C_COUNTED = 1u << 22,    /* in its server's max_connections_per_client table */
+    ZG_C_LINGER = 1u << 23,     /* closed: reading and dropping input (zg_conn_linger.c) */
+    ZG_C_IN_DROPPED = 1u << 24, /* input came after the close was asked for */
 };
 
 struct zerg_conn {
@@ -89,6 +91,7 @@ struct zerg_conn {
     zg_addr_small peer; /* longer addresses (unix sockets) are in ext */
     socklen_t peer_len;
     uint32_t busy_epoch;                /* the busy window it last received in */
+    uint64_t linger_end;                /* lingering: when it ends at the latest */
     struct zg_conn_ext *ext;            /* what few connections need, or NULL */
     struct zg_sendv *sendv;             /* a send's own headers (zg_sendv.h), or NULL */
     const struct zg_listener *listener; /* accepted connections: where they came in */
@@ -133,6 +136,10 @@ static inline void zg_conn_sqe_file(struct io_uring_sqe *sqe, const zg_conn *c)
     if (c->fixed)
         sqe->flags |= IOSQE_FIXED_FILE;
 }
+/* zg_conn_linger.c: after the flush of a graceful close, linger (1) or not
+ * (0: close now); input that came while lingering (dropped). */
+int zg_conn_linger_start(zg_conn *c);
+void zg_conn_linger_input(zg_conn *c);
 /* zg_conn_addr.c: the side allocation, created on demand (NULL: no memory) */
 zg_conn_ext *zg_conn_ext_get(zg_conn *c);
 void zg_conn_ext_free(zg_conn *c);

@@ -109,6 +109,8 @@ void zg_conn_update_read(zg_conn *c)
                           ZG_C_CLOSE_WANT | ZG_C_CONNECTING | ZG_C_STARVED;
     zg_worker *w = c->w;
     int want = !(c->flags & stop) && !c->in_held.head;
+    if (c->flags & ZG_C_LINGER) /* reads to drop until the FIN */
+        want = !(c->flags & (ZG_C_EOF | ZG_C_CLOSING | ZG_C_STARVED));
     if (want && !(c->flags & ZG_C_RECV_ARMED)) {
         if (zg_bufs_available(&w->bufs) == 0) { /* spares reach the ring before the submit */
             starve(c);
@@ -291,14 +293,19 @@ void zg_conn_recv_complete(zg_conn *c, struct io_uring_cqe *cqe)
         }
         w->stats.bytes_in += (uint64_t)res;
         zg_busy_note(&w->busy, &c->busy_epoch);
-        if (c->flags & (ZG_C_CLOSING | ZG_C_CLOSE_WANT)) {
-            /* input after close: dropped */
+        if (c->flags & ZG_C_LINGER) {
+            zg_conn_linger_input(c); /* dropped */
+        } else if (c->flags & (ZG_C_CLOSING | ZG_C_CLOSE_WANT)) {
+            c->flags |= ZG_C_IN_DROPPED; /* input after close: dropped */
         } else if ((c->flags & (ZG_C_PAUSE_MOD | ZG_C_PAUSE_OUT)) || c->in_held.head) {
             hold_input(c, k, data, (size_t)res);
         } else {
             deliver(c, k, data, (size_t)res);
         }
         zg_chunk_put(&w->bufs, k);
+    } else if (res == 0 && (c->flags & ZG_C_LINGER)) {
+        zg_conn_teardown(c, 0); /* the client is done too */
+        return;
     } else if (res == 0 && (c->flags & ZG_C_PP_WAIT)) {
         if (c->carry)
             pp_refuse(c, ZERG_LOG_INFO, "end of stream before a complete header", 0);
