@@ -27,8 +27,10 @@ struct zerg_worker {
     zg_config *cfg;
     unsigned id, count;
     int cpu;
-    pid_t pid;                /* this worker's, for shared-memory locks */
-    uint64_t limit_logged_ms; /* when max_connections_per_client last logged */
+    pid_t pid;                 /* this worker's, for shared-memory locks */
+    uint64_t limit_logged_ms;  /* when max_connections_per_client last logged */
+    uint64_t accept_logged_ms; /* when an accept failure last logged */
+    uint64_t accept_unlogged;  /* failures since, not logged */
     zg_bufs bufs;
     zg_pool conns;
     zg_pool file_ops;
