@@ -116,8 +116,16 @@ void zg_conn_queue_flush(zg_conn *c)
     }
 }
 
+void zg_conn_account(zg_conn *c)
+{
+    size_t now = c->out.bytes + c->in_held.bytes + (c->carry ? c->carry->used : 0);
+    c->w->stats.conn_bytes_held += now - c->held; /* modulo 2^64: a decrease too */
+    c->held = now;
+}
+
 void zg_conn_after_write(zg_conn *c)
 {
+    zg_conn_account(c);
     if (c->out.bytes > c->out_high && !(c->flags & ZG_C_ABOVE_HIGH)) {
         c->flags |= ZG_C_ABOVE_HIGH | ZG_C_PAUSE_OUT;
         zg_conn_update_read(c);
@@ -459,6 +467,7 @@ static void finalize(zg_conn *c)
         if (c->mod->on_close)
             c->mod->on_close(c, c->close_err);
     }
+    zg_conn_account(c); /* nothing held any more */
     if (c->flags & ZG_C_COUNTED) {
         c->flags &= ~ZG_C_COUNTED;
         zg_climit_leave(c->srv->climit, zg_conn_peer(c), w->pid);
@@ -530,8 +539,10 @@ void zg_conn_complete(zg_worker *w, struct io_uring_cqe *cqe)
     default:
         break;
     }
-    if (c->w)
+    if (c->w) {
+        zg_conn_account(c);
         zg_conn_settle(c);
+    }
 }
 
 void zg_conn_dump(zg_worker *w)

@@ -92,6 +92,7 @@ struct zerg_conn {
     socklen_t peer_len;
     uint32_t busy_epoch;                /* the busy window it last received in */
     uint64_t linger_end;                /* lingering: when it ends at the latest */
+    size_t held;                        /* its part of stats.conn_bytes_held */
     struct zg_conn_ext *ext;            /* what few connections need, or NULL */
     struct zg_sendv *sendv;             /* a send's own headers (zg_sendv.h), or NULL */
     const struct zg_listener *listener; /* accepted connections: where they came in */
@@ -136,6 +137,9 @@ static inline void zg_conn_sqe_file(struct io_uring_sqe *sqe, const zg_conn *c)
     if (c->fixed)
         sqe->flags |= IOSQE_FIXED_FILE;
 }
+/* What c holds now goes into the worker's gauge (stats.conn_bytes_held),
+ * kept as connections change, never summed over them. */
+void zg_conn_account(zg_conn *c);
 /* zg_conn_linger.c: after the flush of a graceful close, linger (1) or not
  * (0: close now); input that came while lingering (dropped). */
 int zg_conn_linger_start(zg_conn *c);

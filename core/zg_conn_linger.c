@@ -69,6 +69,7 @@ int zg_conn_linger_start(zg_conn *c)
         c->flags |= ZG_C_SHUT_WANT | ZG_C_SHUT_DONE;
         c->shut_how = SHUT_WR;
     }
+    zg_conn_account(c);
     c->linger_end = w->now_ms + c->srv->lingering_time;
     arm_timer(c);
     zg_conn_update_read(c);

@@ -272,6 +272,7 @@ void zg_conn_deliver_held(zg_conn *c)
     }
     if (!c->in_held.head && (c->flags & ZG_C_EOF_PENDING) && !(c->flags & stop))
         deliver_eof(c);
+    zg_conn_account(c);
     zg_conn_update_read(c);
 }
 

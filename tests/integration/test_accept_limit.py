@@ -5,7 +5,6 @@ worker_rlimit_nofile) or of fixed-file slots, the log names the limit hit
 with its value, at most once a second, counting the failures it did not
 log."""
 import re
-import resource
 import socket
 import time
 import unittest
@@ -27,10 +26,7 @@ OVER = 700  # more than fit
 class AcceptLimit(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if hard != resource.RLIM_INFINITY and hard < OVER + 100:
-            raise unittest.SkipTest(f"RLIMIT_NOFILE hard limit {hard} < {OVER + 100}")
-        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, OVER + 100), hard))
+        zgtest.raise_nofile(OVER + 100)
 
     def flood(self, uring, seconds=3.0):
         """OVER connections; the accept lines logged over seconds after the

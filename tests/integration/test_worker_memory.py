@@ -2,14 +2,17 @@
 """test_worker_memory - a worker's memory goes back after a burst: pools
 free the slabs a quiet period (worker_memory_release) did not need, and
 the heap's free pages return to the system, so RSS falls back near its
-baseline instead of staying at the burst's peak."""
-import resource
+baseline instead of staying at the burst's peak; and the gauge of bytes
+the connections hold follows what a client that does not read leaves
+queued."""
+import os
+import re
 import socket
 import time
 import unittest
 
 import zgtest
-from zgtest import Zerg, rss_kb, wait_for
+from zgtest import Zerg, rss_kb, wait_for, wait_until
 
 CONF = """load_modules: [http]
 worker_connections: 16384
@@ -44,10 +47,7 @@ def answered(port, n):
 class MemoryRelease(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if hard != resource.RLIM_INFINITY and hard < BURST + 100:
-            raise unittest.SkipTest(f"RLIMIT_NOFILE hard limit {hard} < {BURST + 100}")
-        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, BURST + 100), hard))
+        zgtest.raise_nofile(BURST + 100)
 
     def test_rss_back_near_baseline_after_a_burst(self):
         with Zerg(CONF) as z:
@@ -66,6 +66,52 @@ class MemoryRelease(unittest.TestCase):
             back = wait_for(lambda: rss_kb(w) <= base * 1.1, timeout=10, step=0.2)
             self.assertTrue(back, f"worker RSS {rss_kb(w)} kB after the burst closed, "
                                   f"{base} kB before it (peak {peak} kB)")
+
+GAUGE_CONF = """load_modules: [http]
+servers:
+  - listen: ["127.0.0.1:{port0}"]
+    module: http
+    http:
+      locations:
+        - {{ path: /metrics, status: true }}
+        - {{ path: /, root: "{tmp}/www" }}
+"""
+
+
+def bytes_held(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    try:
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        got = []
+        zgtest.recv_to_eof(s, got.append)
+        text = b"".join(got).decode()
+    finally:
+        s.close()
+    m = re.search(r'^zerg_connection_bytes_held\{worker="0"\} (\d+)$', text, re.M)
+    if not m:
+        raise AssertionError("no zerg_connection_bytes_held in:\n" + text[-2000:])
+    return int(m.group(1))
+
+
+class BytesHeld(unittest.TestCase):
+    def test_gauge_follows_a_client_that_does_not_read(self):
+        z = Zerg(GAUGE_CONF)
+        os.makedirs(os.path.join(z.tmp, "www"))
+        with open(os.path.join(z.tmp, "www", "big"), "wb") as f:
+            f.write(b"x" * (4 << 20))
+        with z:
+            self.assertEqual(bytes_held(z.ports[0]), 0)
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(("127.0.0.1", z.ports[0]))
+            s.sendall(b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n")  # and never read
+            wait_until(lambda: bytes_held(z.ports[0]) >= 64 * 1024, 10,
+                              "the stuck answer in the gauge")
+            held = bytes_held(z.ports[0])
+            self.assertLessEqual(held, 4 << 20)
+            s.close()
+            wait_until(lambda: bytes_held(z.ports[0]) == 0, 10,
+                       f"the gauge back to 0 after the close (was {held})")
 
 
 if __name__ == "__main__":
