@@ -67,14 +67,16 @@ class MemoryRelease(unittest.TestCase):
             self.assertTrue(back, f"worker RSS {rss_kb(w)} kB after the burst closed, "
                                   f"{base} kB before it (peak {peak} kB)")
 
+
+# a status page and a root with a big file
 GAUGE_CONF = """load_modules: [http]
 servers:
-  - listen: ["127.0.0.1:{port0}"]
-    module: http
+  - module: http
+    listen: ["127.0.0.1:{port0}"]
     http:
       locations:
-        - {{ path: /metrics, status: true }}
         - {{ path: /, root: "{tmp}/www" }}
+        - {{ path: /metrics, status: true }}
 """
 
 
