@@ -10,8 +10,10 @@
 #include "zg_worker.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #define ZG_ACCEPT_BACKOFF_MS 100
 
@@ -160,13 +162,86 @@ int zg_accept_pending(const zg_worker *w)
     return 0;
 }
 
+/* ---- accept failures ---- */
+
+/* One line a second at most: a full descriptor table fails every accept
+ * retry, and the log should say so once, with how often, not flood. Returns
+ * whether to log now; *unlogged is how many were held back before. */
+static int accept_log_due(zg_worker *w, uint64_t *unlogged)
+{
+    if (w->accept_logged_ms && w->now_ms - w->accept_logged_ms < 1000) {
+        w->accept_unlogged++;
+        return 0;
+    }
+    *unlogged = w->accept_unlogged;
+    w->accept_unlogged = 0;
+    w->accept_logged_ms = w->now_ms;
+    return 1;
+}
+
+static unsigned long long file_max(void)
+{
+    unsigned long long v = 0;
+    FILE *f = fopen("/proc/sys/fs/file-max", "re");
+    if (f) {
+        if (fscanf(f, "%llu", &v) != 1)
+            v = 0;
+        fclose(f);
+    }
+    return v;
+}
+
+/* Which limit an accept failure (-err) ran into, in words. */
+static void limit_hit(const zg_worker *w, const zg_listener *l, int err, char *buf, size_t cap)
+{
+    struct rlimit rl;
+    int have_rl = getrlimit(RLIMIT_NOFILE, &rl) == 0;
+    unsigned long long nofile = have_rl ? (unsigned long long)rl.rlim_cur : 0;
+    if (err == EMFILE) {
+        snprintf(buf, cap, "the process's open file limit is reached (RLIMIT_NOFILE %llu)", nofile);
+    } else if (err == ENFILE && l->direct) { /* what a full fixed-file table answers */
+        if (w->max_conns < (uint64_t)w->cfg->worker_connections)
+            snprintf(
+                buf, cap,
+                "the ring's fixed file table is full (%u slots: worker_connections %lld cut to "
+                "fit RLIMIT_NOFILE %llu)",
+                w->max_conns, (long long)w->cfg->worker_connections, nofile);
+        else
+            snprintf(buf, cap, "the ring's fixed file table is full (%u slots: worker_connections)",
+                     w->max_conns);
+    } else if (err == ENFILE) {
+        snprintf(buf, cap, "the system's open file limit is reached (fs.file-max %llu)",
+                 file_max());
+    } else {
+        snprintf(buf, cap, "%s", strerror(err));
+    }
+}
+
+static void log_accept_failure(zg_worker *w, const zg_listener *l, int err)
+{
+    uint64_t unlogged;
+    if (!accept_log_due(w, &unlogged))
+        return;
+    char why[160], more[64] = "";
+    limit_hit(w, l, err, why, sizeof(why));
+    if (unlogged)
+        snprintf(more, sizeof(more), " (%llu more failures since the last line)",
+                 (unsigned long long)unlogged);
+    zg_log_warn("accept on %s: %s; retrying in %d ms%s", l->srv->addrs[l->addr_index].text, why,
+                ZG_ACCEPT_BACKOFF_MS, more);
+}
+
 /* A new connection: to its module, or first through the PROXY protocol
  * header when its server block wants one. */
 static void accepted(zg_worker *w, zg_listener *l, int fd)
 {
     zg_conn *c = zg_conn_new(w, l->srv->module->desc, l->srv->module_conf, fd, l->direct);
     if (!c) {
-        zg_log_warn("worker_connections (%u) reached: closing a new connection", w->max_conns);
+        uint64_t unlogged;
+        if (accept_log_due(w, &unlogged))
+            zg_log_warn("worker_connections (%u) reached: closing a new connection (%llu more "
+                        "since the last line)",
+                        w->max_conns, (unsigned long long)unlogged);
         zg_close_fd(w, fd, l->direct);
         return;
     }
@@ -175,9 +250,10 @@ static void accepted(zg_worker *w, zg_listener *l, int fd)
     c->listener = l;
     w->stats.conns_accepted++;
     if (!l->direct) {
-        c->peer_len = sizeof(c->peer);
-        if (getpeername(fd, (struct sockaddr *)&c->peer, &c->peer_len) < 0)
-            c->peer_len = 0;
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
+            zg_conn_set_peer(c, (const struct sockaddr *)&ss, len); /* else unknown */
     }
     if (l->srv->proxy_protocol)
         zg_conn_await_proxy_header(c, l->srv->proxy_protocol_timeout);
@@ -214,8 +290,7 @@ void zg_accept_complete(zg_worker *w, struct io_uring_cqe *cqe)
         /* out of descriptors or fixed slots, or worse: pause, never spin */
         w->stats.accept_backoffs++;
         if (!l->armed) {
-            zg_log_warn("accept on %s: %s, retrying in %d ms", l->srv->addrs[l->addr_index].text,
-                        strerror(-cqe->res), ZG_ACCEPT_BACKOFF_MS);
+            log_accept_failure(w, l, -cqe->res);
             zg_timer_set(&w->timers, &l->retry, w->now_ms, ZG_ACCEPT_BACKOFF_MS);
         }
         return;

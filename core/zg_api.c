@@ -137,27 +137,11 @@ static const struct sockaddr *api_conn_peer(zg_conn *c, socklen_t *len)
 {
     if (len)
         *len = c->peer_len;
-    return (const struct sockaddr *)&c->peer;
+    return zg_conn_peer(c);
 }
-/* Found on demand: a syscall only for the modules that ask (PROXY protocol). */
 static const struct sockaddr *api_conn_local(zg_conn *c, socklen_t *len)
 {
-    if (!c->local_len) {
-        c->local_len = sizeof(c->local);
-        if (!c->fixed) {
-            if (getsockname(c->fd, (struct sockaddr *)&c->local, &c->local_len) < 0)
-                c->local_len = 0;
-        } else if (c->listener) { /* a fixed file has no fd: its listener's */
-            const zg_addr *a = &c->listener->srv->addrs[c->listener->addr_index];
-            memcpy(&c->local, &a->ss, a->len);
-            c->local_len = a->len;
-        } else {
-            c->local_len = 0;
-        }
-    }
-    if (len)
-        *len = c->local_len;
-    return (const struct sockaddr *)&c->local;
+    return zg_conn_local(c, len);
 }
 static size_t api_conn_servers(zg_conn *c, void *const **confs)
 {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #define ZG_BUFS_MIN_TARGET 64   /* buffers kept in the ring at the least */
 #define ZG_BUFS_WINDOW     1024 /* turns between reconsidering the target */
@@ -114,6 +115,7 @@ void zg_bufs_commit(zg_bufs *b)
     adapt_target(b);
     while (b->in_ring < b->target && b->nspare) {
         zg_chunk *c = &b->ring_chunks[b->spare[--b->nspare]];
+        c->dropped = 0;
         io_uring_buf_ring_add(b->br, c->base, b->buf_size, (unsigned short)c->index, b->nbufs - 1,
                               (int)b->pending_adds++);
         b->in_ring++;
@@ -143,6 +145,24 @@ zg_chunk *zg_bufs_recv(zg_bufs *b, unsigned cqe_flags, uint32_t len, uint8_t **d
         zg_chunk_put(b, c); /* the kernel is done with this buffer */
     }
     return c;
+}
+
+size_t zg_bufs_trim(zg_bufs *b)
+{
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uint32_t keep = b->target > ZG_BUFS_MIN_TARGET ? b->target : ZG_BUFS_MIN_TARGET;
+    size_t freed = 0;
+    for (uint32_t i = 0; i + keep < b->nspare; i++) { /* the bottom of the stack */
+        zg_chunk *c = &b->ring_chunks[b->spare[i]];
+        uintptr_t lo = ((uintptr_t)c->base + page - 1) & ~(page - 1);
+        uintptr_t hi = ((uintptr_t)c->base + c->size) & ~(page - 1);
+        if (c->dropped || hi <= lo)
+            continue;
+        if (madvise((void *)lo, hi - lo, MADV_DONTNEED) == 0)
+            freed += hi - lo;
+        c->dropped = 1;
+    }
+    return freed;
 }
 
 zg_chunk *zg_chunk_new(zg_bufs *b)

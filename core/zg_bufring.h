@@ -20,6 +20,7 @@ typedef struct zg_chunk {
     uint32_t used;  /* POOL: bytes written; RING+incremental: bytes the kernel consumed */
     uint32_t index; /* RING: buffer id; POOL: pool index */
     uint8_t kind;
+    uint8_t dropped; /* RING: its pages were given back (zg_bufs_trim) */
 } zg_chunk;
 
 #define ZG_POOL_CHUNK_BYTES 16384
@@ -75,6 +76,9 @@ static inline int zg_bufs_low(const zg_bufs *b)
  * The caller gets one reference (the kernel's, when it is done with the
  * buffer, is released here). */
 zg_chunk *zg_bufs_recv(zg_bufs *b, unsigned cqe_flags, uint32_t len, uint8_t **data);
+/* Give back the pages of the spare buffers the ring will not need soon
+ * (those below the top of the spare stack); returns the bytes. */
+size_t zg_bufs_trim(zg_bufs *b);
 /* A fresh pool chunk, refs = 1, used = 0; NULL when memory is exhausted. */
 zg_chunk *zg_chunk_new(zg_bufs *b);
 /* A malloc'd chunk of cap bytes (connection carry-over input), refs = 1. */

@@ -141,6 +141,7 @@ static const zerg_directive core_directives[] = {
     {"listen_sockets", ZERG_CONF_CUSTOM, CORE_OFF(listen_shared), parse_listen_sockets, 0, 0},
     {"worker_rlimit_nofile", ZERG_CONF_INT, CORE_OFF(worker_rlimit_nofile), NULL, 64, 1 << 24},
     {"worker_shutdown_timeout", ZERG_CONF_MSEC, CORE_OFF(worker_shutdown_timeout), NULL, 0, 0},
+    {"worker_memory_release", ZERG_CONF_MSEC, CORE_OFF(worker_memory_release), NULL, 0, 0},
     {"user", ZERG_CONF_STR, CORE_OFF(user), NULL, 0, 0},
     {"group", ZERG_CONF_STR, CORE_OFF(group), NULL, 0, 0},
     {"pid", ZERG_CONF_CUSTOM, CORE_OFF(pid), parse_path, 0, 0},
@@ -305,6 +306,23 @@ static int setup_climit(zerg_conf_ctx *cx, zg_server *srv)
     return 0;
 }
 
+static int parse_lingering_close(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field)
+{
+    static const char *const names[][3] = {
+        [ZG_LINGER_OFF] = {"off", "false", "no"},
+        [ZG_LINGER_ON] = {"on", "true", "yes"},
+        [ZG_LINGER_ALWAYS] = {"always", "always", "always"},
+    };
+    const char *s = zg_node_scalar(cx, n);
+    for (int mode = 0; s && mode < (int)ZG_ARRAY_SIZE(names); mode++)
+        for (int k = 0; k < 3; k++)
+            if (strcmp(s, names[mode][k]) == 0) {
+                *(int *)field = mode;
+                return 0;
+            }
+    return zg_conf_error(cx, n, "lingering_close: expected off, on or always");
+}
+
 static int parse_server(zerg_conf_ctx *cx, const zerg_conf_node *n, zg_server *srv)
 {
     if (zg_node_kind(cx, n) != ZERG_NODE_MAP)
@@ -314,6 +332,9 @@ static int parse_server(zerg_conf_ctx *cx, const zerg_conf_node *n, zg_server *s
     srv->backlog = 511;
     srv->proxy_protocol_timeout = 5000;
     srv->unix_mode = -1;
+    srv->lingering_close = ZG_LINGER_ON;
+    srv->lingering_time = 30000;
+    srv->lingering_timeout = 5000;
     const zerg_conf_node *mod = zg_node_get(cx, n, "module");
     const zerg_conf_node *listen = zg_node_get(cx, n, "listen");
     if (!mod)
@@ -340,6 +361,11 @@ static int parse_server(zerg_conf_ctx *cx, const zerg_conf_node *n, zg_server *s
         {"unix_mode", ZERG_CONF_CUSTOM, offsetof(zg_server, unix_mode), parse_unix_mode, 0, 0},
         {"max_connections_per_client", ZERG_CONF_INT, offsetof(zg_server, max_per_client), NULL, 0,
          1000000},
+        {"lingering_close", ZERG_CONF_CUSTOM, offsetof(zg_server, lingering_close),
+         parse_lingering_close, 0, 0},
+        {"lingering_time", ZERG_CONF_MSEC, offsetof(zg_server, lingering_time), NULL, 0, 86400000},
+        {"lingering_timeout", ZERG_CONF_MSEC, offsetof(zg_server, lingering_timeout), NULL, 1,
+         86400000},
         ZERG_DIRECTIVE_END,
     };
     zg_server scratch = *srv; /* module/listen land here; kept fields copied back */
@@ -351,6 +377,9 @@ static int parse_server(zerg_conf_ctx *cx, const zerg_conf_node *n, zg_server *s
     srv->proxy_protocol_timeout = scratch.proxy_protocol_timeout;
     srv->unix_mode = scratch.unix_mode;
     srv->max_per_client = scratch.max_per_client;
+    srv->lingering_close = scratch.lingering_close;
+    srv->lingering_time = scratch.lingering_time;
+    srv->lingering_timeout = scratch.lingering_timeout;
     if (srv->max_per_client > 0 && setup_climit(cx, srv) < 0)
         return -1;
     if (parse_listen(cx, listen, srv) < 0)
@@ -412,6 +441,7 @@ static void set_defaults(zg_config *cfg)
     cfg->worker_processes = 0;
     cfg->worker_connections = 16384;
     cfg->worker_shutdown_timeout = 30000;
+    cfg->worker_memory_release = 10000;
     cfg->error_log_path = "stderr";
     cfg->error_log_level = ZERG_LOG_INFO;
     cfg->modules_path = ZG_MODULES_PATH;

@@ -49,7 +49,13 @@ typedef struct zg_server {
     int64_t unix_mode;               /* chmod of its unix sockets' files; -1: umask */
     int64_t max_per_client;          /* max_connections_per_client; 0: no limit */
     struct zg_climit *climit;        /* its table, in shared memory */
+    int lingering_close;             /* ZG_LINGER_*: reading on after a graceful close */
+    uint64_t lingering_time;         /* ms it lasts at most */
+    uint64_t lingering_timeout;      /* ms it waits for each read */
 } zg_server;
+
+/* lingering_close (as nginx's): never, when input is left unread, always */
+enum { ZG_LINGER_OFF, ZG_LINGER_ON, ZG_LINGER_ALWAYS };
 
 typedef struct zg_shm {
     struct zg_shm *next;
@@ -75,6 +81,7 @@ typedef struct zg_config {
     int listen_shared; /* listen_sockets: shared (one socket per address) */
     int64_t worker_rlimit_nofile;
     uint64_t worker_shutdown_timeout;
+    uint64_t worker_memory_release; /* ms a pool's spare memory waits; 0: kept */
     char *user, *group;
     char *pid;
     char *error_log_path;

@@ -35,7 +35,6 @@ zg_conn *zg_conn_new(zg_worker *w, const zerg_module *m, void *conf, int fd, int
     c->gen = gen & 0xffffff;
     c->fd = fd;
     c->fixed = fixed;
-    c->plain_fd = -1;
     c->mod = m;
     c->conf = conf;
     c->out_high = w->cfg->uring.output_high;
@@ -70,8 +69,7 @@ static int admit(zg_conn *c)
     const zg_server *srv = c->srv;
     if (!srv->climit || !c->peer_len)
         return 1;
-    int rc = zg_climit_enter(srv->climit, (const struct sockaddr *)&c->peer,
-                             (uint32_t)srv->max_per_client, w->pid);
+    int rc = zg_climit_enter(srv->climit, zg_conn_peer(c), (uint32_t)srv->max_per_client, w->pid);
     if (rc != 0) {
         if (rc > 0)
             c->flags |= ZG_C_COUNTED;
@@ -80,7 +78,7 @@ static int admit(zg_conn *c)
     w->stats.conns_limited++;
     if (w->now_ms - w->limit_logged_ms >= 1000) { /* a flood logs a line a second */
         char peer[64];
-        zg_addr_str((const struct sockaddr *)&c->peer, peer, sizeof(peer));
+        zg_addr_str(zg_conn_peer(c), peer, sizeof(peer));
         zg_log_info("%s: the address of client %s has max_connections_per_client (%lld) "
                     "open: closing a new one (%llu so far in this worker)",
                     c->listener->srv->addrs[c->listener->addr_index].text, peer,
@@ -118,8 +116,16 @@ void zg_conn_queue_flush(zg_conn *c)
     }
 }
 
+void zg_conn_account(zg_conn *c)
+{
+    size_t now = c->out.bytes + c->in_held.bytes + (c->carry ? c->carry->used : 0);
+    c->w->stats.conn_bytes_held += now - c->held; /* modulo 2^64: a decrease too */
+    c->held = now;
+}
+
 void zg_conn_after_write(zg_conn *c)
 {
+    zg_conn_account(c);
     if (c->out.bytes > c->out_high && !(c->flags & ZG_C_ABOVE_HIGH)) {
         c->flags |= ZG_C_ABOVE_HIGH | ZG_C_PAUSE_OUT;
         zg_conn_update_read(c);
@@ -140,7 +146,8 @@ static void output_done(zg_conn *c)
         c->flags |= ZG_C_SHUT_DONE;
     }
     if (c->flags & ZG_C_CLOSE_WANT) {
-        zg_conn_teardown(c, 0);
+        if (!zg_conn_linger_start(c))
+            zg_conn_teardown(c, 0);
         return;
     }
     if (c->flags & ZG_C_WANT_DRAIN) {
@@ -159,19 +166,29 @@ static void conn_send(zg_conn *c)
         output_done(c);
         return;
     }
-    int n = zg_outq_iov(&c->out, c->iov, ZG_IOV_MAX);
+    struct iovec iov[ZG_IOV_MAX];
+    int n = zg_outq_iov(&c->out, iov, ZG_IOV_MAX);
     uint64_t zc_min = w->cfg->uring.send_zc_threshold;
+    int zc = w->zc_ok && zc_min && !c->no_zc && c->out.bytes >= zc_min;
+    zg_sendv *v = NULL;
+    if (zc || n > 1) { /* headers that must live until the kernel took the SQE */
+        if (!(v = zg_sendv_get(w, c))) {
+            zg_conn_teardown(c, -ENOMEM);
+            return;
+        }
+        memcpy(v->iov, iov, (size_t)n * sizeof(iov[0]));
+        memset(&v->msg, 0, sizeof(v->msg));
+        v->msg.msg_iov = v->iov;
+        v->msg.msg_iovlen = (size_t)n;
+    }
     struct io_uring_sqe *sqe = zg_sqe(w);
-    memset(&c->msg, 0, sizeof(c->msg));
-    c->msg.msg_iov = c->iov;
-    c->msg.msg_iovlen = (size_t)n;
-    if (w->zc_ok && zc_min && !c->no_zc && c->out.bytes >= zc_min) {
-        io_uring_prep_sendmsg_zc(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
+    if (zc) {
+        io_uring_prep_sendmsg_zc(sqe, c->fd, &v->msg, MSG_NOSIGNAL);
         w->stats.sends_zc++;
     } else if (n == 1) {
-        io_uring_prep_send(sqe, c->fd, c->iov[0].iov_base, c->iov[0].iov_len, MSG_NOSIGNAL);
+        io_uring_prep_send(sqe, c->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
     } else {
-        io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
+        io_uring_prep_sendmsg(sqe, c->fd, &v->msg, MSG_NOSIGNAL);
     }
     zg_conn_sqe_file(sqe, c);
     io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_SEND, c->idx, c->gen));
@@ -208,6 +225,7 @@ static void send_complete(zg_conn *c, struct io_uring_cqe *cqe)
         return;
     }
     c->flags &= ~ZG_C_SENDING;
+    zg_sendv_done(c);
     if (cqe->flags & IORING_CQE_F_MORE)
         c->flags |= ZG_C_ZC_WAIT; /* the notification keeps our inflight count */
     else
@@ -262,7 +280,7 @@ void zg_conn_connected(zg_conn *c, int res)
 
 int zg_conn_closing(zg_conn *c)
 {
-    return (c->flags & (ZG_C_CLOSING | ZG_C_CLOSE_WANT)) != 0;
+    return (c->flags & (ZG_C_CLOSING | ZG_C_CLOSE_WANT | ZG_C_LINGER)) != 0;
 }
 
 int zg_conn_tearing_down(const zg_conn *c)
@@ -353,7 +371,9 @@ static void conn_timer_fired(zerg_timer *t)
     zg_conn *c = t->data;
     if (c->flags & ZG_C_CLOSING)
         return;
-    if (c->flags & ZG_C_PP_WAIT)
+    if (c->flags & ZG_C_LINGER)
+        zg_conn_teardown(c, 0); /* lingering_timeout or lingering_time */
+    else if (c->flags & ZG_C_PP_WAIT)
         zg_conn_proxy_header_timeout(c);
     else if (c->mod->on_timeout)
         c->mod->on_timeout(c);
@@ -447,13 +467,14 @@ static void finalize(zg_conn *c)
         if (c->mod->on_close)
             c->mod->on_close(c, c->close_err);
     }
+    zg_conn_account(c); /* nothing held any more */
     if (c->flags & ZG_C_COUNTED) {
         c->flags &= ~ZG_C_COUNTED;
-        zg_climit_leave(c->srv->climit, (const struct sockaddr *)&c->peer, w->pid);
+        zg_climit_leave(c->srv->climit, zg_conn_peer(c), w->pid);
     }
     zg_timer_cancel(&w->timers, &c->timer); /* on_close may have armed it */
-    if (c->plain_fd >= 0)
-        close(c->plain_fd);
+    zg_conn_ext_free(c); /* closes an outbound socket's fd kept while connecting */
+    zg_sendv_done(c);
     if ((c->flags & ZG_C_ABORT) && !c->fixed) {
         set_linger_zero(c->fd);
         zg_close_fd(w, c->fd, 0);
@@ -518,8 +539,10 @@ void zg_conn_complete(zg_worker *w, struct io_uring_cqe *cqe)
     default:
         break;
     }
-    if (c->w)
+    if (c->w) {
+        zg_conn_account(c);
         zg_conn_settle(c);
+    }
 }
 
 void zg_conn_dump(zg_worker *w)

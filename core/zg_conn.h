@@ -12,6 +12,7 @@
 #include "zg_bufring.h"
 #include "zg_conf.h"
 #include "zg_outq.h"
+#include "zg_sendv.h"
 #include "zg_timer.h"
 #include "zg_util.h"
 
@@ -19,7 +20,23 @@ typedef struct zerg_worker zg_worker;
 typedef struct zerg_conn zg_conn;
 struct zg_listener;
 
-#define ZG_IOV_MAX 64
+/* A peer address kept in the connection: IPv4 and IPv6 fit. */
+typedef union zg_addr_small {
+    struct sockaddr sa;
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+} zg_addr_small;
+
+/* What only some connections need, allocated at the first need and freed
+ * at the close (zg_conn_addr.c): an idle connection stays small. */
+typedef struct zg_conn_ext {
+    struct sockaddr_storage peer;  /* a peer address too long for c->peer */
+    struct sockaddr_storage local; /* api->conn_local's answer, once found */
+    socklen_t local_len;
+    int slot;                            /* uring.fixed_outbound: the socket's fd, then its slot */
+    int plain_fd;                        /* ...and its fd, kept until connected, or -1 */
+    struct __kernel_timespec connect_ts; /* zero: no connect timeout */
+} zg_conn_ext;
 
 enum zg_conn_flags {
     ZG_C_OPEN = 1u << 0,        /* the module knows it: on_close is owed */
@@ -38,13 +55,15 @@ enum zg_conn_flags {
     ZG_C_CONNECTING = 1u << 13,
     ZG_C_WANT_DRAIN = 1u << 14,
     ZG_C_ABOVE_HIGH = 1u << 15,
-    ZG_C_ABORT = 1u << 16,   /* reset the peer on close */
-    ZG_C_STARVED = 1u << 17, /* waiting for receive buffers */
-    ZG_C_QUEUED = 1u << 18,  /* in the flush list */
-    ZG_C_REAP = 1u << 19,    /* in the reap list */
-    ZG_C_ZOMBIE = 1u << 20,  /* closed; kept only for a SEND_ZC notification */
-    ZG_C_PP_WAIT = 1u << 21, /* reading the PROXY protocol header: not open yet */
-    ZG_C_COUNTED = 1u << 22, /* in its server's max_connections_per_client table */
+    ZG_C_ABORT = 1u << 16,      /* reset the peer on close */
+    ZG_C_STARVED = 1u << 17,    /* waiting for receive buffers */
+    ZG_C_QUEUED = 1u << 18,     /* in the flush list */
+    ZG_C_REAP = 1u << 19,       /* in the reap list */
+    ZG_C_ZOMBIE = 1u << 20,     /* closed; kept only for a SEND_ZC notification */
+    ZG_C_PP_WAIT = 1u << 21,    /* reading the PROXY protocol header: not open yet */
+    ZG_C_COUNTED = 1u << 22,    /* in its server's max_connections_per_client table */
+    ZG_C_LINGER = 1u << 23,     /* closed: reading and dropping input (zg_conn_linger.c) */
+    ZG_C_IN_DROPPED = 1u << 24, /* input came after the close was asked for */
 };
 
 struct zerg_conn {
@@ -69,17 +88,14 @@ struct zerg_conn {
     zg_chunk *carry; /* unconsumed input, presented again */
     zg_chunk *cur;   /* the chunk behind the current on_data range */
     zerg_timer timer;
-    struct msghdr msg;
-    struct iovec iov[ZG_IOV_MAX];
-    struct __kernel_timespec connect_ts; /* zero: no connect timeout */
-    int slot;                            /* uring.fixed_outbound: the socket's fd, then its slot */
-    int plain_fd;                        /* ...and its fd, kept until connected, or -1 */
-    struct sockaddr_storage peer;
+    zg_addr_small peer; /* longer addresses (unix sockets) are in ext */
     socklen_t peer_len;
-    struct sockaddr_storage local; /* filled by the first api->conn_local */
-    socklen_t local_len;
-    const struct zg_listener *listener; /* accepted connections: where they came in */
     uint32_t busy_epoch;                /* the busy window it last received in */
+    uint64_t linger_end;                /* lingering: when it ends at the latest */
+    size_t held;                        /* its part of stats.conn_bytes_held */
+    struct zg_conn_ext *ext;            /* what few connections need, or NULL */
+    struct zg_sendv *sendv;             /* a send's own headers (zg_sendv.h), or NULL */
+    const struct zg_listener *listener; /* accepted connections: where they came in */
     _Alignas(16) unsigned char ctx[];
 };
 
@@ -121,6 +137,27 @@ static inline void zg_conn_sqe_file(struct io_uring_sqe *sqe, const zg_conn *c)
     if (c->fixed)
         sqe->flags |= IOSQE_FIXED_FILE;
 }
+/* What c holds now goes into the worker's gauge (stats.conn_bytes_held),
+ * kept as connections change, never summed over them. */
+void zg_conn_account(zg_conn *c);
+/* zg_conn_linger.c: after the flush of a graceful close, linger (1) or not
+ * (0: close now); input that came while lingering (dropped). */
+int zg_conn_linger_start(zg_conn *c);
+void zg_conn_linger_input(zg_conn *c);
+/* zg_conn_addr.c: the side allocation, created on demand (NULL: no memory) */
+zg_conn_ext *zg_conn_ext_get(zg_conn *c);
+void zg_conn_ext_free(zg_conn *c);
+/* The peer address (family AF_UNSPEC, length 0 when unknown). */
+int zg_conn_set_peer(zg_conn *c, const struct sockaddr *sa, socklen_t len);
+static inline const struct sockaddr *zg_conn_peer(const zg_conn *c)
+{
+    if (c->peer_len > sizeof(c->peer) && c->ext)
+        return (const struct sockaddr *)&c->ext->peer;
+    return &c->peer.sa;
+}
+/* The local address: found at the first call, kept in ext. */
+const struct sockaddr *zg_conn_local(zg_conn *c, socklen_t *len);
+void zg_conn_set_local(zg_conn *c, const struct sockaddr *sa, socklen_t len);
 /* What the module asks for through the api table (api->close, ...). */
 int zg_conn_closing(zg_conn *c);            /* closed, or closing once flushed */
 int zg_conn_tearing_down(const zg_conn *c); /* closed: waiting for completions */

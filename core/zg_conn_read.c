@@ -21,7 +21,7 @@ static void pp_refuse(zg_conn *c, int level, const char *why, int err)
 {
     char peer[64] = "a client";
     if (c->peer_len)
-        zg_addr_str((const struct sockaddr *)&c->peer, peer, sizeof(peer));
+        zg_addr_str(zg_conn_peer(c), peer, sizeof(peer));
     zg_log(level, "%s: PROXY protocol: %s from %s: closing",
            c->listener->srv->addrs[c->listener->addr_index].text, why, peer);
     zg_conn_teardown(c, err);
@@ -71,10 +71,11 @@ static ssize_t pp_input(zg_conn *c, zg_chunk *k, const uint8_t *data, size_t len
         return 0;
     }
     if (a.src.ss_family != AF_UNSPEC) {
-        memcpy(&c->peer, &a.src, a.src_len);
-        c->peer_len = a.src_len;
-        memcpy(&c->local, &a.dst, a.dst_len);
-        c->local_len = a.dst_len;
+        if (zg_conn_set_peer(c, (const struct sockaddr *)&a.src, a.src_len) < 0) {
+            zg_conn_teardown(c, -ENOMEM);
+            return -1;
+        }
+        zg_conn_set_local(c, (const struct sockaddr *)&a.dst, a.dst_len);
     }
     c->flags &= ~ZG_C_PP_WAIT;
     zg_timer_cancel(&c->w->timers, &c->timer);
@@ -108,6 +109,8 @@ void zg_conn_update_read(zg_conn *c)
                           ZG_C_CLOSE_WANT | ZG_C_CONNECTING | ZG_C_STARVED;
     zg_worker *w = c->w;
     int want = !(c->flags & stop) && !c->in_held.head;
+    if (c->flags & ZG_C_LINGER) /* reads to drop until the FIN */
+        want = !(c->flags & (ZG_C_EOF | ZG_C_CLOSING | ZG_C_STARVED));
     if (want && !(c->flags & ZG_C_RECV_ARMED)) {
         if (zg_bufs_available(&w->bufs) == 0) { /* spares reach the ring before the submit */
             starve(c);
@@ -269,6 +272,7 @@ void zg_conn_deliver_held(zg_conn *c)
     }
     if (!c->in_held.head && (c->flags & ZG_C_EOF_PENDING) && !(c->flags & stop))
         deliver_eof(c);
+    zg_conn_account(c);
     zg_conn_update_read(c);
 }
 
@@ -290,14 +294,19 @@ void zg_conn_recv_complete(zg_conn *c, struct io_uring_cqe *cqe)
         }
         w->stats.bytes_in += (uint64_t)res;
         zg_busy_note(&w->busy, &c->busy_epoch);
-        if (c->flags & (ZG_C_CLOSING | ZG_C_CLOSE_WANT)) {
-            /* input after close: dropped */
+        if (c->flags & ZG_C_LINGER) {
+            zg_conn_linger_input(c); /* dropped */
+        } else if (c->flags & (ZG_C_CLOSING | ZG_C_CLOSE_WANT)) {
+            c->flags |= ZG_C_IN_DROPPED; /* input after close: dropped */
         } else if ((c->flags & (ZG_C_PAUSE_MOD | ZG_C_PAUSE_OUT)) || c->in_held.head) {
             hold_input(c, k, data, (size_t)res);
         } else {
             deliver(c, k, data, (size_t)res);
         }
         zg_chunk_put(&w->bufs, k);
+    } else if (res == 0 && (c->flags & ZG_C_LINGER)) {
+        zg_conn_teardown(c, 0); /* the client is done too */
+        return;
     } else if (res == 0 && (c->flags & ZG_C_PP_WAIT)) {
         if (c->carry)
             pp_refuse(c, ZERG_LOG_INFO, "end of stream before a complete header", 0);

@@ -25,15 +25,16 @@ struct zg_hooked {
 static void submit_connect(zg_worker *w, zg_conn *c)
 {
     struct io_uring_sqe *sqe = zg_sqe(w);
-    io_uring_prep_connect(sqe, c->fd, (struct sockaddr *)&c->peer, c->peer_len);
+    io_uring_prep_connect(sqe, c->fd, zg_conn_peer(c), c->peer_len);
     zg_conn_sqe_file(sqe, c);
     io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_CONNECT, c->idx, c->gen));
     c->inflight++;
-    if (!c->connect_ts.tv_sec && !c->connect_ts.tv_nsec)
+    struct __kernel_timespec *ts = &c->ext->connect_ts;
+    if (!ts->tv_sec && !ts->tv_nsec)
         return;
     sqe->flags |= IOSQE_IO_LINK;
     struct io_uring_sqe *t = zg_sqe(w);
-    io_uring_prep_link_timeout(t, &c->connect_ts, 0);
+    io_uring_prep_link_timeout(t, ts, 0); /* copied as the kernel takes it */
     io_uring_sqe_set_data64(t, ZG_UD(ZG_OP_LINK_TIMEOUT, c->idx, c->gen));
     c->inflight++;
 }
@@ -47,8 +48,8 @@ static void submit_connect(zg_worker *w, zg_conn *c)
 static void submit_install(zg_worker *w, zg_conn *c)
 {
     struct io_uring_sqe *sqe = zg_sqe(w);
-    c->slot = c->fd;
-    io_uring_prep_files_update(sqe, &c->slot, 1, (int)IORING_FILE_INDEX_ALLOC);
+    c->ext->slot = c->fd;
+    io_uring_prep_files_update(sqe, &c->ext->slot, 1, (int)IORING_FILE_INDEX_ALLOC);
     io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_INSTALL, c->idx, c->gen));
     c->inflight++;
 }
@@ -72,11 +73,18 @@ zg_conn *zg_connect(zg_worker *w, const zerg_module *m, void *conf, const struct
         errno = EMFILE;
         return NULL;
     }
-    memcpy(&c->peer, sa, len);
-    c->peer_len = len;
+    zg_conn_ext *x = zg_conn_ext_get(c); /* the connect state, freed once connected */
+    if (!x || zg_conn_set_peer(c, sa, len) < 0) {
+        zg_conn_ext_free(c);
+        zg_pool_put(&w->conns, c, c->idx);
+        w->stats.conns_active--;
+        close(fd);
+        errno = ENOMEM;
+        return NULL;
+    }
     c->no_zc = zg_addr_no_zc(sa, w->cfg->uring.send_zc_loopback);
-    c->connect_ts.tv_sec = (long long)(timeout_ms / 1000);
-    c->connect_ts.tv_nsec = (long long)(timeout_ms % 1000) * 1000000;
+    x->connect_ts.tv_sec = (long long)(timeout_ms / 1000);
+    x->connect_ts.tv_nsec = (long long)(timeout_ms % 1000) * 1000000;
     zg_conn_connecting(c);
     w->stats.conns_outbound++;
     if (w->cfg->uring.fixed_files && w->cfg->uring.fixed_outbound)
@@ -90,8 +98,8 @@ void zg_connect_installed(zg_conn *c, struct io_uring_cqe *cqe)
 {
     c->inflight--;
     if (cqe->res == 1) {
-        c->plain_fd = c->fd; /* for getsockname once connected */
-        c->fd = c->slot;
+        c->ext->plain_fd = c->fd; /* for getsockname once connected */
+        c->fd = c->ext->slot;
         c->fixed = 1;
     }
     if (!zg_conn_tearing_down(c)) /* else the close takes what c holds */
@@ -102,14 +110,17 @@ void zg_connect_complete(zg_conn *c, struct io_uring_cqe *cqe)
 {
     c->inflight--;
     int res = cqe->res == -ECANCELED ? -ETIMEDOUT : cqe->res;
-    if (c->plain_fd >= 0) {
+    zg_conn_ext *x = c->ext;
+    if (x->plain_fd >= 0) {
         /* api->conn_local's answer, while an fd can still tell it */
-        c->local_len = sizeof(c->local);
-        if (res < 0 || getsockname(c->plain_fd, (struct sockaddr *)&c->local, &c->local_len) < 0)
-            c->local_len = 0;
-        close(c->plain_fd);
-        c->plain_fd = -1;
+        x->local_len = sizeof(x->local);
+        if (res < 0 || getsockname(x->plain_fd, (struct sockaddr *)&x->local, &x->local_len) < 0)
+            x->local_len = 0;
+        close(x->plain_fd);
+        x->plain_fd = -1;
     }
+    if (!x->local_len && c->peer_len <= sizeof(c->peer))
+        zg_conn_ext_free(c); /* nothing in it is needed any more */
     zg_conn_connected(c, res);
 }
 

@@ -129,6 +129,10 @@ int zg_event_init(zg_worker *w)
         return rc;
     }
     probe_features(w);
+    if (zg_sendv_init(w) < 0) {
+        zg_log_error("send headers: %s", strerror(ENOMEM));
+        return -ENOMEM;
+    }
     w->batch_wait_ok = 1; /* until the kernel says EINVAL */
     const char *inc = w->cfg->uring.incremental;
     int want_inc = strcmp(inc, "auto") == 0 ? -1
@@ -179,6 +183,7 @@ void zg_event_destroy(zg_worker *w)
     zg_bufs_destroy(&w->bufs);
     zg_pool_destroy(&w->conns);
     zg_pool_destroy(&w->file_ops);
+    zg_sendv_destroy(w);
     if (w->signal_fd >= 0)
         close(w->signal_fd);
     io_uring_queue_exit(&w->ring);
@@ -335,6 +340,7 @@ static int run_turn(zg_worker *w, int64_t wait_ms)
         zg_log_error("io_uring_submit_and_wait: %s", strerror(-rc));
         return -1;
     }
+    zg_sendv_submitted(w);
     update_clock(w);
     unsigned n;
     while ((n = io_uring_peek_batch_cqe(&w->ring, cqes, ZG_ARRAY_SIZE(cqes))) > 0) {
@@ -355,6 +361,7 @@ static int run_turn(zg_worker *w, int64_t wait_ms)
 void zg_event_loop(zg_worker *w)
 {
     zg_accept_start(w);
+    zg_memory_start(w);
     while (!w->exiting) {
         prepare_turn(w);
         if (w->draining && w->stats.conns_active == 0 && !zg_accept_pending(w))

@@ -84,6 +84,8 @@ static const struct {
          "Connections closed at once: their client had max_connections_per_client open."),
     ZG_M("zerg_recv_buffer_copied_bytes_total", "counter", bytes_copied,
          "Received bytes queued as a copy instead of in place: few receive buffers were free."),
+    ZG_M("zerg_connection_bytes_held", "gauge", conn_bytes_held,
+         "Bytes the connections hold now: queued output and input held or left unconsumed."),
 #undef ZG_M
 };
 

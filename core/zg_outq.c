@@ -122,12 +122,6 @@ void zg_outq_consume(zg_bufs *b, zg_outq *q, size_t n, zg_seg **retired)
             s->len -= (uint32_t)n;
             return;
         }
-        /* a tail chunk still taking copies stays until it is full */
-        if (s == q->tail && s->len == n && tail_chunk(q) && !retired) {
-            s->ptr += n;
-            s->len = 0;
-            return;
-        }
         n -= s->len;
         q->head = s->next;
         if (!q->head)

@@ -15,8 +15,10 @@
 #include "zg_conf.h"
 #include "zg_conn.h"
 #include "zg_event.h"
+#include "zg_memory.h"
 #include "zg_metrics.h"
 #include "zg_pool.h"
+#include "zg_sendv.h"
 #include "zg_timer.h"
 #include "zg_util.h"
 
@@ -25,11 +27,14 @@ struct zerg_worker {
     zg_config *cfg;
     unsigned id, count;
     int cpu;
-    pid_t pid;                /* this worker's, for shared-memory locks */
-    uint64_t limit_logged_ms; /* when max_connections_per_client last logged */
+    pid_t pid;                 /* this worker's, for shared-memory locks */
+    uint64_t limit_logged_ms;  /* when max_connections_per_client last logged */
+    uint64_t accept_logged_ms; /* when an accept failure last logged */
+    uint64_t accept_unlogged;  /* failures since, not logged */
     zg_bufs bufs;
     zg_pool conns;
     zg_pool file_ops;
+    zg_sendv_slots sendv; /* send headers until the kernel takes them */
     zg_timers timers;
     zerg_stats stats;
     uint64_t now_ms;
@@ -42,9 +47,11 @@ struct zerg_worker {
     struct signalfd_siginfo siginfo;
     int draining, exiting;
     zerg_timer shutdown_timer;
-    int zc_ok;         /* SEND_ZC supported */
-    int fd_install_ok; /* IORING_OP_FIXED_FD_INSTALL (6.8): reset fixed sockets */
-    int batch_wait_ok; /* min_wait_usec of IORING_ENTER_EXT_ARG (6.12) */
+    zerg_timer release_timer;   /* zg_memory.c */
+    uint64_t closed_at_release; /* conns_closed at its last tick */
+    int zc_ok;                  /* SEND_ZC supported */
+    int fd_install_ok;          /* IORING_OP_FIXED_FD_INSTALL (6.8): reset fixed sockets */
+    int batch_wait_ok;          /* min_wait_usec of IORING_ENTER_EXT_ARG (6.12) */
     zg_busy busy;
     uint32_t max_conns;
     uint32_t ring_flags;

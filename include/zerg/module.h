@@ -65,6 +65,8 @@ typedef struct zerg_stats {
     uint64_t loop_turns;      /* io_uring_enter calls of the event loop */
     uint64_t conns_limited;   /* closed at once: the client had max_connections_per_client */
     uint64_t bytes_copied;    /* received bytes queued as a copy: receive buffers ran low */
+    uint64_t conn_bytes_held; /* gauge: bytes the connections hold now (queued output,
+                               * input held while paused or left unconsumed) */
 } zerg_stats;
 
 /* ---- Logging ----------------------------------------------------------- */

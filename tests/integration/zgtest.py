@@ -164,6 +164,16 @@ def rss_kb(pid):
     return 0
 
 
+def raise_nofile(n):
+    """Let this process open n descriptors (its soft RLIMIT_NOFILE raised
+    toward the hard one), or skip the test where the hard limit is lower."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < n:
+        raise unittest.SkipTest(f"RLIMIT_NOFILE hard limit {hard} < {n}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, n), hard))
+
+
 def fd_count(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 

@@ -99,6 +99,45 @@ Test(pool, no_growth_on_get_put_cycles)
     zg_pool_destroy(&p);
 }
 
+Test(pool, trim_gives_back_what_a_quiet_period_did_not_use)
+{
+    enum { N = 1000 };
+    const uint32_t per = 1u << ZG_POOL_CHUNK_SHIFT;
+    zg_pool p;
+    zg_pool_init(&p, 48, 0);
+    static void *obj[N];
+    static uint32_t idx[N];
+    for (uint32_t i = 0; i < N; i++)
+        obj[i] = zg_pool_get(&p, &idx[i]);
+    cr_assert_eq(p.live_slabs, 4);
+    for (uint32_t i = 10; i < N; i++) /* the burst is over: 10 stay in use */
+        zg_pool_put(&p, obj[i], idx[i]);
+    cr_assert_eq(zg_pool_trim(&p), 0, "the period just over needed every slab");
+    size_t freed = zg_pool_trim(&p); /* a whole period with 10 in use */
+    cr_assert_eq(freed, 3 * per * p.obj_size);
+    cr_assert_eq(p.live_slabs, 1);
+    cr_assert_eq(zg_pool_bytes(&p), per * p.obj_size);
+    for (uint32_t i = 0; i < 10; i++)
+        cr_assert_eq(zg_pool_at(&p, idx[i]), obj[i], "objects in use stay");
+    cr_assert_null(zg_pool_at(&p, 3 * per), "a released slab");
+    /* the next burst reuses the released slots: indices stay dense */
+    for (uint32_t i = 10; i < N; i++) {
+        obj[i] = zg_pool_get(&p, &idx[i]);
+        cr_assert_not_null(obj[i]);
+        cr_assert_lt(idx[i], 4 * per);
+        cr_assert_eq(zg_pool_at(&p, idx[i]), obj[i]);
+    }
+    cr_assert_eq(p.nslabs, 4);
+    cr_assert_eq(p.live_slabs, 4);
+    for (uint32_t i = 0; i < N; i++)
+        zg_pool_put(&p, obj[i], idx[i]);
+    zg_pool_trim(&p);
+    zg_pool_trim(&p);
+    cr_assert_eq(p.live_slabs, 1, "one slab is kept");
+    cr_assert_eq(p.in_use, 0);
+    zg_pool_destroy(&p);
+}
+
 Test(pool, bounded)
 {
     const uint32_t per = 1u << ZG_POOL_CHUNK_SHIFT;
@@ -328,10 +367,12 @@ Test(outq, partial_consume_across_segments)
     zg_outq_consume(&b, &q, 1, NULL);
     cr_assert_eq(q.bytes, 0);
     cr_assert_eq(zg_outq_iov(&q, (struct iovec[1]){0}, 1), 0, "nothing to send");
-    /* the tail chunk stays for the next copies */
-    cr_assert_eq(b.chunk_pool.in_use, 1);
+    /* a sent queue holds nothing: an idle connection keeps no chunk */
+    cr_assert_null(q.head);
+    cr_assert_eq(b.chunk_pool.in_use, 0);
+    cr_assert_eq(b.seg_pool.in_use, 0);
     zg_outq_copy(&b, &q, "kl", 2);
-    cr_assert_eq(b.chunk_pool.in_use, 1, "appended to the kept chunk");
+    cr_assert_eq(b.chunk_pool.in_use, 1, "a chunk again for the next copies");
     cr_assert_eq(flatten(buf, sizeof(buf), &n), 2);
     cr_assert_eq(n, 1);
     cr_assert_arr_eq(buf, "kl", 2);

@@ -316,7 +316,8 @@ Test(conf_bad, unknown_top_level_key)
                  2, 1,
                  "unknown key \"bogus\" (expected one of: worker_processes, "
                  "worker_cpu_affinity, worker_connections, listen_sockets, worker_rlimit_nofile, "
-                 "worker_shutdown_timeout, user, group, pid, error_log, modules_path, "
+                 "worker_shutdown_timeout, worker_memory_release, user, group, pid, error_log, "
+                 "modules_path, "
                  "load_modules, uring, servers)");
 }
 
@@ -543,6 +544,32 @@ Test(conf_bad, proxy_protocol_timeout_range)
                  6, 29, "proxy_protocol_timeout");
 }
 
+Test(conf_bad, lingering_close_value)
+{
+    expect_error(HEAD "  - listen: 127.0.0.1:8080\n"
+                      "    module: echo\n"
+                      "    lingering_close: sometimes\n",
+                 6, 22, "lingering_close: expected off, on or always");
+}
+
+Test(conf, lingering_keys)
+{
+    zg_config *cfg = load_ok(HEAD "  - listen: 127.0.0.1:8080\n"
+                                  "    module: echo\n"
+                                  "    lingering_close: always\n"
+                                  "    lingering_time: 2s\n"
+                                  "    lingering_timeout: 250ms\n"
+                                  "  - listen: 127.0.0.1:8081\n"
+                                  "    module: echo\n");
+    cr_assert_eq(cfg->servers[0].lingering_close, ZG_LINGER_ALWAYS);
+    cr_assert_eq(cfg->servers[0].lingering_time, 2000);
+    cr_assert_eq(cfg->servers[0].lingering_timeout, 250);
+    cr_assert_eq(cfg->servers[1].lingering_close, ZG_LINGER_ON, "nginx's defaults");
+    cr_assert_eq(cfg->servers[1].lingering_time, 30000);
+    cr_assert_eq(cfg->servers[1].lingering_timeout, 5000);
+    zg_conf_free(cfg);
+}
+
 Test(conf_bad, modules_cannot_share_an_address)
 {
     expect_error("modules_path: @M@\n"
@@ -636,13 +663,13 @@ Test(conf_bad, server_entry_not_a_mapping)
 
 Test(conf_bad, unknown_server_key)
 {
-    expect_error(
-        HEAD "  - listen: 127.0.0.1:8080\n"
-             "    module: echo\n"
-             "    root: /srv\n",
-        6, 5,
-        "unknown key \"root\" (expected one of: module, listen, backlog, default_server, "
-        "proxy_protocol, proxy_protocol_timeout, unix_mode, max_connections_per_client, echo)");
+    expect_error(HEAD "  - listen: 127.0.0.1:8080\n"
+                      "    module: echo\n"
+                      "    root: /srv\n",
+                 6, 5,
+                 "unknown key \"root\" (expected one of: module, listen, backlog, default_server, "
+                 "proxy_protocol, proxy_protocol_timeout, unix_mode, max_connections_per_client, "
+                 "lingering_close, lingering_time, lingering_timeout, echo)");
 }
 
 Test(conf_bad, backlog_out_of_range)
