@@ -27,7 +27,7 @@ servers:
           return: {{ status: 200, body: "hi" }}
 """
 REQ = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
-BURST = 4000
+BURST = 8000
 
 
 def answered(port, n):
@@ -60,7 +60,9 @@ class MemoryRelease(unittest.TestCase):
             base = rss_kb(w)
             conns = answered(z.ports[0], BURST)
             peak = rss_kb(w)
-            self.assertGreater(peak - base, base * 0.5,
+            # an idle connection costs well under 1 KB: 8000 of them grow
+            # the worker by several MB, far more than the 10% allowed below
+            self.assertGreater(peak - base, 4096,
                                f"the burst did not grow the worker ({base} -> {peak} kB)")
             for s in conns:
                 s.close()
