@@ -316,6 +316,9 @@ const zerg_api zg_api = {
     .logfile_commit = zg_logfile_commit,
     .connect_with = zg_connect_with,
     ZG_UPSTREAM_API_ENTRIES, /* zg_upstream.h */
+    .metric_add = zg_metrics_add,
+    .metric_row = zg_metrics_row,
+    .metrics_ex = zg_metrics_ex,
 };
 
 /* the table the upstream groups' files call (zg_upstream.h) */

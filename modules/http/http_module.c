@@ -7,6 +7,7 @@
 #include "http.h"
 #include "http_cache.h"
 #include "http_log.h"
+#include "http_metrics.h"
 #include "http_proxy.h"
 #include "http_static.h"
 
@@ -27,6 +28,7 @@ static int http_worker_init(zerg_worker *w)
     http_W.w = w;
     http_W.date_sec = -1;
     http_W.log_sec = -1;
+    http_metrics_worker_init(w);
     return 0;
 }
 
@@ -67,6 +69,7 @@ static void http_worker_exit(zerg_worker *w)
 {
     http_log_free_all();
     http_ofc_clear();
+    http_metrics_worker_exit();
     http_static_worker_exit();
     http_proxy_worker_exit();
 }
