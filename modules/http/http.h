@@ -190,6 +190,7 @@ typedef struct http_srv_metrics {
     int64_t request_hist, upstream_hist;
     uint64_t bounds[HTTP_BUCKETS_MAX]; /* ms */
     size_t nbounds;                    /* 0: the default buckets */
+    int off;                           /* metrics: false (for benchmarks) */
 } http_srv_metrics;
 
 typedef struct http_srv {

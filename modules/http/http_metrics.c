@@ -43,8 +43,20 @@ static int http_parse_buckets(zerg_conf_ctx *cx, const zerg_conf_node *node, voi
     return 0;
 }
 
+/* metrics: false - the block's requests are not counted (what the
+ * benchmarks compare the per-request cost against). */
+static int http_parse_metrics_on(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
+{
+    int on = 1;
+    if (http_api->conf_bool(cx, node, &on) < 0)
+        return -1;
+    ((http_srv_metrics *)field)->off = !on;
+    return 0;
+}
+
 const zerg_directive http_metrics_server_directives[] = {
     {"latency_buckets", ZERG_CONF_CUSTOM, offsetof(http_srv, metrics), http_parse_buckets, 0, 0},
+    {"metrics", ZERG_CONF_CUSTOM, offsetof(http_srv, metrics), http_parse_metrics_on, 0, 0},
     ZERG_DIRECTIVE_END,
 };
 

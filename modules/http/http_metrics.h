@@ -22,6 +22,8 @@ static inline void http_metrics_request(const http_conn *hc, uint64_t now)
     const http_srv_metrics *m = &hc->srv->metrics;
     uint64_t *row = http_W.mrow;
     int cls = r->status / 100;
+    if (m->off)
+        return;
     if (cls >= 1 && cls <= 5)
         row[m->by_class[cls]]++;
     zerg_histogram_observe(row, m->request_hist, m->bounds, m->nbounds,

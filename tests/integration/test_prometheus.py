@@ -158,6 +158,18 @@ class Totals(unittest.TestCase):
                     self.assertGreaterEqual(cb[key], v, key)
 
 
+class Off(unittest.TestCase):
+    def test_metrics_false_counts_nothing_of_the_block(self):
+        conf = CONF.format(buckets=BUCKETS).replace("server_name: [app]",
+                                                    "server_name: [app]\n      metrics: false")
+        with Zerg(conf) as z:
+            hello(5, z.ports[0])
+            s, _ = scrape(z.ports[1])
+            self.assertEqual(requests_of(s), 0)
+            self.assertEqual(get(s, "zerg_http_request_duration_seconds_count", server="app"), 0)
+            self.assertGreaterEqual(get(s, "zerg_connections_accepted_total"), 6)
+
+
 class Buckets(unittest.TestCase):
     def test_bad_buckets_are_refused(self):
         for bad, msg in (("[0.5, 0.1]", "must ascend"), ("[0.0001]", "whole milliseconds"),
