@@ -577,7 +577,7 @@ static void handle_signal(zg_master *m, int sig)
         notify(m, ZG_NOTE_RELOADING);
         zg_gen *before = m->cur;
         reload(m);
-        zg_metrics_reload_counted(m->cur != before);
+        zg_metrics_reload_done(m->cur != before);
         notify(m, ZG_NOTE_READY);
         break;
     case SIGUSR2:
@@ -682,6 +682,7 @@ int zg_master_run(zg_config *cfg, const zg_master_opts *opts)
         rc = 1;
     } else {
         zg_log_notice("%d workers ready", m->cur->nworkers);
+        zg_metrics_started();
         zg_listen_prune(&m->listen, cfg, m->cur->nworkers); /* handed over, not configured */
         notify(m, ZG_NOTE_READY);
     }

@@ -117,9 +117,16 @@ void zg_metrics_register_core(void)
         "Workers the master started again after they died (crashed or killed).");
 }
 
-void zg_metrics_reload_counted(int ok)
+void zg_metrics_started(void)
+{
+    zg_mshm_commit();
+}
+
+void zg_metrics_reload_done(int ok)
 {
     zg_mshm_master_add(ok ? zg_reloads_ok : zg_reloads_failed, 1);
+    if (ok)
+        zg_mshm_commit();
 }
 
 void zg_metrics_restart_counted(void)

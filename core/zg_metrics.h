@@ -24,10 +24,13 @@ const char *zg_metrics(zerg_worker *w, size_t *len);
 const char *zg_metrics_ex(zerg_worker *w, unsigned flags, size_t *len);
 
 /* The core's series in the shared registry (zg_metrics_shm.c calls it when
- * it maps the registry); the master's counters of reloads and restarts; a
- * worker's copy of its zerg_stats into its row (every loop turn, at exit). */
+ * it maps the registry); the master's word that the configuration it loaded
+ * serves (at start, after each reload: ok 0 when it kept the running one),
+ * and its count of restarts; a worker's copy of its zerg_stats into its row
+ * (every loop turn, at exit). */
 void zg_metrics_register_core(void);
-void zg_metrics_reload_counted(int ok);
+void zg_metrics_started(void);
+void zg_metrics_reload_done(int ok);
 void zg_metrics_restart_counted(void);
 void zg_metrics_publish(const zerg_stats *st);
 /* api->metric_add and api->metric_row. */

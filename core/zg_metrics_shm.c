@@ -17,6 +17,7 @@
 typedef struct zg_mshm {
     uint64_t seq; /* odd while the master folds a row: readers retry */
     uint32_t nseries, nvalues;
+    uint32_t live_gen; /* the configuration serving; the one loading is live_gen + 1 */
     struct {
         uint32_t used, worker;
         int32_t pid;
@@ -88,21 +89,24 @@ int64_t zg_mshm_add(const zerg_metric_def *def, int64_t first, char *err, size_t
     if (check_def(def, err, errlen) < 0)
         return -1;
     const char *labels = def->labels ? def->labels : "";
-    uint32_t last = UINT32_MAX; /* the family's last series */
-    zg_mseries *old = NULL;
+    uint32_t fam = UINT32_MAX; /* the family's first series */
+    int replaces = 0;
     for (uint32_t i = 0; i < m->nseries; i++) {
         zg_mseries *s = &m->series[i];
-        if (s->hidden || strcmp(s->name, def->name))
+        if (strcmp(s->name, def->name))
             continue;
         if (s->type != (uint32_t)def->type) {
             snprintf(err, errlen, "metric %s: registered already as another type", def->name);
             return -1;
         }
-        last = i;
+        if (fam == UINT32_MAX)
+            fam = i;
         if (!strcmp(s->labels, labels)) {
-            if (def->type != ZERG_METRIC_HISTOGRAM || same_bounds(s, def))
+            if (def->type != ZERG_METRIC_HISTOGRAM || same_bounds(s, def)) {
+                s->gen = m->live_gen + 1;
                 return s->first;
-            old = s; /* new bounds: a new series replaces it */
+            }
+            replaces = 1; /* other bounds: a new series, shown once this config serves */
         }
     }
     uint32_t n = slots_of(def);
@@ -125,25 +129,43 @@ int64_t zg_mshm_add(const zerg_metric_def *def, int64_t first, char *err, size_t
         memcpy(s->bounds, def->bounds, def->nbounds * sizeof(uint64_t));
     }
     s->first = first >= 0 ? (uint32_t)first : m->nvalues;
+    s->gen = m->live_gen + 1;
+    s->hidden = (uint8_t)replaces;
     if (first < 0)
         m->nvalues += n;
-    if (old) {
-        old->hidden = 1;
-        last = UINT32_MAX; /* relink below: the hidden one stays in the chain */
-        for (uint32_t i = 0; i < m->nseries; i++)
-            if (!strcmp(m->series[i].name, def->name))
-                last = i;
-    }
-    if (last == UINT32_MAX) {
+    if (fam == UINT32_MAX) {
         s->head = 1;
     } else {
-        while (m->series[last].next)
-            last = m->series[last].next;
-        m->series[last].next = m->nseries;
+        while (m->series[fam].next)
+            fam = m->series[fam].next;
+        m->series[fam].next = m->nseries;
     }
     /* published last: a worker forked before sees the series whole or not */
     __atomic_store_n(&m->nseries, m->nseries + 1, __ATOMIC_RELEASE);
     return s->first;
+}
+
+/* Of the histograms sharing name and labels, the one the newest serving
+ * configuration registered is shown. */
+void zg_mshm_commit(void)
+{
+    zg_mshm *m = S;
+    if (!m)
+        return;
+    m->live_gen++;
+    for (uint32_t i = 0; i < m->nseries; i++) {
+        zg_mseries *s = &m->series[i];
+        if (s->type != ZERG_METRIC_HISTOGRAM || s->gen > m->live_gen)
+            continue;
+        int newer = 0;
+        for (uint32_t j = 0; j < m->nseries && !newer; j++) {
+            const zg_mseries *o = &m->series[j];
+            newer = j != i && o->gen <= m->live_gen &&
+                    (o->gen > s->gen || (o->gen == s->gen && j > i)) && !strcmp(o->name, s->name) &&
+                    !strcmp(o->labels, s->labels);
+        }
+        s->hidden = (uint8_t)newer;
+    }
 }
 
 int64_t zg_mshm_master_counter(const char *name, const char *labels, const char *help)
@@ -225,6 +247,20 @@ static void sum_rows(const zg_mshm *m, zg_mshm_view *v)
     }
 }
 
+/* The live rows, for the per-worker breakdown. */
+static int read_rows(const zg_mshm *m, zg_mshm_view *v)
+{
+    for (int r = 0; r < ZG_MSHM_ROWS; r++) {
+        if (!__atomic_load_n(&m->info[r].used, __ATOMIC_ACQUIRE))
+            continue;
+        v->rows[r] = m->rows[r];
+        v->worker[r] = m->info[r].worker;
+        v->pid[r] = m->info[r].pid;
+    }
+    v->rows[EXITED] = m->rows[EXITED];
+    return 0;
+}
+
 int zg_mshm_read(zg_mshm_view *v)
 {
     const zg_mshm *m = S;
@@ -237,22 +273,17 @@ int zg_mshm_read(zg_mshm_view *v)
     v->sum = malloc((v->nvalues ? v->nvalues : 1) * sizeof(uint64_t));
     if (!v->sum)
         return -1;
-    for (;;) {
+    /* the master folds a row in microseconds; bounded all the same, for a
+     * master that died in the middle of one */
+    for (int tries = 0; tries < 1000000; tries++) {
         uint64_t seq = __atomic_load_n(&m->seq, __ATOMIC_ACQUIRE);
         if (seq & 1)
-            continue; /* the master is folding a row: a few microseconds */
+            continue;
         sum_rows(m, v);
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
         if (__atomic_load_n(&m->seq, __ATOMIC_ACQUIRE) == seq)
-            break;
+            return read_rows(m, v);
     }
-    for (int r = 0; r < ZG_MSHM_ROWS; r++) {
-        if (!__atomic_load_n(&m->info[r].used, __ATOMIC_ACQUIRE))
-            continue;
-        v->rows[r] = m->rows[r];
-        v->worker[r] = m->info[r].worker;
-        v->pid[r] = m->info[r].pid;
-    }
-    v->rows[EXITED] = m->rows[EXITED];
-    return 0;
+    sum_rows(m, v);
+    return read_rows(m, v);
 }

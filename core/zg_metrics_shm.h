@@ -22,7 +22,8 @@ typedef struct zg_mseries {
     uint32_t nbounds; /* histograms */
     uint32_t next;    /* the next series of its family, 0 at the end */
     uint8_t head;     /* the first series of its family */
-    uint8_t hidden;   /* replaced: a histogram whose bounds changed */
+    uint8_t hidden;   /* a histogram whose bounds another configuration changed */
+    uint32_t gen;     /* the configuration that registered it last */
     double scale;
     uint64_t bounds[ZG_MSHM_BOUNDS];
 } zg_mseries;
@@ -31,6 +32,11 @@ typedef struct zg_mseries {
  * def, or -1 with err set. first >= 0 places it at that value (the core's
  * counters, which mirror zerg_stats); -1 takes the next free ones. */
 int64_t zg_mshm_add(const zerg_metric_def *def, int64_t first, char *err, size_t errlen);
+/* Master: the configuration whose series were registered last serves now
+ * (at start, after a reload): a histogram registered again with other
+ * bounds is shown with those from now on. Until then the new one is hidden,
+ * so a reload that fails changes nothing. */
+void zg_mshm_commit(void);
 /* The series of one name registered by the core for the master's own
  * counters (reloads, restarts): the value's index, or -1. */
 int64_t zg_mshm_master_counter(const char *name, const char *labels, const char *help);

@@ -158,6 +158,44 @@ class Totals(unittest.TestCase):
                     self.assertGreaterEqual(cb[key], v, key)
 
 
+def les(samples, name="zerg_http_request_duration_seconds_bucket"):
+    return sorted(float(dict(k[1])["le"]) for k in samples
+                  if k[0] == name and dict(k[1]).get("server") == "app")
+
+
+class BucketsReload(unittest.TestCase):
+    def test_new_buckets_show_once_the_reload_is_done(self):
+        with Zerg(CONF.format(buckets=BUCKETS)) as z:
+            hello(5, z.ports[0])
+            with open(z.conf) as f:
+                good = f.read()
+            # a reload that fails after the new buckets were registered (its
+            # listen address is taken) keeps showing the running ones
+            busy = socket.socket()
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            taken = busy.getsockname()[1]
+            with open(z.conf, "w") as f:
+                f.write(good.replace("latency_buckets: " + BUCKETS, "latency_buckets: [0.001, 1]")
+                        .replace(f"127.0.0.1:{z.ports[1]}",
+                                 f"127.0.0.1:{z.ports[1]}\", \"127.0.0.1:{taken}"))
+            self.assertIn("reload failed", z.reload())
+            busy.close()
+            s, _ = scrape(z.ports[1])  # (a repeated sample would fail the parse)
+            self.assertEqual(les(s), [0.001, 0.05, 2.0, float("inf")])
+            self.assertEqual(get(s, "zerg_http_request_duration_seconds_count", server="app"), 5)
+            # the same change, reloaded: the new buckets, counted from 0
+            with open(z.conf, "w") as f:
+                f.write(good.replace("latency_buckets: " + BUCKETS, "latency_buckets: [0.001, 1]"))
+            self.assertIn("reload done", z.reload())
+            z.wait_workers(2)
+            hello(3, z.ports[0])
+            s, _ = scrape(z.ports[1])
+            self.assertEqual(les(s), [0.001, 1.0, float("inf")])
+            self.assertEqual(get(s, "zerg_http_request_duration_seconds_count", server="app"), 3)
+            self.assertEqual(requests_of(s), 8)  # the counter went on
+
+
 class Off(unittest.TestCase):
     def test_metrics_false_counts_nothing_of_the_block(self):
         conf = CONF.format(buckets=BUCKETS).replace("server_name: [app]",
