@@ -55,8 +55,9 @@ void zg_mshm_fold(int row);
 /* Worker: its own row (never NULL). */
 uint64_t *zg_mshm_row(void);
 
-/* The sums over every row (exited included) in out[0..n), n the values in
- * use; with per_row, the values of row r in rows[r] (NULL for free rows). */
+/* What a status page prints: the series, their sums over every row (the
+ * exited one included; read consistently with the master's folds), and
+ * each live row with its worker, for the per-worker breakdown. */
 typedef struct zg_mshm_view {
     size_t nseries, nvalues;
     const zg_mseries *series;

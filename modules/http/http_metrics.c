@@ -68,6 +68,7 @@ enum { HTTP_M_ACTIVE, HTTP_M_READING, HTTP_M_WRITING, HTTP_M_IDLE, HTTP_M_CONNS 
 static int64_t http_conns_h[HTTP_M_CONNS];
 static int64_t http_body_h, http_parse_h, http_timeouts_h, http_tries_h, http_fails_h,
     http_retries_h;
+static int http_registered; /* a block registered them (none: the module is only loaded) */
 
 static int64_t http_add(zerg_conf_ctx *cx, int type, const char *name, const char *labels,
                         const char *help, const http_srv_metrics *m)
@@ -110,6 +111,7 @@ static int http_add_module_series(zerg_conf_ctx *cx)
     for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++)
         if ((*c[i].h = http_add(cx, ZERG_METRIC_COUNTER, c[i].name, NULL, c[i].help, NULL)) < 0)
             return -1;
+    http_registered = 1;
     return 0;
 }
 
@@ -171,6 +173,8 @@ static void http_metrics_publish(void)
     const zerg_api *a = http_api;
     uint64_t conns[HTTP_M_CONNS] = {0};
     uint64_t *row = http_W.mrow;
+    if (!http_registered)
+        return;
     for (http_conn *x = http_W.conns; x; x = x->next) {
         conns[HTTP_M_ACTIVE]++;
         if (x == http_status_asker || x->phase == HTTP_PH_BUSY || a->conn_out_pending(x->c))
@@ -200,13 +204,15 @@ void http_metrics_worker_init(zerg_worker *w)
 {
     http_W.mrow = http_api->metric_row(w);
     http_publish_timer.fn = http_publish_fire;
-    http_api->timer_set(w, &http_publish_timer, 1000);
+    if (http_registered)
+        http_api->timer_set(w, &http_publish_timer, 1000);
 }
 
 void http_metrics_worker_exit(void)
 {
     http_metrics_publish(); /* the last figures, which the master keeps */
-    http_api->timer_cancel(http_W.w, &http_publish_timer);
+    if (http_registered)
+        http_api->timer_cancel(http_W.w, &http_publish_timer);
 }
 
 /* The module's metrics hook: what is not in the shared rows (the upstream
