@@ -306,6 +306,9 @@ const zerg_api zg_api = {
     .connect_with = zg_connect_with,
     ZG_UPSTREAM_API_ENTRIES, /* zg_upstream.h */
     .conn_out_high = api_conn_out_high,
+    .metric_add = zg_metrics_add,
+    .metric_row = zg_metrics_row,
+    .metrics_ex = zg_metrics_ex,
 };
 
 /* the table the upstream groups' files call (zg_upstream.h) */

@@ -355,6 +355,7 @@ static int run_turn(zg_worker *w, int64_t wait_ms)
     zg_conn_reap_all(w);
     zg_timers_run(&w->timers, w->now_ms);
     zg_conn_reap_all(w);
+    zg_metrics_publish(&w->stats); /* for the status page of any worker */
     return 0;
 }
 

@@ -6,6 +6,8 @@
 #include "zg_master.h"
 #include "zg_listen.h"
 #include "zg_log.h"
+#include "zg_metrics.h"
+#include "zg_metrics_shm.h"
 #include "zg_module.h"
 #include "zg_notify.h"
 #include "zg_upgrade.h"
@@ -47,6 +49,7 @@ typedef struct zg_child {
     uint64_t respawn_at; /* pid 0 and respawn_at set: waiting to respawn */
     unsigned crashes;
     int retiring; /* told to drain by SIGWINCH: not respawned */
+    int mrow;     /* its row of the shared metrics, folded when it exits */
 } zg_child;
 
 typedef struct zg_master {
@@ -112,9 +115,13 @@ static int spawn(zg_master *m, zg_gen *gen, zg_child *ch, unsigned slot)
         close(pipefd[1]);
         return -1;
     }
+    int mrow = zg_mshm_claim(slot); /* the child writes the row claimed last */
+    if (mrow < 0)
+        zg_log_warn("worker %u: no free row in the shared metrics: its figures are lost", slot);
     pid_t pid = fork();
     if (pid < 0) {
         zg_log_error("fork: %s", strerror(errno));
+        zg_mshm_fold(mrow);
         free(fds);
         close(pipefd[0]);
         close(pipefd[1]);
@@ -134,6 +141,8 @@ static int spawn(zg_master *m, zg_gen *gen, zg_child *ch, unsigned slot)
     free(fds);
     close(pipefd[1]);
     ch->pid = pid;
+    ch->mrow = mrow;
+    zg_mshm_set_pid(mrow, pid);
     ch->slot = slot;
     ch->gen = gen;
     ch->started_ms = zg_monotonic_ms();
@@ -376,6 +385,7 @@ static void reap_children(zg_master *m)
         if (!ch)
             continue;
         zg_gen *gen = ch->gen;
+        zg_mshm_fold(ch->mrow);
         char how[96];
         describe_exit(status, how, sizeof(how));
         ch->pid = 0;
@@ -389,6 +399,7 @@ static void reap_children(zg_master *m)
             if (delay > ZG_RESPAWN_MAX_DELAY_MS)
                 delay = ZG_RESPAWN_MAX_DELAY_MS;
             ch->respawn_at = now + delay + 1;
+            zg_metrics_restart_counted();
             zg_log_error("worker %u (pid %d) %s; respawning in %llu ms", ch->slot, (int)pid, how,
                          (unsigned long long)delay);
         } else {
@@ -568,7 +579,9 @@ static void hangup(zg_master *m)
                        m->idle ? "failed to start (see the error log)" : "started");
     } else {
         notify(m, ZG_NOTE_RELOADING);
+        zg_gen *before = m->cur;
         reload(m);
+        zg_metrics_reload_done(m->cur != before);
         notify(m, ZG_NOTE_READY);
     }
 }
@@ -688,6 +701,7 @@ int zg_master_run(zg_config *cfg, const zg_master_opts *opts)
         rc = 1;
     } else {
         zg_log_notice("%d workers ready", m->cur->nworkers);
+        zg_metrics_started();
         zg_listen_prune(&m->listen, cfg, m->cur->nworkers); /* handed over, not configured */
         notify(m, ZG_NOTE_READY);
         zg_verdict_started(1, "zerg %s (pid %d) started %d workers", PACKAGE_VERSION, (int)getpid(),

@@ -133,6 +133,7 @@ int zg_worker_main(zg_config *cfg, unsigned id, int cpu, int *listen_fds, int re
     zg_event_destroy(w);
     zg_connect_destroy(w);
     zg_accept_destroy(w);
+    zg_metrics_publish(&w->stats); /* the last figures, for the master to fold */
     zg_text_free(&w->metrics_text);
     return 0;
 }

@@ -24,9 +24,13 @@ the bound. load% is the load generator's CPU use over the zerg runs.
 
 Usage: bench.py [--zerg BIN] [--modules DIR] [--rounds N] [--duration S]
                 [--only NAME[,NAME]] [--out FILE] [--zc] [--http-load PROG] [--limit]
+                [--peer nginx|no-metrics]
 With --limit a third server joins the rotation: the same zerg with a
 limit_req on / that never triggers (a shared-memory zone keyed on
 $remote_addr, nodelay), and a second table compares it with plain zerg.
+--peer no-metrics runs the same zerg with `metrics: false` (requests not
+counted in the shared metrics) in nginx's place, while /status of the zerg
+with metrics is scraped every second: what the metrics cost per request.
 zerg runs with uring.send_zc_threshold 0 unless --zc: on loopback SEND_ZC
 costs a copy anyway and its completion notifications hold back big answers.
 """
@@ -40,6 +44,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -102,7 +107,7 @@ LIMIT = """      limit_zones: { bench: { key: $remote_addr, rate: 1000000r/s } }
 LIMIT_RULE = ", limit_req: { zone: bench, burst: 1000000, nodelay: true }"
 
 
-def make_zerg(args, tmp, www, backend, name="zerg"):
+def make_zerg(args, tmp, www, backend, name="zerg", metrics=True):
     port = bl.free_port()
     limit = name == "zerg-limit"
     conf = os.path.join(tmp, name + ".yaml")
@@ -120,13 +125,27 @@ servers:
     http:
       keepalive_requests: 1000000
       open_file_cache_valid: 1s
+      metrics: {"true" if metrics else "false"}
 {LIMIT if limit else ""}      locations:
+        - {{ path: /status, status: true }}
         - {{ path: "=/", return: {{ status: 200, body: "{HELLO}", headers: {{ Content-Type: text/plain }} }}{LIMIT_RULE if limit else ""} }}
         - {{ path: /static/, root: {os.path.dirname(www)} }}
         - {{ path: /proxy/, proxy_pass: "http://127.0.0.1:{backend}/" }}
         - {{ path: /proxyka/, proxy_pass: "http://127.0.0.1:{backend}/", proxy_keepalive: 64 }}
 """)
     return Server(name, [args.zerg, "-c", conf], port, tmp)
+
+
+def scrape_every_second(port, stop):
+    """A Prometheus-like scraper of /status, as the metrics cost it."""
+    while not stop.wait(1.0):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                s.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                while s.recv(65536):
+                    pass
+        except OSError:
+            pass
 
 
 def make_nginx(args, tmp, www, backend=None, name="nginx"):
@@ -263,6 +282,8 @@ def main():
     ap.add_argument("--out", default="")
     ap.add_argument("--limit", action="store_true",
                     help="also run zerg with a limit_req that never triggers, and compare")
+    ap.add_argument("--peer", choices=("nginx", "no-metrics"), default="nginx",
+                    help="what zerg is compared with: nginx, or the same zerg with metrics: false")
     ap.add_argument("--http-load", default=os.environ.get("HTTP_LOAD"),
                     help="bench/http's http_load (default: BUILD/bench/http/http_load next to "
                          "--zerg, else compiled from bench/http/http_load.c)")
@@ -288,10 +309,15 @@ def main():
     backend = make_nginx(args, tmp, www, name="backend")
     backend.cpu = bl.LOAD_CPU
     zerg = make_zerg(args, tmp, www, backend.port)
-    nginx = make_nginx(args, tmp, www, backend.port)
+    if args.peer == "nginx":
+        nginx = make_nginx(args, tmp, www, backend.port)
+    else:
+        nginx = make_zerg(args, tmp, www, backend.port, name="zerg-nometrics", metrics=False)
+    peer = nginx.name
     servers = [zerg, nginx] + ([make_zerg(args, tmp, www, backend.port, "zerg-limit")]
                                if args.limit else [])
     results, syscalls = {}, {}
+    stop_scraper = threading.Event()
     try:
         backend.start()
         for srv in servers:
@@ -300,6 +326,9 @@ def main():
             subprocess.run(bl.pinned([args.wrk, "-t1", "-c16", "-d1s",
                                       f"http://127.0.0.1:{srv.port}/"], bl.LOAD_CPU),
                            stdout=subprocess.DEVNULL)
+        if args.peer == "no-metrics":
+            threading.Thread(target=scrape_every_second, args=(zerg.port, stop_scraper),
+                             daemon=True).start()
         for name, path, conns, depth in WORKLOADS:
             if only and name not in only:
                 continue
@@ -318,15 +347,16 @@ def main():
                 print(f"# {name} syscall run {srv.name}: {res['sys']:.3f} syscalls/req",
                       file=sys.stderr, flush=True)
     finally:
+        stop_scraper.set()
         for srv in servers + [backend]:
             srv.stop()
-    lines = [f"{'workload':<20} {'zerg req/s':>11} {'nginx req/s':>11} {'ratio':>6} "
-             f"{'zerg us/req':>11} {'nginx us/req':>12} {'zerg sc/req':>11} {'nginx sc/req':>12} "
-             f"{'load%':>5}"]
+    lines = [f"{'workload':<20} {'zerg req/s':>11} {peer + ' req/s':>11} {'ratio':>6} "
+             f"{'zerg us/req':>11} {peer + ' us/req':>12} {'zerg sc/req':>11} "
+             f"{peer + ' sc/req':>12} {'load%':>5}"]
     for name, _, _, _ in WORKLOADS:
         if (name, "zerg") not in results:
             continue
-        z, n = results[(name, "zerg")], results[(name, "nginx")]
+        z, n = results[(name, "zerg")], results[(name, peer)]
         ratios = [a["rps"] / b["rps"] for a, b in zip(z, n) if b["rps"]]
 
         def med(rs, k):
@@ -335,7 +365,7 @@ def main():
         lines.append(f"{name:<20} {med(z, 'rps'):>11.0f} {med(n, 'rps'):>11.0f} "
                      f"{bl.median(ratios) or 0:>6.2f} "
                      f"{med(z, 'cpu_us'):>11.2f} {med(n, 'cpu_us'):>12.2f} "
-                     f"{syscalls[(name, 'zerg')]:>11.3f} {syscalls[(name, 'nginx')]:>12.3f} "
+                     f"{syscalls[(name, 'zerg')]:>11.3f} {syscalls[(name, peer)]:>12.3f} "
                      f"{med(z, 'load'):>5.0f}")
     if args.limit:
         lines += limit_table(results, syscalls)

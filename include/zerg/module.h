@@ -245,6 +245,42 @@ enum zerg_upstream_event {
     ZERG_UPSTREAM_BYTES_OUT /* n bytes sent to it */
 };
 
+/* ---- Shared metrics ----------------------------------------------------- */
+
+/* A series in the metrics the master keeps in shared memory for its whole
+ * life (api->metric_add): every worker has its own row of values, a status
+ * page prints their sum, and the counters of workers that exited stay in it. */
+enum zerg_metric_type {
+    ZERG_METRIC_COUNTER = 1, /* only grows; kept when its worker exits */
+    ZERG_METRIC_GAUGE,       /* a level (open connections): gone with its worker */
+    ZERG_METRIC_HISTOGRAM,   /* nbounds + 1 bucket counts, then the sum of what was observed */
+};
+
+typedef struct zerg_metric_def {
+    uint32_t struct_size; /* sizeof(zerg_metric_def) */
+    int type;             /* ZERG_METRIC_* */
+    const char *name;     /* zerg_<module name>_..., a histogram's without _bucket */
+    const char *labels;   /* 'k="v",k2="v2"' (escaped as Prometheus wants), or NULL */
+    const char *help;
+    /* histograms: the buckets' upper bounds, ascending, in the unit the module
+     * observes (at most 32); scale turns that unit into the printed one (1e-3:
+     * milliseconds observed, seconds printed; 0 means 1) */
+    const uint64_t *bounds;
+    size_t nbounds;
+    double scale;
+} zerg_metric_def;
+
+/* Counts v in histogram h of a row (api->metric_row): one bucket and the sum. */
+static inline void zerg_histogram_observe(uint64_t *row, int64_t h, const uint64_t *bounds,
+                                          size_t nbounds, uint64_t v)
+{
+    size_t i = 0;
+    while (i < nbounds && v > bounds[i])
+        i++;
+    row[h + (int64_t)i]++;
+    row[h + (int64_t)nbounds + 1] += v;
+}
+
 /* ---- The API table ----------------------------------------------------- */
 
 typedef void (*zerg_done_fn)(void *arg);
@@ -483,7 +519,25 @@ struct zerg_api {
      * request it parses (pipelined requests) takes no more while
      * conn_out_pending is above this, and goes on at on_drain. */
     size_t (*conn_out_high)(zerg_conn *c);
+    /* shared metrics */
+    /* Master, from conf hooks: series def->name{def->labels}, kept in the
+     * master's shared metrics for its whole life. Returns its handle, the
+     * index of its first value in every worker's row; the same name and
+     * labels give the same handle at every reload, so counters go on (a
+     * histogram whose bounds changed starts anew). -1 after conf_error (the
+     * registry is full, or the name is taken by another type). */
+    int64_t (*metric_add)(zerg_conf_ctx *cx, const zerg_metric_def *def);
+    /* Worker: this worker's row of values, written only by it, without locks
+     * or atomics: row[h] += n for a counter, row[h] = v for a gauge,
+     * zerg_histogram_observe(row, h, ...) for a histogram. Never NULL. */
+    uint64_t *(*metric_row)(zerg_worker *w);
+    /* As metrics, with flags: ZERG_METRICS_PER_WORKER adds each worker's own
+     * values (label worker="N",pid="P"; the exited workers' as
+     * worker="exited") after the sums. */
+    const char *(*metrics_ex)(zerg_worker *w, unsigned flags, size_t *len);
 };
+
+#define ZERG_METRICS_PER_WORKER (1u << 0)
 
 /* Whether the running core's api table has member: a module built against
  * a newer header than the core checks this before it calls an entry added

@@ -183,6 +183,17 @@ typedef struct http_error_page {
     const http_location *loc; /* derived in conf_done */
 } http_error_page;
 
+#define HTTP_BUCKETS_MAX 32
+
+/* http_metrics.h: a server block's series (handles into the worker's row). */
+typedef struct http_srv_metrics {
+    int64_t by_class[6]; /* 1xx..5xx at [1..5] */
+    int64_t request_hist, upstream_hist;
+    uint64_t bounds[HTTP_BUCKETS_MAX]; /* ms */
+    size_t nbounds;                    /* 0: the default buckets */
+    int off;                           /* metrics: false (for benchmarks) */
+} http_srv_metrics;
+
 typedef struct http_srv {
     zerg_str_list server_name;
     char *server_header; /* NULL: no Server line */
@@ -217,6 +228,7 @@ typedef struct http_srv {
     int has_proxy; /* a location has proxy_pass: requests start it at their head */
     /* per worker */
     struct http_log *log;
+    http_srv_metrics metrics;
 } http_srv;
 
 /* The server block's directives, composed at load from each feature's rows
@@ -369,7 +381,6 @@ typedef struct http_worker {
     char log_time[40]; /* "24/Nov/2026:10:17:10 +0000" */
     char log_iso[40];  /* "2026-11-24T10:17:10+00:00" */
     int draining;
-    uint64_t by_class[6]; /* 1xx..5xx at [1..5] */
     uint64_t body_bytes;
     uint64_t parse_errors;
     uint64_t timeouts;
@@ -377,6 +388,7 @@ typedef struct http_worker {
     uint64_t up_failures;     /* upstream failures (connect, timeout, bad or cut answer) */
     uint64_t up_retries;      /* requests sent again after one */
     struct http_up *idle_ups; /* parked upstream connections, newest first */
+    uint64_t *mrow;           /* this worker's row of the shared metrics (http_metrics.c) */
 } http_worker;
 
 extern http_worker http_W;

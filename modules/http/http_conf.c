@@ -12,6 +12,7 @@
 #include "http_cache.h"
 #include "http_limit.h"
 #include "http_log.h"
+#include "http_metrics.h"
 #include "http_proxy.h"
 #include "http_redirect.h"
 #include "http_static.h"
@@ -260,8 +261,9 @@ static int http_compose(zerg_directive *out, const zerg_directive *const *parts,
 int http_conf_compose(void)
 {
     static const zerg_directive *const server[] = {
-        http_core_server_directives, http_static_server_directives, http_cache_server_directives,
-        http_log_server_directives,  http_proxy_server_directives,  http_limit_server_directives,
+        http_core_server_directives,    http_static_server_directives, http_cache_server_directives,
+        http_log_server_directives,     http_proxy_server_directives,  http_limit_server_directives,
+        http_metrics_server_directives,
     };
     static const zerg_directive *const location[] = {
         http_core_location_directives,      http_static_location_directives,
@@ -437,7 +439,7 @@ int http_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf)
         want_peer |= s->locs[i].allow.n || s->locs[i].deny.n || s->locs[i].ret_location.n;
     if (want_peer)
         http_api->conf_want_peer_addr(cx);
-    return 0;
+    return http_metrics_conf_done(cx, s);
 }
 
 const http_location *http_find_location(const http_srv *s, const char *path, size_t len)

@@ -8,6 +8,7 @@
 #include "http_cache.h"
 #include "http_limit.h"
 #include "http_log.h"
+#include "http_metrics.h"
 #include "http_proxy.h"
 #include "http_static.h"
 
@@ -29,6 +30,7 @@ static int http_worker_init(zerg_worker *w)
     http_W.w = w;
     http_W.date_sec = -1;
     http_W.log_sec = -1;
+    http_metrics_worker_init(w);
     return 0;
 }
 
@@ -72,6 +74,7 @@ static void http_worker_exit(zerg_worker *w)
     http_log_free_all();
     http_rq_free_all();
     http_ofc_clear();
+    http_metrics_worker_exit();
     http_static_worker_exit();
     http_proxy_worker_exit();
     http_limit_worker_exit();

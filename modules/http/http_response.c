@@ -9,6 +9,7 @@
 #include "http_access.h"
 #include "http_limit.h"
 #include "http_log.h"
+#include "http_metrics.h"
 #include "http_proxy.h"
 #include "http_redirect.h"
 #include "http_static.h"
@@ -246,78 +247,6 @@ void http_send_return(http_conn *hc, const http_location *l, const char *path, s
         http_api->write_ext(hc->c, l->ret->body, body, NULL, NULL);
 }
 
-/* The connection asking for the status page: counted as writing. */
-static const http_conn *http_status_asker;
-
-/* The module's metrics hook: this worker's http counters. */
-void http_metrics(zerg_worker *w, zerg_text *out)
-{
-    const zerg_api *a = http_api;
-    unsigned wid = a->worker_id(w);
-    uint64_t conns[4] = {0}; /* active, reading, writing, idle */
-    static const char *const conn_state[4] = {"active", "reading", "writing", "idle"};
-    for (http_conn *x = http_W.conns; x; x = x->next) {
-        conns[0]++;
-        if (x == http_status_asker || x->phase == HTTP_PH_BUSY || a->conn_out_pending(x->c))
-            conns[2]++;
-        else if (x->phase == HTTP_PH_HEAD || x->phase == HTTP_PH_BODY)
-            conns[1]++;
-        else
-            conns[3]++;
-    }
-    a->text_printf(out, "# HELP zerg_http_requests_total HTTP requests answered, by status "
-                        "class.\n# TYPE zerg_http_requests_total counter\n");
-    for (int k = 1; k <= 5; k++)
-        a->text_printf(out, "zerg_http_requests_total{worker=\"%u\",class=\"%dxx\"} %llu\n", wid, k,
-                       (unsigned long long)http_W.by_class[k]);
-    a->text_printf(out, "# HELP zerg_http_connections HTTP connections open now, by state.\n"
-                        "# TYPE zerg_http_connections gauge\n");
-    for (int k = 0; k < 4; k++)
-        a->text_printf(out, "zerg_http_connections{worker=\"%u\",state=\"%s\"} %llu\n", wid,
-                       conn_state[k], (unsigned long long)conns[k]);
-    const struct {
-        const char *name, *help;
-        uint64_t value;
-    } counters[] = {
-        {"zerg_http_body_bytes_sent_total", "Response body bytes sent.", http_W.body_bytes},
-        {"zerg_http_parse_errors_total", "Requests refused as malformed.", http_W.parse_errors},
-        {"zerg_http_timeouts_total", "Connections closed by a timeout.", http_W.timeouts},
-        {"zerg_http_upstream_tries_total", "Requests sent to proxy_pass upstreams.",
-         http_W.up_tries},
-        {"zerg_http_upstream_failures_total", "Upstream connections that failed.",
-         http_W.up_failures},
-        {"zerg_http_upstream_retries_total", "Requests sent again after a failure.",
-         http_W.up_retries},
-    };
-    for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
-        a->text_printf(out, "# HELP %s %s\n# TYPE %s counter\n%s{worker=\"%u\"} %llu\n",
-                       counters[i].name, counters[i].help, counters[i].name, counters[i].name, wid,
-                       (unsigned long long)counters[i].value);
-    http_upstreams_metrics(out);
-    http_limit_metrics(out);
-}
-
-/* status: true - every metric of this worker (api->metrics: the core's and
- * each module's, this one's included). */
-void http_send_status(http_conn *hc)
-{
-    size_t n = 0;
-    http_status_asker = hc;
-    const char *text = http_api->metrics(http_W.w, &n);
-    http_status_asker = NULL;
-    if (!text) {
-        http_send_error(hc, 500, 0);
-        return;
-    }
-    http_keep(hc);
-    static const char ct[] =
-        "Content-Type: text/plain; version=0.0.4\r\nCache-Control: no-store\r\n";
-    if (http_write_head(hc, 200, ct, sizeof(ct) - 1, (int64_t)n) == 0 && !hc->req.head)
-        http_api->write(hc->c, text, n);
-    hc->req.sent = hc->req.head ? 0 : n;
-    http_request_done(hc);
-}
-
 static char *http_pathbuf;
 static size_t http_pathcap;
 
@@ -410,11 +339,7 @@ void http_request_done(http_conn *hc)
 {
     http_req *r = &hc->req;
     int async = hc->phase == HTTP_PH_BUSY;
-    int cls = r->status / 100;
-    if (hc->limit)
-        http_limit_done(hc);
-    if (cls >= 1 && cls <= 5)
-        http_W.by_class[cls]++;
+    http_metrics_request(hc, http_api->now_ms(http_W.w));
     http_W.body_bytes += r->sent;
     if (hc->srv->log)
         http_log_request(hc);

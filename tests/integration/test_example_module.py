@@ -56,7 +56,7 @@ servers:
                 page = b""
                 while chunk := s.recv(65536):
                     page += chunk
-            self.assertIn(b'\nzerg_uppercase_letters_total{worker="0"} 9\n', page)
+            self.assertIn(b'\nzerg_uppercase_letters_total 9\n', page)
 
 
 if __name__ == "__main__":

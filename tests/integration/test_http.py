@@ -257,8 +257,8 @@ class TestProtocol(SharedServer):
     def test_status_endpoint(self):
         out = curl(f"http://127.0.0.1:{Server.port}/status")
         text = out.decode()
-        self.assertRegex(text, r'zerg_http_requests_total\{worker="0",class="2xx"\} \d+')
-        self.assertRegex(text, r'zerg_http_connections\{worker="0",state="active"\} [1-9]')
+        self.assertRegex(text, r'zerg_http_requests_total\{server="[^"]*",class="2xx"\} \d+')
+        self.assertRegex(text, r'zerg_http_connections\{state="active"\} [1-9]')
         self.assertIn("zerg_bytes_out_total", text)
 
 

@@ -133,7 +133,7 @@ class TestUpstreamLog(unittest.TestCase):
             c.send(request("GET", "/status", (("Connection", "close"),)))
             m = c.response().body.decode()
         for name, want in (("tries", 3), ("failures", 2), ("retries", 1)):
-            self.assertRegex(m, r'zerg_http_upstream_%s_total\{worker="0"\} %d\n' % (name, want))
+            self.assertRegex(m, r'\nzerg_http_upstream_%s_total %d\n' % (name, want))
 
 
 class TestUpstreamConfig(unittest.TestCase):

@@ -260,7 +260,7 @@ servers:
                 s.close()
                 samples = parse_metrics(self, scrape(self, z.ports[2])[1])
                 self.assertGreater(
-                    value(samples, "zerg_recv_buffer_copied_bytes_total", worker=0), 0)
+                    value(samples, "zerg_recv_buffer_copied_bytes_total"), 0)
         finally:
             stop.set()
             for s in pushers + held:

@@ -276,6 +276,50 @@ static const char *m_metrics(zerg_worker *w, size_t *len)
     return text.buf;
 }
 
+/* Shared metrics: one row, handles given in order (each conf_done takes new
+ * ones, which is all the tests need); the status page prints the counters
+ * and gauges of the last 64 series registered, then the module's hook. */
+static uint64_t mock_row[1 << 16];
+static size_t mock_row_used;
+static struct {
+    char name[64], labels[128];
+    int64_t h;
+} mock_series[64];
+static size_t mock_nseries;
+static int64_t m_metric_add(zerg_conf_ctx *cx, const zerg_metric_def *def)
+{
+    (void)cx;
+    size_t n = def->type == ZERG_METRIC_HISTOGRAM ? def->nbounds + 2 : 1;
+    if (mock_row_used + n > sizeof(mock_row) / sizeof(mock_row[0]))
+        mock_row_used = 0; /* many configs in one test: share the values */
+    mock_row_used += n;
+    if (def->type != ZERG_METRIC_HISTOGRAM) {
+        size_t i = mock_nseries++ % 64;
+        snprintf(mock_series[i].name, sizeof(mock_series[i].name), "%s", def->name);
+        snprintf(mock_series[i].labels, sizeof(mock_series[i].labels), "%s",
+                 def->labels ? def->labels : "");
+        mock_series[i].h = (int64_t)(mock_row_used - n);
+    }
+    return (int64_t)(mock_row_used - n);
+}
+static uint64_t *m_metric_row(zerg_worker *w)
+{
+    (void)w;
+    return mock_row;
+}
+static const char *m_metrics_ex(zerg_worker *w, unsigned flags, size_t *len)
+{
+    static zerg_text text;
+    (void)flags;
+    text.len = 0;
+    for (size_t i = 0; i < 64 && i < mock_nseries; i++)
+        m_text_printf(&text, "%s{%s} %llu\n", mock_series[i].name, mock_series[i].labels,
+                      (unsigned long long)mock_row[mock_series[i].h]);
+    http_metrics(w, &text);
+    *len = text.len;
+    return text.buf;
+}
+
 /* The access log: lines are checked as they are committed, then dropped. A
  * line is one line of printable ASCII (the module escapes what a client
  * sent), its '"' only the format's own. */
@@ -363,6 +407,9 @@ static zerg_api mapi = {
     .abort = m_abort,
     .text_printf = m_text_printf,
     .metrics = m_metrics,
+    .metric_add = m_metric_add,
+    .metric_row = m_metric_row,
+    .metrics_ex = m_metrics_ex,
     .logfile_open = m_logfile_open,
     .logfile_reserve = m_logfile_reserve,
     .logfile_commit = m_logfile_commit,
