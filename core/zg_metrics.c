@@ -84,6 +84,9 @@ static const struct {
          "Connections closed at once: their client had max_connections_per_client open."),
     ZG_M("zerg_recv_buffer_copied_bytes_total", "counter", bytes_copied,
          "Received bytes queued as a copy instead of in place: few receive buffers were free."),
+    ZG_M("zerg_sends_splice_total", "counter", sends_splice,
+         "Splices of file bytes into sockets (file answers sent without a copy)."),
+    ZG_M("zerg_sends_splice_bytes_total", "counter", bytes_splice, "Bytes those splices sent."),
 #undef ZG_M
 };
 
