@@ -419,23 +419,57 @@ static int http_stream_file(http_conn *hc, int fd, uint64_t start, uint64_t clen
     return 1;
 }
 
-static void http_fd_done(void *arg)
+/* A body spliced from fd (api->write_file), queued at once in pieces: each
+ * piece sent restarts send_timeout, which (as nginx's) bounds the time
+ * between two writes, not the whole answer; the last one closes fd. At
+ * most HTTP_SPLICE_PIECES pieces, of at least HTTP_SPLICE_PIECE bytes. */
+#define HTTP_SPLICE_PIECE  (1u << 20)
+#define HTTP_SPLICE_PIECES 256
+
+typedef struct http_spliced {
+    zerg_conn *c;
+    uint64_t send_timeout;
+    int fd;
+    unsigned pieces; /* queued and not sent yet, plus one while queueing */
+} http_spliced;
+
+static void http_spliced_done(void *arg)
 {
-    close((int)(intptr_t)arg);
+    http_spliced *sp = arg;
+    if (--sp->pieces) {
+        http_api->conn_timeout(sp->c, sp->send_timeout); /* a no-op once closing */
+        return;
+    }
+    close(sp->fd);
+    free(sp);
 }
 
-/* Queues the body to be spliced from fd (then the core's, closed once
- * sent): 0 when queued or aborted, -1 to send it another way (no pipe free
- * now, or a kernel without splice). */
+/* Queues the body to be spliced from fd (then closed once sent): 0 when
+ * queued or aborted, -1 to send it another way (no pipe free now, a kernel
+ * without splice). */
 static int http_send_spliced(http_conn *hc, int fd, uint64_t start, uint64_t clen)
 {
-    int rc = http_api->write_file(hc->c, fd, start, clen, http_fd_done, (void *)(intptr_t)fd);
-    if (rc == -EAGAIN || rc == -EOPNOTSUPP)
+    http_spliced *sp = malloc(sizeof(*sp));
+    if (!sp)
         return -1;
-    if (rc != 0) {
-        close(fd);
-        http_conn_abort(hc);
+    *sp = (http_spliced){.c = hc->c, .send_timeout = hc->srv->send_timeout, .fd = fd, .pieces = 1};
+    uint64_t piece = clen / HTTP_SPLICE_PIECES;
+    if (piece < HTTP_SPLICE_PIECE)
+        piece = HTTP_SPLICE_PIECE;
+    int rc = 0;
+    for (uint64_t at = 0; at < clen && rc == 0; at += piece) {
+        uint64_t n = clen - at < piece ? clen - at : piece;
+        rc = http_api->write_file(hc->c, fd, start + at, n, http_spliced_done, sp);
+        if (rc == 0)
+            sp->pieces++;
+        else if (at == 0 && (rc == -EAGAIN || rc == -EOPNOTSUPP)) {
+            free(sp);
+            return -1;
+        }
     }
+    if (rc != 0)
+        http_conn_abort(hc);
+    http_spliced_done(sp); /* queueing is over */
     return 0;
 }
 

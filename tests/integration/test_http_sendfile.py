@@ -207,6 +207,28 @@ class Sendfile(unittest.TestCase):
         in_parallel(leave, 24)
         self.assert_clean()
 
+    def test_send_timeout_between_writes(self):
+        """send_timeout bounds the time between two writes, not the whole
+        answer: a client that reads steadily gets a file that takes it
+        several send_timeouts to read."""
+        huge = os.path.join(self.www, "steady.bin")
+        with open(huge, "wb") as f:
+            f.truncate(48 << 20)
+        self.addCleanup(os.unlink, huge)
+        t0 = time.monotonic()
+        with asking(self.z.ports[2], "/steady.bin") as s:
+            n = 0
+            while n < (48 << 20) + 100:
+                d = s.recv(65536)
+                if not d:
+                    break
+                if n // 65536 != (n + len(d)) // 65536:
+                    time.sleep(0.002)  # about 30 MB/s: 1 MiB in 35 ms
+                n += len(d)
+            self.assertGreater(n, 48 << 20)
+        self.assertGreater(time.monotonic() - t0, 0.6)  # two send_timeouts
+        self.assert_clean()
+
     def test_never_reading_clients_time_out(self):
         """send_timeout closes connections whose splice into the socket
         waits for a peer that never reads (an answer larger than the
