@@ -60,6 +60,22 @@ def asking(port, path, timeout=20):
     return s
 
 
+def parallel(target, n, timeout=60):
+    """target(i) for i in range(n) in threads of their own; what any of them
+    raised fails the caller."""
+    errors = []
+
+    def run(i):
+        try:
+            target(i)
+        except Exception as e:  # noqa: BLE001 - handed to the test thread
+            errors.append(f"{i}: {e!r}")
+
+    in_parallel(run, n, timeout)
+    if errors:
+        raise AssertionError(f"{len(errors)} of {n} failed: " + "; ".join(errors[:5]))
+
+
 def get(s, path, extra=b""):
     s.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n" + extra + b"\r\n")
     status, hdrs, body, rest = read_response(s)
@@ -84,7 +100,7 @@ class Sendfile(unittest.TestCase):
         cls.port, cls.cport = cls.z.ports[0], cls.z.ports[1]
         cls.pipes0 = cls.fds(cls)[1]  # the worker's own, before any file answer
         # warm up: pipes the pool keeps idle, the cache's entries
-        in_parallel(lambda i: cls.fetch_all(cls.port if i % 2 else cls.cport), 8)
+        parallel(lambda i: cls.fetch_all(cls.port if i % 2 else cls.cport), 8)
 
     @classmethod
     def tearDownClass(cls):
@@ -140,7 +156,7 @@ class Sendfile(unittest.TestCase):
                 m["zerg_sends_splice_bytes_total"] - self.m0["zerg_sends_splice_bytes_total"])
 
     def test_many_clients_byte_exact(self):
-        in_parallel(lambda i: self.fetch_all(self.cport if i % 4 == 0 else self.port, 3), 24)
+        parallel(lambda i: self.fetch_all(self.cport if i % 4 == 0 else self.port, 3), 24)
         splices, nbytes = self.spliced()
         # every answer of 64k and more was spliced: the cache's too
         # (the small file never: below sendfile_min)
@@ -188,8 +204,42 @@ class Sendfile(unittest.TestCase):
             assert body == self.data["big.bin"], (i, len(body))
 
     def test_slow_readers(self):
-        in_parallel(self.slow_read, 6, timeout=60)
+        parallel(self.slow_read, 6)
         self.assertEqual(self.spliced()[1], 6 * len(self.data["big.bin"]))
+        self.assert_clean()
+
+    def test_pipes_run_out(self):
+        """More answers at once than the worker has pipes (64): the others
+        take the copying path, every answer whole."""
+        wide = os.path.join(self.www, "wide.bin")
+        size = 8 << 20  # more than a socket buffer: the splices wait
+        with open(wide, "wb") as f:
+            f.truncate(size)
+        self.addCleanup(os.unlink, wide)
+        socks = [asking(self.port, "/wide.bin", 60) for _ in range(72)]
+        wait_until(lambda: len(zgtest.tcp_peers(self.port)) == 72, 10, "72 connections")
+        time.sleep(0.5)  # every request taken
+
+        def read_all(i):  # all at once: each answer keeps moving (send_timeout)
+            buf = bytearray(1 << 20)
+            with socks[i] as s:
+                got = b""
+                while b"\r\n\r\n" not in got:
+                    got += s.recv(65536)
+                rest = got[got.index(b"\r\n\r\n") + 4:]
+                assert rest.strip(b"\0") == b"", i
+                body = len(rest)
+                while body < size:
+                    n = s.recv_into(buf)
+                    assert n, f"{i}: closed after {body} of {size} bytes"
+                    assert bytes(buf[:n]).strip(b"\0") == b"", i
+                    body += n
+                assert body == size, (i, body)
+
+        parallel(read_all, len(socks), timeout=120)
+        nbytes = self.spliced()[1]
+        self.assertGreaterEqual(nbytes, 64 * size)
+        self.assertLess(nbytes, 72 * size)
         self.assert_clean()
 
     def test_clients_leave_mid_file(self):
@@ -204,7 +254,7 @@ class Sendfile(unittest.TestCase):
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
             s.close()
 
-        in_parallel(leave, 24)
+        parallel(leave, 24)
         self.assert_clean()
 
     def test_send_timeout_between_writes(self):
