@@ -208,6 +208,24 @@ static int api_write_ext(zg_conn *c, const void *data, size_t len, zerg_done_fn 
     return 0;
 }
 
+static int api_write_file(zg_conn *c, int fd, uint64_t off, uint64_t len, zerg_done_fn done,
+                          void *arg)
+{
+    if (!zg_conn_writable(c))
+        return -EPIPE;
+    if (!len || fd < 0)
+        return -EINVAL;
+    int rc = zg_splice_attach(c);
+    if (rc < 0)
+        return rc;
+    if (zg_outq_file(&c->w->bufs, &c->out, fd, off, len, done, arg) < 0) {
+        zg_splice_detach(c);
+        return -ENOMEM;
+    }
+    zg_conn_after_write(c);
+    return 0;
+}
+
 static zerg_ref *api_hold(zg_conn *c, const void *data)
 {
     zg_chunk *k = c->cur;
@@ -309,6 +327,7 @@ const zerg_api zg_api = {
     .metric_add = zg_metrics_add,
     .metric_row = zg_metrics_row,
     .metrics_ex = zg_metrics_ex,
+    .write_file = api_write_file,
 };
 
 /* the table the upstream groups' files call (zg_upstream.h) */

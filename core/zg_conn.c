@@ -166,10 +166,18 @@ static void conn_send(zg_conn *c)
         output_done(c);
         return;
     }
+    zg_seg *file = zg_outq_head_file(&c->out);
+    if (file) {
+        zg_splice_send(c, file);
+        return;
+    }
     struct iovec iov[ZG_IOV_MAX];
     int n = zg_outq_iov(&c->out, iov, ZG_IOV_MAX);
+    size_t bytes = 0; /* up to a file segment */
+    for (int i = 0; i < n; i++)
+        bytes += iov[i].iov_len;
     uint64_t zc_min = w->cfg->uring.send_zc_threshold;
-    int zc = w->zc_ok && zc_min && !c->no_zc && c->out.bytes >= zc_min;
+    int zc = w->zc_ok && zc_min && !c->no_zc && bytes >= zc_min;
     zg_sendv *v = NULL;
     if (zc || n > 1) { /* headers that must live until the kernel took the SQE */
         if (!(v = zg_sendv_get(w, c))) {
@@ -237,6 +245,11 @@ static void send_complete(zg_conn *c, struct io_uring_cqe *cqe)
     w->stats.bytes_out += (uint64_t)cqe->res;
     zg_outq_consume(&w->bufs, &c->out, (size_t)cqe->res,
                     (c->flags & ZG_C_ZC_WAIT) ? &c->zc_retired : NULL);
+    zg_conn_sent(c);
+}
+
+void zg_conn_sent(zg_conn *c)
+{
     if (c->flags & ZG_C_CLOSING)
         return;
     if ((c->flags & ZG_C_ABOVE_HIGH) && c->out.bytes <= c->out_low) {
@@ -404,6 +417,7 @@ void zg_conn_teardown(zg_conn *c, int err)
             sqe, c->fd, IORING_ASYNC_CANCEL_ALL | (c->fixed ? IORING_ASYNC_CANCEL_FD_FIXED : 0));
         io_uring_sqe_set_data64(sqe, ZG_UD(ZG_OP_IGNORE, 0, 0));
     }
+    zg_splice_teardown(c);
     zg_conn_settle(c);
 }
 
@@ -454,6 +468,7 @@ static void finalize(zg_conn *c)
     zg_bufs *b = &w->bufs;
     zg_outq_clear(b, &c->out);
     zg_outq_clear(b, &c->in_held);
+    zg_splice_detach(c);
     if (!(c->flags & ZG_C_ZC_WAIT)) {
         zg_outq_release_list(b, c->zc_retired);
         c->zc_retired = NULL;
@@ -531,6 +546,11 @@ void zg_conn_complete(zg_worker *w, struct io_uring_cqe *cqe)
         break;
     case ZG_OP_INSTALL:
         zg_connect_installed(c, cqe);
+        break;
+    case ZG_OP_SPLICE_IN:
+    case ZG_OP_SPLICE_OUT:
+    case ZG_OP_SPLICE_POLL:
+        zg_splice_complete(c, cqe);
         break;
     case ZG_OP_LINK_TIMEOUT:
     case ZG_OP_SHUTDOWN:

@@ -13,6 +13,7 @@
 #include "zg_conf.h"
 #include "zg_outq.h"
 #include "zg_sendv.h"
+#include "zg_splice.h"
 #include "zg_timer.h"
 #include "zg_util.h"
 
@@ -84,6 +85,7 @@ struct zerg_conn {
     zg_outq out;
     zg_outq in_held; /* bytes received while paused */
     zg_seg *zc_retired;
+    zg_pipe *pipe; /* lent while file segments are queued (zg_splice.c) */
     size_t out_high, out_low, in_limit;
     zg_chunk *carry; /* unconsumed input, presented again */
     zg_chunk *cur;   /* the chunk behind the current on_data range */
@@ -127,6 +129,8 @@ void zg_conn_teardown(zg_conn *c, int err);
 /* Queue c for its final close once nothing is in flight. */
 void zg_conn_settle(zg_conn *c);
 void zg_conn_after_write(zg_conn *c);
+/* Bytes of c's queue were sent: on_drain, reading and the next send. */
+void zg_conn_sent(zg_conn *c);
 void zg_conn_deliver_held(zg_conn *c);
 void zg_conn_close_all(zg_worker *w);
 /* Log every open connection's state (debug level). */

@@ -181,6 +181,7 @@ int zg_event_init(zg_worker *w)
 void zg_event_destroy(zg_worker *w)
 {
     zg_bufs_destroy(&w->bufs);
+    zg_splice_destroy(w);
     zg_pool_destroy(&w->conns);
     zg_pool_destroy(&w->file_ops);
     zg_sendv_destroy(w);

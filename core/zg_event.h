@@ -27,6 +27,11 @@ enum zg_op {
     ZG_OP_SIGNAL,
     ZG_OP_ABORT_FD, /* a fixed file installed as an fd to reset it */
     ZG_OP_INSTALL,  /* an outbound socket put into the fixed-file table */
+    /* a file segment's splices (zg_splice.c): file -> pipe, pipe -> socket,
+     * and a wait for the socket to take more */
+    ZG_OP_SPLICE_IN,
+    ZG_OP_SPLICE_OUT,
+    ZG_OP_SPLICE_POLL,
 };
 
 /* user_data: index (32 bits) | generation (24 bits) | op (8 bits). A

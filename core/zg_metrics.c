@@ -93,6 +93,9 @@ static const struct {
          "Received bytes queued as a copy instead of in place: few receive buffers were free."),
     ZG_M("zerg_connection_bytes_held", GAUGE, conn_bytes_held,
          "Bytes the connections hold now: queued output and input held or left unconsumed."),
+    ZG_M("zerg_sends_splice_total", COUNTER, sends_splice,
+         "Splices of file bytes into sockets (file answers sent without a copy)."),
+    ZG_M("zerg_sends_splice_bytes_total", COUNTER, bytes_splice, "Bytes those splices sent."),
 #undef ZG_M
 };
 

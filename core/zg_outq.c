@@ -19,8 +19,10 @@ static zg_seg *seg_new(zg_bufs *b, zg_outq *q)
     return s;
 }
 
-static void seg_release(zg_bufs *b, zg_seg *s)
+static void seg_release(zg_bufs *b, zg_outq *q, zg_seg *s)
 {
+    if (s->is_file && q)
+        q->files--;
     if (s->chunk)
         zg_chunk_put(b, s->chunk);
     if (s->done)
@@ -99,10 +101,38 @@ int zg_outq_ref(zg_bufs *b, zg_outq *q, const void *data, size_t len, zg_chunk *
     return 0;
 }
 
+int zg_outq_file(zg_bufs *b, zg_outq *q, int fd, uint64_t off, uint64_t len, zerg_done_fn done,
+                 void *arg)
+{
+    zg_seg *s = seg_new(b, q);
+    if (!s)
+        return -1;
+    s->is_file = 1;
+    s->fd = fd;
+    s->foff = off;
+    s->fleft = len;
+    s->done = done;
+    s->arg = arg;
+    q->bytes += len;
+    q->files++;
+    return 0;
+}
+
+zg_seg *zg_outq_head_file(const zg_outq *q)
+{
+    for (zg_seg *s = q->head; s; s = s->next) {
+        if (s->is_file)
+            return s->fleft ? s : NULL;
+        if (s->len)
+            return NULL;
+    }
+    return NULL;
+}
+
 int zg_outq_iov(const zg_outq *q, struct iovec *iov, int max)
 {
     int n = 0;
-    for (const zg_seg *s = q->head; s && n < max; s = s->next) {
+    for (const zg_seg *s = q->head; s && n < max && !s->is_file; s = s->next) {
         if (!s->len)
             continue;
         iov[n].iov_base = (void *)s->ptr;
@@ -117,20 +147,27 @@ void zg_outq_consume(zg_bufs *b, zg_outq *q, size_t n, zg_seg **retired)
     q->bytes -= n;
     while (q->head) {
         zg_seg *s = q->head;
-        if (s->len > n) {
+        if (s->is_file && s->fleft > n) {
+            s->foff += n;
+            s->fleft -= n;
+            return;
+        }
+        if (!s->is_file && s->len > n) {
             s->ptr += n;
             s->len -= (uint32_t)n;
             return;
         }
-        n -= s->len;
+        n -= s->is_file ? s->fleft : s->len;
         q->head = s->next;
         if (!q->head)
             q->tail = NULL;
-        if (retired) {
+        if (s->is_file) { /* never in a SEND_ZC's iov: nothing to wait for */
+            seg_release(b, q, s);
+        } else if (retired) {
             s->next = *retired;
             *retired = s;
         } else {
-            seg_release(b, s);
+            seg_release(b, q, s);
         }
     }
 }
@@ -139,7 +176,7 @@ void zg_outq_release_list(zg_bufs *b, zg_seg *list)
 {
     while (list) {
         zg_seg *next = list->next;
-        seg_release(b, list);
+        seg_release(b, NULL, list);
         list = next;
     }
 }
@@ -149,7 +186,7 @@ void zg_outq_clear(zg_bufs *b, zg_outq *q)
     zg_seg *s = q->head;
     while (s) {
         zg_seg *next = s->next;
-        seg_release(b, s);
+        seg_release(b, q, s);
         s = next;
     }
     zg_outq_init(q);

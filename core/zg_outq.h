@@ -1,6 +1,6 @@
 /* zg_outq.h - a connection's output queue: segments of copied bytes (pool
- * chunks), external memory (done callbacks) and held receive buffers,
- * consumed in order by partial sends. */
+ * chunks), external memory (done callbacks), held receive buffers and file
+ * ranges (sent by splice, zg_splice.c), consumed in order by partial sends. */
 #ifndef ZG_OUTQ_H
 #define ZG_OUTQ_H
 
@@ -16,19 +16,24 @@ typedef struct zg_seg {
     uint32_t len;
     const uint8_t *ptr;
     zg_chunk *chunk;   /* a reference, or NULL */
-    zerg_done_fn done; /* external memory */
+    zerg_done_fn done; /* external memory, or the file's owner */
     void *arg;
+    uint64_t foff, fleft; /* a file segment (len 0): fleft bytes of fd from foff */
+    int fd;
+    uint8_t is_file;
 } zg_seg;
 
 typedef struct zg_outq {
     zg_seg *head, *tail;
-    size_t bytes;
+    size_t bytes;   /* unsent bytes, file segments' included */
+    uint32_t files; /* file segments queued */
 } zg_outq;
 
 static inline void zg_outq_init(zg_outq *q)
 {
     q->head = q->tail = NULL;
     q->bytes = 0;
+    q->files = 0;
 }
 /* Copy bytes in (appending to the tail chunk while it has room). */
 int zg_outq_copy(zg_bufs *b, zg_outq *q, const void *data, size_t len);
@@ -46,7 +51,14 @@ int zg_outq_ref(zg_bufs *b, zg_outq *q, const void *data, size_t len, zg_chunk *
  * connections). 0, or -1 when memory ran out. */
 int zg_outq_keep(zg_bufs *b, zg_outq *q, const void *data, size_t len, zg_chunk *k,
                  uint64_t *copied);
-/* Fill iov from the head; returns the count (<= max). */
+/* Queue len bytes of the file fd from off; done(arg) runs once they are
+ * sent or dropped (fd stays the caller's until then). 0, or -1. */
+int zg_outq_file(zg_bufs *b, zg_outq *q, int fd, uint64_t off, uint64_t len, zerg_done_fn done,
+                 void *arg);
+/* The first segment with bytes left when it is a file segment, else NULL. */
+zg_seg *zg_outq_head_file(const zg_outq *q);
+/* Fill iov from the head, up to the first file segment; returns the count
+ * (<= max). */
 int zg_outq_iov(const zg_outq *q, struct iovec *iov, int max);
 /* Drop n sent bytes from the head. Fully sent segments are released, or
  * moved to *retired (kept until a SEND_ZC notification) when retired is set. */

@@ -19,6 +19,7 @@
 #include "zg_metrics.h"
 #include "zg_pool.h"
 #include "zg_sendv.h"
+#include "zg_splice.h"
 #include "zg_timer.h"
 #include "zg_util.h"
 
@@ -57,6 +58,7 @@ struct zerg_worker {
     uint32_t ring_flags;
     zerg_text metrics_text;   /* api->metrics' last answer */
     struct zg_hooked *hooked; /* api->connect_with's hook sets (zg_connect.c) */
+    zg_splice splice;         /* pipes for file segments (zg_splice.c) */
 };
 
 /* Stop accepting and let the connections finish (reload, graceful stop). */

@@ -4,11 +4,13 @@
 Each server runs one worker pinned to CPU 0, wrk runs on CPU 1; the workloads
 alternate zerg, nginx, zerg, nginx... for ROUNDS rounds and the table shows
 medians: req/s, server CPU microseconds per request (utime+stime of the whole
-server process tree), syscalls per request (perf raw_syscalls:sys_enter on
+server process tree, io_uring's worker threads included), for the file
+workloads also server CPU milliseconds per GB of body, syscalls per request (perf raw_syscalls:sys_enter on
 the worker, in one more run per server after the rounds: the tracepoint costs
 every syscall, so it stays out of the timed rounds) and the zerg/nginx ratios. Loopback only, bounded in time.
 Both servers cache open files (zerg open_file_cache_valid, nginx
-open_file_cache) and nginx uses sendfile. The proxy workload has each server
+open_file_cache) and send file bodies without a copy (nginx sendfile, zerg
+sendfile: splice from 64k on). The proxy workload has each server
 proxy_pass /proxy/ to one nginx backend (`return 200`, on the load CPU), a new
 upstream connection per request as both do by default; proxy-keepalive keeps
 64 idle upstream connections per worker (zerg proxy_keepalive, nginx upstream
@@ -52,6 +54,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "common"))
 import benchlib as bl  # noqa: E402
 
 HELLO = "Hello, World!"
+# the body bytes of each file workload's answer: its CPU per GB is reported
+FILE_BYTES = {"static-1MiB-c16": 1 << 20, "static-1KiB-c64": 1024}
 
 WORKLOADS = [
     # name, path, connections, pipeline depth (uring-*: http_load, else wrk)
@@ -351,7 +355,8 @@ def main():
         for srv in servers + [backend]:
             srv.stop()
     lines = [f"{'workload':<20} {'zerg req/s':>11} {peer + ' req/s':>11} {'ratio':>6} "
-             f"{'zerg us/req':>11} {peer + ' us/req':>12} {'zerg sc/req':>11} "
+             f"{'zerg us/req':>11} {peer + ' us/req':>12} {'zerg ms/GB':>10} "
+             f"{peer + ' ms/GB':>11} {'zerg sc/req':>11} "
              f"{peer + ' sc/req':>12} {'load%':>5}"]
     for name, _, _, _ in WORKLOADS:
         if (name, "zerg") not in results:
@@ -362,9 +367,15 @@ def main():
         def med(rs, k):
             return bl.median(x[k] for x in rs)
 
+        def per_gb(rs):
+            """server CPU ms per GB of body (1e9 bytes), or '-'"""
+            n = FILE_BYTES.get(name)
+            return f"{med(rs, 'cpu_us') * 1e9 / n / 1e3:.1f}" if n else "-"
+
         lines.append(f"{name:<20} {med(z, 'rps'):>11.0f} {med(n, 'rps'):>11.0f} "
                      f"{bl.median(ratios) or 0:>6.2f} "
                      f"{med(z, 'cpu_us'):>11.2f} {med(n, 'cpu_us'):>12.2f} "
+                     f"{per_gb(z):>10} {per_gb(n):>11} "
                      f"{syscalls[(name, 'zerg')]:>11.3f} {syscalls[(name, peer)]:>12.3f} "
                      f"{med(z, 'load'):>5.0f}")
     if args.limit:

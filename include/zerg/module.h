@@ -67,6 +67,8 @@ typedef struct zerg_stats {
     uint64_t bytes_copied;    /* received bytes queued as a copy: receive buffers ran low */
     uint64_t conn_bytes_held; /* gauge: bytes the connections hold now (queued output,
                                * input held while paused or left unconsumed) */
+    uint64_t sends_splice;    /* splices of file bytes into sockets (api->write_file) */
+    uint64_t bytes_splice;    /* bytes they sent */
 } zerg_stats;
 
 /* ---- Logging ----------------------------------------------------------- */
@@ -535,6 +537,18 @@ struct zerg_api {
      * values (label worker="N",pid="P"; the exited workers' as
      * worker="exited") after the sums. */
     const char *(*metrics_ex)(zerg_worker *w, unsigned flags, size_t *len);
+    /* Zero-copy file answers: queue len bytes of the regular file fd from
+     * offset off, sent in order with the other writes by splice (file ->
+     * pipe -> socket), never copied through user space. fd stays open and
+     * yours until done(arg) runs: after the bytes are sent, or when c
+     * closes with them unsent. The unsent bytes count toward the output
+     * high mark as written bytes do. A file that turns out shorter than
+     * off + len closes c. Returns 0; -EAGAIN when no pipe is free now or
+     * -EOPNOTSUPP when the kernel cannot splice (send the bytes another
+     * way: write_ext of a mapping, file_io and write); -EPIPE, -ENOMEM or
+     * -EINVAL (len 0) as the other writes. On failure done is not called. */
+    int (*write_file)(zerg_conn *c, int fd, uint64_t off, uint64_t len, zerg_done_fn done,
+                      void *arg);
 };
 
 #define ZERG_METRICS_PER_WORKER (1u << 0)

@@ -209,6 +209,8 @@ typedef struct http_srv {
     int64_t max_headers;
     uint64_t file_buffer;
     uint64_t file_mmap_max;
+    int sendfile;          /* file bodies by api->write_file (splice)... */
+    uint64_t sendfile_min; /* ...from this size on */
     uint64_t open_file_cache_valid;
     char *default_type;
     int etag;

@@ -1,6 +1,10 @@
 /* modules/http/http_cache.c - the open file cache (open_file_cache_valid): per
- * worker, small files' stat and a mapping of their (resident) pages, by location
- * and path, trusted for a while and shared by the answers sending from them. */
+ * worker, small files' stat and a mapping of their (resident) pages (and a
+ * descriptor to splice from, for those sendfile takes), by location and path,
+ * trusted for a while and shared by the answers sending from them. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -18,6 +22,7 @@ struct http_ofc {
     size_t klen;
     void *map;
     size_t maplen;
+    int fd; /* a duplicate to splice from, or -1 */
     struct stat st;
     char *name;
     size_t nlen;
@@ -41,6 +46,8 @@ void http_ofc_unref(http_ofc *e)
         return;
     if (e->map)
         munmap(e->map, e->maplen);
+    if (e->fd >= 0)
+        close(e->fd);
     free(e->key);
     free(e);
 }
@@ -66,7 +73,7 @@ http_ofc *http_ofc_get(const http_location *loc, const char *key, size_t klen)
 
 http_ofc *http_ofc_put(const http_location *loc, const char *key, size_t klen, int fd,
                        const struct stat *st, const char *name, size_t nlen, uint64_t valid,
-                       uint64_t max_size)
+                       uint64_t max_size, int keep_fd)
 {
     static long pagesz;
     if (!pagesz)
@@ -110,6 +117,7 @@ http_ofc *http_ofc_put(const http_location *loc, const char *key, size_t klen, i
     e->nlen = nlen;
     e->map = map;
     e->maplen = size;
+    e->fd = keep_fd ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1; /* none: sent from the map */
     e->st = *st;
     e->expires = http_api->now_ms(http_W.w) + valid;
     e->refs = 1;
@@ -134,6 +142,15 @@ const char *http_ofc_name(const http_ofc *e, size_t *nlen)
 int http_ofc_send(http_conn *hc, http_ofc *e, uint64_t start, uint64_t len)
 {
     e->refs++;
+    if (e->fd >= 0 && http_sendfile_wanted(hc, len)) {
+        int rc = http_api->write_file(hc->c, e->fd, start, len, http_ofc_done, e);
+        if (rc == 0)
+            return 0;
+        if (rc != -EAGAIN && rc != -EOPNOTSUPP) {
+            http_ofc_unref(e);
+            return rc;
+        }
+    }
     int rc =
         http_api->write_ext(hc->c, (const char *)e->map + start, (size_t)len, http_ofc_done, e);
     if (rc != 0)

@@ -7,13 +7,23 @@
 struct stat;
 typedef struct http_ofc http_ofc;
 http_ofc *http_ofc_get(const http_location *loc, const char *key, size_t klen);
-/* Caches fd (not taken) when its pages are all resident; NULL otherwise. */
+/* Caches fd (not taken) when its pages are all resident; NULL otherwise.
+ * With keep_fd it keeps a duplicate of fd too, to splice from. */
 http_ofc *http_ofc_put(const http_location *loc, const char *key, size_t klen, int fd,
                        const struct stat *st, const char *name, size_t nlen, uint64_t valid,
-                       uint64_t max_size);
+                       uint64_t max_size, int keep_fd);
 const struct stat *http_ofc_stat(const http_ofc *e);
 const char *http_ofc_name(const http_ofc *e, size_t *nlen);
-/* Queues len bytes from start of the cached file (zero-copy). */
+/* Whether a body of len bytes goes by api->write_file (sendfile,
+ * sendfile_min): splicing costs two io-wq handoffs per chunk, more than
+ * copying a small body. */
+static inline int http_sendfile_wanted(const http_conn *hc, uint64_t len)
+{
+    const http_srv *s = hc->srv;
+    return s->sendfile && len >= s->sendfile_min && len && ZERG_API_HAS(http_api, write_file);
+}
+/* Queues len bytes from start of the cached file (zero-copy: spliced from
+ * its descriptor when it kept one, else from its mapping). */
 int http_ofc_send(http_conn *hc, http_ofc *e, uint64_t start, uint64_t len);
 void http_ofc_unref(http_ofc *e);
 void http_ofc_clear(void);

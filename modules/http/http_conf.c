@@ -293,6 +293,8 @@ int http_conf_init(zerg_conf_ctx *cx, void *conf)
     s->max_headers = 100;
     s->file_buffer = 256 << 10;
     s->file_mmap_max = 4 << 20;
+    s->sendfile = 1;
+    s->sendfile_min = 64 << 10;
     s->open_file_cache_valid = 0;
     s->default_type = http_api->conf_strdup(cx, "application/octet-stream");
     s->etag = 1;

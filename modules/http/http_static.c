@@ -1,6 +1,7 @@
 /* modules/http/http_static.c - the static file handler: safe opening beneath
  * the root (openat2 RESOLVE_BENEATH), index files, conditional and range
- * requests, mapped sends of resident files, and io_uring streaming otherwise. */
+ * requests, spliced sends (api->write_file), mapped sends of resident files,
+ * and io_uring streaming otherwise. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -418,7 +419,62 @@ static int http_stream_file(http_conn *hc, int fd, uint64_t start, uint64_t clen
     return 1;
 }
 
-/* The body: from the open file cache, a resident mapping, or streamed. */
+/* A body spliced from fd (api->write_file), queued at once in pieces: each
+ * piece sent restarts send_timeout, which (as nginx's) bounds the time
+ * between two writes, not the whole answer; the last one closes fd. At
+ * most HTTP_SPLICE_PIECES pieces, of at least HTTP_SPLICE_PIECE bytes. */
+#define HTTP_SPLICE_PIECE  (1u << 20)
+#define HTTP_SPLICE_PIECES 256
+
+typedef struct http_spliced {
+    zerg_conn *c;
+    uint64_t send_timeout;
+    int fd;
+    unsigned pieces; /* queued and not sent yet, plus one while queueing */
+} http_spliced;
+
+static void http_spliced_done(void *arg)
+{
+    http_spliced *sp = arg;
+    if (--sp->pieces) {
+        http_api->conn_timeout(sp->c, sp->send_timeout); /* a no-op once closing */
+        return;
+    }
+    close(sp->fd);
+    free(sp);
+}
+
+/* Queues the body to be spliced from fd (then closed once sent): 0 when
+ * queued or aborted, -1 to send it another way (no pipe free now, a kernel
+ * without splice). */
+static int http_send_spliced(http_conn *hc, int fd, uint64_t start, uint64_t clen)
+{
+    http_spliced *sp = malloc(sizeof(*sp));
+    if (!sp)
+        return -1;
+    *sp = (http_spliced){.c = hc->c, .send_timeout = hc->srv->send_timeout, .fd = fd, .pieces = 1};
+    uint64_t piece = clen / HTTP_SPLICE_PIECES;
+    if (piece < HTTP_SPLICE_PIECE)
+        piece = HTTP_SPLICE_PIECE;
+    int rc = 0;
+    for (uint64_t at = 0; at < clen && rc == 0; at += piece) {
+        uint64_t n = clen - at < piece ? clen - at : piece;
+        rc = http_api->write_file(hc->c, fd, start + at, n, http_spliced_done, sp);
+        if (rc == 0)
+            sp->pieces++;
+        else if (at == 0 && (rc == -EAGAIN || rc == -EOPNOTSUPP)) {
+            free(sp);
+            return -1;
+        }
+    }
+    if (rc != 0)
+        http_conn_abort(hc);
+    http_spliced_done(sp); /* queueing is over */
+    return 0;
+}
+
+/* The body: from the open file cache, spliced, a resident mapping, or
+ * streamed. */
 static int http_send_body(http_conn *hc, int fd, http_ofc *e, uint64_t start, uint64_t clen)
 {
     if (e) {
@@ -426,6 +482,8 @@ static int http_send_body(http_conn *hc, int fd, http_ofc *e, uint64_t start, ui
             http_conn_abort(hc);
         return 0;
     }
+    if (http_sendfile_wanted(hc, clen) && http_send_spliced(hc, fd, start, clen) == 0)
+        return 0;
     if (clen >= 16384 && clen <= hc->srv->file_mmap_max &&
         http_send_mapped(hc, fd, start, clen) == 0)
         return 0;
@@ -486,8 +544,9 @@ static int http_serve_open(http_conn *hc, const http_location *loc, const char *
 {
     http_srv *s = hc->srv;
     if (s->open_file_cache_valid && !loc->gzip_static) { /* one cache entry per path */
-        http_ofc *e = http_ofc_put(loc, path, plen, fd, st, name, nlen, s->open_file_cache_valid,
-                                   s->file_mmap_max);
+        http_ofc *e =
+            http_ofc_put(loc, path, plen, fd, st, name, nlen, s->open_file_cache_valid,
+                         s->file_mmap_max, http_sendfile_wanted(hc, (uint64_t)st->st_size));
         if (e) {
             close(fd);
             return http_serve_fd(hc, -1, e, http_ofc_stat(e), name, nlen);
@@ -577,6 +636,14 @@ static void open_done(void *arg, ssize_t res)
     }
     if (code == 0 && !hc->closing)
         http_request_done(hc);
+    /* an answer queued whole (spliced, mapped) is watched by send_timeout
+     * until it drains, as http_parse does for those given at once */
+    if (code == 0 && !hc->closing && hc->phase == HTTP_PH_IDLE &&
+        http_api->conn_out_pending(hc->c) > 65536) {
+        hc->want_send_timeout = 1;
+        http_api->conn_timeout(hc->c, hc->srv->send_timeout);
+        http_api->conn_want_drain(hc->c);
+    }
 }
 
 /* Whether o->rel could have a name.gz to try first (gzip_static). */

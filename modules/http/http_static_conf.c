@@ -72,6 +72,8 @@ const zerg_directive http_static_location_directives[] = {
 const zerg_directive http_static_server_directives[] = {
     {"file_buffer", ZERG_CONF_SIZE, offsetof(http_srv, file_buffer), NULL, 4096, 16 << 20},
     {"file_mmap_max", ZERG_CONF_SIZE, offsetof(http_srv, file_mmap_max), NULL, 0, 1LL << 24},
+    {"sendfile", ZERG_CONF_BOOL, offsetof(http_srv, sendfile), NULL, 0, 0},
+    {"sendfile_min", ZERG_CONF_SIZE, offsetof(http_srv, sendfile_min), NULL, 0, 0},
     {"default_type", ZERG_CONF_STR, offsetof(http_srv, default_type), NULL, 0, 0},
     {"etag", ZERG_CONF_BOOL, offsetof(http_srv, etag), NULL, 0, 0},
     {"mime_types", ZERG_CONF_CUSTOM, offsetof(http_srv, mime), http_parse_mime, 0, 0},

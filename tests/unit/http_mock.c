@@ -187,6 +187,25 @@ static int m_write_ext(zerg_conn *c, const void *data, size_t len, zerg_done_fn 
         push_op((mock_op){1, NULL, done, arg, 0});
     return 0;
 }
+/* write_file: the bytes the core would splice, read from the file now */
+static int m_write_file(zerg_conn *c, int fd, uint64_t off, uint64_t len, zerg_done_fn done,
+                        void *arg)
+{
+    TEST_CHECK(!c->closed && !c->aborted, "write after close");
+    TEST_CHECK(len > 0, "write_file of 0 bytes");
+    while (len) {
+        char buf[16384];
+        size_t want = len < sizeof(buf) ? (size_t)len : sizeof(buf);
+        ssize_t n = pread(fd, buf, want, (off_t)off);
+        TEST_CHECK(n > 0, "write_file: the file is shorter than asked");
+        m_write(c, buf, (size_t)n);
+        off += (uint64_t)n;
+        len -= (uint64_t)n;
+    }
+    if (done)
+        push_op((mock_op){1, NULL, done, arg, 0});
+    return 0;
+}
 zerg_conn *mock_outbound[MOCK_MAX_OUTBOUND];
 size_t mock_noutbound;
 
@@ -415,6 +434,7 @@ static zerg_api mapi = {
     .logfile_commit = m_logfile_commit,
     /* the core's upstream groups themselves: they call back through this table */
     ZG_UPSTREAM_API_ENTRIES,
+    .write_file = m_write_file,
 };
 const zerg_api *const zg_up_api = &mapi;
 
