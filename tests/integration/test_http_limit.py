@@ -122,24 +122,15 @@ def evictions(text, zone):
 
 
 def answered_by_worker(port):
-    """Requests each worker answered (their own counters), over scrapes that
-    land on both workers."""
-    # each scrape reports only the worker that answers: sum 2xx and 4xx per worker
+    """Requests each worker answered (2xx and 4xx): its own row of the shared
+    metrics, from one scrape with the per-worker breakdown."""
+    text = get(port, "/status?per_worker=1")[2].decode()
     totals = {}
-
-    def collect():
-        text = scrape(port)
-        w = None
-        n = 0
-        for line in text.splitlines():
-            m = re.match(r'zerg_http_requests_total\{worker="(\d+)",class="[245]xx"\} (\d+)', line)
-            if m:
-                w = m.group(1)
-                n += int(m.group(2))
-        if w is not None:
-            totals[w] = n
-        return len(totals) == 2
-    wait_until(collect, 10, "scrapes from both workers", step=0.01)
+    for line in text.splitlines():
+        m = re.match(r'zerg_http_requests_total\{[^}]*class="[245]xx",worker="(\d+)",pid="\d+"\} (\d+)$',
+                     line)
+        if m:
+            totals[m.group(1)] = totals.get(m.group(1), 0) + int(m.group(2))
     return totals
 
 
@@ -178,6 +169,7 @@ class Limits(unittest.TestCase):
         text = scrape(self.port)
         self.assertEqual(counter(text, "per_ip", "req", "refused"), statuses.count(429), text)
         per_worker = answered_by_worker(self.port)
+        self.assertEqual(len(per_worker), 2, per_worker)
         self.assertTrue(all(n > 0 for n in per_worker.values()), per_worker)
 
     def test_burst_with_delay_delays_rather_than_refuses(self):
