@@ -115,6 +115,7 @@ def zerg_server(args, tmp, n, body, name="zerg"):
     port = bl.free_port()
     conf = write(os.path.join(tmp, f"{name}.yaml"), f"""modules_path: {args.modules}
 worker_processes: 1
+worker_connections: {2 * n + 1000}  # a proxy session is two connections
 error_log: {{ path: {tmp}/{name}-error.log, level: warn }}
 pid: {tmp}/{name}.pid
 load_modules: [{body.split()[0]}]
@@ -187,7 +188,7 @@ def haproxy_tcp(args, tmp, n, backend):
     port = bl.free_port()
     conf = write(os.path.join(tmp, "haproxy.cfg"), f"""global
     nbthread 1
-    maxconn {n + 1000}
+    maxconn {n + 100}
 defaults
     mode tcp
     timeout connect 5s
@@ -195,7 +196,7 @@ defaults
     timeout server 10m
 listen p
     bind 127.0.0.1:{port}
-    maxconn {n + 1000}
+    maxconn {n + 100}
     server s1 127.0.0.1:{backend}
 """)
     return Server("haproxy", [args.haproxy, "-db", "-f", conf], port, has_master=False)
@@ -344,7 +345,11 @@ def pipelined(srv, n):
 def raise_nofile(want):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and want > hard:
-        want = hard
+        try:  # root may raise the hard limit too (the servers inherit it)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+            return want
+        except (ValueError, OSError):
+            want = hard
     if want > soft:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
@@ -361,8 +366,10 @@ def main():
     ap.add_argument("--out")
     args = ap.parse_args()
 
-    limit = raise_nofile(2 * args.n + 1000)
-    n = min(args.n, (limit - 200) // 2)  # idle-proxy: client and backend ends here
+    # idle-proxy: the client and backend ends here, and HAProxy (inheriting
+    # the limit) wants two descriptors per session and its maxconn margin
+    limit = raise_nofile(3 * args.n + 5000)
+    n = min(args.n, (limit - 2000) // 2)
     if n < args.n:
         bl.log(f"descriptor limit {limit}: {n} connections per idle load")
     have_nginx = os.access(args.nginx, os.X_OK)

@@ -269,15 +269,15 @@ static const char *http_limit_printable(char *o, size_t cap, const char *s, size
 
 /* Refusals are logged once a second per zone and worker, with a count of
  * the quiet ones. */
-static void http_limit_log(http_conn *hc, http_limit_zone *z, const char *what, int dry_run,
-                           const char *key, size_t klen)
+static void http_limit_log(http_conn *hc, http_limit_zone *z, const char *what, int dry_run)
 {
     int64_t now = http_api->unix_time(http_W.w);
     if (now == z->log_sec) {
         z->log_quiet++;
         return;
     }
-    char k[129], u[257];
+    char key[HTTP_LIMIT_KEY_MAX], k[129], u[257];
+    size_t klen = http_limit_key(hc, z, key, 1); /* as text, for people */
     http_api->log(ZERG_LOG_WARN,
                   "http: limiting %s%s by zone \"%s\", key \"%s\", request \"%s\" "
                   "(%llu more since the last line)",
@@ -296,7 +296,7 @@ static http_limit_node *http_limit_enter(http_conn *hc, const http_limit_rule *r
                                          char *key, size_t *klen, uint64_t *hash)
 {
     http_limit_shm *m = r->zone->shm;
-    *klen = http_limit_key(hc, r->zone, key);
+    *klen = http_limit_key(hc, r->zone, key, 0);
     if (!*klen)
         return NULL; /* an empty key is not limited (nginx's) */
     *hash = http_limit_hash(m, key, *klen);
@@ -330,7 +330,7 @@ static int64_t http_limit_req_rule(http_conn *hc, const http_limit_rule *r, uint
         http_limit_unlock(m);
         uint64_t ms = (uint64_t)(excess - burst) * 1000 / z->rate;
         *retry = (uint32_t)((ms + 999) / 1000);
-        http_limit_log(hc, z, "requests", r->dry_run, key, klen);
+        http_limit_log(hc, z, "requests", r->dry_run);
         return r->dry_run ? 0 : -1;
     }
     n->excess = excess;
@@ -358,7 +358,7 @@ static int http_limit_conn_rule(http_conn *hc, const http_limit_rule *r, uint64_
     if (!n || n->conns >= (uint64_t)r->max) {
         m->count[r->dry_run ? HTTP_LC_CONN_DRY_RUN : HTTP_LC_CONN_REFUSED]++;
         http_limit_unlock(m);
-        http_limit_log(hc, z, "connections", r->dry_run, key, klen);
+        http_limit_log(hc, z, "connections", r->dry_run);
         return r->dry_run ? 0 : -1;
     }
     n->conns++;

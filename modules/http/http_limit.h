@@ -76,8 +76,10 @@ void http_limit_conf_start(void);
 /* Resolves the locations' zones, maps each zone's shared memory. */
 int http_limit_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, http_srv *s,
                          int *want_peer);
-/* The value of zone's key for the request, in buf (cut at HTTP_LIMIT_KEY_MAX). */
-size_t http_limit_key(http_conn *hc, const http_limit_zone *z, char *buf);
+/* The value of zone's key for the request, in buf (cut at HTTP_LIMIT_KEY_MAX):
+ * $remote_addr as its address bytes (nginx's $binary_remote_addr: no
+ * formatting per request), or as text for a log line (as_text). */
+size_t http_limit_key(http_conn *hc, const http_limit_zone *z, char *buf, int as_text);
 size_t http_limit_shm_size(int64_t nkeys);
 void http_limit_shm_init(http_limit_shm *m, int64_t nkeys);
 

@@ -1,6 +1,7 @@
 /* modules/http/http_limit_conf.c - the limit keys: limit_zones (a key made
  * of $variables, a rate, a bound on keys) in a server block, limit_req and
  * limit_conn rules in its locations, and each request's key value. */
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -312,7 +313,32 @@ static size_t http_limit_header(http_conn *hc, const http_limit_key_part *p, cha
     return 0; /* absent: empty */
 }
 
-size_t http_limit_key(http_conn *hc, const http_limit_zone *z, char *buf)
+/* The peer's address bytes (IPv4 as 4, a v4-mapped IPv6 address folded to
+ * them, other IPv6 as 16); other families as text. */
+static size_t http_limit_addr_bytes(const struct sockaddr *sa, char *o, size_t cap)
+{
+    const void *a = NULL;
+    size_t n = 0;
+    if (sa && sa->sa_family == AF_INET) {
+        a = &((const struct sockaddr_in *)sa)->sin_addr;
+        n = 4;
+    } else if (sa && sa->sa_family == AF_INET6) {
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        int mapped = IN6_IS_ADDR_V4MAPPED(a6);
+        a = mapped ? (const void *)&a6->s6_addr[12] : (const void *)a6;
+        n = mapped ? 4 : 16;
+    }
+    if (!a) {
+        size_t got = http_addr_text(sa, o, cap, 0);
+        return got < cap ? got : 0;
+    }
+    if (n > cap)
+        return 0;
+    memcpy(o, a, n);
+    return n;
+}
+
+size_t http_limit_key(http_conn *hc, const http_limit_zone *z, char *buf, int as_text)
 {
     size_t n = 0;
     for (size_t i = 0; i < z->nparts && n < HTTP_LIMIT_KEY_MAX; i++) {
@@ -326,8 +352,12 @@ size_t http_limit_key(http_conn *hc, const http_limit_zone *z, char *buf)
             memcpy(o, p->text, got);
             break;
         case HTTP_LK_REMOTE_ADDR:
-            got = http_addr_text(http_api->conn_peer(hc->c, &alen), o, cap, 0);
-            got = got < cap ? got : 0;
+            if (as_text) {
+                got = http_addr_text(http_api->conn_peer(hc->c, &alen), o, cap, 0);
+                got = got < cap ? got : 0;
+            } else {
+                got = http_limit_addr_bytes(http_api->conn_peer(hc->c, &alen), o, cap);
+            }
             break;
         case HTTP_LK_SERVER_NAME: /* nginx's: the block's first name */
             if (hc->srv->server_name.n) {
