@@ -306,8 +306,8 @@ Test(proto, status_endpoint)
     zerg_conn *c = mock_conn_new();
     feeds(c, "GET /hello HTTP/1.1\r\nHost: a\r\n\r\nGET /status HTTP/1.1\r\nHost: a\r\n\r\n");
     /* the mock core prints the series registered last: the block's */
-    cr_assert(strstr(c->out, "zerg_http_requests_total{server=\"_\",class=\"2xx\"} 1\n"),
-              "%s", c->out);
+    cr_assert(strstr(c->out, "zerg_http_requests_total{server=\"_\",class=\"2xx\"} 1\n"), "%s",
+              c->out);
     cr_assert(strstr(c->out, "zerg_http_connections{state=\"active\"} 1\n"));
     /* the asking connection is busy writing its answer */
     cr_assert(strstr(c->out, "zerg_http_connections{state=\"writing\"} 1\n"));
