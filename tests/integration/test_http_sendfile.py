@@ -24,8 +24,8 @@ servers:
   - listen: ["127.0.0.1:{port0}"]
     module: http
     http:
-      send_timeout: 10s
-      keepalive_timeout: 20s
+      send_timeout: 30s  # 72 clients read in Python threads: slow when loaded
+      keepalive_timeout: 40s
       file_buffer: 64k
       locations:
         - {{ path: /metrics, status: true }}
@@ -40,7 +40,7 @@ servers:
   - listen: ["127.0.0.1:{port2}"]
     module: http
     http:
-      send_timeout: 300ms
+      send_timeout: 1s
       locations:
         - {{ path: /, root: {tmp}/www }}
 """
@@ -273,10 +273,10 @@ class Sendfile(unittest.TestCase):
                 if not d:
                     break
                 if n // 65536 != (n + len(d)) // 65536:
-                    time.sleep(0.002)  # about 30 MB/s: 1 MiB in 35 ms
+                    time.sleep(0.005)  # about 13 MB/s: 1 MiB in 80 ms
                 n += len(d)
             self.assertGreater(n, 48 << 20)
-        self.assertGreater(time.monotonic() - t0, 0.6)  # two send_timeouts
+        self.assertGreater(time.monotonic() - t0, 2.0)  # two send_timeouts
         self.assert_clean()
 
     def test_never_reading_clients_time_out(self):
@@ -290,7 +290,7 @@ class Sendfile(unittest.TestCase):
         socks = []
         for _ in range(4):
             socks.append(asking(self.z.ports[2], "/huge.bin", 10))
-        time.sleep(1)
+        time.sleep(2.5)
         for s in socks:
             with s:
                 n = 0
