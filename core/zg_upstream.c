@@ -15,6 +15,7 @@ void zg_up_start(zerg_worker *w, zerg_upstream *u)
     const zerg_api *a = zg_up_api;
     unsigned id = a->worker_id(w);
     u->w = w;
+    u->mrow = u->registered ? a->metric_row(w) : NULL;
     u->rng = ((uint64_t)getpid() << 32) ^ id ^ zg_up_clock() ^ (uint64_t)(uintptr_t)u;
     u->rr_next = id;
     if (id == 0 && u->hc.enabled && zg_up_hc_start(w, u) != 0)
@@ -76,8 +77,10 @@ int zg_up_note(zerg_upstream *u, int i, int event, uint64_t n)
         break;
     case ZERG_UPSTREAM_OK:
         zg_up_ok_note(s);
+        zg_up_count(u, (size_t)i, ZG_UP_C_CONNECTS, 1);
         break;
     case ZERG_UPSTREAM_FAIL:
+        zg_up_count(u, (size_t)i, ZG_UP_C_FAILURES, 1);
         if (!zg_up_fail_note(s, &u->servers[i], u->w ? zg_up_api->now_ms(u->w) : zg_up_clock()))
             return 0;
         zg_up_api->log(ZERG_LOG_WARN,
@@ -87,12 +90,15 @@ int zg_up_note(zerg_upstream *u, int i, int event, uint64_t n)
         return 1;
     case ZERG_UPSTREAM_ERROR:
         ADD(&s->failures, 1);
+        zg_up_count(u, (size_t)i, ZG_UP_C_FAILURES, 1);
         break;
     case ZERG_UPSTREAM_BYTES_IN:
         ADD(&s->bytes_in, n);
+        zg_up_count(u, (size_t)i, ZG_UP_C_BYTES_IN, n);
         break;
     case ZERG_UPSTREAM_BYTES_OUT:
         ADD(&s->bytes_out, n);
+        zg_up_count(u, (size_t)i, ZG_UP_C_BYTES_OUT, n);
         break;
     default:
         break;

@@ -23,6 +23,19 @@ enum zg_up_balance {
     ZG_UP_RANDOM,
 };
 
+/* A server's counters, kept twice: in its shared slot (upstream_json, and
+ * the metrics of groups not registered) and, once conf_upstream_metrics
+ * registered them, in the worker's row of the master's shared metrics. */
+enum zg_up_counter {
+    ZG_UP_C_CONNECTS,
+    ZG_UP_C_FAILURES,
+    ZG_UP_C_BYTES_IN,
+    ZG_UP_C_BYTES_OUT,
+    ZG_UP_C_HC_CHECKS,
+    ZG_UP_C_HC_FAILED,
+    ZG_UP_NCOUNTERS
+};
+
 typedef struct zg_up_server {
     struct sockaddr_storage ss;
     socklen_t len;
@@ -33,6 +46,7 @@ typedef struct zg_up_server {
     int backup;
     int64_t max_conns; /* 0: unlimited */
     int down;          /* taken out by hand (maintenance): never picked, not checked */
+    int64_t metric[ZG_UP_NCOUNTERS]; /* handles in the shared metrics (registered) */
 } zg_up_server;
 
 typedef struct zg_up_hc_conf {
@@ -79,11 +93,13 @@ struct zerg_upstream {
     zg_up_ring_point *ring; /* balance hash: the primaries' points, sorted */
     size_t ring_n;
     zg_up_shm_srv *shm; /* nservers slots */
+    int registered;     /* conf_upstream_metrics: the servers' metric handles are set */
     /* each worker's own (the config is its private copy after the fork) */
     int64_t *cur_weight; /* smooth weighted round robin */
     uint64_t rng;
     uint32_t rr_next; /* least_conn's tie rotation */
     zerg_worker *w;
+    uint64_t *mrow;   /* registered: the worker's row of the shared metrics */
     zg_up_hc *checks; /* the checking worker: one per server */
 };
 
@@ -124,18 +140,28 @@ size_t zg_up_size(const zerg_upstream *u);
 const char *zg_up_hash_key(const zerg_upstream *u);
 int zg_up_note(zerg_upstream *u, int i, int event, uint64_t n);
 
+/* Counts n in counter k of server i: a plain add to the worker's row (it
+ * alone writes it), when the group is registered. */
+static inline void zg_up_count(zerg_upstream *u, size_t i, int k, uint64_t n)
+{
+    if (u->mrow)
+        u->mrow[u->servers[i].metric[k]] += n;
+}
+
 /* The api table's entries for upstream groups: the core's table and a
  * mock's take them alike. */
 #define ZG_UPSTREAM_API_ENTRIES                                                                    \
     .conf_upstream = zg_up_conf, .upstream_start = zg_up_start, .upstream_stop = zg_up_stop,       \
     .upstream_pick = zg_up_api_pick, .upstream_server = zg_up_server_addr,                         \
     .upstream_size = zg_up_size, .upstream_hash_key = zg_up_hash_key, .upstream_note = zg_up_note, \
-    .upstream_metrics = zg_up_metrics, .upstream_json = zg_up_json
+    .upstream_metrics = zg_up_metrics, .upstream_json = zg_up_json,                                \
+    .conf_upstream_metrics = zg_up_metrics_add
 
 /* zg_upstream_stats.c */
 void zg_up_metrics(zerg_text *out, const char *prefix, const char *label,
                    zerg_upstream *const *groups, size_t n);
 size_t zg_up_json(const zerg_upstream *u, char *buf, size_t cap);
+int zg_up_metrics_add(zerg_conf_ctx *cx, zerg_upstream *u, const char *prefix, const char *label);
 
 /* zg_upstream_health.c: active checks, in one worker */
 int zg_up_hc_start(zerg_worker *w, zerg_upstream *u);

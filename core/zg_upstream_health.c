@@ -34,8 +34,11 @@ static void hc_result(zg_up_hc *hc, int ok, const char *why)
         return;
     hc->resolved = 1;
     __atomic_add_fetch(&s->hc_checks, 1, __ATOMIC_RELAXED);
-    if (!ok)
+    zg_up_count(u, hc->srv, ZG_UP_C_HC_CHECKS, 1);
+    if (!ok) {
         __atomic_add_fetch(&s->hc_failed, 1, __ATOMIC_RELAXED);
+        zg_up_count(u, hc->srv, ZG_UP_C_HC_FAILED, 1);
+    }
     uint32_t down = __atomic_load_n(&s->hc_down, __ATOMIC_RELAXED);
     if (down == (uint32_t)!ok) { /* the result agrees with the state */
         s->hc_streak = 0;

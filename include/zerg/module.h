@@ -549,6 +549,15 @@ struct zerg_api {
      * -EINVAL (len 0) as the other writes. On failure done is not called. */
     int (*write_file)(zerg_conn *c, int fd, uint64_t off, uint64_t len, zerg_done_fn done,
                       void *arg);
+    /* Master, from conf hooks, after conf_upstream: u's per-server counters
+     * (upstream_metrics' _connects_total ... _health_checks_failed_total)
+     * become series of the master's shared metrics, prefix_server_NAME
+     * {label="u's name",server="address"}: printed with them, summed over
+     * every worker and never going backwards while the master lives (a
+     * reload with the same names goes on counting). upstream_metrics then
+     * prints only the group's state, weight and active. -1 after conf_error. */
+    int (*conf_upstream_metrics)(zerg_conf_ctx *cx, zerg_upstream *u, const char *prefix,
+                                 const char *label);
 };
 
 #define ZERG_METRICS_PER_WORKER (1u << 0)

@@ -86,6 +86,11 @@ int http_parse_upstreams(zerg_conf_ctx *cx, const zerg_conf_node *node, void *fi
         if (!g->name || !(g->group = http_api->conf_upstream(cx, v, name)) ||
             http_parse_hash_key(cx, v, g) < 0)
             return -1;
+        /* its servers' counters in the master's shared metrics: they go on
+         * across reloads and worker deaths */
+        if (ZERG_API_HAS(http_api, conf_upstream_metrics) &&
+            http_api->conf_upstream_metrics(cx, g->group, "zerg_http_upstream", "upstream") < 0)
+            return -1;
         g->next = http_named;
         http_named = g;
     }

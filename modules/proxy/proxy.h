@@ -11,7 +11,9 @@
 #define PROXY_PENDING_MAX 4 /* client chunks held while the upstream connects */
 
 /* Shared memory, one per server block: the block's own counters (its
- * servers' are the upstream group's). */
+ * servers' are the upstream group's). The configuration's: a reload starts
+ * them anew, so the metrics count the totals in the master's shared metrics
+ * too (proxy_count). */
 typedef struct proxy_shm {
     uint64_t clients;       /* client connections open now (max_connections) */
     uint64_t clients_total; /* accepted */
@@ -20,6 +22,9 @@ typedef struct proxy_shm {
 } proxy_shm;
 
 typedef struct proxy_worker_state proxy_worker_state;
+
+/* The block's counters in the master's shared metrics. */
+enum proxy_counter { PROXY_C_CLIENTS, PROXY_C_REJECTED, PROXY_C_NO_SERVER, PROXY_NCOUNTERS };
 
 #define PROXY_NAME_MAX 64
 
@@ -40,6 +45,7 @@ typedef struct proxy_conf {
     uint64_t log_flush;      /* ms */
     /* derived */
     proxy_shm *shm;
+    int64_t metric[PROXY_NCOUNTERS]; /* handles; -1: a core without shared metrics */
     proxy_worker_state *ws;
     struct proxy_conf *next_named; /* the config's proxy blocks (name check) */
 } proxy_conf;
@@ -100,6 +106,7 @@ struct proxy_worker_state {
     proxy_conf *conf;
     uint64_t last_nolog_ms;
     zerg_timer stats_timer;
+    uint64_t *mrow;    /* this worker's row of the shared metrics */
     zerg_logfile *log; /* access_log, in this worker */
     int64_t log_sec;   /* log_time is for this second */
     char log_time[32];
@@ -149,7 +156,15 @@ const proxy_worker_state *proxy_worker_states(void);
 int proxy_parse_access_log(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field);
 int proxy_log_open(proxy_worker_state *ws);
 void proxy_log_session(zerg_conn *c, proxy_ctx *x);
+/* The block's counter k, by one, in this worker's row (a plain add). */
+static inline void proxy_count(const proxy_conf *cf, int k)
+{
+    if (cf->ws && cf->ws->mrow && cf->metric[k] >= 0)
+        cf->ws->mrow[cf->metric[k]]++;
+}
+
 /* proxy_stats.c */
+int proxy_metrics_add(zerg_conf_ctx *cx, proxy_conf *cf);
 void proxy_metrics(zerg_worker *w, zerg_text *out);
 size_t proxy_stats_format(const proxy_conf *cf, char *buf, size_t cap);
 void proxy_stats_start(proxy_worker_state *ws);

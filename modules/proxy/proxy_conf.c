@@ -83,6 +83,8 @@ int proxy_conf_init(zerg_conf_ctx *cx, void *conf)
     cf->stats_interval = 1000;
     cf->log_buffer = 64 * 1024;
     cf->log_flush = 1000;
+    for (int k = 0; k < PROXY_NCOUNTERS; k++)
+        cf->metric[k] = -1;
     return 0;
 }
 
@@ -145,5 +147,5 @@ int proxy_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf
     cf->shm = a->conf_shm(cx, sizeof(proxy_shm));
     if (!cf->shm)
         return fail(cx, section, "cannot map shared memory for upstream state");
-    return 0;
+    return proxy_metrics_add(cx, cf);
 }

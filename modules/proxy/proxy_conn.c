@@ -108,6 +108,7 @@ static void no_server(zerg_conn *c, proxy_ctx *x)
     proxy_conf *cf = x->conf;
     proxy_worker_state *ws = cf->ws;
     ADD(&cf->shm->no_server, 1);
+    proxy_count(cf, PROXY_C_NO_SERVER);
     uint64_t now = proxy_now();
     if (!ws || now - ws->last_nolog_ms >= 1000) {
         if (ws)
@@ -175,10 +176,12 @@ void proxy_on_open(zerg_conn *c)
     x->open_ms = proxy_now();
     x->open_unix = a->unix_time(a->conn_worker(c));
     ADD(&cf->shm->clients_total, 1);
+    proxy_count(cf, PROXY_C_CLIENTS);
     uint64_t n = ADD(&cf->shm->clients, 1);
     x->admitted = 1;
     if (cf->max_connections > 0 && n > (uint64_t)cf->max_connections) {
         ADD(&cf->shm->rejected, 1);
+        proxy_count(cf, PROXY_C_REJECTED);
         proxy_worker_state *ws = cf->ws;
         uint64_t now = proxy_now();
         if (!ws || now - ws->last_nolog_ms >= 1000) {

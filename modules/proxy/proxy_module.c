@@ -35,6 +35,7 @@ static int proxy_server_init(zerg_worker *w, void *conf)
         return -1;
     ws->w = w;
     ws->conf = cf;
+    ws->mrow = cf->metric[PROXY_C_CLIENTS] >= 0 ? a->metric_row(w) : NULL;
     cf->ws = ws;
     proxy_worker_state **tail = &proxy_states; /* kept in config order */
     while (*tail)

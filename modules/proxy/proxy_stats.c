@@ -1,6 +1,8 @@
 /* proxy_stats.c - per-upstream-server statistics from shared memory: JSON
  * formatting, and the optional stats_file that worker 0 rewrites every
- * stats_interval (atomically, through a rename) for status pages and tests. */
+ * stats_interval (atomically, through a rename) for status pages and tests;
+ * the metrics: the block's and its servers' counters registered in the
+ * master's shared metrics (they never go backwards), the gauges here. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -36,17 +38,45 @@ size_t proxy_stats_format(const proxy_conf *cf, char *buf, size_t cap)
 typedef struct proxy_metric {
     const char *name, *type, *help;
     size_t offset; /* of a uint64_t in proxy_shm */
+    int counter;   /* enum proxy_counter; -1 for the gauge */
 } proxy_metric;
 
 static const proxy_metric block_metrics[] = {
-    {"zerg_proxy_clients", "gauge", "Client connections open now.", BLOCK_FIELD(clients)},
+    {"zerg_proxy_clients", "gauge", "Client connections open now.", BLOCK_FIELD(clients), -1},
     {"zerg_proxy_clients_total", "counter", "Client connections accepted.",
-     BLOCK_FIELD(clients_total)},
+     BLOCK_FIELD(clients_total), PROXY_C_CLIENTS},
     {"zerg_proxy_rejected_total", "counter", "Clients refused by max_connections.",
-     BLOCK_FIELD(rejected)},
+     BLOCK_FIELD(rejected), PROXY_C_REJECTED},
     {"zerg_proxy_no_server_total", "counter", "Clients closed because no server was available.",
-     BLOCK_FIELD(no_server)},
+     BLOCK_FIELD(no_server), PROXY_C_NO_SERVER},
 };
+
+#define N_BLOCK_METRICS (sizeof(block_metrics) / sizeof(block_metrics[0]))
+
+/* Master, at conf_done: the block's counters and its servers' as series of
+ * the shared metrics, labelled proxy="name" (a reload with the same name
+ * goes on counting). A core without them: counted in shm only. */
+int proxy_metrics_add(zerg_conf_ctx *cx, proxy_conf *cf)
+{
+    const zerg_api *a = proxy_api;
+    char labels[PROXY_NAME_MAX + 16];
+    if (!ZERG_API_HAS(a, conf_upstream_metrics))
+        return 0;
+    snprintf(labels, sizeof(labels), "proxy=\"%s\"", cf->name);
+    for (size_t m = 0; m < N_BLOCK_METRICS; m++) {
+        const proxy_metric *pm = &block_metrics[m];
+        if (pm->counter < 0)
+            continue;
+        zerg_metric_def d = {.struct_size = sizeof(d),
+                             .type = ZERG_METRIC_COUNTER,
+                             .name = pm->name,
+                             .labels = labels,
+                             .help = pm->help};
+        if ((cf->metric[pm->counter] = a->metric_add(cx, &d)) < 0)
+            return -1;
+    }
+    return a->conf_upstream_metrics(cx, cf->up, "zerg_proxy", "proxy");
+}
 
 static void metric_head(zerg_text *out, const proxy_metric *m)
 {
@@ -67,7 +97,9 @@ void proxy_metrics(zerg_worker *w, zerg_text *out)
     (void)w;
     if (!states)
         return;
-    for (size_t m = 0; m < sizeof(block_metrics) / sizeof(block_metrics[0]); m++) {
+    for (size_t m = 0; m < N_BLOCK_METRICS; m++) {
+        if (block_metrics[m].counter >= 0 && states->conf->metric[block_metrics[m].counter] >= 0)
+            continue; /* in the shared metrics */
         metric_head(out, &block_metrics[m]);
         for (const proxy_worker_state *ws = states; ws; ws = ws->next)
             a->text_printf(out, "%s{proxy=\"%s\"} %llu\n", block_metrics[m].name, ws->conf->name,

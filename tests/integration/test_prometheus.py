@@ -15,6 +15,15 @@ from zgtest import Zerg, wait_until
 
 from httptest import raw
 
+# the status page's server block, on port1 (formatted twice, as CONF)
+STATUS_BLOCK = """  - listen: ["127.0.0.1:{{port1}}"]
+    module: http
+    http:
+      server_name: [status]
+      locations:
+        - {{{{ path: /metrics, status: true }}}}
+"""
+
 CONF = """worker_processes: 2
 load_modules: [http]
 servers:
@@ -26,13 +35,7 @@ servers:
       locations:
         - {{{{ path: =/hello, return: {{{{ status: 200, body: hello }}}} }}}}
         - {{{{ path: =/missing, return: {{{{ status: 404, body: no }}}} }}}}
-  - listen: ["127.0.0.1:{{port1}}"]
-    module: http
-    http:
-      server_name: [status]
-      locations:
-        - {{{{ path: /metrics, status: true }}}}
-"""
+""" + STATUS_BLOCK
 
 BUCKETS = "[0.001, 0.05, 2]"
 
