@@ -456,8 +456,11 @@ static int live_children(zg_master *m)
 
 /* A reload that keeps the running configuration: logged, and the verdict
  * `zerg -s reload` waits for. */
+/* The counters first: a log line is what callers wait on, and a scrape
+ * right after it must count the reload. */
 static void reload_failed(const char *why)
 {
+    zg_metrics_reload_done(0);
     zg_log_error("reload failed, keeping the running configuration: %s", why);
     zg_verdict_end(ZG_VERDICT_RELOAD, 0, "reload failed, keeping the running configuration: %s",
                    why);
@@ -486,6 +489,7 @@ static void reload(zg_master *m)
         return;
     }
     if (start_generation(m, gen) < 0) {
+        zg_metrics_reload_done(0);
         zg_log_error("reload failed: new workers did not start; keeping the running ones");
         zg_verdict_end(ZG_VERDICT_RELOAD, 0,
                        "reload failed: new workers did not start; keeping the running ones "
@@ -507,6 +511,7 @@ static void reload(zg_master *m)
     if (zg_log_open(cfg->error_log_path, cfg->error_log_level) < 0)
         zg_log_error("cannot open error log %s: %s", cfg->error_log_path, strerror(errno));
     gen_release(old);
+    zg_metrics_reload_done(1);
     zg_log_notice("reload done: %d workers on the new configuration", gen->nworkers);
     zg_verdict_end(ZG_VERDICT_RELOAD, 1, "reload done: %d workers on the new configuration",
                    gen->nworkers);
@@ -579,9 +584,7 @@ static void hangup(zg_master *m)
                        m->idle ? "failed to start (see the error log)" : "started");
     } else {
         notify(m, ZG_NOTE_RELOADING);
-        zg_gen *before = m->cur;
         reload(m);
-        zg_metrics_reload_done(m->cur != before);
         notify(m, ZG_NOTE_READY);
     }
 }

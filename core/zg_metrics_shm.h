@@ -9,10 +9,10 @@
 #include <sys/types.h>
 #include <zerg/module.h>
 
-#define ZG_MSHM_SERIES 2048  /* series of every configuration the master loaded */
-#define ZG_MSHM_VALUES 16384 /* values in a row (a histogram takes its buckets + 2) */
-#define ZG_MSHM_ROWS   256   /* worker processes alive at once (reload: old and new) */
-#define ZG_MSHM_BOUNDS 32    /* buckets of a histogram */
+#define ZG_MSHM_SERIES 16384  /* series of every configuration the master loaded */
+#define ZG_MSHM_VALUES 131072 /* values in a row (a histogram takes its buckets + 2) */
+#define ZG_MSHM_ROWS   256    /* worker processes alive at once (reload: old and new) */
+#define ZG_MSHM_BOUNDS 32     /* buckets of a histogram */
 
 /* A series as the registry holds it (copied: modules come and go). */
 typedef struct zg_mseries {
