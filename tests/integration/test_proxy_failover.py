@@ -430,11 +430,13 @@ class Health(unittest.TestCase):
                 # one checker for both workers: about one ping per interval
                 n0 = sum(1 for e in bs[0].events if e == "ping")
                 t0 = time.monotonic()
-                time.sleep(1.0)  # the point: a rate, counted over a second
+                time.sleep(2.0)  # the point: a rate, counted over two seconds
                 n1 = sum(1 for e in bs[0].events if e == "ping")
                 rate = (n1 - n0) / (time.monotonic() - t0)
                 self.assertLess(rate, 14, "health checks run in more than one worker")
-                self.assertGreater(rate, 5)
+                # the checks go on (a sanitizer build on a busy machine was
+                # seen at 2 a second: the bound is not about their pace)
+                self.assertGreater(rate, 1)
         finally:
             for b in bs:
                 b.stop()
