@@ -544,9 +544,10 @@ struct zerg_api {
      * closes with them unsent. The unsent bytes count toward the output
      * high mark as written bytes do. A file that turns out shorter than
      * off + len closes c. Returns 0; -EAGAIN when no pipe is free now or
-     * -EOPNOTSUPP when the kernel cannot splice (send the bytes another
-     * way: write_ext of a mapping, file_io and write); -EPIPE, -ENOMEM or
-     * -EINVAL (len 0) as the other writes. On failure done is not called. */
+     * -EOPNOTSUPP when the kernel cannot splice or c runs over TLS, whose
+     * bytes must be encrypted (send the bytes another way: write_ext of a
+     * mapping, file_io and write); -EPIPE, -ENOMEM or -EINVAL (len 0) as
+     * the other writes. On failure done is not called. */
     int (*write_file)(zerg_conn *c, int fd, uint64_t off, uint64_t len, zerg_done_fn done,
                       void *arg);
 };
