@@ -330,6 +330,7 @@ const zerg_api zg_api = {
     .metric_row = zg_metrics_row,
     .metrics_ex = zg_metrics_ex,
     .write_file = api_write_file,
+    .conn_tls = zg_tls_info,
 };
 
 /* the table the upstream groups' files call (zg_upstream.h) */

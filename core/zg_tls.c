@@ -321,3 +321,25 @@ int zg_tls_flush(zg_conn *c)
     }
     return 0;
 }
+
+/* ---- what modules may ask ---- */
+
+int zg_tls_info(zg_conn *c, zerg_tls_info *info)
+{
+    zg_tls *t = c->tls;
+    if (!t || !t->established)
+        return 0;
+    zerg_tls_info got = {.struct_size = info->struct_size};
+    const unsigned char *alpn = NULL;
+    unsigned alpn_len = 0;
+    got.resumed = SSL_session_reused(t->ssl) == 1;
+    got.version = SSL_get_version(t->ssl);
+    got.cipher = SSL_CIPHER_get_name(SSL_get_current_cipher(t->ssl));
+    got.server_name = SSL_get_servername(t->ssl, TLSEXT_NAMETYPE_host_name);
+    SSL_get0_alpn_selected(t->ssl, &alpn, &alpn_len);
+    got.alpn = alpn_len ? (const char *)alpn : NULL;
+    got.alpn_len = alpn_len;
+    size_t n = info->struct_size < sizeof(got) ? info->struct_size : sizeof(got);
+    memcpy(info, &got, n); /* what the caller's header knows of */
+    return 1;
+}

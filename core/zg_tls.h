@@ -44,5 +44,7 @@ int zg_tls_flush(zg_conn *c);
 void zg_tls_handshake_timeout(zg_conn *c);
 /* The close: free the state. */
 void zg_tls_free(zg_conn *c);
+/* api->conn_tls */
+int zg_tls_info(zg_conn *c, zerg_tls_info *info);
 
 #endif

@@ -283,6 +283,22 @@ static inline void zerg_histogram_observe(uint64_t *row, int64_t h, const uint64
     row[h + (int64_t)nbounds + 1] += v;
 }
 
+/* ---- TLS ------------------------------------------------------------------ */
+
+/* What api->conn_tls tells of a TLS connection. The caller sets struct_size
+ * (sizeof(zerg_tls_info)); the core fills the members it covers, so that
+ * members appended later stay out of reach of older modules. The strings
+ * stay valid until the connection's on_close. */
+typedef struct zerg_tls_info {
+    uint32_t struct_size;
+    int resumed;             /* the session was resumed (a ticket), not a full handshake */
+    const char *version;     /* "TLSv1.2", "TLSv1.3" */
+    const char *cipher;      /* OpenSSL's name: "TLS_AES_256_GCM_SHA384" */
+    const char *server_name; /* the name the client asked for (SNI), or NULL */
+    const char *alpn;        /* the ALPN protocol chosen, alpn_len bytes (no NUL), or NULL */
+    size_t alpn_len;
+} zerg_tls_info;
+
 /* ---- The API table ----------------------------------------------------- */
 
 typedef void (*zerg_done_fn)(void *arg);
@@ -550,6 +566,10 @@ struct zerg_api {
      * the other writes. On failure done is not called. */
     int (*write_file)(zerg_conn *c, int fd, uint64_t off, uint64_t len, zerg_done_fn done,
                       void *arg);
+    /* TLS: 1 when c runs over TLS (its server block has a tls: key), with
+     * *info filled in as far as info->struct_size reaches; 0 for a
+     * connection without TLS (*info untouched). */
+    int (*conn_tls)(zerg_conn *c, zerg_tls_info *info);
 };
 
 #define ZERG_METRICS_PER_WORKER (1u << 0)

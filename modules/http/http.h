@@ -448,6 +448,8 @@ int http_tmpl_parse(zerg_conf_ctx *cx, const zerg_conf_node *n, const char *s, h
 size_t http_default_host(http_conn *hc, char *buf, size_t cap);
 /* nginx's $request_uri: the target from its path on, without a fragment. */
 void http_request_uri(http_conn *hc, const char **p, size_t *len);
+/* $scheme: "https" on a TLS connection (api->conn_tls), else "http". */
+const char *http_scheme(http_conn *hc);
 /* http_conf.c: a mapping of header name to value (key: the directive). */
 int http_parse_header_list(zerg_conf_ctx *cx, const zerg_conf_node *node, http_header_list *list,
                            const char *key);

@@ -89,6 +89,8 @@ servers:
       locations:
         - path: =/hello
           return: {{ status: 200, body: "Hello, TLS!" }}
+        - path: =/moved
+          return: {{ status: 301, location: "$scheme://$host/hello" }}
         - {{ path: /, root: {tmp}/www }}
   - listen: ["127.0.0.1:{port1}"]
     module: http
@@ -230,6 +232,13 @@ class HttpOverTls(unittest.TestCase):
             for p, (head, body) in zip(paths, got):
                 want = b"Hello, TLS!" if p == "/hello" else self.files[p[1:]]
                 self.assertEqual(body, want, p)
+
+    def test_scheme_is_https(self):
+        """The http module learns of TLS through api->conn_tls."""
+        with tls_connect(self.port) as s:
+            s.sendall(b"GET /moved HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            (head, body), = read_responses(s, 1)
+        self.assertIn(b"\r\nLocation: https://localhost/hello", head)
 
     def test_close_sends_close_notify(self):
         """A response with Connection: close ends with the server's
