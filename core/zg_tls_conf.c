@@ -3,6 +3,7 @@
  * ciphers and ALPN list, built in the master at every load and reload. */
 #define _GNU_SOURCE
 #include "zg_tls_conf.h"
+#include "zg_module.h"
 
 #include <errno.h>
 #include <openssl/err.h>
@@ -179,9 +180,23 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
     return SSL_TLSEXT_ERR_OK;
 }
 
+/* Without an alpn key, the block's module's protocols (the list is only
+ * read here: the wire format is copied). */
+static void module_alpn(zerg_conf_ctx *cx, zg_tls_conf *tc)
+{
+    const char *const *names = cx->server ? zg_module_alpn(cx->server->module) : NULL;
+    size_t n = 0;
+    while (names && names[n])
+        n++;
+    tc->alpn.n = n;
+    tc->alpn.items = (char **)names;
+}
+
 static int set_alpn(zerg_conf_ctx *cx, const zerg_conf_node *block, zg_tls_conf *tc)
 {
     size_t len = 0;
+    if (!zg_node_get(cx, block, "alpn"))
+        module_alpn(cx, tc);
     for (size_t i = 0; i < tc->alpn.n; i++) {
         size_t n = strlen(tc->alpn.items[i]);
         if (n == 0 || n > 255)

@@ -208,6 +208,12 @@ typedef struct zerg_module {
      * then all its samples; names start with zerg_<module name>_. Called
      * when a status page asks (api->metrics), never on its own. */
     void (*metrics)(zerg_worker *w, zerg_text *out);
+
+    /* -- appended during ABI 2 (read only when struct_size covers it) ---- */
+    /* The application protocols the module speaks, as TLS's ALPN names
+     * them, in its order of preference, ended by NULL (NULL: none): the
+     * default of the alpn key of a server block with tls: (zerg.yaml(5)). */
+    const char *const *alpn;
 } zerg_module;
 
 /* Name-based virtual hosts: several server blocks of this module may share a

@@ -299,6 +299,13 @@ class HttpOverTls(unittest.TestCase):
         self.assertEqual(rc, 0, out)
         self.assertIn("Server public key is 2048 bit", out)
 
+    def test_alpn_from_the_module(self):
+        rc, out = s_client(self.port, "-alpn", "h2,http/1.1")
+        self.assertEqual(rc, 0, out)
+        self.assertIn("ALPN protocol: http/1.1", out)
+        rc, out = s_client(self.port, "-alpn", "h2")  # none in common: refused
+        self.assertNotEqual(rc, 0, out)
+
     def test_tls11_refused(self):
         rc, out = s_client(self.port, "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0")
         self.assertNotEqual(rc, 0, out)
@@ -335,6 +342,16 @@ class EchoOverTls(unittest.TestCase):
             rc, out = s_client(z.ports[0], "-tls1_3", stdin=b"ping\n")
             self.assertEqual(rc, 0, out)
             self.assertIn("TLSv1.3", out)
+
+    def test_alpn_configured_and_absent(self):
+        with Zerg(echo_conf("      alpn: [zz, yy]\n")) as z:
+            rc, out = s_client(z.ports[0], "-alpn", "yy,zz")
+            self.assertEqual(rc, 0, out)
+            self.assertIn("ALPN protocol: zz", out)
+        with Zerg(echo_conf()) as z:  # the echo module names none: ALPN ignored
+            rc, out = s_client(z.ports[0], "-alpn", "yy")
+            self.assertEqual(rc, 0, out)
+            self.assertIn("No ALPN negotiated", out)
 
     def test_stalled_handshake_times_out(self):
         with Zerg(echo_conf("      handshake_timeout: 300ms\n")) as z:
