@@ -6,11 +6,12 @@
 #include <criterion/criterion.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <openssl/x509.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "conn_env.h"
+#include "tls_cert.h"
 #include "zg_accept.h"
 #include "zg_module.h"
 #include "zg_tls_conf.h"
@@ -61,29 +62,6 @@ static const zerg_module tmod = {
     .on_data = t_on_data,
 };
 
-/* A self-signed P-256 certificate made in memory. */
-static SSL_CTX *server_ctx(void)
-{
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-    EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    X509 *x = X509_new();
-    cr_assert(ctx && key && x);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-    X509_gmtime_adj(X509_getm_notBefore(x), 0);
-    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
-    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
-                               (const unsigned char *)"localhost", -1, -1, 0);
-    X509_set_issuer_name(x, X509_get_subject_name(x));
-    cr_assert_eq(X509_set_pubkey(x, key), 1);
-    cr_assert_gt(X509_sign(x, key, EVP_sha256()), 0);
-    cr_assert_eq(SSL_CTX_use_certificate(ctx, x), 1);
-    cr_assert_eq(SSL_CTX_use_PrivateKey(ctx, key), 1);
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-    X509_free(x);
-    EVP_PKEY_free(key);
-    return ctx;
-}
-
 static void setup(void)
 {
     memset(&w, 0, sizeof(w));
@@ -93,16 +71,9 @@ static void setup(void)
         cr_skip_test("io_uring unavailable: %s", strerror(-rc));
     rc = zg_bufs_init(&w.bufs, &w.ring, NBUFS, 16384, 0);
     cr_assert_eq(rc, 0, "zg_bufs_init: %s", strerror(-rc));
-    zg_pool_init(&w.bufs.seg_pool, sizeof(zg_seg), 0); /* as zg_event_init */
-    cfg.uring.output_high = 1 << 20;
-    cfg.uring.output_low = 1 << 19;
-    w.cfg = &cfg;
-    zg_pool_init(&w.conns, sizeof(zg_conn), 4);
-    zg_list_init(&w.flush_list);
-    zg_list_init(&w.starved_list);
-    zg_list_init(&w.reap_list);
-    zg_timers_init(&w.timers, 0);
-    tc.ctx = server_ctx();
+    conn_env_init(&w, &cfg);
+    tc.ctx = tls_test_ctx();
+    cr_assert_not_null(tc.ctx);
     tc.handshake_timeout = 1000;
     srv.tls = &tc;
     srv.addrs = &addr;
