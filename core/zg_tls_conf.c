@@ -3,6 +3,7 @@
  * ciphers and ALPN list, built in the master at every load and reload. */
 #define _GNU_SOURCE
 #include "zg_tls_conf.h"
+#include "zg_log.h"
 #include "zg_module.h"
 
 #include <errno.h>
@@ -10,6 +11,8 @@
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 /* Mozilla's "intermediate" TLS 1.2 list: forward secrecy and AEAD only. */
 #define ZG_TLS_CIPHERS                                                                             \
@@ -56,6 +59,23 @@ static int readable(zerg_conf_ctx *cx, const zerg_conf_node *n, const char *what
     return 0;
 }
 
+/* What does not fail the load but should be fixed soon: a key file other
+ * users may read, a certificate that expires within 14 days. */
+static void warn_pair(const tls_pair *p, SSL_CTX *ctx)
+{
+    struct stat st;
+    if (stat(p->key, &st) == 0 && (st.st_mode & S_IROTH))
+        zg_log_warn("tls: key %s is readable by other users (the master reads it, the workers "
+                    "need not): chmod o-r",
+                    p->key);
+    const ASN1_TIME *end = X509_get0_notAfter(SSL_CTX_get0_certificate(ctx));
+    time_t soon = time(NULL) + 14 * 86400;
+    if (end && X509_cmp_current_time(end) < 0)
+        zg_log_warn("tls: certificate %s has expired", p->certificate);
+    else if (end && X509_cmp_time(end, &soon) < 0)
+        zg_log_warn("tls: certificate %s expires within 14 days", p->certificate);
+}
+
 /* One pair into ctx; types[] has the key types of the pairs before it
  * (OpenSSL keeps one certificate per key type: a second would replace it). */
 static int load_pair(zerg_conf_ctx *cx, const zerg_conf_node *n, SSL_CTX *ctx, int *types, size_t i)
@@ -88,6 +108,7 @@ static int load_pair(zerg_conf_ctx *cx, const zerg_conf_node *n, SSL_CTX *ctx, i
                                  "(%s) is listed already: one pair per key type",
                                  p.certificate, type_name ? type_name : "unknown");
     types[i] = type;
+    warn_pair(&p, ctx);
     return 0;
 }
 

@@ -47,12 +47,15 @@ def make_certs(d):
     with open(p("leaf.ext"), "w") as f:
         f.write(LEAF_EXT)
     run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-keyout", p("ca.key"), "-out", p("ca.pem"), "-days", "2", "-subj", "/CN=zerg test CA")
+        "-keyout", p("ca.key"), "-out", p("ca.pem"), "-days", "30", "-subj", "/CN=zerg test CA")
     for name, key in (("rsa", ["rsa:2048"]), ("ecdsa", ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"])):
         run("req", "-newkey", *key, "-nodes", "-keyout", p(name + ".key"), "-out", p(name + ".csr"),
             "-subj", "/CN=localhost")
         run("x509", "-req", "-in", p(name + ".csr"), "-CA", p("ca.pem"), "-CAkey", p("ca.key"),
-            "-CAcreateserial", "-out", p(name + ".pem"), "-days", "2", "-extfile", p("leaf.ext"))
+            "-CAcreateserial", "-out", p(name + ".pem"), "-days", "30", "-extfile", p("leaf.ext"))
+    # the RSA key's certificate once more, valid for a day only
+    run("x509", "-req", "-in", p("rsa.csr"), "-CA", p("ca.pem"), "-CAkey", p("ca.key"),
+        "-CAcreateserial", "-out", p("soon.pem"), "-days", "1", "-extfile", p("leaf.ext"))
 
 
 def setUpModule():
@@ -411,6 +414,22 @@ servers:
             rc, out = run_zerg(["-t", "-c", gap])
             self.assertEqual(rc, 1, out)
             self.assertIn("protocols", out)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def test_check_warns_of_a_readable_key_and_an_expiring_certificate(self):
+        d = tempfile.mkdtemp(prefix="zgtls-w-")
+        try:
+            rc, out = run_zerg(["-t", "-c", self.conf_file(d, cert("rsa.pem"), cert("rsa.key"))])
+            self.assertEqual(rc, 0, out)
+            self.assertNotIn("[warn]", out)
+            shared = os.path.join(d, "shared.key")
+            shutil.copy(cert("rsa.key"), shared)
+            os.chmod(shared, 0o644)
+            rc, out = run_zerg(["-t", "-c", self.conf_file(d, cert("soon.pem"), shared)])
+            self.assertEqual(rc, 0, out)
+            self.assertIn(f"key {shared} is readable by other users", out)
+            self.assertIn(f"certificate {cert('soon.pem')} expires within 14 days", out)
         finally:
             shutil.rmtree(d, ignore_errors=True)
 
