@@ -82,6 +82,11 @@ enum http_var {
     HTTP_VAR_UPSTREAM_RESPONSE_TIME,
     HTTP_VAR_PROXY_HOST,
     HTTP_VAR_PROXY_ADD_X_FORWARDED_FOR,
+    HTTP_VAR_SSL_PROTOCOL, /* the connection's TLS facts (api->conn_tls) */
+    HTTP_VAR_SSL_CIPHER,
+    HTTP_VAR_SSL_SERVER_NAME,
+    HTTP_VAR_SSL_SESSION_REUSED,
+    HTTP_VAR_SSL_ALPN_PROTOCOL,
 };
 
 enum http_tmpl_use {

@@ -89,6 +89,10 @@ servers:
 """ + tls_block(tls_extra).replace("{", "{{").replace("}", "}}") + """    http:
       keepalive_timeout: 10s
       send_timeout: 10s
+      access_log:
+        path: {tmp}/access.log
+        format: "$ssl_protocol $ssl_cipher $ssl_server_name $ssl_session_reused $ssl_alpn_protocol $request_uri"
+        flush: 100ms
       locations:
         - path: =/hello
           return: {{ status: 200, body: "Hello, TLS!" }}
@@ -235,6 +239,22 @@ class HttpOverTls(unittest.TestCase):
             for p, (head, body) in zip(paths, got):
                 want = b"Hello, TLS!" if p == "/hello" else self.files[p[1:]]
                 self.assertEqual(body, want, p)
+
+    def test_access_log_tls_variables(self):
+        rc, body, err = curl(self.port, "/hello?logged", "--tlsv1.3")
+        self.assertEqual(rc, 0, err)
+        path = os.path.join(self.z.tmp, "access.log")
+
+        def line():
+            try:
+                with open(path) as f:
+                    return next((l for l in f if "/hello?logged" in l), None)
+            except OSError:
+                return None
+        got = zgtest.wait_until(line, 10, "the access log line")
+        version, cipher, sni, reused, alpn, uri = got.split()
+        self.assertEqual((version, sni, reused, alpn), ("TLSv1.3", "localhost", ".", "http/1.1"))
+        self.assertTrue(cipher.startswith("TLS_"), cipher)
 
     def test_scheme_is_https(self):
         """The http module learns of TLS through api->conn_tls."""
