@@ -232,7 +232,7 @@ static void log_accept_failure(zg_worker *w, const zg_listener *l, int err)
 }
 
 /* A new connection: to its module, or first through the PROXY protocol
- * header when its server block wants one. */
+ * header or the TLS handshake when its server block wants one. */
 static void accepted(zg_worker *w, zg_listener *l, int fd)
 {
     zg_conn *c = zg_conn_new(w, l->srv->module->desc, l->srv->module_conf, fd, l->direct);
@@ -255,10 +255,14 @@ static void accepted(zg_worker *w, zg_listener *l, int fd)
         if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
             zg_conn_set_peer(c, (const struct sockaddr *)&ss, len); /* else unknown */
     }
-    if (l->srv->proxy_protocol)
+    if (l->srv->tls) { /* the module meets it after the handshake */
+        if (zg_tls_start(c) < 0)
+            zg_conn_teardown(c, -ENOMEM);
+    } else if (l->srv->proxy_protocol) {
         zg_conn_await_proxy_header(c, l->srv->proxy_protocol_timeout);
-    else
+    } else {
         zg_conn_open(c);
+    }
     zg_conn_update_read(c);
     zg_conn_settle(c);
 }

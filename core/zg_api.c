@@ -154,7 +154,7 @@ static size_t api_conn_servers(zg_conn *c, void *const **confs)
 }
 static size_t api_conn_out_pending(zg_conn *c)
 {
-    return c->out.bytes;
+    return zg_conn_unsent(c);
 }
 
 static size_t api_conn_out_high(zg_conn *c)
@@ -215,6 +215,8 @@ static int api_write_file(zg_conn *c, int fd, uint64_t off, uint64_t len, zerg_d
         return -EPIPE;
     if (!len || fd < 0)
         return -EINVAL;
+    if (c->tls)
+        return -EOPNOTSUPP; /* file bytes must be encrypted: the caller copies them */
     int rc = zg_splice_attach(c);
     if (rc < 0)
         return rc;
@@ -328,6 +330,7 @@ const zerg_api zg_api = {
     .metric_row = zg_metrics_row,
     .metrics_ex = zg_metrics_ex,
     .write_file = api_write_file,
+    .conn_tls = zg_tls_info,
 };
 
 /* the table the upstream groups' files call (zg_upstream.h) */

@@ -6,6 +6,7 @@
 #include "zg_conf_include.h"
 #include "zg_log.h"
 #include "zg_module.h"
+#include "zg_tls_conf.h"
 #include "zg_util.h"
 
 #include <errno.h>
@@ -206,6 +207,8 @@ static int check_shared_addr(zerg_conf_ctx *cx, const zerg_conf_node *a, const z
                 return disagree(cx, a, addr, o, "another max_connections_per_client");
             if (o->unix_mode != srv->unix_mode)
                 return disagree(cx, a, addr, o, "another unix_mode");
+            if (!o->tls != !srv->tls)
+                return disagree(cx, a, addr, o, o->tls ? "tls on" : "tls off");
             if (o->default_server && srv->default_server)
                 return zg_conf_error(cx, a,
                                      "listen address \"%s\": servers[%u] is its default_server "
@@ -366,6 +369,7 @@ static int parse_server(zerg_conf_ctx *cx, const zerg_conf_node *n, zg_server *s
         {"lingering_time", ZERG_CONF_MSEC, offsetof(zg_server, lingering_time), NULL, 0, 86400000},
         {"lingering_timeout", ZERG_CONF_MSEC, offsetof(zg_server, lingering_timeout), NULL, 1,
          86400000},
+        {"tls", ZERG_CONF_CUSTOM, offsetof(zg_server, tls), zg_tls_conf_parse, 0, 0},
         ZERG_DIRECTIVE_END,
     };
     zg_server scratch = *srv; /* module/listen land here; kept fields copied back */
@@ -380,6 +384,10 @@ static int parse_server(zerg_conf_ctx *cx, const zerg_conf_node *n, zg_server *s
     srv->lingering_close = scratch.lingering_close;
     srv->lingering_time = scratch.lingering_time;
     srv->lingering_timeout = scratch.lingering_timeout;
+    srv->tls = scratch.tls;
+    if (srv->tls && srv->proxy_protocol)
+        return zg_conf_error(cx, zg_node_get(cx, n, "tls"),
+                             "tls: not together with proxy_protocol yet");
     if (srv->max_per_client > 0 && setup_climit(cx, srv) < 0)
         return -1;
     if (parse_listen(cx, listen, srv) < 0)
@@ -562,6 +570,7 @@ void zg_conf_free(zg_config *cfg)
         return;
     for (zg_shm *s = cfg->shm; s; s = s->next)
         munmap(s->ptr, s->size);
+    zg_tls_conf_free_all(cfg->tls_confs);
     for (size_t i = 0; i < cfg->nmodules; i++)
         zg_module_unload(cfg->modules[i]);
     free(cfg->modules);

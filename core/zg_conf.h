@@ -52,6 +52,7 @@ typedef struct zg_server {
     int lingering_close;             /* ZG_LINGER_*: reading on after a graceful close */
     uint64_t lingering_time;         /* ms it lasts at most */
     uint64_t lingering_timeout;      /* ms it waits for each read */
+    struct zg_tls_conf *tls;         /* its tls: key (zg_tls_conf.h), or NULL */
 } zg_server;
 
 /* lingering_close (as nginx's): never, when input is left unread, always */
@@ -96,6 +97,7 @@ typedef struct zg_config {
     size_t max_conn_ctx; /* largest conn_ctx_size among the modules */
     zg_arena_block *arena;
     zg_shm *shm;
+    struct zg_tls_conf *tls_confs; /* every block's TLS context, freed with the config */
 } zg_config;
 
 /* The parse context handed to modules as zerg_conf_ctx. */

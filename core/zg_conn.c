@@ -118,7 +118,7 @@ void zg_conn_queue_flush(zg_conn *c)
 
 void zg_conn_account(zg_conn *c)
 {
-    size_t now = c->out.bytes + c->in_held.bytes + (c->carry ? c->carry->used : 0);
+    size_t now = zg_conn_unsent(c) + c->in_held.bytes + (c->carry ? c->carry->used : 0);
     c->w->stats.conn_bytes_held += now - c->held; /* modulo 2^64: a decrease too */
     c->held = now;
 }
@@ -126,7 +126,7 @@ void zg_conn_account(zg_conn *c)
 void zg_conn_after_write(zg_conn *c)
 {
     zg_conn_account(c);
-    if (c->out.bytes > c->out_high && !(c->flags & ZG_C_ABOVE_HIGH)) {
+    if (zg_conn_unsent(c) > c->out_high && !(c->flags & ZG_C_ABOVE_HIGH)) {
         c->flags |= ZG_C_ABOVE_HIGH | ZG_C_PAUSE_OUT;
         zg_conn_update_read(c);
     }
@@ -162,17 +162,20 @@ static void conn_send(zg_conn *c)
     zg_worker *w = c->w;
     if (c->flags & (ZG_C_SENDING | ZG_C_ZC_WAIT | ZG_C_CLOSING | ZG_C_CONNECTING))
         return;
-    if (c->out.bytes == 0) {
+    if (c->tls && zg_tls_flush(c) < 0)
+        return;
+    zg_outq *q = c->tls ? &c->tls->wire : &c->out; /* what goes on the socket */
+    if (q->bytes == 0) {
         output_done(c);
         return;
     }
-    zg_seg *file = zg_outq_head_file(&c->out);
+    zg_seg *file = zg_outq_head_file(q);
     if (file) {
         zg_splice_send(c, file);
         return;
     }
     struct iovec iov[ZG_IOV_MAX];
-    int n = zg_outq_iov(&c->out, iov, ZG_IOV_MAX);
+    int n = zg_outq_iov(q, iov, ZG_IOV_MAX);
     size_t bytes = 0; /* up to a file segment */
     for (int i = 0; i < n; i++)
         bytes += iov[i].iov_len;
@@ -243,7 +246,7 @@ static void send_complete(zg_conn *c, struct io_uring_cqe *cqe)
         return;
     }
     w->stats.bytes_out += (uint64_t)cqe->res;
-    zg_outq_consume(&w->bufs, &c->out, (size_t)cqe->res,
+    zg_outq_consume(&w->bufs, c->tls ? &c->tls->wire : &c->out, (size_t)cqe->res,
                     (c->flags & ZG_C_ZC_WAIT) ? &c->zc_retired : NULL);
     zg_conn_sent(c);
 }
@@ -252,13 +255,13 @@ void zg_conn_sent(zg_conn *c)
 {
     if (c->flags & ZG_C_CLOSING)
         return;
-    if ((c->flags & ZG_C_ABOVE_HIGH) && c->out.bytes <= c->out_low) {
+    if ((c->flags & ZG_C_ABOVE_HIGH) && zg_conn_unsent(c) <= c->out_low) {
         c->flags &= ~(ZG_C_ABOVE_HIGH | ZG_C_PAUSE_OUT);
         if (c->mod->on_drain)
             c->mod->on_drain(c);
         if (!(c->flags & ZG_C_CLOSING))
             zg_conn_deliver_held(c);
-    } else if (c->out.bytes == 0 && (c->flags & ZG_C_WANT_DRAIN)) {
+    } else if (zg_conn_unsent(c) == 0 && (c->flags & ZG_C_WANT_DRAIN)) {
         c->flags &= ~ZG_C_WANT_DRAIN;
         if (c->mod->on_drain)
             c->mod->on_drain(c);
@@ -358,7 +361,7 @@ void zg_conn_set_watermarks(zg_conn *c, size_t low, size_t high)
 void zg_conn_want_drain(zg_conn *c)
 {
     c->flags |= ZG_C_WANT_DRAIN;
-    if (c->out.bytes == 0)
+    if (zg_conn_unsent(c) == 0)
         zg_conn_queue_flush(c); /* the flush turn reports it */
 }
 
@@ -388,6 +391,8 @@ static void conn_timer_fired(zerg_timer *t)
         zg_conn_teardown(c, 0); /* lingering_timeout or lingering_time */
     else if (c->flags & ZG_C_PP_WAIT)
         zg_conn_proxy_header_timeout(c);
+    else if (c->flags & ZG_C_HANDSHAKE)
+        zg_tls_handshake_timeout(c);
     else if (c->mod->on_timeout)
         c->mod->on_timeout(c);
     else
@@ -468,6 +473,7 @@ static void finalize(zg_conn *c)
     zg_bufs *b = &w->bufs;
     zg_outq_clear(b, &c->out);
     zg_outq_clear(b, &c->in_held);
+    zg_tls_free(c);
     zg_splice_detach(c);
     if (!(c->flags & ZG_C_ZC_WAIT)) {
         zg_outq_release_list(b, c->zc_retired);
@@ -572,6 +578,6 @@ void zg_conn_dump(zg_worker *w)
         zg_conn *c = zg_pool_at(&w->conns, i);
         if (c && c->w)
             zg_log_debug("conn %u: flags %#x inflight %u out %zu held %zu", i, c->flags,
-                         c->inflight, c->out.bytes, c->in_held.bytes);
+                         c->inflight, zg_conn_unsent(c), c->in_held.bytes);
     }
 }

@@ -15,6 +15,7 @@
 #include "zg_sendv.h"
 #include "zg_splice.h"
 #include "zg_timer.h"
+#include "zg_tls.h"
 #include "zg_util.h"
 
 typedef struct zerg_worker zg_worker;
@@ -65,6 +66,7 @@ enum zg_conn_flags {
     ZG_C_COUNTED = 1u << 22,    /* in its server's max_connections_per_client table */
     ZG_C_LINGER = 1u << 23,     /* closed: reading and dropping input (zg_conn_linger.c) */
     ZG_C_IN_DROPPED = 1u << 24, /* input came after the close was asked for */
+    ZG_C_HANDSHAKE = 1u << 25,  /* in its TLS handshake: not open yet (zg_tls.c) */
 };
 
 struct zerg_conn {
@@ -75,10 +77,10 @@ struct zerg_conn {
     uint32_t flags;
     uint32_t inflight; /* operations whose completion is still owed */
     int fd;
-    int fixed;
-    int no_zc;
     int close_err;
-    int shut_how;
+    uint8_t fixed;    /* fd is a fixed-file slot */
+    uint8_t no_zc;    /* no SEND_ZC (a loopback peer) */
+    uint8_t shut_how; /* SHUT_RD, SHUT_WR or SHUT_RDWR, once the output is sent */
     const zerg_module *mod;
     void *conf;
     zg_server *srv;
@@ -98,6 +100,7 @@ struct zerg_conn {
     struct zg_conn_ext *ext;            /* what few connections need, or NULL */
     struct zg_sendv *sendv;             /* a send's own headers (zg_sendv.h), or NULL */
     const struct zg_listener *listener; /* accepted connections: where they came in */
+    struct zg_tls *tls;                 /* its TLS record layer (zg_tls.h), or NULL */
     _Alignas(16) unsigned char ctx[];
 };
 
@@ -121,6 +124,11 @@ void zg_conn_abort_fd_complete(zg_worker *w, struct io_uring_cqe *cqe);
 void zg_conn_update_read(zg_conn *c);
 /* ... and a recv completion of c */
 void zg_conn_recv_complete(zg_conn *c, struct io_uring_cqe *cqe);
+/* Input for the module (bytes of chunk k): presented now, or held while it
+ * pauses (copied, unless k is a receive buffer)... */
+void zg_conn_input(zg_conn *c, zg_chunk *k, const uint8_t *data, size_t len);
+/* ...and the end of its stream. */
+void zg_conn_eof(zg_conn *c);
 void zg_conn_queue_flush(zg_conn *c);
 void zg_conn_flush_all(zg_worker *w);
 void zg_conn_feed_starved(zg_worker *w);
@@ -140,6 +148,11 @@ static inline void zg_conn_sqe_file(struct io_uring_sqe *sqe, const zg_conn *c)
 {
     if (c->fixed)
         sqe->flags |= IOSQE_FIXED_FILE;
+}
+/* Output not sent yet: the module's bytes and, under TLS, ciphertext. */
+static inline size_t zg_conn_unsent(const zg_conn *c)
+{
+    return c->out.bytes + (c->tls ? c->tls->wire.bytes : 0);
 }
 /* What c holds now goes into the worker's gauge (stats.conn_bytes_held),
  * kept as connections change, never summed over them. */

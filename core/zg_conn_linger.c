@@ -23,7 +23,7 @@ static int wants_linger(const zg_conn *c)
     const zg_server *srv = c->srv; /* NULL: an outbound connection */
     if (!srv || srv->lingering_close == ZG_LINGER_OFF || !srv->lingering_time)
         return 0;
-    if (c->flags & (ZG_C_EOF | ZG_C_ABORT | ZG_C_PP_WAIT))
+    if (c->flags & (ZG_C_EOF | ZG_C_ABORT | ZG_C_PP_WAIT | ZG_C_HANDSHAKE))
         return 0; /* nothing more comes, or no module asked */
     if ((c->flags & ZG_C_SHUT_DONE) && c->shut_how != SHUT_WR)
         return 0; /* reading was shut down */

@@ -246,6 +246,27 @@ static void deliver_eof(zg_conn *c)
         zg_conn_close(c);
 }
 
+void zg_conn_input(zg_conn *c, zg_chunk *k, const uint8_t *data, size_t len)
+{
+    if (!(c->flags & (ZG_C_PAUSE_MOD | ZG_C_PAUSE_OUT)) && !c->in_held.head) {
+        deliver(c, k, data, len);
+    } else if (k->kind == ZG_CHUNK_RING) {
+        hold_input(c, k, data, len);
+    } else if (zg_outq_copy(&c->w->bufs, &c->in_held, data, len) < 0) {
+        zg_conn_teardown(c, -ENOMEM); /* decrypted bytes: held packed, not a chunk each */
+    }
+}
+
+void zg_conn_eof(zg_conn *c)
+{
+    c->flags |= ZG_C_EOF;
+    if ((c->flags & (ZG_C_PAUSE_MOD | ZG_C_PAUSE_OUT)) || c->in_held.head)
+        c->flags |= ZG_C_EOF_PENDING;
+    else if (!(c->flags & (ZG_C_CLOSING | ZG_C_CLOSE_WANT)))
+        deliver_eof(c);
+    zg_conn_update_read(c); /* a receive still armed (TLS close_notify) ends */
+}
+
 /* Reading resumed: what was held is presented again, first what on_data
  * left (the carry) alone, once per resume, so that bytes held meanwhile join
  * it only where the module needs more to go on (the carry stays within the
@@ -298,10 +319,10 @@ void zg_conn_recv_complete(zg_conn *c, struct io_uring_cqe *cqe)
             zg_conn_linger_input(c); /* dropped */
         } else if (c->flags & (ZG_C_CLOSING | ZG_C_CLOSE_WANT)) {
             c->flags |= ZG_C_IN_DROPPED; /* input after close: dropped */
-        } else if ((c->flags & (ZG_C_PAUSE_MOD | ZG_C_PAUSE_OUT)) || c->in_held.head) {
-            hold_input(c, k, data, (size_t)res);
+        } else if (c->tls) {
+            zg_tls_input(c, data, (size_t)res); /* ciphertext, consumed at once */
         } else {
-            deliver(c, k, data, (size_t)res);
+            zg_conn_input(c, k, data, (size_t)res);
         }
         zg_chunk_put(&w->bufs, k);
     } else if (res == 0 && (c->flags & ZG_C_LINGER)) {
@@ -314,11 +335,8 @@ void zg_conn_recv_complete(zg_conn *c, struct io_uring_cqe *cqe)
             pp_refuse(c, ZERG_LOG_DEBUG, "end of stream before any byte", 0);
         return;
     } else if (res == 0) {
-        c->flags |= ZG_C_EOF;
-        if ((c->flags & (ZG_C_PAUSE_MOD | ZG_C_PAUSE_OUT)) || c->in_held.head)
-            c->flags |= ZG_C_EOF_PENDING;
-        else if (!(c->flags & (ZG_C_CLOSING | ZG_C_CLOSE_WANT)))
-            deliver_eof(c);
+        if (!c->tls || !zg_tls_eof(c))
+            zg_conn_eof(c);
     } else if (res == -ENOBUFS) {
         w->stats.enobufs++;
         zg_bufs_starved(&w->bufs);

@@ -137,3 +137,9 @@ zg_metrics_fn zg_module_metrics(const zg_module *m)
     return d->struct_size >= offsetof(zerg_module, metrics) + sizeof(d->metrics) ? d->metrics
                                                                                  : NULL;
 }
+
+const char *const *zg_module_alpn(const zg_module *m)
+{
+    const zerg_module *d = m->desc;
+    return d->struct_size >= offsetof(zerg_module, alpn) + sizeof(d->alpn) ? d->alpn : NULL;
+}

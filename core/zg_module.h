@@ -30,5 +30,7 @@ uint32_t zg_module_flags(const zg_module *m);
 /* The descriptor's metrics hook, NULL when it has none or predates it. */
 typedef void (*zg_metrics_fn)(zerg_worker *w, zerg_text *out);
 zg_metrics_fn zg_module_metrics(const zg_module *m);
+/* The descriptor's ALPN protocols (NULL-terminated), NULL when it has none. */
+const char *const *zg_module_alpn(const zg_module *m);
 
 #endif

@@ -208,6 +208,12 @@ typedef struct zerg_module {
      * then all its samples; names start with zerg_<module name>_. Called
      * when a status page asks (api->metrics), never on its own. */
     void (*metrics)(zerg_worker *w, zerg_text *out);
+
+    /* -- appended during ABI 2 (read only when struct_size covers it) ---- */
+    /* The application protocols the module speaks, as TLS's ALPN names
+     * them, in its order of preference, ended by NULL (NULL: none): the
+     * default of the alpn key of a server block with tls: (zerg.yaml(5)). */
+    const char *const *alpn;
 } zerg_module;
 
 /* Name-based virtual hosts: several server blocks of this module may share a
@@ -282,6 +288,22 @@ static inline void zerg_histogram_observe(uint64_t *row, int64_t h, const uint64
     row[h + (int64_t)i]++;
     row[h + (int64_t)nbounds + 1] += v;
 }
+
+/* ---- TLS ------------------------------------------------------------------ */
+
+/* What api->conn_tls tells of a TLS connection. The caller sets struct_size
+ * (sizeof(zerg_tls_info)); the core fills the members it covers, so that
+ * members appended later stay out of reach of older modules. The strings
+ * stay valid until the connection's on_close. */
+typedef struct zerg_tls_info {
+    uint32_t struct_size;
+    int resumed;             /* the session was resumed (a ticket), not a full handshake */
+    const char *version;     /* "TLSv1.2", "TLSv1.3" */
+    const char *cipher;      /* OpenSSL's name: "TLS_AES_256_GCM_SHA384" */
+    const char *server_name; /* the name the client asked for (SNI), or NULL */
+    const char *alpn;        /* the ALPN protocol chosen, alpn_len bytes (no NUL), or NULL */
+    size_t alpn_len;
+} zerg_tls_info;
 
 /* ---- The API table ----------------------------------------------------- */
 
@@ -544,9 +566,10 @@ struct zerg_api {
      * closes with them unsent. The unsent bytes count toward the output
      * high mark as written bytes do. A file that turns out shorter than
      * off + len closes c. Returns 0; -EAGAIN when no pipe is free now or
-     * -EOPNOTSUPP when the kernel cannot splice (send the bytes another
-     * way: write_ext of a mapping, file_io and write); -EPIPE, -ENOMEM or
-     * -EINVAL (len 0) as the other writes. On failure done is not called. */
+     * -EOPNOTSUPP when the kernel cannot splice or c runs over TLS, whose
+     * bytes must be encrypted (send the bytes another way: write_ext of a
+     * mapping, file_io and write); -EPIPE, -ENOMEM or -EINVAL (len 0) as
+     * the other writes. On failure done is not called. */
     int (*write_file)(zerg_conn *c, int fd, uint64_t off, uint64_t len, zerg_done_fn done,
                       void *arg);
     /* Master, from conf hooks, after conf_upstream: u's per-server counters
@@ -558,6 +581,10 @@ struct zerg_api {
      * prints only the group's state, weight and active. -1 after conf_error. */
     int (*conf_upstream_metrics)(zerg_conf_ctx *cx, zerg_upstream *u, const char *prefix,
                                  const char *label);
+    /* TLS: 1 when c runs over TLS (its server block has a tls: key), with
+     * *info filled in as far as info->struct_size reaches; 0 for a
+     * connection without TLS (*info untouched). */
+    int (*conn_tls)(zerg_conn *c, zerg_tls_info *info);
 };
 
 #define ZERG_METRICS_PER_WORKER (1u << 0)

@@ -82,6 +82,11 @@ enum http_var {
     HTTP_VAR_UPSTREAM_RESPONSE_TIME,
     HTTP_VAR_PROXY_HOST,
     HTTP_VAR_PROXY_ADD_X_FORWARDED_FOR,
+    HTTP_VAR_SSL_PROTOCOL, /* the connection's TLS facts (api->conn_tls) */
+    HTTP_VAR_SSL_CIPHER,
+    HTTP_VAR_SSL_SERVER_NAME,
+    HTTP_VAR_SSL_SESSION_REUSED,
+    HTTP_VAR_SSL_ALPN_PROTOCOL,
 };
 
 enum http_tmpl_use {
@@ -448,6 +453,8 @@ int http_tmpl_parse(zerg_conf_ctx *cx, const zerg_conf_node *n, const char *s, h
 size_t http_default_host(http_conn *hc, char *buf, size_t cap);
 /* nginx's $request_uri: the target from its path on, without a fragment. */
 void http_request_uri(http_conn *hc, const char **p, size_t *len);
+/* $scheme: "https" on a TLS connection (api->conn_tls), else "http". */
+const char *http_scheme(http_conn *hc);
 /* http_conf.c: a mapping of header name to value (key: the directive). */
 int http_parse_header_list(zerg_conf_ctx *cx, const zerg_conf_node *node, http_header_list *list,
                            const char *key);

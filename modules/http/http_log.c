@@ -117,6 +117,24 @@ static size_t http_log_secs(char *d, uint64_t ms)
                            (unsigned long long)(ms % 1000));
 }
 
+/* One of the $ssl_ variables: \- on a connection without TLS (or a
+ * value it does not have), as nginx's are empty there. */
+static size_t http_log_tls(http_conn *hc, int var, char *d, size_t field)
+{
+    zerg_tls_info ti = {.struct_size = sizeof(ti)};
+    if (!ZERG_API_HAS(http_api, conn_tls) || !http_api->conn_tls(hc->c, &ti))
+        return (size_t)sprintf(d, "-");
+    const char *s = var == HTTP_VAR_SSL_PROTOCOL         ? ti.version
+                    : var == HTTP_VAR_SSL_CIPHER         ? ti.cipher
+                    : var == HTTP_VAR_SSL_SERVER_NAME    ? ti.server_name
+                    : var == HTTP_VAR_SSL_SESSION_REUSED ? (ti.resumed ? "r" : ".")
+                                                         : ti.alpn;
+    size_t len = var == HTTP_VAR_SSL_ALPN_PROTOCOL ? ti.alpn_len : s ? strlen(s) : 0;
+    if (!s || !len)
+        return (size_t)sprintf(d, "-");
+    return http_log_esc(d, s, len, field);
+}
+
 /* A format with $variables; each at most 4 * field + 64 bytes */
 static size_t http_log_custom(http_conn *hc, const http_tmpl *t, char *o, size_t field,
                               const char *addr)
@@ -202,6 +220,13 @@ static size_t http_log_custom(http_conn *hc, const http_tmpl *t, char *o, size_t
             break;
         case HTTP_VAR_UPSTREAM_RESPONSE_TIME:
             n += r->up_addr ? http_log_secs(d, r->up_ms) : (size_t)sprintf(d, "-");
+            break;
+        case HTTP_VAR_SSL_PROTOCOL:
+        case HTTP_VAR_SSL_CIPHER:
+        case HTTP_VAR_SSL_SERVER_NAME:
+        case HTTP_VAR_SSL_SESSION_REUSED:
+        case HTTP_VAR_SSL_ALPN_PROTOCOL:
+            n += http_log_tls(hc, p->var, d, field);
             break;
         default:
             break;

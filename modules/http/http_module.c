@@ -209,6 +209,9 @@ static void http_on_close(zerg_conn *c, int err)
     http_rq_put(hc);
 }
 
+/* what a TLS server block offers by ALPN unless its tls: alpn says */
+static const char *const http_alpn[] = {"http/1.1", NULL};
+
 ZERG_MODULE_EXPORT const zerg_module zerg_module_info = {
     .abi_version = ZERG_ABI_VERSION,
     .struct_size = sizeof(zerg_module),
@@ -232,4 +235,5 @@ ZERG_MODULE_EXPORT const zerg_module zerg_module_info = {
     .on_close = http_on_close,
     .flags = ZERG_MODULE_VHOSTS,
     .metrics = http_metrics,
+    .alpn = http_alpn,
 };

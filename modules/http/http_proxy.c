@@ -142,7 +142,7 @@ static void sb_expand(http_conn *hc, const http_tmpl *t)
             sb_addr(hc);
             break;
         case HTTP_VAR_SCHEME:
-            sb_str("http");
+            sb_str(http_scheme(hc));
             break;
         case HTTP_VAR_REQUEST_URI:
             http_request_uri(hc, &s, &n);

@@ -40,6 +40,14 @@ void http_request_uri(http_conn *hc, const char **p, size_t *len)
     *len = j - i;
 }
 
+const char *http_scheme(http_conn *hc)
+{
+    zerg_tls_info info = {.struct_size = sizeof(info)};
+    if (ZERG_API_HAS(http_api, conn_tls) && http_api->conn_tls(hc->c, &info))
+        return "https";
+    return "http";
+}
+
 void http_send_redirect(http_conn *hc, const http_location *l, const char *path, size_t plen)
 {
     char host[300];
@@ -69,10 +77,12 @@ void http_send_redirect(http_conn *hc, const http_location *l, const char *path,
             memcpy(o + n, pt->text, pt->len);
             n += pt->len;
             break;
-        case HTTP_VAR_SCHEME:
-            memcpy(o + n, "http", 4);
-            n += 4;
+        case HTTP_VAR_SCHEME: {
+            const char *scheme = http_scheme(hc);
+            memcpy(o + n, scheme, strlen(scheme));
+            n += strlen(scheme);
             break;
+        }
         case HTTP_VAR_HOST:
             memcpy(o + n, host, hl);
             n += hl;

@@ -33,6 +33,11 @@ static const struct {
     {"upstream_response_time", HTTP_VAR_UPSTREAM_RESPONSE_TIME, HTTP_TMPL_LOG},
     {"proxy_host", HTTP_VAR_PROXY_HOST, HTTP_TMPL_PROXY},
     {"proxy_add_x_forwarded_for", HTTP_VAR_PROXY_ADD_X_FORWARDED_FOR, HTTP_TMPL_PROXY},
+    {"ssl_protocol", HTTP_VAR_SSL_PROTOCOL, HTTP_TMPL_LOG},
+    {"ssl_cipher", HTTP_VAR_SSL_CIPHER, HTTP_TMPL_LOG},
+    {"ssl_server_name", HTTP_VAR_SSL_SERVER_NAME, HTTP_TMPL_LOG},
+    {"ssl_session_reused", HTTP_VAR_SSL_SESSION_REUSED, HTTP_TMPL_LOG},
+    {"ssl_alpn_protocol", HTTP_VAR_SSL_ALPN_PROTOCOL, HTTP_TMPL_LOG},
 };
 
 #define HTTP_NVARS (sizeof(http_vars) / sizeof(http_vars[0]))

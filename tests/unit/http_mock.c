@@ -187,6 +187,13 @@ static int m_write_ext(zerg_conn *c, const void *data, size_t len, zerg_done_fn 
         push_op((mock_op){1, NULL, done, arg, 0});
     return 0;
 }
+/* conn_tls: the mock's connections run without TLS */
+static int m_conn_tls(zerg_conn *c, zerg_tls_info *info)
+{
+    (void)c, (void)info;
+    return 0;
+}
+
 /* write_file: the bytes the core would splice, read from the file now */
 static int m_write_file(zerg_conn *c, int fd, uint64_t off, uint64_t len, zerg_done_fn done,
                         void *arg)
@@ -435,6 +442,7 @@ static zerg_api mapi = {
     /* the core's upstream groups themselves: they call back through this table */
     ZG_UPSTREAM_API_ENTRIES,
     .write_file = m_write_file,
+    .conn_tls = m_conn_tls,
 };
 const zerg_api *const zg_up_api = &mapi;
 

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "conn_env.h"
 #include "zg_module.h"
 #include "zg_worker.h"
 
@@ -71,14 +72,7 @@ static void setup(void)
         cr_skip_test("io_uring unavailable: %s", strerror(-rc));
     rc = zg_bufs_init(&w.bufs, &w.ring, 8, 4096, 0);
     cr_assert_eq(rc, 0, "zg_bufs_init: %s", strerror(-rc));
-    zg_pool_init(&w.bufs.seg_pool, sizeof(zg_seg), 0); /* as zg_event_init */
-    cfg.uring.output_high = 1 << 20;
-    cfg.uring.output_low = 1 << 19;
-    w.cfg = &cfg;
-    zg_pool_init(&w.conns, sizeof(zg_conn), 4);
-    zg_list_init(&w.flush_list);
-    zg_list_init(&w.starved_list);
-    zg_list_init(&w.reap_list);
+    conn_env_init(&w, &cfg);
     int sv[2];
     cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     peer_fd = sv[1];

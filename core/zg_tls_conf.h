@@ -1,0 +1,29 @@
+/* zg_tls_conf.h - a server block's tls: key: its settings and the SSL_CTX
+ * the master builds from them (certificates and keys read at every load, so
+ * before the workers fork and drop privileges). */
+#ifndef ZG_TLS_CONF_H
+#define ZG_TLS_CONF_H
+
+#include <stdint.h>
+
+#include "zg_conf.h"
+
+struct ssl_ctx_st;
+
+typedef struct zg_tls_conf {
+    struct zg_tls_conf *next;   /* the config's list, freed with it */
+    struct ssl_ctx_st *ctx;     /* certificates, keys, protocols, ciphers */
+    uint64_t handshake_timeout; /* ms a client has to finish its handshake */
+    zerg_str_list protocols;
+    zerg_str_list alpn;
+    char *ciphers, *ciphersuites;
+    unsigned char *alpn_wire; /* alpn in the wire format, or NULL */
+    unsigned alpn_wire_len;
+} zg_tls_conf;
+
+/* The parser of a server block's tls: key (field: zg_tls_conf *). */
+int zg_tls_conf_parse(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field);
+/* Free the contexts of a config (its tls_confs list). */
+void zg_tls_conf_free_all(zg_tls_conf *list);
+
+#endif
