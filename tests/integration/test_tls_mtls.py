@@ -7,6 +7,8 @@ subject reaches $ssl_client_s_dn; client_ca is re-read at a reload, and a
 missing one fails zerg -t and the reload with a line naming it."""
 import os
 import shutil
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -125,6 +127,70 @@ class Mtls(unittest.TestCase):
             self.assertEqual(curl(self.optional, uri, who), (0, b"hello"), who)
             self.assertTrue(self.logged(uri).startswith(want), self.logged(uri))
         self.assertIn("|CN=mallory|", self.logged("/hello?opt-mallory"))
+
+
+SNI_CONF = """load_modules: [http]
+servers:
+  - listen: ["127.0.0.1:{{port0}}"]
+    module: http
+    server_name: [open.test]
+    tls:
+      certificates:
+        - {{{{ certificate: {server}, key: {key} }}}}
+    http:
+      locations:
+        - {{{{ path: =/who, return: {{{{ status: 200, body: "open" }}}} }}}}
+  - listen: ["127.0.0.1:{{port0}}"]
+    module: http
+    server_name: [secure.test]
+    tls:
+      certificates:
+        - {{{{ certificate: {server}, key: {key} }}}}
+      client_ca: {ca}
+      verify_client: on
+    http:
+      locations:
+        - {{{{ path: =/who, return: {{{{ status: 200, body: "secure" }}}} }}}}
+"""
+
+
+def sni_request(port, sni, host, who=None):
+    """(status line, body) of GET /who with SNI sni and Host host, or None
+    when the handshake or the request fails."""
+    ctx = ssl.create_default_context(cafile=cert("ca.pem"))
+    ctx.check_hostname = False  # the certificate names localhost
+    if who:
+        ctx.load_cert_chain(cert(who + ".pem"), cert(who + ".key"))
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+                ctx.wrap_socket(raw, server_hostname=sni) as s:
+            s.sendall(f"GET /who HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+                      .encode())
+            data = zgtest.recv_exact(s, 1 << 16)
+    except (ssl.SSLError, OSError):
+        return None
+    head, _, body = data.partition(b"\r\n\r\n")
+    return (head.split(b"\r\n")[0].decode(), body.decode()) if data else None
+
+
+class SniVerify(unittest.TestCase):
+    """verify_client on one of the blocks sharing an address: the SNI name
+    brings its verification, and a Host cannot reach it without it."""
+
+    def test_the_sni_blocks_verification_applies(self):
+        text = SNI_CONF.format(server=cert("server.pem"), key=cert("server.key"),
+                               ca=cert("clients.pem"))
+        with Zerg(text) as z:
+            port = z.ports[0]
+            self.assertEqual(sni_request(port, "open.test", "open.test"),
+                             ("HTTP/1.1 200 OK", "open"))
+            self.assertIsNone(sni_request(port, "secure.test", "secure.test"))
+            self.assertIsNone(sni_request(port, "secure.test", "secure.test", "mallory"))
+            self.assertEqual(sni_request(port, "secure.test", "secure.test", "alice"),
+                             ("HTTP/1.1 200 OK", "secure"))
+            for sni in ("open.test", None):
+                got = sni_request(port, sni, "secure.test")
+                self.assertEqual(got[0], "HTTP/1.1 421 Misdirected Request", sni)
 
 
 class Reload(unittest.TestCase):
