@@ -59,6 +59,10 @@ def conf():
         + block(['"*.b.test"', "b.test"], tls("b", "      protocols: [TLSv1.3]\n"), "b")
         + block(["c.test"], tls("c"), "c", names_under_http=True)  # as configs had it
         + block(["a2.test"], tls("a"), "a2")                    # a's settings exactly
+        # another address whose default is its second block
+        + block(["a.test"], tls("a"), "a").replace("{port0}", "{port2}")
+        + block(["c.test"], tls("c", "    default_server: true\n"), "c").replace("{port0}",
+                                                                              "{port2}")
         # plain HTTP blocks on another address: the block's server_name for Host
         + """  - listen: ["127.0.0.1:{port1}"]
     module: http
@@ -127,6 +131,14 @@ class Sni(unittest.TestCase):
         self.assertEqual(got, "CN=a.test", out)
         got, out = served_subject(self.port, "-noservername")
         self.assertEqual(got, "CN=a.test", out)
+
+    def test_default_server_is_the_default_for_sni(self):
+        port = self.z.ports[2]
+        for args, want in ((["-servername", "nowhere.test"], "CN=c.test"),
+                           (["-noservername"], "CN=c.test"),
+                           (["-servername", "a.test"], "CN=a.test")):
+            got, out = served_subject(port, *args)
+            self.assertEqual(got, want, f"{args}: {out}")
 
     def test_the_chosen_blocks_protocols_apply(self):
         """b accepts TLS 1.3 only, a (the default) 1.2 as well."""
