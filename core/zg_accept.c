@@ -6,6 +6,7 @@
 #include "zg_accept.h"
 #include "zg_log.h"
 #include "zg_module.h"
+#include "zg_tls_conf.h"
 #include "zg_uring_compat.h"
 #include "zg_worker.h"
 
@@ -19,6 +20,21 @@
 
 /* ---- listeners ---- */
 
+/* l's blocks and their TLS classes: a block's is the index of the first
+ * block with the same settings. */
+static void add_vhost(zg_listener *l, zg_server *o)
+{
+    size_t i = l->nvhosts++;
+    l->vhosts[i] = o->module_conf;
+    l->servers[i] = o;
+    l->tls_class[i] = (uint32_t)i;
+    for (size_t k = 0; k < i; k++)
+        if (zg_tls_conf_same(l->servers[k]->tls, o->tls)) {
+            l->tls_class[i] = (uint32_t)k;
+            break;
+        }
+}
+
 /* The module confs of the blocks listening on l's address, l's block (the
  * address's owner) first. */
 static int collect_vhosts(zg_worker *w, zg_listener *l)
@@ -26,14 +42,16 @@ static int collect_vhosts(zg_worker *w, zg_listener *l)
     const zg_config *cfg = w->cfg;
     const zg_addr *addr = &l->srv->addrs[l->addr_index];
     l->vhosts = calloc(cfg->nservers, sizeof(void *));
-    if (!l->vhosts)
+    l->servers = calloc(cfg->nservers, sizeof(zg_server *));
+    l->tls_class = calloc(cfg->nservers, sizeof(uint32_t));
+    if (!l->vhosts || !l->servers || !l->tls_class)
         return -1;
-    l->vhosts[l->nvhosts++] = l->srv->module_conf;
+    add_vhost(l, l->srv);
     for (size_t s = 0; s < cfg->nservers; s++) {
         zg_server *o = &cfg->servers[s];
         for (size_t a = 0; a < o->naddrs && o != l->srv; a++)
             if (zg_addr_same(&o->addrs[a], addr)) {
-                l->vhosts[l->nvhosts++] = o->module_conf;
+                add_vhost(l, o);
                 l->direct = l->direct && !o->want_peer;
             }
     }
@@ -77,8 +95,11 @@ int zg_accept_init(zg_worker *w, const int *fds)
 
 void zg_accept_destroy(zg_worker *w)
 {
-    for (size_t i = 0; i < w->nlisteners; i++)
+    for (size_t i = 0; i < w->nlisteners; i++) {
         free(w->listeners[i].vhosts);
+        free(w->listeners[i].servers);
+        free(w->listeners[i].tls_class);
+    }
     free(w->listeners);
     w->listeners = NULL;
     w->nlisteners = 0;

@@ -15,12 +15,14 @@ typedef struct zg_listener {
     int fd;
     uint32_t index; /* in w->listeners, and its completions' user_data */
     int armed;
-    int sweeping;      /* a drain's non-blocking accept is in flight */
-    int direct;        /* accept into fixed files */
-    int no_zc;         /* a loopback address: SEND_ZC would only add work */
-    size_t addr_index; /* which of srv->addrs */
-    void **vhosts;     /* module confs of the blocks sharing the address, */
-    size_t nvhosts;    /* the default (srv's) first */
+    int sweeping;        /* a drain's non-blocking accept is in flight */
+    int direct;          /* accept into fixed files */
+    int no_zc;           /* a loopback address: SEND_ZC would only add work */
+    size_t addr_index;   /* which of srv->addrs */
+    void **vhosts;       /* module confs of the blocks sharing the address, */
+    size_t nvhosts;      /* the default (srv's) first */
+    zg_server **servers; /* those blocks, in the same order */
+    uint32_t *tls_class; /* of each: equal for equal TLS settings (zerg_tls_info) */
     zerg_timer retry;
     zg_worker *w;
 } zg_listener;

@@ -6,6 +6,7 @@
 #include "zg_conf_include.h"
 #include "zg_log.h"
 #include "zg_module.h"
+#include "zg_server_name.h"
 #include "zg_tls_conf.h"
 #include "zg_util.h"
 
@@ -257,6 +258,23 @@ static int parse_listen(zerg_conf_ctx *cx, const zerg_conf_node *n, zg_server *s
     return 0;
 }
 
+int zg_conf_server_names(zerg_conf_ctx *cx, zerg_str_list *names)
+{
+    zg_server *srv = cx->server;
+    if (!srv)
+        return 0;
+    if (!srv->server_name.n) {
+        srv->server_name = *names; /* an older config: server_name under the module's key */
+        return 0;
+    }
+    if (names->n)
+        return zg_conf_error(cx, zg_node_get(cx, cx->server_node, "server_name"),
+                             "server_name: set for the block and in its %s section: keep one",
+                             srv->module_name);
+    *names = srv->server_name;
+    return 0;
+}
+
 /* unix_mode: permission bits in octal, as chmod(1) takes them ("0660"). */
 static int parse_unix_mode(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field)
 {
@@ -370,6 +388,7 @@ static int parse_server(zerg_conf_ctx *cx, const zerg_conf_node *n, zg_server *s
         {"lingering_timeout", ZERG_CONF_MSEC, offsetof(zg_server, lingering_timeout), NULL, 1,
          86400000},
         {"tls", ZERG_CONF_CUSTOM, offsetof(zg_server, tls), zg_tls_conf_parse, 0, 0},
+        {"server_name", ZERG_CONF_STR_LIST, offsetof(zg_server, server_name), NULL, 0, 0},
         ZERG_DIRECTIVE_END,
     };
     zg_server scratch = *srv; /* module/listen land here; kept fields copied back */
@@ -385,6 +404,11 @@ static int parse_server(zerg_conf_ctx *cx, const zerg_conf_node *n, zg_server *s
     srv->lingering_time = scratch.lingering_time;
     srv->lingering_timeout = scratch.lingering_timeout;
     srv->tls = scratch.tls;
+    srv->server_name = scratch.server_name;
+    zg_server_names_lower(&srv->server_name);
+    if (srv->server_name.n && !(zg_module_flags(srv->module) & ZERG_MODULE_VHOSTS))
+        return zg_conf_error(cx, zg_node_get(cx, n, "server_name"),
+                             "server_name: module %s has no virtual hosts", d->name);
     if (srv->tls && srv->proxy_protocol)
         return zg_conf_error(cx, zg_node_get(cx, n, "tls"),
                              "tls: not together with proxy_protocol yet");

@@ -53,6 +53,7 @@ typedef struct zg_server {
     uint64_t lingering_time;         /* ms it lasts at most */
     uint64_t lingering_timeout;      /* ms it waits for each read */
     struct zg_tls_conf *tls;         /* its tls: key (zg_tls_conf.h), or NULL */
+    zerg_str_list server_name;       /* its names (lowercase), for SNI and the module's Host */
 } zg_server;
 
 /* lingering_close (as nginx's): never, when input is left unread, always */
@@ -126,6 +127,9 @@ int zg_addr_same(const zg_addr *x, const zg_addr *y);
 /* The block that accepts for srv's address a: the default_server among the
  * blocks listening there, else the first of them. */
 const zg_server *zg_conf_addr_owner(const zg_config *cfg, const zg_server *srv, size_t a);
+/* api->conf_server_names: the block's server_name to its module, or the
+ * module's (from its own section) to the block. */
+int zg_conf_server_names(zerg_conf_ctx *cx, zerg_str_list *names);
 /* A path relative to the prefix (or as is when absolute). */
 char *zg_conf_path(zerg_conf_ctx *cx, const char *p);
 

@@ -7,6 +7,7 @@
 #include "zg_conn.h"
 #include "zg_log.h"
 #include "zg_tls_conf.h"
+#include "zg_tls_sni.h"
 #include "zg_worker.h"
 
 #include <errno.h>
@@ -144,6 +145,7 @@ int zg_tls_start(zg_conn *c)
         return -1;
     }
     BIO_set_data(bio, c);
+    zg_tls_sni_attach(t->ssl, c);  /* its ClientHello picks the server block */
     SSL_set_bio(t->ssl, bio, bio); /* one reference for both directions */
     SSL_set_accept_state(t->ssl);
     zg_outq_init(&t->wire);
@@ -339,6 +341,7 @@ int zg_tls_info(zg_conn *c, zerg_tls_info *info)
     SSL_get0_alpn_selected(t->ssl, &alpn, &alpn_len);
     got.alpn = alpn_len ? (const char *)alpn : NULL;
     got.alpn_len = alpn_len;
+    zg_tls_sni_info(c, t->ssl, &got); /* the block SNI chose, the client's certificate */
     size_t n = info->struct_size < sizeof(got) ? info->struct_size : sizeof(got);
     memcpy(info, &got, n); /* what the caller's header knows of */
     return 1;

@@ -1,13 +1,17 @@
 /* zg_tls_conf.c - a server block's tls: key (see zg_tls_conf.h): parsing,
  * and the SSL_CTX with its certificate and key pairs, protocol range,
- * ciphers and ALPN list, built in the master at every load and reload. */
+ * ciphers, ALPN list and client verification, built in the master at
+ * every load and reload. */
 #define _GNU_SOURCE
 #include "zg_tls_conf.h"
 #include "zg_log.h"
 #include "zg_module.h"
+#include "zg_tls_sni.h"
+#include "zg_util.h"
 
 #include <errno.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <string.h>
@@ -175,7 +179,7 @@ static int set_protocols(zerg_conf_ctx *cx, const zerg_conf_node *n, zg_tls_conf
 
 static int set_ciphers(zerg_conf_ctx *cx, const zerg_conf_node *block, zg_tls_conf *tc)
 {
-    const char *list = tc->ciphers ? tc->ciphers : ZG_TLS_CIPHERS;
+    const char *list = tc->cipher_list = tc->ciphers ? tc->ciphers : ZG_TLS_CIPHERS;
     if (SSL_CTX_set_cipher_list(tc->ctx, list) != 1)
         return zg_conf_error(cx, zg_node_get(cx, block, "ciphers"), "tls: ciphers \"%s\": %s", list,
                              ssl_reason());
@@ -243,6 +247,101 @@ static int set_alpn(zerg_conf_ctx *cx, const zerg_conf_node *block, zg_tls_conf 
     return 0;
 }
 
+static int parse_verify_client(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field)
+{
+    const char *s = zg_node_scalar(cx, n);
+    int on;
+    if (s && strcmp(s, "optional") == 0)
+        *(int *)field = ZG_TLS_VERIFY_OPTIONAL;
+    else if (s && zg_parse_bool(s, &on) == 0)
+        *(int *)field = on ? ZG_TLS_VERIFY_ON : ZG_TLS_VERIFY_OFF;
+    else
+        return zg_conf_error(cx, n, "tls: verify_client: expected off, optional or on");
+    return 0;
+}
+
+/* verify_client optional: the handshake goes on whatever the verification
+ * said; its result stays for api->conn_tls (SSL_get_verify_result). */
+static int verify_optional(int preverify_ok, X509_STORE_CTX *store)
+{
+    (void)preverify_ok, (void)store;
+    return 1;
+}
+
+/* client_ca: read at every load (so a reload takes a changed file), the CAs
+ * trusted for client certificates and named in the CertificateRequest. */
+static int set_client_verify(zerg_conf_ctx *cx, const zerg_conf_node *block, zg_tls_conf *tc)
+{
+    const zerg_conf_node *ca = zg_node_get(cx, block, "client_ca");
+    if (tc->verify_client != ZG_TLS_VERIFY_OFF && !tc->client_ca)
+        return zg_conf_error(cx, zg_node_get(cx, block, "verify_client"),
+                             "tls: verify_client: needs client_ca");
+    if (!tc->client_ca)
+        return 0;
+    if (readable(cx, ca, "client_ca", tc->client_ca) < 0)
+        return -1;
+    ERR_clear_error();
+    STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(tc->client_ca);
+    if (!names || SSL_CTX_load_verify_locations(tc->ctx, tc->client_ca, NULL) != 1) {
+        sk_X509_NAME_pop_free(names, X509_NAME_free);
+        return zg_conf_error(cx, ca, "tls: client_ca %s: %s", tc->client_ca,
+                             names ? ssl_reason() : "no certificate in it");
+    }
+    SSL_CTX_set_client_CA_list(tc->ctx, names);
+    if (tc->verify_client == ZG_TLS_VERIFY_ON)
+        SSL_CTX_set_verify(tc->ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    else if (tc->verify_client == ZG_TLS_VERIFY_OPTIONAL)
+        SSL_CTX_set_verify(tc->ctx, SSL_VERIFY_PEER, verify_optional);
+    return 0;
+}
+
+static void digest_str(EVP_MD_CTX *md, const char *s)
+{
+    EVP_DigestUpdate(md, s ? s : "", s ? strlen(s) + 1 : 1);
+}
+
+/* The digest of what a client meets: the certificates themselves, the
+ * protocol range, ciphers, ALPN list and client verification. Blocks with
+ * equal digests may serve each other's requests (no 421), and it is the
+ * session id context, so a session made under other settings is not
+ * resumed under these. */
+static int set_digest(zg_tls_conf *tc)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
+    for (long r = SSL_CTX_set_current_cert(tc->ctx, SSL_CERT_SET_FIRST); ok && r == 1;
+         r = SSL_CTX_set_current_cert(tc->ctx, SSL_CERT_SET_NEXT)) {
+        unsigned char fp[EVP_MAX_MD_SIZE];
+        unsigned fn = 0;
+        X509 *x = SSL_CTX_get0_certificate(tc->ctx);
+        ok = x && X509_digest(x, EVP_sha256(), fp, &fn) == 1;
+        if (ok)
+            EVP_DigestUpdate(md, fp, fn);
+    }
+    long range[2] = {SSL_CTX_get_min_proto_version(tc->ctx),
+                     SSL_CTX_get_max_proto_version(tc->ctx)};
+    if (ok) {
+        EVP_DigestUpdate(md, range, sizeof(range));
+        digest_str(md, tc->cipher_list);
+        digest_str(md, tc->ciphersuites);
+        EVP_DigestUpdate(md, tc->alpn_wire ? tc->alpn_wire : (unsigned char *)"",
+                         tc->alpn_wire_len);
+        digest_str(md, tc->client_ca);
+        EVP_DigestUpdate(md, &tc->verify_client, sizeof(tc->verify_client));
+        ok = EVP_DigestFinal_ex(md, tc->digest, NULL) == 1 &&
+             SSL_CTX_set_session_id_context(tc->ctx, tc->digest, sizeof(tc->digest)) == 1;
+    }
+    EVP_MD_CTX_free(md);
+    return ok ? 0 : -1;
+}
+
+int zg_tls_conf_same(const zg_tls_conf *a, const zg_tls_conf *b)
+{
+    if (!a || !b)
+        return a == b;
+    return memcmp(a->digest, b->digest, sizeof(a->digest)) == 0;
+}
+
 /* What every zerg TLS context does: no renegotiation, compression or
  * early data; record buffers released while a connection is idle; sessions
  * resumed by tickets only (no per-worker session cache to grow). */
@@ -267,6 +366,9 @@ int zg_tls_conf_parse(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field)
         {"handshake_timeout", ZERG_CONF_MSEC, offsetof(zg_tls_conf, handshake_timeout), NULL, 1,
          3600000},
         {"alpn", ZERG_CONF_STR_LIST, offsetof(zg_tls_conf, alpn), NULL, 0, 0},
+        {"client_ca", ZERG_CONF_CUSTOM, offsetof(zg_tls_conf, client_ca), parse_file, 0, 0},
+        {"verify_client", ZERG_CONF_CUSTOM, offsetof(zg_tls_conf, verify_client),
+         parse_verify_client, 0, 0},
         ZERG_DIRECTIVE_END,
     };
     if (zg_node_kind(cx, n) != ZERG_NODE_MAP)
@@ -286,8 +388,11 @@ int zg_tls_conf_parse(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field)
         return zg_conf_error(cx, n, "tls: %s", ssl_reason());
     if (zg_conf_apply(cx, n, tls_directives, tc, NULL) < 0 ||
         set_protocols(cx, zg_node_get(cx, n, "protocols"), tc) < 0 || set_ciphers(cx, n, tc) < 0 ||
-        set_alpn(cx, n, tc) < 0)
+        set_alpn(cx, n, tc) < 0 || set_client_verify(cx, n, tc) < 0)
         return -1;
+    if (set_digest(tc) < 0)
+        return zg_conf_error(cx, n, "tls: %s", ssl_reason());
+    zg_tls_sni_setup(tc->ctx);
     *(zg_tls_conf **)field = tc;
     return 0;
 }

@@ -19,10 +19,20 @@ typedef struct zg_tls_conf {
     char *ciphers, *ciphersuites;
     unsigned char *alpn_wire; /* alpn in the wire format, or NULL */
     unsigned alpn_wire_len;
+    char *client_ca;          /* client_ca: the CAs of client certificates, or NULL */
+    int verify_client;        /* ZG_TLS_VERIFY_*: verify_client */
+    const char *cipher_list;  /* ciphers in effect (the key's or the default) */
+    unsigned char digest[32]; /* of the settings above: equal digests, equal settings */
 } zg_tls_conf;
+
+/* verify_client: no client certificate asked for; asked for and checked
+ * when sent (the module sees the result); required and valid. */
+enum { ZG_TLS_VERIFY_OFF, ZG_TLS_VERIFY_OPTIONAL, ZG_TLS_VERIFY_ON };
 
 /* The parser of a server block's tls: key (field: zg_tls_conf *). */
 int zg_tls_conf_parse(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field);
+/* Whether two blocks' TLS settings are the same (or neither has TLS). */
+int zg_tls_conf_same(const zg_tls_conf *a, const zg_tls_conf *b);
 /* Free the contexts of a config (its tls_confs list). */
 void zg_tls_conf_free_all(zg_tls_conf *list);
 

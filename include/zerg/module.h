@@ -303,6 +303,23 @@ typedef struct zerg_tls_info {
     const char *server_name; /* the name the client asked for (SNI), or NULL */
     const char *alpn;        /* the ALPN protocol chosen, alpn_len bytes (no NUL), or NULL */
     size_t alpn_len;
+    /* -- appended: name-based virtual hosts and client certificates ---- */
+    /* The block whose TLS settings the handshake used (the one the SNI
+     * name selected, else the address's default): its index in
+     * api->conn_servers(c). */
+    size_t sni_server;
+    /* For each block of api->conn_servers(c), in that order, a number for
+     * its TLS settings: blocks with equal numbers have the same
+     * certificates, protocols, ciphers, ALPN list and client verification,
+     * so a request for one may be served on a connection made for the other
+     * (else 421 Misdirected Request). NULL when unknown. */
+    const uint32_t *server_tls;
+    /* The client certificate's subject (RFC 2253: "CN=alice,O=Example"),
+     * NULL when the client sent none (verify_client off never asks). */
+    const char *client_s_dn;
+    /* Its verification, as nginx's $ssl_client_verify: "SUCCESS",
+     * "FAILED:reason" (verify_client optional) or "NONE". */
+    const char *client_verify;
 } zerg_tls_info;
 
 /* ---- The API table ----------------------------------------------------- */
@@ -585,6 +602,19 @@ struct zerg_api {
      * *info filled in as far as info->struct_size reaches; 0 for a
      * connection without TLS (*info untouched). */
     int (*conn_tls)(zerg_conn *c, zerg_tls_info *info);
+    /* From conf_done: the server block's server_name (a key of the block,
+     * which the core matches against a TLS client's SNI). When the block
+     * has the key, *names becomes its list (-1 after conf_error when the
+     * module's section set one too); when it has none, the block takes
+     * *names, a list the module read from its own section (kept as long as
+     * the config). */
+    int (*conf_server_names)(zerg_conf_ctx *cx, zerg_str_list *names);
+    /* How well host (len bytes, lowercase, without port and final dot)
+     * matches the best of the server_name patterns names: 0 not at all,
+     * higher is better (exact, then *.suffix or .suffix, then prefix.*;
+     * a longer wildcard beats a shorter one). The rules the core's SNI
+     * choice follows. */
+    size_t (*server_names_match)(const zerg_str_list *names, const char *host, size_t len);
 };
 
 #define ZERG_METRICS_PER_WORKER (1u << 0)

@@ -87,6 +87,8 @@ enum http_var {
     HTTP_VAR_SSL_SERVER_NAME,
     HTTP_VAR_SSL_SESSION_REUSED,
     HTTP_VAR_SSL_ALPN_PROTOCOL,
+    HTTP_VAR_SSL_CLIENT_S_DN,
+    HTTP_VAR_SSL_CLIENT_VERIFY,
 };
 
 enum http_tmpl_use {
@@ -410,8 +412,10 @@ void http_conn_abort(http_conn *hc);
 
 /* http_vhost.c */
 int http_server_names_check(zerg_conf_ctx *cx, const zerg_conf_node *section, http_srv *s);
-/* hc->srv := the block among hc->vhosts whose server_name matches best. */
-void http_select_server(http_conn *hc);
+/* hc->srv := the block among hc->vhosts whose server_name matches best;
+ * -1 with hc->err_status 421 when the connection's TLS settings are not
+ * that block's. */
+int http_select_server(http_conn *hc);
 /* The request's host as nginx's $host: the absolute-form target's, else
  * Host's, lowercased, without port or final dot; cap when it does not fit. */
 size_t http_request_host(const http_conn *hc, char *buf, size_t cap);

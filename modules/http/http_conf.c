@@ -373,6 +373,9 @@ int http_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf)
         s->server_line = "";
         s->server_line_len = 0;
     }
+    if (ZERG_API_HAS(http_api, conf_server_names) &&
+        http_api->conf_server_names(cx, &s->server_name) < 0)
+        return -1; /* server_name is a key of the server block now */
     if (http_server_names_check(cx, section, s) < 0)
         return -1;
     /* unset: nginx's 8k, but never more than the head may hold, so setting

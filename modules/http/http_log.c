@@ -128,6 +128,8 @@ static size_t http_log_tls(http_conn *hc, int var, char *d, size_t field)
                     : var == HTTP_VAR_SSL_CIPHER         ? ti.cipher
                     : var == HTTP_VAR_SSL_SERVER_NAME    ? ti.server_name
                     : var == HTTP_VAR_SSL_SESSION_REUSED ? (ti.resumed ? "r" : ".")
+                    : var == HTTP_VAR_SSL_CLIENT_S_DN    ? ti.client_s_dn
+                    : var == HTTP_VAR_SSL_CLIENT_VERIFY  ? ti.client_verify
                                                          : ti.alpn;
     size_t len = var == HTTP_VAR_SSL_ALPN_PROTOCOL ? ti.alpn_len : s ? strlen(s) : 0;
     if (!s || !len)
@@ -226,6 +228,8 @@ static size_t http_log_custom(http_conn *hc, const http_tmpl *t, char *o, size_t
         case HTTP_VAR_SSL_SERVER_NAME:
         case HTTP_VAR_SSL_SESSION_REUSED:
         case HTTP_VAR_SSL_ALPN_PROTOCOL:
+        case HTTP_VAR_SSL_CLIENT_S_DN:
+        case HTTP_VAR_SSL_CLIENT_VERIFY:
             n += http_log_tls(hc, p->var, d, field);
             break;
         default:

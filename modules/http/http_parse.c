@@ -169,7 +169,8 @@ static int http_cb_headers_complete(llhttp_t *p)
         hc->err_status = 400;
         return -1;
     }
-    http_select_server(hc);
+    if (http_select_server(hc) < 0)
+        return -1; /* 421: a block of other TLS settings */
     if (r->hcount[HTTP_H_CL] > 1 || (r->hcount[HTTP_H_CL] && r->hcount[HTTP_H_TE])) {
         hc->err_status = 400;
         return -1;

@@ -38,6 +38,8 @@ static const struct {
     {"ssl_server_name", HTTP_VAR_SSL_SERVER_NAME, HTTP_TMPL_LOG},
     {"ssl_session_reused", HTTP_VAR_SSL_SESSION_REUSED, HTTP_TMPL_LOG},
     {"ssl_alpn_protocol", HTTP_VAR_SSL_ALPN_PROTOCOL, HTTP_TMPL_LOG},
+    {"ssl_client_s_dn", HTTP_VAR_SSL_CLIENT_S_DN, HTTP_TMPL_LOG},
+    {"ssl_client_verify", HTTP_VAR_SSL_CLIENT_VERIFY, HTTP_TMPL_LOG},
 };
 
 #define HTTP_NVARS (sizeof(http_vars) / sizeof(http_vars[0]))

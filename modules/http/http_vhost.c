@@ -28,28 +28,6 @@ int http_server_names_check(zerg_conf_ctx *cx, const zerg_conf_node *section, ht
     return 0;
 }
 
-/* How well pattern p matches host h (lowercase, no port, no final dot):
- * 0 not at all; exact beats a leading wildcard beats a trailing one, and
- * among wildcards the longer pattern wins. */
-static size_t name_rank(const char *p, const char *h, size_t hn)
-{
-    size_t pn = strlen(p);
-    if (pn == hn && memcmp(p, h, hn) == 0)
-        return 3u << 16;
-    if (p[0] == '*' || p[0] == '.') {
-        const char *suffix = p[0] == '*' ? p + 1 : p; /* ".example.com" */
-        size_t sn = strlen(suffix);
-        if (hn > sn && memcmp(h + hn - sn, suffix, sn) == 0)
-            return (2u << 16) + pn;
-        if (p[0] == '.' && hn == sn - 1 && memcmp(h, suffix + 1, hn) == 0)
-            return (2u << 16) + pn;
-    } else if (pn > 1 && p[pn - 1] == '*') {
-        if (hn > pn - 1 && memcmp(h, p, pn - 1) == 0)
-            return (1u << 16) + pn;
-    }
-    return 0;
-}
-
 /* The host of the request: the authority of an absolute-form target wins
  * over the Host field (RFC 9112 3.2.2). Lowercased into buf, without the
  * port and a trailing dot. */
@@ -98,23 +76,41 @@ size_t http_request_host(const http_conn *hc, char *buf, size_t cap)
     return n;
 }
 
-void http_select_server(http_conn *hc)
+/* A request for hc->srv (vhosts[k]) on a connection whose TLS handshake
+ * was made with another block's settings (SNI named another, or none): the
+ * client may not have been shown the right certificate or been asked for
+ * its own, so it goes elsewhere (RFC 9110 15.5.20). */
+static int misdirected(const http_conn *hc, size_t k)
 {
-    if (hc->nvhosts < 2)
-        return;
+    zerg_tls_info ti = {.struct_size = sizeof(ti)};
+    if (!ZERG_API_HAS(http_api, conn_tls) || !http_api->conn_tls(hc->c, &ti) || !ti.server_tls ||
+        ti.sni_server >= hc->nvhosts)
+        return 0;
+    return ti.server_tls[k] != ti.server_tls[ti.sni_server];
+}
+
+int http_select_server(http_conn *hc)
+{
+    if (hc->nvhosts < 2 || !ZERG_API_HAS(http_api, server_names_match))
+        return 0; /* an older core: the address's default block serves all */
     char host[256];
     size_t hn = http_request_host(hc, host, sizeof(host));
     if (hn == sizeof(host))
-        return;
-    size_t best = 0;
+        return 0;
+    size_t best = 0, pick = 0;
     for (size_t i = 0; i < hc->nvhosts; i++) {
-        http_srv *s = hc->vhosts[i];
-        for (size_t k = 0; k < s->server_name.n; k++) {
-            size_t rank = name_rank(s->server_name.items[k], host, hn);
-            if (rank > best) {
-                best = rank;
-                hc->srv = s;
-            }
+        const http_srv *s = hc->vhosts[i];
+        size_t rank = http_api->server_names_match(&s->server_name, host, hn);
+        if (rank > best) {
+            best = rank;
+            pick = i;
         }
     }
+    if (best)
+        hc->srv = hc->vhosts[pick];
+    if (misdirected(hc, best ? pick : 0)) {
+        hc->err_status = 421;
+        return -1;
+    }
+    return 0;
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "http_mock.h"
+#include "zg_server_name.h"
 #include "zg_upstream.h"
 
 zerg_worker mock_worker;
@@ -191,6 +192,13 @@ static int m_write_ext(zerg_conn *c, const void *data, size_t len, zerg_done_fn 
 static int m_conn_tls(zerg_conn *c, zerg_tls_info *info)
 {
     (void)c, (void)info;
+    return 0;
+}
+
+/* conf_server_names: the mock's blocks have no server_name of their own */
+static int m_conf_server_names(zerg_conf_ctx *cx, zerg_str_list *names)
+{
+    (void)cx, (void)names;
     return 0;
 }
 
@@ -443,6 +451,8 @@ static zerg_api mapi = {
     ZG_UPSTREAM_API_ENTRIES,
     .write_file = m_write_file,
     .conn_tls = m_conn_tls,
+    .conf_server_names = m_conf_server_names,
+    .server_names_match = zg_server_names_match, /* the core's own */
 };
 const zerg_api *const zg_up_api = &mapi;
 

@@ -669,7 +669,7 @@ Test(conf_bad, unknown_server_key)
                  6, 5,
                  "unknown key \"root\" (expected one of: module, listen, backlog, default_server, "
                  "proxy_protocol, proxy_protocol_timeout, unix_mode, max_connections_per_client, "
-                 "lingering_close, lingering_time, lingering_timeout, tls, echo)");
+                 "lingering_close, lingering_time, lingering_timeout, tls, server_name, echo)");
 }
 
 Test(conf_bad, backlog_out_of_range)
