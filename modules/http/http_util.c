@@ -62,7 +62,8 @@ int http_scan_head(http_scan *s, const uint8_t *p, size_t n, size_t *used, const
             *used = i;
             return 0;
         }
-        s->nlines++;
+        if (s->nlines++ == 0)
+            s->line1 = s->line_len;
         if (s->nlines - 1 > l->max_headers)
             return 431;
         s->line_len = 0;

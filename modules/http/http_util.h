@@ -16,6 +16,7 @@ typedef struct http_scan {
     uint32_t line_len; /* bytes of the current line so far */
     uint32_t total;    /* bytes of the head so far */
     uint32_t nlines;   /* complete lines (request line included) */
+    uint32_t line1;    /* length of the request line, once complete */
     uint8_t cr;        /* last byte was CR */
     uint8_t done;      /* the empty line ending the head was seen */
 } http_scan;
