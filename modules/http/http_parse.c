@@ -40,30 +40,9 @@ static int http_cb_message_begin(llhttp_t *p)
     return 0;
 }
 
-/* RFC 9110 5.6.2 tchar: the bytes of a token (method, field name). */
-static const uint8_t http_tchar[256] = {
-    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
-    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1,  ['~'] = 1, ['0'] = 1,
-    ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,  ['7'] = 1, ['8'] = 1,
-    ['9'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1,  ['F'] = 1, ['G'] = 1,
-    ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1,  ['N'] = 1, ['O'] = 1,
-    ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1,  ['V'] = 1, ['W'] = 1,
-    ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1,  ['d'] = 1, ['e'] = 1,
-    ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1,  ['l'] = 1, ['m'] = 1,
-    ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1,  ['t'] = 1, ['u'] = 1,
-    ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
-};
-
 /* llhttp's lenient (non-strict) build lets through what RFC 9112 forbids:
  * SP inside a field name (so "Name : v" too), HTAB in the request-target.
- * These refuse them before anything is kept or sent on. */
-static int http_all_tchar(const char *at, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if (!http_tchar[(uint8_t)at[i]])
-            return 0;
-    return 1;
-}
+ * The checks below refuse them before anything is kept or sent on. */
 
 /* The request-target: no CTL, SP or DEL, which lenient parsers behind a
  * proxy may take as delimiters. Raw UTF-8 (bytes above 0x7f) is let through
@@ -254,6 +233,8 @@ static int http_cb_headers_complete(llhttp_t *p)
         hc->err_status = 505;
         return -1;
     }
+    if (r->minor > 1)
+        r->minor = 1; /* a later HTTP/1.x is served as 1.1 (RFC 9110 2.5) */
     if (p->method == HTTP_CONNECT || p->method == HTTP_PRI) {
         hc->err_status = p->method == HTTP_PRI ? 505 : 405;
         return -1;
@@ -346,6 +327,9 @@ static const llhttp_settings_t http_settings = {
 void http_parser_init(http_conn *hc, llhttp_t *p)
 {
     llhttp_init(p, HTTP_REQUEST, &http_settings);
+    /* llhttp knows 0.9, 1.0, 1.1 and 2.0 only; leniently it takes any
+     * DIGIT.DIGIT, and http_cb_headers_complete decides */
+    p->lenient_flags |= LENIENT_VERSION;
     p->data = hc;
 }
 

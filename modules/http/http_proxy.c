@@ -757,10 +757,21 @@ static int up_cb_header_field(llhttp_t *p, const char *at, size_t len)
     return up_put(up, at, len);
 }
 
+/* RFC 9112 5.1: whitespace before the colon is removed (llhttp's lenient
+ * build keeps it in the name); a name that is still no token (empty, a
+ * space inside) makes the answer invalid: 502. */
 static int up_cb_header_field_complete(llhttp_t *p)
 {
     http_up *up = p->data;
+    if (!up->in_name)
+        up->line_start = up->hlen; /* an empty name */
     up->in_name = 0;
+    while (up->hlen > up->line_start &&
+           (up->head[up->hlen - 1] == ' ' || up->head[up->hlen - 1] == '\t'))
+        up->hlen--;
+    if (up->hlen == up->line_start ||
+        !http_all_tchar(up->head + up->line_start, up->hlen - up->line_start))
+        return -1;
     up->name_end = up->hlen;
     return up_put(up, ": ", 2);
 }

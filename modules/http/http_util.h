@@ -31,6 +31,12 @@ typedef struct http_limits {
  * head in this chunk) or the HTTP status to refuse with (400/414/431). */
 int http_scan_head(http_scan *s, const uint8_t *p, size_t n, size_t *used, const http_limits *l);
 
+/* 1 for the bytes a token (a method, a field name) may hold: RFC 9110 5.6.2
+ * tchar. */
+extern const uint8_t http_tchar[256];
+/* Whether s[0..n) holds only tchar (an empty span too). */
+int http_all_tchar(const char *s, size_t n);
+
 /* Percent-decodes and normalises an origin-form path (query removed) into
  * out (cap >= len + 2). Returns 0, or 400 (bad encoding, %00, not starting
  * with '/'), 404 (encoded '/'), 403 ('..' above the root). */

@@ -19,9 +19,22 @@ from zgtest import Zerg  # noqa: E402
 T = 5.0
 
 
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nup"
+# what the upstream answers to /p/answer/NAME
+ANSWERS = {
+    b"ws-before-colon": b"HTTP/1.1 200 OK\r\nFoo : bar\r\nContent-Length: 2\r\n\r\nup",
+    b"space-in-name": b"HTTP/1.1 200 OK\r\nFoo Bar: x\r\nContent-Length: 2\r\n\r\nup",
+    b"empty-name": b"HTTP/1.1 200 OK\r\n: x\r\nContent-Length: 2\r\n\r\nup",
+    b"separator-in-name": b"HTTP/1.1 200 OK\r\nF@o: x\r\nContent-Length: 2\r\n\r\nup",
+    b"obs-fold": b"HTTP/1.1 200 OK\r\nFoo: a\r\n b\r\nContent-Length: 2\r\n\r\nup",
+    b"ctl-in-value": b"HTTP/1.1 200 OK\r\nFoo: a\x01b\r\nContent-Length: 2\r\n\r\nup",
+}
+
+
 class Recorder:
     """An upstream that records the raw bytes of every request it gets, in
-    arrival order, and answers each with a small 200."""
+    arrival order, and answers each with a small 200 (or ANSWERS[NAME] for
+    /p/answer/NAME)."""
 
     def __init__(self):
         self.sock = socket.socket()
@@ -52,7 +65,8 @@ class Recorder:
             with self.cond:
                 self.got.append(buf)
                 self.cond.notify_all()
-            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nup")
+            m = re.match(rb"GET /p/answer/([\w-]+) ", buf)
+            c.sendall(ANSWERS.get(m.group(1), OK) if m else OK)
         except OSError:
             pass
         c.close()
@@ -250,7 +264,13 @@ class TestStrict(unittest.TestCase):
         self.refused(req(b"GET /p/x HTTP/1"), 400)
         self.refused(req(b"GET /p/x HTTP/2.0"), 505)
         self.refused(req(b"GET /p/x HTTP/3.0"), 505)
+        self.refused(req(b"GET /p/x HTTP/0.9"), 505)
         self.accepted(req(b"GET /p/x HTTP/1.0"))
+        # a later minor version is served as HTTP/1.1 (RFC 9110 2.5): Host
+        # is needed, and the upstream is asked in HTTP/1.1
+        got = self.accepted(req(b"GET /p/x HTTP/1.2"))
+        self.assertTrue(got.startswith(b"GET /p/x HTTP/1.1\r\n"), got)
+        self.refused(b"GET /p/x HTTP/1.9\r\nConnection: close\r\n\r\n", 400)
 
     def test_bare_cr_and_lf(self):
         self.refused(b"GET /p/x HTTP/1.1\rHost: a\r\nConnection: close\r\n\r\n", 400)
@@ -392,6 +412,27 @@ class TestStrict(unittest.TestCase):
                 st, out = exchange(self.port, post(b"Transfer-Encoding: chunked\r\n",
                                                    b"3\r\nabc\r\n0\r\n" + trailer + b"\r\n\r\n"))
                 self.assertEqual(st, 400, out[:200])
+
+    # ---- answers relayed by proxy_pass (RFC 9112 5.1, 5.2) ------------------
+
+    def answer(self, name):
+        st, out = exchange(self.port, req(b"GET /p/answer/" + name + b" HTTP/1.1"))
+        return st, out.split(b"\r\n\r\n", 1)[0] + b"\r\n"
+
+    def test_answer_field_names(self):
+        # whitespace before the colon is removed before relaying
+        st, head = self.answer(b"ws-before-colon")
+        self.assertEqual(st, 200)
+        self.assertIn(b"\r\nFoo: bar\r\n", head)
+        # a name that is no token makes the answer invalid
+        for name in (b"space-in-name", b"empty-name", b"separator-in-name", b"ctl-in-value"):
+            with self.subTest(name=name):
+                self.assertEqual(self.answer(name)[0], 502)
+
+    def test_answer_obs_fold_replaced(self):
+        st, head = self.answer(b"obs-fold")
+        self.assertEqual(st, 200)
+        self.assertIn(b"\r\nFoo: a b\r\n", head)
 
     # ---- Host (RFC 9112 3.2) ---------------------------------------------
 
