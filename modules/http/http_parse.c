@@ -55,8 +55,8 @@ static int http_target_chars_ok(const char *at, size_t len)
     return 1;
 }
 
-/* Field values (trailers too: the head scanner sees only the head): no CTL
- * but HTAB, no DEL; obs-text is allowed (RFC 9110 5.5). */
+/* Trailer field values: no CTL but HTAB, no DEL; obs-text is allowed (RFC
+ * 9110 5.5). The head scanner checks the head's values, not the trailers. */
 static int http_value_chars_ok(const char *at, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
@@ -102,7 +102,7 @@ static int http_cb_header_field(llhttp_t *p, const char *at, size_t len)
 static int http_cb_header_value(llhttp_t *p, const char *at, size_t len)
 {
     http_conn *hc = p->data;
-    if (!http_value_chars_ok(at, len))
+    if (hc->phase != HTTP_PH_HEAD && !http_value_chars_ok(at, len))
         return http_refuse(hc, 400);
     if (!hc->req.in_value) {
         hc->req.in_value = 1;
