@@ -388,7 +388,7 @@ class TestStrict(unittest.TestCase):
         self.assertTrue(got.endswith(b"0123456789\r\n0\r\n\r\n"), got)
 
     def test_chunk_extensions(self):
-        for ext in (b";a", b";a=b", b';a="b c"'):
+        for ext in (b";a", b";a=b", b';a="b c"', b";a;c=d", b';a="b";c=d'):
             with self.subTest(ext=ext):
                 got = self.accepted(post(b"Transfer-Encoding: chunked\r\n",
                                          b"3" + ext + b"\r\nabc\r\n0" + ext + b"\r\n\r\n"))
