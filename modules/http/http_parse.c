@@ -40,9 +40,44 @@ static int http_cb_message_begin(llhttp_t *p)
     return 0;
 }
 
+/* llhttp's lenient (non-strict) build lets through what RFC 9112 forbids:
+ * SP inside a field name (so "Name : v" too), HTAB in the request-target.
+ * The checks below refuse them before anything is kept or sent on. */
+
+/* The request-target: no CTL, SP or DEL, which lenient parsers behind a
+ * proxy may take as delimiters. Raw UTF-8 (bytes above 0x7f) is let through
+ * as nginx does: browsers and clients send it, and no parser splits on it. */
+static int http_target_chars_ok(const char *at, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((uint8_t)at[i] <= 0x20 || (uint8_t)at[i] == 0x7f)
+            return 0;
+    return 1;
+}
+
+/* Trailer field values: no CTL but HTAB, no DEL; obs-text is allowed (RFC
+ * 9110 5.5). The head scanner checks the head's values, not the trailers. */
+static int http_value_chars_ok(const char *at, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        uint8_t c = (uint8_t)at[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
+static int http_refuse(http_conn *hc, int status)
+{
+    hc->err_status = status;
+    return -1;
+}
+
 static int http_cb_url(llhttp_t *p, const char *at, size_t len)
 {
     http_conn *hc = p->data;
+    if (!http_target_chars_ok(at, len))
+        return http_refuse(hc, 400);
     if (hc->req.url.len == 0)
         hc->req.url.off = hc->rq->hlen;
     if (hc->req.url.len + len > hc->srv->max_uri_length) {
@@ -56,6 +91,8 @@ static int http_cb_url(llhttp_t *p, const char *at, size_t len)
 static int http_cb_header_field(llhttp_t *p, const char *at, size_t len)
 {
     http_conn *hc = p->data;
+    if (!http_all_tchar(at, len))
+        return http_refuse(hc, 400); /* RFC 9112 5.1: no whitespace before ':' */
     if (hc->req.cur_name.len == 0)
         hc->req.cur_name.off = hc->rq->hlen;
     hc->req.cur_name.len += (uint32_t)len;
@@ -65,6 +102,8 @@ static int http_cb_header_field(llhttp_t *p, const char *at, size_t len)
 static int http_cb_header_value(llhttp_t *p, const char *at, size_t len)
 {
     http_conn *hc = p->data;
+    if (hc->phase != HTTP_PH_HEAD && !http_value_chars_ok(at, len))
+        return http_refuse(hc, 400);
     if (!hc->req.in_value) {
         hc->req.in_value = 1;
         hc->req.cur_val_off = hc->rq->hlen;
@@ -116,6 +155,13 @@ static int http_cb_header_value_complete(llhttp_t *p)
     char *hbuf = hc->rq->hbuf;
     if (!r->in_value)
         r->cur_val_off = hc->rq->hlen; /* empty value */
+    if (r->cur_name.len == 0)
+        return http_refuse(hc, 400); /* field-name = token: never empty */
+    if (hc->phase != HTTP_PH_HEAD) { /* a trailer field: checked, not kept */
+        r->cur_name.len = 0;
+        r->in_value = 0;
+        return 0;
+    }
     const char *name = http_hbuf(hc, r->cur_name);
     uint32_t nl = r->cur_name.len;
     http_span v = {r->cur_val_off, hc->rq->hlen - r->cur_val_off};
@@ -147,6 +193,34 @@ static int http_cb_header_value_complete(llhttp_t *p)
     return 0;
 }
 
+/* RFC 9112 3: request-line = method SP request-target SP HTTP-version, one
+ * SP each (llhttp's lenient build skips runs of them): the line the head
+ * scanner measured has exactly the length of its parts. */
+static int http_request_line_ok(const http_conn *hc, const llhttp_t *p)
+{
+    size_t method = strlen(llhttp_method_name((llhttp_method_t)p->method));
+    return hc->scan.line1 == method + 1 + hc->req.url.len + 1 + sizeof("HTTP/1.1") - 1;
+}
+
+/* An absolute-form target (RFC 9112 3.2.2) names the host in place of Host:
+ * its authority must be a valid, non-empty host without userinfo (RFC 9110
+ * 4.2.4). */
+static int http_absolute_target_ok(const http_conn *hc)
+{
+    const char *url = http_hbuf(hc, hc->req.url);
+    size_t len = hc->req.url.len, a;
+    if (len >= 7 && http_strncaseeq(url, "http://", 7))
+        a = 7;
+    else if (len >= 8 && http_strncaseeq(url, "https://", 8))
+        a = 8;
+    else
+        return 1; /* origin-form or asterisk-form */
+    size_t e = a;
+    while (e < len && url[e] != '/' && url[e] != '?' && url[e] != '#')
+        e++;
+    return e > a && !memchr(url + a, '@', e - a) && http_host_valid(url + a, e - a);
+}
+
 static int http_cb_headers_complete(llhttp_t *p)
 {
     http_conn *hc = p->data;
@@ -159,10 +233,14 @@ static int http_cb_headers_complete(llhttp_t *p)
         hc->err_status = 505;
         return -1;
     }
+    if (r->minor > 1)
+        r->minor = 1; /* a later HTTP/1.x is served as 1.1 (RFC 9110 2.5) */
     if (p->method == HTTP_CONNECT || p->method == HTTP_PRI) {
         hc->err_status = p->method == HTTP_PRI ? 505 : 405;
         return -1;
     }
+    if (!http_request_line_ok(hc, p) || !http_absolute_target_ok(hc))
+        return http_refuse(hc, 400);
     if (r->hcount[HTTP_H_HOST] > 1 || (r->minor >= 1 && r->hcount[HTTP_H_HOST] == 0) ||
         (r->hcount[HTTP_H_HOST] &&
          !http_host_valid(http_hbuf(hc, r->hv[HTTP_H_HOST]), r->hv[HTTP_H_HOST].len))) {
@@ -250,22 +328,40 @@ static const llhttp_settings_t http_settings = {
 void http_parser_init(http_conn *hc, llhttp_t *p)
 {
     llhttp_init(p, HTTP_REQUEST, &http_settings);
+    /* llhttp knows 0.9, 1.0, 1.1 and 2.0 only; leniently it takes any
+     * DIGIT.DIGIT, and http_cb_headers_complete decides */
+    p->lenient_flags |= LENIENT_VERSION;
     p->data = hc;
 }
 
-static int http_errno_status(http_conn *hc, llhttp_errno_t e)
+/* Whether the bytes of a refused request line start with a method that is a
+ * token followed by SP: a method llhttp does not know (501, RFC 9110 9.1),
+ * not a malformed line (400). */
+static int http_unknown_method(const uint8_t *p, const uint8_t *end)
+{
+    while (p < end && (*p == '\r' || *p == '\n'))
+        p++;
+    const uint8_t *m = p;
+    while (p < end && http_tchar[*p])
+        p++;
+    return p > m && p < end && *p == ' ';
+}
+
+static int http_errno_status(http_conn *hc, llhttp_errno_t e, const uint8_t *p, const uint8_t *end)
 {
     if (hc->err_status)
         return hc->err_status;
     switch (e) {
     case HPE_INVALID_VERSION:
-        return 505;
-    case HPE_INVALID_TRANSFER_ENCODING:
-        return 501;
+        /* well-formed but not one llhttp knows (HTTP/1.2, 3.0): 505; the
+         * rest is a malformed request line */
+        return strcmp(llhttp_get_error_reason(&hc->rq->parser), "Invalid HTTP version") ? 400 : 505;
+    case HPE_INVALID_METHOD:
+        return http_unknown_method(p, end) ? 501 : 400;
     case HPE_PAUSED_H2_UPGRADE:
         return 505;
     default:
-        return 400;
+        return 400; /* HPE_INVALID_TRANSFER_ENCODING too: RFC 9112 6.3 */
     }
 }
 
@@ -362,7 +458,7 @@ size_t http_process(http_conn *hc, const uint8_t *data, size_t len)
             continue;
         }
         http_W.parse_errors++;
-        http_send_error(hc, http_errno_status(hc, e), 1);
+        http_send_error(hc, http_errno_status(hc, e, p, end), 1);
         break;
     }
     hc->in_process = 0;

@@ -193,6 +193,34 @@ static void sb_target(http_conn *hc, const char *path, size_t plen)
         sb_put(q, (size_t)(ru + rl - q));
 }
 
+/* The request's transfer codings for the upstream: its body goes up chunked
+ * again but otherwise as the client coded it, so the codings before chunked
+ * (gzip, ...) go up too, each once, empty list elements dropped. */
+static void sb_transfer_codings(http_conn *hc)
+{
+    sb_str("Transfer-Encoding: ");
+    for (uint32_t k = 0; k < hc->rq->nfields; k++) {
+        const http_field *f = &hc->rq->fields[k];
+        const char *v = http_hbuf(hc, f->value);
+        if (!http_name_is(http_hbuf(hc, f->name), f->name.len, "transfer-encoding"))
+            continue;
+        for (size_t i = 0, j; i < f->value.len; i = j + 1) {
+            while (i < f->value.len && (v[i] == ' ' || v[i] == '\t'))
+                i++;
+            for (j = i; j < f->value.len && v[j] != ','; j++)
+                ;
+            size_t e = j;
+            while (e > i && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+                e--;
+            if (e > i && !http_name_is(v + i, e - i, "chunked")) {
+                sb_put(v + i, e - i);
+                sb_str(", ");
+            }
+        }
+    }
+    sb_str("chunked\r\n");
+}
+
 static int http_up_send_head(http_conn *hc, const char *path, size_t plen)
 {
     http_up *up = hc->up;
@@ -244,7 +272,7 @@ static int http_up_send_head(http_conn *hc, const char *path, size_t plen)
         sb_str("\r\n");
     }
     if (r->te_chunked)
-        sb_str("Transfer-Encoding: chunked\r\n");
+        sb_transfer_codings(hc);
     sb_str("\r\n");
     if (http_sb.failed)
         return -1;
@@ -729,10 +757,21 @@ static int up_cb_header_field(llhttp_t *p, const char *at, size_t len)
     return up_put(up, at, len);
 }
 
+/* RFC 9112 5.1: whitespace before the colon is removed (llhttp's lenient
+ * build keeps it in the name); a name that is still no token (empty, a
+ * space inside) makes the answer invalid: 502. */
 static int up_cb_header_field_complete(llhttp_t *p)
 {
     http_up *up = p->data;
+    if (!up->in_name)
+        up->line_start = up->hlen; /* an empty name */
     up->in_name = 0;
+    while (up->hlen > up->line_start &&
+           (up->head[up->hlen - 1] == ' ' || up->head[up->hlen - 1] == '\t'))
+        up->hlen--;
+    if (up->hlen == up->line_start ||
+        !http_all_tchar(up->head + up->line_start, up->hlen - up->line_start))
+        return -1;
     up->name_end = up->hlen;
     return up_put(up, ": ", 2);
 }

@@ -16,6 +16,7 @@ typedef struct http_scan {
     uint32_t line_len; /* bytes of the current line so far */
     uint32_t total;    /* bytes of the head so far */
     uint32_t nlines;   /* complete lines (request line included) */
+    uint32_t line1;    /* length of the request line, once complete */
     uint8_t cr;        /* last byte was CR */
     uint8_t done;      /* the empty line ending the head was seen */
 } http_scan;
@@ -29,6 +30,12 @@ typedef struct http_limits {
 /* Scans p[0..n): returns 0 (more to come, or s->done with *used bytes of
  * head in this chunk) or the HTTP status to refuse with (400/414/431). */
 int http_scan_head(http_scan *s, const uint8_t *p, size_t n, size_t *used, const http_limits *l);
+
+/* 1 for the bytes a token (a method, a field name) may hold: RFC 9110 5.6.2
+ * tchar. */
+extern const uint8_t http_tchar[256];
+/* Whether s[0..n) holds only tchar (an empty span too). */
+int http_all_tchar(const char *s, size_t n);
 
 /* Percent-decodes and normalises an origin-form path (query removed) into
  * out (cap >= len + 2). Returns 0, or 400 (bad encoding, %00, not starting

@@ -52,6 +52,23 @@ Test(scan, leading_empty_lines_ok)
     cr_assert(s.done);
 }
 
+Test(scan, request_line_length)
+{
+    http_scan s;
+    size_t used;
+    cr_assert_eq(scan("\r\nGET /ab HTTP/1.1\r\nHost: a\r\n\r\n", &used, &s), 0);
+    cr_assert_eq(s.line1, 16); /* "GET /ab HTTP/1.1" */
+}
+
+Test(misc, token_chars)
+{
+    cr_assert(http_all_tchar("!#$%&'*+-.^_`|~09azAZ", 21));
+    cr_assert(http_all_tchar("", 0));
+    static const char *const bad[] = {"a b", "a\tb", "a:", "a@", "(", "\"", "/", "a\x80", "\x7f"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_assert(!http_all_tchar(bad[i], strlen(bad[i])), "%s", bad[i]);
+}
+
 Test(scan, refusals)
 {
     http_scan s;
