@@ -90,7 +90,7 @@ def make_certs(d):
                       ("ecdsa", ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"])):
         base = os.path.join(d, name)
         subprocess.run(["openssl", "req", "-x509", "-newkey", *key, "-nodes", "-keyout",
-                        base + ".key", "-out", base + ".pem", "-days", "2", "-subj",
+                        base + ".key", "-out", base + ".pem", "-days", "30", "-subj",
                         "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.chmod(base + ".key", 0o600)
