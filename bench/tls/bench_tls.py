@@ -37,6 +37,7 @@ a full handshake each or resuming the last session; it counts "Reused").
   python3 bench/tls/bench_tls.py --zerg BUILD/zerg --modules BUILD/build-modules
         [--rounds 3] [--seconds 5] [--only keepalive,resumed,...] [--quick]
         [--out FILE] [--tls-handshake BUILD/bench/tls/tls_handshake]
+        [--zerg-base OTHER/zerg]   # a second build in the same rounds (A/B)
 
 --quick: one round of 2 s per row (a check that the harness works, not a
 figure). Needs wrk, nginx, haproxy, redis-server, redis-benchmark (built with
@@ -131,12 +132,14 @@ def edit(path, *pairs):
         f.write(text)
 
 
-def make_zerg(args, tmp, redis_port):
+def make_zerg(args, tmp, redis_port, name="zerg"):
     """bench/http's zerg (one worker; its proxy locations point at redis and
     stay unused) with a tls: key, plus a proxy block terminating TLS in
-    front of redis."""
-    args.zc = False
-    http = hb.make_zerg(args, tmp, os.path.join(tmp, "static"), redis_port)
+    front of redis. name "zerg-base": the --zerg-base build."""
+    args = argparse.Namespace(**vars(args), zc=False)
+    if name == "zerg-base":
+        args.zerg, args.modules = args.zerg_base, args.modules_base
+    http = hb.make_zerg(args, tmp, os.path.join(tmp, "static"), redis_port, name)
     proxy_port = bl.free_port()
     tls = (f"    tls:\n      certificates:\n" + "".join(
         f"        - {{ certificate: {tmp}/{k}.pem, key: {tmp}/{k}.key }}\n"
@@ -151,7 +154,7 @@ def make_zerg(args, tmp, redis_port):
       upstream: {{ servers: ["127.0.0.1:{redis_port}"] }}
       idle_timeout: 10m
 """)
-    return Server("zerg", http.argv, {"http": http.port, "redis": proxy_port}, tmp)
+    return Server(name, http.argv, {"http": http.port, "redis": proxy_port}, tmp)
 
 
 def make_nginx(args, tmp):
@@ -269,12 +272,16 @@ def resumed_note(srv):
     return f"{srv.name} reused {reused}/{n}{flag}"
 
 
-def table(args, results, servers):
+def table(args, results, servers, versus=None):
+    """The rows: zerg against each row's peer and target, or with versus
+    against that server (zerg-base) and no target."""
     lines = [f"# bench/tls, load average {bl.loadavg()}, {args.rounds} round(s) of "
-             f"{args.seconds}s", f"{'row':12} {'peer':8} {'zerg/s':>9} {'peer/s':>9} "
+             f"{args.seconds}s", f"{'row':12} {'peer':9} {'zerg/s':>9} {'peer/s':>9} "
              f"{'tput':>6} {'zerg cpu':>9} {'peer cpu':>9} {'cpu':>6} {'unit':>10} "
              f"{'target':>8} {'load%':>5}  notes"]
     for row, what, bound, peer in ROWS:
+        if versus:
+            what, bound, peer = "", None, versus
         z, p = results.get((row, "zerg")), results.get((row, peer))
         if not z or not p:
             continue
@@ -282,17 +289,19 @@ def table(args, results, servers):
         pairs = [(r["tput"] / base[r["round"]]["tput"], r["cost"] / base[r["round"]]["cost"])
                  for r in z if r["round"] in base]
         tput_r, cpu_r = bl.median(t for t, _ in pairs), bl.median(c for _, c in pairs)
-        verdict = "met" if cpu_r is not None and cpu_r <= bound else "MISSED"
+        verdict = "" if bound is None else "met" if cpu_r is not None and cpu_r <= bound \
+            else "MISSED"
         unit = "ms/GB" if row == "static-1MiB" else "µs/op"
         note = "; ".join(sorted({r["note"] for r in z + p if r["note"]}))
         if row == "resumed":
             note = "; ".join(filter(None, [note] + [resumed_note(s) for s in servers]))
-        lines.append(f"{row:12} {peer:8} {bl.median(r['tput'] for r in z):9.0f} "
+        target = "-" if bound is None else f"<={bound}x"
+        lines.append(f"{row:12} {peer:9} {bl.median(r['tput'] for r in z):9.0f} "
                      f"{bl.median(r['tput'] for r in p):9.0f} {tput_r or 0:5.2f}x "
                      f"{bl.median(r['cost'] for r in z):9.2f} "
                      f"{bl.median(r['cost'] for r in p):9.2f} {cpu_r or 0:5.2f}x {unit:>10} "
-                     f"{'<=' + str(bound) + 'x':>8} {bl.median(r['load'] for r in z):5.0f}  "
-                     f"{what} {verdict}{'; ' + note if note else ''}")
+                     f"{target:>8} {bl.median(r['load'] for r in z):5.0f}  "
+                     f"{' '.join(filter(None, (what, verdict, note)))}")
     lines.append("(static-1MiB: throughput in MB/s; the others in operations/s. cpu: server "
                  "utime+stime over its process tree per operation; ratios: the median of each "
                  "round's zerg figure over the peer's in the same round; load%: the load "
@@ -313,11 +322,18 @@ def main():
                     help="tls_handshake's processes (connections at once)")
     ap.add_argument("--only", default=",".join(r[0] for r in ROWS))
     ap.add_argument("--quick", action="store_true", help="one round of 2 s: a harness check")
+    ap.add_argument("--zerg-base", help="a second zerg build in the same rounds, compared with "
+                                        "zerg in a second table (an A/B of two builds)")
+    ap.add_argument("--modules-base", help="its modules (default: build-modules beside it)")
     ap.add_argument("--out")
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.seconds, args.requests = 1, 2, 20000
     args.zerg, args.modules = os.path.abspath(args.zerg), os.path.abspath(args.modules)
+    if args.zerg_base:
+        args.zerg_base = os.path.abspath(args.zerg_base)
+        args.modules_base = os.path.abspath(args.modules_base or os.path.join(
+            os.path.dirname(args.zerg_base), "build-modules"))
     if not os.path.exists(args.zerg):
         sys.exit(f"no zerg binary at {args.zerg} (run from the build folder or pass --zerg)")
     only = args.only.split(",")
@@ -334,6 +350,8 @@ def main():
                       "no", "--bind", "127.0.0.1"], bl.LOAD_CPU, stdout=subprocess.DEVNULL)
     servers = [make_zerg(args, tmp, redis_port), make_nginx(args, tmp),
                make_haproxy(args, tmp, redis_port)]
+    if args.zerg_base:
+        servers.append(make_zerg(args, tmp, redis_port, "zerg-base"))
     results = {}
     try:
         bl.need_port("127.0.0.1", redis_port)
@@ -341,13 +359,16 @@ def main():
             srv.start()
         for row, _, _, peer in ROWS:
             if row in only:
-                run_row(args, row, [servers[0]] + [s for s in servers if s.name == peer],
+                run_row(args, row, [s for s in servers if s.name in ("zerg", "zerg-base", peer)],
                         results)
     finally:
         for srv in servers:
             srv.stop()
         bl.stop(redis)
-    bl.report(table(args, results, servers), args.out)
+    text = table(args, results, servers)
+    if args.zerg_base:
+        text += "\n\n" + table(args, results, servers, "zerg-base")
+    bl.report(text, args.out)
     if os.environ.get("BENCH_KEEP"):
         bl.log("kept " + tmp)
     else:
