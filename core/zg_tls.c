@@ -23,11 +23,17 @@
 #define ZG_TLS_RECORD_SMALL 1360         /* ...of one that fits a TCP segment */
 #define ZG_TLS_WARMUP       (64 * 1024)  /* plaintext sent in small records first */
 #define ZG_TLS_GATHER       16           /* queued pieces joined into one record */
+#define ZG_TLS_IDLE_MS      1000         /* quiet this long: record buffers freed */
 
 /* ---- the BIO between OpenSSL and the connection's queues ---- */
 
 static BIO_METHOD *bio_method; /* made at the first TLS connection of the worker */
 
+/* A record OpenSSL encrypted into its write buffer: copied to the wire
+ * queue. OpenSSL 3.0 has no call that lets it encrypt into memory of ours,
+ * so this one copy of the ciphertext stays (a memcpy, a fraction of what
+ * AES-GCM costs per byte); whole records come here, appended to the tail
+ * chunk of the queue. */
 static int bio_write(BIO *b, const char *data, int len)
 {
     zg_conn *c = BIO_get_data(b);
@@ -82,6 +88,68 @@ static BIO_METHOD *method(void)
         return NULL;
     }
     return bio_method = m;
+}
+
+/* ---- OpenSSL's error queue ---- */
+
+/* SSL_get_error needs an empty queue before the call it explains. Failures
+ * here clear it, so only code outside (a module's) may have left errors:
+ * a peek is far cheaper than ERR_clear_error, which wipes every slot and
+ * showed in keep-alive profiles. */
+static inline void errors_reset(void)
+{
+    if (ZG_UNLIKELY(ERR_peek_error()))
+        ERR_clear_error();
+}
+
+/* ---- record buffers: kept while busy, freed once idle ---- */
+
+/* OpenSSL's SSL_MODE_RELEASE_BUFFERS frees and allocates a connection's
+ * read and write buffers at every record, a malloc and free each way per
+ * request. Instead a connection keeps them while it is busy; a sweep every
+ * ZG_TLS_IDLE_MS frees those of connections quiet since, so an idle
+ * keep-alive connection still holds none. The worker's list (one thread). */
+static zg_list busy_list = {&busy_list, &busy_list};
+static zerg_timer sweep_timer;
+
+static void buffers_sweep(zerg_timer *tm)
+{
+    zg_worker *w = tm->data;
+    for (zg_list *l = busy_list.next, *next; l != &busy_list; l = next) {
+        next = l->next;
+        zg_tls *t = ZG_CONTAINER_OF(l, zg_tls, busy_link);
+        if (w->now_ms - t->busy_ms < ZG_TLS_IDLE_MS)
+            continue;
+        t->plain_out = 0;             /* after a pause, small records first again (as h2o) */
+        if (SSL_free_buffers(t->ssl)) /* 0 while they hold unprocessed bytes */
+            zg_list_del(l);
+    }
+    if (!zg_list_empty(&busy_list))
+        zg_timer_set(&w->timers, tm, w->now_ms, ZG_TLS_IDLE_MS);
+}
+
+/* c's TLS layer worked now: it keeps its buffers for a while. */
+static void note_busy(zg_conn *c)
+{
+    zg_tls *t = c->tls;
+    t->busy_ms = c->w->now_ms;
+    if (!zg_list_empty(&t->busy_link))
+        return;
+    zg_list_add_tail(&busy_list, &t->busy_link);
+    if (!zg_timer_armed(&sweep_timer)) {
+        sweep_timer.fn = buffers_sweep;
+        sweep_timer.data = c->w;
+        zg_timer_set(&c->w->timers, &sweep_timer, c->w->now_ms, ZG_TLS_IDLE_MS);
+    }
+}
+
+static void unlist(zg_conn *c)
+{
+    if (zg_list_empty(&c->tls->busy_link))
+        return;
+    zg_list_del(&c->tls->busy_link);
+    if (zg_list_empty(&busy_list))
+        zg_timer_cancel(&c->w->timers, &sweep_timer);
 }
 
 /* ---- failures ---- */
@@ -148,6 +216,8 @@ int zg_tls_start(zg_conn *c)
     zg_tls_sni_attach(t->ssl, c);  /* its ClientHello picks the server block */
     SSL_set_bio(t->ssl, bio, bio); /* one reference for both directions */
     SSL_set_accept_state(t->ssl);
+    SSL_clear_mode(t->ssl, SSL_MODE_RELEASE_BUFFERS); /* note_busy's sweep does it */
+    zg_list_init(&t->busy_link);
     zg_outq_init(&t->wire);
     c->tls = t;
     c->flags |= ZG_C_HANDSHAKE;
@@ -160,6 +230,7 @@ void zg_tls_free(zg_conn *c)
     zg_tls *t = c->tls;
     if (!t)
         return;
+    unlist(c);
     zg_outq_clear(&c->w->bufs, &t->wire);
     SSL_free(t->ssl); /* and the BIO */
     free(t);
@@ -171,7 +242,7 @@ void zg_tls_free(zg_conn *c)
 static void handshake(zg_conn *c)
 {
     zg_tls *t = c->tls;
-    ERR_clear_error();
+    errors_reset();
     int r = SSL_do_handshake(t->ssl);
     if (r != 1) {
         int e = SSL_get_error(t->ssl, r);
@@ -198,7 +269,7 @@ static void read_plain(zg_conn *c)
             return;
         }
         size_t n = 0;
-        ERR_clear_error();
+        errors_reset();
         int ok = SSL_read_ex(t->ssl, k->base, k->size, &n);
         int e = ok ? SSL_ERROR_NONE : SSL_get_error(t->ssl, 0);
         if (ok) {
@@ -225,6 +296,7 @@ void zg_tls_input(zg_conn *c, const uint8_t *data, size_t len)
         return; /* after a close_notify: dropped */
     t->in = data;
     t->in_len = len;
+    note_busy(c);
     if (!t->established)
         handshake(c);
     if (t->established && !t->failed)
@@ -285,7 +357,7 @@ static int encrypt_record(zg_conn *c)
         p = stage;
     }
     size_t written = 0;
-    ERR_clear_error();
+    errors_reset();
     if (!SSL_write_ex(t->ssl, p, len, &written)) {
         tls_fail(c, "write", SSL_get_error(t->ssl, 0));
         return -1;
@@ -309,12 +381,14 @@ int zg_tls_flush(zg_conn *c)
     zg_tls *t = c->tls;
     if (t->failed || !t->established)
         return 0; /* only an alert or handshake messages to send */
+    if (c->out.bytes)
+        note_busy(c);
     while (c->out.bytes && t->wire.bytes < ZG_TLS_WIRE_MAX)
         if (encrypt_record(c) < 0)
             return -1;
     if (!c->out.bytes && !t->notify_sent && close_due(c)) { /* after the last record */
         t->notify_sent = 1;
-        ERR_clear_error();
+        errors_reset();
         if (SSL_shutdown(t->ssl) < 0) { /* 0: ours is queued, the peer's not awaited */
             const char *why = ERR_reason_error_string(ERR_peek_last_error());
             zg_log_debug("TLS: close_notify: %s", why ? why : "unknown error");

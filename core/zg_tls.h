@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "zg_outq.h"
+#include "zg_util.h"
 
 typedef struct zerg_conn zg_conn;
 struct ssl_st;
@@ -22,6 +23,8 @@ typedef struct zg_tls {
     const uint8_t *in; /* ciphertext OpenSSL reads next (its BIO's window) */
     size_t in_len;
     uint64_t plain_out;  /* plaintext encrypted so far (record sizes) */
+    uint64_t busy_ms;    /* when it last did TLS work (zg_tls.c's sweep) */
+    zg_list busy_link;   /* in the worker's list while it keeps record buffers */
     uint8_t established; /* handshake done: the module knows c */
     uint8_t failed;      /* a fatal error: no more OpenSSL calls but SSL_free */
     uint8_t notify_sent; /* our close_notify is queued */

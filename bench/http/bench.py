@@ -269,14 +269,20 @@ def limit_table(results, syscalls):
     return lines
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def server_args(ap):
+    """The options naming zerg, its modules, nginx and wrk (bench/tls has
+    them too)."""
     build = os.environ.get("ZERG_BUILDDIR", os.getcwd())
     ap.add_argument("--zerg", default=os.environ.get("ZERG_BIN", os.path.join(build, "zerg")))
     ap.add_argument("--modules", default=os.environ.get("ZERG_MODULES",
                                                         os.path.join(build, "build-modules")))
     ap.add_argument("--nginx", default=shutil.which("nginx") or "/usr/sbin/nginx")
     ap.add_argument("--wrk", default=shutil.which("wrk") or "wrk")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    server_args(ap)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--only", default="")

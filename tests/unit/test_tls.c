@@ -257,3 +257,63 @@ Test(tls, a_close_notify_is_the_end_of_the_stream)
     cr_assert(c->flags & (ZG_C_CLOSE_WANT | ZG_C_CLOSING), "on_eof's default: close");
     cr_assert_eq(t.nseen, 1);
 }
+
+/* The sweep of idle connections' record buffers runs on the worker's
+ * timers: ms later, whatever is due. */
+static void later(uint64_t ms)
+{
+    w.now_ms += ms;
+    zg_timers_run(&w.timers, w.now_ms);
+}
+
+Test(tls, a_busy_connection_keeps_its_buffers_and_record_size)
+{
+    handshake();
+    static char big[100000];
+    cr_assert_eq(zg_api.write(c, big, sizeof(big)), 0);
+    server_to_client();
+    cr_assert_gt(c->tls->plain_out, 64u * 1024, "full records by now");
+    later(500);
+    client_send("x"); /* busy again before the sweep's second was up */
+    later(700);
+    cr_assert_gt(c->tls->plain_out, 64u * 1024, "still busy: full records");
+    cr_assert_eq(w.timers.count, 1u, "the sweep still watches it");
+}
+
+Test(tls, a_quiet_connection_gives_its_buffers_back)
+{
+    handshake();
+    char b[32];
+    size_t n = 0;
+    cr_assert_eq(zg_api.write(c, "first", 5), 0);
+    server_to_client();
+    cr_assert_eq(SSL_read_ex(cli, b, sizeof(b), &n), 1);
+    cr_assert_eq(c->tls->plain_out, 5u);
+    cr_assert_eq(w.timers.count, 1u, "the sweep of busy connections is armed");
+    later(2100);
+    cr_assert_eq(c->tls->plain_out, 0u, "after a pause: small records first again");
+    cr_assert_eq(w.timers.count, 0u, "none busy: the sweep stopped");
+    client_send("after the pause"); /* buffers come back as needed */
+    cr_assert_eq(zg_api.write(c, "answer", 6), 0);
+    server_to_client();
+    cr_assert_eq(SSL_read_ex(cli, b, sizeof(b), &n), 1);
+    cr_assert_eq(n, 6u);
+    cr_assert_eq(memcmp(b, "answer", 6), 0);
+    cr_assert_eq(w.timers.count, 1u, "busy again");
+}
+
+Test(tls, an_error_left_in_the_queue_by_others_does_not_fail_it)
+{
+    handshake();
+    size_t n = 0;
+    cr_assert_eq(SSL_write_ex(cli, "hello", 5, &n), 1);
+    char rec[256];
+    int len = BIO_read(cli_out, rec, sizeof(rec));
+    cr_assert_gt(len, 8);
+    ERR_raise(ERR_LIB_SSL, SSL_R_BAD_LENGTH); /* as a module's failed OpenSSL call may leave */
+    receive(rec, 3); /* part of a record: OpenSSL wants more, which is no error */
+    cr_assert_eq(c->flags & (ZG_C_CLOSING | ZG_C_CLOSE_WANT), 0u, "still open");
+    receive(rec + 3, (size_t)len - 3);
+    cr_assert_eq(t.nseen, 5);
+    cr_assert_eq(memcmp(t.seen, "hello", 5), 0);
+}
