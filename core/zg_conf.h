@@ -79,7 +79,8 @@ typedef struct zg_config {
     int *cpus;                /* explicit worker_cpu_affinity, or NULL */
     size_t ncpus;
     int64_t worker_connections;
-    int listen_shared; /* listen_sockets: shared (one socket per address) */
+    int64_t max_handshakes; /* TLS connections in handshake at once, per worker */
+    int listen_shared;      /* listen_sockets: shared (one socket per address) */
     int64_t worker_rlimit_nofile;
     uint64_t worker_shutdown_timeout;
     uint64_t worker_memory_release; /* ms a pool's spare memory waits; 0: kept */

@@ -7,6 +7,7 @@
 #include "zg_conn.h"
 #include "zg_log.h"
 #include "zg_tls_conf.h"
+#include "zg_tls_metrics.h"
 #include "zg_worker.h"
 
 #include <errno.h>
@@ -112,6 +113,8 @@ static void tls_fail(zg_conn *c, const char *stage, int e)
 {
     unsigned long code = ERR_peek_last_error();
     const char *reason = code ? ERR_reason_error_string(code) : NULL;
+    if (!c->tls->established)
+        zg_tls_hs_failed(zg_tls_failure_of(e, code));
     ERR_clear_error();
     if (e == SSL_ERROR_SSL)
         tls_refuse(c, -EPROTO, "%s failed: %s", stage, reason ? reason : "protocol error");
@@ -121,6 +124,7 @@ static void tls_fail(zg_conn *c, const char *stage, int e)
 
 void zg_tls_handshake_timeout(zg_conn *c)
 {
+    zg_tls_hs_failed(ZG_TLS_FAIL_TIMEOUT);
     tls_refuse(c, -ETIMEDOUT, "no complete handshake within handshake_timeout");
 }
 
@@ -130,6 +134,8 @@ int zg_tls_start(zg_conn *c)
 {
     const zg_tls_conf *tc = c->srv->tls;
     BIO_METHOD *m = method();
+    if (!zg_tls_hs_admit(c))
+        return -1;
     zg_tls *t = m ? calloc(1, sizeof(*t)) : NULL;
     if (!t)
         return -1;
@@ -148,6 +154,7 @@ int zg_tls_start(zg_conn *c)
     SSL_set_accept_state(t->ssl);
     zg_outq_init(&t->wire);
     c->tls = t;
+    zg_tls_hs_enter();
     c->flags |= ZG_C_HANDSHAKE;
     zg_timer_set(&c->w->timers, &c->timer, c->w->now_ms, tc->handshake_timeout);
     return 0;
@@ -158,6 +165,8 @@ void zg_tls_free(zg_conn *c)
     zg_tls *t = c->tls;
     if (!t)
         return;
+    if (!t->established)
+        zg_tls_hs_abandoned();
     zg_outq_clear(&c->w->bufs, &t->wire);
     SSL_free(t->ssl); /* and the BIO */
     free(t);
@@ -178,6 +187,7 @@ static void handshake(zg_conn *c)
         return;
     }
     t->established = 1;
+    zg_tls_hs_done(t->ssl);
     c->flags &= ~ZG_C_HANDSHAKE;
     zg_timer_cancel(&c->w->timers, &c->timer);
     zg_conn_open(c);
@@ -243,8 +253,10 @@ int zg_tls_eof(zg_conn *c)
     if (!t->established) {
         if (SSL_in_before(t->ssl) && !SSL_has_pending(t->ssl))
             zg_conn_teardown(c, 0); /* connected and closed: a plain TCP health check */
-        else
+        else {
+            zg_tls_hs_failed(ZG_TLS_FAIL_EOF);
             tls_refuse(c, 0, "end of stream during the handshake");
+        }
         return 1;
     }
     char peer[64] = "a client";

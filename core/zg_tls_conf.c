@@ -5,6 +5,7 @@
 #include "zg_tls_conf.h"
 #include "zg_log.h"
 #include "zg_module.h"
+#include "zg_tls_ticket.h"
 
 #include <errno.h>
 #include <openssl/err.h>
@@ -267,6 +268,9 @@ int zg_tls_conf_parse(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field)
         {"handshake_timeout", ZERG_CONF_MSEC, offsetof(zg_tls_conf, handshake_timeout), NULL, 1,
          3600000},
         {"alpn", ZERG_CONF_STR_LIST, offsetof(zg_tls_conf, alpn), NULL, 0, 0},
+        {"session_tickets", ZERG_CONF_BOOL, offsetof(zg_tls_conf, session_tickets), NULL, 0, 0},
+        {"session_timeout", ZERG_CONF_MSEC, offsetof(zg_tls_conf, session_timeout), NULL, 1000,
+         7 * 86400000},
         ZERG_DIRECTIVE_END,
     };
     if (zg_node_kind(cx, n) != ZERG_NODE_MAP)
@@ -277,6 +281,8 @@ int zg_tls_conf_parse(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field)
     if (!tc)
         return -1;
     tc->handshake_timeout = 10000;
+    tc->session_tickets = 1;
+    tc->session_timeout = 3600000;
     ERR_clear_error();
     if (!(tc->ctx = SSL_CTX_new(TLS_server_method())))
         return zg_conf_error(cx, n, "tls: %s", ssl_reason());
@@ -288,6 +294,8 @@ int zg_tls_conf_parse(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field)
         set_protocols(cx, zg_node_get(cx, n, "protocols"), tc) < 0 || set_ciphers(cx, n, tc) < 0 ||
         set_alpn(cx, n, tc) < 0)
         return -1;
+    if (zg_tls_ticket_setup(tc->ctx, tc->session_tickets, tc->session_timeout) < 0)
+        return zg_conf_error(cx, n, "tls: session tickets: %s", ssl_reason());
     *(zg_tls_conf **)field = tc;
     return 0;
 }
