@@ -386,9 +386,6 @@ static int parse_server(zerg_conf_ctx *cx, const zerg_conf_node *n, zg_server *s
     srv->lingering_time = scratch.lingering_time;
     srv->lingering_timeout = scratch.lingering_timeout;
     srv->tls = scratch.tls;
-    if (srv->tls && srv->proxy_protocol)
-        return zg_conf_error(cx, zg_node_get(cx, n, "tls"),
-                             "tls: not together with proxy_protocol yet");
     if (srv->max_per_client > 0 && setup_climit(cx, srv) < 0)
         return -1;
     if (parse_listen(cx, listen, srv) < 0)

@@ -6,7 +6,8 @@ the middle of its handshake while another is served, a TLS 1.2
 renegotiation attempt (refused), compression and 0-RTT off, and a flood of
 handshakes held to max_handshakes. Each ends only its own connection, with
 one info line in the log (the flood: a warning a second), never a crash, a
-hang or a spin; the failure metrics count each by reason."""
+hang or a spin; the failure metrics count each by reason. And a PROXY
+protocol header in front of TLS."""
 import os
 import socket
 import ssl
@@ -210,6 +211,62 @@ class Flood(unittest.TestCase):
                 s.close()
             zgtest.wait_until(lambda: in_progress() == 0, 10, "no handshake in progress")
             self.assertTrue(echo_ok(z.ports[0]))
+
+
+
+class ProxyHeaderFirst(unittest.TestCase):
+    """proxy_protocol on a TLS block: the header in the clear, then TLS."""
+
+    def hello_after_header(self, port, header, together):
+        """A TLS 1.3 handshake after header (in one segment with the
+        ClientHello when together), then an echo."""
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = test_tls.client_context().wrap_bio(inc, out, server_hostname="localhost")
+        first = True
+        while True:
+            try:
+                obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                hello = out.read()
+                if first and not together:
+                    raw.sendall(header)
+                    time.sleep(0.1)
+                raw.sendall((header if first and together else b"") + hello)
+                first = False
+                d = raw.recv(65536)
+                if not d:
+                    raise AssertionError("closed during the handshake")
+                inc.write(d)
+        obj.write(b"ping")
+        raw.sendall(out.read())
+        got = b""
+        while b"ping" not in got:
+            d = raw.recv(65536)
+            if not d:
+                break
+            inc.write(d)
+            try:
+                got += obj.read(4096)
+            except ssl.SSLWantReadError:
+                pass
+        raw.close()
+        return got
+
+    def test_header_then_handshake(self):
+        text = conf().replace("    module: echo\n", "    module: echo\n    proxy_protocol: true\n", 1)
+        with Zerg(text) as z:
+            header = b"PROXY TCP4 10.9.8.7 10.0.0.1 1111 443\r\n"
+            for together in (False, True):
+                self.assertEqual(self.hello_after_header(z.ports[0], header, together), b"ping")
+            mark = z.log_mark()
+            with socket.create_connection(("127.0.0.1", z.ports[0]), timeout=10) as s:
+                s.sendall(header + bytes(range(256)))
+                closed(s)
+            line = z.wait_log("TLS: handshake failed", since=mark)
+            self.assertIn("from 10.9.8.7:1111", line)
+            self.assertIn("[info]", line)
 
 
 if __name__ == "__main__":
