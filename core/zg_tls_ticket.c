@@ -284,8 +284,12 @@ int zg_tls_ticket_setup(SSL_CTX *ctx, int on, uint64_t period_ms)
         SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
         return SSL_CTX_set_num_tickets(ctx, 0) == 1 ? 0 : -1;
     }
+    /* the same session context everywhere, so a block that verifies client
+     * certificates resumes too (OpenSSL refuses an empty one then) */
+    static const unsigned char sid_ctx[] = "zerg";
     ticket_key k;
-    if (!store() || current_key(period, &k) < 0) /* the master makes the first */
+    if (!store() || current_key(period, &k) < 0 || /* the master makes the first */
+        SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1) != 1)
         return -1;
     OPENSSL_cleanse(&k, sizeof(k));
     return SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb) == 1 ? 0 : -1;

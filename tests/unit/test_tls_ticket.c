@@ -2,7 +2,8 @@
  * ticket keys (zg_tls_ticket.c): an OpenSSL client resumes on another
  * context (another load) with the same keys, by the previous period's key
  * (and gets a new ticket), not two periods on, and not at all with tickets
- * off; the clock the keys rotate by is the test's. */
+ * off; it resumes where client certificates are verified too. The clock
+ * the keys rotate by is the test's. */
 #include <criterion/criterion.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -147,6 +148,21 @@ Test(tls_ticket, tickets_off_resume_nothing)
         cr_assert(!has_ticket(s));
         SSL_SESSION_free(handshake(ctx, versions[i], s, &reused));
         cr_assert(!reused);
+        SSL_SESSION_free(s);
+    }
+    SSL_CTX_free(ctx);
+}
+
+Test(tls_ticket, a_block_that_verifies_clients_resumes_too)
+{
+    static const int versions[] = {TLS1_2_VERSION, TLS1_3_VERSION};
+    SSL_CTX *ctx = server_ctx(1);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL); /* a client without a certificate passes */
+    for (size_t i = 0; i < 2; i++) {
+        int reused;
+        SSL_SESSION *s = handshake(ctx, versions[i], NULL, &reused);
+        SSL_SESSION_free(handshake(ctx, versions[i], s, &reused));
+        cr_assert(reused, "version %x", versions[i]);
         SSL_SESSION_free(s);
     }
     SSL_CTX_free(ctx);
