@@ -276,11 +276,11 @@ static void accepted(zg_worker *w, zg_listener *l, int fd)
         if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
             zg_conn_set_peer(c, (const struct sockaddr *)&ss, len); /* else unknown */
     }
-    if (l->srv->tls) { /* the module meets it after the handshake */
+    if (l->srv->proxy_protocol) { /* before a TLS handshake too */
+        zg_conn_await_proxy_header(c, l->srv->proxy_protocol_timeout);
+    } else if (l->srv->tls) { /* the module meets it after the handshake */
         if (zg_tls_start(c) < 0)
             zg_conn_teardown(c, -ENOMEM);
-    } else if (l->srv->proxy_protocol) {
-        zg_conn_await_proxy_header(c, l->srv->proxy_protocol_timeout);
     } else {
         zg_conn_open(c);
     }

@@ -140,6 +140,7 @@ static const zerg_directive core_directives[] = {
     {"worker_processes", ZERG_CONF_CUSTOM, CORE_OFF(worker_processes), parse_workers, 0, 0},
     {"worker_cpu_affinity", ZERG_CONF_CUSTOM, 0, parse_affinity, 0, 0},
     {"worker_connections", ZERG_CONF_INT, CORE_OFF(worker_connections), NULL, 16, 1 << 20},
+    {"max_handshakes", ZERG_CONF_INT, CORE_OFF(max_handshakes), NULL, 1, 1 << 20},
     {"listen_sockets", ZERG_CONF_CUSTOM, CORE_OFF(listen_shared), parse_listen_sockets, 0, 0},
     {"worker_rlimit_nofile", ZERG_CONF_INT, CORE_OFF(worker_rlimit_nofile), NULL, 64, 1 << 24},
     {"worker_shutdown_timeout", ZERG_CONF_MSEC, CORE_OFF(worker_shutdown_timeout), NULL, 0, 0},
@@ -409,9 +410,6 @@ static int parse_server(zerg_conf_ctx *cx, const zerg_conf_node *n, zg_server *s
     if (srv->server_name.n && !(zg_module_flags(srv->module) & ZERG_MODULE_VHOSTS))
         return zg_conf_error(cx, zg_node_get(cx, n, "server_name"),
                              "server_name: module %s has no virtual hosts", d->name);
-    if (srv->tls && srv->proxy_protocol)
-        return zg_conf_error(cx, zg_node_get(cx, n, "tls"),
-                             "tls: not together with proxy_protocol yet");
     if (srv->max_per_client > 0 && setup_climit(cx, srv) < 0)
         return -1;
     if (parse_listen(cx, listen, srv) < 0)
@@ -472,6 +470,7 @@ static void set_defaults(zg_config *cfg)
 {
     cfg->worker_processes = 0;
     cfg->worker_connections = 16384;
+    cfg->max_handshakes = 1024;
     cfg->worker_shutdown_timeout = 30000;
     cfg->worker_memory_release = 10000;
     cfg->error_log_path = "stderr";

@@ -82,6 +82,7 @@ typedef struct zg_config {
     int64_t worker_connections;
     int listen_shared; /* listen_sockets: shared (one socket per address) */
     int64_t worker_rlimit_nofile;
+    int64_t max_handshakes; /* TLS connections in handshake at once, per worker */
     uint64_t worker_shutdown_timeout;
     uint64_t worker_memory_release; /* ms a pool's spare memory waits; 0: kept */
     char *user, *group;

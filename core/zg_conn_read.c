@@ -79,7 +79,10 @@ static ssize_t pp_input(zg_conn *c, zg_chunk *k, const uint8_t *data, size_t len
     }
     c->flags &= ~ZG_C_PP_WAIT;
     zg_timer_cancel(&c->w->timers, &c->timer);
-    zg_conn_open(c);
+    if (!c->srv->tls)
+        zg_conn_open(c);
+    else if (zg_tls_start(c) < 0) /* the TLS handshake follows the header */
+        zg_conn_teardown(c, -ENOMEM);
     return n;
 }
 
@@ -193,6 +196,11 @@ static int pp_stage(zg_conn *c, zg_chunk *k, const uint8_t **data, size_t *len)
         return 0;
     *data += hdr;
     *len -= (size_t)hdr;
+    if (*len && c->tls) { /* the start of the handshake: ciphertext, consumed at once */
+        zg_tls_input(c, *data, *len);
+        keep_rest(c, k, *data, 0);
+        return 0;
+    }
     if (*len == 0 || (c->flags & (ZG_C_PAUSE_MOD | ZG_C_PAUSE_OUT | ZG_C_CLOSE_WANT))) {
         pp_hold_rest(c, k, *data, *len); /* nothing more, or on_open paused or closed */
         return 0;

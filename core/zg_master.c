@@ -10,6 +10,7 @@
 #include "zg_metrics_shm.h"
 #include "zg_module.h"
 #include "zg_notify.h"
+#include "zg_tls_ticket.h"
 #include "zg_upgrade.h"
 #include "zg_util.h"
 #include "zg_verdict.h"
@@ -331,8 +332,10 @@ static void upgrade(zg_master *m)
         }
     }
     zg_verdict_export_upgrade(); /* the new binary gives the verdict */
+    zg_tls_ticket_export();      /* and resumes the sessions of this one */
     pid_t pid = zg_upgrade_exec(m->exe, m->opts->argv, &m->listen, err, sizeof(err));
     unsetenv(ZG_VERDICT_ENV);
+    zg_tls_ticket_export_done();
     if (pid < 0) {
         upgrade_refused(ZERG_LOG_ERROR, "binary upgrade failed: %s", err);
         if (m->oldbin[0] && rename(m->oldbin, m->pid_path) < 0)

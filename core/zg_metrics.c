@@ -7,6 +7,7 @@
 #include "zg_metrics.h"
 #include "zg_metrics_shm.h"
 #include "zg_module.h"
+#include "zg_tls_metrics.h"
 #include "zg_worker.h"
 
 #include <stdio.h>
@@ -120,6 +121,7 @@ void zg_metrics_register_core(void)
     zg_worker_restarts = zg_mshm_master_counter(
         "zerg_worker_restarts_total", NULL,
         "Workers the master started again after they died (crashed or killed).");
+    zg_tls_metrics_register();
 }
 
 void zg_metrics_started(void)

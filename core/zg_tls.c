@@ -8,6 +8,7 @@
 #include "zg_log.h"
 #include "zg_tls_conf.h"
 #include "zg_tls_sni.h"
+#include "zg_tls_metrics.h"
 #include "zg_worker.h"
 
 #include <errno.h>
@@ -181,6 +182,8 @@ static void tls_fail(zg_conn *c, const char *stage, int e)
 {
     unsigned long code = ERR_peek_last_error();
     const char *reason = code ? ERR_reason_error_string(code) : NULL;
+    if (!c->tls->established)
+        zg_tls_hs_failed(zg_tls_failure_of(e, code));
     ERR_clear_error();
     if (e == SSL_ERROR_SSL)
         tls_refuse(c, -EPROTO, "%s failed: %s", stage, reason ? reason : "protocol error");
@@ -190,6 +193,7 @@ static void tls_fail(zg_conn *c, const char *stage, int e)
 
 void zg_tls_handshake_timeout(zg_conn *c)
 {
+    zg_tls_hs_failed(ZG_TLS_FAIL_TIMEOUT);
     tls_refuse(c, -ETIMEDOUT, "no complete handshake within handshake_timeout");
 }
 
@@ -199,6 +203,8 @@ int zg_tls_start(zg_conn *c)
 {
     const zg_tls_conf *tc = c->srv->tls;
     BIO_METHOD *m = method();
+    if (!zg_tls_hs_admit(c))
+        return -1;
     zg_tls *t = m ? calloc(1, sizeof(*t)) : NULL;
     if (!t)
         return -1;
@@ -220,6 +226,7 @@ int zg_tls_start(zg_conn *c)
     zg_list_init(&t->busy_link);
     zg_outq_init(&t->wire);
     c->tls = t;
+    zg_tls_hs_enter();
     c->flags |= ZG_C_HANDSHAKE;
     zg_timer_set(&c->w->timers, &c->timer, c->w->now_ms, tc->handshake_timeout);
     return 0;
@@ -231,6 +238,8 @@ void zg_tls_free(zg_conn *c)
     if (!t)
         return;
     unlist(c);
+    if (!t->established)
+        zg_tls_hs_abandoned();
     zg_outq_clear(&c->w->bufs, &t->wire);
     SSL_free(t->ssl); /* and the BIO */
     free(t);
@@ -251,6 +260,7 @@ static void handshake(zg_conn *c)
         return;
     }
     t->established = 1;
+    zg_tls_hs_done(t->ssl);
     c->flags &= ~ZG_C_HANDSHAKE;
     zg_timer_cancel(&c->w->timers, &c->timer);
     zg_conn_open(c);
@@ -317,8 +327,10 @@ int zg_tls_eof(zg_conn *c)
     if (!t->established) {
         if (SSL_in_before(t->ssl) && !SSL_has_pending(t->ssl))
             zg_conn_teardown(c, 0); /* connected and closed: a plain TCP health check */
-        else
+        else {
+            zg_tls_hs_failed(ZG_TLS_FAIL_EOF);
             tls_refuse(c, 0, "end of stream during the handshake");
+        }
         return 1;
     }
     char peer[64] = "a client";

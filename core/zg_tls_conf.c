@@ -8,6 +8,7 @@
 #include "zg_module.h"
 #include "zg_tls_sni.h"
 #include "zg_util.h"
+#include "zg_tls_ticket.h"
 
 #include <errno.h>
 #include <openssl/err.h>
@@ -369,6 +370,9 @@ int zg_tls_conf_parse(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field)
         {"client_ca", ZERG_CONF_CUSTOM, offsetof(zg_tls_conf, client_ca), parse_file, 0, 0},
         {"verify_client", ZERG_CONF_CUSTOM, offsetof(zg_tls_conf, verify_client),
          parse_verify_client, 0, 0},
+        {"session_tickets", ZERG_CONF_BOOL, offsetof(zg_tls_conf, session_tickets), NULL, 0, 0},
+        {"session_timeout", ZERG_CONF_MSEC, offsetof(zg_tls_conf, session_timeout), NULL, 1000,
+         7 * 86400000},
         ZERG_DIRECTIVE_END,
     };
     if (zg_node_kind(cx, n) != ZERG_NODE_MAP)
@@ -379,6 +383,8 @@ int zg_tls_conf_parse(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field)
     if (!tc)
         return -1;
     tc->handshake_timeout = 10000;
+    tc->session_tickets = 1;
+    tc->session_timeout = 3600000;
     ERR_clear_error();
     if (!(tc->ctx = SSL_CTX_new(TLS_server_method())))
         return zg_conf_error(cx, n, "tls: %s", ssl_reason());
@@ -390,6 +396,9 @@ int zg_tls_conf_parse(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field)
         set_protocols(cx, zg_node_get(cx, n, "protocols"), tc) < 0 || set_ciphers(cx, n, tc) < 0 ||
         set_alpn(cx, n, tc) < 0 || set_client_verify(cx, n, tc) < 0)
         return -1;
+    if (zg_tls_ticket_setup(tc->ctx, tc->session_tickets, tc->session_timeout) < 0)
+        return zg_conf_error(cx, n, "tls: session tickets: %s", ssl_reason());
+    /* after the tickets' setup: the settings' digest is the session id context */
     if (set_digest(tc) < 0)
         return zg_conf_error(cx, n, "tls: %s", ssl_reason());
     zg_tls_sni_setup(tc->ctx);

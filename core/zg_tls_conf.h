@@ -14,6 +14,8 @@ typedef struct zg_tls_conf {
     struct zg_tls_conf *next;   /* the config's list, freed with it */
     struct ssl_ctx_st *ctx;     /* certificates, keys, protocols, ciphers */
     uint64_t handshake_timeout; /* ms a client has to finish its handshake */
+    uint64_t session_timeout;   /* ms a session resumes for (zg_tls_ticket.c) */
+    int session_tickets;        /* resumption by tickets, with the master's keys */
     zerg_str_list protocols;
     zerg_str_list alpn;
     char *ciphers, *ciphersuites;

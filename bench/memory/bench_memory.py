@@ -12,6 +12,12 @@ while the connections are held, divided by their number:
                                                  target: <= HAProxy's
   idle-echo      N echo connections, one message each, then idle (zerg only)
                                                  target: <= 1 KB per connection
+  idle-tls       N TLS 1.3 keep-alive connections (ECDSA P-256, the same
+                 certificate for both), one small request each, then idle
+                 (zerg http, nginx)              target: <= nginx's
+  handshake-tls  N TLS 1.3 connections that sent their ClientHello, got the
+                 server's flight and stall there, in the middle of the
+                 handshake (zerg http, nginx)    target: <= nginx's
   pipelined      40 clients that write ~1000 `GET /file` (100 KB file) at once
                  with a 4 KB receive buffer and never read (zerg http, nginx)
                  target: <= the bound of zerg-http(5) MEMORY PER CONNECTION
@@ -33,6 +39,7 @@ import resource
 import selectors
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -111,9 +118,9 @@ def write(path, text):
     return path
 
 
-def zerg_server(args, tmp, n, body, name="zerg"):
+def zerg_server(args, tmp, n, body, name="zerg", top=""):
     port = bl.free_port()
-    conf = write(os.path.join(tmp, f"{name}.yaml"), f"""modules_path: {args.modules}
+    conf = write(os.path.join(tmp, f"{name}.yaml"), f"""{top}modules_path: {args.modules}
 worker_processes: 1
 worker_connections: {2 * n + 1000}  # a proxy session is two connections
 error_log: {{ path: {tmp}/{name}-error.log, level: warn }}
@@ -127,8 +134,14 @@ servers:
     return Server(name, [args.zerg, "-c", conf], port)
 
 
-def zerg_http(args, tmp, n, www):
-    return zerg_server(args, tmp, n, f"""http
+def zerg_http(args, tmp, n, www, tls=None):
+    """tls: (certificate, key) to serve TLS, with room for n handshakes."""
+    block, top = "", ""
+    if tls:
+        block = (f"\n    tls: {{ certificates: [{{ certificate: {tls[0]}, key: {tls[1]} }}], "
+                 "handshake_timeout: 10m }")
+        top = f"max_handshakes: {n + 1000}\n"
+    return zerg_server(args, tmp, n, f"""http{block}
     http:
       keepalive_timeout: 10m
       keepalive_requests: 1000000
@@ -137,7 +150,7 @@ def zerg_http(args, tmp, n, www):
       locations:
         - {{ path: "=/", return: {{ status: 200, body: "ok" }} }}
         - {{ path: /, root: {www} }}
-""", "zerg-http")
+""", "zerg-https" if tls else "zerg-http", top)
 
 
 def zerg_proxy(args, tmp, n, backend):
@@ -155,8 +168,13 @@ def zerg_echo(args, tmp, n):
 """, "zerg-echo")
 
 
-def nginx_http(args, tmp, n, www):
+def nginx_http(args, tmp, n, www, tls=None):
+    """tls: (certificate, key) to serve TLS 1.3 (the handshake's time
+    bounded by client_header_timeout in nginx 1.22)."""
     port = bl.free_port()
+    ssl = (f"ssl;\n        ssl_certificate {tls[0]};\n        ssl_certificate_key {tls[1]};\n"
+           "        ssl_protocols TLSv1.2 TLSv1.3;\n        client_header_timeout 10m") if tls else ""
+
     conf = write(os.path.join(tmp, "nginx.conf"), f"""daemon off;
 master_process on;
 worker_processes 1;
@@ -174,7 +192,7 @@ http {{
     client_body_temp_path {tmp}/cb; proxy_temp_path {tmp}/pt; fastcgi_temp_path {tmp}/ft;
     uwsgi_temp_path {tmp}/ut; scgi_temp_path {tmp}/st;
     server {{
-        listen 127.0.0.1:{port} backlog=4096;
+        listen 127.0.0.1:{port} backlog=4096 {ssl};
         location = / {{ return 200 "ok"; }}
         location / {{ root {www}; }}
     }}
@@ -318,6 +336,70 @@ def idle_http(srv, n):
                                                 http_answered))
 
 
+def make_cert(tmp):
+    """An ECDSA P-256 certificate and key for localhost, made now."""
+    cert, key = os.path.join(tmp, "tls.pem"), os.path.join(tmp, "tls.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert, "-days", "2",
+                    "-subj", "/CN=localhost"], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    os.chmod(key, 0o644)  # nginx's workers read it as another user
+    return cert, key
+
+
+def tls_client():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+    return ctx
+
+
+def open_tls_idle(port, n, batch=64):
+    """As open_idle, over TLS: handshake, one request, its answer."""
+    ctx, socks = tls_client(), []
+    for i in range(0, n, batch):
+        now = [ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=30),
+                               server_hostname="localhost") for _ in range(min(batch, n - i))]
+        for s in now:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        for s in now:
+            recv_until(s, http_answered)
+        socks += now
+    return socks
+
+
+def open_tls_handshaking(port, n, batch=64):
+    """n connections stalled in their handshake: each sent a ClientHello
+    and got the server's flight (ServerHello to Finished), and sends no
+    more."""
+    ctx, socks = tls_client(), []
+    for i in range(0, n, batch):
+        now = []
+        for _ in range(min(batch, n - i)):
+            out = ssl.MemoryBIO()
+            obj = ctx.wrap_bio(ssl.MemoryBIO(), out, server_hostname="localhost")
+            try:
+                obj.do_handshake()
+            except ssl.SSLWantReadError:
+                pass
+            s = socket.create_connection(("127.0.0.1", port), timeout=30)
+            s.sendall(out.read())
+            now.append(s)
+        for s in now:
+            recv_until(s, lambda b: len(b) > 0)
+        socks += now
+    return socks
+
+
+def idle_tls(srv, n):
+    return per_conn(srv, n, lambda k: open_tls_idle(srv.port, k))
+
+
+def handshake_tls(srv, n):
+    return per_conn(srv, n, lambda k: open_tls_handshaking(srv.port, k))
+
+
 def idle_echo(srv, n):
     return per_conn(srv, n, lambda k: open_idle(srv.port, k, b"x", lambda b: b == b"x"))
 
@@ -410,6 +492,13 @@ def main():
     bl.log(f"idle echo, {n} connections")
     z = run(zerg_echo(args, tmp, n), idle_echo, n)
     rows.append(("idle-echo", z, "-", None, f"<= {IDLE_TARGET}", z <= IDLE_TARGET))
+
+    tls = make_cert(tmp)
+    for load, fn in (("idle-tls", idle_tls), ("handshake-tls", handshake_tls)):
+        bl.log(f"{load}, {n} connections")
+        z = run(zerg_http(args, tmp, n, www, tls), fn, n)
+        p = run(nginx_http(args, tmp, n, www, tls), fn, n) if have_nginx else None
+        rows.append((load, z, "nginx", p, "<= nginx", p is None or z <= p))
 
     bl.log(f"never-reading pipelined clients, {args.pipelined}")
     z = run(zerg_http(args, tmp, n, www), pipelined, args.pipelined)

@@ -315,7 +315,8 @@ Test(conf_bad, unknown_top_level_key)
                  "bogus: 1\n",
                  2, 1,
                  "unknown key \"bogus\" (expected one of: worker_processes, "
-                 "worker_cpu_affinity, worker_connections, listen_sockets, worker_rlimit_nofile, "
+                 "worker_cpu_affinity, worker_connections, max_handshakes, listen_sockets, "
+                 "worker_rlimit_nofile, "
                  "worker_shutdown_timeout, worker_memory_release, user, group, pid, error_log, "
                  "modules_path, "
                  "load_modules, uring, servers)");
