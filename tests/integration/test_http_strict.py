@@ -455,5 +455,58 @@ class TestStrict(unittest.TestCase):
                 self.accepted(req(fields=b"Host: " + host + b"\r\n"))
 
 
+LOG_CONF = """
+load_modules: [http]
+servers:
+  - listen: ["127.0.0.1:{port0}"]
+    module: http
+    http:
+      access_log: {{ path: {tmp}/access.log }}
+      locations:
+        - path: /
+          return: {{ status: 200, body: "ok" }}
+"""
+
+
+class TestRefusalLog(unittest.TestCase):
+    """A keep-alive request refused by the head scanner, before llhttp meets
+    it, is logged as itself: "-" for its request line, never the line of the
+    request before it on the connection (whose head buffer is gone)."""
+
+    def test_refused_head_logs_its_own_line(self):
+        z = Zerg(LOG_CONF)
+        z.start()
+        try:
+            s = socket.create_connection(("127.0.0.1", z.ports[0]), timeout=T)
+            long_target = b"/first-" + b"x" * 6000  # a head buffer not kept
+            s.sendall(b"GET " + long_target + b" HTTP/1.1\r\nHost: a\r\n\r\n")
+            got = b""
+            while not got.endswith(b"ok"):
+                d = s.recv(65536)
+                self.assertTrue(d, got)
+                got += d
+            s.sendall(b"GET /second HTTP/1.1\r\nHost: a\r\nFoo: a\x01b\r\n\r\n")
+            pieces = []
+            zgtest.recv_to_eof(s, pieces.append)
+            s.close()
+            self.assertIn(b"HTTP/1.1 400 ", b"".join(pieces))
+            path = os.path.join(z.tmp, "access.log")
+            deadline = time.time() + T
+            lines = []
+            while time.time() < deadline:
+                with open(path, "rb") as f:
+                    lines = f.read().splitlines()
+                if len(lines) >= 2:
+                    break
+                time.sleep(0.05)
+            self.assertEqual(len(lines), 2, lines)
+            self.assertIn(b'"GET /first-x', lines[0])
+            self.assertIn(b" 400 ", lines[1])
+            self.assertIn(b'"-"', lines[1])
+            self.assertNotIn(b"first", lines[1])
+        finally:
+            z.stop()
+
+
 if __name__ == "__main__":
     zgtest.main()
