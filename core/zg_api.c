@@ -5,6 +5,7 @@
 #include "zg_log.h"
 #include "zg_logfile.h"
 #include "zg_module.h"
+#include "zg_tls_client.h"
 #include "zg_upstream.h"
 #include "zg_worker.h"
 
@@ -331,6 +332,8 @@ const zerg_api zg_api = {
     .metrics_ex = zg_metrics_ex,
     .write_file = api_write_file,
     .conn_tls = zg_tls_info,
+    .conf_tls_client = zg_tls_client_conf,
+    .connect_tls = zg_connect_tls,
 };
 
 /* the table the upstream groups' files call (zg_upstream.h) */

@@ -6,6 +6,7 @@
 #include "zg_tls.h"
 #include "zg_conn.h"
 #include "zg_log.h"
+#include "zg_tls_client.h"
 #include "zg_tls_conf.h"
 #include "zg_worker.h"
 
@@ -96,6 +97,10 @@ static void tls_refuse(zg_conn *c, int err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
+    if (c->tls->client) {
+        zg_tls_client_refuse(c, err, why);
+        return;
+    }
     if (c->peer_len)
         zg_addr_str(zg_conn_peer(c), peer, sizeof(peer));
     zg_log_info("%s: TLS: %s, from %s: closing",
@@ -126,16 +131,15 @@ void zg_tls_handshake_timeout(zg_conn *c)
 
 /* ---- the connection ---- */
 
-int zg_tls_start(zg_conn *c)
+int zg_tls_attach(zg_conn *c, SSL_CTX *ctx)
 {
-    const zg_tls_conf *tc = c->srv->tls;
     BIO_METHOD *m = method();
     zg_tls *t = m ? calloc(1, sizeof(*t)) : NULL;
     if (!t)
         return -1;
     ERR_clear_error();
     BIO *bio = NULL;
-    if (!(t->ssl = SSL_new(tc->ctx)) || !(bio = BIO_new(m))) {
+    if (!(t->ssl = SSL_new(ctx)) || !(bio = BIO_new(m))) {
         const char *why = ERR_reason_error_string(ERR_peek_last_error());
         zg_log_warn("TLS: a new connection: %s", why ? why : "out of memory");
         ERR_clear_error();
@@ -145,9 +149,17 @@ int zg_tls_start(zg_conn *c)
     }
     BIO_set_data(bio, c);
     SSL_set_bio(t->ssl, bio, bio); /* one reference for both directions */
-    SSL_set_accept_state(t->ssl);
     zg_outq_init(&t->wire);
     c->tls = t;
+    return 0;
+}
+
+int zg_tls_start(zg_conn *c)
+{
+    const zg_tls_conf *tc = c->srv->tls;
+    if (zg_tls_attach(c, tc->ctx) < 0)
+        return -1;
+    SSL_set_accept_state(c->tls->ssl);
     c->flags |= ZG_C_HANDSHAKE;
     zg_timer_set(&c->w->timers, &c->timer, c->w->now_ms, tc->handshake_timeout);
     return 0;
@@ -180,7 +192,10 @@ static void handshake(zg_conn *c)
     t->established = 1;
     c->flags &= ~ZG_C_HANDSHAKE;
     zg_timer_cancel(&c->w->timers, &c->timer);
-    zg_conn_open(c);
+    if (t->client)
+        zg_conn_connected(c, 0); /* an outbound one: its on_connect */
+    else
+        zg_conn_open(c);
 }
 
 /* Plaintext for the module, a record at a time (a pool chunk holds the
@@ -247,6 +262,8 @@ int zg_tls_eof(zg_conn *c)
             tls_refuse(c, 0, "end of stream during the handshake");
         return 1;
     }
+    if (t->client)
+        return 0; /* many servers close without close_notify: not worth a line */
     char peer[64] = "a client";
     if (c->peer_len)
         zg_addr_str(zg_conn_peer(c), peer, sizeof(peer));

@@ -305,6 +305,10 @@ typedef struct zerg_tls_info {
     size_t alpn_len;
 } zerg_tls_info;
 
+/* The settings of TLS connections to upstreams (api->conf_tls_client),
+ * kept by the core with the config. */
+typedef struct zerg_tls_client zerg_tls_client;
+
 /* ---- The API table ----------------------------------------------------- */
 
 typedef void (*zerg_done_fn)(void *arg);
@@ -585,6 +589,23 @@ struct zerg_api {
      * *info filled in as far as info->struct_size reaches; 0 for a
      * connection without TLS (*info untouched). */
     int (*conn_tls)(zerg_conn *c, zerg_tls_info *info);
+    /* TLS to upstreams (zerg-module(3), TLS TO UPSTREAMS). Master, from
+     * conf hooks: the client settings of node, a mapping of verify (default
+     * true), ca (a PEM file of trusted CAs; default the system's store),
+     * server_name, session_reuse (default true) and handshake_timeout
+     * (default 10s); NULL node: every default. The master builds the client
+     * context now: a ca file it cannot load fails the load. NULL after
+     * conf_error. */
+    zerg_tls_client *(*conf_tls_client)(zerg_conf_ctx *cx, const zerg_conf_node *node);
+    /* Worker: as connect_with, but the connection runs TLS as a client with
+     * tls's settings. server_name (when tls has none) is sent as SNI and the
+     * certificate is verified against it (an IP address literal: against
+     * the certificate's addresses, and not sent); NULL: no name. on_connect
+     * comes once the handshake is done: 0, or -EPROTO when it failed (the
+     * core logged why, with the upstream's address) or -ETIMEDOUT. */
+    zerg_conn *(*connect_tls)(zerg_worker *w, const zerg_conn_hooks *hooks, void *conf,
+                              const struct sockaddr *sa, socklen_t len, uint64_t timeout_ms,
+                              const zerg_tls_client *tls, const char *server_name);
 };
 
 #define ZERG_METRICS_PER_WORKER (1u << 0)
