@@ -205,15 +205,17 @@ class ProxyPassHttps(unittest.TestCase):
                 + location("/post/", f"https://localhost:{cls.resume.port}/", ca)
                 + location("/silent/", f"https://localhost:{cls.silent.getsockname()[1]}/",
                            ca + ", handshake_timeout: 300ms")
-                + location("/plain/", f"https://localhost:{cls.plain.getsockname()[1]}/", ca))
+                + location("/plain/", f"https://localhost:{cls.plain.getsockname()[1]}/", ca)
+                + location("/group/", "https://secure/", ca + ", server_name: localhost"))
+        group = f'        secure: ["127.0.0.1:{cls.good.port}", "127.0.0.1:{cls.resume.port}"]\n'
         cls.z = Zerg("""
 load_modules: [http]
 servers:
   - listen: ["127.0.0.1:{port0}"]
     module: http
     http:
-      locations:
-""" + locs)
+      upstreams:
+""" + group + "      locations:\n" + locs)
         cls.z.start()
         cls.port = cls.z.ports[0]
 
@@ -240,6 +242,17 @@ servers:
         status, body = get(self.port, "/good/a")
         self.assertEqual((status, body), (200, b"up %d /a" % self.good.port))
         self.assertIn("localhost", self.good.snis)
+
+    def test_group_with_server_name(self):
+        """https://group: the group's servers, verified against server_name."""
+        ports = set()
+        for i in range(4):
+            status, body = get(self.port, f"/group/g{i}")
+            self.assertEqual(status, 200, body)
+            _, port, path = body.split()
+            self.assertEqual(path, b"/g%d" % i)
+            ports.add(int(port))
+        self.assertEqual(ports, {self.good.port, self.resume.port})
 
     def test_ip_address_verified_against_its_san(self):
         status, body = get(self.port, "/ip/b")
@@ -313,6 +326,32 @@ servers:
                              (200, b"up %d /%d" % (self.resume.port, i)))
         self.assertEqual(self.resume.conns - conns, 4)
         self.assertGreaterEqual(self.resume.resumed - resumed, 3)
+
+
+class Reload(unittest.TestCase):
+    def test_bad_ca_file_fails_the_reload(self):
+        """The old configuration keeps serving, and the line names the file."""
+        up = Upstream("good")
+        conf = ("load_modules: [http]\nservers:\n"
+                '  - listen: ["127.0.0.1:{port0}"]\n    module: http\n    http:\n'
+                "      locations:\n"
+                + location("/", f"https://localhost:{up.port}/", "ca: CA_FILE"))
+        z = Zerg(conf.replace("CA_FILE", cert("ca.pem")))
+        try:
+            z.start()
+            self.assertEqual(get(z.ports[0], "/r")[0], 200)
+            missing = os.path.join(z.tmp, "missing-ca.pem")
+            with open(z.conf) as f:
+                text = f.read()
+            with open(z.conf, "w") as f:
+                f.write(text.replace(cert("ca.pem"), missing))
+            mark = z.log_mark()
+            self.assertIn("reload failed", z.reload())
+            self.assertIn(missing, z.log_since(mark))
+            self.assertEqual(get(z.ports[0], "/r2"), (200, b"up %d /r2" % up.port))
+        finally:
+            z.stop()
+            up.stop()
 
 
 class Config(unittest.TestCase):
