@@ -585,7 +585,8 @@ struct zerg_api {
      * prints only the group's state, weight and active. -1 after conf_error. */
     int (*conf_upstream_metrics)(zerg_conf_ctx *cx, zerg_upstream *u, const char *prefix,
                                  const char *label);
-    /* TLS: 1 when c runs over TLS (its server block has a tls: key), with
+    /* TLS: 1 when c runs over TLS (its server block has a tls: key, or
+     * connect_tls made it; once its handshake is done), with
      * *info filled in as far as info->struct_size reaches; 0 for a
      * connection without TLS (*info untouched). */
     int (*conn_tls)(zerg_conn *c, zerg_tls_info *info);
@@ -606,6 +607,11 @@ struct zerg_api {
     zerg_conn *(*connect_tls)(zerg_worker *w, const zerg_conn_hooks *hooks, void *conf,
                               const struct sockaddr *sa, socklen_t len, uint64_t timeout_ms,
                               const zerg_tls_client *tls, const char *server_name);
+    /* Master, from conf hooks, after conf_upstream: u's servers speak TLS
+     * (the module connects to them with connect_tls and tls), so its
+     * health checks do too, each server verified against the host of its
+     * address as configured (or tls's server_name). */
+    void (*upstream_tls)(zerg_upstream *u, const zerg_tls_client *tls);
 };
 
 #define ZERG_METRICS_PER_WORKER (1u << 0)

@@ -188,8 +188,11 @@ static int http_proxy_tls_done(zerg_conf_ctx *cx, http_location *l)
     }
     if (!ZERG_API_HAS(http_api, connect_tls))
         return http_api->conf_error(cx, p->node, "proxy_pass: https: this core has no TLS client");
-    p->tls = http_api->conf_tls_client(cx, l->proxy_tls);
-    return p->tls ? 0 : -1;
+    if (!(p->tls = http_api->conf_tls_client(cx, l->proxy_tls)))
+        return -1;
+    if (p->group) /* its health checks speak TLS too */
+        http_api->upstream_tls(p->group->group, p->tls);
+    return 0;
 }
 
 int http_proxy_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, http_srv *s,

@@ -141,6 +141,8 @@ int proxy_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf
         return fail(cx, cf->tls_node, "upstream_tls: this core has no TLS client");
     if (cf->tls_node && !(cf->tls = a->conf_tls_client(cx, cf->tls_node)))
         return -1;
+    if (cf->tls)
+        a->upstream_tls(cf->up, cf->tls); /* its health checks speak TLS too */
     const char *key = a->upstream_hash_key(cf->up);
     if (key && strcmp(key, "$remote_addr") != 0)
         return a->conf_error(cx, a->node_get(cx, cf->up_node, "hash_key"),

@@ -84,12 +84,16 @@ def client_tls(port):
     return ctx.wrap_socket(raw, server_hostname="localhost")
 
 
-def proxy_block(port, upstream, tls_front=False, upstream_tls=None):
+def proxy_block(port, upstream, tls_front=False, upstream_tls=None, check=None):
     text = f'  - listen: ["127.0.0.1:{{{port}}}"]\n    module: proxy\n'
     if tls_front:
         text += ("    tls:\n      certificates:\n"
                  f"        - {{{{ certificate: {cert('good.pem')}, key: {cert('leaf.key')} }}}}\n")
-    text += f'    proxy:\n      upstream: ["{upstream}"]\n'
+    if check:
+        text += (f'    proxy:\n      upstream:\n        servers: ["{upstream}"]\n'
+                 f"        health_check: {{{{ {check} }}}}\n")
+    else:
+        text += f'    proxy:\n      upstream: ["{upstream}"]\n'
     if upstream_tls:
         text += f"      upstream_tls: {{{{ {upstream_tls} }}}}\n"
     return text
@@ -115,7 +119,10 @@ class ProxyTls(unittest.TestCase):
                      + proxy_block("port3", f"localhost:{cls.tls_port}",
                                    upstream_tls=ca + ", server_name: other.example")
                      + proxy_block("port4", f"127.0.0.1:{cls.tls_port}",
-                                   upstream_tls="verify: off"))
+                                   upstream_tls="verify: off")
+                     + proxy_block("port5", f"localhost:{cls.tls_port}", upstream_tls=ca,
+                                   check='interval: 100ms, timeout: 1s, send: "PING\\r\\n", '
+                                         'expect: "+PONG"'))
         cls.z.start()
         cls.value = os.urandom(4 << 20)
 
@@ -164,6 +171,14 @@ class ProxyTls(unittest.TestCase):
         is verified."""
         with socket.create_connection(("127.0.0.1", self.z.ports[4]), timeout=30) as s:
             self.assertEqual(set_get(s, b"small4", b"x" * 100), b"x" * 100)
+
+    def test_health_checks_speak_tls(self):
+        """A check's PING in clear would fail on the TLS-only redis and mark
+        the server down after a few rounds."""
+        self.assertTrue(zgtest.holds(lambda: "is down" not in self.z.log_since(0), 1.0),
+                        self.z.log_since(0))
+        with socket.create_connection(("127.0.0.1", self.z.ports[5]), timeout=30) as s:
+            self.assertEqual(set_get(s, b"small5", b"y" * 100), b"y" * 100)
 
     def test_wrong_name_refused_and_logged(self):
         mark = self.z.log_mark()
