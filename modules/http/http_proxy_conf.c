@@ -190,7 +190,7 @@ static int http_proxy_tls_done(zerg_conf_ctx *cx, http_location *l)
         return http_api->conf_error(cx, p->node, "proxy_pass: https: this core has no TLS client");
     if (!(p->tls = http_api->conf_tls_client(cx, l->proxy_tls)))
         return -1;
-    if (p->group) /* its health checks speak TLS too */
+    if (p->group && ZERG_API_HAS(http_api, upstream_tls)) /* its health checks speak TLS too */
         http_api->upstream_tls(p->group->group, p->tls);
     return 0;
 }

@@ -141,7 +141,7 @@ int proxy_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf
         return fail(cx, cf->tls_node, "upstream_tls: this core has no TLS client");
     if (cf->tls_node && !(cf->tls = a->conf_tls_client(cx, cf->tls_node)))
         return -1;
-    if (cf->tls)
+    if (cf->tls && ZERG_API_HAS(a, upstream_tls))
         a->upstream_tls(cf->up, cf->tls); /* its health checks speak TLS too */
     const char *key = a->upstream_hash_key(cf->up);
     if (key && strcmp(key, "$remote_addr") != 0)
