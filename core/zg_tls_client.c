@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define ZG_TLS_CLIENT_TIMEOUT  10000 /* handshake_timeout's default, ms */
 #define ZG_TLS_CLIENT_SESSIONS 1024  /* upstreams with a kept session, per settings */
@@ -41,13 +42,30 @@ static int parse_ca(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field)
 
 static int new_session(SSL *ssl, SSL_SESSION *sess);
 
-/* The trusted CAs: the ca file, else the system's store. */
+/* The system's CA bundle (OpenSSL's default file: on Debian
+ * /etc/ssl/certs/ca-certificates.crt), read now. Not OpenSSL's default
+ * directory as well: its lookups would read the disk in a worker, during
+ * a verification. Without the bundle nothing is trusted: a warning. */
+static int load_system_ca(SSL_CTX *ctx)
+{
+    const char *env = getenv(X509_get_default_cert_file_env());
+    const char *file = env && *env ? env : X509_get_default_cert_file();
+    if (access(file, R_OK) < 0) {
+        zg_log_warn("tls: the system's CA bundle %s: %s: only a ca file makes upstream "
+                    "certificates trusted",
+                    file, strerror(errno));
+        return 0;
+    }
+    return SSL_CTX_load_verify_locations(ctx, file, NULL) == 1 ? 0 : -1;
+}
+
+/* The trusted CAs: the ca file, else the system's bundle. */
 static int load_ca(zerg_conf_ctx *cx, const zerg_conf_node *node, zg_tls_client *tc)
 {
     if (!tc->ca)
-        return SSL_CTX_set_default_verify_paths(tc->ctx) == 1
+        return load_system_ca(tc->ctx) == 0
                    ? 0
-                   : zg_conf_error(cx, node, "tls: the system's CA store: %s", ssl_reason());
+                   : zg_conf_error(cx, node, "tls: the system's CA bundle: %s", ssl_reason());
     const zerg_conf_node *n = zg_node_get(cx, node, "ca");
     FILE *f = fopen(tc->ca, "r");
     if (!f)
@@ -80,6 +98,17 @@ static int build_ctx(zerg_conf_ctx *cx, const zerg_conf_node *node, zg_tls_clien
     return tc->verify || tc->ca ? load_ca(cx, node, tc) : 0;
 }
 
+/* A context of the config that tc can share (the same verify, ca and
+ * session_reuse): each holds its CA store, the system's ~150 roots. */
+static SSL_CTX *shared_ctx(const zg_config *cfg, const zg_tls_client *tc)
+{
+    for (const zg_tls_client *o = cfg->tls_clients; o; o = o->next)
+        if (o->verify == tc->verify && o->session_reuse == tc->session_reuse && !o->ca == !tc->ca &&
+            (!o->ca || !strcmp(o->ca, tc->ca)) && SSL_CTX_up_ref(o->ctx))
+            return o->ctx;
+    return NULL;
+}
+
 zg_tls_client *zg_tls_client_conf(zerg_conf_ctx *cx, const zerg_conf_node *node)
 {
     static const zerg_directive directives[] = {
@@ -107,14 +136,15 @@ zg_tls_client *zg_tls_client_conf(zerg_conf_ctx *cx, const zerg_conf_node *node)
         zg_conf_error(cx, zg_node_get(cx, node, "server_name"), "tls: server_name: empty");
         return NULL;
     }
+    SSL_CTX *shared = shared_ctx(cx->cfg, tc);
     ERR_clear_error();
-    if (!(tc->ctx = SSL_CTX_new(TLS_client_method()))) {
+    if (!(tc->ctx = shared ? shared : SSL_CTX_new(TLS_client_method()))) {
         zg_conf_error(cx, node, "tls: %s", ssl_reason());
         return NULL;
     }
     tc->next = cx->cfg->tls_clients; /* freed with the config from here on */
     cx->cfg->tls_clients = tc;
-    return build_ctx(cx, node, tc) < 0 ? NULL : tc;
+    return shared || build_ctx(cx, node, tc) == 0 ? tc : NULL;
 }
 
 void zg_tls_client_free_all(zg_tls_client *list)

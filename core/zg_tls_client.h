@@ -26,7 +26,7 @@ struct zerg_tls_client {
     struct ssl_ctx_st *ctx;       /* verification, CA store, session cache mode */
     int verify;                   /* the peer's chain and name are checked */
     int session_reuse;            /* offer the last session of the upstream */
-    char *ca;                     /* the CA file, NULL: the system's store */
+    char *ca;                     /* the CA file, NULL: the system's bundle */
     char *server_name;            /* overrides the module's name */
     uint64_t handshake_timeout;   /* ms, from the TCP connect's end */
     zg_tls_sess *sessions;        /* this worker's, one per upstream (a process's copy) */

@@ -592,7 +592,7 @@ struct zerg_api {
     int (*conn_tls)(zerg_conn *c, zerg_tls_info *info);
     /* TLS to upstreams (zerg-module(3), TLS TO UPSTREAMS). Master, from
      * conf hooks: the client settings of node, a mapping of verify (default
-     * true), ca (a PEM file of trusted CAs; default the system's store),
+     * true), ca (a PEM file of trusted CAs; default the system's bundle),
      * server_name, session_reuse (default true) and handshake_timeout
      * (default 10s); NULL node: every default. The master builds the client
      * context now: a ca file it cannot load fails the load. NULL after
