@@ -6,6 +6,7 @@
 #include "zg_logfile.h"
 #include "zg_module.h"
 #include "zg_server_name.h"
+#include "zg_tls_client.h"
 #include "zg_upstream.h"
 #include "zg_worker.h"
 
@@ -334,6 +335,8 @@ const zerg_api zg_api = {
     .conn_tls = zg_tls_info,
     .conf_server_names = zg_conf_server_names,
     .server_names_match = zg_server_names_match,
+    .conf_tls_client = zg_tls_client_conf,
+    .connect_tls = zg_connect_tls,
 };
 
 /* the table the upstream groups' files call (zg_upstream.h) */

@@ -7,6 +7,7 @@
 #include "zg_log.h"
 #include "zg_module.h"
 #include "zg_server_name.h"
+#include "zg_tls_client.h"
 #include "zg_tls_conf.h"
 #include "zg_util.h"
 
@@ -594,6 +595,7 @@ void zg_conf_free(zg_config *cfg)
     for (zg_shm *s = cfg->shm; s; s = s->next)
         munmap(s->ptr, s->size);
     zg_tls_conf_free_all(cfg->tls_confs);
+    zg_tls_client_free_all(cfg->tls_clients);
     for (size_t i = 0; i < cfg->nmodules; i++)
         zg_module_unload(cfg->modules[i]);
     free(cfg->modules);

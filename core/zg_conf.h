@@ -100,6 +100,8 @@ typedef struct zg_config {
     zg_arena_block *arena;
     zg_shm *shm;
     struct zg_tls_conf *tls_confs; /* every block's TLS context, freed with the config */
+    /* modules' settings of TLS to upstreams (zg_tls_client.h), freed with it */
+    struct zerg_tls_client *tls_clients;
 } zg_config;
 
 /* The parse context handed to modules as zerg_conf_ctx. */

@@ -10,6 +10,7 @@
 #include "zg_log.h"
 #include "zg_module.h"
 #include "zg_proxyproto.h"
+#include "zg_tls_client.h"
 #include "zg_uring_compat.h"
 #include "zg_worker.h"
 
@@ -166,7 +167,8 @@ static void conn_send(zg_conn *c)
         return;
     zg_outq *q = c->tls ? &c->tls->wire : &c->out; /* what goes on the socket */
     if (q->bytes == 0) {
-        output_done(c);
+        if (!c->out.bytes || c->tls->established || c->tls->failed)
+            output_done(c); /* else an outbound TLS handshake holds them back */
         return;
     }
     zg_seg *file = zg_outq_head_file(q);
@@ -282,6 +284,10 @@ void zg_conn_connected(zg_conn *c, int res)
     c->flags &= ~ZG_C_CONNECTING;
     if (c->flags & ZG_C_CLOSING)
         return;
+    if (res == 0 && c->tls && !c->tls->established) {
+        zg_tls_client_begin(c); /* on_connect once the handshake is done */
+        return;
+    }
     if (c->mod->on_connect)
         c->mod->on_connect(c, res);
     if (res < 0) {

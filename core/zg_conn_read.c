@@ -110,8 +110,10 @@ void zg_conn_update_read(zg_conn *c)
 {
     const uint32_t stop = ZG_C_PAUSE_MOD | ZG_C_PAUSE_OUT | ZG_C_EOF | ZG_C_CLOSING |
                           ZG_C_CLOSE_WANT | ZG_C_CONNECTING | ZG_C_STARVED;
+    /* an outbound TLS handshake reads on: its module paused plaintext only */
+    uint32_t go_on = (c->flags & ZG_C_HANDSHAKE) ? ZG_C_PAUSE_MOD | ZG_C_PAUSE_OUT : 0;
     zg_worker *w = c->w;
-    int want = !(c->flags & stop) && !c->in_held.head;
+    int want = !(c->flags & stop & ~go_on) && !c->in_held.head;
     if (c->flags & ZG_C_LINGER) /* reads to drop until the FIN */
         want = !(c->flags & (ZG_C_EOF | ZG_C_CLOSING | ZG_C_STARVED));
     if (want && !(c->flags & ZG_C_RECV_ARMED)) {

@@ -6,6 +6,7 @@
 #include "zg_tls.h"
 #include "zg_conn.h"
 #include "zg_log.h"
+#include "zg_tls_client.h"
 #include "zg_tls_conf.h"
 #include "zg_tls_sni.h"
 #include "zg_tls_metrics.h"
@@ -166,6 +167,10 @@ static void tls_refuse(zg_conn *c, int err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
+    if (c->tls->client) {
+        zg_tls_client_refuse(c, err, why);
+        return;
+    }
     if (c->peer_len)
         zg_addr_str(zg_conn_peer(c), peer, sizeof(peer));
     zg_log_info("%s: TLS: %s, from %s: closing",
@@ -182,7 +187,7 @@ static void tls_fail(zg_conn *c, const char *stage, int e)
 {
     unsigned long code = ERR_peek_last_error();
     const char *reason = code ? ERR_reason_error_string(code) : NULL;
-    if (!c->tls->established)
+    if (!c->tls->established && !c->tls->client)
         zg_tls_hs_failed(zg_tls_failure_of(e, code));
     ERR_clear_error();
     if (e == SSL_ERROR_SSL)
@@ -193,24 +198,22 @@ static void tls_fail(zg_conn *c, const char *stage, int e)
 
 void zg_tls_handshake_timeout(zg_conn *c)
 {
-    zg_tls_hs_failed(ZG_TLS_FAIL_TIMEOUT);
+    if (!c->tls->client)
+        zg_tls_hs_failed(ZG_TLS_FAIL_TIMEOUT);
     tls_refuse(c, -ETIMEDOUT, "no complete handshake within handshake_timeout");
 }
 
 /* ---- the connection ---- */
 
-int zg_tls_start(zg_conn *c)
+int zg_tls_attach(zg_conn *c, SSL_CTX *ctx)
 {
-    const zg_tls_conf *tc = c->srv->tls;
     BIO_METHOD *m = method();
-    if (!zg_tls_hs_admit(c))
-        return -1;
     zg_tls *t = m ? calloc(1, sizeof(*t)) : NULL;
     if (!t)
         return -1;
     ERR_clear_error();
     BIO *bio = NULL;
-    if (!(t->ssl = SSL_new(tc->ctx)) || !(bio = BIO_new(m))) {
+    if (!(t->ssl = SSL_new(ctx)) || !(bio = BIO_new(m))) {
         const char *why = ERR_reason_error_string(ERR_peek_last_error());
         zg_log_warn("TLS: a new connection: %s", why ? why : "out of memory");
         ERR_clear_error();
@@ -219,13 +222,21 @@ int zg_tls_start(zg_conn *c)
         return -1;
     }
     BIO_set_data(bio, c);
-    zg_tls_sni_attach(t->ssl, c);  /* its ClientHello picks the server block */
-    SSL_set_bio(t->ssl, bio, bio); /* one reference for both directions */
-    SSL_set_accept_state(t->ssl);
+    SSL_set_bio(t->ssl, bio, bio);                    /* one reference for both directions */
     SSL_clear_mode(t->ssl, SSL_MODE_RELEASE_BUFFERS); /* note_busy's sweep does it */
     zg_list_init(&t->busy_link);
     zg_outq_init(&t->wire);
     c->tls = t;
+    return 0;
+}
+
+int zg_tls_start(zg_conn *c)
+{
+    const zg_tls_conf *tc = c->srv->tls;
+    if (!zg_tls_hs_admit(c) || zg_tls_attach(c, tc->ctx) < 0)
+        return -1;
+    zg_tls_sni_attach(c->tls->ssl, c); /* its ClientHello picks the server block */
+    SSL_set_accept_state(c->tls->ssl);
     zg_tls_hs_enter();
     c->flags |= ZG_C_HANDSHAKE;
     zg_timer_set(&c->w->timers, &c->timer, c->w->now_ms, tc->handshake_timeout);
@@ -238,7 +249,7 @@ void zg_tls_free(zg_conn *c)
     if (!t)
         return;
     unlist(c);
-    if (!t->established)
+    if (!t->established && !t->client)
         zg_tls_hs_abandoned();
     zg_outq_clear(&c->w->bufs, &t->wire);
     SSL_free(t->ssl); /* and the BIO */
@@ -260,10 +271,14 @@ static void handshake(zg_conn *c)
         return;
     }
     t->established = 1;
-    zg_tls_hs_done(t->ssl);
+    if (!t->client) /* the handshake metrics count accepted connections */
+        zg_tls_hs_done(t->ssl);
     c->flags &= ~ZG_C_HANDSHAKE;
     zg_timer_cancel(&c->w->timers, &c->timer);
-    zg_conn_open(c);
+    if (t->client)
+        zg_conn_connected(c, 0); /* an outbound one: its on_connect */
+    else
+        zg_conn_open(c);
 }
 
 /* Plaintext for the module, a record at a time (a pool chunk holds the
@@ -328,11 +343,14 @@ int zg_tls_eof(zg_conn *c)
         if (SSL_in_before(t->ssl) && !SSL_has_pending(t->ssl))
             zg_conn_teardown(c, 0); /* connected and closed: a plain TCP health check */
         else {
-            zg_tls_hs_failed(ZG_TLS_FAIL_EOF);
+            if (!t->client)
+                zg_tls_hs_failed(ZG_TLS_FAIL_EOF);
             tls_refuse(c, 0, "end of stream during the handshake");
         }
         return 1;
     }
+    if (t->client)
+        return 0; /* many servers close without close_notify: not worth a line */
     char peer[64] = "a client";
     if (c->peer_len)
         zg_addr_str(zg_conn_peer(c), peer, sizeof(peer));

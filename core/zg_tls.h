@@ -13,6 +13,7 @@
 
 typedef struct zerg_conn zg_conn;
 struct ssl_st;
+struct ssl_ctx_st;
 
 /* A TLS connection's state (allocated only for those: c->tls). The
  * transport is OpenSSL in user space; a kernel TLS transport would hand the
@@ -28,7 +29,15 @@ typedef struct zg_tls {
     uint8_t established; /* handshake done: the module knows c */
     uint8_t failed;      /* a fatal error: no more OpenSSL calls but SSL_free */
     uint8_t notify_sent; /* our close_notify is queued */
+    /* an outbound connection's client settings (zg_tls_client.c), NULL
+     * for an accepted one: the switch between the two sides */
+    const struct zerg_tls_client *client;
 } zg_tls;
+
+/* The TLS state of c with a new SSL of ctx, reading and writing through
+ * c's queues (either side; the caller sets the side). 0, or -1 after a
+ * warning when memory ran out. */
+int zg_tls_attach(zg_conn *c, struct ssl_ctx_st *ctx);
 
 /* An accepted connection of a TLS server block starts its handshake (the
  * module meets it once it is done). 0, or -1 when memory ran out. */

@@ -101,6 +101,9 @@ struct zerg_upstream {
     zerg_worker *w;
     uint64_t *mrow;   /* registered: the worker's row of the shared metrics */
     zg_up_hc *checks; /* the checking worker: one per server */
+    /* api->upstream_tls: the servers speak TLS (zg_tls_client.h), so the
+     * health checks do too; NULL: plain TCP */
+    const struct zerg_tls_client *tls;
 };
 
 /* zg_upstream_pick.c: pure functions over the group and its shared slots */
@@ -155,7 +158,7 @@ static inline void zg_up_count(zerg_upstream *u, size_t i, int k, uint64_t n)
     .upstream_pick = zg_up_api_pick, .upstream_server = zg_up_server_addr,                         \
     .upstream_size = zg_up_size, .upstream_hash_key = zg_up_hash_key, .upstream_note = zg_up_note, \
     .upstream_metrics = zg_up_metrics, .upstream_json = zg_up_json,                                \
-    .conf_upstream_metrics = zg_up_metrics_add
+    .conf_upstream_metrics = zg_up_metrics_add, .upstream_tls = zg_up_tls
 
 /* zg_upstream_stats.c */
 void zg_up_metrics(zerg_text *out, const char *prefix, const char *label,
@@ -166,5 +169,7 @@ int zg_up_metrics_add(zerg_conf_ctx *cx, zerg_upstream *u, const char *prefix, c
 /* zg_upstream_health.c: active checks, in one worker */
 int zg_up_hc_start(zerg_worker *w, zerg_upstream *u);
 void zg_up_hc_stop(zerg_upstream *u);
+/* api->upstream_tls: the checks connect with connect_tls */
+void zg_up_tls(zerg_upstream *u, const zerg_tls_client *tls);
 
 #endif

@@ -5,6 +5,7 @@
  * own (hc_hooks); each one's conn_conf is its check. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -143,6 +144,23 @@ static const zerg_conn_hooks hc_hooks = {
     .on_close = hc_on_close,
 };
 
+void zg_up_tls(zerg_upstream *u, const zerg_tls_client *tls)
+{
+    u->tls = tls;
+}
+
+/* The host of a server's address as configured ("host:port", "[v6]:port"):
+ * the name its certificate is verified against. */
+static const char *host_of(const char *addr, char *buf, size_t len)
+{
+    const char *end = addr[0] == '[' ? strchr(addr, ']') : strrchr(addr, ':');
+    size_t n = end ? (size_t)(end - addr) : strlen(addr);
+    if (addr[0] == '[')
+        addr++, n--;
+    snprintf(buf, len, "%.*s", (int)n, addr);
+    return buf;
+}
+
 static void hc_fire(zerg_timer *t)
 {
     const zerg_api *a = zg_up_api;
@@ -156,8 +174,11 @@ static void hc_fire(zerg_timer *t)
     const zg_up_server *s = &u->servers[hc->srv];
     hc->resolved = 0;
     hc->got = 0;
-    zerg_conn *c = a->connect_with(u->w, &hc_hooks, hc, (const struct sockaddr *)&s->ss, s->len,
-                                   u->hc.timeout);
+    const struct sockaddr *sa = (const struct sockaddr *)&s->ss;
+    char host[256];
+    zerg_conn *c = u->tls ? a->connect_tls(u->w, &hc_hooks, hc, sa, s->len, u->hc.timeout, u->tls,
+                                           host_of(s->name, host, sizeof(host)))
+                          : a->connect_with(u->w, &hc_hooks, hc, sa, s->len, u->hc.timeout);
     if (!c) {
         hc_result(hc, 0, strerror(errno));
         return;

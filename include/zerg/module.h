@@ -322,6 +322,10 @@ typedef struct zerg_tls_info {
     const char *client_verify;
 } zerg_tls_info;
 
+/* The settings of TLS connections to upstreams (api->conf_tls_client),
+ * kept by the core with the config. */
+typedef struct zerg_tls_client zerg_tls_client;
+
 /* ---- The API table ----------------------------------------------------- */
 
 typedef void (*zerg_done_fn)(void *arg);
@@ -598,7 +602,8 @@ struct zerg_api {
      * prints only the group's state, weight and active. -1 after conf_error. */
     int (*conf_upstream_metrics)(zerg_conf_ctx *cx, zerg_upstream *u, const char *prefix,
                                  const char *label);
-    /* TLS: 1 when c runs over TLS (its server block has a tls: key), with
+    /* TLS: 1 when c runs over TLS (its server block has a tls: key, or
+     * connect_tls made it; once its handshake is done), with
      * *info filled in as far as info->struct_size reaches; 0 for a
      * connection without TLS (*info untouched). */
     int (*conn_tls)(zerg_conn *c, zerg_tls_info *info);
@@ -615,6 +620,28 @@ struct zerg_api {
      * a longer wildcard beats a shorter one). The rules the core's SNI
      * choice follows. */
     size_t (*server_names_match)(const zerg_str_list *names, const char *host, size_t len);
+    /* TLS to upstreams (zerg-module(3), TLS TO UPSTREAMS). Master, from
+     * conf hooks: the client settings of node, a mapping of verify (default
+     * true), ca (a PEM file of trusted CAs; default the system's bundle),
+     * server_name, session_reuse (default true) and handshake_timeout
+     * (default 10s); NULL node: every default. The master builds the client
+     * context now: a ca file it cannot load fails the load. NULL after
+     * conf_error. */
+    zerg_tls_client *(*conf_tls_client)(zerg_conf_ctx *cx, const zerg_conf_node *node);
+    /* Worker: as connect_with, but the connection runs TLS as a client with
+     * tls's settings. server_name (when tls has none) is sent as SNI and the
+     * certificate is verified against it (an IP address literal: against
+     * the certificate's addresses, and not sent); NULL: no name. on_connect
+     * comes once the handshake is done: 0, or -EPROTO when it failed (the
+     * core logged why, with the upstream's address) or -ETIMEDOUT. */
+    zerg_conn *(*connect_tls)(zerg_worker *w, const zerg_conn_hooks *hooks, void *conf,
+                              const struct sockaddr *sa, socklen_t len, uint64_t timeout_ms,
+                              const zerg_tls_client *tls, const char *server_name);
+    /* Master, from conf hooks, after conf_upstream: u's servers speak TLS
+     * (the module connects to them with connect_tls and tls), so its
+     * health checks do too, each server verified against the host of its
+     * address as configured (or tls's server_name). */
+    void (*upstream_tls)(zerg_upstream *u, const zerg_tls_client *tls);
 };
 
 #define ZERG_METRICS_PER_WORKER (1u << 0)

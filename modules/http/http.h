@@ -144,6 +144,8 @@ typedef struct http_location {
     uint64_t proxy_keepalive_time;    /* ... and is kept no longer than this (ms) */
     http_proxy_header *proxy_set;
     size_t nproxy_set;
+    /* proxy_tls: an https proxy_pass's TLS keys, for conf_done */
+    const zerg_conf_node *proxy_tls;
     struct http_limit_loc *limit; /* limit_req, limit_conn (http_limit.h) */
     /* derived in conf_done: add_header as "Name: v\r\n..." lines */
     char *add_head;

@@ -335,7 +335,8 @@ void http_up_finish(http_up *up, int ok, int close_it)
     http_request_done(hc);
 }
 
-/* The upstream failed: an error page when nothing was sent yet. */
+/* The upstream failed: an error page when nothing was sent yet. why NULL:
+ * its TLS handshake failed, which the core logged with the reason. */
 static void http_up_fail(http_up *up, int status, const char *why, int abort_it)
 {
     http_W.up_failures++;
@@ -344,13 +345,16 @@ static void http_up_fail(http_up *up, int status, const char *why, int abort_it)
     if (http_up_can_retry(up)) {
         char msg[160];
         snprintf(msg, sizeof(msg), "%s, sent again on a new connection",
-                 up->reused ? "kept-alive connection lost" : why);
+                 up->reused ? "kept-alive connection lost"
+                 : why      ? why
+                            : "TLS handshake failed");
         http_up_log(up, up->reused ? ZERG_LOG_INFO : ZERG_LOG_ERROR, msg);
         http_W.up_retries++;
         http_up_retry(up, abort_it);
         return;
     }
-    http_up_log(up, ZERG_LOG_ERROR, why);
+    if (why)
+        http_up_log(up, ZERG_LOG_ERROR, why);
     if (up->head_sent) {
         up->done = 1;
         http_up_finish(up, 0, abort_it);
@@ -417,8 +421,10 @@ static http_up *http_up_connect(http_conn *hc, const http_location *l, int serve
     socklen_t salen = p->addr_len;
     if (p->group)
         http_api->upstream_server(p->group->group, server, &sa, &salen);
-    zerg_conn *uc =
-        http_api->connect_with(http_W.w, &http_up_hooks, NULL, sa, salen, l->proxy_connect_timeout);
+    zerg_conn *uc = p->tls ? http_api->connect_tls(http_W.w, &http_up_hooks, NULL, sa, salen,
+                                                   l->proxy_connect_timeout, p->tls, p->tls_name)
+                           : http_api->connect_with(http_W.w, &http_up_hooks, NULL, sa, salen,
+                                                    l->proxy_connect_timeout);
     if (!uc) {
         http_api->log(ZERG_LOG_ERROR, "http: upstream %s: connect: %s", p->host, strerror(errno));
         if (p->group)
@@ -616,8 +622,9 @@ static void http_up_on_connect(zerg_conn *c, int status)
     if (status < 0) {
         char why[96];
         snprintf(why, sizeof(why), "connect: %s", strerror(-status));
-        if (up->hc)
-            http_up_fail(up, status == -ETIMEDOUT ? 504 : 502, why, 0);
+        if (up->hc) /* -EPROTO: TLS, logged by the core */
+            http_up_fail(up, status == -ETIMEDOUT ? 504 : 502,
+                         status == -EPROTO && up->loc->proxy->tls ? NULL : why, 0);
         return;
     }
     up->connected = 1;

@@ -36,6 +36,10 @@ typedef struct http_proxy_pass {
     size_t host_len;
     char *uri; /* the URI part replacing the location's prefix; NULL: none */
     size_t uri_len;
+    /* https: the TLS settings (verify, ca, server_name...) and the name
+     * verified and sent as SNI unless they name one: the URL's host */
+    zerg_tls_client *tls;
+    char *tls_name;
 } http_proxy_pass;
 
 /* proxy_set_header: a header for the upstream (an empty value drops it) */
@@ -110,9 +114,9 @@ int http_upstream_untried(const http_up *up);
 void http_upstreams_start(zerg_worker *w, http_srv *s);
 void http_upstreams_stop(zerg_worker *w);
 void http_upstreams_metrics(zerg_text *out);
-/* host:port (or [v6]:port; port 80 when absent) resolved now. */
-int http_proxy_resolve(const char *auth, size_t len, struct sockaddr_storage *out,
-                       socklen_t *outlen, const char **err);
+/* host:port (or [v6]:port; default_port when absent) resolved now. */
+int http_proxy_resolve(const char *auth, size_t len, const char *default_port,
+                       struct sockaddr_storage *out, socklen_t *outlen, const char **err);
 /* At the end of a request head: a request for a proxy_pass location starts
  * its upstream now, so its body streams through as it comes. */
 void http_proxy_begin(http_conn *hc);

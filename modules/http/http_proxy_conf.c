@@ -16,10 +16,11 @@
 #define HTTP_PROXY_DEFAULT_KEEPALIVE_TIME_MS  3600000
 #define HTTP_PROXY_DEFAULT_BUFFER             (16 << 10)
 
-int http_proxy_resolve(const char *auth, size_t len, struct sockaddr_storage *out,
-                       socklen_t *outlen, const char **err)
+int http_proxy_resolve(const char *auth, size_t len, const char *default_port,
+                       struct sockaddr_storage *out, socklen_t *outlen, const char **err)
 {
-    char host[256], port[8] = "80";
+    char host[256], port[8];
+    snprintf(port, sizeof(port), "%s", default_port);
     const char *h = auth, *colon = NULL;
     size_t hl;
     if (len && auth[0] == '[') {
@@ -74,16 +75,30 @@ int http_proxy_resolve(const char *auth, size_t len, struct sockaddr_storage *ou
     return 0;
 }
 
-/* proxy_pass: "http://host[:port][/uri]" */
+/* The host of an authority, without its port or brackets (the name an
+ * https upstream's certificate is verified against). */
+static char *http_proxy_host_name(zerg_conf_ctx *cx, const char *auth, size_t len)
+{
+    const char *end = auth[0] == '[' ? memchr(auth, ']', len) : memchr(auth, ':', len);
+    if (auth[0] == '[')
+        auth++;
+    size_t n = end ? (size_t)(end - auth) : len;
+    char *name = http_api->conf_alloc(cx, n + 1);
+    if (name)
+        memcpy(name, auth, n);
+    return name;
+}
+
+/* proxy_pass: "http://host[:port][/uri]" or "https://..." */
 int http_parse_proxy_pass(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
 {
     http_proxy_pass **out = field;
     const char *v = http_api->node_scalar(cx, node);
-    if (!v || strncmp(v, "http://", 7) != 0)
+    int https = v && strncmp(v, "https://", 8) == 0;
+    if (!v || (!https && strncmp(v, "http://", 7) != 0))
         return http_api->conf_error(cx, node,
-                                    "proxy_pass: expected http://host[:port][/uri] (an https "
-                                    "upstream is not supported)");
-    const char *auth = v + 7, *slash = strchr(auth, '/');
+                                    "proxy_pass: expected http://host[:port][/uri] or https://...");
+    const char *auth = v + (https ? 8 : 7), *slash = strchr(auth, '/');
     size_t alen = slash ? (size_t)(slash - auth) : strlen(auth);
     if (strpbrk(v, "?#$ \t\r\n") || memchr(auth, '@', alen))
         return http_api->conf_error(cx, node,
@@ -99,6 +114,8 @@ int http_parse_proxy_pass(zerg_conf_ctx *cx, const zerg_conf_node *node, void *f
         return -1;
     memcpy(p->host, auth, alen);
     p->host_len = alen;
+    if (https && !(p->tls_name = http_proxy_host_name(cx, auth, alen)))
+        return -1;
     if (slash) {
         p->uri = http_api->conf_strdup(cx, slash);
         if (!p->uri)
@@ -143,8 +160,38 @@ static int http_proxy_target(zerg_conf_ctx *cx, http_srv *s, http_proxy_pass *p)
             return 0;
         }
     const char *err;
-    if (http_proxy_resolve(p->host, p->host_len, &p->addr, &p->addr_len, &err) < 0)
-        return http_api->conf_error(cx, p->node, "proxy_pass: \"http://%s\": %s", p->host, err);
+    if (http_proxy_resolve(p->host, p->host_len, p->tls_name ? "443" : "80", &p->addr, &p->addr_len,
+                           &err) < 0)
+        return http_api->conf_error(cx, p->node, "proxy_pass: \"%s://%s\": %s",
+                                    p->tls_name ? "https" : "http", p->host, err);
+    return 0;
+}
+
+/* proxy_tls: kept for conf_done, where an https proxy_pass gets the core's
+ * client context for it (verify on unless it says off). */
+static int http_parse_proxy_tls(zerg_conf_ctx *cx, const zerg_conf_node *node, void *field)
+{
+    *(const zerg_conf_node **)field = node;
+    return http_api->node_kind(cx, node) == ZERG_NODE_MAP
+               ? 0
+               : http_api->conf_error(cx, node, "proxy_tls: expected a mapping (verify, ca, ...)");
+}
+
+static int http_proxy_tls_done(zerg_conf_ctx *cx, http_location *l)
+{
+    http_proxy_pass *p = l->proxy;
+    if (!p->tls_name) {
+        if (l->proxy_tls)
+            return http_api->conf_error(
+                cx, l->proxy_tls, "location %s: proxy_tls needs an https:// proxy_pass", l->path);
+        return 0;
+    }
+    if (!ZERG_API_HAS(http_api, connect_tls))
+        return http_api->conf_error(cx, p->node, "proxy_pass: https: this core has no TLS client");
+    if (!(p->tls = http_api->conf_tls_client(cx, l->proxy_tls)))
+        return -1;
+    if (p->group && ZERG_API_HAS(http_api, upstream_tls)) /* its health checks speak TLS too */
+        http_api->upstream_tls(p->group->group, p->tls);
     return 0;
 }
 
@@ -154,12 +201,12 @@ int http_proxy_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, http_
     if (l->kind != HTTP_LOC_PROXY) {
         if (l->proxy_connect_timeout || l->proxy_read_timeout || l->proxy_buffer_size ||
             l->nproxy_set || l->proxy_keepalive || l->proxy_keepalive_timeout ||
-            l->proxy_keepalive_requests || l->proxy_keepalive_time)
+            l->proxy_keepalive_requests || l->proxy_keepalive_time || l->proxy_tls)
             return http_api->conf_error(cx, section, "location %s: proxy_* keys need proxy_pass",
                                         l->path);
         return 0;
     }
-    if (http_proxy_target(cx, s, l->proxy) < 0)
+    if (http_proxy_target(cx, s, l->proxy) < 0 || http_proxy_tls_done(cx, l) < 0)
         return -1;
     const http_upstream *g = l->proxy->group;
     if (g && g->hash_var == HTTP_HASH_REMOTE_ADDR && http_api->upstream_hash_key(g->group))
@@ -200,6 +247,7 @@ const zerg_directive http_proxy_location_directives[] = {
      INT32_MAX},
     {"proxy_set_header", ZERG_CONF_CUSTOM, offsetof(http_location, proxy_set),
      http_parse_proxy_set_header, 0, 0},
+    {"proxy_tls", ZERG_CONF_CUSTOM, offsetof(http_location, proxy_tls), http_parse_proxy_tls, 0, 0},
     ZERG_DIRECTIVE_END,
 };
 

@@ -43,6 +43,10 @@ typedef struct proxy_conf {
     char *access_log;        /* a line per session (proxy_log.c); NULL: none */
     uint64_t log_buffer;     /* bytes */
     uint64_t log_flush;      /* ms */
+    /* upstream_tls: its node (parsed in conf_done), then the core's client
+     * settings: the upstream connections run TLS; NULL: plain TCP */
+    const zerg_conf_node *tls_node;
+    zerg_tls_client *tls;
     /* derived */
     proxy_shm *shm;
     int64_t metric[PROXY_NCOUNTERS]; /* handles; -1: a core without shared metrics */

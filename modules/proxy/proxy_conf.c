@@ -8,7 +8,8 @@
 
 #include "proxy.h"
 
-/* upstream: the core parses it in conf_done, once the block has its name */
+/* upstream: the core parses it in conf_done, once the block has its name
+ * (and upstream_tls with it) */
 static int keep_upstream(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field)
 {
     (void)cx;
@@ -55,6 +56,7 @@ static int parse_name(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field)
 const zerg_directive proxy_directives[] = {
     {"name", ZERG_CONF_CUSTOM, offsetof(proxy_conf, name), parse_name, 0, 0},
     {"upstream", ZERG_CONF_CUSTOM, offsetof(proxy_conf, up_node), keep_upstream, 0, 0},
+    {"upstream_tls", ZERG_CONF_CUSTOM, offsetof(proxy_conf, tls_node), keep_upstream, 0, 0},
     {"connect_timeout", ZERG_CONF_MSEC, offsetof(proxy_conf, connect_timeout), NULL, 1, 3600000},
     {"idle_timeout", ZERG_CONF_MSEC, offsetof(proxy_conf, idle_timeout), NULL, 0, 0},
     {"next_upstream_tries", ZERG_CONF_INT, offsetof(proxy_conf, next_upstream_tries), NULL, 0,
@@ -135,6 +137,12 @@ int proxy_conf_done(zerg_conf_ctx *cx, const zerg_conf_node *section, void *conf
         return fail(cx, section, "upstream with at least one server is required");
     if (name_block(cx, section, cf) != 0 || !(cf->up = a->conf_upstream(cx, cf->up_node, cf->name)))
         return -1;
+    if (cf->tls_node && !ZERG_API_HAS(a, connect_tls))
+        return fail(cx, cf->tls_node, "upstream_tls: this core has no TLS client");
+    if (cf->tls_node && !(cf->tls = a->conf_tls_client(cx, cf->tls_node)))
+        return -1;
+    if (cf->tls && ZERG_API_HAS(a, upstream_tls))
+        a->upstream_tls(cf->up, cf->tls); /* its health checks speak TLS too */
     const char *key = a->upstream_hash_key(cf->up);
     if (key && strcmp(key, "$remote_addr") != 0)
         return a->conf_error(cx, a->node_get(cx, cf->up_node, "hash_key"),

@@ -2,6 +2,7 @@
  * linked through their ctxs; server choice and retries, zero-copy forwarding
  * with bounded output, half-close, reset propagation, idle timeout. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -122,6 +123,30 @@ static void no_server(zerg_conn *c, proxy_ctx *x)
     close_conn(c, x, 0);
 }
 
+/* The host of a server named "host:port" or "[v6]:port", to verify its
+ * certificate against and send as SNI (unless upstream_tls names one). */
+static const char *host_of(const char *name, char *buf, size_t len)
+{
+    const char *end = name[0] == '[' ? strchr(name, ']') : strrchr(name, ':');
+    size_t n = end ? (size_t)(end - name) : strlen(name);
+    if (name[0] == '[')
+        name++, n--;
+    snprintf(buf, len, "%.*s", (int)n, name);
+    return buf;
+}
+
+/* A connection to server i (sa, named name): over TLS with upstream_tls. */
+static zerg_conn *connect_to(zerg_worker *w, proxy_conf *cf, const char *name,
+                             const struct sockaddr *sa, socklen_t salen)
+{
+    const zerg_api *a = proxy_api;
+    if (!cf->tls)
+        return a->connect_with(w, &proxy_up_hooks, cf, sa, salen, cf->connect_timeout);
+    char host[256];
+    return a->connect_tls(w, &proxy_up_hooks, cf, sa, salen, cf->connect_timeout, cf->tls,
+                          host_of(name, host, sizeof(host)));
+}
+
 /* Picks the next eligible server and starts connecting to it. Returns 0 when
  * a connect is under way, -1 after closing the client. */
 static int session_connect(zerg_conn *c, proxy_ctx *x)
@@ -144,7 +169,7 @@ static int session_connect(zerg_conn *c, proxy_ctx *x)
         const struct sockaddr *sa;
         socklen_t salen;
         const char *name = a->upstream_server(cf->up, i, &sa, &salen);
-        zerg_conn *up = a->connect_with(w, &proxy_up_hooks, cf, sa, salen, cf->connect_timeout);
+        zerg_conn *up = connect_to(w, cf, name, sa, salen);
         if (!up) {
             int e = errno;
             a->upstream_note(cf->up, i, ZERG_UPSTREAM_ERROR, 0);

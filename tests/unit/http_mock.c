@@ -240,6 +240,26 @@ static zerg_conn *m_connect_with(zerg_worker *w, const zerg_conn_hooks *hooks, v
     mock_outbound[mock_noutbound++] = c;
     return c;
 }
+/* TLS to upstreams: a settings object of the mock's own (nothing reads
+ * it), and connections that are plain ones here (no handshake to fake). */
+struct zerg_tls_client {
+    int unused;
+};
+
+static zerg_tls_client *m_conf_tls_client(zerg_conf_ctx *cx, const zerg_conf_node *node)
+{
+    (void)node;
+    return m_conf_alloc(cx, sizeof(zerg_tls_client));
+}
+
+static zerg_conn *m_connect_tls(zerg_worker *w, const zerg_conn_hooks *hooks, void *conf,
+                                const struct sockaddr *sa, socklen_t len, uint64_t timeout_ms,
+                                const zerg_tls_client *tls, const char *server_name)
+{
+    TEST_CHECK(tls, "connect_tls: no settings");
+    (void)server_name;
+    return m_connect_with(w, hooks, conf, sa, len, timeout_ms);
+}
 /* No receive buffers here: the module copies instead. */
 static zerg_ref *m_hold(zerg_conn *c, const void *data)
 {
@@ -453,6 +473,8 @@ static zerg_api mapi = {
     .conn_tls = m_conn_tls,
     .conf_server_names = m_conf_server_names,
     .server_names_match = zg_server_names_match, /* the core's own */
+    .conf_tls_client = m_conf_tls_client,
+    .connect_tls = m_connect_tls,
 };
 const zerg_api *const zg_up_api = &mapi;
 
