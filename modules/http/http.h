@@ -228,6 +228,7 @@ typedef struct http_srv {
     http_upstream *upstreams;
     size_t nupstreams;
     struct http_limit_srv *limit; /* limit_zones, and whether a location limits */
+    struct http2_conf *http2;     /* http2: h2c by prior knowledge (NULL: off), h2 settings */
     /* derived */
     char *server_line; /* "Server: x\r\n" or "" */
     size_t server_line_len;
@@ -374,6 +375,8 @@ typedef struct http_conn {
     int err_status;     /* set by a parser callback that refuses */
     /* the request's limit_req / limit_conn state, when it has one */
     struct http_limit_hold *limit;
+    struct http2_stream *h2;   /* an HTTP/2 stream's request: its answer goes there */
+    struct http2_session *h2s; /* the connection speaks HTTP/2 (http2_session.c) */
 } http_conn;
 
 /* ---- per worker (http_module.c) ------------------------------------------ */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "http.h"
+#include "http_out.h"
 #include "http_limit.h"
 #include "http_metrics.h"
 #include "http_proxy.h"
@@ -262,7 +263,7 @@ void http_send_status(http_conn *hc)
     static const char ct[] =
         "Content-Type: text/plain; version=0.0.4\r\nCache-Control: no-store\r\n";
     if (http_write_head(hc, 200, ct, sizeof(ct) - 1, (int64_t)n) == 0 && !hc->req.head)
-        http_api->write(hc->c, text, n);
+        http_out_write(hc, text, n);
     hc->req.sent = hc->req.head ? 0 : n;
     http_request_done(hc);
 }

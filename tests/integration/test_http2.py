@@ -1,0 +1,398 @@
+#!/usr/bin/env python3
+"""test_http2 - HTTP/2 in the http module through the real zerg: h2c by prior
+knowledge with curl, nghttp and h2load (return, static files byte-exact,
+ranges, conditionals, HEAD, error pages, virtual hosts by :authority, the
+access log), raw frames with python3-h2 for flow control (a large file
+through a small window), rapid reset, a SETTINGS flood, oversized header
+lists and a client that never opens its window, and the drain's GOAWAY."""
+import hashlib
+import os
+import re
+import socket
+import struct
+import subprocess
+import sys
+import time
+import unittest
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.settings
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import zgtest  # noqa: E402
+from zgtest import Zerg, wait_until  # noqa: E402
+
+CONF = """
+load_modules: [http]
+servers:
+  - listen: ["127.0.0.1:{port0}"]
+    module: http
+    http:
+      server_name: [a.test]
+      http2: {{ max_concurrent_streams: 32, initial_window_size: 64k, max_header_list_size: 8k,
+               idle_timeout: 20s }}
+      send_timeout: 2s
+      client_max_body_size: 1k
+      access_log: {{ path: "{tmp}/access.log", flush: 100ms }}
+      error_page: {{ 404: /err/404.html }}
+      locations:
+        - path: =/hello
+          return: {{ status: 200, body: "Hello, h2!", headers: {{ Content-Type: text/plain, X-Test: yes }} }}
+        - path: =/moved
+          return: {{ status: 301, location: "http://$host/hello" }}
+        - {{ path: /metrics, status: true }}
+        - path: /up/
+          proxy_pass: http://127.0.0.1:9
+        - {{ path: /err/, root: "{tmp}/www" }}
+        - {{ path: /, root: "{tmp}/www", autoindex: true }}
+  - listen: ["127.0.0.1:{port0}"]
+    module: http
+    http:
+      server_name: [b.test]
+      locations:
+        - path: /
+          return: {{ status: 200, body: "this is b" }}
+  - listen: ["127.0.0.1:{port1}"]
+    module: http
+    http:
+      locations:
+        - path: /
+          return: {{ status: 200, body: "no h2 here" }}
+"""
+
+BIG = 3 * (1 << 20) + 4321  # mapped or read in pieces, framed in many DATA frames
+HUGE = 16 << 20             # through a small flow-control window
+
+
+def sha(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+def setUpModule():
+    global Z, PORT, FILES
+    Z = Zerg(CONF, wait=False)
+    www = os.path.join(Z.tmp, "www")
+    os.makedirs(os.path.join(www, "err"))
+    os.makedirs(os.path.join(www, "dir"))
+    FILES = {"big.bin": os.urandom(BIG), "huge.bin": os.urandom(HUGE), "small.txt": b"small\n",
+             "err/404.html": b"<p>custom 404</p>\n", "dir/x.txt": b"x"}
+    for name, data in FILES.items():
+        with open(os.path.join(www, name), "wb") as f:
+            f.write(data)
+    Z.start()
+    Z.wait_listening()
+    PORT = Z.ports[0]
+
+
+def tearDownModule():
+    Z.stop()
+
+
+def curl(*args, port=None, path="/hello", out=None):
+    """curl --http2-prior-knowledge: (returncode, body, stderr, 'version code')."""
+    url = f"http://127.0.0.1:{port or PORT}{path}"
+    cmd = ["curl", "-sS", "--http2-prior-knowledge", "--max-time", "20",
+           "-w", "\n%{http_version} %{http_code}"] + list(args) + [url]
+    if out:
+        cmd[1:1] = ["-o", out]
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    body, _, meta = r.stdout.rpartition(b"\n")
+    return r.returncode, body, r.stderr.decode(errors="replace"), meta.decode()
+
+
+class H2:
+    """A raw HTTP/2 client connection (python3-h2) with prior knowledge."""
+
+    def __init__(self, port=None, settings=None, timeout=10.0):
+        self.sock = socket.create_connection(("127.0.0.1", port or PORT), timeout=timeout)
+        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        self.conn.initiate_connection()
+        if settings:
+            self.conn.update_settings(settings)
+        self.flush()
+        self.events = []
+
+    def flush(self):
+        data = self.conn.data_to_send()
+        if data:
+            self.sock.sendall(data)
+
+    def request(self, path, headers=(), end=True, authority="a.test"):
+        sid = self.conn.get_next_available_stream_id()
+        self.conn.send_headers(sid, [(":method", "GET"), (":path", path), (":scheme", "http"),
+                                     (":authority", authority)] + list(headers), end_stream=end)
+        self.flush()
+        return sid
+
+    def pump(self):
+        """One read: the events it brought (None when the server closed)."""
+        data = self.sock.recv(1 << 16)
+        if not data:
+            return None
+        evs = self.conn.receive_data(data)
+        self.events += evs
+        self.flush()
+        return evs
+
+    def until_closed(self, timeout=10.0):
+        """Reads to the end; returns the GOAWAY event seen, if any."""
+        self.sock.settimeout(timeout)
+        goaway = None
+        while True:
+            try:
+                data = self.sock.recv(1 << 16)
+            except (ConnectionResetError, socket.timeout):
+                break
+            if not data:
+                break
+            try:
+                evs = self.conn.receive_data(data)
+            except h2.exceptions.ProtocolError:
+                continue
+            for e in evs:
+                if isinstance(e, h2.events.ConnectionTerminated):
+                    goaway = e
+        return goaway
+
+    def response(self, sid, ack=True):
+        """(headers dict, body) of stream sid, acknowledging DATA as it comes."""
+        hdrs, body = None, bytearray()
+        while True:
+            for e in list(self.events):
+                if getattr(e, "stream_id", None) != sid:
+                    continue
+                self.events.remove(e)
+                if isinstance(e, h2.events.ResponseReceived):
+                    hdrs = {k.decode(): v.decode() for k, v in e.headers}
+                elif isinstance(e, h2.events.DataReceived):
+                    body += e.data
+                    if ack:
+                        self.conn.acknowledge_received_data(e.flow_controlled_length, sid)
+                        self.flush()
+                elif isinstance(e, h2.events.StreamEnded):
+                    return hdrs, bytes(body)
+                elif isinstance(e, h2.events.StreamReset):
+                    raise AssertionError("stream %d reset: %r" % (sid, e))
+            if self.pump() is None:
+                raise EOFError("closed before stream %d ended" % sid)
+
+    def close(self):
+        self.sock.close()
+
+
+def raw_frames(sock, timeout=15.0):
+    """(type, flags, stream id, payload) of each frame until the server
+    closes (DATA's padding left in: none is sent)."""
+    sock.settimeout(timeout)
+    buf = b""
+    while True:
+        while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+            n = int.from_bytes(buf[:3], "big")
+            yield buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF, buf[9:9 + n]
+            buf = buf[9 + n:]
+        try:
+            chunk = sock.recv(1 << 16)
+        except ConnectionResetError:
+            return
+        if not chunk:
+            return
+        buf += chunk
+
+
+class CurlH2c(unittest.TestCase):
+    def test_return_and_headers(self):
+        rc, body, err, meta = curl("-D", "-", path="/hello")
+        self.assertEqual(rc, 0, err)
+        self.assertTrue(meta.startswith("2 200"), meta)
+        self.assertIn(b"HTTP/2 200", body)
+        self.assertIn(b"content-type: text/plain", body)
+        self.assertIn(b"x-test: yes", body)
+        self.assertIn(b"server: zerg", body)
+        self.assertTrue(body.endswith(b"\r\n\r\nHello, h2!"), body)
+        self.assertNotIn(b"connection:", body.lower())
+
+    def test_static_byte_exact(self):
+        out = os.path.join(Z.tmp, "curl.out")
+        rc, _, err, meta = curl(out=out, path="/big.bin")
+        self.assertEqual((rc, meta), (0, "2 200"), err)
+        with open(out, "rb") as f:
+            self.assertEqual(sha(f.read()), sha(FILES["big.bin"]))
+
+    def test_range_conditional_head(self):
+        rc, body, err, meta = curl("-r", "1000-1999", path="/big.bin")
+        self.assertEqual((rc, meta), (0, "2 206"), err)
+        self.assertEqual(body, FILES["big.bin"][1000:2000])
+        rc, head, err, meta = curl("-I", path="/big.bin")
+        self.assertEqual((rc, meta), (0, "2 200"), err)
+        self.assertIn(b"content-length: %d" % BIG, head)
+        etag = re.search(rb"etag: (\S+)", head).group(1).decode()
+        rc, body, err, meta = curl("-H", "If-None-Match: " + etag, path="/big.bin")
+        self.assertEqual((rc, meta, body), (0, "2 304", b""), err)
+
+    def test_errors_redirects_listing(self):
+        rc, body, err, meta = curl(path="/nothing-here")
+        self.assertEqual((rc, meta, body), (0, "2 404", FILES["err/404.html"]), err)
+        rc, body, err, meta = curl("-D", "-", path="/moved")
+        self.assertEqual((rc, meta), (0, "2 301"), err)
+        self.assertIn(b"location: http://127.0.0.1/hello", body)  # $host: no port
+        rc, body, err, meta = curl(path="/dir/")
+        self.assertEqual((rc, meta), (0, "2 200"), err)
+        self.assertIn(b"x.txt", body)
+        rc, body, err, meta = curl("-d", "x" * 5000, path="/hello")
+        self.assertEqual((rc, meta), (0, "2 413"), err)
+
+    def test_proxy_pass_is_not_there_yet(self):
+        rc, body, err, meta = curl(path="/up/x")
+        self.assertEqual((rc, meta), (0, "2 501"), err)
+
+    def test_virtual_hosts_by_authority(self):
+        rc, body, err, meta = curl("-H", "Host: b.test", path="/hello")
+        self.assertEqual((rc, meta, body), (0, "2 200", b"this is b"), err)
+        rc, body, err, meta = curl("-H", "Host: a.test", path="/hello")
+        self.assertEqual((rc, meta, body), (0, "2 200", b"Hello, h2!"), err)
+
+    def test_http11_on_the_same_port(self):
+        r = subprocess.run(["curl", "-sS", "--http1.1", "-w", "\n%{http_version}",
+                            f"http://127.0.0.1:{PORT}/hello"], stdout=subprocess.PIPE, timeout=20)
+        self.assertEqual(r.stdout, b"Hello, h2!\n1.1")
+
+    def test_off_without_http2(self):
+        rc, body, err, meta = curl(port=Z.ports[1], path="/")
+        self.assertNotEqual((rc, body), (0, b"no h2 here"))
+
+    def test_access_log_and_metrics(self):
+        mark = time.time()
+        rc, _, err, _ = curl(path="/hello?logged-h2")
+        self.assertEqual(rc, 0, err)
+        log = os.path.join(Z.tmp, "access.log")
+        wait_until(lambda: os.path.exists(log) and b"logged-h2" in open(log, "rb").read(),
+                   what="the access log line")
+        line = [ln for ln in open(log, "rb").read().splitlines() if b"logged-h2" in ln][0]
+        self.assertIn(b'"GET /hello?logged-h2 HTTP/2.0" 200 10', line)
+        self.assertLess(time.time() - mark, 20)
+        rc, body, err, _ = curl(path="/metrics")
+        self.assertEqual(rc, 0, err)
+        m = re.search(rb'zerg_http_requests_total\{server="a.test",class="2xx"\} (\d+)', body)
+        self.assertTrue(m and int(m.group(1)) > 0, body[:2000])
+
+
+class Tools(unittest.TestCase):
+    def test_nghttp(self):
+        r = subprocess.run(["nghttp", "-nv", f"http://127.0.0.1:{PORT}/hello"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+        out = r.stdout.decode(errors="replace")
+        self.assertEqual(r.returncode, 0, out)
+        self.assertRegex(out, r"recv \(stream_id=\d+\) :status: 200")
+        self.assertRegex(out, r"recv DATA frame <length=10, flags=0x01, stream_id=\d+>")
+
+    def test_h2load_multiplexed(self):
+        for path in ("/hello", "/small.txt"):
+            r = subprocess.run(["h2load", "-c", "4", "-m", "16", "-n", "2000",
+                                f"http://127.0.0.1:{PORT}{path}"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+            out = r.stdout.decode(errors="replace")
+            self.assertIn("2000 succeeded, 0 failed, 0 errored, 0 timeout", out)
+            self.assertIn("status codes: 2000 2xx", out)
+
+
+class Frames(unittest.TestCase):
+    def test_large_file_through_a_small_window(self):
+        c = H2(settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 4096})
+        try:
+            sid = c.request("/huge.bin")
+            hdrs, body = c.response(sid)
+            self.assertEqual(hdrs[":status"], "200")
+            self.assertEqual(len(body), HUGE)
+            self.assertEqual(sha(body), sha(FILES["huge.bin"]))
+            sids = [c.request(p) for p in ("/hello", "/small.txt", "/big.bin")]  # interleaved
+            got = [c.response(s)[1] for s in sids]
+            self.assertEqual(got, [b"Hello, h2!", FILES["small.txt"], FILES["big.bin"]])
+        finally:
+            c.close()
+
+    def test_rapid_reset_ends_the_connection(self):
+        c = H2()
+        mark = Z.log_mark()
+        try:
+            for _ in range(3000):
+                sid = c.request("/hello")
+                c.conn.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+            c.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        goaway = c.until_closed()
+        c.close()
+        self.assertIsNotNone(goaway, "no GOAWAY")
+        self.assertNotEqual(goaway.error_code, h2.errors.ErrorCodes.NO_ERROR)
+        Z.wait_log("http2: closing a connection", since=mark)
+        self.assertEqual(curl()[3], "2 200")  # the others are served on
+
+    def test_settings_flood_ends_the_connection(self):
+        c = H2()
+        mark = Z.log_mark()
+        frame = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # an empty SETTINGS
+        try:
+            c.sock.sendall(frame * 20000)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        goaway = c.until_closed()
+        c.close()
+        self.assertIsNotNone(goaway, "no GOAWAY")
+        self.assertEqual(goaway.error_code, h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+        Z.wait_log("http2: closing a connection", since=mark)
+        self.assertEqual(curl()[3], "2 200")
+
+    def test_header_list_too_large(self):
+        c = H2()
+        try:
+            sid = c.request("/hello", headers=[("x-big", "y" * 9000)])
+            hdrs, _ = c.response(sid)
+            self.assertEqual(hdrs[":status"], "431")
+            sid = c.request("/hello")  # the connection goes on
+            self.assertEqual(c.response(sid)[1], b"Hello, h2!")
+        finally:
+            c.close()
+
+    def test_window_never_opened(self):
+        c = H2(settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+        try:
+            c.request("/big.bin")
+            t0 = time.monotonic()
+            c.until_closed(timeout=15)
+            # send_timeout (2s) ends it: nothing held for longer
+            self.assertLess(time.monotonic() - t0, 12)
+            self.assertFalse(any(isinstance(e, h2.events.DataReceived) for e in c.events))
+        finally:
+            c.close()
+
+    def test_drain_sends_goaway_and_finishes_streams(self):
+        # python3-h2 takes no frame after a GOAWAY: read them raw, with the
+        # windows open wide so that nothing has to be acknowledged
+        c = H2(settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: (1 << 31) - 1})
+        try:
+            c.conn.increment_flow_control_window((1 << 31) - 1 - 65535)
+            sid = c.request("/hello")
+            self.assertEqual(c.response(sid)[1], b"Hello, h2!")
+            self.assertIn("reload done", Z.reload())
+            big = c.request("/big.bin")  # sent after the notice, before the final GOAWAY
+            data, goaways, ended = bytearray(), [], False
+            for ftype, flags, stream, payload in raw_frames(c.sock):
+                if ftype == 0 and stream == big:
+                    data += payload
+                    ended = ended or bool(flags & 1)
+                elif ftype == 7:
+                    goaways.append(struct.unpack(">II", payload[:8]))
+            self.assertTrue(ended, "the stream in flight did not finish")
+            self.assertEqual(sha(bytes(data)), sha(FILES["big.bin"]))
+            self.assertEqual(goaways[0], ((1 << 31) - 1, 0), goaways)  # the shutdown notice
+            self.assertEqual(goaways[-1], (big, 0), goaways)  # the last stream taken
+        finally:
+            c.close()
+        self.assertEqual(curl()[3], "2 200")  # the new workers speak h2 too
+
+
+if __name__ == "__main__":
+    zgtest.main()
