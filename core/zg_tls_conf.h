@@ -19,10 +19,14 @@ typedef struct zg_tls_conf {
     char *ciphers, *ciphersuites;
     unsigned char *alpn_wire; /* alpn in the wire format, or NULL */
     unsigned alpn_wire_len;
+    int alpn_key; /* alpn came from the block's alpn key, not its module */
 } zg_tls_conf;
 
 /* The parser of a server block's tls: key (field: zg_tls_conf *). */
 int zg_tls_conf_parse(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field);
+/* After the block's module conf: the protocols its module offers for it
+ * (conf_alpn), unless the alpn key named them; names NULL keeps them. */
+int zg_tls_conf_module_alpn(zerg_conf_ctx *cx, zg_tls_conf *tc, const char *const *names);
 /* Free the contexts of a config (its tls_confs list). */
 void zg_tls_conf_free_all(zg_tls_conf *list);
 

@@ -192,6 +192,14 @@ static int output_full(http2_session *s)
     return http_api->conn_out_pending(s->hc->c) > http_out_high(s->hc->c);
 }
 
+/* The connection's timer: idle_timeout without streams, else send_timeout
+ * (moved on by every DATA frame sent: http2_send_data). */
+static void arm_idle(http2_session *s)
+{
+    if (!s->streams)
+        http_api->conn_timeout(s->hc->c, s->conf->idle_timeout);
+}
+
 /* What nghttp2 has to send, into the connection's queue, up to its high
  * mark (the rest waits for on_drain); the connection ends once the session
  * wants neither to read nor to write (after GOAWAY). */
@@ -221,6 +229,8 @@ static void http2_flush(http2_session *s)
         http_api->conn_want_drain(hc->c);
     else if (!nghttp2_session_want_read(s->ng) && !nghttp2_session_want_write(s->ng))
         http_conn_close(hc);
+    else
+        arm_idle(s);
 }
 
 void http2_want_flush(http2_session *s)
@@ -231,14 +241,6 @@ void http2_want_flush(http2_session *s)
         return;
     s->flush_armed = 1;
     http_api->timer_set(http_W.w, &s->flush_timer, 0);
-}
-
-/* The connection's timer: idle_timeout without streams, else send_timeout
- * (moved on by every DATA frame sent: http2_send_data). */
-static void arm_idle(http2_session *s)
-{
-    if (!s->streams)
-        http_api->conn_timeout(s->hc->c, s->conf->idle_timeout);
 }
 
 size_t http2_on_data(http_conn *hc, const uint8_t *data, size_t len)
@@ -261,8 +263,6 @@ size_t http2_on_data(http_conn *hc, const uint8_t *data, size_t len)
             s->ng, n == NGHTTP2_ERR_FLOODED ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
     }
     http2_flush(s);
-    if (!hc->closing)
-        arm_idle(s);
     return len;
 }
 

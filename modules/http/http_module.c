@@ -276,6 +276,14 @@ static void http_on_close(zerg_conn *c, int err)
 /* what a TLS server block offers by ALPN unless its tls: alpn says */
 static const char *const http_alpn[] = {"http/1.1", NULL};
 
+/* ...and what a block with http2 on offers: h2 first */
+static const char *const *http_conf_alpn(const void *conf)
+{
+    static const char *const h2_first[] = {"h2", "http/1.1", NULL};
+    const http_srv *s = conf;
+    return s->http2 ? h2_first : NULL;
+}
+
 ZERG_MODULE_EXPORT const zerg_module zerg_module_info = {
     .abi_version = ZERG_ABI_VERSION,
     .struct_size = sizeof(zerg_module),
@@ -300,4 +308,5 @@ ZERG_MODULE_EXPORT const zerg_module zerg_module_info = {
     .flags = ZERG_MODULE_VHOSTS,
     .metrics = http_metrics,
     .alpn = http_alpn,
+    .conf_alpn = http_conf_alpn,
 };

@@ -8,10 +8,12 @@ lists and a client that never opens its window, and the drain's GOAWAY."""
 import hashlib
 import os
 import re
+import shutil
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -23,6 +25,7 @@ import h2.settings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import zgtest  # noqa: E402
+from test_tls import make_certs  # noqa: E402
 from zgtest import Zerg, wait_until  # noqa: E402
 
 CONF = """
@@ -61,6 +64,22 @@ servers:
       locations:
         - path: /
           return: {{ status: 200, body: "no h2 here" }}
+  - listen: ["127.0.0.1:{port2}"]
+    module: http
+    tls: {{ certificates: [ {{ certificate: "CERTS/rsa.pem", key: "CERTS/rsa.key" }} ] }}
+    http:
+      http2: true
+      locations:
+        - path: =/hello
+          return: {{ status: 200, body: "Hello, h2 over TLS!" }}
+        - {{ path: /, root: "{tmp}/www" }}
+  - listen: ["127.0.0.1:{port3}"]
+    module: http
+    tls: {{ certificates: [ {{ certificate: "CERTS/rsa.pem", key: "CERTS/rsa.key" }} ] }}
+    http:
+      locations:
+        - path: /
+          return: {{ status: 200, body: "TLS, no h2" }}
 """
 
 BIG = 3 * (1 << 20) + 4321  # mapped or read in pieces, framed in many DATA frames
@@ -72,8 +91,10 @@ def sha(b):
 
 
 def setUpModule():
-    global Z, PORT, FILES
-    Z = Zerg(CONF, wait=False)
+    global Z, PORT, FILES, CERTS
+    CERTS = tempfile.mkdtemp(prefix="zgh2-")
+    make_certs(CERTS)
+    Z = Zerg(CONF.replace("CERTS", CERTS), wait=False)
     www = os.path.join(Z.tmp, "www")
     os.makedirs(os.path.join(www, "err"))
     os.makedirs(os.path.join(www, "dir"))
@@ -89,6 +110,7 @@ def setUpModule():
 
 def tearDownModule():
     Z.stop()
+    shutil.rmtree(CERTS, ignore_errors=True)
 
 
 def curl(*args, port=None, path="/hello", out=None):
@@ -101,6 +123,13 @@ def curl(*args, port=None, path="/hello", out=None):
     r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
     body, _, meta = r.stdout.rpartition(b"\n")
     return r.returncode, body, r.stderr.decode(errors="replace"), meta.decode()
+
+
+def h2load(url):
+    """h2load's report of 2000 requests, 16 at once on each of 4 connections."""
+    r = subprocess.run(["h2load", "-c", "4", "-m", "16", "-n", "2000", url],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+    return r.stdout.decode(errors="replace")
 
 
 class H2:
@@ -279,6 +308,35 @@ class CurlH2c(unittest.TestCase):
         self.assertTrue(m and int(m.group(1)) > 0, body[:2000])
 
 
+class OverTls(unittest.TestCase):
+    def curl_tls(self, port, path, *args):
+        r = subprocess.run(["curl", "-sS", "--http2", "--cacert", os.path.join(CERTS, "ca.pem"),
+                            "--max-time", "20", "--resolve", f"localhost:{port}:127.0.0.1",
+                            "-w", "\n%{http_version} %{http_code}"] + list(args)
+                           + [f"https://localhost:{port}{path}"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        body, _, meta = r.stdout.rpartition(b"\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return body, meta.decode()
+
+    def test_h2_by_alpn(self):
+        self.assertEqual(self.curl_tls(Z.ports[2], "/hello"), (b"Hello, h2 over TLS!", "2 200"))
+        out = os.path.join(Z.tmp, "tls.out")
+        self.assertEqual(self.curl_tls(Z.ports[2], "/big.bin", "-o", out), (b"", "2 200"))
+        with open(out, "rb") as f:
+            self.assertEqual(sha(f.read()), sha(FILES["big.bin"]))
+        body, meta = self.curl_tls(Z.ports[2], "/big.bin", "-r", "5-9")
+        self.assertEqual((body, meta), (FILES["big.bin"][5:10], "2 206"))
+
+    def test_http11_where_http2_is_off(self):
+        self.assertEqual(self.curl_tls(Z.ports[3], "/"), (b"TLS, no h2", "1.1 200"))
+
+    def test_h2load_over_tls(self):
+        out = h2load(f"https://127.0.0.1:{Z.ports[2]}/hello")
+        self.assertIn("Application protocol: h2", out)
+        self.assertIn("2000 succeeded, 0 failed, 0 errored, 0 timeout", out)
+
+
 class Tools(unittest.TestCase):
     def test_nghttp(self):
         r = subprocess.run(["nghttp", "-nv", f"http://127.0.0.1:{PORT}/hello"],
@@ -290,10 +348,7 @@ class Tools(unittest.TestCase):
 
     def test_h2load_multiplexed(self):
         for path in ("/hello", "/small.txt"):
-            r = subprocess.run(["h2load", "-c", "4", "-m", "16", "-n", "2000",
-                                f"http://127.0.0.1:{PORT}{path}"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
-            out = r.stdout.decode(errors="replace")
+            out = h2load(f"http://127.0.0.1:{PORT}{path}")
             self.assertIn("2000 succeeded, 0 failed, 0 errored, 0 timeout", out)
             self.assertIn("status codes: 2000 2xx", out)
 
@@ -313,37 +368,43 @@ class Frames(unittest.TestCase):
         finally:
             c.close()
 
-    def test_rapid_reset_ends_the_connection(self):
+    def assert_ended(self, abuse, code=None):
+        """abuse(c) on a fresh connection ends it with a GOAWAY for an error
+        (code, when given), a log line, and nothing else harmed."""
         c = H2()
         mark = Z.log_mark()
         try:
-            for _ in range(3000):
-                sid = c.request("/hello")
-                c.conn.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
-            c.flush()
+            abuse(c)
         except (BrokenPipeError, ConnectionResetError):
             pass
         goaway = c.until_closed()
         c.close()
         self.assertIsNotNone(goaway, "no GOAWAY")
         self.assertNotEqual(goaway.error_code, h2.errors.ErrorCodes.NO_ERROR)
-        Z.wait_log("http2: closing a connection", since=mark)
+        if code is not None:
+            self.assertEqual(goaway.error_code, code)
+        Z.wait_log("http2: closing a connection from 127.0.0.1", since=mark)
         self.assertEqual(curl()[3], "2 200")  # the others are served on
 
+    def test_rapid_reset_ends_the_connection(self):
+        def rapid_reset(c):
+            for _ in range(3000):
+                sid = c.request("/hello")
+                c.conn.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+            c.flush()
+        self.assert_ended(rapid_reset)
+
     def test_settings_flood_ends_the_connection(self):
-        c = H2()
-        mark = Z.log_mark()
-        frame = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # an empty SETTINGS
-        try:
-            c.sock.sendall(frame * 20000)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        goaway = c.until_closed()
-        c.close()
-        self.assertIsNotNone(goaway, "no GOAWAY")
-        self.assertEqual(goaway.error_code, h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
-        Z.wait_log("http2: closing a connection", since=mark)
-        self.assertEqual(curl()[3], "2 200")
+        empty_settings = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+        self.assert_ended(lambda c: c.sock.sendall(empty_settings * 20000),
+                          h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+
+    def test_continuation_flood_ends_the_connection(self):
+        def continuation_flood(c):
+            # HEADERS without END_HEADERS, then CONTINUATIONs that never end it
+            c.sock.sendall(b"\x00\x00\x00\x01\x01\x00\x00\x00\x01"
+                           + b"\x00\x00\x00\x09\x00\x00\x00\x00\x01" * 100)
+        self.assert_ended(continuation_flood)
 
     def test_header_list_too_large(self):
         c = H2()
