@@ -115,7 +115,7 @@ static nghttp2_session_callbacks *http2_callbacks(void)
     return cbs;
 }
 
-static nghttp2_option *http2_options(const http2_conf *conf)
+static nghttp2_option *http2_options(void)
 {
     nghttp2_option *opt;
     if (nghttp2_option_new(&opt) != 0)
@@ -126,7 +126,6 @@ static nghttp2_option *http2_options(const http2_conf *conf)
     nghttp2_option_set_stream_reset_rate_limit(opt, HTTP2_RESET_BURST, HTTP2_RESET_RATE);
     nghttp2_option_set_max_send_header_block_length(opt, 65536);
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
-    (void)conf;
     return opt;
 }
 
@@ -156,7 +155,7 @@ int http2_session_start(http_conn *hc)
         goto fail;
     s->hc = hc;
     s->conf = http2_conf_of(hc->dsrv);
-    if (!(opt = http2_options(s->conf)) || nghttp2_session_server_new2(&s->ng, cbs, s, opt) != 0)
+    if (!(opt = http2_options()) || nghttp2_session_server_new2(&s->ng, cbs, s, opt) != 0)
         goto fail;
     nghttp2_option_del(opt);
     opt = NULL;

@@ -166,6 +166,8 @@ void http2_stream_request(http2_stream *st)
         return;
     }
     http_select_server(hc);
+    if (http_limit_on(hc->srv) && http_limit_head(hc) == HTTP_LIMIT_WAIT)
+        return; /* limit_req's delay: its timer dispatches it (http_limit.c) */
     http_dispatch(hc);
 }
 

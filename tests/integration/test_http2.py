@@ -11,6 +11,7 @@ import re
 import shutil
 import socket
 import struct
+import threading
 import subprocess
 import sys
 import tempfile
@@ -22,6 +23,7 @@ import h2.connection
 import h2.errors
 import h2.events
 import h2.settings
+import hpack
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import zgtest  # noqa: E402
@@ -41,7 +43,16 @@ servers:
       client_max_body_size: 1k
       access_log: {{ path: "{tmp}/access.log", flush: 100ms }}
       error_page: {{ 404: /err/404.html }}
+      limit_zones:
+        once: {{ key: $remote_addr, rate: 1r/m }}
+        paced: {{ key: $remote_addr, rate: 10r/s }}
       locations:
+        - path: =/limited
+          return: {{ status: 200, body: ok }}
+          limit_req: {{ zone: once, status: 503 }}
+        - path: =/paced
+          return: {{ status: 200, body: ok }}
+          limit_req: {{ zone: paced, burst: 5 }}
         - path: =/hello
           return: {{ status: 200, body: "Hello, h2!", headers: {{ Content-Type: text/plain, X-Test: yes }} }}
         - path: =/moved
@@ -231,6 +242,66 @@ def raw_frames(sock, timeout=15.0):
         buf += chunk
 
 
+class Load(threading.Thread):
+    """A client that keeps `depth` streams in flight on one connection at a
+    time, reconnecting after each GOAWAY (as browsers do): streams above a
+    GOAWAY's last stream id were not taken and go again (RFC 9113 6.8), so
+    only a stream reset, or a connection lost with taken streams open,
+    counts as failed."""
+
+    def __init__(self, path, depth=16):
+        super().__init__(daemon=True)
+        self.path, self.depth = path, depth
+        self.ok = self.failed = self.goaways = 0
+        self.stop = threading.Event()
+        self.enc = hpack.Encoder()
+
+    def headers(self, sid):
+        block = self.enc.encode([(":method", "GET"), (":path", self.path),
+                                 (":scheme", "http"), (":authority", "a.test")])
+        return struct.pack(">I", len(block))[1:] + b"\x01\x05" + struct.pack(">I", sid) + block
+
+    def connection(self):
+        self.enc = hpack.Encoder()
+        sock = socket.create_connection(("127.0.0.1", PORT), timeout=20)
+        big = (1 << 31) - 1
+        sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # window: as big as it goes
+                     + b"\x00\x00\x06\x04\x00\x00\x00\x00\x00" + struct.pack(">HI", 4, big)
+                     + b"\x00\x00\x04\x08\x00\x00\x00\x00\x00" + struct.pack(">I", big - 65535))
+        sid, open_ids, last = 1, set(), None
+        frames = raw_frames(sock, timeout=20)
+        while True:
+            while last is None and len(open_ids) < self.depth and not self.stop.is_set():
+                sock.sendall(self.headers(sid))
+                open_ids.add(sid)
+                sid += 2
+            if not open_ids or (self.stop.is_set() and last is None and not open_ids):
+                break
+            try:
+                ftype, flags, stream, payload = next(frames)
+            except StopIteration:
+                self.failed += len([i for i in open_ids if last is None or i <= last])
+                break
+            if ftype in (0, 1) and flags & 1 and stream in open_ids:
+                open_ids.discard(stream)
+                self.ok += 1
+            elif ftype == 3 and stream in open_ids:  # RST_STREAM
+                open_ids.discard(stream)
+                self.failed += 1
+            elif ftype == 7:
+                self.goaways += 1
+                last = struct.unpack(">I", payload[:4])[0] & 0x7FFFFFFF
+                open_ids = {i for i in open_ids if i <= last}  # the rest go again
+        sock.close()
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                self.connection()
+            except OSError:
+                self.failed += 1
+
+
 class CurlH2c(unittest.TestCase):
     def test_return_and_headers(self):
         rc, body, err, meta = curl("-D", "-", path="/hello")
@@ -353,6 +424,28 @@ class Tools(unittest.TestCase):
             self.assertIn("status codes: 2000 2xx", out)
 
 
+class Reload(unittest.TestCase):
+    def test_reloads_under_load(self):
+        """Reloads while 4 clients keep 16 streams each in flight: every
+        stream a worker took is answered, the old workers send GOAWAY."""
+        loads = [Load("/small.txt") for _ in range(4)]
+        for t in loads:
+            t.start()
+        try:
+            for _ in range(5):
+                time.sleep(0.3)
+                self.assertIn("reload done", Z.reload())
+            time.sleep(0.5)
+        finally:
+            for t in loads:
+                t.stop.set()
+            for t in loads:
+                t.join(30)
+        self.assertEqual(sum(t.failed for t in loads), 0)
+        self.assertGreater(sum(t.ok for t in loads), 1000)
+        self.assertGreaterEqual(sum(t.goaways for t in loads), 5)
+
+
 class Frames(unittest.TestCase):
     def test_large_file_through_a_small_window(self):
         c = H2(settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 4096})
@@ -414,6 +507,19 @@ class Frames(unittest.TestCase):
             self.assertEqual(hdrs[":status"], "431")
             sid = c.request("/hello")  # the connection goes on
             self.assertEqual(c.response(sid)[1], b"Hello, h2!")
+        finally:
+            c.close()
+
+    def test_limit_req_per_stream(self):
+        c = H2()
+        try:
+            sids = [c.request("/limited") for _ in range(3)]
+            codes = sorted(c.response(s)[0][":status"] for s in sids)
+            self.assertEqual(codes, ["200", "503", "503"])
+            t0 = time.monotonic()
+            sids = [c.request("/paced") for _ in range(4)]  # 10r/s: delayed, not refused
+            self.assertEqual([c.response(s)[1] for s in sids], [b"ok"] * 4)
+            self.assertGreater(time.monotonic() - t0, 0.2)
         finally:
             c.close()
 
