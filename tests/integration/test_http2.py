@@ -84,6 +84,13 @@ servers:
         - path: =/hello
           return: {{ status: 200, body: "Hello, h2 over TLS!" }}
         - {{ path: /, root: "{tmp}/www" }}
+  - listen: ["127.0.0.1:{port4}"]
+    module: http
+    http:
+      http2: {{ idle_timeout: 500ms }}
+      locations:
+        - path: /
+          return: {{ status: 200, body: "short idle" }}
   - listen: ["127.0.0.1:{port3}"]
     module: http
     tls: {{ certificates: [ {{ certificate: "CERTS/rsa.pem", key: "CERTS/rsa.key" }} ] }}
@@ -520,6 +527,57 @@ class Frames(unittest.TestCase):
             sids = [c.request("/paced") for _ in range(4)]  # 10r/s: delayed, not refused
             self.assertEqual([c.response(s)[1] for s in sids], [b"ok"] * 4)
             self.assertGreater(time.monotonic() - t0, 0.2)
+        finally:
+            c.close()
+
+    def test_idle_timeout(self):
+        c = H2(port=Z.ports[4])
+        try:
+            self.assertEqual(c.response(c.request("/"))[1], b"short idle")
+            t0 = time.monotonic()
+            goaway = c.until_closed(timeout=10)
+            self.assertLess(time.monotonic() - t0, 5)
+            self.assertIsNotNone(goaway, "no GOAWAY")
+            self.assertEqual(goaway.error_code, h2.errors.ErrorCodes.NO_ERROR)
+        finally:
+            c.close()
+
+    def test_max_concurrent_streams(self):
+        """Streams past the 32 allowed are refused (RST_STREAM
+        REFUSED_STREAM); the connection and the others go on."""
+        load = Load("/hello")
+        sock = socket.create_connection(("127.0.0.1", PORT), timeout=10)
+        try:
+            sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+            # 40 requests left open (no END_STREAM: their bodies never come)
+            sock.sendall(b"".join(load.headers(1 + 2 * i).replace(b"\x01\x05", b"\x01\x04", 1)
+                                  for i in range(40)))
+            refused = set()
+            for ftype, flags, stream, payload in raw_frames(sock, timeout=5):
+                if ftype == 3:
+                    self.assertEqual(struct.unpack(">I", payload)[0], 7)  # REFUSED_STREAM
+                    refused.add(stream)
+                if len(refused) == 8:
+                    break
+            self.assertEqual(refused, {1 + 2 * i for i in range(32, 40)})
+        finally:
+            sock.close()
+
+    def test_methods_refused(self):
+        c = H2()
+        try:
+            sid = c.conn.get_next_available_stream_id()
+            c.conn.send_headers(sid, [(":method", "BREW"), (":path", "/hello"),
+                                      (":scheme", "http"), (":authority", "a.test")],
+                                end_stream=True)
+            c.flush()
+            self.assertEqual(c.response(sid)[0][":status"], "400")
+            sid = c.conn.get_next_available_stream_id()
+            c.conn.send_headers(sid, [(":method", "DELETE"), (":path", "/small.txt"),
+                                      (":scheme", "http"), (":authority", "a.test")],
+                                end_stream=True)
+            c.flush()
+            self.assertEqual(c.response(sid)[0][":status"], "405")
         finally:
             c.close()
 
