@@ -398,6 +398,9 @@ typedef struct http_worker {
     uint64_t up_failures;     /* upstream failures (connect, timeout, bad or cut answer) */
     uint64_t up_retries;      /* requests sent again after one */
     struct http_up *idle_ups; /* parked upstream connections, newest first */
+    uint64_t h2_conns;        /* connections that spoke HTTP/2 */
+    uint64_t h2_streams;      /* HTTP/2 streams opened by clients */
+    uint64_t h2_goaways;      /* HTTP/2 connections ended for an error (GOAWAY) */
     uint64_t *mrow;           /* this worker's row of the shared metrics (http_metrics.c) */
 } http_worker;
 

@@ -80,6 +80,11 @@ void http2_on_timeout(http_conn *hc);
 void http2_on_eof(http_conn *hc);
 void http2_session_free(http_conn *hc);
 void http2_drain(http_conn *hc);
+/* hc speaks HTTP/2 and has streams open (the connections' gauge). */
+static inline int http2_busy(const http_conn *hc)
+{
+    return hc->h2s && hc->h2s->streams;
+}
 /* Output waits: taken at the end of on_data, or at the next loop turn. */
 void http2_want_flush(http2_session *s);
 

@@ -88,6 +88,7 @@ static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *
     (void)ng;
     http2_session *s = user_data;
     if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR) {
+        http_W.h2_goaways++;
         char addr[64] = "-";
         socklen_t len;
         const struct sockaddr *sa = http_api->conn_peer(s->hc->c, &len);
@@ -172,6 +173,7 @@ int http2_session_start(http_conn *hc)
     s->drain_timer.fn = drain_timer_fired;
     s->drain_timer.data = s;
     hc->h2s = s;
+    http_W.h2_conns++;
     hc->req.major = 2; /* what the connection speaks, for its own log lines */
     http_api->conn_timeout(hc->c, s->conf->idle_timeout);
     if (http_W.draining)

@@ -32,6 +32,7 @@ http2_stream *http2_stream_new(http2_session *s, int32_t id)
     hc->phase = HTTP_PH_HEAD;
     st->sess = s;
     st->id = id;
+    http_W.h2_streams++;
     st->next = s->streams;
     if (s->streams)
         s->streams->prev = st;

@@ -150,6 +150,12 @@ def h2load(url):
     return r.stdout.decode(errors="replace")
 
 
+def goaways():
+    """zerg_http_http2_goaways_total now (the metrics are published every second)."""
+    body = curl(path="/metrics")[1]
+    return int(re.search(rb"zerg_http_http2_goaways_total (\d+)", body).group(1))
+
+
 class H2:
     """A raw HTTP/2 client connection (python3-h2) with prior knowledge."""
 
@@ -384,6 +390,9 @@ class CurlH2c(unittest.TestCase):
         self.assertEqual(rc, 0, err)
         m = re.search(rb'zerg_http_requests_total\{server="a.test",class="2xx"\} (\d+)', body)
         self.assertTrue(m and int(m.group(1)) > 0, body[:2000])
+        for name in (b"connections", b"streams"):
+            m = re.search(rb"zerg_http_http2_%s_total (\d+)" % name, body)
+            self.assertTrue(m and int(m.group(1)) > 0, name)
 
 
 class OverTls(unittest.TestCase):
@@ -471,6 +480,7 @@ class Frames(unittest.TestCase):
     def assert_ended(self, abuse, code=None):
         """abuse(c) on a fresh connection ends it with a GOAWAY for an error
         (code, when given), a log line, and nothing else harmed."""
+        before = goaways()
         c = H2()
         mark = Z.log_mark()
         try:
@@ -484,6 +494,7 @@ class Frames(unittest.TestCase):
         if code is not None:
             self.assertEqual(goaway.error_code, code)
         Z.wait_log("http2: closing a connection from 127.0.0.1", since=mark)
+        wait_until(lambda: goaways() > before, what="zerg_http_http2_goaways_total to grow")
         self.assertEqual(curl()[3], "2 200")  # the others are served on
 
     def test_rapid_reset_ends_the_connection(self):
