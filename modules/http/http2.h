@@ -66,7 +66,10 @@ struct http2_session {
     uint8_t flush_armed;
     uint8_t paused;
     uint8_t draining;
-    uint8_t gone; /* being freed: no more output */
+    uint8_t gone;        /* being freed: no more output */
+    uint32_t empty_data; /* empty DATA frames that did not end a stream */
+    uint32_t answered;   /* PING and SETTINGS frames in answered_sec */
+    uint64_t answered_sec;
 };
 
 /* http2_session.c */

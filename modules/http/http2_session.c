@@ -45,9 +45,40 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
                                                             : 0;
 }
 
+/* Empty DATA frames that do not end their stream carry nothing: a flood of
+ * them only costs the server (nghttp2 1.52 does not count them). PINGs and
+ * SETTINGS each cost an answer: nghttp2 bounds the answers waiting, not
+ * the rate of a client that reads them. */
+#define HTTP2_EMPTY_DATA_MAX   1000
+#define HTTP2_ANSWERED_PER_SEC 1000
+
+/* A frame that only costs the server: the reason to end the session. */
+static const char *http2_flood(http2_session *s, const nghttp2_frame *frame)
+{
+    uint8_t type = frame->hd.type, flags = frame->hd.flags;
+    if (type == NGHTTP2_DATA && frame->hd.length == 0 && !(flags & NGHTTP2_FLAG_END_STREAM) &&
+        ++s->empty_data > HTTP2_EMPTY_DATA_MAX)
+        return "empty DATA flood";
+    if ((type == NGHTTP2_PING || type == NGHTTP2_SETTINGS) && !(flags & NGHTTP2_FLAG_ACK)) {
+        uint64_t sec = http_api->now_ms(http_W.w) / 1000;
+        if (sec != s->answered_sec) {
+            s->answered_sec = sec;
+            s->answered = 0;
+        }
+        if (++s->answered > HTTP2_ANSWERED_PER_SEC)
+            return "PING or SETTINGS flood";
+    }
+    return NULL;
+}
+
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *user_data)
 {
-    (void)user_data;
+    http2_session *s = user_data;
+    const char *flood = http2_flood(s, frame);
+    if (flood) {
+        s->why = flood;
+        return nghttp2_session_terminate_session(ng, NGHTTP2_ENHANCE_YOUR_CALM);
+    }
     if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
         !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
         return 0;

@@ -510,6 +510,18 @@ class Frames(unittest.TestCase):
         self.assert_ended(lambda c: c.sock.sendall(empty_settings * 20000),
                           h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
 
+    def test_ping_flood_ends_the_connection(self):
+        ping = b"\x00\x00\x08\x06\x00\x00\x00\x00\x00" + b"12345678"
+        self.assert_ended(lambda c: c.sock.sendall(ping * 20000),
+                          h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+
+    def test_empty_data_flood_ends_the_connection(self):
+        def empty_data_flood(c):
+            sid = c.request("/hello", end=False)  # a request whose body never ends
+            empty_data = b"\x00\x00\x00\x00\x00" + struct.pack(">I", sid)  # length 0, DATA
+            c.sock.sendall(empty_data * 5000)
+        self.assert_ended(empty_data_flood, h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+
     def test_continuation_flood_ends_the_connection(self):
         def continuation_flood(c):
             # HEADERS without END_HEADERS, then CONTINUATIONs that never end it
