@@ -143,3 +143,11 @@ const char *const *zg_module_alpn(const zg_module *m)
     const zerg_module *d = m->desc;
     return d->struct_size >= offsetof(zerg_module, alpn) + sizeof(d->alpn) ? d->alpn : NULL;
 }
+
+const char *const *zg_module_conf_alpn(const zg_module *m, const void *conf)
+{
+    const zerg_module *d = m->desc;
+    if (d->struct_size < offsetof(zerg_module, conf_alpn) + sizeof(d->conf_alpn) || !d->conf_alpn)
+        return NULL;
+    return d->conf_alpn(conf);
+}

@@ -218,22 +218,21 @@ static void module_alpn(zerg_conf_ctx *cx, zg_tls_conf *tc)
     tc->alpn.items = (char **)names;
 }
 
-static int set_alpn(zerg_conf_ctx *cx, const zerg_conf_node *block, zg_tls_conf *tc)
+/* tc->alpn in the wire format, and the callback that chooses from it (at:
+ * the alpn key, for messages). */
+static int alpn_wire(zerg_conf_ctx *cx, const zerg_conf_node *at, zg_tls_conf *tc)
 {
     size_t len = 0;
-    if (!zg_node_get(cx, block, "alpn"))
-        module_alpn(cx, tc);
     for (size_t i = 0; i < tc->alpn.n; i++) {
         size_t n = strlen(tc->alpn.items[i]);
         if (n == 0 || n > 255)
-            return zg_conf_error(cx, zg_node_get(cx, block, "alpn"),
-                                 "tls: alpn: a protocol name has 1 to 255 bytes");
+            return zg_conf_error(cx, at, "tls: alpn: a protocol name has 1 to 255 bytes");
         len += 1 + n;
     }
     if (!len)
         return 0;
     if (len > 65535)
-        return zg_conf_error(cx, zg_node_get(cx, block, "alpn"), "tls: alpn: list too long");
+        return zg_conf_error(cx, at, "tls: alpn: list too long");
     if (!(tc->alpn_wire = zg_conf_alloc(cx, len)))
         return -1;
     unsigned char *p = tc->alpn_wire;
@@ -343,6 +342,15 @@ int zg_tls_conf_same(const zg_tls_conf *a, const zg_tls_conf *b)
     return memcmp(a->digest, b->digest, sizeof(a->digest)) == 0;
 }
 
+static int set_alpn(zerg_conf_ctx *cx, const zerg_conf_node *block, zg_tls_conf *tc)
+{
+    const zerg_conf_node *key = zg_node_get(cx, block, "alpn");
+    tc->alpn_key = key != NULL;
+    if (!key)
+        module_alpn(cx, tc);
+    return alpn_wire(cx, key, tc);
+}
+
 /* What every zerg TLS context does: no renegotiation, compression or
  * early data; record buffers released while a connection is idle; sessions
  * resumed by tickets only (no per-worker session cache to grow). */
@@ -403,6 +411,22 @@ int zg_tls_conf_parse(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field)
         return zg_conf_error(cx, n, "tls: %s", ssl_reason());
     zg_tls_sni_setup(tc->ctx);
     *(zg_tls_conf **)field = tc;
+    return 0;
+}
+
+int zg_tls_conf_module_alpn(zerg_conf_ctx *cx, zg_tls_conf *tc, const char *const *names)
+{
+    if (tc->alpn_key || !names)
+        return 0;
+    size_t n = 0;
+    while (names[n])
+        n++;
+    tc->alpn.n = n;
+    tc->alpn.items = (char **)names;
+    if (alpn_wire(cx, NULL, tc) < 0)
+        return -1;
+    if (set_digest(tc) < 0) /* the ALPN list is part of what a client meets */
+        return zg_conf_error(cx, NULL, "tls: %s", ssl_reason());
     return 0;
 }
 

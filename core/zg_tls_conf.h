@@ -25,6 +25,7 @@ typedef struct zg_tls_conf {
     int verify_client;        /* ZG_TLS_VERIFY_*: verify_client */
     const char *cipher_list;  /* ciphers in effect (the key's or the default) */
     unsigned char digest[32]; /* of the settings above: equal digests, equal settings */
+    int alpn_key;             /* alpn came from the block's alpn key, not its module */
 } zg_tls_conf;
 
 /* verify_client: no client certificate asked for; asked for and checked
@@ -35,6 +36,9 @@ enum { ZG_TLS_VERIFY_OFF, ZG_TLS_VERIFY_OPTIONAL, ZG_TLS_VERIFY_ON };
 int zg_tls_conf_parse(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field);
 /* Whether two blocks' TLS settings are the same (or neither has TLS). */
 int zg_tls_conf_same(const zg_tls_conf *a, const zg_tls_conf *b);
+/* After the block's module conf: the protocols its module offers for it
+ * (conf_alpn), unless the alpn key named them; names NULL keeps them. */
+int zg_tls_conf_module_alpn(zerg_conf_ctx *cx, zg_tls_conf *tc, const char *const *names);
 /* Free the contexts of a config (its tls_confs list). */
 void zg_tls_conf_free_all(zg_tls_conf *list);
 

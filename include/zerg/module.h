@@ -214,6 +214,12 @@ typedef struct zerg_module {
      * them, in its order of preference, ended by NULL (NULL: none): the
      * default of the alpn key of a server block with tls: (zerg.yaml(5)). */
     const char *const *alpn;
+    /* Master, after conf_done: the protocols one server block (conf) offers
+     * by ALPN when its tls: has no alpn key, as alpn; NULL: alpn's. A
+     * block's own keys can change them (the http module's http2 adds h2).
+     * May be NULL. Appended during ABI 2 (read only when struct_size
+     * covers it). */
+    const char *const *(*conf_alpn)(const void *conf);
 } zerg_module;
 
 /* Name-based virtual hosts: several server blocks of this module may share a

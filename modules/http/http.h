@@ -232,6 +232,7 @@ typedef struct http_srv {
     http_upstream *upstreams;
     size_t nupstreams;
     struct http_limit_srv *limit; /* limit_zones, and whether a location limits */
+    struct http2_conf *http2;     /* http2: h2c by prior knowledge (NULL: off), h2 settings */
     /* derived */
     char *server_line; /* "Server: x\r\n" or "" */
     size_t server_line_len;
@@ -378,6 +379,8 @@ typedef struct http_conn {
     int err_status;     /* set by a parser callback that refuses */
     /* the request's limit_req / limit_conn state, when it has one */
     struct http_limit_hold *limit;
+    struct http2_stream *h2;   /* an HTTP/2 stream's request: its answer goes there */
+    struct http2_session *h2s; /* the connection speaks HTTP/2 (http2_session.c) */
 } http_conn;
 
 /* ---- per worker (http_module.c) ------------------------------------------ */
@@ -399,6 +402,9 @@ typedef struct http_worker {
     uint64_t up_failures;     /* upstream failures (connect, timeout, bad or cut answer) */
     uint64_t up_retries;      /* requests sent again after one */
     struct http_up *idle_ups; /* parked upstream connections, newest first */
+    uint64_t h2_conns;        /* connections that spoke HTTP/2 */
+    uint64_t h2_streams;      /* HTTP/2 streams opened by clients */
+    uint64_t h2_goaways;      /* HTTP/2 connections ended for an error (GOAWAY) */
     uint64_t *mrow;           /* this worker's row of the shared metrics (http_metrics.c) */
 } http_worker;
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "http.h"
+#include "http_out.h"
 #include "http_autoindex.h"
 
 #define HTTP_AUTOINDEX_MAX 10000
@@ -117,7 +118,7 @@ int http_autoindex(http_conn *hc, int dfd, const char *path, size_t plen)
     }
     static const char ct[] = "Content-Type: text/html\r\n";
     if (http_write_head(hc, 200, ct, sizeof(ct) - 1, (int64_t)b.n) == 0 && !hc->req.head)
-        http_api->write(hc->c, b.p, b.n);
+        http_out_write(hc, b.p, b.n);
     hc->req.sent = hc->req.head ? 0 : b.n;
     free(b.p);
     return 0;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "http.h"
+#include "http_out.h"
 #include "http_cache.h"
 
 #define HTTP_OFC_SLOTS 1024
@@ -143,7 +144,7 @@ int http_ofc_send(http_conn *hc, http_ofc *e, uint64_t start, uint64_t len)
 {
     e->refs++;
     if (e->fd >= 0 && http_sendfile_wanted(hc, len)) {
-        int rc = http_api->write_file(hc->c, e->fd, start, len, http_ofc_done, e);
+        int rc = http_out_write_file(hc, e->fd, start, len, http_ofc_done, e);
         if (rc == 0)
             return 0;
         if (rc != -EAGAIN && rc != -EOPNOTSUPP) {
@@ -151,8 +152,7 @@ int http_ofc_send(http_conn *hc, http_ofc *e, uint64_t start, uint64_t len)
             return rc;
         }
     }
-    int rc =
-        http_api->write_ext(hc->c, (const char *)e->map + start, (size_t)len, http_ofc_done, e);
+    int rc = http_out_write_ext(hc, (const char *)e->map + start, (size_t)len, http_ofc_done, e);
     if (rc != 0)
         http_ofc_unref(e); /* a refused write_ext does not run done */
     return rc;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "http.h"
+#include "http2.h"
 #include "http_access.h"
 #include "http_autoindex.h"
 #include "http_cache.h"
@@ -263,7 +264,7 @@ int http_conf_compose(void)
     static const zerg_directive *const server[] = {
         http_core_server_directives,    http_static_server_directives, http_cache_server_directives,
         http_log_server_directives,     http_proxy_server_directives,  http_limit_server_directives,
-        http_metrics_server_directives,
+        http_metrics_server_directives, http2_server_directives,
     };
     static const zerg_directive *const location[] = {
         http_core_location_directives,      http_static_location_directives,

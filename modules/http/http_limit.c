@@ -466,6 +466,10 @@ static void http_limit_wake(zerg_timer *t)
     http_limit_hold *h = t->data;
     http_conn *hc = h->hc;
     h->waiting = 0;
+    if (hc->h2) { /* an HTTP/2 stream's request is whole already */
+        http_dispatch(hc);
+        return;
+    }
     hc->phase = HTTP_PH_BODY;
     if (hc->srv->has_proxy)
         http_proxy_begin(hc);

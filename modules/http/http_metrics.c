@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "http.h"
+#include "http2.h"
+#include "http_out.h"
 #include "http_limit.h"
 #include "http_metrics.h"
 #include "http_proxy.h"
@@ -68,7 +70,7 @@ const zerg_directive http_metrics_server_directives[] = {
 enum { HTTP_M_ACTIVE, HTTP_M_READING, HTTP_M_WRITING, HTTP_M_IDLE, HTTP_M_CONNS };
 static int64_t http_conns_h[HTTP_M_CONNS];
 static int64_t http_body_h, http_parse_h, http_timeouts_h, http_tries_h, http_fails_h,
-    http_retries_h;
+    http_retries_h, http_h2_conns_h, http_h2_streams_h, http_h2_goaways_h;
 static int http_registered; /* a block registered them (none: the module is only loaded) */
 
 static int64_t http_add(zerg_conf_ctx *cx, int type, const char *name, const char *labels,
@@ -108,6 +110,10 @@ static int http_add_module_series(zerg_conf_ctx *cx)
         {&http_fails_h, "zerg_http_upstream_failures_total", "Upstream connections that failed."},
         {&http_retries_h, "zerg_http_upstream_retries_total",
          "Requests sent again after a failure."},
+        {&http_h2_conns_h, "zerg_http_http2_connections_total", "Connections that spoke HTTP/2."},
+        {&http_h2_streams_h, "zerg_http_http2_streams_total", "HTTP/2 streams clients opened."},
+        {&http_h2_goaways_h, "zerg_http_http2_goaways_total",
+         "HTTP/2 connections ended for an error (a flood, a protocol error)."},
     };
     for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++)
         if ((*c[i].h = http_add(cx, ZERG_METRIC_COUNTER, c[i].name, NULL, c[i].help, NULL)) < 0)
@@ -178,7 +184,8 @@ static void http_metrics_publish(void)
         return;
     for (http_conn *x = http_W.conns; x; x = x->next) {
         conns[HTTP_M_ACTIVE]++;
-        if (x == http_status_asker || x->phase == HTTP_PH_BUSY || a->conn_out_pending(x->c))
+        if (x == http_status_asker || x->phase == HTTP_PH_BUSY || a->conn_out_pending(x->c) ||
+            http2_busy(x))
             conns[HTTP_M_WRITING]++;
         else if (x->phase == HTTP_PH_HEAD || x->phase == HTTP_PH_BODY)
             conns[HTTP_M_READING]++;
@@ -193,6 +200,9 @@ static void http_metrics_publish(void)
     row[http_tries_h] = http_W.up_tries;
     row[http_fails_h] = http_W.up_failures;
     row[http_retries_h] = http_W.up_retries;
+    row[http_h2_conns_h] = http_W.h2_conns;
+    row[http_h2_streams_h] = http_W.h2_streams;
+    row[http_h2_goaways_h] = http_W.h2_goaways;
 }
 
 static void http_publish_fire(zerg_timer *t)
@@ -262,7 +272,7 @@ void http_send_status(http_conn *hc)
     static const char ct[] =
         "Content-Type: text/plain; version=0.0.4\r\nCache-Control: no-store\r\n";
     if (http_write_head(hc, 200, ct, sizeof(ct) - 1, (int64_t)n) == 0 && !hc->req.head)
-        http_api->write(hc->c, text, n);
+        http_out_write(hc, text, n);
     hc->req.sent = hc->req.head ? 0 : n;
     http_request_done(hc);
 }

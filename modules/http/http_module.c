@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "http.h"
+#include "http2.h"
 #include "http_cache.h"
 #include "http_limit.h"
 #include "http_log.h"
@@ -60,6 +61,10 @@ static void http_worker_drain(zerg_worker *w)
     http_up_close_idle();
     http_upstreams_stop(w);
     for (http_conn *x = http_W.conns; x; x = x->next) {
+        if (x->h2s && !x->closing) {
+            http2_drain(x); /* GOAWAY: its streams in flight finish */
+            continue;
+        }
         if (x->phase != HTTP_PH_IDLE || x->closing)
             continue;
         uint64_t grace = x->srv->keepalive_timeout;
@@ -78,6 +83,14 @@ static void http_worker_exit(zerg_worker *w)
     http_static_worker_exit();
     http_proxy_worker_exit();
     http_limit_worker_exit();
+}
+
+/* TLS chose h2 by ALPN (the block's tls: alpn offered it). */
+static int http_alpn_h2(zerg_conn *c)
+{
+    zerg_tls_info ti = {.struct_size = sizeof(ti)};
+    return ZERG_API_HAS(http_api, conn_tls) && http_api->conn_tls(c, &ti) && ti.alpn &&
+           ti.alpn_len == 2 && !memcmp(ti.alpn, "h2", 2);
 }
 
 static void http_on_open(zerg_conn *c)
@@ -99,6 +112,8 @@ static void http_on_open(zerg_conn *c)
     http_W.conns = hc;
     hc->phase = HTTP_PH_IDLE;
     http_api->conn_timeout(c, hc->srv->client_header_timeout);
+    if (http_alpn_h2(c) && http2_session_start(hc) != 0)
+        http_conn_abort(hc);
 }
 
 size_t http_out_high(zerg_conn *c)
@@ -110,19 +125,55 @@ size_t http_out_high(zerg_conn *c)
 
 void http_conn_close(http_conn *hc)
 {
+    if (hc->h2) { /* a stream: ended, not its connection */
+        http2_stream_abort(hc);
+        return;
+    }
     hc->closing = 1;
     http_api->close(hc->c);
 }
 
 void http_conn_abort(http_conn *hc)
 {
+    if (hc->h2) {
+        http2_stream_abort(hc);
+        return;
+    }
     hc->closing = 1;
     http_api->abort(hc->c);
+}
+
+/* h2c with prior knowledge (RFC 9113 3.3): the connection's first bytes
+ * are the client preface, on a block with http2: on. -1: not HTTP/2; 0:
+ * too few bytes to tell; 1: HTTP/2 now. */
+static int http_prior_knowledge(http_conn *hc, const uint8_t *data, size_t len)
+{
+    if (!hc->dsrv->http2 || hc->nreq || hc->phase != HTTP_PH_IDLE || hc->rq)
+        return -1;
+    size_t n = len < HTTP2_PREFACE_LEN ? len : HTTP2_PREFACE_LEN;
+    if (memcmp(data, HTTP2_PREFACE, n) != 0)
+        return -1;
+    if (n < HTTP2_PREFACE_LEN)
+        return 0;
+    if (http2_session_start(hc) != 0) {
+        http_conn_abort(hc);
+        return 0;
+    }
+    return 1;
 }
 
 static size_t http_on_data(zerg_conn *c, const uint8_t *data, size_t len)
 {
     http_conn *hc = http_api->conn_ctx(c);
+    if (hc->h2s)
+        return http2_on_data(hc, data, len);
+    if (hc->dsrv->http2 && !hc->up) {
+        int h2 = http_prior_knowledge(hc, data, len);
+        if (h2 == 0)
+            return 0; /* the core keeps the bytes until more come */
+        if (h2 == 1)
+            return http2_on_data(hc, data, len);
+    }
     if (!hc->up || !hc->up->tunnel)
         return http_process(hc, data, len);
     http_tunnel_relay(hc->up, 1, data, len);
@@ -135,6 +186,10 @@ static void http_on_eof(zerg_conn *c)
     hc->eof = 1;
     if (hc->closing)
         return;
+    if (hc->h2s) {
+        http2_on_eof(hc);
+        return;
+    }
     if (hc->up && hc->up->tunnel) {
         http_tunnel_eof(hc->up, 1);
         return;
@@ -147,6 +202,10 @@ static void http_on_eof(zerg_conn *c)
 static void http_on_drain(zerg_conn *c)
 {
     http_conn *hc = http_api->conn_ctx(c);
+    if (hc->h2s) {
+        http2_on_drain(hc);
+        return;
+    }
     if (hc->out_wait) {
         http_output_drained(hc);
         return;
@@ -166,6 +225,10 @@ static void http_on_timeout(zerg_conn *c)
     http_conn *hc = http_api->conn_ctx(c);
     if (hc->closing)
         return;
+    if (hc->h2s) {
+        http2_on_timeout(hc);
+        return;
+    }
     http_W.timeouts++;
     switch (hc->phase) {
     case HTTP_PH_IDLE:
@@ -207,10 +270,19 @@ static void http_on_close(zerg_conn *c, int err)
     if (hc->limit)
         http_limit_done(hc);
     http_rq_put(hc);
+    http2_session_free(hc);
 }
 
 /* what a TLS server block offers by ALPN unless its tls: alpn says */
 static const char *const http_alpn[] = {"http/1.1", NULL};
+
+/* ...and what a block with http2 on offers: h2 first */
+static const char *const *http_conf_alpn(const void *conf)
+{
+    static const char *const h2_first[] = {"h2", "http/1.1", NULL};
+    const http_srv *s = conf;
+    return s->http2 ? h2_first : NULL;
+}
 
 ZERG_MODULE_EXPORT const zerg_module zerg_module_info = {
     .abi_version = ZERG_ABI_VERSION,
@@ -236,4 +308,5 @@ ZERG_MODULE_EXPORT const zerg_module zerg_module_info = {
     .flags = ZERG_MODULE_VHOSTS,
     .metrics = http_metrics,
     .alpn = http_alpn,
+    .conf_alpn = http_conf_alpn,
 };

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "http.h"
+#include "http_out.h"
 #include "http_redirect.h"
 
 /* $host without a host in the request: the first plain server_name, else
@@ -104,7 +105,7 @@ void http_send_redirect(http_conn *hc, const http_location *l, const char *path,
     size_t body = hc->req.head ? 0 : l->ret_body_len;
     hc->req.sent = body;
     if (http_write_head(hc, (int)l->ret->status, o, n, -1) == 0 && body)
-        http_api->write(hc->c, l->ret->body, body);
+        http_out_write(hc, l->ret->body, body);
     if (o != stack)
         free(o);
 }

@@ -10,6 +10,7 @@
 #include "http_limit.h"
 #include "http_log.h"
 #include "http_metrics.h"
+#include "http_out.h"
 #include "http_proxy.h"
 #include "http_redirect.h"
 #include "http_static.h"
@@ -107,6 +108,13 @@ int http_write_head(http_conn *hc, int status, const char *extra, size_t extra_l
     size_t exp_len = l && l->expires && http_adds_headers(status)
                          ? http_fmt_expires(l->expires, l->expires_sec, http_W.date_sec, exp)
                          : 0;
+    if (hc->h2) {
+        const char *blocks[] = {hc->srv->server_line, http_W.date_line, extra,
+                                add_len ? l->add_head : NULL, exp};
+        const size_t lens[] = {hc->srv->server_line_len, http_W.date_line_len, extra_len, add_len,
+                               exp_len};
+        return http2_write_head(hc, status, blocks, lens, 5, clen);
+    }
     size_t need =
         128 + hc->srv->server_line_len + http_W.date_line_len + extra_len + add_len + exp_len;
     size_t avail;
@@ -200,7 +208,7 @@ void http_send_error(http_conn *hc, int status, int close)
         el += (size_t)sprintf(extra + el, "Allow: GET, HEAD\r\n");
     el += http_limit_retry_after(hc, status, extra + el, sizeof(extra) - el);
     if (http_write_head(hc, status, extra, el, bl) == 0 && !hc->req.head)
-        http_api->write(hc->c, body, (size_t)bl);
+        http_out_write(hc, body, (size_t)bl);
     hc->req.sent = hc->req.head ? 0 : (uint64_t)bl;
     http_request_done(hc);
 }
@@ -215,6 +223,13 @@ void http_send_return(http_conn *hc, const http_location *l, const char *path, s
     }
     http_date_refresh();
     size_t body = hc->req.head ? 0 : l->ret_body_len;
+    if (hc->h2) { /* the head as fields, the body where it lies */
+        hc->req.sent = body;
+        if (http_write_head(hc, (int)l->ret->status, l->ret_head, l->ret_head_len - 2, -1) == 0 &&
+            body)
+            http_out_write_ext(hc, l->ret->body, body, NULL, NULL);
+        return;
+    }
     size_t need = 64 + hc->srv->server_line_len + http_W.date_line_len + l->ret_head_len;
     size_t inl = need + body <= 4096 ? body : 0;
     size_t avail;
@@ -327,6 +342,10 @@ void http_dispatch(http_conn *hc)
             http_request_done(hc);
         return;
     case HTTP_LOC_PROXY:
+        if (hc->h2) { /* not in this slice: said plainly */
+            http_send_error(hc, 501, 0);
+            return;
+        }
         http_proxy_dispatch(hc);
         return;
     default:
@@ -343,6 +362,10 @@ void http_request_done(http_conn *hc)
     http_W.body_bytes += r->sent;
     if (hc->srv->log)
         http_log_request(hc);
+    if (hc->h2) {
+        http2_stream_done(hc);
+        return;
+    }
     hc->nreq++;
     hc->phase = HTTP_PH_IDLE;
     if (!r->keepalive) {

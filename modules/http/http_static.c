@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "http.h"
+#include "http_out.h"
 #include "http_autoindex.h"
 #include "http_cache.h"
 #include "http_static.h"
@@ -150,7 +151,7 @@ static int http_file_send_ready(http_file *f)
         b->state = HTTP_B_SENDING;
         f->pending++;
         f->send_off += b->len;
-        if (http_api->write_ext(f->c, b->p, b->len, http_file_sent, b) != 0) {
+        if (http_out_write_ext(f->hc, b->p, b->len, http_file_sent, b) != 0) {
             /* done may or may not have run: treat as a failed connection */
             if (b->state == HTTP_B_SENDING) {
                 b->state = HTTP_B_FREE;
@@ -283,7 +284,7 @@ static int http_send_mapped(http_conn *hc, int fd, uint64_t start, uint64_t clen
     m->p = p;
     m->len = maplen;
     close(fd);
-    if (http_api->write_ext(hc->c, (char *)p + (start - pa), (size_t)clen, http_map_done, m) != 0) {
+    if (http_out_write_ext(hc, (char *)p + (start - pa), (size_t)clen, http_map_done, m) != 0) {
         http_map_done(m); /* a refused write_ext does not run done */
         http_conn_abort(hc);
     }
@@ -459,7 +460,7 @@ static int http_send_spliced(http_conn *hc, int fd, uint64_t start, uint64_t cle
     int rc = 0;
     for (uint64_t at = 0; at < clen && rc == 0; at += piece) {
         uint64_t n = clen - at < piece ? clen - at : piece;
-        rc = http_api->write_file(hc->c, fd, start + at, n, http_spliced_done, sp);
+        rc = http_out_write_file(hc, fd, start + at, n, http_spliced_done, sp);
         if (rc == 0)
             sp->pieces++;
         else if (at == 0 && (rc == -EAGAIN || rc == -EOPNOTSUPP)) {
@@ -624,6 +625,8 @@ static void open_done(void *arg, ssize_t res)
         if (res >= 0)
             close((int)res);
         open_end(o, 2);
+        if (hc->h2)
+            http2_stream_unbusy(hc); /* a reset stream waited for this */
         return;
     }
     int code;

@@ -1,0 +1,489 @@
+/* modules/http/http2_stream.c - one HTTP/2 stream: its request head from
+ * HPACK's fields into the http_conn the handlers know, and the response
+ * layer's HTTP/2 side: the head as a HEADERS frame, body pieces framed as
+ * DATA without a copy (NO_COPY: the frame header, then the bytes where they
+ * lie), as the peer's flow-control window lets them go. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http2.h"
+#include "http_limit.h"
+#include "http_static.h"
+
+http2_stream *http2_stream_new(http2_session *s, int32_t id)
+{
+    http2_stream *st = calloc(1, sizeof(*st));
+    if (!st)
+        return NULL;
+    http_conn *hc = &st->hc, *conn = s->hc;
+    hc->c = conn->c;
+    hc->srv = hc->dsrv = conn->dsrv;
+    hc->vhosts = conn->vhosts;
+    hc->nvhosts = conn->nvhosts;
+    hc->h2 = st;
+    if (http_rq_get(hc) < 0) {
+        free(st);
+        return NULL;
+    }
+    hc->req.start_ms = http_api->now_ms(http_W.w);
+    hc->req.major = 2;
+    hc->req.keepalive = 1;
+    hc->phase = HTTP_PH_HEAD;
+    st->sess = s;
+    st->id = id;
+    http_W.h2_streams++;
+    st->next = s->streams;
+    if (s->streams)
+        s->streams->prev = st;
+    s->streams = st;
+    /* a stream in progress: the connection is watched by send_timeout */
+    http_api->conn_timeout(conn->c, conn->dsrv->send_timeout);
+    return st;
+}
+
+/* ---- the request head ---------------------------------------------------- */
+
+static const struct {
+    const char *name;
+    uint8_t method;
+} http2_methods[] = {
+#define HTTP2_METHOD(num, name, string) {#string, HTTP_##name},
+    HTTP_METHOD_MAP(HTTP2_METHOD)
+#undef HTTP2_METHOD
+};
+
+static int method_of(const uint8_t *v, size_t n)
+{
+    for (size_t i = 0; i < sizeof(http2_methods) / sizeof(http2_methods[0]); i++)
+        if (strlen(http2_methods[i].name) == n && !memcmp(http2_methods[i].name, v, n))
+            return http2_methods[i].method;
+    return -1;
+}
+
+/* The fields the handlers look at (names arrive lowercase in HTTP/2). */
+static const struct {
+    const char *name;
+    uint8_t id;
+} http2_known[] = {
+    {"host", HTTP_H_HOST},
+    {"content-length", HTTP_H_CL},
+    {"if-none-match", HTTP_H_INM},
+    {"if-modified-since", HTTP_H_IMS},
+    {"range", HTTP_H_RANGE},
+    {"if-range", HTTP_H_IF_RANGE},
+    {"referer", HTTP_H_REFERER},
+    {"user-agent", HTTP_H_UA},
+    {"accept-encoding", HTTP_H_ACCEPT_ENCODING},
+};
+
+static int known_id(const uint8_t *name, size_t n)
+{
+    for (size_t i = 0; i < sizeof(http2_known) / sizeof(http2_known[0]); i++)
+        if (strlen(http2_known[i].name) == n && !memcmp(http2_known[i].name, name, n))
+            return http2_known[i].id;
+    return -1;
+}
+
+static int hbuf_add(http_conn *hc, const uint8_t *p, size_t n, http_span *out)
+{
+    http_rq *rq = hc->rq;
+    out->off = rq->hlen;
+    out->len = (uint32_t)n;
+    if (http_buf_append(&rq->hbuf, &rq->hlen, &rq->hcap, (const char *)p, n) < 0) {
+        hc->err_status = 500;
+        return -1;
+    }
+    return 0;
+}
+
+/* A known field's first value; :authority stands for Host. */
+static void set_known(http_conn *hc, int id, const uint8_t *v, size_t vlen)
+{
+    http_req *r = &hc->req;
+    if (r->hcount[id] < 255)
+        r->hcount[id]++;
+    if (r->hcount[id] == 1)
+        hbuf_add(hc, v, vlen, &r->hv[id]);
+}
+
+int http2_stream_header(http2_stream *st, const uint8_t *name, size_t nlen, const uint8_t *value,
+                        size_t vlen)
+{
+    http_conn *hc = &st->hc;
+    http_req *r = &hc->req;
+    /* RFC 9113 6.5.2: each field counts its name, value and 32 bytes */
+    st->header_bytes += (uint32_t)(nlen + vlen + 32);
+    if (st->header_bytes > st->sess->conf->max_header_list_size)
+        hc->err_status = 431;
+    if (hc->err_status)
+        return 0; /* answered once the head is complete */
+    r->nheaders++;
+    if (nlen && name[0] == ':') {
+        if (nlen == 7 && !memcmp(name, ":method", 7)) {
+            int m = method_of(value, vlen);
+            if (m < 0)
+                hc->err_status = 400;
+            r->method = (uint8_t)(m < 0 ? 0 : m);
+        } else if (nlen == 5 && !memcmp(name, ":path", 5)) {
+            if (vlen > hc->srv->max_uri_length)
+                hc->err_status = 414;
+            else
+                hbuf_add(hc, value, vlen, &r->url);
+        } else if (nlen == 10 && !memcmp(name, ":authority", 10)) {
+            if (!r->hcount[HTTP_H_HOST])
+                set_known(hc, HTTP_H_HOST, value, vlen);
+        }
+        return 0;
+    }
+    int id = known_id(name, nlen);
+    if (id == HTTP_H_HOST && r->hcount[HTTP_H_HOST])
+        return 0; /* :authority came first and wins (RFC 9113 8.3.1) */
+    if (id >= 0)
+        set_known(hc, id, value, vlen);
+    return 0;
+}
+
+/* The request is complete (END_STREAM): routed and answered as HTTP/1.1's. */
+void http2_stream_request(http2_stream *st)
+{
+    http_conn *hc = &st->hc;
+    http_req *r = &hc->req;
+    if (st->dispatched || st->closed)
+        return;
+    st->dispatched = 1;
+    hc->phase = HTTP_PH_BODY;
+    r->head = r->method == HTTP_HEAD;
+    if (!hc->err_status && (r->method == HTTP_CONNECT || r->method == HTTP_PRI))
+        hc->err_status = 405;
+    if (!hc->err_status && !r->url.len)
+        hc->err_status = 400;
+    if (!hc->err_status && r->hcount[HTTP_H_HOST] &&
+        !http_host_valid(http_hbuf(hc, r->hv[HTTP_H_HOST]), r->hv[HTTP_H_HOST].len))
+        hc->err_status = 400;
+    if (hc->err_status) {
+        http_W.parse_errors++;
+        http_send_error(hc, hc->err_status, 0);
+        return;
+    }
+    http_select_server(hc);
+    if (http_limit_on(hc->srv) && http_limit_head(hc) == HTTP_LIMIT_WAIT)
+        return; /* limit_req's delay: its timer dispatches it (http_limit.c) */
+    http_dispatch(hc);
+}
+
+/* Request body bytes: counted (no handler of this slice reads them),
+ * client_max_body_size answered at once. */
+void http2_stream_body(http2_stream *st, size_t len)
+{
+    http_conn *hc = &st->hc;
+    hc->req.body_bytes += len;
+    uint64_t max = hc->srv->client_max_body_size;
+    if (max && hc->req.body_bytes > max && !st->dispatched) {
+        st->dispatched = 1;
+        hc->phase = HTTP_PH_BODY;
+        http_send_error(hc, 413, 0);
+    }
+}
+
+/* ---- the response head ----------------------------------------------------- */
+
+#define HTTP2_NV_MAX    64
+#define HTTP2_NAMES_MAX 2048
+
+/* Connection-specific fields mean nothing in HTTP/2 (RFC 9113 8.2.2). */
+static int hop_by_hop(const char *n, size_t len)
+{
+    static const char *const hop[] = {"connection", "keep-alive", "transfer-encoding", "upgrade",
+                                      "proxy-connection"};
+    for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
+        if (strlen(hop[i]) == len && !memcmp(hop[i], n, len))
+            return 1;
+    return 0;
+}
+
+typedef struct http2_head {
+    nghttp2_nv nv[HTTP2_NV_MAX];
+    size_t n;
+    char names[HTTP2_NAMES_MAX]; /* lowercased names */
+    size_t used;
+} http2_head;
+
+static void head_add(http2_head *h, const char *name, size_t nlen, const char *v, size_t vlen)
+{
+    if (h->n == HTTP2_NV_MAX || h->used + nlen > sizeof(h->names))
+        return;
+    char *lc = h->names + h->used;
+    for (size_t i = 0; i < nlen; i++)
+        lc[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+    if (hop_by_hop(lc, nlen))
+        return;
+    h->used += nlen;
+    h->nv[h->n++] =
+        (nghttp2_nv){(uint8_t *)lc, (uint8_t *)(uintptr_t)v, nlen, vlen, NGHTTP2_NV_FLAG_NONE};
+}
+
+/* "Name: value\r\n" lines, as the HTTP/1.1 side formats them. */
+static void head_add_lines(http2_head *h, const char *p, size_t len)
+{
+    const char *end = p + len;
+    while (p < end) {
+        const char *eol = memchr(p, '\r', (size_t)(end - p));
+        if (!eol)
+            eol = end;
+        const char *colon = memchr(p, ':', (size_t)(eol - p));
+        if (colon) {
+            const char *v = colon + 1;
+            while (v < eol && (*v == ' ' || *v == '\t'))
+                v++;
+            head_add(h, p, (size_t)(colon - p), v, (size_t)(eol - v));
+        }
+        p = eol + 2 <= end ? eol + 2 : end;
+    }
+}
+
+int http2_write_head(http_conn *hc, int status, const char *const *blocks, const size_t *lens,
+                     size_t nblocks, int64_t clen)
+{
+    http2_stream *st = hc->h2;
+    http2_session *s = st->sess;
+    hc->req.status = status;
+    if (st->submitted || st->closed)
+        return -1;
+    static http2_head h;
+    h.n = h.used = 0;
+    char code[8], cl[24];
+    int cn = snprintf(code, sizeof(code), "%d", status);
+    head_add(&h, ":status", 7, code, (size_t)cn);
+    for (size_t i = 0; i < nblocks; i++)
+        if (lens[i])
+            head_add_lines(&h, blocks[i], lens[i]);
+    if (clen >= 0) {
+        int n = snprintf(cl, sizeof(cl), "%lld", (long long)clen);
+        head_add(&h, "content-length", 14, cl, (size_t)n);
+    }
+    st->has_body = !hc->req.head && clen != 0 && status >= 200 && status != 204 && status != 304;
+    nghttp2_data_provider prd = {.source.ptr = st, .read_callback = http2_data_read};
+    if (nghttp2_submit_response(s->ng, st->id, h.nv, h.n, st->has_body ? &prd : NULL) != 0)
+        return -1;
+    st->submitted = 1;
+    http2_want_flush(s);
+    return 0;
+}
+
+/* ---- body pieces --------------------------------------------------------------- */
+
+#define HTTP2_COPY_MIN 4096
+
+static void piece_finish(http2_piece *pc)
+{
+    if (pc->done)
+        pc->done(pc->arg);
+    free(pc);
+}
+
+/* Framed whole (or dropped): finished once the frames using it are sent. */
+static void piece_release(http2_piece *pc)
+{
+    pc->len = 0;
+    if (pc->refs == 0)
+        piece_finish(pc);
+}
+
+static void piece_sent(void *arg)
+{
+    http2_piece *pc = arg;
+    if (--pc->refs == 0 && pc->len == 0)
+        piece_finish(pc);
+}
+
+static void drop_pieces(http2_stream *st)
+{
+    while (st->head) {
+        http2_piece *pc = st->head;
+        st->head = pc->next;
+        piece_release(pc);
+    }
+    st->tail = NULL;
+    st->queued = 0;
+}
+
+int http2_body_write(http_conn *hc, const void *p, size_t len, int copy, zerg_done_fn done,
+                     void *arg)
+{
+    http2_stream *st = hc->h2;
+    if (st->closed || !st->has_body || st->done)
+        return -EPIPE;
+    if (!len) {
+        if (done)
+            done(arg);
+        return 0;
+    }
+    http2_piece *pc = st->tail;
+    if (copy && pc && pc->owned && pc->room >= len) {
+        memcpy((uint8_t *)(uintptr_t)pc->p + pc->len, p, len);
+        pc->len += len;
+        pc->room -= len;
+    } else {
+        size_t cap = copy ? (len < HTTP2_COPY_MIN ? HTTP2_COPY_MIN : len) : 0;
+        if (!(pc = malloc(sizeof(*pc) + cap)))
+            return -ENOMEM;
+        *pc = (http2_piece){.p = p, .len = len, .done = done, .arg = arg};
+        if (copy) {
+            pc->owned = 1;
+            pc->p = memcpy(pc + 1, p, len);
+            pc->room = cap - len;
+        }
+        if (st->tail)
+            st->tail->next = pc;
+        else
+            st->head = pc;
+        st->tail = pc;
+    }
+    st->queued += len;
+    if (st->deferred) {
+        st->deferred = 0;
+        nghttp2_session_resume_data(st->sess->ng, st->id);
+    }
+    http2_want_flush(st->sess);
+    return 0;
+}
+
+static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
+                         uint32_t *flags, nghttp2_data_source *source, void *user_data)
+{
+    (void)ng;
+    (void)id;
+    (void)buf;
+    (void)user_data;
+    http2_stream *st = source->ptr;
+    if (!st->queued) {
+        if (st->done) {
+            *flags |= NGHTTP2_DATA_FLAG_EOF;
+            return 0;
+        }
+        st->deferred = 1;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    size_t n = st->queued < length ? (size_t)st->queued : length;
+    *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    if (n == st->queued && st->done)
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)n;
+}
+
+const nghttp2_data_source_read_callback http2_data_read = data_read;
+
+/* A DATA frame: its header copied, then the bytes of the pieces it takes,
+ * copies copied and the rest referenced where they lie. */
+int http2_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd,
+                    size_t length, nghttp2_data_source *source, void *user_data)
+{
+    (void)ng;
+    (void)frame; /* no padding is ever asked for */
+    (void)user_data;
+    http2_stream *st = source->ptr;
+    zerg_conn *c = st->hc.c;
+    if (http_api->write(c, framehd, 9) != 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    while (length) {
+        http2_piece *pc = st->head;
+        size_t n = pc->len < length ? pc->len : length;
+        int rc;
+        if (pc->owned) {
+            rc = http_api->write(c, pc->p, n);
+        } else if (pc->done) {
+            pc->refs++;
+            rc = http_api->write_ext(c, pc->p, n, piece_sent, pc);
+            if (rc != 0)
+                pc->refs--;
+        } else {
+            rc = http_api->write_ext(c, pc->p, n, NULL, NULL);
+        }
+        if (rc != 0)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        pc->p += n;
+        pc->len -= n;
+        st->queued -= n;
+        length -= n;
+        if (pc->len == 0) {
+            st->head = pc->next;
+            if (!st->head)
+                st->tail = NULL;
+            piece_release(pc);
+        }
+    }
+    http_api->conn_timeout(c, st->hc.srv->send_timeout); /* progress */
+    return 0;
+}
+
+/* ---- the end of a stream ----------------------------------------------------- */
+
+void http2_stream_done(http_conn *hc)
+{
+    http2_stream *st = hc->h2;
+    st->done = 1;
+    hc->phase = HTTP_PH_IDLE;
+    if (st->closed)
+        return;
+    if (!st->submitted)
+        nghttp2_submit_rst_stream(st->sess->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+    else if (st->deferred) {
+        st->deferred = 0;
+        nghttp2_session_resume_data(st->sess->ng, st->id);
+    }
+    http2_want_flush(st->sess);
+}
+
+void http2_stream_abort(http_conn *hc)
+{
+    http2_stream *st = hc->h2;
+    hc->closing = 1;
+    if (!st->closed)
+        nghttp2_submit_rst_stream(st->sess->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+    http2_want_flush(st->sess);
+}
+
+/* What the stream's handler holds goes; it stays while a file open it
+ * started is in flight (that open's completion frees it). */
+static void stream_release(http2_stream *st)
+{
+    http_conn *hc = &st->hc;
+    hc->closing = 1;
+    http_file_conn_closed(hc);
+    if (hc->limit)
+        http_limit_done(hc);
+    drop_pieces(st);
+}
+
+void http2_stream_closed(http2_stream *st)
+{
+    http_conn *hc = &st->hc;
+    int streaming = hc->file != NULL;
+    st->closed = 1;
+    stream_release(st);
+    if (hc->phase == HTTP_PH_BUSY && !streaming && !st->done)
+        return; /* an open in flight: http2_stream_unbusy */
+    http2_stream_free(st);
+}
+
+void http2_stream_unbusy(http_conn *hc)
+{
+    http2_stream *st = hc->h2;
+    if (st->closed)
+        http2_stream_free(st);
+}
+
+void http2_stream_free(http2_stream *st)
+{
+    http2_session *s = st->sess;
+    if (st->prev)
+        st->prev->next = st->next;
+    else
+        s->streams = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
+    stream_release(st);
+    http_rq_put(&st->hc);
+    free(st);
+}
