@@ -272,7 +272,10 @@ static int ticket_cb(SSL *s, unsigned char key_name[16], unsigned char iv[EVP_MA
         return 0;
     if (set_hmac(hctx, &k) < 0 || EVP_DecryptInit_ex(cctx, cipher, NULL, k.aes, iv) != 1)
         return -1;
-    return r;
+    /* 2 (renew) makes OpenSSL send new tickets on the resumed connection.
+     * A TLS 1.3 client uses a ticket once (RFC 8446 C.4), so without new
+     * ones every other connection would be a full handshake. */
+    return SSL_version(s) >= TLS1_3_VERSION ? 2 : r;
 }
 
 int zg_tls_ticket_setup(SSL_CTX *ctx, int on, uint64_t period_ms)

@@ -130,6 +130,22 @@ class Resume(unittest.TestCase):
                 out = s_client(z.ports[0], "-sess_in", path, v)
                 self.assertTrue(reused(out), out)
 
+    def test_a_resumed_tls13_connection_gets_new_tickets(self):
+        """A TLS 1.3 client uses a ticket once (OpenSSL's client marks the
+        session of a resumed connection not resumable), so a resumed
+        connection must bring new tickets, else every other connection of
+        such a client is a full handshake: a chain of five resumptions, each
+        from the session the one before saved."""
+        with Zerg(conf(workers=1)) as z:
+            path = self.session(z, "-tls1_3")
+            for i in range(5):
+                nxt = os.path.join(z.tmp, f"chain{i}.pem")
+                out = s_client(z.ports[0], "-sess_in", path, "-sess_out", nxt, "-tls1_3")
+                self.assertTrue(reused(out), (i, out))
+                self.assertTrue(os.path.exists(nxt) and os.path.getsize(nxt) > 0,
+                                f"resumption {i}: no new ticket")
+                path = nxt
+
     def test_session_tickets_false_resumes_nothing(self):
         with Zerg(conf("      session_tickets: false\n")) as z:
             for v in ("-tls1_3", "-tls1_2"):
