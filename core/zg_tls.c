@@ -13,6 +13,7 @@
 #include "zg_worker.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdarg.h>
@@ -24,6 +25,7 @@
 #define ZG_TLS_RECORD_MAX   16384        /* plaintext of a full record */
 #define ZG_TLS_RECORD_SMALL 1360         /* ...of one that fits a TCP segment */
 #define ZG_TLS_WARMUP       (64 * 1024)  /* plaintext sent in small records first */
+#define ZG_TLS_TRIM_AFTER   64           /* freed record buffers (about 2 MB) worth a trim */
 #define ZG_TLS_GATHER       16           /* queued pieces joined into one record */
 #define ZG_TLS_IDLE_MS      1000         /* quiet this long: record buffers freed */
 
@@ -117,15 +119,23 @@ static zerg_timer sweep_timer;
 static void buffers_sweep(zerg_timer *tm)
 {
     zg_worker *w = tm->data;
+    unsigned freed = 0;
     for (zg_list *l = busy_list.next, *next; l != &busy_list; l = next) {
         next = l->next;
         zg_tls *t = ZG_CONTAINER_OF(l, zg_tls, busy_link);
         if (w->now_ms - t->busy_ms < ZG_TLS_IDLE_MS)
             continue;
-        t->plain_out = 0;             /* after a pause, small records first again (as h2o) */
-        if (SSL_free_buffers(t->ssl)) /* 0 while they hold unprocessed bytes */
+        t->plain_out = 0;               /* after a pause, small records first again (as h2o) */
+        if (SSL_free_buffers(t->ssl)) { /* 0 while they hold unprocessed bytes */
             zg_list_del(l);
+            freed++;
+        }
     }
+    /* The buffers sit between others in the heap, so free() keeps their
+     * pages: after a burst went quiet, give them back now rather than at
+     * the next worker_memory_release. */
+    if (freed >= ZG_TLS_TRIM_AFTER)
+        malloc_trim(0);
     if (!zg_list_empty(&busy_list))
         zg_timer_set(&w->timers, tm, w->now_ms, ZG_TLS_IDLE_MS);
 }
