@@ -134,7 +134,9 @@ def make_h2o(args, tmp, www):
         file.dir: {www}
 """
     with open(conf, "w") as f:
-        f.write(f"""num-threads: 1
+        # as root h2o would switch to nobody, who may not write the pid file here
+        user = "user: root\n" if os.geteuid() == 0 else ""
+        f.write(f"""{user}num-threads: 1
 error-log: {tmp}/h2o-error.log
 pid-file: {tmp}/h2o.pid
 access-log: /dev/null
