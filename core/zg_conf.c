@@ -63,7 +63,7 @@ static int parse_level(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field)
     return 0;
 }
 
-static int parse_path(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field)
+int zg_conf_parse_path(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field)
 {
     const char *s = zg_node_scalar(cx, n);
     if (!s || !*s)
@@ -72,7 +72,7 @@ static int parse_path(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field)
 }
 
 static const zerg_directive error_log_directives[] = {
-    {"path", ZERG_CONF_CUSTOM, 0, parse_path, 0, 0},
+    {"path", ZERG_CONF_CUSTOM, 0, zg_conf_parse_path, 0, 0},
     {"level", ZERG_CONF_CUSTOM, CORE_OFF(error_log_level) - CORE_OFF(error_log_path), parse_level,
      0, 0},
     ZERG_DIRECTIVE_END,
@@ -81,7 +81,7 @@ static const zerg_directive error_log_directives[] = {
 static int parse_error_log(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field)
 {
     if (zg_node_kind(cx, n) == ZERG_NODE_SCALAR)
-        return parse_path(cx, n, field);
+        return zg_conf_parse_path(cx, n, field);
     return zg_conf_apply(cx, n, error_log_directives, field, NULL);
 }
 
@@ -148,9 +148,9 @@ static const zerg_directive core_directives[] = {
     {"worker_memory_release", ZERG_CONF_MSEC, CORE_OFF(worker_memory_release), NULL, 0, 0},
     {"user", ZERG_CONF_STR, CORE_OFF(user), NULL, 0, 0},
     {"group", ZERG_CONF_STR, CORE_OFF(group), NULL, 0, 0},
-    {"pid", ZERG_CONF_CUSTOM, CORE_OFF(pid), parse_path, 0, 0},
+    {"pid", ZERG_CONF_CUSTOM, CORE_OFF(pid), zg_conf_parse_path, 0, 0},
     {"error_log", ZERG_CONF_CUSTOM, CORE_OFF(error_log_path), parse_error_log, 0, 0},
-    {"modules_path", ZERG_CONF_CUSTOM, CORE_OFF(modules_path), parse_path, 0, 0},
+    {"modules_path", ZERG_CONF_CUSTOM, CORE_OFF(modules_path), zg_conf_parse_path, 0, 0},
     {"load_modules", ZERG_CONF_CUSTOM, CORE_OFF(load_modules), parse_load_modules, 0, 0},
     {"uring", ZERG_CONF_CUSTOM, CORE_OFF(uring), parse_uring, 0, 0},
     ZERG_DIRECTIVE_END,

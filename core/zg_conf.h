@@ -135,6 +135,9 @@ const zg_server *zg_conf_addr_owner(const zg_config *cfg, const zg_server *srv, 
 int zg_conf_server_names(zerg_conf_ctx *cx, zerg_str_list *names);
 /* A path relative to the prefix (or as is when absolute). */
 char *zg_conf_path(zerg_conf_ctx *cx, const char *p);
+/* The parser of a key naming a file or folder (field: char *): a non-empty
+ * string, taken from the prefix when relative. */
+int zg_conf_parse_path(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field);
 
 /* The directive engine (zg_conf_parse.c), also behind the api table. */
 int zg_conf_apply(zerg_conf_ctx *cx, const zerg_conf_node *map, const zerg_directive *d, void *base,

@@ -32,14 +32,6 @@ static const char *ssl_reason(void)
     return r ? r : "unknown error";
 }
 
-static int parse_ca(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field)
-{
-    const char *s = zg_node_scalar(cx, n);
-    if (!s || !*s)
-        return zg_conf_error(cx, n, "tls: ca: expected a file name");
-    return (*(char **)field = zg_conf_path(cx, s)) ? 0 : -1;
-}
-
 static int new_session(SSL *ssl, SSL_SESSION *sess);
 
 /* The system's CA bundle (OpenSSL's default file: on Debian
@@ -113,7 +105,7 @@ zg_tls_client *zg_tls_client_conf(zerg_conf_ctx *cx, const zerg_conf_node *node)
 {
     static const zerg_directive directives[] = {
         {"verify", ZERG_CONF_BOOL, offsetof(zg_tls_client, verify), NULL, 0, 0},
-        {"ca", ZERG_CONF_CUSTOM, offsetof(zg_tls_client, ca), parse_ca, 0, 0},
+        {"ca", ZERG_CONF_CUSTOM, offsetof(zg_tls_client, ca), zg_conf_parse_path, 0, 0},
         {"server_name", ZERG_CONF_STR, offsetof(zg_tls_client, server_name), NULL, 0, 0},
         {"session_reuse", ZERG_CONF_BOOL, offsetof(zg_tls_client, session_reuse), NULL, 0, 0},
         {"handshake_timeout", ZERG_CONF_MSEC, offsetof(zg_tls_client, handshake_timeout), NULL, 1,

@@ -40,17 +40,9 @@ static const char *ssl_reason(void)
     return r ? r : "unknown error";
 }
 
-static int parse_file(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field)
-{
-    const char *s = zg_node_scalar(cx, n);
-    if (!s || !*s)
-        return zg_conf_error(cx, n, "expected a file name");
-    return (*(char **)field = zg_conf_path(cx, s)) ? 0 : -1;
-}
-
 static const zerg_directive pair_directives[] = {
-    {"certificate", ZERG_CONF_CUSTOM, offsetof(tls_pair, certificate), parse_file, 0, 0},
-    {"key", ZERG_CONF_CUSTOM, offsetof(tls_pair, key), parse_file, 0, 0},
+    {"certificate", ZERG_CONF_CUSTOM, offsetof(tls_pair, certificate), zg_conf_parse_path, 0, 0},
+    {"key", ZERG_CONF_CUSTOM, offsetof(tls_pair, key), zg_conf_parse_path, 0, 0},
     ZERG_DIRECTIVE_END,
 };
 
@@ -375,7 +367,7 @@ int zg_tls_conf_parse(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field)
         {"handshake_timeout", ZERG_CONF_MSEC, offsetof(zg_tls_conf, handshake_timeout), NULL, 1,
          3600000},
         {"alpn", ZERG_CONF_STR_LIST, offsetof(zg_tls_conf, alpn), NULL, 0, 0},
-        {"client_ca", ZERG_CONF_CUSTOM, offsetof(zg_tls_conf, client_ca), parse_file, 0, 0},
+        {"client_ca", ZERG_CONF_CUSTOM, offsetof(zg_tls_conf, client_ca), zg_conf_parse_path, 0, 0},
         {"verify_client", ZERG_CONF_CUSTOM, offsetof(zg_tls_conf, verify_client),
          parse_verify_client, 0, 0},
         {"session_tickets", ZERG_CONF_BOOL, offsetof(zg_tls_conf, session_tickets), NULL, 0, 0},
