@@ -434,8 +434,8 @@ static int parse_server(zerg_conf_ctx *cx, const zerg_conf_node *n, zg_server *s
     if (d->conf_done && d->conf_done(cx, section, srv->module_conf) < 0)
         return cx->failed ? -1
                           : zg_conf_error(cx, section ? section : n, "module %s: invalid", d->name);
-    if (srv->tls && zg_tls_conf_module_alpn(cx, srv->tls,
-                                            zg_module_conf_alpn(srv->module, srv->module_conf)) < 0)
+    if (srv->tls &&
+        zg_tls_conf_finish(cx, srv->tls, zg_module_conf_alpn(srv->module, srv->module_conf)) < 0)
         return -1;
     cx->server = NULL;
     cx->server_node = NULL;

@@ -147,7 +147,8 @@ const char *const *zg_module_alpn(const zg_module *m)
 const char *const *zg_module_conf_alpn(const zg_module *m, const void *conf)
 {
     const zerg_module *d = m->desc;
-    if (d->struct_size < offsetof(zerg_module, conf_alpn) + sizeof(d->conf_alpn) || !d->conf_alpn)
-        return NULL;
-    return d->conf_alpn(conf);
+    const char *const *names = NULL;
+    if (d->struct_size >= offsetof(zerg_module, conf_alpn) + sizeof(d->conf_alpn) && d->conf_alpn)
+        names = d->conf_alpn(conf);
+    return names ? names : zg_module_alpn(m);
 }

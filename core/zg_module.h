@@ -32,7 +32,8 @@ typedef void (*zg_metrics_fn)(zerg_worker *w, zerg_text *out);
 zg_metrics_fn zg_module_metrics(const zg_module *m);
 /* The descriptor's ALPN protocols (NULL-terminated), NULL when it has none. */
 const char *const *zg_module_alpn(const zg_module *m);
-/* The module's conf_alpn for one block's conf, or NULL. */
+/* The protocols the module offers for one block's conf: its conf_alpn's
+ * answer, else its descriptor's list (NULL when it has none). */
 const char *const *zg_module_conf_alpn(const zg_module *m, const void *conf);
 
 #endif

@@ -198,18 +198,6 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
     return SSL_TLSEXT_ERR_OK;
 }
 
-/* Without an alpn key, the block's module's protocols (the list is only
- * read here: the wire format is copied). */
-static void module_alpn(zerg_conf_ctx *cx, zg_tls_conf *tc)
-{
-    const char *const *names = cx->server ? zg_module_alpn(cx->server->module) : NULL;
-    size_t n = 0;
-    while (names && names[n])
-        n++;
-    tc->alpn.n = n;
-    tc->alpn.items = (char **)names;
-}
-
 /* tc->alpn in the wire format, and the callback that chooses from it (at:
  * the alpn key, for messages). */
 static int alpn_wire(zerg_conf_ctx *cx, const zerg_conf_node *at, zg_tls_conf *tc)
@@ -338,9 +326,7 @@ static int set_alpn(zerg_conf_ctx *cx, const zerg_conf_node *block, zg_tls_conf 
 {
     const zerg_conf_node *key = zg_node_get(cx, block, "alpn");
     tc->alpn_key = key != NULL;
-    if (!key)
-        module_alpn(cx, tc);
-    return alpn_wire(cx, key, tc);
+    return key ? alpn_wire(cx, key, tc) : 0; /* else the module's (zg_tls_conf_finish) */
 }
 
 /* What every zerg TLS context does: no renegotiation, compression or
@@ -398,26 +384,25 @@ int zg_tls_conf_parse(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field)
         return -1;
     if (zg_tls_ticket_setup(tc->ctx, tc->session_tickets, tc->session_timeout) < 0)
         return zg_conf_error(cx, n, "tls: session tickets: %s", ssl_reason());
-    /* after the tickets' setup: the settings' digest is the session id context */
-    if (set_digest(tc) < 0)
-        return zg_conf_error(cx, n, "tls: %s", ssl_reason());
     zg_tls_sni_setup(tc->ctx);
     *(zg_tls_conf **)field = tc;
     return 0;
 }
 
-int zg_tls_conf_module_alpn(zerg_conf_ctx *cx, zg_tls_conf *tc, const char *const *names)
+int zg_tls_conf_finish(zerg_conf_ctx *cx, zg_tls_conf *tc, const char *const *names)
 {
-    if (tc->alpn_key || !names)
-        return 0;
-    size_t n = 0;
-    while (names[n])
-        n++;
-    tc->alpn.n = n;
-    tc->alpn.items = (char **)names;
-    if (alpn_wire(cx, NULL, tc) < 0)
-        return -1;
-    if (set_digest(tc) < 0) /* the ALPN list is part of what a client meets */
+    if (!tc->alpn_key) { /* the module's protocols: the list is read, not kept */
+        size_t n = 0;
+        while (names && names[n])
+            n++;
+        tc->alpn.n = n;
+        tc->alpn.items = (char **)names;
+        if (alpn_wire(cx, NULL, tc) < 0)
+            return -1;
+    }
+    /* last, with the ALPN list known; it replaces the tickets' session id
+     * context (zg_tls_ticket_setup) */
+    if (set_digest(tc) < 0)
         return zg_conf_error(cx, NULL, "tls: %s", ssl_reason());
     return 0;
 }

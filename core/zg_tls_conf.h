@@ -37,8 +37,9 @@ int zg_tls_conf_parse(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field);
 /* Whether two blocks' TLS settings are the same (or neither has TLS). */
 int zg_tls_conf_same(const zg_tls_conf *a, const zg_tls_conf *b);
 /* After the block's module conf: the protocols its module offers for it
- * (conf_alpn), unless the alpn key named them; names NULL keeps them. */
-int zg_tls_conf_module_alpn(zerg_conf_ctx *cx, zg_tls_conf *tc, const char *const *names);
+ * (names: zg_module_conf_alpn) unless the alpn key named them, then
+ * the digest of the settings (zg_tls_conf_same, the session id context). */
+int zg_tls_conf_finish(zerg_conf_ctx *cx, zg_tls_conf *tc, const char *const *names);
 /* Free the contexts of a config (its tls_confs list). */
 void zg_tls_conf_free_all(zg_tls_conf *list);
 

@@ -287,8 +287,9 @@ int zg_tls_ticket_setup(SSL_CTX *ctx, int on, uint64_t period_ms)
         SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
         return SSL_CTX_set_num_tickets(ctx, 0) == 1 ? 0 : -1;
     }
-    /* the same session context everywhere, so a block that verifies client
-     * certificates resumes too (OpenSSL refuses an empty one then) */
+    /* a session id context, so a block that verifies client certificates
+     * resumes too (OpenSSL refuses an empty one then); a server block's
+     * context replaces it with its settings' digest (zg_tls_conf_finish) */
     static const unsigned char sid_ctx[] = "zerg";
     ticket_key k;
     if (!store() || current_key(period, &k) < 0 || /* the master makes the first */
