@@ -29,19 +29,10 @@ static int http_hbuf_append(http_conn *hc, const char *at, size_t len)
     return 0;
 }
 
-/* A new request: nothing of the last one stays in hc->req (its spans point
- * into a head buffer that is gone), so that an answer given before llhttp
- * meets the request (a head the scanner refuses) logs this one, not that. */
-static void http_req_begin(http_conn *hc)
-{
-    memset(&hc->req, 0, offsetof(http_req, hv));
-    hc->req.start_ms = http_api->now_ms(http_W.w);
-}
-
+/* hc->req was cleared when the request's first byte came (http_process) */
 static int http_cb_message_begin(llhttp_t *p)
 {
     http_conn *hc = p->data;
-    http_req_begin(hc);
     hc->rq->hlen = 0;
     hc->rq->nfields = 0;
     hc->proxy_status = 0;
@@ -435,7 +426,12 @@ size_t http_process(http_conn *hc, const uint8_t *data, size_t len)
             hc->phase = HTTP_PH_HEAD;
             hc->srv = hc->dsrv; /* until the head names its host */
             hc->err_status = 0;
-            http_req_begin(hc);
+            /* nothing of the last request stays in hc->req (its spans point
+             * into a head buffer that is gone), so that an answer given
+             * before llhttp meets this one (the scanner refused its head)
+             * logs this one */
+            memset(&hc->req, 0, offsetof(http_req, hv));
+            hc->req.start_ms = http_api->now_ms(http_W.w);
             /* HTTP/2 prior knowledge: "PRI * HTTP/2.0" */
             if (end - p >= 3 && memcmp(p, "PRI", 3) == 0 &&
                 ((size_t)(end - p) < 14 || memcmp(p, "PRI * HTTP/2.0", 14) == 0)) {
