@@ -158,7 +158,12 @@ servers:
       http2: {{ max_concurrent_streams: 128, initial_window_size: 64k }}
       client_max_body_size: 64m
       send_timeout: 30s
+      limit_zones:
+        per_user: {{ key: $http_x_user, rate: 1r/m }}
       locations:
+        - path: =/per-user
+          return: {{ status: 200, body: ok }}
+          limit_req: {{ zone: per_user, status: 503 }}
         - path: /down/
           proxy_pass: http://127.0.0.1:DOWN
         - path: /
@@ -346,6 +351,12 @@ class Basics(unittest.TestCase):
             self.assertEqual(c.response(sid)[0][":status"], "200")
         finally:
             c.close()
+
+
+    def test_limit_key_naming_a_field(self):
+        """The fields kept for proxy_pass serve $http_ name keys too."""
+        codes = [curl("/per-user", "-H", f"X-User: {u}")[3] for u in ("a", "a", "b")]
+        self.assertEqual(codes, ["2 200", "2 503", "2 200"])
 
 
 class Volume(unittest.TestCase):
