@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """test_http2_proxy - proxy_pass over HTTP/2 through the real zerg: h2c and h2
-(TLS) clients to an HTTP/1.1 upstream in this process (kept alive): GET and
+(TLS) clients to an HTTP/1.1 upstream in this process (kept alive) and to
+an https one: GET and
 POST, the head sent upstream (Host, fields, Cookie joined, Content-Length or
 chunked), 16 MiB up and down byte-exact, many streams on one connection,
 request bodies held back by flow control while the upstream does not read
@@ -166,6 +167,9 @@ servers:
           limit_req: {{ zone: per_user, status: 503 }}
         - path: /down/
           proxy_pass: http://127.0.0.1:DOWN
+        - path: /tls-up/
+          proxy_pass: https://localhost:{port1}/
+          proxy_tls: {{ ca: "CERTS/ca.pem" }}
         - path: /
           proxy_pass: http://127.0.0.1:UP
           proxy_keepalive: 8
@@ -331,6 +335,14 @@ class Basics(unittest.TestCase):
         self.assertEqual((rc, meta), (0, "2 200"), err)
         with open(out, "rb") as f:
             self.assertEqual(sha(f.read()), sha(pattern(4 * MIB + 7)))
+
+    def test_https_upstream(self):
+        """h2c in front, an https upstream (this zerg's TLS block, which
+        passes it on to the HTTP/1.1 upstream)."""
+        rc, body, err, meta = curl("/tls-up/echo?x=tls", "--data-binary", "over tls")
+        self.assertEqual((rc, meta), (0, "2 200"), err)
+        rec = json.loads(body)
+        self.assertEqual((rec["target"], rec["sha"]), ("/echo?x=tls", sha(b"over tls")))
 
     def test_upstream_down_502(self):
         rc, body, err, meta = curl("/down/x")
