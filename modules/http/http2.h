@@ -135,6 +135,9 @@ void http2_stream_consume(http_conn *hc);
  * pauses), and its DATA went out (its upstream may read again). */
 int http2_stream_full(http_conn *hc);
 void http2_stream_sent(http2_stream *st);
+/* Nothing waits to be sent, and a stream waits for its upstream's answer:
+ * send_timeout is not the client's fault then. */
+int http2_waits_upstream(http2_session *s);
 /* What a stream's body holds goes (its end). */
 void http2_stream_body_free(http2_stream *st);
 

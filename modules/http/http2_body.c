@@ -141,6 +141,19 @@ void http2_stream_sent(http2_stream *st)
     stream_wake(st);
 }
 
+int http2_waits_upstream(http2_session *s)
+{
+    int waits = 0;
+    if (http_api->conn_out_pending(s->hc->c))
+        return 0;
+    for (http2_stream *st = s->streams; st; st = st->next) {
+        if (st->queued)
+            return 0;
+        waits |= st->hc.up != NULL;
+    }
+    return waits;
+}
+
 void http2_stream_body_free(http2_stream *st)
 {
     http_api->timer_cancel(http_W.w, &st->body_timer);

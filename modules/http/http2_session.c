@@ -334,6 +334,10 @@ void http2_on_drain(http_conn *hc)
 void http2_on_timeout(http_conn *hc)
 {
     http2_session *s = hc->h2s;
+    if (http2_waits_upstream(s)) { /* proxy_read_timeout bounds that wait */
+        http_api->conn_timeout(hc->c, hc->dsrv->send_timeout);
+        return;
+    }
     http_W.timeouts++;
     /* idle, or a peer that took nothing for send_timeout */
     nghttp2_session_terminate_session(s->ng, NGHTTP2_NO_ERROR);

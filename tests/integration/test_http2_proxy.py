@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """test_http2_proxy - proxy_pass over HTTP/2 through the real zerg: h2c and h2
-(TLS) clients to an HTTP/1.1 upstream in this process (kept alive) and to
-an https one: GET and
-POST, the head sent upstream (Host, fields, Cookie joined, Content-Length or
-chunked), 16 MiB up and down byte-exact, many streams on one connection,
+(TLS) clients to an HTTP/1.1 upstream in this process (kept alive) and to an
+https one: GET and POST, the head sent upstream (Host, fields, Cookie joined,
+Content-Length or chunked), 16 MiB up and down byte-exact, many streams on
+one connection, an upstream slower than send_timeout,
 request bodies held back by flow control while the upstream does not read
 (bounded worker memory), an upstream paused while the client does not open
 its window, RST_STREAM mid-response, upstream down (502), 413 and
@@ -113,6 +113,8 @@ class Upstream:
             fields[name.lower()] = value.strip()
         if target.startswith("/hold"):
             self.release.wait(30)
+        if target.startswith("/sleep/"):
+            time.sleep(float(target.split("/")[2]))
         body, framing = self.read_body(f, fields)
         rec = {"method": method, "target": target, "fields": raw, "len": len(body),
                "sha": sha(body), "framing": framing}
@@ -179,6 +181,14 @@ servers:
       server_name: [small.test]
       client_max_body_size: 1k
       client_body_timeout: 1s
+      locations:
+        - path: /
+          proxy_pass: http://127.0.0.1:UP
+  - listen: ["127.0.0.1:{port2}"]
+    module: http
+    http:
+      http2: true
+      send_timeout: 1s
       locations:
         - path: /
           proxy_pass: http://127.0.0.1:UP
@@ -343,6 +353,15 @@ class Basics(unittest.TestCase):
         self.assertEqual((rc, meta), (0, "2 200"), err)
         rec = json.loads(body)
         self.assertEqual((rec["target"], rec["sha"]), ("/echo?x=tls", sha(b"over tls")))
+
+    def test_upstream_slower_than_send_timeout(self):
+        """send_timeout bounds a client that does not take what is sent, not
+        the wait for an upstream (proxy_read_timeout's)."""
+        r = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "--max-time", "20",
+                            "-w", "\n%{http_version} %{http_code}",
+                            f"http://127.0.0.1:{Z.ports[2]}/sleep/2.5"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        self.assertEqual(r.stdout.rpartition(b"\n")[2], b"2 200", r.stderr)
 
     def test_upstream_down_502(self):
         rc, body, err, meta = curl("/down/x")
