@@ -53,8 +53,12 @@ typedef struct http2_stream {
     uint8_t deferred;   /* the data provider waits for bytes */
     uint8_t closed;     /* nghttp2 closed it; it waits for its handler */
     /* its request body (http2_body.c) */
-    uint8_t headed;        /* the request head was taken (HEADERS) */
-    uint8_t body_end;      /* END_STREAM came */
+    uint8_t headed;     /* the request head was taken (HEADERS) */
+    uint8_t body_end;   /* END_STREAM came */
+    uint8_t waiting;    /* limit_req delays it: its timer dispatches it */
+    uint8_t keep_early; /* ...to proxy_pass: the body meanwhile is kept */
+    char *early;        /* that body (at most the stream's window) */
+    uint32_t early_len, early_cap;
     uint64_t held;         /* body bytes given to proxy_pass, not consumed yet */
     zerg_timer body_timer; /* client_body_timeout while the client sends */
     zerg_timer wake_timer; /* its upstream reads again (after a DATA frame) */
@@ -125,6 +129,9 @@ void http2_stream_unbusy(http_conn *hc);
  * flow control (consumed only once written upstream), client_body_timeout,
  * and the bound on its queued response body. */
 void http2_stream_body(http2_stream *st, const uint8_t *data, size_t len);
+/* A stream limit_req delayed goes to its upstream now, with the body that
+ * came meanwhile; 1 when it was answered instead (413). */
+int http2_stream_late_begin(http_conn *hc);
 /* A body follows the head: client_body_timeout runs. */
 void http2_stream_body_wait(http2_stream *st);
 /* END_STREAM: the body is complete. */

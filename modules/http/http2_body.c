@@ -3,6 +3,8 @@
  * once its upstream's output took them, so that a slow upstream stops the
  * client with bounded memory; client_body_timeout per stream; and the bound
  * on a stream's queued response body above which its upstream pauses. */
+#include <stdlib.h>
+
 #include "http2.h"
 #include "http_proxy.h"
 
@@ -29,25 +31,62 @@ void http2_stream_consume(http_conn *hc)
     http2_want_flush(st->sess);
 }
 
+static int too_big(const http_conn *hc)
+{
+    uint64_t max = hc->srv->client_max_body_size;
+    return max && hc->req.body_bytes > max;
+}
+
+/* Body bytes for the stream's upstream, or dropped without one. */
+static void body_take(http2_stream *st, const char *data, size_t len)
+{
+    http_conn *hc = &st->hc;
+    if (!hc->up) { /* no handler reads it: consumed at once */
+        nghttp2_session_consume(st->sess->ng, st->id, len);
+        return;
+    }
+    http_proxy_body(hc, data, len);
+    st->held += len;
+    if (!hc->up || !hc->up->client_paused)
+        http2_stream_consume(hc); /* else once the upstream's output drains */
+}
+
 void http2_stream_body(http2_stream *st, const uint8_t *data, size_t len)
 {
     http_conn *hc = &st->hc;
     hc->req.body_bytes += len;
-    uint64_t max = hc->srv->client_max_body_size;
-    if (max && hc->req.body_bytes > max && !st->dispatched) {
+    if (too_big(hc) && !st->dispatched && !st->waiting) {
         st->dispatched = 1;
         hc->phase = HTTP_PH_BODY;
         http_send_error(hc, 413, 0); /* its upstream, if any, is abandoned */
     }
     http2_stream_body_wait(st);
-    if (!hc->up) { /* no handler reads it: consumed at once */
-        nghttp2_session_consume(st->sess->ng, st->id, len);
-        return;
+    if (st->keep_early && !too_big(hc) &&
+        http_buf_append(&st->early, &st->early_len, &st->early_cap, (const char *)data, len) == 0)
+        return; /* not consumed: the stream's window bounds it */
+    body_take(st, (const char *)data, len);
+}
+
+int http2_stream_late_begin(http_conn *hc)
+{
+    http2_stream *st = hc->h2;
+    st->keep_early = 0;
+    if (too_big(hc)) {
+        http2_stream_body_free(st);
+        http_send_error(hc, 413, 0);
+        return 1;
     }
-    http_proxy_body(hc, (const char *)data, len);
-    st->held += len;
-    if (!hc->up || !hc->up->client_paused)
-        http2_stream_consume(hc); /* else once the upstream's output drains */
+    http_proxy_begin(hc);
+    if (st->early_len)
+        body_take(st, st->early, st->early_len);
+    free(st->early);
+    st->early = NULL;
+    st->early_len = st->early_cap = 0;
+    if (st->body_end && hc->up)
+        http_proxy_body_end(hc);
+    else if (hc->up)
+        hc->phase = HTTP_PH_BODY; /* dispatched at END_STREAM, as HTTP/1.1's */
+    return 0;
 }
 
 void http2_stream_body_end(http2_stream *st)
@@ -69,8 +108,8 @@ static void body_timer_fired(zerg_timer *t)
     http_conn *hc = &st->hc;
     if (st->body_end || st->closed || hc->closing)
         return;
-    if (hc->up && hc->up->client_paused) {
-        http2_stream_body_wait(st);
+    if ((hc->up && hc->up->client_paused) || st->keep_early) {
+        http2_stream_body_wait(st); /* held back by us, not by the client */
         return;
     }
     http_W.timeouts++;
@@ -158,7 +197,11 @@ void http2_stream_body_free(http2_stream *st)
 {
     http_api->timer_cancel(http_W.w, &st->body_timer);
     http_api->timer_cancel(http_W.w, &st->wake_timer);
-    if (st->held) /* the connection's window gets them back */
-        nghttp2_session_consume(st->sess->ng, st->id, st->held);
+    size_t unconsumed = st->held + st->early_len;
+    if (unconsumed) /* the connection's window gets them back */
+        nghttp2_session_consume(st->sess->ng, st->id, unconsumed);
     st->held = 0;
+    free(st->early);
+    st->early = NULL;
+    st->early_len = st->early_cap = 0;
 }

@@ -202,10 +202,16 @@ void http2_stream_head(http2_stream *st, int end)
         http2_stream_body_wait(st);
     }
     int limited = http_limit_on(hc->srv) ? http_limit_head(hc) : HTTP_LIMIT_PASS;
-    if (limited == HTTP_LIMIT_WAIT)
-        st->dispatched = 1; /* limit_req's delay: its timer dispatches it (http_limit.c) */
-    else if (limited == HTTP_LIMIT_PASS && hc->srv->has_proxy)
+    if (limited == HTTP_LIMIT_WAIT) { /* its timer dispatches it (http_limit.c) */
+        const char *path;
+        size_t plen;
+        int status;
+        const http_location *l = http_route(hc, &path, &plen, &status);
+        st->waiting = 1;
+        st->keep_early = !end && l && l->kind == HTTP_LOC_PROXY;
+    } else if (limited == HTTP_LIMIT_PASS && hc->srv->has_proxy) {
         http_proxy_begin(hc);
+    }
 }
 
 /* The request is complete (END_STREAM): answered as HTTP/1.1's. */
@@ -215,7 +221,9 @@ void http2_stream_request(http2_stream *st)
         return;
     http2_stream_head(st, 1);
     http2_stream_body_end(st);
-    if (st->dispatched || st->closed)
+    if (st->waiting && st->hc.up && !st->hc.up->dispatched)
+        http_proxy_dispatch(&st->hc); /* limit_req's delay ended before the body */
+    if (st->dispatched || st->waiting || st->closed)
         return;
     st->dispatched = 1;
     http_dispatch(&st->hc);

@@ -356,8 +356,13 @@ void http_proxy_body_end(http_conn *hc)
 
 void http_proxy_dispatch(http_conn *hc)
 {
-    if (!hc->up && hc->h2 && !hc->proxy_status && !hc->req.body_bytes)
-        http_proxy_begin(hc); /* a stream limit_req delayed, without a body */
+    if (!hc->up && hc->h2 && hc->h2->waiting && !hc->proxy_status) {
+        /* a stream limit_req delayed: its upstream starts now... */
+        if (http2_stream_late_begin(hc))
+            return;
+        if (hc->up && !hc->h2->body_end)
+            return; /* ...and its answer is read after END_STREAM */
+    }
     http_up *up = hc->up;
     if (!up) {
         http_send_error(hc, hc->proxy_status ? hc->proxy_status : 502, 0);

@@ -163,7 +163,11 @@ servers:
       send_timeout: 30s
       limit_zones:
         per_user: {{ key: $http_x_user, rate: 1r/m }}
+        paced: {{ key: $remote_addr, rate: 2r/s }}
       locations:
+        - path: /paced/
+          proxy_pass: http://127.0.0.1:UP/
+          limit_req: {{ zone: paced, burst: 5 }}
         - path: =/per-user
           return: {{ status: 200, body: ok }}
           limit_req: {{ zone: per_user, status: 503 }}
@@ -388,6 +392,26 @@ class Basics(unittest.TestCase):
         """The fields kept for proxy_pass serve $http_ name keys too."""
         codes = [curl("/per-user", "-H", f"X-User: {u}")[3] for u in ("a", "a", "b")]
         self.assertEqual(codes, ["2 200", "2 503", "2 200"])
+
+
+    def test_limit_req_delay_keeps_the_body(self):
+        """Streams limit_req delays go upstream when their turn comes, with
+        the body sent meanwhile (more than a window: the rest waits)."""
+        c = H2()
+        try:
+            t0 = time.monotonic()
+            bodies = {c.start(f"/paced/echo?{i}", "POST", end=False,
+                              headers=[("content-length", "100000")] if i == 0 else []):
+                      pattern(100000 + i) if i else pattern(100000) for i in range(3)}
+            c.upload(bodies)
+            for sid, body in bodies.items():
+                hdrs, rb = c.response(sid)
+                self.assertEqual(hdrs[":status"], "200")
+                rec = json.loads(rb)
+                self.assertEqual((rec["len"], rec["sha"]), (len(body), sha(body)))
+            self.assertGreater(time.monotonic() - t0, 0.8)  # two were delayed
+        finally:
+            c.close()
 
 
 class Volume(unittest.TestCase):
