@@ -6,8 +6,9 @@ Content-Length or chunked), 16 MiB up and down byte-exact, many streams on
 one connection, an upstream slower than send_timeout,
 request bodies held back by flow control while the upstream does not read
 (bounded worker memory), an upstream paused while the client does not open
-its window, RST_STREAM mid-response, upstream down (502), 413 and
-client_body_timeout resetting only the stream."""
+its window, RST_STREAM mid-response and mid-upload, upstream down (502), 413,
+client_body_timeout resetting only the stream, limit_req delays keeping the
+body."""
 import hashlib
 import json
 import os
@@ -56,6 +57,7 @@ class Upstream:
         self.lock = threading.Lock()
         self.requests = []
         self.conns = 0
+        self.closed = 0  # connections ended (by zerg, or after /endless)
         self.endless_sent = 0
         self.endless_ended = 0  # /endless answers cut (their connection broke)
         self.endless_closed = threading.Event()
@@ -81,6 +83,8 @@ class Upstream:
             pass
         finally:
             s.close()
+            with self.lock:
+                self.closed += 1
 
     @staticmethod
     def read_body(f, fields):
@@ -575,6 +579,27 @@ class Bounds(unittest.TestCase):
             self.assertTrue(UP.endless_closed.wait(10), "upstream connection not closed")
             sid2 = c.start("/echo")
             self.assertEqual(c.response(sid2)[0][":status"], "200")
+        finally:
+            c.close()
+
+    def test_reset_mid_upload(self):
+        c = H2()
+        try:
+            sid = c.start("/echo?upload-reset", "POST", end=False)
+            for _ in range(3):
+                c.conn.send_data(sid, b"u" * 10000)
+            c.flush()
+            wait_until(lambda: UP.conns > 0, what="an upstream connection")
+            time.sleep(0.3)
+            with UP.lock:
+                closed0 = UP.closed
+            c.conn.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+            c.flush()
+            # the upstream, reading the chunked body, sees its connection end
+            wait_until(lambda: UP.closed > closed0, what="the upstream connection closed")
+            self.assertFalse(UP.last("/echo?upload-reset"))  # never a whole request
+            sid = c.start("/echo")
+            self.assertEqual(c.response(sid)[0][":status"], "200")
         finally:
             c.close()
 
