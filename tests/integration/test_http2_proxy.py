@@ -353,6 +353,13 @@ class Basics(unittest.TestCase):
         self.assertEqual((rc, meta), (0, "2 200"), err)
         with open(out, "rb") as f:
             self.assertEqual(sha(f.read()), sha(pattern(4 * MIB + 7)))
+        src = os.path.join(Z.tmp, "tls-up.bin")
+        with open(src, "wb") as f:  # DATA decrypted, not in receive buffers: copied up
+            f.write(pattern(16 * MIB + 5))
+        rc, body, err, meta = curl("/echo", "--data-binary", "@" + src, tls=True)
+        self.assertEqual((rc, meta), (0, "2 200"), err)
+        rec = json.loads(body)
+        self.assertEqual((rec["len"], rec["sha"]), (16 * MIB + 5, sha(pattern(16 * MIB + 5))))
 
     def test_https_upstream(self):
         """h2c in front, an https upstream (this zerg's TLS block, which
