@@ -442,6 +442,8 @@ size_t http_process(http_conn *hc, const uint8_t *data, size_t len);
 /* on_drain: the next pipelined request may start if output held it back. */
 void http_output_drained(http_conn *hc);
 const char *http_hbuf(const http_conn *hc, http_span s);
+/* A field of the request (in hbuf) kept for proxy_pass: 0, or -1 (500). */
+int http_field_add(http_conn *hc, http_span name, http_span value);
 
 /* http_response.c */
 void http_date_refresh(void);

@@ -1,7 +1,7 @@
 /* modules/http/http2.h - HTTP/2 on nghttp2: the http2: settings of a
  * server block (http2_conf.c), a connection's session (http2_session.c)
  * and its streams, each answered by the HTTP/1.1 handlers through the
- * response layer (http2_stream.c). */
+ * response layer (http2_stream.c), their request bodies (http2_body.c). */
 #ifndef ZERG_HTTP2_H
 #define ZERG_HTTP2_H
 
@@ -52,6 +52,16 @@ typedef struct http2_stream {
     uint8_t done;       /* the handler finished: EOF after the queue */
     uint8_t deferred;   /* the data provider waits for bytes */
     uint8_t closed;     /* nghttp2 closed it; it waits for its handler */
+    /* its request body (http2_body.c) */
+    uint8_t headed;     /* the request head was taken (HEADERS) */
+    uint8_t body_end;   /* END_STREAM came */
+    uint8_t waiting;    /* limit_req delays it: its timer dispatches it */
+    uint8_t keep_early; /* ...to proxy_pass: the body meanwhile is kept */
+    char *early;        /* that body (at most the stream's window) */
+    uint32_t early_len, early_cap;
+    uint64_t held;         /* body bytes given to proxy_pass, not consumed yet */
+    zerg_timer body_timer; /* client_body_timeout while the client sends */
+    zerg_timer wake_timer; /* its upstream reads again (after a DATA frame) */
 } http2_stream;
 
 struct http2_session {
@@ -66,9 +76,11 @@ struct http2_session {
     uint8_t flush_armed;
     uint8_t paused;
     uint8_t draining;
-    uint8_t gone;        /* being freed: no more output */
-    uint32_t empty_data; /* empty DATA frames that did not end a stream */
-    uint32_t answered;   /* PING and SETTINGS frames in answered_sec */
+    uint8_t gone;         /* being freed: no more output */
+    uint8_t ups_held;     /* an upstream waits for body_queued to go down */
+    uint64_t body_queued; /* the streams' queued response bodies together */
+    uint32_t empty_data;  /* empty DATA frames that did not end a stream */
+    uint32_t answered;    /* PING and SETTINGS frames in answered_sec */
     uint64_t answered_sec;
 };
 
@@ -95,8 +107,9 @@ void http2_want_flush(http2_session *s);
 http2_stream *http2_stream_new(http2_session *s, int32_t id);
 int http2_stream_header(http2_stream *st, const uint8_t *name, size_t nlen, const uint8_t *value,
                         size_t vlen);
+/* The request head is complete (HEADERS; end: END_STREAM with it). */
+void http2_stream_head(http2_stream *st, int end);
 void http2_stream_request(http2_stream *st);
-void http2_stream_body(http2_stream *st, size_t len);
 void http2_stream_closed(http2_stream *st);
 void http2_stream_free(http2_stream *st);
 extern const nghttp2_data_source_read_callback http2_data_read;
@@ -111,5 +124,28 @@ void http2_stream_done(http_conn *hc);
 void http2_stream_abort(http_conn *hc);
 /* An asynchronous step (a file open) of a reset stream came back. */
 void http2_stream_unbusy(http_conn *hc);
+
+/* http2_body.c: a stream's request body, streamed to proxy_pass under
+ * flow control (consumed only once written upstream), client_body_timeout,
+ * and the bound on its queued response body. */
+void http2_stream_body(http2_stream *st, const uint8_t *data, size_t len);
+/* A stream limit_req delayed goes to its upstream now, with the body that
+ * came meanwhile; 1 when it was answered instead (413). */
+int http2_stream_late_begin(http_conn *hc);
+/* A body follows the head: client_body_timeout runs. */
+void http2_stream_body_wait(http2_stream *st);
+/* END_STREAM: the body is complete. */
+void http2_stream_body_end(http2_stream *st);
+/* The body bytes held for the upstream are written: the window reopens. */
+void http2_stream_consume(http_conn *hc);
+/* The stream's queued response body is above its bound (its upstream
+ * pauses), and its DATA went out (its upstream may read again). */
+int http2_stream_full(http_conn *hc);
+void http2_stream_sent(http2_stream *st);
+/* Nothing waits to be sent, and a stream waits for its upstream's answer:
+ * send_timeout is not the client's fault then. */
+int http2_waits_upstream(http2_session *s);
+/* What a stream's body holds goes (its end). */
+void http2_stream_body_free(http2_stream *st);
 
 #endif

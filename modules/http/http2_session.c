@@ -79,11 +79,15 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
         s->why = flood;
         return nghttp2_session_terminate_session(ng, NGHTTP2_ENHANCE_YOUR_CALM);
     }
-    if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
-        !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+    if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
         return 0;
     http2_stream *st = stream_of(ng, frame->hd.stream_id);
-    if (st)
+    if (!st)
+        return 0;
+    int end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST)
+        http2_stream_head(st, end); /* proxy_pass starts: the body streams up */
+    if (end)
         http2_stream_request(st);
     return 0;
 }
@@ -92,11 +96,12 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
                          size_t len, void *user_data)
 {
     (void)flags;
-    (void)data;
     (void)user_data;
     http2_stream *st = stream_of(ng, id);
     if (st)
-        http2_stream_body(st, len);
+        http2_stream_body(st, data, len); /* consumed when taken (http2_body.c) */
+    else
+        nghttp2_session_consume(ng, id, len);
     return 0;
 }
 
@@ -158,7 +163,20 @@ static nghttp2_option *http2_options(void)
     nghttp2_option_set_stream_reset_rate_limit(opt, HTTP2_RESET_BURST, HTTP2_RESET_RATE);
     nghttp2_option_set_max_send_header_block_length(opt, 65536);
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
+    /* request bodies reopen the window once taken (proxy_pass: written
+     * upstream), not when received: http2_body.c consumes them */
+    nghttp2_option_set_no_auto_window_update(opt, 1);
     return opt;
+}
+
+/* The connection's window: the streams' windows together, at most 16 MiB
+ * (each stream holds at most its own window unconsumed). */
+static int32_t http2_conn_window(const http2_conf *c)
+{
+    uint64_t w = (uint64_t)c->max_concurrent_streams * c->initial_window_size;
+    if (w < NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE)
+        w = NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE;
+    return (int32_t)(w > (16u << 20) ? 16u << 20 : w);
 }
 
 static void http2_flush(http2_session *s);
@@ -198,6 +216,11 @@ int http2_session_start(http_conn *hc)
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
     };
     if (nghttp2_submit_settings(s->ng, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) != 0)
+        goto fail;
+    /* the connection's window: room for many streams' windows, so that one
+     * stream whose upstream is slow does not stop the others' bodies */
+    if (nghttp2_session_set_local_window_size(s->ng, NGHTTP2_FLAG_NONE, 0,
+                                              http2_conn_window(s->conf)) != 0)
         goto fail;
     s->flush_timer.fn = flush_timer_fired;
     s->flush_timer.data = s;
@@ -311,6 +334,10 @@ void http2_on_drain(http_conn *hc)
 void http2_on_timeout(http_conn *hc)
 {
     http2_session *s = hc->h2s;
+    if (http2_waits_upstream(s)) { /* proxy_read_timeout bounds that wait */
+        http_api->conn_timeout(hc->c, hc->dsrv->send_timeout);
+        return;
+    }
     http_W.timeouts++;
     /* idle, or a peer that took nothing for send_timeout */
     nghttp2_session_terminate_session(s->ng, NGHTTP2_NO_ERROR);

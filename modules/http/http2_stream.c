@@ -9,6 +9,7 @@
 
 #include "http2.h"
 #include "http_limit.h"
+#include "http_proxy.h"
 #include "http_static.h"
 
 http2_stream *http2_stream_new(http2_session *s, int32_t id)
@@ -21,6 +22,7 @@ http2_stream *http2_stream_new(http2_session *s, int32_t id)
     hc->srv = hc->dsrv = conn->dsrv;
     hc->vhosts = conn->vhosts;
     hc->nvhosts = conn->nvhosts;
+    hc->any_proxy = conn->any_proxy;
     hc->h2 = st;
     if (http_rq_get(hc) < 0) {
         free(st);
@@ -137,6 +139,12 @@ int http2_stream_header(http2_stream *st, const uint8_t *name, size_t nlen, cons
         return 0;
     }
     int id = known_id(name, nlen);
+    if (hc->any_proxy) { /* every field, for proxy_pass (nghttp2 checked them) */
+        http_span n, v;
+        if (hbuf_add(hc, name, nlen, &n) < 0 || hbuf_add(hc, value, vlen, &v) < 0 ||
+            http_field_add(hc, n, v) < 0)
+            return 0; /* err_status says why */
+    }
     if (id == HTTP_H_HOST && r->hcount[HTTP_H_HOST])
         return 0; /* :authority came first and wins (RFC 9113 8.3.1) */
     if (id >= 0)
@@ -144,14 +152,29 @@ int http2_stream_header(http2_stream *st, const uint8_t *name, size_t nlen, cons
     return 0;
 }
 
-/* The request is complete (END_STREAM): routed and answered as HTTP/1.1's. */
-void http2_stream_request(http2_stream *st)
+/* Content-Length's value (nghttp2 checked its syntax), -1 without one. */
+static int64_t content_length(const http_conn *hc)
+{
+    const http_req *r = &hc->req;
+    if (!r->hcount[HTTP_H_CL])
+        return -1;
+    const char *v = http_hbuf(hc, r->hv[HTTP_H_CL]);
+    int64_t n = 0;
+    for (uint32_t i = 0; i < r->hv[HTTP_H_CL].len && n < INT64_MAX / 10 - 9; i++)
+        n = n * 10 + (v[i] - '0');
+    return n;
+}
+
+/* The request head is complete: checked and routed as HTTP/1.1's; a
+ * proxy_pass request starts its upstream now, so that its body streams
+ * up as it comes (http2_body.c); a body of unknown length goes up chunked. */
+void http2_stream_head(http2_stream *st, int end)
 {
     http_conn *hc = &st->hc;
     http_req *r = &hc->req;
-    if (st->dispatched || st->closed)
+    if (st->headed || st->closed)
         return;
-    st->dispatched = 1;
+    st->headed = 1;
     hc->phase = HTTP_PH_BODY;
     r->head = r->method == HTTP_HEAD;
     if (!hc->err_status && (r->method == HTTP_CONNECT || r->method == HTTP_PRI))
@@ -161,29 +184,49 @@ void http2_stream_request(http2_stream *st)
     if (!hc->err_status && r->hcount[HTTP_H_HOST] &&
         !http_host_valid(http_hbuf(hc, r->hv[HTTP_H_HOST]), r->hv[HTTP_H_HOST].len))
         hc->err_status = 400;
+    if (!hc->err_status)
+        http_select_server(hc);
+    int64_t cl = content_length(hc);
+    uint64_t max = hc->srv->client_max_body_size;
+    if (!hc->err_status && max && cl > 0 && (uint64_t)cl > max)
+        hc->err_status = 413;
     if (hc->err_status) {
-        http_W.parse_errors++;
+        if (hc->err_status != 413)
+            http_W.parse_errors++;
+        st->dispatched = 1;
         http_send_error(hc, hc->err_status, 0);
         return;
     }
-    http_select_server(hc);
-    if (http_limit_on(hc->srv) && http_limit_head(hc) == HTTP_LIMIT_WAIT)
-        return; /* limit_req's delay: its timer dispatches it (http_limit.c) */
-    http_dispatch(hc);
+    if (!end) {
+        r->te_chunked = cl < 0;
+        http2_stream_body_wait(st);
+    }
+    int limited = http_limit_on(hc->srv) ? http_limit_head(hc) : HTTP_LIMIT_PASS;
+    if (limited == HTTP_LIMIT_WAIT) { /* its timer dispatches it (http_limit.c) */
+        const char *path;
+        size_t plen;
+        int status;
+        const http_location *l = http_route(hc, &path, &plen, &status);
+        st->waiting = 1;
+        st->keep_early = !end && l && l->kind == HTTP_LOC_PROXY;
+    } else if (limited == HTTP_LIMIT_PASS && hc->srv->has_proxy) {
+        http_proxy_begin(hc);
+    }
 }
 
-/* Request body bytes: counted (no handler of this slice reads them),
- * client_max_body_size answered at once. */
-void http2_stream_body(http2_stream *st, size_t len)
+/* The request is complete (END_STREAM): answered as HTTP/1.1's. */
+void http2_stream_request(http2_stream *st)
 {
-    http_conn *hc = &st->hc;
-    hc->req.body_bytes += len;
-    uint64_t max = hc->srv->client_max_body_size;
-    if (max && hc->req.body_bytes > max && !st->dispatched) {
-        st->dispatched = 1;
-        hc->phase = HTTP_PH_BODY;
-        http_send_error(hc, 413, 0);
-    }
+    if (st->closed)
+        return;
+    http2_stream_head(st, 1);
+    http2_stream_body_end(st);
+    if (st->waiting && st->hc.up && !st->hc.up->dispatched)
+        http_proxy_dispatch(&st->hc); /* limit_req's delay ended before the body */
+    if (st->dispatched || st->waiting || st->closed)
+        return;
+    st->dispatched = 1;
+    http_dispatch(&st->hc);
 }
 
 /* ---- the response head ----------------------------------------------------- */
@@ -305,6 +348,7 @@ static void drop_pieces(http2_stream *st)
         piece_release(pc);
     }
     st->tail = NULL;
+    st->sess->body_queued -= st->queued;
     st->queued = 0;
 }
 
@@ -341,6 +385,7 @@ int http2_body_write(http_conn *hc, const void *p, size_t len, int copy, zerg_do
         st->tail = pc;
     }
     st->queued += len;
+    st->sess->body_queued += len;
     if (st->deferred) {
         st->deferred = 0;
         nghttp2_session_resume_data(st->sess->ng, st->id);
@@ -405,6 +450,7 @@ int http2_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *fr
         pc->p += n;
         pc->len -= n;
         st->queued -= n;
+        st->sess->body_queued -= n;
         length -= n;
         if (pc->len == 0) {
             st->head = pc->next;
@@ -414,6 +460,8 @@ int http2_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *fr
         }
     }
     http_api->conn_timeout(c, st->hc.srv->send_timeout); /* progress */
+    if (st->hc.up || st->sess->ups_held)
+        http2_stream_sent(st); /* upstreams may read again */
     return 0;
 }
 
@@ -450,6 +498,9 @@ static void stream_release(http2_stream *st)
 {
     http_conn *hc = &st->hc;
     hc->closing = 1;
+    if (hc->up) /* reset mid-request: its upstream connection ends */
+        http_proxy_abandon(hc);
+    http2_stream_body_free(st);
     http_file_conn_closed(hc);
     if (hc->limit)
         http_limit_done(hc);
@@ -459,7 +510,7 @@ static void stream_release(http2_stream *st)
 void http2_stream_closed(http2_stream *st)
 {
     http_conn *hc = &st->hc;
-    int streaming = hc->file != NULL;
+    int streaming = hc->file != NULL || hc->up != NULL;
     st->closed = 1;
     stream_release(st);
     if (hc->phase == HTTP_PH_BUSY && !streaming && !st->done)

@@ -10,6 +10,7 @@
 
 #include "http.h"
 #include "http_access.h"
+#include "http_out.h"
 #include "http_proxy.h"
 
 _Static_assert(sizeof(http_up) <= sizeof(http_conn), "http_up lives in an http_conn ctx");
@@ -18,31 +19,6 @@ static const llhttp_settings_t http_up_settings; /* the answer parser's: below *
 static const zerg_conn_hooks http_up_hooks;      /* the upstream connections': below */
 static int http_up_can_retry(const http_up *up);
 static void http_up_retry(http_up *up, int abort_it);
-
-/* A growing buffer for the request heads sent upstream (one per worker). */
-static http_sbuf http_sb;
-
-static char *sb_room(size_t n)
-{
-    return http_sb_room(&http_sb, n);
-}
-
-static void sb_put(const void *s, size_t n)
-{
-    http_sb_put(&http_sb, s, n);
-}
-
-static void sb_str(const char *s)
-{
-    sb_put(s, strlen(s));
-}
-
-void http_proxy_worker_exit(void)
-{
-    free(http_sb.p);
-    http_sb.p = NULL;
-    http_sb.cap = http_sb.n = 0;
-}
 
 static http_up *up_of(zerg_conn *c)
 {
@@ -58,226 +34,6 @@ void http_up_bytes(http_up *up, int event, size_t n)
         up->rx += n;
     else
         up->tx += n;
-}
-
-/* ---- the request head ----------------------------------------------------- */
-
-static int http_name_is(const char *name, size_t n, const char *lit)
-{
-    return strlen(lit) == n && http_strncaseeq(name, lit, n);
-}
-
-/* Whether the comma-separated list v[0..n) has the token t[0..tn). */
-static int http_list_has(const char *v, size_t n, const char *t, size_t tn)
-{
-    size_t i = 0;
-    while (i < n) {
-        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-            i++;
-        size_t j = i;
-        while (j < n && v[j] != ',')
-            j++;
-        size_t e = j;
-        while (e > i && (v[e - 1] == ' ' || v[e - 1] == '\t'))
-            e--;
-        if (e - i == tn && http_strncaseeq(v + i, t, tn))
-            return 1;
-        i = j;
-    }
-    return 0;
-}
-
-/* Hop-by-hop fields (RFC 9110 7.6.1) and those the proxy sets itself. */
-static int http_hop_by_hop(const char *n, size_t l)
-{
-    static const char *const hop[] = {"connection", "keep-alive", "proxy-connection", "te",
-                                      "trailer",    "upgrade",    "transfer-encoding"};
-    for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
-        if (http_name_is(n, l, hop[i]))
-            return 1;
-    return 0;
-}
-
-static int http_client_field_passes(http_conn *hc, const char *n, size_t l)
-{
-    const http_location *loc = hc->up->loc;
-    if (http_hop_by_hop(n, l) || http_name_is(n, l, "host") || http_name_is(n, l, "expect"))
-        return 0;
-    for (size_t i = 0; i < loc->nproxy_set; i++)
-        if (loc->proxy_set[i].name_len == l && http_strncaseeq(loc->proxy_set[i].name, n, l))
-            return 0;
-    http_req *r = &hc->req;
-    if (r->hcount[HTTP_H_CONNECTION])
-        return !http_list_has(http_hbuf(hc, r->hv[HTTP_H_CONNECTION]), r->hv[HTTP_H_CONNECTION].len,
-                              n, l);
-    return 1;
-}
-
-static void sb_addr(http_conn *hc)
-{
-    char a[64];
-    socklen_t alen;
-    sb_put(a, http_addr_text(http_api->conn_peer(hc->c, &alen), a, sizeof(a), 0));
-}
-
-static void sb_expand(http_conn *hc, const http_tmpl *t)
-{
-    const http_proxy_pass *pass = hc->up->loc->proxy;
-    for (size_t i = 0; i < t->n; i++) {
-        const http_tmpl_part *p = &t->parts[i];
-        char buf[300];
-        const char *s;
-        size_t n;
-        switch (p->var) {
-        case HTTP_VAR_TEXT:
-            sb_put(p->text, p->len);
-            break;
-        case HTTP_VAR_HOST:
-            n = http_request_host(hc, buf, sizeof(buf));
-            if (n == 0 || n >= sizeof(buf))
-                n = http_default_host(hc, buf, sizeof(buf));
-            sb_put(buf, n < sizeof(buf) ? n : 0);
-            break;
-        case HTTP_VAR_REMOTE_ADDR:
-            sb_addr(hc);
-            break;
-        case HTTP_VAR_SCHEME:
-            sb_str(http_scheme(hc));
-            break;
-        case HTTP_VAR_REQUEST_URI:
-            http_request_uri(hc, &s, &n);
-            sb_put(s, n);
-            break;
-        case HTTP_VAR_PROXY_HOST:
-            sb_put(pass->host, pass->host_len);
-            break;
-        case HTTP_VAR_PROXY_ADD_X_FORWARDED_FOR:
-            for (uint32_t k = 0; k < hc->rq->nfields; k++) {
-                const http_field *f = &hc->rq->fields[k];
-                if (http_name_is(http_hbuf(hc, f->name), f->name.len, "x-forwarded-for")) {
-                    sb_put(http_hbuf(hc, f->value), f->value.len);
-                    sb_str(", ");
-                }
-            }
-            sb_addr(hc);
-            break;
-        default:
-            break;
-        }
-    }
-}
-
-/* The target for the upstream: the client's, or with a URI in proxy_pass,
- * that URI in place of the location's prefix (path as nginx's $uri,
- * encoded again, then the query). */
-static void sb_target(http_conn *hc, const char *path, size_t plen)
-{
-    const http_location *l = hc->up->loc;
-    const char *ru;
-    size_t rl;
-    http_request_uri(hc, &ru, &rl);
-    if (!l->proxy->uri) {
-        sb_put(ru, rl);
-        return;
-    }
-    sb_put(l->proxy->uri, l->proxy->uri_len);
-    size_t skip = l->exact ? plen : l->match_len;
-    if (plen > skip) {
-        size_t need = 3 * (plen - skip) + 1;
-        char *o = sb_room(need);
-        if (o)
-            http_sb.n += http_url_encode(path + skip, plen - skip, o, need);
-    }
-    const char *q = memchr(ru, '?', rl);
-    if (q)
-        sb_put(q, (size_t)(ru + rl - q));
-}
-
-/* The request's transfer codings for the upstream: its body goes up chunked
- * again but otherwise as the client coded it, so the codings before chunked
- * (gzip, ...) go up too, each once, empty list elements dropped. */
-static void sb_transfer_codings(http_conn *hc)
-{
-    sb_str("Transfer-Encoding: ");
-    for (uint32_t k = 0; k < hc->rq->nfields; k++) {
-        const http_field *f = &hc->rq->fields[k];
-        const char *v = http_hbuf(hc, f->value);
-        if (!http_name_is(http_hbuf(hc, f->name), f->name.len, "transfer-encoding"))
-            continue;
-        for (size_t i = 0, j; i < f->value.len; i = j + 1) {
-            while (i < f->value.len && (v[i] == ' ' || v[i] == '\t'))
-                i++;
-            for (j = i; j < f->value.len && v[j] != ','; j++)
-                ;
-            size_t e = j;
-            while (e > i && (v[e - 1] == ' ' || v[e - 1] == '\t'))
-                e--;
-            if (e > i && !http_name_is(v + i, e - i, "chunked")) {
-                sb_put(v + i, e - i);
-                sb_str(", ");
-            }
-        }
-    }
-    sb_str("chunked\r\n");
-}
-
-static int http_up_send_head(http_conn *hc, const char *path, size_t plen)
-{
-    http_up *up = hc->up;
-    const http_location *l = up->loc;
-    http_req *r = &hc->req;
-    http_sb.n = 0;
-    http_sb.failed = 0;
-    sb_str(llhttp_method_name((llhttp_method_t)r->method));
-    sb_str(" ");
-    sb_target(hc, path, plen);
-    sb_str(" HTTP/1.1\r\n");
-    int host_set = 0;
-    for (size_t i = 0; i < l->nproxy_set; i++)
-        host_set |= http_name_is(l->proxy_set[i].name, l->proxy_set[i].name_len, "host");
-    if (!host_set) {
-        sb_str("Host: ");
-        sb_put(l->proxy->host, l->proxy->host_len);
-        sb_str("\r\n");
-    }
-    for (size_t i = 0; i < l->nproxy_set; i++) {
-        const http_proxy_header *h = &l->proxy_set[i];
-        size_t at = http_sb.n;
-        sb_put(h->name, h->name_len);
-        sb_str(": ");
-        size_t vat = http_sb.n;
-        sb_expand(hc, &h->value);
-        if (http_sb.n == vat)
-            http_sb.n = at; /* empty: not sent */
-        else
-            sb_str("\r\n");
-    }
-    const http_field *upg = http_proxy_upgrade_field(hc);
-    if (upg) { /* a protocol switch (WebSocket): asked of the upstream too */
-        sb_str("Connection: upgrade\r\nUpgrade: ");
-        sb_put(http_hbuf(hc, upg->value), upg->value.len);
-        sb_str("\r\n");
-        up->upgrade_req = 1;
-    } else if (!l->proxy_keepalive) {
-        sb_str("Connection: close\r\n");
-    }
-    for (uint32_t i = 0; i < hc->rq->nfields; i++) {
-        const http_field *f = &hc->rq->fields[i];
-        const char *n = http_hbuf(hc, f->name);
-        if (!http_client_field_passes(hc, n, f->name.len))
-            continue;
-        sb_put(n, f->name.len);
-        sb_str(": ");
-        sb_put(http_hbuf(hc, f->value), f->value.len);
-        sb_str("\r\n");
-    }
-    if (r->te_chunked)
-        sb_transfer_codings(hc);
-    sb_str("\r\n");
-    if (http_sb.failed)
-        return -1;
-    http_up_bytes(up, ZERG_UPSTREAM_BYTES_OUT, http_sb.n);
-    return http_api->write(up->c, http_sb.p, http_sb.n);
 }
 
 /* ---- the life of an upstream ---------------------------------------------- */
@@ -297,6 +53,17 @@ static void http_up_log(http_up *up, int level, const char *what)
                   name ? name : up->loc->proxy->host, what, m, (int)(rl > 200 ? 200 : rl), ru);
 }
 
+/* The client's body flows again: an HTTP/1.1 connection reads again, an
+ * HTTP/2 stream's window reopens for what the upstream took. */
+static void http_up_client_resume(http_up *up, http_conn *hc)
+{
+    up->client_paused = 0;
+    if (hc->h2)
+        http2_stream_consume(hc);
+    else
+        http_api->resume_read(hc->c);
+}
+
 static http_conn *http_up_detach(http_up *up)
 {
     http_conn *hc = up->hc;
@@ -305,7 +72,7 @@ static http_conn *http_up_detach(http_up *up)
         hc->up = NULL;
         up->hc = NULL;
         if (up->client_paused) /* its body goes nowhere now: read on */
-            http_api->resume_read(hc->c);
+            http_up_client_resume(up, hc);
         up->client_paused = 0;
     }
     return hc;
@@ -330,8 +97,11 @@ void http_up_finish(http_up *up, int ok, int close_it)
     if (!hc)
         return;
     http_up_timed(hc);
-    if (!ok)
-        hc->req.keepalive = 0; /* the client sees the answer end short */
+    if (!ok) { /* the client sees the answer end short */
+        hc->req.keepalive = 0;
+        if (hc->h2)
+            http2_stream_abort(hc); /* reset, not a clean END_STREAM */
+    }
     http_request_done(hc);
 }
 
@@ -557,7 +327,8 @@ void http_up_bound_client(http_up *up)
 {
     if (!up->client_paused && http_api->conn_out_pending(up->c) > http_out_high(up->c)) {
         up->client_paused = 1; /* resumed when the upstream's output drains */
-        http_api->pause_read(up->hc->c);
+        if (!up->hc->h2)       /* an HTTP/2 stream's window stays shut instead */
+            http_api->pause_read(up->hc->c);
         http_api->conn_want_drain(up->c);
     }
 }
@@ -565,13 +336,16 @@ void http_up_bound_client(http_up *up)
 void http_up_bound(http_up *up)
 {
     http_conn *hc = up->hc;
-    if (!up->up_paused && http_api->conn_out_pending(hc->c) > http_out_high(hc->c)) {
-        up->up_paused = 1; /* resumed when the client's output drains */
-        http_api->pause_read(up->c);
-        http_api->conn_timeout(up->c, 0);
-        http_api->conn_want_drain(hc->c);
-        http_api->conn_timeout(hc->c, hc->srv->send_timeout);
-    }
+    if (up->up_paused || (hc->h2 ? !http2_stream_full(hc)
+                                 : http_api->conn_out_pending(hc->c) <= http_out_high(hc->c)))
+        return;
+    up->up_paused = 1; /* resumed when the client's output drains */
+    http_api->pause_read(up->c);
+    http_api->conn_timeout(up->c, 0);
+    if (hc->h2)
+        return; /* ...when the stream's DATA go out (http2_stream_sent) */
+    http_api->conn_want_drain(hc->c);
+    http_api->conn_timeout(hc->c, hc->srv->send_timeout);
 }
 
 void http_proxy_body_end(http_conn *hc)
@@ -582,16 +356,28 @@ void http_proxy_body_end(http_conn *hc)
 
 void http_proxy_dispatch(http_conn *hc)
 {
+    if (!hc->up && hc->h2 && hc->h2->waiting && !hc->proxy_status) {
+        /* a stream limit_req delayed: its upstream starts now... */
+        if (http2_stream_late_begin(hc))
+            return;
+        if (hc->up && !hc->h2->body_end)
+            return; /* ...and its answer is read after END_STREAM */
+    }
     http_up *up = hc->up;
     if (!up) {
         http_send_error(hc, hc->proxy_status ? hc->proxy_status : 502, 0);
         return;
     }
     hc->phase = HTTP_PH_BUSY;
-    http_api->conn_timeout(hc->c, 0);
-    if (up->client_paused) { /* what comes now is the next request: it waits */
-        up->client_paused = 0;
-        hc->paused = 1;
+    if (hc->h2) { /* the connection's timer is the session's */
+        if (up->client_paused)
+            http_up_client_resume(up, hc);
+    } else {
+        http_api->conn_timeout(hc->c, 0);
+        if (up->client_paused) { /* what comes now is the next request: it waits */
+            up->client_paused = 0;
+            hc->paused = 1;
+        }
     }
     http_up_go(up);
 }
@@ -609,7 +395,8 @@ void http_proxy_client_drained(http_conn *hc)
     if (!up->up_paused)
         return;
     up->up_paused = 0;
-    http_api->conn_timeout(hc->c, 0);
+    if (!hc->h2)
+        http_api->conn_timeout(hc->c, 0);
     http_api->conn_timeout(up->c, up->loc->proxy_read_timeout);
     http_api->resume_read(up->c);
 }
@@ -690,8 +477,7 @@ static void http_up_on_drain(zerg_conn *c)
     http_up *up = up_of(c);
     if (!up->client_paused || !up->hc)
         return;
-    up->client_paused = 0;
-    http_api->resume_read(up->hc->c);
+    http_up_client_resume(up, up->hc);
 }
 
 static void http_up_on_timeout(zerg_conn *c)
@@ -856,7 +642,12 @@ static int up_cb_body(llhttp_t *p, const char *at, size_t len)
     http_conn *hc = up->hc;
     if (!up->head_sent)
         return -1; /* a body before any head went out: never relayed */
-    http_relay(up->c, hc->c, at, len, up->rechunk);
+    if (hc->h2) {  /* copied into the stream's DATA (bounded: http2_stream_full) */
+        if (http_out_write(hc, at, len) < 0)
+            return -1;
+    } else {
+        http_relay(up->c, hc->c, at, len, up->rechunk);
+    }
     hc->req.sent += len;
     return 0;
 }

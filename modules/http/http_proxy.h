@@ -1,5 +1,6 @@
 /* modules/http/http_proxy.h - proxy_pass: upstream groups and their balancing
- * (http_proxy_balance.c), the pass itself (http_proxy.c, http_proxy_conf.c),
+ * (http_proxy_balance.c), the pass itself (http_proxy.c, its request head
+ * http_proxy_head.c, http_proxy_conf.c),
  * its tunnel (http_proxy_tunnel.c), idle connection pool (http_proxy_pool.c)
  * and directives (http_proxy_directives.c). */
 #ifndef ZERG_HTTP_PROXY_H
@@ -143,6 +144,14 @@ void http_up_bound_client(http_up *up); /* client -> upstream */
 /* The answer is complete (ok) or cut short; the upstream closed (when
  * close_it) and the request done. */
 void http_up_finish(http_up *up, int ok, int close_it);
+
+/* http_proxy_head.c: the request head for up (path: the normalised path
+ * the request was routed by), written to its connection: 0, or -1. */
+int http_up_send_head(http_conn *hc, const char *path, size_t plen);
+/* Whether the field name n[0..l) is lit (any case); hop-by-hop (RFC 9110
+ * 7.6.1) or one the proxy sets itself. */
+int http_name_is(const char *name, size_t n, const char *lit);
+int http_hop_by_hop(const char *n, size_t l);
 
 /* http_proxy_tunnel.c: a protocol switch (101, WebSocket) through a
  * proxy_pass location, after which bytes flow both ways as they are. */

@@ -342,10 +342,6 @@ void http_dispatch(http_conn *hc)
             http_request_done(hc);
         return;
     case HTTP_LOC_PROXY:
-        if (hc->h2) { /* not in this slice: said plainly */
-            http_send_error(hc, 501, 0);
-            return;
-        }
         http_proxy_dispatch(hc);
         return;
     default:

@@ -357,9 +357,9 @@ class CurlH2c(unittest.TestCase):
         rc, body, err, meta = curl("-d", "x" * 5000, path="/hello")
         self.assertEqual((rc, meta), (0, "2 413"), err)
 
-    def test_proxy_pass_is_not_there_yet(self):
+    def test_proxy_pass_upstream_down(self):  # more in test_http2_proxy.py
         rc, body, err, meta = curl(path="/up/x")
-        self.assertEqual((rc, meta), (0, "2 501"), err)
+        self.assertEqual((rc, meta), (0, "2 502"), err)
 
     def test_virtual_hosts_by_authority(self):
         rc, body, err, meta = curl("-H", "Host: b.test", path="/hello")
