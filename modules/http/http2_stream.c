@@ -97,6 +97,17 @@ static int hbuf_add(http_conn *hc, const uint8_t *p, size_t n, http_span *out)
     return 0;
 }
 
+/* Every regular field, in order, where the address's blocks look at them
+ * (a limit zone's $http_name key, proxy_pass), as HTTP/1.1's parser keeps
+ * them. */
+static void keep_field(http_conn *hc, const uint8_t *name, size_t nlen, const uint8_t *v,
+                       size_t vlen)
+{
+    http_span n, val;
+    if (hbuf_add(hc, name, nlen, &n) == 0 && hbuf_add(hc, v, vlen, &val) == 0)
+        http_field_add(hc, n, val);
+}
+
 /* A known field's first value; :authority stands for Host. */
 static void set_known(http_conn *hc, int id, const uint8_t *v, size_t vlen)
 {
@@ -136,6 +147,8 @@ int http2_stream_header(http2_stream *st, const uint8_t *name, size_t nlen, cons
         }
         return 0;
     }
+    if (st->sess->hc->any_proxy)
+        keep_field(hc, name, nlen, value, vlen);
     int id = known_id(name, nlen);
     if (id == HTTP_H_HOST && r->hcount[HTTP_H_HOST])
         return 0; /* :authority came first and wins (RFC 9113 8.3.1) */
@@ -340,6 +353,8 @@ int http2_body_write(http_conn *hc, const void *p, size_t len, int copy, zerg_do
             st->head = pc;
         st->tail = pc;
     }
+    if (!st->queued)
+        st->wait_ms = http_api->now_ms(http_W.w);
     st->queued += len;
     if (st->deferred) {
         st->deferred = 0;
@@ -414,6 +429,7 @@ int http2_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *fr
         }
     }
     http_api->conn_timeout(c, st->hc.srv->send_timeout); /* progress */
+    st->wait_ms = http_api->now_ms(http_W.w);
     return 0;
 }
 

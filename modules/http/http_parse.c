@@ -130,7 +130,7 @@ static const struct {
 };
 
 /* Every field, in order, for a request that goes to an upstream. */
-static int http_field_add(http_conn *hc, http_span name, http_span value)
+int http_field_add(http_conn *hc, http_span name, http_span value)
 {
     http_rq *rq = hc->rq;
     if (rq->nfields == rq->fields_cap) {
