@@ -17,8 +17,8 @@
  * their work. Then the shutdown notice goes; the final GOAWAY (with the
  * last stream the worker took) follows once requests already sent have
  * arrived. */
-#define HTTP2_DRAIN_TICK_MS  100
-#define HTTP2_DRAIN_BUSY_MS  1000
+#define HTTP2_DRAIN_TICK_MS  200
+#define HTTP2_DRAIN_BUSY_MS  2000
 #define HTTP2_DRAIN_GRACE_MS 1000
 enum { HTTP2_DRAIN_WAIT = 1, HTTP2_DRAIN_NOTICE, HTTP2_DRAIN_FINAL };
 

@@ -50,6 +50,7 @@ servers:
 """
 
 BIG = 3 << 20
+SANITIZERS = os.environ.get("ZERG_SANITIZERS") == "1"
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, RST_STREAM, SETTINGS, GOAWAY, WINDOW_UPDATE, CONTINUATION = 0, 1, 3, 4, 7, 8, 9
 END_STREAM, END_HEADERS = 1, 4
@@ -302,8 +303,8 @@ class Abuse(unittest.TestCase):
                 batch(100)
                 if i == 19:  # the worker's pools are warm: measure from here
                     rss = rss_kb(w)
-            print("rss growth over 18000 streams: %d KiB" % (rss_kb(w) - rss))
-            self.assertLess(rss_kb(w) - rss, 2048)
+            if not SANITIZERS:  # ASan's quarantine keeps freed memory
+                self.assertLess(rss_kb(w) - rss, 2048)
         finally:
             sock.close()
 
@@ -346,7 +347,8 @@ class Abuse(unittest.TestCase):
             self.assertLess(time.monotonic() - t0, 8)
             self.assertFalse([f for f in got if f[0] == DATA and f[3]],
                              "DATA through a shut window")
-            self.assertLess(rss_kb(w) - rss0, 32 << 10)
+            if not SANITIZERS:
+                self.assertLess(rss_kb(w) - rss0, 32 << 10)
             return goaways
         self.assert_ended(stalled, h2.errors.ErrorCodes.NO_ERROR, "send_timeout")
 
