@@ -428,6 +428,11 @@ int http_select_server(http_conn *hc);
  * Host's, lowercased, without port or final dot; cap when it does not fit. */
 size_t http_request_host(const http_conn *hc, char *buf, size_t cap);
 
+/* http_parse.c: a field of the request kept (hc->rq->fields; spans in its
+ * hbuf), for proxy_pass and limit keys that name a header (-1: no memory,
+ * hc->err_status 500). */
+int http_field_add(http_conn *hc, http_span name, http_span value);
+
 /* http_rq.c: hc->rq from the free list (-1: out of memory), its parser
  * ready for a request; back to the list (no-op without one); all freed
  * (worker exit). */

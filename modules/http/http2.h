@@ -46,6 +46,7 @@ typedef struct http2_stream {
     uint32_t header_bytes;
     http2_piece *head, *tail;
     uint64_t queued;    /* body bytes not framed yet */
+    uint64_t wait_ms;   /* since when they wait (the last DATA frame, or the first byte) */
     uint8_t dispatched; /* the request went to a handler */
     uint8_t submitted;  /* the response head is queued */
     uint8_t has_body;   /* ... with a data provider */
@@ -71,17 +72,22 @@ struct http2_session {
     const char *why; /* what ended the session, for the GOAWAY's log line */
     http2_stream *streams;
     zerg_timer flush_timer; /* output of asynchronous answers, next loop turn */
-    zerg_timer drain_timer; /* the final GOAWAY after the shutdown notice */
+    zerg_timer drain_timer; /* the drain: a pause, the notice, the final GOAWAY */
+    zerg_timer stall_timer; /* send_timeout of streams that wait on the client */
     uint8_t in_recv;
     uint8_t flush_armed;
     uint8_t paused;
     uint8_t draining;
     uint8_t gone;         /* being freed: no more output */
     uint8_t ups_held;     /* an upstream waits for body_queued to go down */
+    uint8_t stall_armed;
     uint64_t body_queued; /* the streams' queued response bodies together */
     uint32_t empty_data;  /* empty DATA frames that did not end a stream */
     uint32_t answered;    /* PING and SETTINGS frames in answered_sec */
     uint64_t answered_sec;
+    uint64_t nstreams;     /* streams taken */
+    uint64_t drain_seen;   /* nstreams at the drain's last tick */
+    uint32_t drain_waited; /* ms the drain waited for a pause */
 };
 
 /* http2_session.c */

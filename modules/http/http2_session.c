@@ -10,9 +10,17 @@
 /* Rapid reset (CVE-2023-44487): a burst of resets, then this many a second. */
 #define HTTP2_RESET_BURST 1000
 #define HTTP2_RESET_RATE  33
-/* The shutdown notice goes first; the final GOAWAY (with the last stream
- * the worker took) follows once requests already sent have arrived. */
+/* A draining worker waits for a pause in a connection's requests (a tick
+ * without a new stream), at most HTTP2_DRAIN_BUSY_MS: a GOAWAY stops a
+ * client that has more to ask (h2load, and clients that do not retry
+ * elsewhere, fail what they had left), while a pause is where clients end
+ * their work. Then the shutdown notice goes; the final GOAWAY (with the
+ * last stream the worker took) follows once requests already sent have
+ * arrived. */
+#define HTTP2_DRAIN_TICK_MS  200
+#define HTTP2_DRAIN_BUSY_MS  2000
 #define HTTP2_DRAIN_GRACE_MS 1000
+enum { HTTP2_DRAIN_WAIT = 1, HTTP2_DRAIN_NOTICE, HTTP2_DRAIN_FINAL };
 
 static http2_stream *stream_of(nghttp2_session *ng, int32_t id)
 {
@@ -30,19 +38,35 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
             http2_stream_free(st);
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
+    if (!s->stall_armed) {
+        s->stall_armed = 1;
+        http_api->timer_set(http_W.w, &s->stall_timer, s->hc->dsrv->send_timeout);
+    }
     return 0;
 }
+
+/* An HPACK bomb: a small header block that decodes to far more than
+ * max_header_list_size (a big field put in the dynamic table once, then
+ * named again and again by a one-byte index). A list over the limit is
+ * answered 431; one this many times over it ends the connection. */
+#define HTTP2_HEADER_BOMB 4
 
 static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint8_t *name,
                      size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *user_data)
 {
     (void)flags;
-    (void)user_data;
+    http2_session *s = user_data;
     http2_stream *st = stream_of(ng, frame->hd.stream_id);
     if (!st || frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0; /* trailers: not looked at */
-    return http2_stream_header(st, name, nlen, value, vlen) ? NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE
-                                                            : 0;
+    if (http2_stream_header(st, name, nlen, value, vlen))
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    if (st->header_bytes > HTTP2_HEADER_BOMB * s->conf->max_header_list_size) {
+        s->why = "HPACK bomb (a header list 4 times over max_header_list_size)";
+        nghttp2_session_terminate_session(ng, NGHTTP2_ENHANCE_YOUR_CALM);
+        return NGHTTP2_ERR_CALLBACK_FAILURE; /* nothing more of it is decoded */
+    }
+    return 0;
 }
 
 /* Empty DATA frames that do not end their stream carry nothing: a flood of
@@ -79,6 +103,8 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
         s->why = flood;
         return nghttp2_session_terminate_session(ng, NGHTTP2_ENHANCE_YOUR_CALM);
     }
+    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST)
+        s->nstreams++; /* a drain waits for a pause in these */
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
         return 0;
     http2_stream *st = stream_of(ng, frame->hd.stream_id);
@@ -118,12 +144,13 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t error_code,
 }
 
 /* A GOAWAY for an error (a flood, a protocol error, rapid reset: whether
- * nghttp2 or zerg decided it) is worth a line. */
+ * nghttp2 or zerg decided it), or for a send_timeout, is worth a line. */
 static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *user_data)
 {
     (void)ng;
     http2_session *s = user_data;
-    if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR) {
+    if (frame->hd.type == NGHTTP2_GOAWAY &&
+        (frame->goaway.error_code != NGHTTP2_NO_ERROR || s->why)) {
         http_W.h2_goaways++;
         char addr[64] = "-";
         socklen_t len;
@@ -188,9 +215,53 @@ static void flush_timer_fired(zerg_timer *t)
     http2_flush(s);
 }
 
+/* send_timeout per stream: response bytes that wait on the client (a
+ * window it never opens, a connection it does not read) longer than that
+ * end the connection, whatever its other streams do (new streams, or
+ * progress elsewhere, would keep the connection's own timer from firing). */
+static void stall_timer_fired(zerg_timer *t)
+{
+    http2_session *s = t->data;
+    uint64_t now = http_api->now_ms(http_W.w), next = 0;
+    for (http2_stream *st = s->streams; st; st = st->next) {
+        uint64_t limit = st->hc.srv->send_timeout, waited = now - st->wait_ms;
+        if (!st->queued)
+            continue;
+        if (waited >= limit) {
+            s->why = "send_timeout: a stream's answer waited on the client";
+            http_W.timeouts++;
+            nghttp2_session_terminate_session(s->ng, NGHTTP2_NO_ERROR);
+            http2_flush(s);
+            if (!s->hc->closing)
+                http_conn_close(s->hc);
+            return;
+        }
+        if (!next || limit - waited < next)
+            next = limit - waited;
+    }
+    s->stall_armed = s->streams != NULL;
+    if (s->stall_armed)
+        http_api->timer_set(http_W.w, &s->stall_timer, next ? next : s->hc->dsrv->send_timeout);
+}
+
 static void drain_timer_fired(zerg_timer *t)
 {
     http2_session *s = t->data;
+    if (s->draining == HTTP2_DRAIN_WAIT) {
+        int busy = s->nstreams != s->drain_seen;
+        s->drain_seen = s->nstreams;
+        s->drain_waited += HTTP2_DRAIN_TICK_MS;
+        if (busy && s->drain_waited < HTTP2_DRAIN_BUSY_MS) {
+            http_api->timer_set(http_W.w, &s->drain_timer, HTTP2_DRAIN_TICK_MS);
+            return;
+        }
+        s->draining = HTTP2_DRAIN_NOTICE;
+        nghttp2_submit_shutdown_notice(s->ng);
+        http_api->timer_set(http_W.w, &s->drain_timer, HTTP2_DRAIN_GRACE_MS);
+        http2_flush(s);
+        return;
+    }
+    s->draining = HTTP2_DRAIN_FINAL;
     nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(s->ng),
                           NGHTTP2_NO_ERROR, NULL, 0);
     http2_flush(s);
@@ -226,6 +297,8 @@ int http2_session_start(http_conn *hc)
     s->flush_timer.data = s;
     s->drain_timer.fn = drain_timer_fired;
     s->drain_timer.data = s;
+    s->stall_timer.fn = stall_timer_fired;
+    s->stall_timer.data = s;
     hc->h2s = s;
     http_W.h2_conns++;
     hc->req.major = 2; /* what the connection speaks, for its own log lines */
@@ -313,7 +386,8 @@ size_t http2_on_data(http_conn *hc, const uint8_t *data, size_t len)
     s->in_recv = 0;
     if (n < 0) {
         http_W.parse_errors++;
-        s->why = nghttp2_strerror((int)n);
+        if (!s->why) /* else a callback ended the session, and said why */
+            s->why = nghttp2_strerror((int)n);
         nghttp2_session_terminate_session(
             s->ng, n == NGHTTP2_ERR_FLOODED ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
     }
@@ -339,7 +413,10 @@ void http2_on_timeout(http_conn *hc)
         return;
     }
     http_W.timeouts++;
-    /* idle, or a peer that took nothing for send_timeout */
+    /* idle, or a peer that took nothing for send_timeout (a window never
+     * opened): that one is worth a line */
+    if (s->streams)
+        s->why = "send_timeout with streams in progress";
     nghttp2_session_terminate_session(s->ng, NGHTTP2_NO_ERROR);
     http2_flush(s);
     if (!hc->closing)
@@ -356,10 +433,9 @@ void http2_drain(http_conn *hc)
     http2_session *s = hc->h2s;
     if (s->draining)
         return;
-    s->draining = 1;
-    nghttp2_submit_shutdown_notice(s->ng);
-    http_api->timer_set(http_W.w, &s->drain_timer, HTTP2_DRAIN_GRACE_MS);
-    http2_want_flush(s);
+    s->draining = HTTP2_DRAIN_WAIT;
+    s->drain_seen = s->nstreams;
+    http_api->timer_set(http_W.w, &s->drain_timer, HTTP2_DRAIN_TICK_MS);
 }
 
 void http2_session_free(http_conn *hc)
@@ -370,6 +446,7 @@ void http2_session_free(http_conn *hc)
     s->gone = 1;
     http_api->timer_cancel(http_W.w, &s->flush_timer);
     http_api->timer_cancel(http_W.w, &s->drain_timer);
+    http_api->timer_cancel(http_W.w, &s->stall_timer);
     while (s->streams)
         http2_stream_free(s->streams);
     nghttp2_session_del(s->ng);

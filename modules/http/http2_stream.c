@@ -384,6 +384,8 @@ int http2_body_write(http_conn *hc, const void *p, size_t len, int copy, zerg_do
             st->head = pc;
         st->tail = pc;
     }
+    if (!st->queued)
+        st->wait_ms = http_api->now_ms(http_W.w);
     st->queued += len;
     st->sess->body_queued += len;
     if (st->deferred) {
@@ -462,6 +464,7 @@ int http2_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *fr
     http_api->conn_timeout(c, st->hc.srv->send_timeout); /* progress */
     if (st->hc.up || st->sess->ups_held)
         http2_stream_sent(st); /* upstreams may read again */
+    st->wait_ms = http_api->now_ms(http_W.w);
     return 0;
 }
 

@@ -404,7 +404,8 @@ static int http_limit_park(http_conn *hc, uint64_t ms)
     h->timer.fn = http_limit_wake;
     h->timer.data = h;
     hc->phase = HTTP_PH_BUSY;
-    http_api->conn_timeout(hc->c, 0);
+    if (!hc->h2) /* an HTTP/2 stream's connection keeps its own timer */
+        http_api->conn_timeout(hc->c, 0);
     http_api->timer_set(http_W.w, &h->timer, ms);
     return HTTP_LIMIT_WAIT;
 }

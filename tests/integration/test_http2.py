@@ -448,9 +448,12 @@ class Reload(unittest.TestCase):
         for t in loads:
             t.start()
         try:
-            for _ in range(5):
+            for i in range(5):
                 time.sleep(0.3)
                 self.assertIn("reload done", Z.reload())
+                # the busy clients hear of it within the drain's wait (2 s)
+                wait_until(lambda: sum(t.goaways for t in loads) > i, timeout=5,
+                           what="a GOAWAY from the old workers")
             time.sleep(0.5)
         finally:
             for t in loads:
