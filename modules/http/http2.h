@@ -70,6 +70,7 @@ struct http2_session {
     uint32_t empty_data; /* empty DATA frames that did not end a stream */
     uint32_t answered;   /* PING and SETTINGS frames in answered_sec */
     uint64_t answered_sec;
+    http2_stream *in_head; /* the stream whose header block is arriving */
 };
 
 /* http2_session.c */

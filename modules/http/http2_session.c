@@ -30,6 +30,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
             http2_stream_free(st);
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
+    s->in_head = st;
     return 0;
 }
 
@@ -37,8 +38,11 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
                      size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *user_data)
 {
     (void)flags;
-    (void)user_data;
-    http2_stream *st = stream_of(ng, frame->hd.stream_id);
+    http2_session *s = user_data;
+    /* one header block arrives at a time: its stream needs no lookup */
+    http2_stream *st = s->in_head && s->in_head->id == frame->hd.stream_id
+                           ? s->in_head
+                           : stream_of(ng, frame->hd.stream_id);
     if (!st || frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0; /* trailers: not looked at */
     return http2_stream_header(st, name, nlen, value, vlen) ? NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE

@@ -3,7 +3,6 @@
  * layer's HTTP/2 side: the head as a HEADERS frame, body pieces framed as
  * DATA without a copy (NO_COPY: the frame header, then the bytes where they
  * lie), as the peer's flow-control window lets them go. */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,45 +43,51 @@ http2_stream *http2_stream_new(http2_session *s, int32_t id)
 
 /* ---- the request head ---------------------------------------------------- */
 
-static const struct {
+/* Names with their lengths: a field is compared only with names as long
+ * (no strlen per entry and field). */
+typedef struct http2_name {
     const char *name;
-    uint8_t method;
-} http2_methods[] = {
-#define HTTP2_METHOD(num, name, string) {#string, HTTP_##name},
+    uint8_t len;
+    uint8_t id;
+} http2_name;
+
+#define HTTP2_NAME(s, id) s, sizeof(s) - 1, id
+
+static int name_id(const http2_name *t, size_t n, const uint8_t *name, size_t len)
+{
+    for (size_t i = 0; i < n; i++)
+        if (t[i].len == len && !memcmp(t[i].name, name, len))
+            return t[i].id;
+    return -1;
+}
+
+static const http2_name http2_methods[] = {
+#define HTTP2_METHOD(num, name, string) {HTTP2_NAME(#string, HTTP_##name)},
     HTTP_METHOD_MAP(HTTP2_METHOD)
 #undef HTTP2_METHOD
 };
 
 static int method_of(const uint8_t *v, size_t n)
 {
-    for (size_t i = 0; i < sizeof(http2_methods) / sizeof(http2_methods[0]); i++)
-        if (strlen(http2_methods[i].name) == n && !memcmp(http2_methods[i].name, v, n))
-            return http2_methods[i].method;
-    return -1;
+    return name_id(http2_methods, sizeof(http2_methods) / sizeof(http2_methods[0]), v, n);
 }
 
 /* The fields the handlers look at (names arrive lowercase in HTTP/2). */
-static const struct {
-    const char *name;
-    uint8_t id;
-} http2_known[] = {
-    {"host", HTTP_H_HOST},
-    {"content-length", HTTP_H_CL},
-    {"if-none-match", HTTP_H_INM},
-    {"if-modified-since", HTTP_H_IMS},
-    {"range", HTTP_H_RANGE},
-    {"if-range", HTTP_H_IF_RANGE},
-    {"referer", HTTP_H_REFERER},
-    {"user-agent", HTTP_H_UA},
-    {"accept-encoding", HTTP_H_ACCEPT_ENCODING},
+static const http2_name http2_known[] = {
+    {HTTP2_NAME("host", HTTP_H_HOST)},
+    {HTTP2_NAME("content-length", HTTP_H_CL)},
+    {HTTP2_NAME("if-none-match", HTTP_H_INM)},
+    {HTTP2_NAME("if-modified-since", HTTP_H_IMS)},
+    {HTTP2_NAME("range", HTTP_H_RANGE)},
+    {HTTP2_NAME("if-range", HTTP_H_IF_RANGE)},
+    {HTTP2_NAME("referer", HTTP_H_REFERER)},
+    {HTTP2_NAME("user-agent", HTTP_H_UA)},
+    {HTTP2_NAME("accept-encoding", HTTP_H_ACCEPT_ENCODING)},
 };
 
 static int known_id(const uint8_t *name, size_t n)
 {
-    for (size_t i = 0; i < sizeof(http2_known) / sizeof(http2_known[0]); i++)
-        if (strlen(http2_known[i].name) == n && !memcmp(http2_known[i].name, name, n))
-            return http2_known[i].id;
-    return -1;
+    return name_id(http2_known, sizeof(http2_known) / sizeof(http2_known[0]), name, n);
 }
 
 static int hbuf_add(http_conn *hc, const uint8_t *p, size_t n, http_span *out)
@@ -194,12 +199,12 @@ void http2_stream_body(http2_stream *st, size_t len)
 /* Connection-specific fields mean nothing in HTTP/2 (RFC 9113 8.2.2). */
 static int hop_by_hop(const char *n, size_t len)
 {
-    static const char *const hop[] = {"connection", "keep-alive", "transfer-encoding", "upgrade",
-                                      "proxy-connection"};
-    for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
-        if (strlen(hop[i]) == len && !memcmp(hop[i], n, len))
-            return 1;
-    return 0;
+    static const http2_name hop[] = {
+        {HTTP2_NAME("connection", 1)},        {HTTP2_NAME("keep-alive", 1)},
+        {HTTP2_NAME("transfer-encoding", 1)}, {HTTP2_NAME("upgrade", 1)},
+        {HTTP2_NAME("proxy-connection", 1)},
+    };
+    return name_id(hop, sizeof(hop) / sizeof(hop[0]), (const uint8_t *)n, len) > 0;
 }
 
 typedef struct http2_head {
@@ -242,6 +247,20 @@ static void head_add_lines(http2_head *h, const char *p, size_t len)
     }
 }
 
+/* Decimal digits of v (a status, a length): snprintf costs more than the
+ * rest of a small response's head. */
+static size_t fmt_u64(char out[20], uint64_t v)
+{
+    char t[20];
+    size_t n = 0;
+    do
+        t[n++] = (char)('0' + v % 10);
+    while (v /= 10);
+    for (size_t i = 0; i < n; i++)
+        out[i] = t[n - 1 - i];
+    return n;
+}
+
 int http2_write_head(http_conn *hc, int status, const char *const *blocks, const size_t *lens,
                      size_t nblocks, int64_t clen)
 {
@@ -252,16 +271,13 @@ int http2_write_head(http_conn *hc, int status, const char *const *blocks, const
         return -1;
     static http2_head h;
     h.n = h.used = 0;
-    char code[8], cl[24];
-    int cn = snprintf(code, sizeof(code), "%d", status);
-    head_add(&h, ":status", 7, code, (size_t)cn);
+    char code[20], cl[20];
+    head_add(&h, ":status", 7, code, fmt_u64(code, (uint64_t)status));
     for (size_t i = 0; i < nblocks; i++)
         if (lens[i])
             head_add_lines(&h, blocks[i], lens[i]);
-    if (clen >= 0) {
-        int n = snprintf(cl, sizeof(cl), "%lld", (long long)clen);
-        head_add(&h, "content-length", 14, cl, (size_t)n);
-    }
+    if (clen >= 0)
+        head_add(&h, "content-length", 14, cl, fmt_u64(cl, (uint64_t)clen));
     st->has_body = !hc->req.head && clen != 0 && status >= 200 && status != 204 && status != 304;
     nghttp2_data_provider prd = {.source.ptr = st, .read_callback = http2_data_read};
     if (nghttp2_submit_response(s->ng, st->id, h.nv, h.n, st->has_body ? &prd : NULL) != 0)
@@ -477,6 +493,8 @@ void http2_stream_unbusy(http_conn *hc)
 void http2_stream_free(http2_stream *st)
 {
     http2_session *s = st->sess;
+    if (s->in_head == st)
+        s->in_head = NULL;
     if (st->prev)
         st->prev->next = st->next;
     else
