@@ -113,4 +113,14 @@ void http2_stream_abort(http_conn *hc);
 /* An asynchronous step (a file open) of a reset stream came back. */
 void http2_stream_unbusy(http_conn *hc);
 
+/* http2_mem.c: nghttp2's allocator and the streams' and pieces' blocks,
+ * from free lists kept while a session (http2_mem_hold) lives. */
+extern nghttp2_mem http2_mem;
+void *http2_mem_alloc(size_t size);
+void *http2_mem_calloc(size_t n, size_t size);
+void *http2_mem_realloc(void *p, size_t size);
+void http2_mem_free(void *p);
+void http2_mem_hold(void);
+void http2_mem_release(void);
+
 #endif

@@ -187,11 +187,13 @@ int http2_session_start(http_conn *hc)
     http2_session *s = calloc(1, sizeof(*s));
     nghttp2_option *opt = NULL;
     nghttp2_session_callbacks *cbs = http2_callbacks();
+    http2_mem_hold();
     if (!s || !cbs)
         goto fail;
     s->hc = hc;
     s->conf = http2_conf_of(hc->dsrv);
-    if (!(opt = http2_options()) || nghttp2_session_server_new2(&s->ng, cbs, s, opt) != 0)
+    if (!(opt = http2_options()) ||
+        nghttp2_session_server_new3(&s->ng, cbs, s, opt, &http2_mem) != 0)
         goto fail;
     nghttp2_option_del(opt);
     opt = NULL;
@@ -220,6 +222,7 @@ fail:
     if (s && s->ng)
         nghttp2_session_del(s->ng);
     free(s);
+    http2_mem_release();
     return -1;
 }
 
@@ -352,4 +355,5 @@ void http2_session_free(http_conn *hc)
     nghttp2_session_del(s->ng);
     free(s);
     hc->h2s = NULL;
+    http2_mem_release();
 }

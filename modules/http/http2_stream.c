@@ -12,7 +12,7 @@
 
 http2_stream *http2_stream_new(http2_session *s, int32_t id)
 {
-    http2_stream *st = calloc(1, sizeof(*st));
+    http2_stream *st = http2_mem_calloc(1, sizeof(*st));
     if (!st)
         return NULL;
     http_conn *hc = &st->hc, *conn = s->hc;
@@ -22,7 +22,7 @@ http2_stream *http2_stream_new(http2_session *s, int32_t id)
     hc->nvhosts = conn->nvhosts;
     hc->h2 = st;
     if (http_rq_get(hc) < 0) {
-        free(st);
+        http2_mem_free(st);
         return NULL;
     }
     hc->req.start_ms = http_api->now_ms(http_W.w);
@@ -295,7 +295,7 @@ static void piece_finish(http2_piece *pc)
 {
     if (pc->done)
         pc->done(pc->arg);
-    free(pc);
+    http2_mem_free(pc);
 }
 
 /* Framed whole (or dropped): finished once the frames using it are sent. */
@@ -342,7 +342,7 @@ int http2_body_write(http_conn *hc, const void *p, size_t len, int copy, zerg_do
         pc->room -= len;
     } else {
         size_t cap = copy ? (len < HTTP2_COPY_MIN ? HTTP2_COPY_MIN : len) : 0;
-        if (!(pc = malloc(sizeof(*pc) + cap)))
+        if (!(pc = http2_mem_alloc(sizeof(*pc) + cap)))
             return -ENOMEM;
         *pc = (http2_piece){.p = p, .len = len, .done = done, .arg = arg};
         if (copy) {
@@ -503,5 +503,5 @@ void http2_stream_free(http2_stream *st)
         st->next->prev = st->prev;
     stream_release(st);
     http_rq_put(&st->hc);
-    free(st);
+    http2_mem_free(st);
 }
