@@ -390,8 +390,58 @@ static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
 
 const nghttp2_data_source_read_callback http2_data_read = data_read;
 
-/* A DATA frame: its header copied, then the bytes of the pieces it takes,
- * copies copied and the rest referenced where they lie. */
+/* n bytes of the stream's first piece are framed. */
+static void piece_take(http2_stream *st, http2_piece *pc, size_t n)
+{
+    pc->p += n;
+    pc->len -= n;
+    st->queued -= n;
+    if (pc->len == 0) {
+        st->head = pc->next;
+        if (!st->head)
+            st->tail = NULL;
+        piece_release(pc);
+    }
+}
+
+/* The first n bytes of a piece into the connection's queue: copies
+ * copied, the rest referenced where they lie. */
+static int piece_write(zerg_conn *c, http2_piece *pc, size_t n)
+{
+    if (pc->owned)
+        return http_api->write(c, pc->p, n);
+    if (!pc->done)
+        return http_api->write_ext(c, pc->p, n, NULL, NULL);
+    pc->refs++;
+    int rc = http_api->write_ext(c, pc->p, n, piece_sent, pc);
+    if (rc != 0)
+        pc->refs--;
+    return rc;
+}
+
+/* A frame this small (a `return` body, an error page) is copied whole
+ * after its header: one stretch of the queue, where a reference would
+ * cost a segment of its own and an iovec (a TLS record's gathering copy). */
+#define HTTP2_DATA_COPY_MAX 1024
+
+static int frame_copy(zerg_conn *c, const http2_stream *st, const uint8_t *framehd, size_t length)
+{
+    size_t avail, at = 9, end = 9 + length;
+    uint8_t *o = http_api->write_reserve(c, end, &avail);
+    if (!o)
+        return -1;
+    memcpy(o, framehd, 9);
+    for (const http2_piece *pc = st->head; at < end; pc = pc->next) {
+        size_t n = pc->len < end - at ? pc->len : end - at;
+        memcpy(o + at, pc->p, n);
+        at += n;
+    }
+    http_api->write_commit(c, end);
+    return 0;
+}
+
+/* A DATA frame: its header, then the bytes of the pieces it takes (the
+ * pieces are released once the queue holds what it needs of them). */
 int http2_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd,
                     size_t length, nghttp2_data_source *source, void *user_data)
 {
@@ -400,34 +450,16 @@ int http2_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *fr
     (void)user_data;
     http2_stream *st = source->ptr;
     zerg_conn *c = st->hc.c;
-    if (http_api->write(c, framehd, 9) != 0)
+    int copied = length <= HTTP2_DATA_COPY_MAX;
+    if (copied ? frame_copy(c, st, framehd, length) != 0 : http_api->write(c, framehd, 9) != 0)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     while (length) {
         http2_piece *pc = st->head;
         size_t n = pc->len < length ? pc->len : length;
-        int rc;
-        if (pc->owned) {
-            rc = http_api->write(c, pc->p, n);
-        } else if (pc->done) {
-            pc->refs++;
-            rc = http_api->write_ext(c, pc->p, n, piece_sent, pc);
-            if (rc != 0)
-                pc->refs--;
-        } else {
-            rc = http_api->write_ext(c, pc->p, n, NULL, NULL);
-        }
-        if (rc != 0)
+        if (!copied && piece_write(c, pc, n) != 0)
             return NGHTTP2_ERR_CALLBACK_FAILURE;
-        pc->p += n;
-        pc->len -= n;
-        st->queued -= n;
+        piece_take(st, pc, n);
         length -= n;
-        if (pc->len == 0) {
-            st->head = pc->next;
-            if (!st->head)
-                st->tail = NULL;
-            piece_release(pc);
-        }
     }
     http_api->conn_timeout(c, st->hc.srv->send_timeout); /* progress */
     return 0;
