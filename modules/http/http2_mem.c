@@ -49,12 +49,10 @@ static size_t class_bytes(size_t cls)
 
 static size_t class_of(size_t size)
 {
-    size_t cls = 0;
+    size_t need = (size + sizeof(mem_hdr) - 1) >> HTTP2_MEM_MIN_SHIFT; /* < 1: 64 bytes do */
     if (!HTTP2_MEM_CACHE || size > class_bytes(HTTP2_MEM_CLASSES - 1) - sizeof(mem_hdr))
         return HTTP2_MEM_BIG;
-    while (class_bytes(cls) - sizeof(mem_hdr) < size)
-        cls++;
-    return cls;
+    return need ? (size_t)(64 - __builtin_clzll((unsigned long long)need)) : 0;
 }
 
 static mem_hdr **next_of(mem_hdr *h)

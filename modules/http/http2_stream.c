@@ -199,6 +199,8 @@ void http2_stream_body(http2_stream *st, size_t len)
 /* Connection-specific fields mean nothing in HTTP/2 (RFC 9113 8.2.2). */
 static int hop_by_hop(const char *n, size_t len)
 {
+    if (len != 7 && len != 10 && len != 16 && len != 17)
+        return 0; /* most fields: no comparison */
     static const http2_name hop[] = {
         {HTTP2_NAME("connection", 1)},        {HTTP2_NAME("keep-alive", 1)},
         {HTTP2_NAME("transfer-encoding", 1)}, {HTTP2_NAME("upgrade", 1)},
@@ -214,34 +216,34 @@ typedef struct http2_head {
     size_t used;
 } http2_head;
 
-static void head_add(http2_head *h, const char *name, size_t nlen, const char *v, size_t vlen)
+/* A field whose name is lowercase already (and no hop-by-hop one). */
+static void head_put(http2_head *h, const char *name, size_t nlen, const char *v, size_t vlen)
 {
-    if (h->n == HTTP2_NV_MAX || h->used + nlen > sizeof(h->names))
-        return;
-    char *lc = h->names + h->used;
-    for (size_t i = 0; i < nlen; i++)
-        lc[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
-    if (hop_by_hop(lc, nlen))
-        return;
-    h->used += nlen;
-    h->nv[h->n++] =
-        (nghttp2_nv){(uint8_t *)lc, (uint8_t *)(uintptr_t)v, nlen, vlen, NGHTTP2_NV_FLAG_NONE};
+    if (h->n < HTTP2_NV_MAX)
+        h->nv[h->n++] = (nghttp2_nv){(uint8_t *)(uintptr_t)name, (uint8_t *)(uintptr_t)v, nlen,
+                                     vlen, NGHTTP2_NV_FLAG_NONE};
 }
 
-/* "Name: value\r\n" lines, as the HTTP/1.1 side formats them. */
+/* "Name: value\r\n" lines, as the HTTP/1.1 side formats them: each name
+ * is lowercased into h->names on the way to its colon (one pass). */
 static void head_add_lines(http2_head *h, const char *p, size_t len)
 {
     const char *end = p + len;
     while (p < end) {
-        const char *eol = memchr(p, '\r', (size_t)(end - p));
-        if (!eol)
+        char *lc = h->names + h->used;
+        size_t room = sizeof(h->names) - h->used, n = 0;
+        for (; p + n < end && p[n] != ':' && p[n] != '\r'; n++)
+            if (n < room)
+                lc[n] = (char)(p[n] | ((unsigned)((unsigned char)p[n] - 'A') < 26u) << 5);
+        const char *at = p + n, *eol = at;
+        if (at < end && *at == ':' && !(eol = memchr(at, '\r', (size_t)(end - at))))
             eol = end;
-        const char *colon = memchr(p, ':', (size_t)(eol - p));
-        if (colon) {
-            const char *v = colon + 1;
+        if (at < end && *at == ':' && n <= room && !hop_by_hop(lc, n)) {
+            const char *v = at + 1;
             while (v < eol && (*v == ' ' || *v == '\t'))
                 v++;
-            head_add(h, p, (size_t)(colon - p), v, (size_t)(eol - v));
+            h->used += n;
+            head_put(h, lc, n, v, (size_t)(eol - v));
         }
         p = eol + 2 <= end ? eol + 2 : end;
     }
@@ -272,12 +274,12 @@ int http2_write_head(http_conn *hc, int status, const char *const *blocks, const
     static http2_head h;
     h.n = h.used = 0;
     char code[20], cl[20];
-    head_add(&h, ":status", 7, code, fmt_u64(code, (uint64_t)status));
+    head_put(&h, ":status", 7, code, fmt_u64(code, (uint64_t)status));
     for (size_t i = 0; i < nblocks; i++)
         if (lens[i])
             head_add_lines(&h, blocks[i], lens[i]);
     if (clen >= 0)
-        head_add(&h, "content-length", 14, cl, fmt_u64(cl, (uint64_t)clen));
+        head_put(&h, "content-length", 14, cl, fmt_u64(cl, (uint64_t)clen));
     st->has_body = !hc->req.head && clen != 0 && status >= 200 && status != 204 && status != 304;
     nghttp2_data_provider prd = {.source.ptr = st, .read_callback = http2_data_read};
     if (nghttp2_submit_response(s->ng, st->id, h.nv, h.n, st->has_body ? &prd : NULL) != 0)
