@@ -162,6 +162,7 @@ static nghttp2_option *http2_options(void)
     nghttp2_option_set_stream_reset_rate_limit(opt, HTTP2_RESET_BURST, HTTP2_RESET_RATE);
     nghttp2_option_set_max_send_header_block_length(opt, 65536);
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
+    nghttp2_option_set_no_closed_streams(opt, 1);
     return opt;
 }
 
