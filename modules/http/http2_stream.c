@@ -191,7 +191,8 @@ void http2_stream_body(http2_stream *st, size_t len)
     }
 }
 
-/* ---- the response head ----------------------------------------------------- */
+/* ---- the response head -----------------------------------------------------
+ */
 
 #define HTTP2_NV_MAX    64
 #define HTTP2_NAMES_MAX 2048
@@ -249,6 +250,78 @@ static void head_add_lines(http2_head *h, const char *p, size_t len)
     }
 }
 
+/* The blocks of a head repeat from one answer to the next (the server
+ * line, a location's fields, the Date line within its second): the fields
+ * parsed from a block are kept with a copy of its text under its address,
+ * and a block equal to the one kept there is not parsed again. */
+#define HTTP2_BLOCK_SLOTS  16
+#define HTTP2_BLOCK_MAX    256
+#define HTTP2_BLOCK_FIELDS 8
+
+typedef struct http2_block {
+    const char *at; /* the block's address */
+    size_t len;     /* of text */
+    char text[HTTP2_BLOCK_MAX];
+    char names[HTTP2_BLOCK_MAX]; /* lowercased, one after another */
+    size_t names_len;
+    size_t n;
+    struct {
+        uint16_t name_len, value_off, value_len;
+    } f[HTTP2_BLOCK_FIELDS];
+} http2_block;
+
+static http2_block http2_blocks[HTTP2_BLOCK_SLOTS];
+static size_t http2_block_next; /* the slot a new address takes */
+
+/* Parses p into a slot's fields; 0 where they do not fit one. */
+static int block_parse(http2_block *b, const char *p, size_t len)
+{
+    static http2_head one;
+    one.n = one.used = 0;
+    head_add_lines(&one, p, len);
+    if (one.n > HTTP2_BLOCK_FIELDS || one.used > sizeof(b->names))
+        return 0;
+    b->at = p;
+    memcpy(b->text, p, len);
+    memcpy(b->names, one.names, one.used);
+    b->len = len;
+    b->names_len = one.used;
+    b->n = one.n;
+    for (size_t i = 0; i < one.n; i++) {
+        b->f[i].name_len = (uint16_t)one.nv[i].namelen;
+        b->f[i].value_off = (uint16_t)((const char *)one.nv[i].value - p);
+        b->f[i].value_len = (uint16_t)one.nv[i].valuelen;
+    }
+    return 1;
+}
+
+/* The fields of block p, its values pointing into p. */
+static void head_add_block(http2_head *h, const char *p, size_t len)
+{
+    http2_block *b = NULL;
+    for (size_t i = 0; i < HTTP2_BLOCK_SLOTS && !b && len <= HTTP2_BLOCK_MAX; i++)
+        if (http2_blocks[i].at == p)
+            b = &http2_blocks[i];
+    if (!b && len <= HTTP2_BLOCK_MAX) { /* a new address: the oldest one's slot */
+        b = &http2_blocks[http2_block_next];
+        http2_block_next = (http2_block_next + 1) % HTTP2_BLOCK_SLOTS;
+        b->at = NULL;
+        b->len = 0;
+    }
+    if (!b || ((b->len != len || memcmp(b->text, p, len)) && !block_parse(b, p, len)) ||
+        h->used + b->names_len > sizeof(h->names)) {
+        head_add_lines(h, p, len); /* as it is: too big for a slot */
+        return;
+    }
+    char *names = h->names + h->used;
+    memcpy(names, b->names, b->names_len);
+    h->used += b->names_len;
+    for (size_t i = 0; i < b->n; i++) {
+        head_put(h, names, b->f[i].name_len, p + b->f[i].value_off, b->f[i].value_len);
+        names += b->f[i].name_len;
+    }
+}
+
 /* Decimal digits of v (a status, a length): snprintf costs more than the
  * rest of a small response's head. */
 static size_t fmt_u64(char out[20], uint64_t v)
@@ -277,7 +350,7 @@ int http2_write_head(http_conn *hc, int status, const char *const *blocks, const
     head_put(&h, ":status", 7, code, fmt_u64(code, (uint64_t)status));
     for (size_t i = 0; i < nblocks; i++)
         if (lens[i])
-            head_add_lines(&h, blocks[i], lens[i]);
+            head_add_block(&h, blocks[i], lens[i]);
     if (clen >= 0)
         head_put(&h, "content-length", 14, cl, fmt_u64(cl, (uint64_t)clen));
     st->has_body = !hc->req.head && clen != 0 && status >= 200 && status != 204 && status != 304;
@@ -289,7 +362,8 @@ int http2_write_head(http_conn *hc, int status, const char *const *blocks, const
     return 0;
 }
 
-/* ---- body pieces --------------------------------------------------------------- */
+/* ---- body pieces
+ * --------------------------------------------------------------- */
 
 #define HTTP2_COPY_MIN 4096
 
@@ -467,7 +541,8 @@ int http2_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *fr
     return 0;
 }
 
-/* ---- the end of a stream ----------------------------------------------------- */
+/* ---- the end of a stream
+ * ----------------------------------------------------- */
 
 void http2_stream_done(http_conn *hc)
 {
