@@ -13,6 +13,7 @@ on this machine (h2o: Debian's h2o package) is left out of the table.
 
 Usage: bench_h2.py [--zerg BIN] [--modules DIR] [--rounds N] [--duration S]
                    [--only NAME[,NAME]] [--out FILE]
+                   [--zerg-base OTHER/zerg]   # a second build in the same rounds (A/B)
 """
 import argparse
 import os
@@ -55,7 +56,9 @@ class Server:
             bl.stop(self.proc, 10, self.sig)
 
 
-def make_zerg(args, tmp, www):
+def make_zerg(args, tmp, www, name="zerg", binary=None, modules=None):
+    """zerg (or, as name "zerg-base", the --zerg-base build with the
+    modules built beside it) with the same configuration."""
     h2c, tls = bl.free_port(), bl.free_port()
     locations = f"""      keepalive_requests: 1000000
       open_file_cache_valid: 1s
@@ -64,12 +67,12 @@ def make_zerg(args, tmp, www):
         - {{ path: "=/", return: {{ status: 200, body: "{HELLO}", headers: {{ Content-Type: text/plain }} }} }}
         - {{ path: /static/, root: {os.path.dirname(www)} }}
 """
-    conf = os.path.join(tmp, "zerg.yaml")
+    conf = os.path.join(tmp, name + ".yaml")
     with open(conf, "w") as f:
-        f.write(f"""modules_path: {args.modules}
+        f.write(f"""modules_path: {modules or args.modules}
 worker_processes: 1
-error_log: {{ path: {tmp}/zerg-error.log, level: warn }}
-pid: {tmp}/zerg.pid
+error_log: {{ path: {tmp}/{name}-error.log, level: warn }}
+pid: {tmp}/{name}.pid
 uring: {{ send_zc_threshold: 0 }}
 load_modules: [http]
 servers:
@@ -81,7 +84,7 @@ servers:
     tls: {{ certificates: [ {{ certificate: {tmp}/cert.pem, key: {tmp}/key.pem }} ] }}
     http:
 {locations}""")
-    return Server("zerg", [args.zerg, "-c", conf], {"h2c": h2c, "h2": tls}, tmp)
+    return Server(name, [binary or args.zerg, "-c", conf], {"h2c": h2c, "h2": tls}, tmp)
 
 
 def make_nginx(args, tmp, www):
@@ -188,6 +191,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--only", default="")
+    ap.add_argument("--zerg-base", default="",
+                    help="a second zerg build (its modules in build-modules beside it), "
+                         "measured in the same rounds as zerg-base")
     ap.add_argument("--out", default="")
     args = ap.parse_args()
     if not os.path.exists(args.zerg):
@@ -205,6 +211,10 @@ def main():
     for p in (os.path.join(www, "1m.bin"), f"{tmp}/key.pem", f"{tmp}/cert.pem"):
         os.chmod(p, 0o644)
     servers = [make_zerg(args, tmp, www)]
+    if args.zerg_base:
+        base_dir = os.path.dirname(os.path.abspath(args.zerg_base))
+        servers.append(make_zerg(args, tmp, www, "zerg-base", args.zerg_base,
+                                 os.path.join(base_dir, "build-modules")))
     for name, make, prog in (("nginx", make_nginx, args.nginx), ("h2o", make_h2o, args.h2o)):
         if os.path.exists(prog):
             servers.append(make(args, tmp, www))

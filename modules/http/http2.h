@@ -88,6 +88,7 @@ struct http2_session {
     uint64_t nstreams;     /* streams taken */
     uint64_t drain_seen;   /* nstreams at the drain's last tick */
     uint32_t drain_waited; /* ms the drain waited for a pause */
+    http2_stream *in_head; /* the stream whose header block is arriving */
 };
 
 /* http2_session.c */
@@ -153,5 +154,15 @@ void http2_stream_sent(http2_stream *st);
 int http2_waits_upstream(http2_session *s);
 /* What a stream's body holds goes (its end). */
 void http2_stream_body_free(http2_stream *st);
+
+/* http2_mem.c: nghttp2's allocator and the streams' and pieces' blocks,
+ * from free lists kept while a session (http2_mem_hold) lives. */
+extern nghttp2_mem http2_mem;
+void *http2_mem_alloc(size_t size);
+void *http2_mem_calloc(size_t n, size_t size);
+void *http2_mem_realloc(void *p, size_t size);
+void http2_mem_free(void *p);
+void http2_mem_hold(void);
+void http2_mem_release(void);
 
 #endif

@@ -42,6 +42,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
         s->stall_armed = 1;
         http_api->timer_set(http_W.w, &s->stall_timer, s->hc->dsrv->send_timeout);
     }
+    s->in_head = st;
     return 0;
 }
 
@@ -56,7 +57,10 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
 {
     (void)flags;
     http2_session *s = user_data;
-    http2_stream *st = stream_of(ng, frame->hd.stream_id);
+    /* one header block arrives at a time: its stream needs no lookup */
+    http2_stream *st = s->in_head && s->in_head->id == frame->hd.stream_id
+                           ? s->in_head
+                           : stream_of(ng, frame->hd.stream_id);
     if (!st || frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0; /* trailers: not looked at */
     if (http2_stream_header(st, name, nlen, value, vlen))
@@ -193,6 +197,7 @@ static nghttp2_option *http2_options(void)
     /* request bodies reopen the window once taken (proxy_pass: written
      * upstream), not when received: http2_body.c consumes them */
     nghttp2_option_set_no_auto_window_update(opt, 1);
+    nghttp2_option_set_no_closed_streams(opt, 1);
     return opt;
 }
 
@@ -272,11 +277,13 @@ int http2_session_start(http_conn *hc)
     http2_session *s = calloc(1, sizeof(*s));
     nghttp2_option *opt = NULL;
     nghttp2_session_callbacks *cbs = http2_callbacks();
+    http2_mem_hold();
     if (!s || !cbs)
         goto fail;
     s->hc = hc;
     s->conf = http2_conf_of(hc->dsrv);
-    if (!(opt = http2_options()) || nghttp2_session_server_new2(&s->ng, cbs, s, opt) != 0)
+    if (!(opt = http2_options()) ||
+        nghttp2_session_server_new3(&s->ng, cbs, s, opt, &http2_mem) != 0)
         goto fail;
     nghttp2_option_del(opt);
     opt = NULL;
@@ -312,6 +319,7 @@ fail:
     if (s && s->ng)
         nghttp2_session_del(s->ng);
     free(s);
+    http2_mem_release();
     return -1;
 }
 
@@ -452,4 +460,5 @@ void http2_session_free(http_conn *hc)
     nghttp2_session_del(s->ng);
     free(s);
     hc->h2s = NULL;
+    http2_mem_release();
 }

@@ -3,7 +3,6 @@
  * layer's HTTP/2 side: the head as a HEADERS frame, body pieces framed as
  * DATA without a copy (NO_COPY: the frame header, then the bytes where they
  * lie), as the peer's flow-control window lets them go. */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,7 +13,7 @@
 
 http2_stream *http2_stream_new(http2_session *s, int32_t id)
 {
-    http2_stream *st = calloc(1, sizeof(*st));
+    http2_stream *st = http2_mem_calloc(1, sizeof(*st));
     if (!st)
         return NULL;
     http_conn *hc = &st->hc, *conn = s->hc;
@@ -25,7 +24,7 @@ http2_stream *http2_stream_new(http2_session *s, int32_t id)
     hc->any_proxy = conn->any_proxy;
     hc->h2 = st;
     if (http_rq_get(hc) < 0) {
-        free(st);
+        http2_mem_free(st);
         return NULL;
     }
     hc->req.start_ms = http_api->now_ms(http_W.w);
@@ -46,45 +45,51 @@ http2_stream *http2_stream_new(http2_session *s, int32_t id)
 
 /* ---- the request head ---------------------------------------------------- */
 
-static const struct {
+/* Names with their lengths: a field is compared only with names as long
+ * (no strlen per entry and field). */
+typedef struct http2_name {
     const char *name;
-    uint8_t method;
-} http2_methods[] = {
-#define HTTP2_METHOD(num, name, string) {#string, HTTP_##name},
+    uint8_t len;
+    uint8_t id;
+} http2_name;
+
+#define HTTP2_NAME(s, id) s, sizeof(s) - 1, id
+
+static int name_id(const http2_name *t, size_t n, const uint8_t *name, size_t len)
+{
+    for (size_t i = 0; i < n; i++)
+        if (t[i].len == len && !memcmp(t[i].name, name, len))
+            return t[i].id;
+    return -1;
+}
+
+static const http2_name http2_methods[] = {
+#define HTTP2_METHOD(num, name, string) {HTTP2_NAME(#string, HTTP_##name)},
     HTTP_METHOD_MAP(HTTP2_METHOD)
 #undef HTTP2_METHOD
 };
 
 static int method_of(const uint8_t *v, size_t n)
 {
-    for (size_t i = 0; i < sizeof(http2_methods) / sizeof(http2_methods[0]); i++)
-        if (strlen(http2_methods[i].name) == n && !memcmp(http2_methods[i].name, v, n))
-            return http2_methods[i].method;
-    return -1;
+    return name_id(http2_methods, sizeof(http2_methods) / sizeof(http2_methods[0]), v, n);
 }
 
 /* The fields the handlers look at (names arrive lowercase in HTTP/2). */
-static const struct {
-    const char *name;
-    uint8_t id;
-} http2_known[] = {
-    {"host", HTTP_H_HOST},
-    {"content-length", HTTP_H_CL},
-    {"if-none-match", HTTP_H_INM},
-    {"if-modified-since", HTTP_H_IMS},
-    {"range", HTTP_H_RANGE},
-    {"if-range", HTTP_H_IF_RANGE},
-    {"referer", HTTP_H_REFERER},
-    {"user-agent", HTTP_H_UA},
-    {"accept-encoding", HTTP_H_ACCEPT_ENCODING},
+static const http2_name http2_known[] = {
+    {HTTP2_NAME("host", HTTP_H_HOST)},
+    {HTTP2_NAME("content-length", HTTP_H_CL)},
+    {HTTP2_NAME("if-none-match", HTTP_H_INM)},
+    {HTTP2_NAME("if-modified-since", HTTP_H_IMS)},
+    {HTTP2_NAME("range", HTTP_H_RANGE)},
+    {HTTP2_NAME("if-range", HTTP_H_IF_RANGE)},
+    {HTTP2_NAME("referer", HTTP_H_REFERER)},
+    {HTTP2_NAME("user-agent", HTTP_H_UA)},
+    {HTTP2_NAME("accept-encoding", HTTP_H_ACCEPT_ENCODING)},
 };
 
 static int known_id(const uint8_t *name, size_t n)
 {
-    for (size_t i = 0; i < sizeof(http2_known) / sizeof(http2_known[0]); i++)
-        if (strlen(http2_known[i].name) == n && !memcmp(http2_known[i].name, name, n))
-            return http2_known[i].id;
-    return -1;
+    return name_id(http2_known, sizeof(http2_known) / sizeof(http2_known[0]), name, n);
 }
 
 static int hbuf_add(http_conn *hc, const uint8_t *p, size_t n, http_span *out)
@@ -237,12 +242,14 @@ void http2_stream_request(http2_stream *st)
 /* Connection-specific fields mean nothing in HTTP/2 (RFC 9113 8.2.2). */
 static int hop_by_hop(const char *n, size_t len)
 {
-    static const char *const hop[] = {"connection", "keep-alive", "transfer-encoding", "upgrade",
-                                      "proxy-connection"};
-    for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
-        if (strlen(hop[i]) == len && !memcmp(hop[i], n, len))
-            return 1;
-    return 0;
+    if (len != 7 && len != 10 && len != 16 && len != 17)
+        return 0; /* most fields: no comparison */
+    static const http2_name hop[] = {
+        {HTTP2_NAME("connection", 1)},        {HTTP2_NAME("keep-alive", 1)},
+        {HTTP2_NAME("transfer-encoding", 1)}, {HTTP2_NAME("upgrade", 1)},
+        {HTTP2_NAME("proxy-connection", 1)},
+    };
+    return name_id(hop, sizeof(hop) / sizeof(hop[0]), (const uint8_t *)n, len) > 0;
 }
 
 typedef struct http2_head {
@@ -252,37 +259,123 @@ typedef struct http2_head {
     size_t used;
 } http2_head;
 
-static void head_add(http2_head *h, const char *name, size_t nlen, const char *v, size_t vlen)
+/* A field whose name is lowercase already (and no hop-by-hop one). */
+static void head_put(http2_head *h, const char *name, size_t nlen, const char *v, size_t vlen)
 {
-    if (h->n == HTTP2_NV_MAX || h->used + nlen > sizeof(h->names))
-        return;
-    char *lc = h->names + h->used;
-    for (size_t i = 0; i < nlen; i++)
-        lc[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
-    if (hop_by_hop(lc, nlen))
-        return;
-    h->used += nlen;
-    h->nv[h->n++] =
-        (nghttp2_nv){(uint8_t *)lc, (uint8_t *)(uintptr_t)v, nlen, vlen, NGHTTP2_NV_FLAG_NONE};
+    if (h->n < HTTP2_NV_MAX)
+        h->nv[h->n++] = (nghttp2_nv){(uint8_t *)(uintptr_t)name, (uint8_t *)(uintptr_t)v, nlen,
+                                     vlen, NGHTTP2_NV_FLAG_NONE};
 }
 
-/* "Name: value\r\n" lines, as the HTTP/1.1 side formats them. */
+/* "Name: value\r\n" lines, as the HTTP/1.1 side formats them: each name
+ * is lowercased into h->names on the way to its colon (one pass). */
 static void head_add_lines(http2_head *h, const char *p, size_t len)
 {
     const char *end = p + len;
     while (p < end) {
-        const char *eol = memchr(p, '\r', (size_t)(end - p));
-        if (!eol)
+        char *lc = h->names + h->used;
+        size_t room = sizeof(h->names) - h->used, n = 0;
+        for (; p + n < end && p[n] != ':' && p[n] != '\r'; n++)
+            if (n < room)
+                lc[n] = (char)(p[n] | ((unsigned)((unsigned char)p[n] - 'A') < 26u) << 5);
+        const char *at = p + n, *eol = at;
+        if (at < end && *at == ':' && !(eol = memchr(at, '\r', (size_t)(end - at))))
             eol = end;
-        const char *colon = memchr(p, ':', (size_t)(eol - p));
-        if (colon) {
-            const char *v = colon + 1;
+        if (at < end && *at == ':' && n <= room && !hop_by_hop(lc, n)) {
+            const char *v = at + 1;
             while (v < eol && (*v == ' ' || *v == '\t'))
                 v++;
-            head_add(h, p, (size_t)(colon - p), v, (size_t)(eol - v));
+            h->used += n;
+            head_put(h, lc, n, v, (size_t)(eol - v));
         }
         p = eol + 2 <= end ? eol + 2 : end;
     }
+}
+
+/* The blocks of a head repeat from one answer to the next (the server
+ * line, a location's fields, the Date line within its second): the fields
+ * parsed from a block are kept with a copy of its text under its address,
+ * and a block equal to the one kept there is not parsed again. */
+#define HTTP2_BLOCK_SLOTS  16
+#define HTTP2_BLOCK_MAX    256
+#define HTTP2_BLOCK_FIELDS 8
+
+typedef struct http2_block {
+    const char *at; /* the block's address */
+    size_t len;     /* of text */
+    char text[HTTP2_BLOCK_MAX];
+    char names[HTTP2_BLOCK_MAX]; /* lowercased, one after another */
+    size_t names_len;
+    size_t n;
+    struct {
+        uint16_t name_len, value_off, value_len;
+    } f[HTTP2_BLOCK_FIELDS];
+} http2_block;
+
+static http2_block http2_blocks[HTTP2_BLOCK_SLOTS];
+static size_t http2_block_next; /* the slot a new address takes */
+
+/* Parses p into a slot's fields; 0 where they do not fit one. */
+static int block_parse(http2_block *b, const char *p, size_t len)
+{
+    static http2_head one;
+    one.n = one.used = 0;
+    head_add_lines(&one, p, len);
+    if (one.n > HTTP2_BLOCK_FIELDS || one.used > sizeof(b->names))
+        return 0;
+    b->at = p;
+    memcpy(b->text, p, len);
+    memcpy(b->names, one.names, one.used);
+    b->len = len;
+    b->names_len = one.used;
+    b->n = one.n;
+    for (size_t i = 0; i < one.n; i++) {
+        b->f[i].name_len = (uint16_t)one.nv[i].namelen;
+        b->f[i].value_off = (uint16_t)((const char *)one.nv[i].value - p);
+        b->f[i].value_len = (uint16_t)one.nv[i].valuelen;
+    }
+    return 1;
+}
+
+/* The fields of block p, its values pointing into p. */
+static void head_add_block(http2_head *h, const char *p, size_t len)
+{
+    http2_block *b = NULL;
+    for (size_t i = 0; i < HTTP2_BLOCK_SLOTS && !b && len <= HTTP2_BLOCK_MAX; i++)
+        if (http2_blocks[i].at == p)
+            b = &http2_blocks[i];
+    if (!b && len <= HTTP2_BLOCK_MAX) { /* a new address: the oldest one's slot */
+        b = &http2_blocks[http2_block_next];
+        http2_block_next = (http2_block_next + 1) % HTTP2_BLOCK_SLOTS;
+        b->at = NULL;
+        b->len = 0;
+    }
+    if (!b || ((b->len != len || memcmp(b->text, p, len)) && !block_parse(b, p, len)) ||
+        h->used + b->names_len > sizeof(h->names)) {
+        head_add_lines(h, p, len); /* as it is: too big for a slot */
+        return;
+    }
+    char *names = h->names + h->used;
+    memcpy(names, b->names, b->names_len);
+    h->used += b->names_len;
+    for (size_t i = 0; i < b->n; i++) {
+        head_put(h, names, b->f[i].name_len, p + b->f[i].value_off, b->f[i].value_len);
+        names += b->f[i].name_len;
+    }
+}
+
+/* Decimal digits of v (a status, a length): snprintf costs more than the
+ * rest of a small response's head. */
+static size_t fmt_u64(char out[20], uint64_t v)
+{
+    char t[20];
+    size_t n = 0;
+    do
+        t[n++] = (char)('0' + v % 10);
+    while (v /= 10);
+    for (size_t i = 0; i < n; i++)
+        out[i] = t[n - 1 - i];
+    return n;
 }
 
 int http2_write_head(http_conn *hc, int status, const char *const *blocks, const size_t *lens,
@@ -295,16 +388,13 @@ int http2_write_head(http_conn *hc, int status, const char *const *blocks, const
         return -1;
     static http2_head h;
     h.n = h.used = 0;
-    char code[8], cl[24];
-    int cn = snprintf(code, sizeof(code), "%d", status);
-    head_add(&h, ":status", 7, code, (size_t)cn);
+    char code[20], cl[20];
+    head_put(&h, ":status", 7, code, fmt_u64(code, (uint64_t)status));
     for (size_t i = 0; i < nblocks; i++)
         if (lens[i])
-            head_add_lines(&h, blocks[i], lens[i]);
-    if (clen >= 0) {
-        int n = snprintf(cl, sizeof(cl), "%lld", (long long)clen);
-        head_add(&h, "content-length", 14, cl, (size_t)n);
-    }
+            head_add_block(&h, blocks[i], lens[i]);
+    if (clen >= 0)
+        head_put(&h, "content-length", 14, cl, fmt_u64(cl, (uint64_t)clen));
     st->has_body = !hc->req.head && clen != 0 && status >= 200 && status != 204 && status != 304;
     nghttp2_data_provider prd = {.source.ptr = st, .read_callback = http2_data_read};
     if (nghttp2_submit_response(s->ng, st->id, h.nv, h.n, st->has_body ? &prd : NULL) != 0)
@@ -314,7 +404,8 @@ int http2_write_head(http_conn *hc, int status, const char *const *blocks, const
     return 0;
 }
 
-/* ---- body pieces --------------------------------------------------------------- */
+/* ---- body pieces
+ * --------------------------------------------------------------- */
 
 #define HTTP2_COPY_MIN 4096
 
@@ -322,7 +413,7 @@ static void piece_finish(http2_piece *pc)
 {
     if (pc->done)
         pc->done(pc->arg);
-    free(pc);
+    http2_mem_free(pc);
 }
 
 /* Framed whole (or dropped): finished once the frames using it are sent. */
@@ -370,7 +461,7 @@ int http2_body_write(http_conn *hc, const void *p, size_t len, int copy, zerg_do
         pc->room -= len;
     } else {
         size_t cap = copy ? (len < HTTP2_COPY_MIN ? HTTP2_COPY_MIN : len) : 0;
-        if (!(pc = malloc(sizeof(*pc) + cap)))
+        if (!(pc = http2_mem_alloc(sizeof(*pc) + cap)))
             return -ENOMEM;
         *pc = (http2_piece){.p = p, .len = len, .done = done, .arg = arg};
         if (copy) {
@@ -421,8 +512,59 @@ static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
 
 const nghttp2_data_source_read_callback http2_data_read = data_read;
 
-/* A DATA frame: its header copied, then the bytes of the pieces it takes,
- * copies copied and the rest referenced where they lie. */
+/* n bytes of the stream's first piece are framed. */
+static void piece_take(http2_stream *st, http2_piece *pc, size_t n)
+{
+    pc->p += n;
+    pc->len -= n;
+    st->queued -= n;
+    st->sess->body_queued -= n;
+    if (pc->len == 0) {
+        st->head = pc->next;
+        if (!st->head)
+            st->tail = NULL;
+        piece_release(pc);
+    }
+}
+
+/* The first n bytes of a piece into the connection's queue: copies
+ * copied, the rest referenced where they lie. */
+static int piece_write(zerg_conn *c, http2_piece *pc, size_t n)
+{
+    if (pc->owned)
+        return http_api->write(c, pc->p, n);
+    if (!pc->done)
+        return http_api->write_ext(c, pc->p, n, NULL, NULL);
+    pc->refs++;
+    int rc = http_api->write_ext(c, pc->p, n, piece_sent, pc);
+    if (rc != 0)
+        pc->refs--;
+    return rc;
+}
+
+/* A frame this small (a `return` body, an error page) is copied whole
+ * after its header: one stretch of the queue, where a reference would
+ * cost a segment of its own and an iovec (a TLS record's gathering copy). */
+#define HTTP2_DATA_COPY_MAX 1024
+
+static int frame_copy(zerg_conn *c, const http2_stream *st, const uint8_t *framehd, size_t length)
+{
+    size_t avail, at = 9, end = 9 + length;
+    uint8_t *o = http_api->write_reserve(c, end, &avail);
+    if (!o)
+        return -1;
+    memcpy(o, framehd, 9);
+    for (const http2_piece *pc = st->head; at < end; pc = pc->next) {
+        size_t n = pc->len < end - at ? pc->len : end - at;
+        memcpy(o + at, pc->p, n);
+        at += n;
+    }
+    http_api->write_commit(c, end);
+    return 0;
+}
+
+/* A DATA frame: its header, then the bytes of the pieces it takes (the
+ * pieces are released once the queue holds what it needs of them). */
 int http2_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd,
                     size_t length, nghttp2_data_source *source, void *user_data)
 {
@@ -431,35 +573,16 @@ int http2_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *fr
     (void)user_data;
     http2_stream *st = source->ptr;
     zerg_conn *c = st->hc.c;
-    if (http_api->write(c, framehd, 9) != 0)
+    int copied = length <= HTTP2_DATA_COPY_MAX;
+    if (copied ? frame_copy(c, st, framehd, length) != 0 : http_api->write(c, framehd, 9) != 0)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     while (length) {
         http2_piece *pc = st->head;
         size_t n = pc->len < length ? pc->len : length;
-        int rc;
-        if (pc->owned) {
-            rc = http_api->write(c, pc->p, n);
-        } else if (pc->done) {
-            pc->refs++;
-            rc = http_api->write_ext(c, pc->p, n, piece_sent, pc);
-            if (rc != 0)
-                pc->refs--;
-        } else {
-            rc = http_api->write_ext(c, pc->p, n, NULL, NULL);
-        }
-        if (rc != 0)
+        if (!copied && piece_write(c, pc, n) != 0)
             return NGHTTP2_ERR_CALLBACK_FAILURE;
-        pc->p += n;
-        pc->len -= n;
-        st->queued -= n;
-        st->sess->body_queued -= n;
+        piece_take(st, pc, n);
         length -= n;
-        if (pc->len == 0) {
-            st->head = pc->next;
-            if (!st->head)
-                st->tail = NULL;
-            piece_release(pc);
-        }
     }
     http_api->conn_timeout(c, st->hc.srv->send_timeout); /* progress */
     if (st->hc.up || st->sess->ups_held)
@@ -468,7 +591,8 @@ int http2_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *fr
     return 0;
 }
 
-/* ---- the end of a stream ----------------------------------------------------- */
+/* ---- the end of a stream
+ * ----------------------------------------------------- */
 
 void http2_stream_done(http_conn *hc)
 {
@@ -531,6 +655,8 @@ void http2_stream_unbusy(http_conn *hc)
 void http2_stream_free(http2_stream *st)
 {
     http2_session *s = st->sess;
+    if (s->in_head == st)
+        s->in_head = NULL;
     if (st->prev)
         st->prev->next = st->next;
     else
@@ -539,5 +665,5 @@ void http2_stream_free(http2_stream *st)
         st->next->prev = st->prev;
     stream_release(st);
     http_rq_put(&st->hc);
-    free(st);
+    http2_mem_free(st);
 }

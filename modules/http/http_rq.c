@@ -32,7 +32,8 @@ int http_rq_get(http_conn *hc)
     }
     rq->next = NULL;
     rq->hlen = rq->nfields = 0;
-    http_parser_init(hc, &rq->parser);
+    if (!hc->h2) /* an HTTP/2 stream's head comes parsed by nghttp2 */
+        http_parser_init(hc, &rq->parser);
     hc->rq = rq;
     return 0;
 }

@@ -5,6 +5,7 @@ ranges, conditionals, HEAD, error pages, virtual hosts by :authority, the
 access log), raw frames with python3-h2 for flow control (a large file
 through a small window), rapid reset, a SETTINGS flood, oversized header
 lists and a client that never opens its window, and the drain's GOAWAY."""
+import email.utils
 import hashlib
 import os
 import re
@@ -588,6 +589,42 @@ class Frames(unittest.TestCase):
             self.assertEqual(refused, {1 + 2 * i for i in range(32, 40)})
         finally:
             sock.close()
+
+    def test_head_fields_follow_each_answer(self):
+        """Answers on one connection each carry their own fields: the
+        parsed text blocks of heads that are kept (http2_stream.c) never
+        stand for a block whose text changed (an error's fields, the Date
+        line of the next second)."""
+        c = H2()
+        try:
+            def get(path, method="GET"):
+                sid = c.conn.get_next_available_stream_id()
+                c.conn.send_headers(sid, [(":method", method), (":path", path),
+                                          (":scheme", "http"), (":authority", "a.test")],
+                                    end_stream=True)
+                c.flush()
+                return c.response(sid)[0]
+            h = get("/hello")
+            self.assertEqual((h[":status"], h["x-test"], h["content-type"]),
+                             ("200", "yes", "text/plain"))
+            self.assertIn("location", get("/moved"))
+            h = get("/hello")
+            self.assertNotIn("location", h)
+            self.assertEqual(h["x-test"], "yes")
+            h = get("/small.txt", "DELETE")
+            self.assertEqual((h[":status"], h["allow"]), ("405", "GET, HEAD"))
+            h = get("/", "BREW")
+            self.assertEqual(h[":status"], "400")
+            self.assertNotIn("allow", h)
+            self.assertEqual(h["content-type"], "text/html")
+            first = get("/hello")["date"]
+            time.sleep(1.1)  # the next second's Date line, at the same address
+            h = get("/hello")
+            self.assertNotEqual(h["date"], first)
+            sent = email.utils.parsedate_to_datetime(h["date"]).timestamp()
+            self.assertLess(abs(sent - time.time()), 2.5, h["date"])
+        finally:
+            c.close()
 
     def test_methods_refused(self):
         c = H2()
