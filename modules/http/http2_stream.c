@@ -404,8 +404,7 @@ int http2_write_head(http_conn *hc, int status, const char *const *blocks, const
     return 0;
 }
 
-/* ---- body pieces
- * --------------------------------------------------------------- */
+/* ---- body pieces ------------------------------------------------------- */
 
 #define HTTP2_COPY_MIN 4096
 
@@ -591,8 +590,7 @@ int http2_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *fr
     return 0;
 }
 
-/* ---- the end of a stream
- * ----------------------------------------------------- */
+/* ---- the end of a stream ----------------------------------------------- */
 
 void http2_stream_done(http_conn *hc)
 {
