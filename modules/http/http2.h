@@ -78,8 +78,8 @@ struct http2_session {
     uint8_t flush_armed;
     uint8_t paused;
     uint8_t draining;
-    uint8_t gone;         /* being freed: no more output */
-    uint8_t ups_held;     /* an upstream waits for body_queued to go down */
+    uint8_t gone;     /* being freed: no more output */
+    uint8_t ups_held; /* an upstream waits for body_queued to go down */
     uint8_t stall_armed;
     uint64_t body_queued; /* the streams' queued response bodies together */
     uint32_t empty_data;  /* empty DATA frames that did not end a stream */
