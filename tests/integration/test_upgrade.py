@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -328,6 +329,41 @@ class TestSignalStorm(UpgradeCase):
             self.assertTrue(wait_for(lambda: not alive(m), 15), z.output())
         self.assertEqual(z.proc.wait(5), 0)
         self.assertFalse(os.path.exists(self.sock))
+
+
+class TestAddressInUse(UpgradeCase):
+    """Listeners use SO_REUSEPORT (a socket per worker), which would let a
+    second zerg of the same user bind the address too and take part of its
+    connections; only a binary upgrade may share them."""
+
+    def test_a_second_zerg_on_a_held_address_refuses_to_start(self):
+        z = self.start()
+        port = z.ports[0]
+        for addr in (f"127.0.0.1:{port}", f"0.0.0.0:{port}"):
+            with self.subTest(addr=addr):
+                second = Zerg("worker_processes: 2\nload_modules: [echo]\n"
+                              f'servers:\n  - listen: ["{addr}"]\n    module: echo\n',
+                              wait=False)
+                self.addCleanup(second.stop)
+                second.start()
+                try:
+                    rc = second.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    self.fail(f"a second zerg on {addr} runs beside the first:\n"
+                              + second.output())
+                self.assertNotEqual(rc, 0)
+                said = second.proc.stdout.read().decode(errors="replace") + second.output()
+                self.assertIn(f"bind() to {addr}: Address already in use", said)
+        # the first zerg alone serves, and still opens sockets of its own
+        # address for the slots of a reload with more workers
+        self.assertEqual(echo_once(("127.0.0.1", port)), b"ping\n")
+        with open(z.conf) as f:
+            text = f.read()
+        with open(z.conf, "w") as f:
+            f.write(text.replace("worker_processes: 2", "worker_processes: 3"))
+        self.assertIn("reload done", z.reload())
+        self.assertEqual(len(z.wait_workers(3)), 3)
+        self.assertEqual(echo_once(("127.0.0.1", port)), b"ping\n")
 
 
 class TestNotify(UpgradeCase):
