@@ -445,8 +445,11 @@ class Health(unittest.TestCase):
         b = Backend(tag_handler, name="x")
         dp = dead_port()
         try:
+            # the dead server's checks fail at once (refused), whatever the
+            # timeout; 40ms, as here before, was seen to run out for the live
+            # one: a check's timer counts the time its worker waits for a CPU
             text = conf([f'"{b.addr()}"', f'{{ address: "127.0.0.1:{dp}", max_fails: 0 }}'],
-                        upstream_extra="health_check: { interval: 50ms, timeout: 40ms, fall: 1 }",
+                        upstream_extra="health_check: { interval: 50ms, timeout: 1s, fall: 1 }",
                         extra="stats_file: {tmp}/st.json\nstats_interval: 50ms")
             with Zerg(text) as z:
                 # the dead server found down, and settled: no session open
