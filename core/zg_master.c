@@ -353,6 +353,14 @@ static void __attribute__((format(printf, 2, 3))) upgrade_refused(int level, con
     zg_verdict_end(ZG_VERDICT_UPGRADE, 0, "%s", msg);
 }
 
+/* An upgrade that failed or ended: pid.oldbin is the pid file again. */
+static void restore_pid_file(zg_master *m)
+{
+    if (m->oldbin[0] && rename(m->oldbin, m->pid_path) < 0)
+        zg_log_error("rename %s to %s: %s", m->oldbin, m->pid_path, strerror(errno));
+    m->oldbin[0] = '\0';
+}
+
 static void upgrade(zg_master *m)
 {
     char err[4400];
@@ -393,11 +401,9 @@ static void upgrade(zg_master *m)
     pid_t pid = zg_upgrade_exec(m->exe, m->opts->argv, &m->listen, err, sizeof(err));
     unsetenv(ZG_VERDICT_ENV);
     zg_tls_ticket_export_done();
-    if (pid < 0) {
+    if (pid < 0) { /* the pid file back first: the verdict and the log tell it is done */
+        restore_pid_file(m);
         upgrade_refused(ZERG_LOG_ERROR, "binary upgrade failed: %s", err);
-        if (m->oldbin[0] && rename(m->oldbin, m->pid_path) < 0)
-            zg_log_error("rename %s to %s: %s", m->oldbin, m->pid_path, strerror(errno));
-        m->oldbin[0] = '\0';
         return;
     }
     m->new_binary = pid;
@@ -413,6 +419,7 @@ static void upgrade_ended(zg_master *m, int status)
 {
     char how[96];
     describe_exit(status, how, sizeof(how));
+    restore_pid_file(m); /* before the log line and the verdict, which callers wait for */
     zg_log_notice("the new binary (pid %d) %s; this master (pid %d) serves alone again",
                   (int)m->new_binary, how, (int)getpid());
     char why[256];
@@ -422,9 +429,6 @@ static void upgrade_ended(zg_master *m, int status)
     zg_verdict_upgrade_exited(why);
     m->new_binary = 0;
     m->listen.keep_files = 0;
-    if (m->oldbin[0] && rename(m->oldbin, m->pid_path) < 0)
-        zg_log_error("rename %s to %s: %s", m->oldbin, m->pid_path, strerror(errno));
-    m->oldbin[0] = '\0';
     if (m->idle && !m->stopping)
         resume_workers(m, "the new binary exited");
     if (!m->stopping)
