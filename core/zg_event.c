@@ -366,6 +366,8 @@ void zg_event_loop(zg_worker *w)
     zg_memory_start(w);
     while (!w->exiting) {
         prepare_turn(w);
+        if (w->draining && !zg_accept_pending(w))
+            zg_worker_accepts_over(w); /* the master's reload is done */
         if (w->draining && w->stats.conns_active == 0 && !zg_accept_pending(w))
             break; /* drained: and no accept can still hand us a connection */
         if (run_turn(w, zg_timers_next(&w->timers, w->now_ms)) < 0)

@@ -93,6 +93,42 @@ static zg_lsock *find(const zg_listen_set *set, const zg_addr *a, unsigned slot)
     return NULL;
 }
 
+/* A socket of ours (any slot, inherited ones too) is bound to a already. */
+static int held(const zg_listen_set *set, const zg_addr *a)
+{
+    for (size_t i = 0; i < set->n; i++)
+        if (set->socks[i].len == a->len && memcmp(&set->socks[i].ss, &a->ss, a->len) == 0)
+            return 1;
+    return 0;
+}
+
+/* SO_REUSEPORT lets every process of our user bind an address our sockets
+ * hold, so a second zerg would share the port and take part of its
+ * connections. Before the first socket of an address, bind one without it,
+ * which fails with EADDRINUSE while anything listens there. SO_REUSEADDR as
+ * on the real sockets: connections left in TIME_WAIT do not count. */
+static int probe_exclusive(const zg_addr *a, char *err, size_t errlen)
+{
+    int one = 1;
+    if (a->ss.ss_family == AF_UNIX)
+        return 0; /* bind() itself refuses a path in use */
+    int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        (a->ss.ss_family == AF_INET6 &&
+         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)) {
+        snprintf(err, errlen, "socket() for %s: %s", a->text, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    int rc = bind(fd, (const struct sockaddr *)&a->ss, a->len);
+    if (rc < 0)
+        snprintf(err, errlen, "bind() to %s: %s%s", a->text, strerror(errno),
+                 errno == EADDRINUSE ? " (another process listens there)" : "");
+    close(fd);
+    return rc;
+}
+
 static int open_socket(const zg_addr *a, int backlog, char *err, size_t errlen)
 {
     int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -131,6 +167,8 @@ int zg_listen_open(zg_listen_set *set, const zg_config *cfg, int nworkers, char 
     for (size_t s = 0; s < cfg->nservers; s++) {
         const zg_server *srv = &cfg->servers[s];
         for (size_t a = 0; a < srv->naddrs; a++) {
+            if (!held(set, &srv->addrs[a]) && probe_exclusive(&srv->addrs[a], err, errlen) < 0)
+                goto fail;
             for (unsigned slot = 0; slot < slots(cfg, &srv->addrs[a], nworkers); slot++) {
                 zg_lsock *ls = find(set, &srv->addrs[a], slot);
                 if (ls) { /* a reload may change these */

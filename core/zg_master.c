@@ -34,6 +34,7 @@
 #endif
 
 #define ZG_READY_TIMEOUT_MS     10000
+#define ZG_STOP_ACCEPT_WAIT_MS  5000 /* for replaced workers to stop accepting */
 #define ZG_RESPAWN_MAX_DELAY_MS 5000
 
 typedef struct zg_gen {
@@ -51,6 +52,7 @@ typedef struct zg_child {
     unsigned crashes;
     int retiring; /* told to drain by SIGWINCH: not respawned */
     int mrow;     /* its row of the shared metrics, folded when it exits */
+    int pipe;     /* read end of its pipe: 'R' ready, then 'D' no more accepts */
 } zg_child;
 
 typedef struct zg_master {
@@ -86,6 +88,7 @@ static zg_child *child_slot(zg_master *m)
     for (size_t i = 0; i < m->nchildren; i++)
         if (!m->children[i].pid && !m->children[i].respawn_at) {
             memset(&m->children[i], 0, sizeof(m->children[i]));
+            m->children[i].pipe = -1;
             return &m->children[i];
         }
     if (m->nchildren == m->cap) {
@@ -98,10 +101,12 @@ static zg_child *child_slot(zg_master *m)
     }
     zg_child *c = &m->children[m->nchildren++];
     memset(c, 0, sizeof(*c));
+    c->pipe = -1;
     return c;
 }
 
-/* Fork worker slot of gen into ch. Returns the read end of its ready pipe. */
+/* Fork worker slot of gen into ch. Returns the read end of its pipe, which
+ * ch keeps (ch->pipe) until the worker exits. */
 static int spawn(zg_master *m, zg_gen *gen, zg_child *ch, unsigned slot)
 {
     int pipefd[2];
@@ -130,6 +135,9 @@ static int spawn(zg_master *m, zg_gen *gen, zg_child *ch, unsigned slot)
     }
     if (pid == 0) {
         close(pipefd[0]);
+        for (size_t i = 0; i < m->nchildren; i++)
+            if (m->children[i].pid && m->children[i].pipe >= 0)
+                close(m->children[i].pipe); /* the master's, not ours */
         zg_listen_close_others(&m->listen, fds);
         int rc = zg_worker_main(gen->cfg, slot, cpu, fds, pipefd[1]);
 #ifdef __SANITIZE_ADDRESS__
@@ -142,6 +150,7 @@ static int spawn(zg_master *m, zg_gen *gen, zg_child *ch, unsigned slot)
     free(fds);
     close(pipefd[1]);
     ch->pid = pid;
+    ch->pipe = pipefd[0];
     ch->mrow = mrow;
     zg_mshm_set_pid(mrow, pid);
     ch->slot = slot;
@@ -180,9 +189,57 @@ static int wait_ready(int *fds, int n)
             pending--;
         }
     }
-    for (int i = 0; i < n; i++)
-        close(fds[i]);
     return ok ? 0 : -1;
+}
+
+static void close_pipe(zg_child *ch)
+{
+    if (ch->pipe >= 0)
+        close(ch->pipe);
+    ch->pipe = -1;
+}
+
+/* After SIGQUIT to gen: wait until each of its workers says that it accepts
+ * no more ('D', or its pipe closes as it exits). Until then a worker that has
+ * not run since the signal still takes new connections from the sockets it
+ * shares with its successor and serves them on the old configuration, so a
+ * reload is done only after. */
+static void wait_accepts_stopped(zg_master *m, zg_gen *gen)
+{
+    struct pollfd pfd[1024];
+    zg_child *who[1024];
+    nfds_t n = 0;
+    for (size_t i = 0; i < m->nchildren && n < 1024; i++) {
+        zg_child *ch = &m->children[i];
+        if (ch->pid && ch->gen == gen && ch->pipe >= 0) {
+            pfd[n] = (struct pollfd){.fd = ch->pipe, .events = POLLIN};
+            who[n++] = ch;
+        }
+    }
+    uint64_t deadline = zg_monotonic_ms() + ZG_STOP_ACCEPT_WAIT_MS;
+    for (nfds_t pending = n; pending > 0;) {
+        int64_t left = (int64_t)(deadline - zg_monotonic_ms());
+        int rc = left > 0 ? poll(pfd, n, (int)left) : 0;
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc <= 0) {
+            zg_log_warn("%u replaced workers still accept connections after %d ms%s%s",
+                        (unsigned)pending, ZG_STOP_ACCEPT_WAIT_MS, rc < 0 ? ": poll: " : "",
+                        rc < 0 ? strerror(errno) : "");
+            return;
+        }
+        for (nfds_t i = 0; i < n; i++) {
+            if (pfd[i].fd < 0 || !pfd[i].revents)
+                continue;
+            char buf[8];
+            ssize_t got = read(pfd[i].fd, buf, sizeof(buf));
+            if ((got < 0 && errno == EINTR) || (got > 0 && !memchr(buf, 'D', (size_t)got)))
+                continue; /* the 'R' of a respawned worker, read by nobody before */
+            close_pipe(who[i]);
+            pfd[i].fd = -1;
+            pending--;
+        }
+    }
 }
 
 static int start_generation(zg_master *m, zg_gen *gen)
@@ -296,6 +353,14 @@ static void __attribute__((format(printf, 2, 3))) upgrade_refused(int level, con
     zg_verdict_end(ZG_VERDICT_UPGRADE, 0, "%s", msg);
 }
 
+/* An upgrade that failed or ended: pid.oldbin is the pid file again. */
+static void restore_pid_file(zg_master *m)
+{
+    if (m->oldbin[0] && rename(m->oldbin, m->pid_path) < 0)
+        zg_log_error("rename %s to %s: %s", m->oldbin, m->pid_path, strerror(errno));
+    m->oldbin[0] = '\0';
+}
+
 static void upgrade(zg_master *m)
 {
     char err[4400];
@@ -336,11 +401,9 @@ static void upgrade(zg_master *m)
     pid_t pid = zg_upgrade_exec(m->exe, m->opts->argv, &m->listen, err, sizeof(err));
     unsetenv(ZG_VERDICT_ENV);
     zg_tls_ticket_export_done();
-    if (pid < 0) {
+    if (pid < 0) { /* the pid file back first: the verdict and the log tell it is done */
+        restore_pid_file(m);
         upgrade_refused(ZERG_LOG_ERROR, "binary upgrade failed: %s", err);
-        if (m->oldbin[0] && rename(m->oldbin, m->pid_path) < 0)
-            zg_log_error("rename %s to %s: %s", m->oldbin, m->pid_path, strerror(errno));
-        m->oldbin[0] = '\0';
         return;
     }
     m->new_binary = pid;
@@ -356,6 +419,7 @@ static void upgrade_ended(zg_master *m, int status)
 {
     char how[96];
     describe_exit(status, how, sizeof(how));
+    restore_pid_file(m); /* before the log line and the verdict, which callers wait for */
     zg_log_notice("the new binary (pid %d) %s; this master (pid %d) serves alone again",
                   (int)m->new_binary, how, (int)getpid());
     char why[256];
@@ -365,9 +429,6 @@ static void upgrade_ended(zg_master *m, int status)
     zg_verdict_upgrade_exited(why);
     m->new_binary = 0;
     m->listen.keep_files = 0;
-    if (m->oldbin[0] && rename(m->oldbin, m->pid_path) < 0)
-        zg_log_error("rename %s to %s: %s", m->oldbin, m->pid_path, strerror(errno));
-    m->oldbin[0] = '\0';
     if (m->idle && !m->stopping)
         resume_workers(m, "the new binary exited");
     if (!m->stopping)
@@ -392,6 +453,7 @@ static void reap_children(zg_master *m)
         char how[96];
         describe_exit(status, how, sizeof(how));
         ch->pid = 0;
+        close_pipe(ch);
         gen->live--;
         int crashed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
         if (gen == m->cur && !m->stopping && !ch->retiring) {
@@ -425,11 +487,9 @@ static void respawn_due(zg_master *m)
         if (ch->pid || !ch->respawn_at || ch->respawn_at > now)
             continue;
         unsigned crashes = ch->crashes;
-        int fd = spawn(m, m->cur, ch, ch->slot);
+        int fd = spawn(m, m->cur, ch, ch->slot); /* it serves as soon as it can */
         ch->crashes = crashes;
-        if (fd >= 0)
-            close(fd); /* it serves as soon as it can; nothing to wait for */
-        else
+        if (fd < 0)
             ch->respawn_at = now + ZG_RESPAWN_MAX_DELAY_MS;
     }
 }
@@ -510,6 +570,7 @@ static void reload(zg_master *m)
         if (m->children[i].gen == old && !m->children[i].pid)
             m->children[i].respawn_at = 0, m->children[i].gen = NULL;
     signal_generation(m, old, SIGQUIT);
+    wait_accepts_stopped(m, old);
     zg_listen_prune(&m->listen, cfg, gen->nworkers);
     if (zg_log_open(cfg->error_log_path, cfg->error_log_level) < 0)
         zg_log_error("cannot open error log %s: %s", cfg->error_log_path, strerror(errno));

@@ -95,6 +95,7 @@ int zg_worker_main(zg_config *cfg, unsigned id, int cpu, int *listen_fds, int re
     w->count = (unsigned)zg_conf_workers(cfg);
     w->cpu = cpu;
     w->signal_fd = -1;
+    w->master_fd = -1;
 
     char role[32];
     snprintf(role, sizeof(role), "worker %u", id);
@@ -116,7 +117,7 @@ int zg_worker_main(zg_config *cfg, unsigned id, int cpu, int *listen_fds, int re
     if (ready_fd >= 0) {
         ssize_t n = write(ready_fd, "R", 1);
         (void)n;
-        close(ready_fd);
+        w->master_fd = ready_fd; /* kept for zg_worker_accepts_over */
     }
     zg_event_loop(w);
     zg_event_close_all(w, 1000); /* on_close for every connection, then worker_exit */
@@ -139,6 +140,16 @@ int zg_worker_main(zg_config *cfg, unsigned id, int cpu, int *listen_fds, int re
 }
 
 /* ---- drain (reload, graceful stop) ---- */
+
+void zg_worker_accepts_over(zg_worker *w)
+{
+    if (w->master_fd < 0)
+        return;
+    if (write(w->master_fd, "D", 1) != 1) /* a master gone or done waiting */
+        zg_log_debug("telling the master that accepts are over: %s", strerror(errno));
+    close(w->master_fd);
+    w->master_fd = -1;
+}
 
 static void shutdown_expired(zerg_timer *t)
 {

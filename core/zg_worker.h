@@ -45,6 +45,7 @@ struct zerg_worker {
     zg_listener *listeners;
     size_t nlisteners;
     int signal_fd;
+    int master_fd; /* pipe to the master: 'R' once ready, 'D' once no accept is left */
     struct signalfd_siginfo siginfo;
     int draining, exiting;
     zerg_timer shutdown_timer;
@@ -63,6 +64,9 @@ struct zerg_worker {
 
 /* Stop accepting and let the connections finish (reload, graceful stop). */
 void zg_worker_drain(zg_worker *w);
+/* Draining and no accept left: tell the master (once), whose reload waits
+ * for it. */
+void zg_worker_accepts_over(zg_worker *w);
 
 /* zg_worker.c */
 int zg_worker_main(zg_config *cfg, unsigned id, int cpu, int *listen_fds, int ready_fd);

@@ -474,14 +474,16 @@ static void upstream_closed(proxy_ctx *u, int err)
 {
     const zerg_api *a = proxy_api;
     proxy_conf *cf = u->conf;
-    if (u->counted) {
-        a->upstream_note(cf->up, u->srv, ZERG_UPSTREAM_CLOSE, 0);
-        u->counted = 0;
-    }
+    /* the bytes first: a reader that sees the connection no longer active
+     * (stats file, metrics of another worker) then sees them counted */
     if (u->rx)
         a->upstream_note(cf->up, u->srv, ZERG_UPSTREAM_BYTES_IN, u->rx);
     if (u->tx)
         a->upstream_note(cf->up, u->srv, ZERG_UPSTREAM_BYTES_OUT, u->tx);
+    if (u->counted) {
+        a->upstream_note(cf->up, u->srv, ZERG_UPSTREAM_CLOSE, 0);
+        u->counted = 0;
+    }
     zerg_conn *c = u->peer;
     if (!u->connected) {
         if (!c)

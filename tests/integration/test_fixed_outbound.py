@@ -62,6 +62,10 @@ class FixedOutbound(unittest.TestCase):
                     with socket.create_connection(("127.0.0.1", z.ports[0]), timeout=5) as s:
                         s.sendall(b"ping")
                         self.assertEqual(recv_exact(s, 4, timeout=5), b"ping", f"session {i}")
+                        # one after the other: zerg ends this session (its FIN
+                        # comes with the upstream's) before the next begins
+                        s.shutdown(socket.SHUT_WR)
+                        self.assertEqual(s.recv(1), b"", f"session {i}")
         finally:
             b.stop()
 

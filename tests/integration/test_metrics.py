@@ -90,15 +90,21 @@ servers:
                 before = parse_metrics(self, body)
                 for _ in range(6):
                     self.assertEqual(who(z.ports[1]), "live")
+                live_l = {"proxy": "pool", "server": live.addr()}
+
                 def settled():  # the last sessions may still be closing
-                    h, body = scrape(self, z.ports[0])
-                    after = parse_metrics(self, body)
-                    done = value(after, "zerg_proxy_clients", proxy="pool") == 0
-                    return (h, body, after) if done else None
-                h, body, after = wait_until(settled, 5, "no proxy session open")
+                    now = parse_metrics(self, scrape(self, z.ports[0])[1])
+                    # a session's upstream side closes (and counts its
+                    # bytes) after its client side
+                    return (value(now, "zerg_proxy_clients", proxy="pool") == 0
+                            and value(now, "zerg_proxy_server_active", **live_l) == 0)
+                wait_until(settled, 5, "no proxy session open")
+                # a scrape reads one series after another, the gauges last:
+                # the counters of one begun once all sessions had closed
+                h, body = scrape(self, z.ports[0])
+                after = parse_metrics(self, body)
                 self.assertEqual(int(h["content-length"]), len(body.encode()))
 
-                live_l = {"proxy": "pool", "server": live.addr()}
                 dead_l = {"proxy": "pool", "server": f"127.0.0.1:{dead}"}
                 delta = lambda name, **l: value(after, name, **l) - value(before, name, **l)
                 # the proxy's figures live in shared memory: exact over both workers

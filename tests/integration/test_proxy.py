@@ -379,6 +379,45 @@ class Reload(unittest.TestCase):
             a.stop()
             b.stop()
 
+    def test_connections_after_reload_done_meet_the_new_configuration(self):
+        """'reload done' comes only once the replaced workers accept no more:
+        until they have run since the SIGHUP (here: stopped, as a loaded
+        machine may keep them off the CPU), each still takes connections from
+        the sockets it shares with its successor, on the old configuration."""
+        a = Backend(tag_handler, name="a")
+        b = Backend(tag_handler, name="b")
+        try:
+            with Zerg(conf([f'"127.0.0.1:{a.port}"'], workers=2)) as z:
+                self.assertEqual(who(z.ports[0]), "a")
+                old = z.wait_workers(2)
+                with open(z.conf) as f:
+                    text = f.read()
+                with open(z.conf, "w") as f:
+                    f.write(text.replace(f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"))
+                mark = z.log_mark()
+                for p in old:
+                    os.kill(p, signal.SIGSTOP)
+                try:
+                    z.send(signal.SIGHUP)
+                    got = []
+
+                    def after_done():
+                        z.wait_log("reload done", "reload failed", since=mark)
+                        got.extend(who(z.ports[0]) for _ in range(6))
+                    t = threading.Thread(target=after_done)
+                    t.start()
+                    # the point: the new workers run, the old ones have not yet
+                    z.wait_log("worker 1 started", since=mark)
+                    time.sleep(0.5)
+                finally:
+                    for p in old:
+                        os.kill(p, signal.SIGCONT)
+                t.join(30)
+                self.assertEqual(got, ["b"] * 6, z.log_since(mark))
+        finally:
+            a.stop()
+            b.stop()
+
 
 
 if __name__ == "__main__":

@@ -335,8 +335,13 @@ class Failures(unittest.TestCase):
                 s = socket.socket()
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
                 s.connect(("127.0.0.1", z.ports[0]))
-                # the session is up (the upstream has accepted it) ...
+                # the session is up: the upstream has accepted it, and zerg
+                # forwards its bytes, which it does only once it has taken the
+                # connect's completion (a fixed outbound socket's plain fd is
+                # closed then; the upstream's accept alone can come first) ...
                 wait_until(lambda: b.accepted > accepted, 5, "the session's upstream connection")
+                s.settimeout(5)
+                self.assertEqual(len(s.recv(1, socket.MSG_PEEK)), 1)  # read nothing
                 self.assertEqual(b.events, [], "the session ended before idle_timeout")
                 self.assertEqual(zgtest.fd_count(w), base + plain_fds)
                 # ... and idle_timeout ends it: the upstream sees the close
@@ -445,8 +450,11 @@ class Health(unittest.TestCase):
         b = Backend(tag_handler, name="x")
         dp = dead_port()
         try:
+            # the dead server's checks fail at once (refused), whatever the
+            # timeout; 40ms, as here before, was seen to run out for the live
+            # one: a check's timer counts the time its worker waits for a CPU
             text = conf([f'"{b.addr()}"', f'{{ address: "127.0.0.1:{dp}", max_fails: 0 }}'],
-                        upstream_extra="health_check: { interval: 50ms, timeout: 40ms, fall: 1 }",
+                        upstream_extra="health_check: { interval: 50ms, timeout: 1s, fall: 1 }",
                         extra="stats_file: {tmp}/st.json\nstats_interval: 50ms")
             with Zerg(text) as z:
                 # the dead server found down, and settled: no session open

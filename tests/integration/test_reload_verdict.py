@@ -12,7 +12,7 @@ import unittest
 
 import zgtest
 from test_upgrade import CONF, UpgradeCase, alive, echo_once, read_pid
-from zgtest import run_zerg, wait_for
+from zgtest import run_zerg, wait_for, wait_until
 
 OK, ERROR, REJECTED, TIMEOUT, NO_MASTER = 0, 1, 2, 3, 4
 
@@ -54,7 +54,13 @@ class VerdictCase(UpgradeCase):
         return run_zerg(["-c", conf or self.z.conf, "-s", action] + list(extra), timeout=60)
 
     def assert_serving(self, workers=2):
-        self.assertEqual(len([p for p in self.z.workers() if p != self.new_pid]), workers)
+        """The master has workers children: the workers a reload replaced
+        exit on their own once drained (after the verdict), and so does a new
+        binary that failed, so their exits are waited for."""
+        def serving():
+            return len([p for p in self.z.workers() if p != self.new_pid]) == workers
+        wait_until(serving, 10, f"{workers} workers",
+                   detail=lambda: (self.z.workers(), self.z.output()[-2000:]))
         self.assertEqual(echo_once(("127.0.0.1", self.z.ports[0])), b"ping\n")
 
 
