@@ -221,7 +221,7 @@ int zg_tls_attach(zg_conn *c, SSL_CTX *ctx)
     zg_tls *t = m ? calloc(1, sizeof(*t)) : NULL;
     if (!t)
         return -1;
-    ERR_clear_error();
+    errors_reset(); /* the warning below names this call's error */
     BIO *bio = NULL;
     if (!(t->ssl = SSL_new(ctx)) || !(bio = BIO_new(m))) {
         const char *why = ERR_reason_error_string(ERR_peek_last_error());

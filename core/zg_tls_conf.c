@@ -389,6 +389,28 @@ int zg_tls_conf_parse(zerg_conf_ctx *cx, const zerg_conf_node *n, void *field)
     return 0;
 }
 
+/* Each certificate's chain, built once here as OpenSSL would otherwise
+ * build it at every full handshake: for a certificate loaded without
+ * intermediates it runs X509_verify_cert over the context's store (the
+ * client_ca certificates) for each Certificate message it sends, a store
+ * context, lookups and an error pushed and cleared each time (profiled:
+ * nginx, which sets a chain, never does). The chain is the same: the
+ * issuers found in that store, root included. A certificate file with
+ * intermediates keeps them; a chain that cannot be built here (a CA key
+ * below the security level) is left to OpenSSL, which fails as before. */
+static void build_chains(SSL_CTX *ctx)
+{
+    for (long r = SSL_CTX_set_current_cert(ctx, SSL_CERT_SET_FIRST); r == 1;
+         r = SSL_CTX_set_current_cert(ctx, SSL_CERT_SET_NEXT)) {
+        STACK_OF(X509) *chain = NULL;
+        if (SSL_CTX_get0_chain_certs(ctx, &chain) == 1 && chain)
+            continue;
+        (void)SSL_CTX_build_cert_chain(ctx, SSL_BUILD_CHAIN_FLAG_IGNORE_ERROR |
+                                                SSL_BUILD_CHAIN_FLAG_CLEAR_ERROR);
+    }
+    ERR_clear_error();
+}
+
 int zg_tls_conf_finish(zerg_conf_ctx *cx, zg_tls_conf *tc, const char *const *names)
 {
     if (!tc->alpn_key) { /* the module's protocols: the list is read, not kept */
@@ -400,6 +422,7 @@ int zg_tls_conf_finish(zerg_conf_ctx *cx, zg_tls_conf *tc, const char *const *na
         if (alpn_wire(cx, NULL, tc) < 0)
             return -1;
     }
+    build_chains(tc->ctx); /* with client_ca in the store */
     /* last, with the ALPN list known; it replaces the tickets' session id
      * context (zg_tls_ticket_setup) */
     if (set_digest(tc) < 0)

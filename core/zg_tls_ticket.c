@@ -249,6 +249,19 @@ static int set_hmac(EVP_MAC_CTX *hctx, ticket_key *k)
     return EVP_MAC_CTX_set_params(hctx, params) == 1 ? 0 : -1;
 }
 
+/* AES-256-CBC fetched once per process. EVP_aes_256_cbc() is a legacy
+ * handle that EVP_CipherInit_ex resolves to the provider's implementation
+ * by a fetch at every call (name lookups under locks): twice per resumed
+ * handshake, once per ticket sealed. OpenSSL's own ticket code fetches
+ * it per ticket too. */
+static const EVP_CIPHER *ticket_cipher(void)
+{
+    static EVP_CIPHER *fetched;
+    if (!fetched && !(fetched = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL)))
+        return EVP_aes_256_cbc(); /* and the fetch at each call */
+    return fetched;
+}
+
 /* enc: seal a new ticket with the current key (1, or -1 on failure: no
  * ticket). Else open one: 1, 2 to renew it (an older key), 0 when no key
  * of ours opens it (a full handshake). */
@@ -256,7 +269,7 @@ static int ticket_cb(SSL *s, unsigned char key_name[16], unsigned char iv[EVP_MA
                      EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
 {
     ticket_key k;
-    const EVP_CIPHER *cipher = EVP_aes_256_cbc();
+    const EVP_CIPHER *cipher = ticket_cipher();
     if (enc) {
         uint64_t period = (uint64_t)SSL_CTX_get_timeout(SSL_get_SSL_CTX(s));
         if (current_key(period ? period : 1, &k) < 0 ||

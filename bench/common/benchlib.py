@@ -74,6 +74,20 @@ def tree_ticks(root):
     return sum(table[p][1] for p in tree_pids(root, table))
 
 
+def tree_ticks_split(root):
+    """(utime, stime) in clock ticks summed over root's live process tree:
+    where tree_ticks' time went, user space or the kernel."""
+    user = system = 0
+    for pid in tree_pids(root):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        user, system = user + int(fields[11]), system + int(fields[12])
+    return user, system
+
+
 def tree_cpu_s(root):
     return tree_ticks(root) / CLK_TCK
 

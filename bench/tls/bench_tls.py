@@ -233,12 +233,14 @@ def row_load(args, row, srv, secs):
 
 def measure(args, row, srv):
     """One timed run: ops/s, server µs per op (per GB for the file row)."""
-    c0, l0 = bl.tree_ticks(srv.proc.pid), hb.children_cpu_s()
+    (u0, s0), l0 = bl.tree_ticks_split(srv.proc.pid), hb.children_cpu_s()
     t0 = time.monotonic()
     ops, nbytes, note = row_load(args, row, srv, args.seconds)
     dt = time.monotonic() - t0
-    us = bl.ticks_to_us(bl.tree_ticks(srv.proc.pid) - c0)
+    u1, s1 = bl.tree_ticks_split(srv.proc.pid)
+    us = bl.ticks_to_us(u1 - u0 + s1 - s0)
     return {"tput": nbytes / dt / 1e6 if nbytes else ops / dt,
+            "sys": 100.0 * (s1 - s0) / max(1, u1 - u0 + s1 - s0),
             "cost": us / 1e3 / (nbytes / 1e9) if nbytes else us / ops,
             "load": 100.0 * (hb.children_cpu_s() - l0) / dt, "note": note}
 
@@ -278,7 +280,7 @@ def table(args, results, servers, versus=None):
     lines = [f"# bench/tls, load average {bl.loadavg()}, {args.rounds} round(s) of "
              f"{args.seconds}s", f"{'row':12} {'peer':9} {'zerg/s':>9} {'peer/s':>9} "
              f"{'tput':>6} {'zerg cpu':>9} {'peer cpu':>9} {'cpu':>6} {'unit':>10} "
-             f"{'target':>8} {'load%':>5}  notes"]
+             f"{'target':>8} {'load%':>5} {'sys%':>7}  notes"]
     for row, what, bound, peer in ROWS:
         if versus:
             what, bound, peer = "", None, versus
@@ -300,12 +302,14 @@ def table(args, results, servers, versus=None):
                      f"{bl.median(r['tput'] for r in p):9.0f} {tput_r or 0:5.2f}x "
                      f"{bl.median(r['cost'] for r in z):9.2f} "
                      f"{bl.median(r['cost'] for r in p):9.2f} {cpu_r or 0:5.2f}x {unit:>10} "
-                     f"{target:>8} {bl.median(r['load'] for r in z):5.0f}  "
+                     f"{target:>8} {bl.median(r['load'] for r in z):5.0f} "
+                     f"{bl.median(r['sys'] for r in z):3.0f}/{bl.median(r['sys'] for r in p):<3.0f}  "
                      f"{' '.join(filter(None, (what, verdict, note)))}")
     lines.append("(static-1MiB: throughput in MB/s; the others in operations/s. cpu: server "
                  "utime+stime over its process tree per operation; ratios: the median of each "
                  "round's zerg figure over the peer's in the same round; load%: the load "
-                 "generator's CPU over zerg's runs, near 100 means the client bounds the rate)")
+                 "generator's CPU over zerg's runs, near 100 means the client bounds the rate; sys%: the "
+                 "share of zerg's/the peer's CPU spent in the kernel, stime over utime+stime)")
     return "\n".join(lines)
 
 

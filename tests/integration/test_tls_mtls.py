@@ -193,6 +193,28 @@ class SniVerify(unittest.TestCase):
                 self.assertEqual(got[0], "HTTP/1.1 421 Misdirected Request", sni)
 
 
+def chain_sent(port):
+    """How many certificates the server sends on a new connection."""
+    r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-showcerts",
+                        "-servername", "localhost"], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+    return r.stdout.count(b"-----BEGIN CERTIFICATE-----")
+
+
+class ServerChain(unittest.TestCase):
+    """A certificate file without its issuers: the chain sent is what the
+    block's store (client_ca) holds of them, as OpenSSL builds it; zerg
+    builds it once at load instead of at every handshake."""
+
+    def test_client_ca_that_issued_the_certificate_completes_the_chain(self):
+        text = ("load_modules: [http]\nservers:\n" + block("port0", "optional", cert("ca.pem"))
+                + block("port1", "optional", cert("clients.pem")))
+        with Zerg(text) as z:
+            for _ in range(2):  # every handshake, not only the first
+                self.assertEqual(chain_sent(z.ports[0]), 2)
+                self.assertEqual(chain_sent(z.ports[1]), 1)
+
+
 class Reload(unittest.TestCase):
     def test_client_ca_is_reread_and_a_missing_one_fails_the_reload(self):
         d = tempfile.mkdtemp(prefix="zgmtls-r-")
