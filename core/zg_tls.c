@@ -234,6 +234,10 @@ int zg_tls_attach(zg_conn *c, SSL_CTX *ctx)
     BIO_set_data(bio, c);
     SSL_set_bio(t->ssl, bio, bio);                    /* one reference for both directions */
     SSL_clear_mode(t->ssl, SSL_MODE_RELEASE_BUFFERS); /* note_busy's sweep does it */
+    /* Without read-ahead OpenSSL asks the BIO for each record twice (its
+     * 5-byte header, then its body); with it, one read takes all that came
+     * (read_plain goes on while records wait in OpenSSL's buffer). */
+    SSL_set_read_ahead(t->ssl, 1);
     zg_list_init(&t->busy_link);
     zg_outq_init(&t->wire);
     c->tls = t;
@@ -292,12 +296,14 @@ static void handshake(zg_conn *c)
 }
 
 /* Plaintext for the module, a record at a time (a pool chunk holds the
- * largest), until OpenSSL wants more ciphertext. */
+ * largest), until OpenSSL wants more ciphertext: read-ahead moves what came
+ * into OpenSSL's buffer at once, so records may wait there (has_pending). */
 static void read_plain(zg_conn *c)
 {
     zg_tls *t = c->tls;
     zg_bufs *b = &c->w->bufs;
-    while (!(c->flags & (ZG_C_CLOSING | ZG_C_CLOSE_WANT)) && (t->in_len || SSL_pending(t->ssl))) {
+    while (!(c->flags & (ZG_C_CLOSING | ZG_C_CLOSE_WANT)) &&
+           (t->in_len || SSL_has_pending(t->ssl))) {
         zg_chunk *k = zg_chunk_new(b);
         if (!k) {
             zg_conn_teardown(c, -ENOMEM);
