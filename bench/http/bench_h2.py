@@ -11,6 +11,12 @@ P-256 certificate made at start): a small `return` body with 64 connections
 of 16 streams each and of 1 stream each, and a 1 MiB file. A server missing
 on this machine (h2o: Debian's h2o package) is left out of the table.
 
+Reading the h2 - h2c difference: with 1 stream per connection nginx sends a
+response's HEADERS and DATA frames in two writev calls (two TCP segments)
+over h2c but in one SSL_write (one record, one segment) over TLS, so its h2
+row saves a loopback segment that its h2c row pays; zerg sends one segment
+per response either way. Compare the h2 rows themselves, not the differences.
+
 Usage: bench_h2.py [--zerg BIN] [--modules DIR] [--rounds N] [--duration S]
                    [--only NAME[,NAME]] [--out FILE]
                    [--zerg-base OTHER/zerg]   # a second build in the same rounds (A/B)
