@@ -112,10 +112,7 @@ static inline void errors_reset(void)
  * read and write buffers at every record, a malloc and free each way per
  * request. Instead a connection keeps them while it is busy; a sweep every
  * ZG_TLS_IDLE_MS frees those of connections quiet since, so an idle
- * keep-alive connection still holds none. A handshake waiting for the
- * client frees them at once (handshake()), as nginx's release mode does:
- * held through a burst of handshakes they fragment the heap, about 3 KB
- * resident per stalled connection. The worker's list (one thread). */
+ * keep-alive connection still holds none. The worker's list (one thread). */
 static zg_list busy_list = {&busy_list, &busy_list};
 static zerg_timer sweep_timer;
 
@@ -285,8 +282,6 @@ static void handshake(zg_conn *c)
         int e = SSL_get_error(t->ssl, r);
         if (e != SSL_ERROR_WANT_READ)
             tls_fail(c, "handshake", e);
-        else if (SSL_free_buffers(t->ssl))
-            unlist(c); /* its flight is in the wire queue: waiting for the peer */
         return;
     }
     t->established = 1;

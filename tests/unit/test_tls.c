@@ -302,20 +302,6 @@ Test(tls, a_quiet_connection_gives_its_buffers_back)
     cr_assert_eq(w.timers.count, 1u, "busy again");
 }
 
-/* A handshake that waits for the client (its flight queued) holds no
- * record buffers: a client that stalls there costs what nginx's does. */
-Test(tls, a_handshake_waiting_for_the_client_holds_no_buffers)
-{
-    cr_assert_eq(SSL_do_handshake(cli), -1); /* its ClientHello */
-    client_to_server();
-    cr_assert_gt(server_to_client(), 0u, "the server's flight");
-    cr_assert(zg_list_empty(&c->tls->busy_link), "buffers freed, out of the sweep's list");
-    handshake(); /* buffers come back as needed */
-    client_send("after the flight");
-    cr_assert_eq(t.nseen, 16u);
-    cr_assert(!zg_list_empty(&c->tls->busy_link), "busy again");
-}
-
 Test(tls, an_error_left_in_the_queue_by_others_does_not_fail_it)
 {
     handshake();
