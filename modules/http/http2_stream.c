@@ -104,13 +104,18 @@ static int hbuf_add(http_conn *hc, const uint8_t *p, size_t n, http_span *out)
     return 0;
 }
 
-/* A known field's first value; :authority stands for Host. */
-static void set_known(http_conn *hc, int id, const uint8_t *v, size_t vlen)
+/* A known field's first value, copied unless *kept already holds it (a
+ * field kept for proxy_pass); :authority stands for Host. */
+static void set_known(http_conn *hc, int id, const uint8_t *v, size_t vlen, const http_span *kept)
 {
     http_req *r = &hc->req;
     if (r->hcount[id] < 255)
         r->hcount[id]++;
-    if (r->hcount[id] == 1)
+    if (r->hcount[id] != 1)
+        return;
+    if (kept)
+        r->hv[id] = *kept;
+    else
         hbuf_add(hc, v, vlen, &r->hv[id]);
 }
 
@@ -139,13 +144,13 @@ int http2_stream_header(http2_stream *st, const uint8_t *name, size_t nlen, cons
                 hbuf_add(hc, value, vlen, &r->url);
         } else if (nlen == 10 && !memcmp(name, ":authority", 10)) {
             if (!r->hcount[HTTP_H_HOST])
-                set_known(hc, HTTP_H_HOST, value, vlen);
+                set_known(hc, HTTP_H_HOST, value, vlen, NULL);
         }
         return 0;
     }
     int id = known_id(name, nlen);
+    http_span n, v;
     if (hc->any_proxy) { /* every field, for proxy_pass (nghttp2 checked them) */
-        http_span n, v;
         if (hbuf_add(hc, name, nlen, &n) < 0 || hbuf_add(hc, value, vlen, &v) < 0 ||
             http_field_add(hc, n, v) < 0)
             return 0; /* err_status says why */
@@ -153,7 +158,7 @@ int http2_stream_header(http2_stream *st, const uint8_t *name, size_t nlen, cons
     if (id == HTTP_H_HOST && r->hcount[HTTP_H_HOST])
         return 0; /* :authority came first and wins (RFC 9113 8.3.1) */
     if (id >= 0)
-        set_known(hc, id, value, vlen);
+        set_known(hc, id, value, vlen, hc->any_proxy ? &v : NULL);
     return 0;
 }
 
