@@ -28,16 +28,11 @@ import hpack
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import zgtest  # noqa: E402
+from httptest import HTTP_SERVER  # noqa: E402
 from test_tls import make_certs  # noqa: E402
 from zgtest import Zerg, wait_until  # noqa: E402
 
-CONF = """
-load_modules: [http]
-servers:
-  - listen: ["127.0.0.1:{port0}"]
-    module: http
-    http:
-      server_name: [a.test]
+CONF = HTTP_SERVER + """      server_name: [a.test]
       http2: {{ max_concurrent_streams: 32, initial_window_size: 64k, max_header_list_size: 8k,
                idle_timeout: 20s }}
       send_timeout: 2s

@@ -24,16 +24,11 @@ import hpack
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import zgtest  # noqa: E402
+from httptest import HTTP_SERVER  # noqa: E402
 from test_http2 import H2, raw_frames  # noqa: E402
 from zgtest import Zerg, cpu_ticks, rss_kb  # noqa: E402
 
-CONF = """
-load_modules: [http]
-servers:
-  - listen: ["127.0.0.1:{port0}"]
-    module: http
-    http:
-      server_name: [a.test]
+CONF = HTTP_SERVER + """      server_name: [a.test]
       http2: {{ max_concurrent_streams: 64, max_header_list_size: 4k, idle_timeout: 20s }}
       send_timeout: 2s
       locations:

@@ -17,16 +17,11 @@ import h2.settings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import zgtest  # noqa: E402
+from httptest import HTTP_SERVER  # noqa: E402
 from test_http2 import H2  # noqa: E402
 from zgtest import Zerg, wait_until  # noqa: E402
 
-CONF = """
-load_modules: [http]
-servers:
-  - listen: ["127.0.0.1:{port0}"]
-    module: http
-    http:
-      server_name: [a.test]
+CONF = HTTP_SERVER + """      server_name: [a.test]
       http2: {{ idle_timeout: 30s }}
       send_timeout: 30s
       limit_zones:

@@ -15,16 +15,10 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import zgtest  # noqa: E402
-from httptest import connect, read_response  # noqa: E402
+from httptest import HTTP_SERVER, connect, read_response  # noqa: E402
 from zgtest import Zerg, in_parallel, wait_until  # noqa: E402
 
-CONF = """
-load_modules: [http]
-servers:
-  - listen: ["127.0.0.1:{port0}"]
-    module: http
-    http:
-      send_timeout: 30s  # 72 clients read in Python threads: slow when loaded
+CONF = HTTP_SERVER + """      send_timeout: 30s  # 72 clients read in Python threads: slow when loaded
       keepalive_timeout: 40s
       file_buffer: 64k
       locations:

@@ -14,6 +14,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import zgtest  # noqa: E402
+from httptest import HTTP_SERVER  # noqa: E402
 from zgtest import Zerg  # noqa: E402
 
 T = 5.0
@@ -455,13 +456,7 @@ class TestStrict(unittest.TestCase):
                 self.accepted(req(fields=b"Host: " + host + b"\r\n"))
 
 
-LOG_CONF = """
-load_modules: [http]
-servers:
-  - listen: ["127.0.0.1:{port0}"]
-    module: http
-    http:
-      access_log: {{ path: {tmp}/access.log }}
+LOG_CONF = HTTP_SERVER + """      access_log: {{ path: {tmp}/access.log }}
       locations:
         - path: /
           return: {{ status: 200, body: "ok" }}
