@@ -16,11 +16,25 @@ operation can never fall below s * (A's CPU per operation), and the best
 CPU ratio A could reach against a peer B is that figure over B's: the
 benchmarks print it as "floor".
 
+Servers that terminate TLS or speak HTTP/2 through the same libraries
+also do the same library work: OpenSSL's handshakes and records, nghttp2's
+frames. `--libs` adds it to the floor: the stacks are unwound with DWARF
+(OpenSSL is built without frame pointers) and each sample outside the
+socket work goes to the first library frame from its leaf (glibc, the
+kernel and the vDSO skipped: a malloc OpenSSL calls is OpenSSL's work), the
+rest to the server's own code. With the libraries a server calls at least
+as often as its peer (one record each way per request, the same handshake
+messages), its floor is socket plus library share times its CPU per
+operation.
+
+  cpu_split.py --libs SECONDS PID...   prints "tcp_share=... libssl=... samples=N"
+
 Run it in a separate load, never in the timed rounds: sampling call stacks
 costs the server CPU. Exits 1 (and prints nothing) when perf cannot sample
 the processes. perf runs on the load CPU (BENCH_LOAD_CPU), as the syscall
 counts do. Also importable: split(pids, seconds) -> (share, samples) or
-None.
+None; split_libs(pids, seconds) -> ({"tcp": share, "libssl": share, ...},
+samples) or None.
 """
 import os
 import shutil
@@ -30,8 +44,13 @@ import tempfile
 
 import benchlib
 
-SOCKET_WORK = ("tcp_sendmsg", "tcp_recvmsg")
+# sending and receiving, and accepting and closing TCP connections
+SOCKET_WORK = ("tcp_sendmsg", "tcp_recvmsg", "inet_accept", "inet_release")
 FREQ = 997
+# the shared libraries whose work split_libs counts: name -> file name prefixes
+LIBS = {"libssl": ("libssl.so", "libcrypto.so"), "nghttp2": ("libnghttp2.so",)}
+# frames a sample passes through on the way to the code that asked for them
+PASS_THROUGH = ("libc.so", "ld-linux", "[kernel.kallsyms]", "[vdso]", "[unknown]")
 
 
 def _stacks(script_out):
@@ -42,26 +61,74 @@ def _stacks(script_out):
             yield frames
 
 
-def split(pids, seconds):
-    """(share of samples under SOCKET_WORK, samples) over `seconds`; None when
-    perf is missing, refuses, or took no sample."""
-    if not pids or not shutil.which("perf"):
-        return None
+def _record(pids, seconds, callgraph, fields):
+    """perf script's text of `seconds` of the processes' stacks, or None."""
     with tempfile.TemporaryDirectory(prefix="cpu-split.") as tmp:
         data = os.path.join(tmp, "perf.data")
         rec = subprocess.run(benchlib.pinned(
-            ["perf", "record", "-q", "-F", str(FREQ), "-e", "cpu-clock", "-g", "-o", data,
+            ["perf", "record", "-q", "-F", str(FREQ), "-e", "cpu-clock", *callgraph, "-o", data,
              "-p", ",".join(str(p) for p in pids), "--", "sleep", str(seconds)],
             benchlib.LOAD_CPU),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              timeout=seconds + 60)
         if rec.returncode != 0 or not os.path.exists(data):
             return None
-        out = subprocess.run(["perf", "script", "-i", data, "-F", "ip,sym"],
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                             timeout=300).stdout
+        return subprocess.run(["perf", "script", "-i", data, "-F", fields],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                              timeout=600).stdout
+
+
+def _dso(frame):
+    """The file name of a `perf script -F ip,sym,dso` frame ("" if none)."""
+    at = frame.rfind(" (")
+    return os.path.basename(frame[at + 2:].rstrip(")")) if at >= 0 else ""
+
+
+def _owner(frames):
+    """The LIBS name whose code a sample's stack (leaf first) works for, or
+    None for the server's own code."""
+    for f in frames:
+        if f.endswith("(inlined)"):
+            continue  # its function's own frame follows, with the file
+        dso = _dso(f)
+        if not dso or dso.startswith(PASS_THROUGH):
+            continue
+        for name, prefixes in LIBS.items():
+            if dso.startswith(prefixes):
+                return name
+        return None
+    return None
+
+
+def split_libs(pids, seconds):
+    """({"tcp": share of the socket work, LIBS name: share, ...}, samples)
+    over `seconds`; None when perf is missing, refuses, or took no sample."""
+    if not pids or not shutil.which("perf"):
+        return None
+    out = _record(pids, seconds, ["--call-graph", "dwarf,8192"], "ip,sym,dso")
+    shares = dict.fromkeys(["tcp", *LIBS], 0)
+    samples = 0
+    for frames in _stacks(out or ""):
+        samples += 1
+        if any(f.split(" (")[0] in SOCKET_WORK for f in frames):
+            shares["tcp"] += 1
+        else:
+            owner = _owner(frames)
+            if owner:
+                shares[owner] += 1
+    if not samples:
+        return None
+    return {k: v / samples for k, v in shares.items()}, samples
+
+
+def split(pids, seconds):
+    """(share of samples under SOCKET_WORK, samples) over `seconds`; None when
+    perf is missing, refuses, or took no sample."""
+    if not pids or not shutil.which("perf"):
+        return None
+    out = _record(pids, seconds, ["-g"], "ip,sym")
     samples = socket_work = 0
-    for frames in _stacks(out):
+    for frames in _stacks(out or ""):
         samples += 1
         if any(f in SOCKET_WORK for f in frames):
             socket_work += 1
@@ -69,13 +136,20 @@ def split(pids, seconds):
 
 
 def main(argv):
+    libs = len(argv) > 1 and argv[1] == "--libs"
+    argv = argv[:1] + argv[2:] if libs else argv
     if len(argv) < 3:
         print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
         return 2
-    r = split([int(p) for p in argv[2:]], float(argv[1]))
+    pids, seconds = [int(p) for p in argv[2:]], float(argv[1])
+    r = split_libs(pids, seconds) if libs else split(pids, seconds)
     if r is None:
         return 1
-    print(f"tcp_share={r[0]:.4f} samples={r[1]}")
+    if libs:
+        shares = " ".join(f"{'tcp_share' if k == 'tcp' else k}={v:.4f}" for k, v in r[0].items())
+        print(f"{shares} samples={r[1]}")
+    else:
+        print(f"tcp_share={r[0]:.4f} samples={r[1]}")
     return 0
 
 

@@ -17,8 +17,16 @@ over h2c but in one SSL_write (one record, one segment) over TLS, so its h2
 row saves a loopback segment that its h2c row pays; zerg sends one segment
 per response either way. Compare the h2 rows themselves, not the differences.
 
+After each workload's timed rounds a separate h2load run samples every
+server's call stacks with perf (3 s, bench/common/cpu_split.py --libs):
+zerg's tcp%, ssl% and ng2% columns are the shares of its CPU in the
+kernel's socket work, in OpenSSL and in nghttp2 (malloc and page faults
+they cause included); floor is their sum times zerg's CPU per request over
+the peer's: the ratio zerg would reach if its own code cost nothing. The
+peers' shares are in the log lines (--no-split leaves all this out).
+
 Usage: bench_h2.py [--zerg BIN] [--modules DIR] [--rounds N] [--duration S]
-                   [--only NAME[,NAME]] [--out FILE]
+                   [--only NAME[,NAME]] [--out FILE] [--no-split]
                    [--zerg-base OTHER/zerg]   # a second build in the same rounds (A/B)
 """
 import argparse
@@ -34,6 +42,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "common"))
 import benchlib as bl  # noqa: E402
+import cpu_split  # noqa: E402
 
 HELLO = "Hello, World!"
 WORKLOADS = [
@@ -43,6 +52,7 @@ WORKLOADS = [
     ("file-1MiB-c16-m1", "/static/1m.bin", 16, 1),
 ]
 FILE_BYTES = {"file-1MiB-c16-m1": 1 << 20}
+SPLIT_SECONDS = 3  # of perf sampling per workload and server, outside the timed rounds
 
 
 class Server:
@@ -185,6 +195,21 @@ def h2load(args, srv, proto, path, conns, streams):
     return ok, rps, bl.ticks_to_us(ticks) / ok if ok else 0.0, note
 
 
+def work_split(args, srv, proto, path, conns, streams):
+    """srv's CPU split into the kernel's socket work, OpenSSL's, nghttp2's
+    and its own code (bench/common/cpu_split.py --libs), sampled in a
+    separate h2load run, out of the timed rounds; None where perf cannot."""
+    short = argparse.Namespace(**{**vars(args), "duration": SPLIT_SECONDS + 1})
+    r, done = bl.during(lambda: h2load(short, srv, proto, path, conns, streams),
+                        lambda: cpu_split.split_libs(bl.tree_pids(srv.proc.pid), SPLIT_SECONDS),
+                        1.5)
+    if not r or not done:
+        return None
+    print(f"# split {srv.name} {proto}: " +
+          " ".join(f"{k} {100 * v:.1f}%" for k, v in r[0].items()), file=sys.stderr, flush=True)
+    return r[0]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     build = os.environ.get("ZERG_BUILDDIR", os.getcwd())
@@ -201,6 +226,8 @@ def main():
                     help="a second zerg build (its modules in build-modules beside it), "
                          "measured in the same rounds as zerg-base")
     ap.add_argument("--out", default="")
+    ap.add_argument("--no-split", action="store_true",
+                    help="no perf sampling for the tcp%%, ssl%%, ng2%% and floor columns")
     args = ap.parse_args()
     if not os.path.exists(args.zerg):
         sys.exit(f"no zerg binary at {args.zerg} (run from the build folder or pass --zerg)")
@@ -241,13 +268,18 @@ def main():
                         results.setdefault((name, proto, srv.name), []).append(res)
                         print(f"# {name} {proto} round {r + 1} {srv.name}: {res[1]:.0f} req/s, "
                               f"{res[2]:.2f} us/req {res[3]}", file=sys.stderr, flush=True)
+                if not args.no_split:
+                    for srv in servers:
+                        results[(name, proto, srv.name, "split")] = work_split(
+                            args, srv, proto, path, conns, streams)
     finally:
         for srv in servers:
             srv.stop()
     peers = [s.name for s in servers[1:]]
-    head = f"{'workload':<18} {'proto':<5} {'zerg req/s':>10} {'zerg us/req':>11}"
+    head = (f"{'workload':<18} {'proto':<5} {'zerg req/s':>10} {'zerg us/req':>11} "
+            f"{'tcp%':>4} {'ssl%':>4} {'ng2%':>4}")
     for p in peers:
-        head += f" {p + ' req/s':>11} {p + ' us/req':>12} {'cpu ratio':>9}"
+        head += f" {p + ' req/s':>11} {p + ' us/req':>12} {'cpu ratio':>9} {'floor':>5}"
     lines = [head + f" {'zerg ms/GB':>10}"]
     for name, _, _, _ in WORKLOADS:
         for proto in ("h2c", "h2"):
@@ -256,14 +288,24 @@ def main():
                 continue
             zc = bl.median(x[2] for x in z)
             line = f"{name:<18} {proto:<5} {bl.median(x[1] for x in z):>10.0f} {zc:>11.2f}"
+            sp = results.get((name, proto, "zerg", "split"))
+            for k in ("tcp", "libssl", "nghttp2"):
+                line += f" {100 * sp[k]:>4.0f}" if sp else f" {'-':>4}"
             for p in peers:
                 pr = results[(name, proto, p)]
                 pc = bl.median(x[2] for x in pr)
+                fl = bl.floor(sum(sp.values()), zc, pc) if sp else None
                 line += (f" {bl.median(x[1] for x in pr):>11.0f} {pc:>12.2f}"
-                         f" {zc / pc if pc else 0:>9.2f}")
+                         f" {zc / pc if pc else 0:>9.2f}"
+                         f" {f'{fl:.2f}' if fl is not None else '-':>5}")
             n = FILE_BYTES.get(name)
             line += f" {zc * 1e9 / n / 1e3:>10.1f}" if n else f" {'-':>10}"
             lines.append(line)
+    if not args.no_split:
+        lines.append("(tcp%, ssl%, ng2%: zerg's CPU in the kernel's socket work, OpenSSL and "
+                     "nghttp2, sampled with perf in a separate run; floor: their sum times "
+                     "zerg's CPU per request over the peer's, the ratio zerg would reach if its "
+                     "own code cost nothing)")
     bl.report("\n".join(lines), args.out)
     if not os.environ.get("BENCH_KEEP"):
         shutil.rmtree(tmp, ignore_errors=True)

@@ -39,8 +39,14 @@ a full handshake each or resuming the last session; it counts "Reused").
         [--out FILE] [--tls-handshake BUILD/bench/tls/tls_handshake]
         [--zerg-base OTHER/zerg]   # a second build in the same rounds (A/B)
 
+After each row's timed rounds a separate load of it samples zerg's and the
+peer's call stacks with perf (3 s each, bench/common/cpu_split.py --libs)
+for the tcp%, ssl% and floor columns: the shares of their CPU in the
+kernel's socket work and in OpenSSL, and the CPU ratio zerg would reach if
+its own code cost nothing (--no-split leaves them out).
+
 --quick: one round of 2 s per row (a check that the harness works, not a
-figure). Needs wrk, nginx, haproxy, redis-server, redis-benchmark (built with
+figure; no sampling). Needs wrk, nginx, haproxy, redis-server, redis-benchmark (built with
 TLS, as Debian's is), openssl and a C compiler with libssl-dev when
 tls_handshake is not built.
 """
@@ -57,6 +63,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "common"))
 import benchlib as bl  # noqa: E402
+import cpu_split  # noqa: E402
 
 
 def _bench(name, path):
@@ -73,6 +80,7 @@ bp = _bench("proxy_bench", "proxy/bench_proxy.py")
 
 SUITE = "TLS_AES_128_GCM_SHA256"
 MIB = 1 << 20
+SPLIT_SECONDS = 3  # of perf sampling per row and server, outside the timed rounds
 
 # name, what the target compares, its bound (zerg/peer), the peer
 ROWS = [
@@ -264,6 +272,30 @@ def run_row(args, row, servers, results):
                    f"load {r['load']:.0f}% {r['note']}")
 
 
+def work_split(args, row, servers, results):
+    """Each server's CPU split into the kernel's socket work, OpenSSL's and
+    its own code (bench/common/cpu_split.py --libs), sampled in a separate
+    load of the row, out of the timed rounds."""
+    for srv in servers:
+        r, done = bl.during(lambda: row_load(args, row, srv, SPLIT_SECONDS + 1),
+                            lambda: cpu_split.split_libs(bl.tree_pids(srv.proc.pid),
+                                                         SPLIT_SECONDS), 0.5)
+        if r and done:
+            results[(row, srv.name, "split")] = r[0]
+            bl.log(f"{row} split {srv.name}: " +
+                   " ".join(f"{k} {100 * v:.1f}%" for k, v in r[0].items()))
+
+
+def split_cells(results, row, peer, zcost, pcost):
+    """The tcp% and ssl% cells (zerg/peer) and the floor: the CPU ratio zerg
+    would reach against the peer if its own code cost nothing."""
+    z, p = results.get((row, "zerg", "split")), results.get((row, peer, "split"))
+    pct = lambda d, k: f"{100 * d[k]:.0f}" if d else "-"  # noqa: E731
+    fl = bl.floor(z["tcp"] + z["libssl"], zcost, pcost) if z else None
+    tcp, ssl = pct(z, "tcp") + "/" + pct(p, "tcp"), pct(z, "libssl") + "/" + pct(p, "libssl")
+    return f"{tcp:>7} {ssl:>7} {f'{fl:.2f}x' if fl is not None else '-':>6}"
+
+
 def resumed_note(srv):
     """How many of srv's handshakes resumed (warm-ups included): a row of
     full handshakes in disguise says so."""
@@ -280,7 +312,7 @@ def table(args, results, servers, versus=None):
     lines = [f"# bench/tls, load average {bl.loadavg()}, {args.rounds} round(s) of "
              f"{args.seconds}s", f"{'row':12} {'peer':9} {'zerg/s':>9} {'peer/s':>9} "
              f"{'tput':>6} {'zerg cpu':>9} {'peer cpu':>9} {'cpu':>6} {'unit':>10} "
-             f"{'target':>8} {'load%':>5} {'sys%':>7}  notes"]
+             f"{'target':>8} {'load%':>5} {'sys%':>7} {'tcp%':>7} {'ssl%':>7} {'floor':>6}  notes"]
     for row, what, bound, peer in ROWS:
         if versus:
             what, bound, peer = "", None, versus
@@ -298,18 +330,27 @@ def table(args, results, servers, versus=None):
         if row == "resumed":
             note = "; ".join(filter(None, [note] + [resumed_note(s) for s in servers]))
         target = "-" if bound is None else f"<={bound}x"
+        cells = (f"{'-':>7} {'-':>7} {'-':>6}" if versus else
+                 split_cells(results, row, peer, bl.median(r["cost"] for r in z),
+                             bl.median(r["cost"] for r in p)))
         lines.append(f"{row:12} {peer:9} {bl.median(r['tput'] for r in z):9.0f} "
                      f"{bl.median(r['tput'] for r in p):9.0f} {tput_r or 0:5.2f}x "
                      f"{bl.median(r['cost'] for r in z):9.2f} "
                      f"{bl.median(r['cost'] for r in p):9.2f} {cpu_r or 0:5.2f}x {unit:>10} "
                      f"{target:>8} {bl.median(r['load'] for r in z):5.0f} "
-                     f"{bl.median(r['sys'] for r in z):3.0f}/{bl.median(r['sys'] for r in p):<3.0f}  "
+                     f"{bl.median(r['sys'] for r in z):3.0f}/{bl.median(r['sys'] for r in p):<3.0f} "
+                     f"{cells}  "
                      f"{' '.join(filter(None, (what, verdict, note)))}")
     lines.append("(static-1MiB: throughput in MB/s; the others in operations/s. cpu: server "
                  "utime+stime over its process tree per operation; ratios: the median of each "
                  "round's zerg figure over the peer's in the same round; load%: the load "
                  "generator's CPU over zerg's runs, near 100 means the client bounds the rate; sys%: the "
-                 "share of zerg's/the peer's CPU spent in the kernel, stime over utime+stime)")
+                 "share of zerg's/the peer's CPU spent in the kernel, stime over utime+stime; tcp%, "
+                 "ssl%: the shares of zerg's/the peer's CPU in the kernel's socket work and in "
+                 "OpenSSL (malloc and page faults it causes included), sampled with perf in a "
+                 "separate load (bench/common/cpu_split.py --libs); floor: zerg's tcp% + ssl% "
+                 "times its CPU per operation over the peer's, the ratio zerg would reach if "
+                 "its own code cost nothing; - where not sampled)")
     return "\n".join(lines)
 
 
@@ -326,6 +367,8 @@ def main():
                     help="tls_handshake's processes (connections at once)")
     ap.add_argument("--only", default=",".join(r[0] for r in ROWS))
     ap.add_argument("--quick", action="store_true", help="one round of 2 s: a harness check")
+    ap.add_argument("--no-split", action="store_true",
+                    help="no perf sampling for the tcp%%, ssl%% and floor columns")
     ap.add_argument("--zerg-base", help="a second zerg build in the same rounds, compared with "
                                         "zerg in a second table (an A/B of two builds)")
     ap.add_argument("--modules-base", help="its modules (default: build-modules beside it)")
@@ -365,6 +408,9 @@ def main():
             if row in only:
                 run_row(args, row, [s for s in servers if s.name in ("zerg", "zerg-base", peer)],
                         results)
+                if not args.no_split and not args.quick:
+                    work_split(args, row, [s for s in servers if s.name in ("zerg", peer)],
+                               results)
     finally:
         for srv in servers:
             srv.stop()
