@@ -16,7 +16,7 @@ import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from zgtest import Zerg, free_port, wait_for  # noqa: E402
+from zgtest import Zerg, free_port, recv_message, wait_for  # noqa: E402
 from httptest import HTTP_SERVER  # noqa: E402
 
 T = 10.0  # every socket timeout
@@ -349,22 +349,13 @@ class RawUpstream:
         buf, k = b"", 0
         try:
             while True:
-                while b"\r\n\r\n" not in buf:
-                    d = s.recv(65536)
-                    if not d:
-                        return
-                    buf += d
-                head, buf = buf.split(b"\r\n\r\n", 1)
+                msg = recv_message(s, buf)
+                if msg is None:
+                    return
+                head, _, buf = msg
                 lines = head.decode("latin-1").split("\r\n")
                 fields = dict((a.strip().lower(), b.strip()) for a, b in
                               (ln.split(":", 1) for ln in lines[1:]))
-                clen = int(fields.get("content-length", "0"))
-                while len(buf) < clen:
-                    d = s.recv(65536)
-                    if not d:
-                        return
-                    buf += d
-                buf = buf[clen:]
                 if not self.answer(s, n, k, lines[0], fields, buf):
                     return
                 k += 1

@@ -1,6 +1,7 @@
 """httptest - what the http module's integration tests share: the test
-site's configuration and files, a server started once per test class, and
-raw-socket helpers (connect, read one response, send and read to close)."""
+site's configuration and files, h2 server entries, a zerg started
+with its files, a server started once per test class, and raw-socket
+helpers (connect, read one response, send and read to close)."""
 import gzip
 import os
 import re
@@ -20,6 +21,38 @@ servers:
     module: http
     http:
 """
+
+
+def h2_server(n, tls=False):
+    """A servers entry on {portN} that speaks h2 (by prior knowledge, or on
+    TLS with test_tls.make_certs' RSA key: CERTS stands for their
+    directory): /hello answered with a body, the rest from {tmp}/www."""
+    entry = '  - listen: ["127.0.0.1:{port%d}"]\n    module: http\n' % n
+    if tls:
+        entry += '    tls: {{ certificates: [ {{ certificate: "CERTS/rsa.pem", ' \
+                 'key: "CERTS/rsa.key" }} ] }}\n'
+    return entry + """    http:
+      http2: true
+      locations:
+        - path: =/hello
+          return: {{ status: 200, body: "%s" }}
+        - {{ path: /, root: "{tmp}/www" }}
+""" % ("Hello, h2 over TLS!" if tls else "Hello, h2!")
+
+
+def start_serving(conf, files):
+    """A zerg of conf, started and listening, with files (name: bytes, the
+    name relative to {tmp}/www) written before it starts."""
+    z = Zerg(conf, wait=False)
+    for name, data in files.items():
+        path = os.path.join(z.tmp, "www", name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+    z.start()
+    z.wait_listening()
+    return z
+
 
 CONF = HTTP_SERVER + """      server_name: [example.com]
       keepalive_timeout: 2s

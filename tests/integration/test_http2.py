@@ -28,9 +28,9 @@ import hpack
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import zgtest  # noqa: E402
-from httptest import HTTP_SERVER  # noqa: E402
+from httptest import HTTP_SERVER, h2_server, start_serving  # noqa: E402
 from test_tls import make_certs  # noqa: E402
-from zgtest import Zerg, wait_until  # noqa: E402
+from zgtest import wait_until  # noqa: E402
 
 CONF = HTTP_SERVER + """      server_name: [a.test]
       http2: {{ max_concurrent_streams: 32, initial_window_size: 64k, max_header_list_size: 8k,
@@ -71,16 +71,7 @@ CONF = HTTP_SERVER + """      server_name: [a.test]
       locations:
         - path: /
           return: {{ status: 200, body: "no h2 here" }}
-  - listen: ["127.0.0.1:{port2}"]
-    module: http
-    tls: {{ certificates: [ {{ certificate: "CERTS/rsa.pem", key: "CERTS/rsa.key" }} ] }}
-    http:
-      http2: true
-      locations:
-        - path: =/hello
-          return: {{ status: 200, body: "Hello, h2 over TLS!" }}
-        - {{ path: /, root: "{tmp}/www" }}
-  - listen: ["127.0.0.1:{port4}"]
+""" + h2_server(2, tls=True) + """  - listen: ["127.0.0.1:{port4}"]
     module: http
     http:
       http2: {{ idle_timeout: 500ms }}
@@ -108,17 +99,9 @@ def setUpModule():
     global Z, PORT, FILES, CERTS
     CERTS = tempfile.mkdtemp(prefix="zgh2-")
     make_certs(CERTS)
-    Z = Zerg(CONF.replace("CERTS", CERTS), wait=False)
-    www = os.path.join(Z.tmp, "www")
-    os.makedirs(os.path.join(www, "err"))
-    os.makedirs(os.path.join(www, "dir"))
     FILES = {"big.bin": os.urandom(BIG), "huge.bin": os.urandom(HUGE), "small.txt": b"small\n",
              "err/404.html": b"<p>custom 404</p>\n", "dir/x.txt": b"x"}
-    for name, data in FILES.items():
-        with open(os.path.join(www, name), "wb") as f:
-            f.write(data)
-    Z.start()
-    Z.wait_listening()
+    Z = start_serving(CONF.replace("CERTS", CERTS), FILES)
     PORT = Z.ports[0]
 
 

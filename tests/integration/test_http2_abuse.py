@@ -24,9 +24,9 @@ import hpack
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import zgtest  # noqa: E402
-from httptest import HTTP_SERVER  # noqa: E402
+from httptest import HTTP_SERVER, start_serving  # noqa: E402
 from test_http2 import H2, raw_frames  # noqa: E402
-from zgtest import Zerg, cpu_ticks, rss_kb  # noqa: E402
+from zgtest import cpu_ticks, rss_kb  # noqa: E402
 
 CONF = HTTP_SERVER + """      server_name: [a.test]
       http2: {{ max_concurrent_streams: 64, max_header_list_size: 4k, idle_timeout: 20s }}
@@ -53,12 +53,7 @@ END_STREAM, END_HEADERS = 1, 4
 
 def setUpModule():
     global Z
-    Z = Zerg(CONF, wait=False)
-    os.makedirs(os.path.join(Z.tmp, "www"))
-    with open(os.path.join(Z.tmp, "www", "big.bin"), "wb") as f:
-        f.write(os.urandom(BIG))
-    Z.start()
-    Z.wait_listening()
+    Z = start_serving(CONF, {"big.bin": os.urandom(BIG)})
 
 
 def tearDownModule():

@@ -17,9 +17,9 @@ import h2.settings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import zgtest  # noqa: E402
-from httptest import HTTP_SERVER  # noqa: E402
+from httptest import HTTP_SERVER, start_serving  # noqa: E402
 from test_http2 import H2  # noqa: E402
-from zgtest import Zerg, wait_until  # noqa: E402
+from zgtest import wait_until  # noqa: E402
 
 CONF = HTTP_SERVER + """      server_name: [a.test]
       http2: {{ idle_timeout: 30s }}
@@ -49,12 +49,7 @@ BIG = 1 << 20
 
 def setUpModule():
     global Z
-    Z = Zerg(CONF, wait=False)
-    os.makedirs(os.path.join(Z.tmp, "www"))
-    with open(os.path.join(Z.tmp, "www", "big.bin"), "wb") as f:
-        f.write(os.urandom(BIG))
-    Z.start()
-    Z.wait_listening()
+    Z = start_serving(CONF, {"big.bin": os.urandom(BIG)})
 
 
 def tearDownModule():

@@ -16,31 +16,15 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import zgtest  # noqa: E402
+from httptest import h2_server, start_serving  # noqa: E402
 from test_tls import make_certs  # noqa: E402
-from zgtest import Zerg, wait_until  # noqa: E402
+from zgtest import wait_until  # noqa: E402
 
 CONF = """
 load_modules: [http]
 worker_processes: 2
 servers:
-  - listen: ["127.0.0.1:{port0}"]
-    module: http
-    http:
-      http2: true
-      locations:
-        - path: =/hello
-          return: {{ status: 200, body: "Hello, h2!" }}
-        - {{ path: /, root: "{tmp}/www" }}
-  - listen: ["127.0.0.1:{port1}"]
-    module: http
-    tls: {{ certificates: [ {{ certificate: "CERTS/rsa.pem", key: "CERTS/rsa.key" }} ] }}
-    http:
-      http2: true
-      locations:
-        - path: =/hello
-          return: {{ status: 200, body: "Hello, h2 over TLS!" }}
-        - {{ path: /, root: "{tmp}/www" }}
-"""
+""" + h2_server(0) + h2_server(1, tls=True)
 
 RELOADS = 20
 SUMMARY = re.compile(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
@@ -51,12 +35,7 @@ def setUpModule():
     global Z, CERTS
     CERTS = tempfile.mkdtemp(prefix="zgh2r-")
     make_certs(CERTS)
-    Z = Zerg(CONF.replace("CERTS", CERTS), wait=False)
-    os.makedirs(os.path.join(Z.tmp, "www"))
-    with open(os.path.join(Z.tmp, "www", "small.txt"), "wb") as f:
-        f.write(b"small\n" * 100)
-    Z.start()
-    Z.wait_listening()
+    Z = start_serving(CONF.replace("CERTS", CERTS), {"small.txt": b"small\n" * 100})
 
 
 def tearDownModule():

@@ -16,7 +16,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import zgtest  # noqa: E402
 from tlscerts import check_conf, make_ca, make_leaf, openssl  # noqa: E402
-from zgtest import Zerg  # noqa: E402
+from zgtest import Zerg, recv_all  # noqa: E402
 
 CERTS = None
 
@@ -97,12 +97,7 @@ def request(port, sni, host):
     raw = socket.create_connection(("127.0.0.1", port), timeout=10)
     with ctx.wrap_socket(raw, server_hostname=sni) as s:
         s.sendall(f"GET /who HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-        data = b""
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            data += d
+        data = recv_all(s)
     head, _, body = data.partition(b"\r\n\r\n")
     return head.split(b"\r\n")[0].decode(), body.decode()
 

@@ -21,7 +21,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import zgtest  # noqa: E402
-from zgtest import Zerg, run_zerg  # noqa: E402
+from zgtest import Zerg, recv_all, recv_message, run_zerg  # noqa: E402
 
 CERTS = None
 
@@ -117,28 +117,15 @@ class Upstream:
         buf = b""
         try:
             while True:
-                while b"\r\n\r\n" not in buf:
-                    d = s.recv(65536)
-                    if not d:
-                        return
-                    buf += d
-                head, buf = buf.split(b"\r\n\r\n", 1)
+                msg = recv_message(s, buf)
+                if msg is None:
+                    return
+                head, got, buf = msg
                 path = head.split(b" ")[1]
-                length = 0
-                for line in head.split(b"\r\n")[1:]:
-                    k, _, v = line.partition(b":")
-                    if k.strip().lower() == b"content-length":
-                        length = int(v)
-                while len(buf) < length:
-                    d = s.recv(65536)
-                    if not d:
-                        return
-                    buf += d
-                got, buf = buf[:length], buf[length:]
                 with self.lock:
                     self.requests += 1
                 body = b"up %d %s" % (self.port, path)
-                if length:
+                if got:
                     body += b" " + hashlib.sha256(got).hexdigest().encode()
                 s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
         except (ssl.SSLError, OSError):
@@ -162,12 +149,7 @@ def get(port, path, body=None):
             s.sendall(b"POST %s HTTP/1.1\r\nHost: front\r\nConnection: close\r\n"
                       b"Content-Length: %d\r\n\r\n" % (path.encode(), len(body)))
             s.sendall(body)
-        data = b""
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            data += d
+        data = recv_all(s)
     head, _, body = data.partition(b"\r\n\r\n")
     return int(head.split(b" ")[1]), body
 

@@ -366,6 +366,36 @@ def recv_to_eof(sock, each=None, bufsize=1 << 16):
         n += len(d)
 
 
+def recv_all(sock):
+    """Every byte sock sends until the peer's FIN."""
+    data = bytearray()
+    recv_to_eof(sock, data.extend)
+    return bytes(data)
+
+
+def recv_message(sock, buf=b""):
+    """The next HTTP message from sock, buf being what came of it already,
+    its body as long as its Content-Length says (none: empty): (head, body,
+    what came after it), or None where the peer closes first."""
+    while b"\r\n\r\n" not in buf:
+        d = sock.recv(65536)
+        if not d:
+            return None
+        buf += d
+    head, buf = buf.split(b"\r\n\r\n", 1)
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == b"content-length":
+            length = int(v)
+    while len(buf) < length:
+        d = sock.recv(65536)
+        if not d:
+            return None
+        buf += d
+    return head, buf[:length], buf[length:]
+
+
 def recv_exact(sock, n, timeout=10.0):
     sock.settimeout(timeout)
     buf = bytearray()

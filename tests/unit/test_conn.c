@@ -4,10 +4,8 @@
  * waits behind it; resume_read inside on_data does not nest a delivery. */
 #include <criterion/criterion.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include "conn_env.h"
+#include "conn_ring.h"
 #include "zg_module.h"
 #include "zg_worker.h"
 
@@ -65,19 +63,9 @@ static const zerg_module tmod = {
 
 static void setup(void)
 {
-    memset(&w, 0, sizeof(w));
     memset(&t, 0, sizeof(t));
-    int rc = io_uring_queue_init(256, &w.ring, 0);
-    if (rc < 0)
-        cr_skip_test("io_uring unavailable: %s", strerror(-rc));
-    rc = zg_bufs_init(&w.bufs, &w.ring, 8, 4096, 0);
-    cr_assert_eq(rc, 0, "zg_bufs_init: %s", strerror(-rc));
-    conn_env_init(&w, &cfg);
-    int sv[2];
-    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    peer_fd = sv[1];
-    c = zg_conn_new(&w, &tmod, NULL, sv[0], 0);
-    cr_assert_not_null(c);
+    conn_ring_init(&w, &cfg, 8, 4096);
+    c = conn_ring_conn(&w, &tmod, &peer_fd);
     c->flags |= ZG_C_OPEN;
     next_bid = 0;
 }
@@ -92,10 +80,7 @@ static void teardown(void)
     zg_conn_settle(c);
     zg_conn_reap_all(&w);
     c = NULL;
-    zg_pool_destroy(&w.conns);
-    zg_bufs_destroy(&w.bufs);
-    io_uring_queue_exit(&w.ring);
-    close(peer_fd);
+    conn_ring_destroy(&w, peer_fd);
 }
 
 /* A multishot receive's completion with s in a ring buffer (res 0: FIN). */

@@ -7,10 +7,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include "conn_env.h"
+#include "conn_ring.h"
 #include "tls_cert.h"
 #include "zg_accept.h"
 #include "zg_module.h"
@@ -64,25 +62,15 @@ static const zerg_module tmod = {
 
 static void setup(void)
 {
-    memset(&w, 0, sizeof(w));
     memset(&t, 0, sizeof(t));
-    int rc = io_uring_queue_init(256, &w.ring, 0);
-    if (rc < 0)
-        cr_skip_test("io_uring unavailable: %s", strerror(-rc));
-    rc = zg_bufs_init(&w.bufs, &w.ring, NBUFS, 16384, 0);
-    cr_assert_eq(rc, 0, "zg_bufs_init: %s", strerror(-rc));
-    conn_env_init(&w, &cfg);
+    conn_ring_init(&w, &cfg, NBUFS, 16384);
     tc.ctx = tls_test_ctx();
     cr_assert_not_null(tc.ctx);
     tc.handshake_timeout = 1000;
     srv.tls = &tc;
     srv.addrs = &addr;
     lis.srv = &srv;
-    int sv[2];
-    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    peer_fd = sv[1];
-    c = zg_conn_new(&w, &tmod, NULL, sv[0], 0);
-    cr_assert_not_null(c);
+    c = conn_ring_conn(&w, &tmod, &peer_fd);
     c->srv = &srv;
     c->listener = &lis;
     cr_assert_eq(zg_tls_start(c), 0);
@@ -111,10 +99,7 @@ static void teardown(void)
         c = NULL;
     }
     SSL_CTX_free(tc.ctx);
-    zg_pool_destroy(&w.conns);
-    zg_bufs_destroy(&w.bufs);
-    io_uring_queue_exit(&w.ring);
-    close(peer_fd);
+    conn_ring_destroy(&w, peer_fd);
 }
 
 /* A multishot receive's completion with n bytes in a ring buffer. */
