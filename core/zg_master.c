@@ -173,9 +173,10 @@ static int wait_ready(int *fds, int n)
         pfd[i] = (struct pollfd){.fd = fds[i], .events = POLLIN};
     while (pending > 0) {
         int64_t left = (int64_t)(deadline - zg_monotonic_ms());
-        if (left <= 0 || poll(pfd, (nfds_t)n, (int)left) <= 0) {
-            if (errno == EINTR)
-                continue;
+        int r = left > 0 ? poll(pfd, (nfds_t)n, (int)left) : 0;
+        if (r < 0 && errno == EINTR)
+            continue; /* only a failed poll sets errno: a timeout after it must end */
+        if (r <= 0) {
             ok = 0;
             break;
         }
