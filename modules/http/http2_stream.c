@@ -637,6 +637,24 @@ static void stream_release(http2_stream *st)
     drop_pieces(st);
 }
 
+/* Unlinked from its session and freed; release: what it holds goes first. */
+static void stream_free(http2_stream *st, int release)
+{
+    http2_session *s = st->sess;
+    if (s->in_head == st)
+        s->in_head = NULL;
+    if (st->prev)
+        st->prev->next = st->next;
+    else
+        s->streams = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
+    if (release)
+        stream_release(st);
+    http_rq_put(&st->hc);
+    http2_mem_free(st);
+}
+
 void http2_stream_closed(http2_stream *st)
 {
     http_conn *hc = &st->hc;
@@ -645,7 +663,8 @@ void http2_stream_closed(http2_stream *st)
     stream_release(st);
     if (hc->phase == HTTP_PH_BUSY && !streaming && !st->done)
         return; /* an open in flight: http2_stream_unbusy */
-    http2_stream_free(st);
+    /* released above: a second stream_release would find nothing */
+    stream_free(st, 0);
 }
 
 void http2_stream_unbusy(http_conn *hc)
@@ -657,16 +676,5 @@ void http2_stream_unbusy(http_conn *hc)
 
 void http2_stream_free(http2_stream *st)
 {
-    http2_session *s = st->sess;
-    if (s->in_head == st)
-        s->in_head = NULL;
-    if (st->prev)
-        st->prev->next = st->next;
-    else
-        s->streams = st->next;
-    if (st->next)
-        st->next->prev = st->prev;
-    stream_release(st);
-    http_rq_put(&st->hc);
-    http2_mem_free(st);
+    stream_free(st, 1);
 }
