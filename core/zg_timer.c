@@ -49,6 +49,8 @@ static void link_timer(zg_timers *tw, timer_node *n)
 void zg_timer_set(zg_timers *tw, zerg_timer *t, uint64_t now_ms, uint64_t ms)
 {
     timer_node *n = node(t);
+    if (n->armed && ms && n->deadline == now_ms + ms)
+        return; /* the deadline it has: it stays where it is linked */
     if (n->armed)
         zg_list_del(&n->link);
     else

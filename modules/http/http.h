@@ -348,7 +348,7 @@ typedef struct http_rq {
     llhttp_t parser;
     char *hbuf; /* copies of URL and header fields */
     uint32_t hlen, hcap;
-    http_field *fields; /* every header field of the request (for proxy_pass) */
+    http_field *fields; /* every header field (when keep_fields: proxy_pass, limits) */
     uint32_t nfields, fields_cap;
     struct http_rq *next; /* the free list */
 } http_rq;
@@ -364,9 +364,9 @@ typedef struct http_conn {
     http_req req;
     struct http_rq *rq; /* while a request is read or answered (http_rq.c) */
     struct http_file *file;
-    struct http_up *up; /* the upstream answering this request (proxy_pass) */
-    int proxy_status;   /* the upstream failed before the request was complete */
-    uint8_t any_proxy;  /* a block of this address has proxy_pass: keep fields */
+    struct http_up *up;  /* the upstream answering this request (proxy_pass) */
+    int proxy_status;    /* the upstream failed before the request was complete */
+    uint8_t keep_fields; /* keep every field: proxy_pass or a limit key names one */
     uint32_t nreq;
     uint8_t phase;
     uint8_t closing;

@@ -21,7 +21,7 @@ http2_stream *http2_stream_new(http2_session *s, int32_t id)
     hc->srv = hc->dsrv = conn->dsrv;
     hc->vhosts = conn->vhosts;
     hc->nvhosts = conn->nvhosts;
-    hc->any_proxy = conn->any_proxy;
+    hc->keep_fields = conn->keep_fields;
     hc->h2 = st;
     if (http_rq_get(hc) < 0) {
         http2_mem_free(st);
@@ -150,7 +150,7 @@ int http2_stream_header(http2_stream *st, const uint8_t *name, size_t nlen, cons
     }
     int id = known_id(name, nlen);
     http_span n, v;
-    if (hc->any_proxy) { /* every field, for proxy_pass (nghttp2 checked them) */
+    if (hc->keep_fields) { /* every field, for proxy_pass or limits (nghttp2 checked them) */
         if (hbuf_add(hc, name, nlen, &n) < 0 || hbuf_add(hc, value, vlen, &v) < 0 ||
             http_field_add(hc, n, v) < 0)
             return 0; /* err_status says why */
@@ -158,7 +158,7 @@ int http2_stream_header(http2_stream *st, const uint8_t *name, size_t nlen, cons
     if (id == HTTP_H_HOST && r->hcount[HTTP_H_HOST])
         return 0; /* :authority came first and wins (RFC 9113 8.3.1) */
     if (id >= 0)
-        set_known(hc, id, value, vlen, hc->any_proxy ? &v : NULL);
+        set_known(hc, id, value, vlen, hc->keep_fields ? &v : NULL);
     return 0;
 }
 
@@ -637,6 +637,24 @@ static void stream_release(http2_stream *st)
     drop_pieces(st);
 }
 
+/* Unlinked from its session and freed; release: what it holds goes first. */
+static void stream_free(http2_stream *st, int release)
+{
+    http2_session *s = st->sess;
+    if (s->in_head == st)
+        s->in_head = NULL;
+    if (st->prev)
+        st->prev->next = st->next;
+    else
+        s->streams = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
+    if (release)
+        stream_release(st);
+    http_rq_put(&st->hc);
+    http2_mem_free(st);
+}
+
 void http2_stream_closed(http2_stream *st)
 {
     http_conn *hc = &st->hc;
@@ -645,7 +663,8 @@ void http2_stream_closed(http2_stream *st)
     stream_release(st);
     if (hc->phase == HTTP_PH_BUSY && !streaming && !st->done)
         return; /* an open in flight: http2_stream_unbusy */
-    http2_stream_free(st);
+    /* released above: a second stream_release would find nothing */
+    stream_free(st, 0);
 }
 
 void http2_stream_unbusy(http_conn *hc)
@@ -657,16 +676,5 @@ void http2_stream_unbusy(http_conn *hc)
 
 void http2_stream_free(http2_stream *st)
 {
-    http2_session *s = st->sess;
-    if (s->in_head == st)
-        s->in_head = NULL;
-    if (st->prev)
-        st->prev->next = st->next;
-    else
-        s->streams = st->next;
-    if (st->next)
-        st->next->prev = st->prev;
-    stream_release(st);
-    http_rq_put(&st->hc);
-    http2_mem_free(st);
+    stream_free(st, 1);
 }

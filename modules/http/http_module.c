@@ -101,9 +101,9 @@ static void http_on_open(zerg_conn *c)
     hc->nvhosts = 1;
     if (ZERG_API_HAS(http_api, conn_servers))
         hc->nvhosts = http_api->conn_servers(c, &hc->vhosts);
-    for (size_t i = 0; i < hc->nvhosts; i++) { /* limit keys may name headers */
+    for (size_t i = 0; i < hc->nvhosts; i++) { /* proxy_pass or limit keys need fields */
         const http_srv *s = i ? hc->vhosts[i] : hc->srv;
-        hc->any_proxy |= (uint8_t)(s->has_proxy || (s->limit && s->limit->want_fields));
+        hc->keep_fields |= (uint8_t)(s->has_proxy || (s->limit && s->limit->want_fields));
     }
     hc->next = http_W.conns;
     hc->prev = NULL;

@@ -184,7 +184,7 @@ static int http_cb_header_value_complete(llhttp_t *p)
             break;
         }
     }
-    if (hc->any_proxy && http_field_add(hc, r->cur_name, v) < 0)
+    if (hc->keep_fields && http_field_add(hc, r->cur_name, v) < 0)
         return -1;
     r->nheaders++;
     r->cur_name.len = 0;

@@ -597,37 +597,55 @@ size_t http_url_encode(const char *s, size_t n, char *out, size_t cap)
     return o;
 }
 
+/* The bytes of a Host (RFC 3986 3.2.2), one lookup each: a reg-name's
+ * (unreserved, pct-encoded's '%', sub-delims) and an IP-literal's. */
+#define HOST_REG 1
+#define HOST_LIT 2
+static const uint8_t http_host_bytes[256] = {
+    ['0' ... '9'] = HOST_REG | HOST_LIT,
+    ['a' ... 'z'] = HOST_REG | HOST_LIT,
+    ['A' ... 'Z'] = HOST_REG | HOST_LIT,
+    ['.'] = HOST_REG | HOST_LIT,
+    ['-'] = HOST_REG | HOST_LIT,
+    ['_'] = HOST_REG | HOST_LIT,
+    ['~'] = HOST_REG | HOST_LIT,
+    ['%'] = HOST_REG | HOST_LIT,
+    [':'] = HOST_LIT,
+    ['!'] = HOST_REG,
+    ['$'] = HOST_REG,
+    ['&'] = HOST_REG,
+    ['\''] = HOST_REG,
+    ['('] = HOST_REG,
+    [')'] = HOST_REG,
+    ['*'] = HOST_REG,
+    ['+'] = HOST_REG,
+    [','] = HOST_REG,
+    [';'] = HOST_REG,
+    ['='] = HOST_REG,
+};
+
 int http_host_valid(const char *v, size_t n)
 {
+    const unsigned char *u = (const unsigned char *)v;
     size_t i = 0;
-    if (n && v[0] == '[') {
+    if (n && u[0] == '[') {
         /* IP-literal: hex digits, ':', '.', and a zone or IPvFuture tail */
-        for (i = 1; i < n && v[i] != ']'; i++) {
-            char c = v[i];
-            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                  c == ':' || c == '.' || c == '%' || c == '-' || c == '_' || c == '~'))
-                return 0;
-        }
-        if (i >= n)
+        for (i = 1; i < n && (http_host_bytes[u[i]] & HOST_LIT); i++)
+            ;
+        if (i >= n || u[i] != ']')
             return 0;
         i++;
     } else {
-        for (; i < n && v[i] != ':'; i++) {
-            unsigned char c = (unsigned char)v[i];
-            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                  c == '.' || c == '-' ||
-                  (c >= 0x21 && c <= 0x7e && memchr("_~%!$&'()*+,;=", c, 14))))
-                return 0;
-        }
+        while (i < n && (http_host_bytes[u[i]] & HOST_REG))
+            i++;
     }
-    if (i < n) {
-        if (v[i] != ':')
-            return 0;
-        for (i++; i < n; i++)
-            if (v[i] < '0' || v[i] > '9')
-                return 0;
-    }
-    return 1;
+    if (i == n)
+        return 1;
+    if (u[i] != ':')
+        return 0; /* a byte neither part of the host nor the port's colon */
+    for (i++; i < n && (unsigned)(u[i] - '0') < 10u; i++)
+        ;
+    return i == n;
 }
 
 /* An RFC 9110 qvalue above zero: 0.001..0.999 or 1 (invalid: no). */
