@@ -4,10 +4,11 @@
   cpu_split.py SECONDS PID...   prints "tcp_share=0.8123 samples=4810"
 
 Samples the given processes' call stacks with perf (cpu-clock, 997 Hz) for
-SECONDS and counts the samples whose stack holds tcp_sendmsg or
-tcp_recvmsg: copying the bytes, TCP/IP, and on loopback the peer's receive
-path and its wake-up, which the kernel runs in the sender's context. Every
-server that moves the same bytes over the same connections does that work;
+SECONDS and counts the samples whose stack holds tcp_sendmsg, tcp_recvmsg,
+inet_accept or inet_release: copying the bytes, TCP/IP, and on loopback the
+peer's receive path and its wake-up, which the kernel runs in the sender's
+context, and accepting and closing connections. Every server that moves
+the same bytes over the same connections does that work;
 what is left (the event loop, syscall entry, epoll or io_uring, user space,
 sleeping and waking) is what one server can do better than another.
 
@@ -119,6 +120,11 @@ def split_libs(pids, seconds):
     if not samples:
         return None
     return {k: v / samples for k, v in shares.items()}, samples
+
+
+def describe(shares):
+    """split_libs' shares as a log line: "tcp 39.0% libssl 22.5% ..."."""
+    return " ".join(f"{k} {100 * v:.1f}%" for k, v in shares.items())
 
 
 def split(pids, seconds):

@@ -267,11 +267,12 @@ def header(args, a, loadavg_start, version):
         f"# CPU ratio < 1: {n} spends less CPU per message. sys/msg: server syscalls",
         "# per message (perf raw_syscalls:sys_enter, separate run). load%: echo_load's own",
         f"# CPU use ({n}/epoll runs); near 100 means the load generator is the bottleneck.",
-        "# tcp%: the share of each server's CPU in the kernel's socket work (tcp_sendmsg and",
-        "# tcp_recvmsg call stacks: copies, TCP/IP, the peer's receive path that loopback runs",
-        f"# in the sender), sampled with perf in a separate run. floor: {n}'s tcp% x its",
-        f"# us/msg over epoll's us/msg, the CPU ratio {n} would reach if everything else",
-        "# it does (event loop, io_uring, user space) cost nothing.",
+        "# tcp%: the share of each server's CPU in the kernel's socket work (tcp_sendmsg,",
+        "# tcp_recvmsg, inet_accept and inet_release call stacks: copies, TCP/IP, the peer's",
+        "# receive path that loopback runs in the sender), sampled with perf in a separate",
+        f"# run. floor: {n}'s tcp% x its us/msg over epoll's us/msg, the CPU ratio {n}",
+        "# would reach if everything else it does (event loop, io_uring, user space) cost",
+        "# nothing.",
         "%-14s %13s %13s %6s %12s %12s %6s %13s %13s %9s %8s %6s" % (
             "workload", f"{n} msgs/s", "epoll msgs/s", "ratio", f"{n} us/msg", "epoll us/msg",
             "CPU r", f"{n} sys/msg", "epoll sys/msg", "load%", "tcp%", "floor")])

@@ -205,8 +205,8 @@ def work_split(args, srv, proto, path, conns, streams):
                         1.5)
     if not r or not done:
         return None
-    print(f"# split {srv.name} {proto}: " +
-          " ".join(f"{k} {100 * v:.1f}%" for k, v in r[0].items()), file=sys.stderr, flush=True)
+    print(f"# split {srv.name} {proto}: {cpu_split.describe(r[0])}", file=sys.stderr,
+          flush=True)
     return r[0]
 
 

@@ -282,8 +282,7 @@ def work_split(args, row, servers, results):
                                                          SPLIT_SECONDS), 0.5)
         if r and done:
             results[(row, srv.name, "split")] = r[0]
-            bl.log(f"{row} split {srv.name}: " +
-                   " ".join(f"{k} {100 * v:.1f}%" for k, v in r[0].items()))
+            bl.log(f"{row} split {srv.name}: {cpu_split.describe(r[0])}")
 
 
 def split_cells(results, row, peer, zcost, pcost):
