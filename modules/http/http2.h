@@ -85,8 +85,7 @@ struct http2_session {
     uint32_t empty_data;  /* empty DATA frames that did not end a stream */
     uint32_t answered;    /* PING and SETTINGS frames in answered_sec */
     uint64_t answered_sec;
-    uint64_t nstreams;     /* streams taken */
-    uint64_t drain_seen;   /* nstreams at the drain's last tick */
+    uint8_t drain_busy;    /* a stream began since the drain's last tick */
     uint32_t drain_waited; /* ms the drain waited for a pause */
     http2_stream *in_head; /* the stream whose header block is arriving */
 };

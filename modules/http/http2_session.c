@@ -108,7 +108,7 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
         return nghttp2_session_terminate_session(ng, NGHTTP2_ENHANCE_YOUR_CALM);
     }
     if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST)
-        s->nstreams++; /* a drain waits for a pause in these */
+        s->drain_busy = 1; /* a drain waits for a pause in these */
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
         return 0;
     http2_stream *st = stream_of(ng, frame->hd.stream_id);
@@ -253,8 +253,8 @@ static void drain_timer_fired(zerg_timer *t)
 {
     http2_session *s = t->data;
     if (s->draining == HTTP2_DRAIN_WAIT) {
-        int busy = s->nstreams != s->drain_seen;
-        s->drain_seen = s->nstreams;
+        int busy = s->drain_busy;
+        s->drain_busy = 0;
         s->drain_waited += HTTP2_DRAIN_TICK_MS;
         if (busy && s->drain_waited < HTTP2_DRAIN_BUSY_MS) {
             http_api->timer_set(http_W.w, &s->drain_timer, HTTP2_DRAIN_TICK_MS);
@@ -442,7 +442,7 @@ void http2_drain(http_conn *hc)
     if (s->draining)
         return;
     s->draining = HTTP2_DRAIN_WAIT;
-    s->drain_seen = s->nstreams;
+    s->drain_busy = 0; /* only streams from now on count */
     http_api->timer_set(http_W.w, &s->drain_timer, HTTP2_DRAIN_TICK_MS);
 }
 
