@@ -28,7 +28,13 @@ as often as its peer (one record each way per request, the same handshake
 messages), its floor is socket plus library share times its CPU per
 operation.
 
-  cpu_split.py --libs SECONDS PID...   prints "tcp_share=... libssl=... samples=N"
+`--libs` also counts the kernel's side of the server's event loop, outside
+the socket work: the samples under io_uring_enter (its waits, task work and
+submissions) or epoll_wait, as evt. An io_uring server cannot go without
+it, so socket plus library plus evt share times its CPU per operation is
+the ratio it would reach if its user-space code cost nothing.
+
+  cpu_split.py --libs SECONDS PID...   prints "tcp_share=... libssl=... evt=... samples=N"
 
 Run it in a separate load, never in the timed rounds: sampling call stacks
 costs the server CPU. Exits 1 (and prints nothing) when perf cannot sample
@@ -52,6 +58,9 @@ FREQ = 997
 LIBS = {"libssl": ("libssl.so", "libcrypto.so"), "nghttp2": ("libnghttp2.so",)}
 # frames a sample passes through on the way to the code that asked for them
 PASS_THROUGH = ("libc.so", "ld-linux", "[kernel.kallsyms]", "[vdso]", "[unknown]")
+# the system calls (and task work) an event loop waits and submits in
+EVENT_LOOP = ("__do_sys_io_uring_enter", "__x64_sys_io_uring_enter", "tctx_task_work",
+              "do_epoll_wait", "__x64_sys_epoll_wait", "__x64_sys_epoll_pwait")
 
 
 def _stacks(script_out):
@@ -102,21 +111,25 @@ def _owner(frames):
 
 
 def split_libs(pids, seconds):
-    """({"tcp": share of the socket work, LIBS name: share, ...}, samples)
-    over `seconds`; None when perf is missing, refuses, or took no sample."""
+    """({"tcp": share of the socket work, LIBS name: share, ..., "evt": share
+    of the event loop's kernel side}, samples) over `seconds`; None when perf
+    is missing, refuses, or took no sample."""
     if not pids or not shutil.which("perf"):
         return None
     out = _record(pids, seconds, ["--call-graph", "dwarf,8192"], "ip,sym,dso")
-    shares = dict.fromkeys(["tcp", *LIBS], 0)
+    shares = dict.fromkeys(["tcp", *LIBS, "evt"], 0)
     samples = 0
     for frames in _stacks(out or ""):
         samples += 1
-        if any(f.split(" (")[0] in SOCKET_WORK for f in frames):
+        names = [f.split(" (")[0] for f in frames]
+        if any(n in SOCKET_WORK for n in names):
             shares["tcp"] += 1
         else:
             owner = _owner(frames)
             if owner:
                 shares[owner] += 1
+            elif any(n in EVENT_LOOP for n in names):
+                shares["evt"] += 1
     if not samples:
         return None
     return {k: v / samples for k, v in shares.items()}, samples

@@ -22,8 +22,12 @@ server's call stacks with perf (3 s, bench/common/cpu_split.py --libs):
 zerg's tcp%, ssl% and ng2% columns are the shares of its CPU in the
 kernel's socket work, in OpenSSL and in nghttp2 (malloc and page faults
 they cause included); floor is their sum times zerg's CPU per request over
-the peer's: the ratio zerg would reach if its own code cost nothing. The
-peers' shares are in the log lines (--no-split leaves all this out).
+the peer's: the ratio zerg would reach if its own code cost nothing. evt%
+is the kernel's side of zerg's io_uring loop outside the socket work (its
+waits, task work and submissions), and floor+evt adds it to the floor: the
+ratio zerg would reach if its user-space code cost nothing. The peers'
+shares (evt: their epoll_wait) are in the log lines (--no-split leaves all
+this out).
 
 Usage: bench_h2.py [--zerg BIN] [--modules DIR] [--rounds N] [--duration S]
                    [--only NAME[,NAME]] [--out FILE] [--no-split]
@@ -227,7 +231,7 @@ def main():
                          "measured in the same rounds as zerg-base")
     ap.add_argument("--out", default="")
     ap.add_argument("--no-split", action="store_true",
-                    help="no perf sampling for the tcp%%, ssl%%, ng2%% and floor columns")
+                    help="no perf sampling for the tcp%%, ssl%%, ng2%%, evt%% and floor columns")
     args = ap.parse_args()
     if not os.path.exists(args.zerg):
         sys.exit(f"no zerg binary at {args.zerg} (run from the build folder or pass --zerg)")
@@ -277,9 +281,10 @@ def main():
             srv.stop()
     peers = [s.name for s in servers[1:]]
     head = (f"{'workload':<18} {'proto':<5} {'zerg req/s':>10} {'zerg us/req':>11} "
-            f"{'tcp%':>4} {'ssl%':>4} {'ng2%':>4}")
+            f"{'tcp%':>4} {'ssl%':>4} {'ng2%':>4} {'evt%':>4}")
     for p in peers:
-        head += f" {p + ' req/s':>11} {p + ' us/req':>12} {'cpu ratio':>9} {'floor':>5}"
+        head += (f" {p + ' req/s':>11} {p + ' us/req':>12} {'cpu ratio':>9} {'floor':>5}"
+                 f" {'floor+evt':>9}")
     lines = [head + f" {'zerg ms/GB':>10}"]
     for name, _, _, _ in WORKLOADS:
         for proto in ("h2c", "h2"):
@@ -289,15 +294,18 @@ def main():
             zc = bl.median(x[2] for x in z)
             line = f"{name:<18} {proto:<5} {bl.median(x[1] for x in z):>10.0f} {zc:>11.2f}"
             sp = results.get((name, proto, "zerg", "split"))
-            for k in ("tcp", "libssl", "nghttp2"):
+            for k in ("tcp", "libssl", "nghttp2", "evt"):
                 line += f" {100 * sp[k]:>4.0f}" if sp else f" {'-':>4}"
+            shared = sp["tcp"] + sp["libssl"] + sp["nghttp2"] if sp else None
             for p in peers:
                 pr = results[(name, proto, p)]
                 pc = bl.median(x[2] for x in pr)
-                fl = bl.floor(sum(sp.values()), zc, pc) if sp else None
+                fl = bl.floor(shared, zc, pc)
+                fe = bl.floor(shared + sp["evt"], zc, pc) if sp else None
                 line += (f" {bl.median(x[1] for x in pr):>11.0f} {pc:>12.2f}"
                          f" {zc / pc if pc else 0:>9.2f}"
-                         f" {f'{fl:.2f}' if fl is not None else '-':>5}")
+                         f" {f'{fl:.2f}' if fl is not None else '-':>5}"
+                         f" {f'{fe:.2f}' if fe is not None else '-':>9}")
             n = FILE_BYTES.get(name)
             line += f" {zc * 1e9 / n / 1e3:>10.1f}" if n else f" {'-':>10}"
             lines.append(line)
@@ -305,7 +313,9 @@ def main():
         lines.append("(tcp%, ssl%, ng2%: zerg's CPU in the kernel's socket work, OpenSSL and "
                      "nghttp2, sampled with perf in a separate run; floor: their sum times "
                      "zerg's CPU per request over the peer's, the ratio zerg would reach if its "
-                     "own code cost nothing)")
+                     "own code cost nothing; evt%: the kernel's side of zerg's io_uring loop "
+                     "outside the socket work; floor+evt: the ratio zerg would reach if its "
+                     "user-space code cost nothing)")
     bl.report("\n".join(lines), args.out)
     if not os.environ.get("BENCH_KEEP"):
         shutil.rmtree(tmp, ignore_errors=True)
