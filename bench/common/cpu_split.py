@@ -41,7 +41,8 @@ costs the server CPU. Exits 1 (and prints nothing) when perf cannot sample
 the processes. perf runs on the load CPU (BENCH_LOAD_CPU), as the syscall
 counts do. Also importable: split(pids, seconds) -> (share, samples) or
 None; split_libs(pids, seconds) -> ({"tcp": share, "libssl": share, ...},
-samples) or None.
+samples) or None; classify(frames) and shares_of(perf script's text), the
+rules split_libs applies (tests/integration/test_cpu_split.py checks them).
 """
 import os
 import shutil
@@ -117,19 +118,31 @@ def split_libs(pids, seconds):
     if not pids or not shutil.which("perf"):
         return None
     out = _record(pids, seconds, ["--call-graph", "dwarf,8192"], "ip,sym,dso")
+    return shares_of(out or "")
+
+
+def classify(frames):
+    """Where a sample (its `perf script -F ip,sym,dso` frames, leaf first)
+    goes: "tcp", a LIBS name, "evt", or None for the server's own code."""
+    names = [f.split(" (")[0] for f in frames]
+    if any(n in SOCKET_WORK for n in names):
+        return "tcp"
+    owner = _owner(frames)
+    if owner:
+        return owner
+    return "evt" if any(n in EVENT_LOOP for n in names) else None
+
+
+def shares_of(script_out):
+    """split_libs' answer for perf script's text: ({"tcp": share, LIBS name:
+    share, ..., "evt": share}, samples), or None without samples."""
     shares = dict.fromkeys(["tcp", *LIBS, "evt"], 0)
     samples = 0
-    for frames in _stacks(out or ""):
+    for frames in _stacks(script_out):
         samples += 1
-        names = [f.split(" (")[0] for f in frames]
-        if any(n in SOCKET_WORK for n in names):
-            shares["tcp"] += 1
-        else:
-            owner = _owner(frames)
-            if owner:
-                shares[owner] += 1
-            elif any(n in EVENT_LOOP for n in names):
-                shares["evt"] += 1
+        where = classify(frames)
+        if where:
+            shares[where] += 1
     if not samples:
         return None
     return {k: v / samples for k, v in shares.items()}, samples
