@@ -89,6 +89,11 @@ def _record(pids, seconds, callgraph, fields):
                               timeout=600).stdout
 
 
+def _socket_work(names):
+    """Whether a sample's function names hold the kernel's socket work."""
+    return any(n in SOCKET_WORK for n in names)
+
+
 def _dso(frame):
     """The file name of a `perf script -F ip,sym,dso` frame ("" if none)."""
     at = frame.rfind(" (")
@@ -125,7 +130,7 @@ def classify(frames):
     """Where a sample (its `perf script -F ip,sym,dso` frames, leaf first)
     goes: "tcp", a LIBS name, "evt", or None for the server's own code."""
     names = [f.split(" (")[0] for f in frames]
-    if any(n in SOCKET_WORK for n in names):
+    if _socket_work(names):
         return "tcp"
     owner = _owner(frames)
     if owner:
@@ -162,7 +167,7 @@ def split(pids, seconds):
     samples = socket_work = 0
     for frames in _stacks(out or ""):
         samples += 1
-        if any(f in SOCKET_WORK for f in frames):
+        if _socket_work(frames):
             socket_work += 1
     return (socket_work / samples, samples) if samples else None
 

@@ -297,11 +297,11 @@ def main():
             for k in ("tcp", "libssl", "nghttp2", "evt"):
                 line += f" {100 * sp[k]:>4.0f}" if sp else f" {'-':>4}"
             shared = sp["tcp"] + sp["libssl"] + sp["nghttp2"] if sp else None
+            with_evt = shared + sp["evt"] if sp else None
             for p in peers:
                 pr = results[(name, proto, p)]
                 pc = bl.median(x[2] for x in pr)
-                fl = bl.floor(shared, zc, pc)
-                fe = bl.floor(shared + sp["evt"], zc, pc) if sp else None
+                fl, fe = bl.floor(shared, zc, pc), bl.floor(with_evt, zc, pc)
                 line += (f" {bl.median(x[1] for x in pr):>11.0f} {pc:>12.2f}"
                          f" {zc / pc if pc else 0:>9.2f}"
                          f" {f'{fl:.2f}' if fl is not None else '-':>5}"
