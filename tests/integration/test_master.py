@@ -269,6 +269,10 @@ class MasterTest(unittest.TestCase):
                          step=0.002, detail=lambda: z.log_since(mark))
         took = time.monotonic() - t0
         line = z.wait_log("respawning in", since=mark)
+        # the successor shows in /proc as soon as it is forked, before the
+        # master logs its start: wait for that line too, so that a log mark
+        # the caller takes next does not see it
+        z.wait_log(f"started (pid {new[0]},", since=mark)
         return int(re.search(r"respawning in (\d+) ms", line).group(1)), took, new[0]
 
     def test_respawn_backs_off(self):
