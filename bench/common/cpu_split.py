@@ -65,7 +65,8 @@ EVENT_LOOP = ("__do_sys_io_uring_enter", "__x64_sys_io_uring_enter", "tctx_task_
 
 
 def _stacks(script_out):
-    """Yields each sample's frames (function names) from `perf script -F sym`."""
+    """Yields each sample's frames, leaf first, from perf script's text: what
+    follows each address ("sym" with -F ip,sym; "sym (dso)" with ip,sym,dso)."""
     for block in script_out.split("\n\n"):
         frames = [line.split(None, 1)[-1].strip() for line in block.splitlines() if line.strip()]
         if frames:
@@ -87,11 +88,6 @@ def _record(pids, seconds, callgraph, fields):
         return subprocess.run(["perf", "script", "-i", data, "-F", fields],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                               timeout=600).stdout
-
-
-def _socket_work(names):
-    """Whether a sample's function names hold the kernel's socket work."""
-    return any(n in SOCKET_WORK for n in names)
 
 
 def _dso(frame):
@@ -130,7 +126,7 @@ def classify(frames):
     """Where a sample (its `perf script -F ip,sym,dso` frames, leaf first)
     goes: "tcp", a LIBS name, "evt", or None for the server's own code."""
     names = [f.split(" (")[0] for f in frames]
-    if _socket_work(names):
+    if any(n in SOCKET_WORK for n in names):
         return "tcp"
     owner = _owner(frames)
     if owner:
@@ -163,13 +159,10 @@ def split(pids, seconds):
     perf is missing, refuses, or took no sample."""
     if not pids or not shutil.which("perf"):
         return None
-    out = _record(pids, seconds, ["-g"], "ip,sym")
-    samples = socket_work = 0
-    for frames in _stacks(out or ""):
-        samples += 1
-        if _socket_work(frames):
-            socket_work += 1
-    return (socket_work / samples, samples) if samples else None
+    # frame pointers and no file names: cheaper, and enough for the socket
+    # work, which classify() finds by name before it looks at any file
+    r = shares_of(_record(pids, seconds, ["-g"], "ip,sym") or "")
+    return (r[0]["tcp"], r[1]) if r else None
 
 
 def main(argv):

@@ -391,7 +391,8 @@ def main():
                  "operation; sys/op: syscalls per operation, counted in the untimed warm-up)")
     if not args.no_split:
         lines.append("(tcp%: the share of the proxy's CPU in the kernel's socket work, tcp_sendmsg, "
-                     "tcp_recvmsg, inet_accept and inet_release call stacks, sampled with perf in a separate run; floor: "
+                     "tcp_recvmsg, inet_accept and inet_release call stacks, sampled with perf "
+                     "in a separate run; floor: "
                      "tcp% x its CPU/op over HAProxy's, the CPU ratio it would reach if "
                      "everything else it does cost nothing)")
     bl.report("\n".join(lines), args.out)
